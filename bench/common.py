@@ -1,0 +1,221 @@
+"""Shared pieces of the lowbit_ext benches: timing, byte accounting, run metadata.
+
+Kept apart from gemm.py so that a model bench can time and describe its runs the
+same way (same timer, same metadata keys) and numbers stay comparable.
+Everything here imports and runs without a GPU: the CUDA paths are only taken
+when the caller asks for them.
+"""
+import dataclasses
+import datetime
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+import torch
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+L2_BYTES = 50 * 1024**2  # H100 SXM L2; the rotation below must overflow it
+
+
+def log(*a):
+    """Print and flush: device runs are read from a tail, and a killed run must keep its lines."""
+    print(*a, flush=True)
+
+
+# ---------------------------------------------------------------- timing
+def graph_time(calls, reps=20, warmup=3):
+    """Median ms per call of `calls` (zero-arg callables) captured in one CUDA graph.
+
+    Why a graph: small-M calls last ~10-50 us, where launch overhead and Python would
+    dominate an eager loop. Why several calls per graph: each call should use its own
+    weight so that the weights stream from HBM instead of hitting L2 (the caller passes
+    L callables over L distinct weights). Same procedure as shared/peers/peers_h100.py:
+    eager call (lazy init, autotuning), side-stream warm-up, capture, replays.
+    """
+    for c in calls:
+        c()
+    torch.cuda.synchronize()
+    s = torch.cuda.Stream()
+    s.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(s):
+        for c in calls:
+            c()
+    torch.cuda.current_stream().wait_stream(s)
+    torch.cuda.synchronize()
+    g = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(g):
+        for c in calls:
+            c()
+    for _ in range(warmup):
+        g.replay()
+    torch.cuda.synchronize()
+    ts = []
+    for _ in range(reps):
+        a = torch.cuda.Event(enable_timing=True)
+        b = torch.cuda.Event(enable_timing=True)
+        a.record()
+        g.replay()
+        b.record()
+        b.synchronize()
+        ts.append(a.elapsed_time(b) / len(calls))
+    del g
+    return statistics.median(ts)
+
+
+def eager_time(calls, reps=20, warmup=3):
+    """Median ms per call without a graph: the fallback for ops that cannot be captured yet.
+
+    Rows timed this way are tagged timing="eager" because launch overhead inflates them.
+    """
+    for _ in range(warmup):
+        for c in calls:
+            c()
+    torch.cuda.synchronize()
+    ts = []
+    for _ in range(reps):
+        a = torch.cuda.Event(enable_timing=True)
+        b = torch.cuda.Event(enable_timing=True)
+        a.record()
+        for c in calls:
+            c()
+        b.record()
+        b.synchronize()
+        ts.append(a.elapsed_time(b) / len(calls))
+    return statistics.median(ts)
+
+
+def cpu_time(calls, reps=2, warmup=1):
+    """Wall-clock ms per call on the CPU: only so that --dry-run exercises the whole pipeline."""
+    for _ in range(warmup):
+        for c in calls:
+            c()
+    ts = []
+    for _ in range(reps):
+        t = time.perf_counter()
+        for c in calls:
+            c()
+        ts.append((time.perf_counter() - t) * 1e3 / len(calls))
+    return statistics.median(ts)
+
+
+def rotation_count(weight_bytes_bf16, total_mem_bytes=None, target_bytes=1024**3, lo=2, hi=8):
+    """How many distinct weights (L) one graph cycles through.
+
+    L * bf16 weight bytes >= 1 GiB gives 8 for 8192x8192 and 3 for 28672x8192 (the peers'
+    choices); then even an int4 copy (1/4 of bf16) spans >= 5x the 50 MB L2, so no method
+    reads its weights from L2. Capped at `hi` and at a fifth of device memory.
+    """
+    L = max(lo, min(hi, -(-target_bytes // weight_bytes_bf16)))
+    if total_mem_bytes:
+        L = max(1, min(L, int(0.2 * total_mem_bytes // weight_bytes_bf16)))
+    return int(L)
+
+
+# ---------------------------------------------------------------- bytes
+def stored_bytes(obj):
+    """Bytes of all distinct tensors reachable from `obj`: the weight as the method stores it.
+
+    Why generic: peers keep their weights in closures, nn.Modules (gemlite) or our
+    QuantizedWeight; walking them counts packed weights + scales + zeros as stored,
+    which is what a small-M call must stream. Prefers an explicit `nbytes` attribute
+    (QuantizedWeight may define one) over walking.
+    """
+    nb = getattr(obj, "nbytes", None)
+    if isinstance(nb, int) and not isinstance(obj, torch.Tensor):
+        return nb
+    seen = {}
+    _walk(obj, seen, depth=0)
+    return sum(seen.values())
+
+
+def _walk(obj, seen, depth):
+    if depth > 6 or obj is None:
+        return
+    if isinstance(obj, torch.Tensor):
+        if obj.device.type == "meta":
+            return
+        try:
+            st = obj.untyped_storage()
+            key = (st.data_ptr(), obj.device.type)
+            seen[key] = max(seen.get(key, 0), st.nbytes())
+        except Exception:
+            seen[id(obj)] = obj.numel() * obj.element_size()
+        return
+    if isinstance(obj, torch.nn.Module):
+        for t in list(obj.parameters(recurse=True)) + list(obj.buffers(recurse=True)):
+            _walk(t, seen, depth + 1)
+        for v in vars(obj).values():
+            if isinstance(v, torch.Tensor):
+                _walk(v, seen, depth + 1)
+        return
+    if isinstance(obj, (list, tuple, set)):
+        for v in obj:
+            _walk(v, seen, depth + 1)
+        return
+    if isinstance(obj, dict):
+        for v in obj.values():
+            _walk(v, seen, depth + 1)
+        return
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        for f in dataclasses.fields(obj):
+            _walk(getattr(obj, f.name, None), seen, depth + 1)
+        return
+    if hasattr(obj, "__dict__") and not callable(obj):
+        for v in vars(obj).values():
+            _walk(v, seen, depth + 1)
+
+
+# ---------------------------------------------------------------- metadata
+def _run(cmd):
+    try:
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=10, cwd=REPO)
+        return (r.stdout.strip() or None) if r.returncode == 0 else None
+    except Exception:
+        return None
+
+
+def git_info():
+    """Commit of the tree being measured; the device copy may lack .git, hence the env override."""
+    commit = os.environ.get("LOWBIT_GIT_COMMIT") or _run(["git", "rev-parse", "HEAD"])
+    status = _run(["git", "status", "--porcelain", "--untracked-files=no"])
+    return dict(git_commit=commit, git_dirty=bool(status) if commit else None)
+
+
+def run_meta(device):
+    """Card, versions and date: BRIEF section 6 wants every number reported with them."""
+    m = dict(
+        date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        torch=torch.__version__,
+        cuda=torch.version.cuda,
+        python=sys.version.split()[0],
+        argv=sys.argv,
+        **git_info(),
+    )
+    try:
+        import triton
+        m["triton"] = triton.__version__
+    except Exception:
+        m["triton"] = None
+    if device == "cuda" and torch.cuda.is_available():
+        p = torch.cuda.get_device_properties(0)
+        m.update(card=torch.cuda.get_device_name(0), sm_count=p.multi_processor_count,
+                 capability=f"{p.major}.{p.minor}", memory_GiB=round(p.total_memory / 1024**3, 1))
+        smi = _run(["nvidia-smi", "--query-gpu=driver_version,clocks.max.sm,clocks.max.mem,power.limit",
+                    "--format=csv,noheader"])
+        m["nvidia_smi"] = smi.splitlines()[0] if smi else None
+    else:
+        m.update(card="cpu (dry run)")
+    return m
+
+
+def write_json(path, obj):
+    """Write atomically, so a run killed mid-write still leaves the previous complete file."""
+    d = os.path.dirname(os.path.abspath(path))
+    os.makedirs(d, exist_ok=True)
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(obj, f, indent=1, default=str)
+    os.replace(tmp, path)

@@ -1,0 +1,27 @@
+# The CUDA sources of the selected kernel families (LOWBIT_KERNELS), each compiled for
+# LOWBIT_CUDA_ARCHS. Families are the folders csrc/quant and csrc/gemm/<family>.
+set(_families quant)
+file(GLOB _gemm_dirs LIST_DIRECTORIES true RELATIVE "${CMAKE_SOURCE_DIR}/csrc/gemm" "${CMAKE_SOURCE_DIR}/csrc/gemm/*")
+foreach(_d ${_gemm_dirs})
+  if(IS_DIRECTORY "${CMAKE_SOURCE_DIR}/csrc/gemm/${_d}")
+    list(APPEND _families ${_d})
+  endif()
+endforeach()
+
+set(LOWBIT_CUDA_FAMILIES "")
+foreach(_f ${_families})
+  if(LOWBIT_KERNELS STREQUAL "all" OR _f IN_LIST LOWBIT_KERNELS)
+    list(APPEND LOWBIT_CUDA_FAMILIES ${_f})
+    if(_f STREQUAL "quant")
+      file(GLOB _cu CONFIGURE_DEPENDS "${CMAKE_SOURCE_DIR}/csrc/quant/*.cu")
+    else()
+      file(GLOB _cu CONFIGURE_DEPENDS "${CMAKE_SOURCE_DIR}/csrc/gemm/${_f}/*.cu")
+    endif()
+    list(APPEND LOWBIT_SOURCES ${_cu})
+  endif()
+endforeach()
+set(CMAKE_CUDA_ARCHITECTURES ${LOWBIT_CUDA_ARCHS})
+# -lineinfo: ncu and compute-sanitizer point at source lines; costs no speed.
+# --expt-relaxed-constexpr: constexpr helpers used on device.
+set(CMAKE_CUDA_FLAGS "${CMAKE_CUDA_FLAGS} -lineinfo --expt-relaxed-constexpr -Xptxas=-warn-spills")
+message(STATUS "lowbit_ext: CUDA families ${LOWBIT_CUDA_FAMILIES} for sm_${LOWBIT_CUDA_ARCHS}")

@@ -1,0 +1,174 @@
+// CPU reference: activation (and weight) quantizers. These define the semantics that
+// the CUDA quantizers in csrc/quant/ reproduce bit for bit.
+//
+// Symmetric absmax quantizers (int8 per token, fp8 per token / per tensor / 1x128):
+//   for each block (a row, the whole tensor, or 128 consecutive elements of a row):
+//     amax  = max |x| over the block, in fp32 (x upcast exactly)
+//     if the block holds NaN or +-Inf: scale = NaN and every code = 0, so whatever
+//       is computed from the block is NaN (as an unquantized matmul would give)
+//     amax' = max(amax, 1e-12)              (an all-zero block gets a tiny scale)
+//     scale = amax' / QMAX,  inv = QMAX / amax'      (fp32, each correctly rounded)
+//     code  = int8: clamp(round_half_even(x * inv), -127, 127)   QMAX = 127
+//             e4m3: e4m3_rne_saturating(x * inv)                 QMAX = 448
+//   so that x ~= code * scale. (Multiplying by inv instead of dividing by scale is
+//   what a fast kernel does; the spec says so to make the two agree exactly.)
+//   Static per-tensor fp8 (scale given): inv = 1 / scale, code as above.
+//
+// MX (OCP Microscaling v1.0), blocks of 32 along K:
+//   shared exponent e = floor(log2(amax)) - emax_elem (e4m3: 8, e2m1: 2), clamped to
+//   [-127, 127]; all-zero block: e = -127; a block holding NaN/Inf: scale byte 0xFF
+//   (NaN) and codes 0. Scale byte = e + 127 (E8M0). Element code = the element
+//   format's RNE of x * 2^-e, saturated to its max (448 / 6): this is the spec's
+//   FLOOR rule, under which the largest elements of a block can clip (amax * 2^-e
+//   lies in [2^emax, 2^(emax+1))). x * 2^-e is exact in fp32.
+#include <ATen/Parallel.h>
+#include <ATen/ops/empty.h>
+#include <ATen/ops/full.h>
+
+#include "lowbit/contracts.h"
+#include "lowbit/numerics.h"
+#include "lowbit/ops.h"
+
+namespace lowbit::cpu {
+namespace {
+
+constexpr float kAmaxFloor = 1e-12f;
+
+// Calls body(row, block_index, const float* src, int64_t len) for every block of
+// `block` elements (block == K: one per row) of x, in parallel over rows.
+template <typename Body>
+void for_each_block(const Tensor& xf, int64_t block, Body body) {
+  const int64_t M = xf.size(0), K = xf.size(1);
+  const float* base = xf.data_ptr<float>();
+  at::parallel_for(0, M, 1, [&](int64_t m0, int64_t m1) {
+    for (int64_t m = m0; m < m1; ++m)
+      for (int64_t b = 0; b < K / block; ++b) body(m, b, base + m * K + b * block, block);
+  });
+}
+
+uint32_t amax_bits(const float* src, int64_t n) {
+  uint32_t a = 0;
+  for (int64_t i = 0; i < n; ++i) a = std::max(a, abs_bits(src[i]));
+  return a;
+}
+
+// Absmax scale of a block: returns {scale, inv}; scale is NaN for a non-finite block.
+std::pair<float, float> absmax_scale(uint32_t amax, float qmax) {
+  if (amax >= kInfBits) return {NAN, 0.0f};
+  float a = std::max(bits_float(amax), kAmaxFloor);
+  return {a / qmax, qmax / a};
+}
+
+int8_t int8_code(float v, float inv) {
+  float q = round_even(v * inv);
+  return int8_t(q > 127.0f ? 127.0f : (q < -127.0f ? -127.0f : q));
+}
+
+Tensor as_float(const Tensor& x) { return x.to(at::kFloat).contiguous(); }
+
+// Absmax quantization of x in blocks of `block` along K to int8 or e4m3 codes.
+QuantPair absmax_quantize(const Tensor& x, int64_t block, bool fp8) {
+  const int64_t M = x.size(0), K = x.size(1);
+  Tensor xf = as_float(x);
+  Tensor q = at::empty({M, K}, x.options().dtype(fp8 ? at::kByte : at::kChar));
+  Tensor s = at::empty({M, K / block}, x.options().dtype(at::kFloat));
+  uint8_t* qp = static_cast<uint8_t*>(q.data_ptr());
+  float* sp = s.data_ptr<float>();
+  const float qmax = fp8 ? kE4M3Max : 127.0f;
+  for_each_block(xf, block, [&](int64_t m, int64_t b, const float* src, int64_t n) {
+    auto [scale, inv] = absmax_scale(amax_bits(src, n), qmax);
+    sp[m * (K / block) + b] = scale;
+    uint8_t* dst = qp + m * K + b * block;
+    for (int64_t i = 0; i < n; ++i) {
+      if (std::isnan(scale)) dst[i] = 0;
+      else dst[i] = fp8 ? e4m3_from_float(src[i] * inv) : uint8_t(int8_code(src[i], inv));
+    }
+  });
+  if (fp8) q = q.view(at::kFloat8_e4m3fn);
+  return {q, s};
+}
+
+// MX quantization in blocks of 32; four_bit packs two e2m1 codes per byte (low nibble first).
+QuantPair mx_quantize(const Tensor& x, bool four_bit) {
+  const int64_t M = x.size(0), K = x.size(1);
+  constexpr int64_t kBlock = contract::kKMx;
+  Tensor xf = as_float(x);
+  Tensor q = at::empty({M, four_bit ? K / 2 : K}, x.options().dtype(at::kByte));
+  Tensor s = at::empty({M, K / kBlock}, x.options().dtype(at::kByte));
+  uint8_t* qp = q.data_ptr<uint8_t>();
+  uint8_t* sp = s.data_ptr<uint8_t>();
+  const int emax = four_bit ? kE2M1Emax : kE4M3Emax;
+  for_each_block(xf, kBlock, [&](int64_t m, int64_t b, const float* src, int64_t n) {
+    uint8_t sb = mx_shared_scale(amax_bits(src, n), emax);
+    sp[m * (K / kBlock) + b] = sb;
+    const float down = sb == kE8M0NaN ? 0.0f : exp2i(127 - int(sb));  // 2^-e, exact
+    if (four_bit) {
+      uint8_t* dst = qp + m * (K / 2) + b * (kBlock / 2);
+      for (int64_t i = 0; i < n; i += 2) {
+        uint8_t lo = sb == kE8M0NaN ? 0 : e2m1_from_float(src[i] * down);
+        uint8_t hi = sb == kE8M0NaN ? 0 : e2m1_from_float(src[i + 1] * down);
+        dst[i / 2] = uint8_t(lo | (hi << 4));
+      }
+    } else {
+      uint8_t* dst = qp + m * K + b * kBlock;
+      for (int64_t i = 0; i < n; ++i) dst[i] = sb == kE8M0NaN ? 0 : e4m3_from_float(src[i] * down);
+    }
+  });
+  if (!four_bit) q = q.view(at::kFloat8_e4m3fn);
+  return {q, s};
+}
+
+}  // namespace
+
+QuantPair quantize_int8_per_token(const Tensor& x) {
+  contract::quantizer_input("quantize_int8_per_token", x, contract::kK8bit, "int8 rows of 16-byte chunks");
+  auto [q, s] = absmax_quantize(x, x.size(1), false);
+  return {q, s.view({x.size(0)})};
+}
+
+QuantPair quantize_fp8_per_token(const Tensor& x) {
+  contract::quantizer_input("quantize_fp8_per_token", x, contract::kK8bit, "fp8 rows of 16-byte chunks");
+  auto [q, s] = absmax_quantize(x, x.size(1), true);
+  return {q, s.view({x.size(0)})};
+}
+
+QuantPair quantize_fp8_1x128(const Tensor& x) {
+  contract::quantizer_input("quantize_fp8_1x128", x, contract::kKBlock, "one scale per 128 elements");
+  return absmax_quantize(x, contract::kKBlock, true);
+}
+
+QuantPair quantize_fp8_per_tensor(const Tensor& x, const OptTensor& scale) {
+  const char* op = "quantize_fp8_per_tensor";
+  contract::quantizer_input(op, x, contract::kK8bit, "fp8 rows of 16-byte chunks");
+  Tensor xf = as_float(x);
+  const int64_t n = xf.numel();
+  const float* src = xf.data_ptr<float>();
+  float s, inv;
+  if (scale) {
+    check::same_device(op, x, *scale, "scale");
+    check::dtype_is(op, *scale, "scale", at::kFloat);
+    TORCH_CHECK(scale->numel() == 1, op, ": scale must hold one element (per tensor), got shape ", scale->sizes());
+    s = scale->item<float>();
+    inv = 1.0f / s;
+  } else {
+    std::tie(s, inv) = absmax_scale(amax_bits(src, n), kE4M3Max);
+  }
+  Tensor q = at::empty(x.sizes(), x.options().dtype(at::kByte));
+  uint8_t* qp = q.data_ptr<uint8_t>();
+  at::parallel_for(0, n, 4096, [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i) qp[i] = std::isnan(s) ? 0 : e4m3_from_float(src[i] * inv);
+  });
+  return {q.view(at::kFloat8_e4m3fn), at::full({1}, s, x.options().dtype(at::kFloat))};
+}
+
+QuantPair quantize_mxfp8(const Tensor& x) {
+  contract::quantizer_input("quantize_mxfp8", x, contract::kKMx, "one E8M0 scale per 32 elements");
+  return mx_quantize(x, false);
+}
+
+QuantPair quantize_mxfp4(const Tensor& x) {
+  contract::quantizer_input("quantize_mxfp4", x, contract::kKMx, "one E8M0 scale per 32 elements");
+  return mx_quantize(x, true);
+}
+
+}  // namespace lowbit::cpu

@@ -1,0 +1,65 @@
+// CPU reference: conversion between the plain 4-bit layout and the w4 kernel layout
+// (both described in csrc/include/lowbit/w4_layout.h).
+#include <ATen/Parallel.h>
+#include <ATen/ops/empty.h>
+
+#include "lowbit/contracts.h"
+#include "lowbit/ops.h"
+#include "lowbit/w4_layout.h"
+
+namespace lowbit::cpu {
+
+Tensor prepack_w4(const Tensor& w) {
+  const char* op = "prepack_w4";
+  check::dim_is(op, w, "w", 2);
+  TORCH_CHECK(w.scalar_type() == at::kByte, op,
+              ": w must be uint8 (N, K/2) holding two 4-bit codes per byte (low nibble first), got ",
+              check::dtype_name(w.scalar_type()));
+  check::contiguous(op, w, "w");
+  const int64_t N = w.size(0), K = w.size(1) * 2;
+  check::k_multiple(op, K, contract::kKW4, "4-bit weights are stored 32 elements per 16 bytes");
+  Tensor out = at::empty({N, K / 8}, w.options().dtype(at::kInt));
+  const uint8_t* src = w.data_ptr<uint8_t>();
+  uint32_t* dst = reinterpret_cast<uint32_t*>(out.data_ptr<int32_t>());
+  at::parallel_for(0, N, 16, [&](int64_t n0, int64_t n1) {
+    for (int64_t n = n0; n < n1; ++n)
+      for (int64_t j = 0; j < K / 8; ++j) {
+        const uint8_t* b = src + n * (K / 2) + j * 4;
+        uint32_t word = 0;
+        for (int p = 0; p < 8; ++p) {
+          int e = w4::kInterleave[p];
+          uint32_t code = (b[e / 2] >> (4 * (e % 2))) & 0xF;
+          word |= code << (4 * p);
+        }
+        dst[n * (K / 8) + j] = word;
+      }
+  });
+  return out;
+}
+
+Tensor unpack_w4(const Tensor& w) {
+  const char* op = "unpack_w4";
+  check::dim_is(op, w, "w", 2);
+  TORCH_CHECK(w.scalar_type() == at::kInt, op, ": w must be int32 (N, K/8) in the w4 kernel layout, got ",
+              check::dtype_name(w.scalar_type()));
+  check::contiguous(op, w, "w");
+  const int64_t N = w.size(0), K = w.size(1) * 8;
+  Tensor out = at::empty({N, K / 2}, w.options().dtype(at::kByte));
+  const uint32_t* src = reinterpret_cast<const uint32_t*>(w.data_ptr<int32_t>());
+  uint8_t* dst = out.data_ptr<uint8_t>();
+  at::parallel_for(0, N, 16, [&](int64_t n0, int64_t n1) {
+    for (int64_t n = n0; n < n1; ++n)
+      for (int64_t j = 0; j < K / 8; ++j) {
+        uint32_t word = src[n * (K / 8) + j];
+        uint8_t* b = dst + n * (K / 2) + j * 4;
+        for (int i = 0; i < 4; ++i) b[i] = 0;
+        for (int p = 0; p < 8; ++p) {
+          int e = w4::kInterleave[p];
+          b[e / 2] |= uint8_t(((word >> (4 * p)) & 0xF) << (4 * (e % 2)));
+        }
+      }
+  });
+  return out;
+}
+
+}  // namespace lowbit::cpu
