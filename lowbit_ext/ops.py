@@ -32,8 +32,22 @@ OP_NAMES = [
 ]
 
 
+def _check_one_device(name, args):
+    devices = {a.device for a in args if isinstance(a, Tensor)}
+    if len(devices) > 1:
+        raise RuntimeError(f"{name}: all tensors must be on one device, got {sorted(map(str, devices))}")
+
+
 def _fake(name):
-    return torch.library.register_fake(f"lowbit::{name}")
+    """register_fake for lowbit::<name>; the fake checks only that all tensors share a
+    device (the one check a fake must make so tracing rejects what no backend runs)."""
+    def deco(fn):
+        def fake(*args, **kwargs):
+            _check_one_device(name, list(args) + list(kwargs.values()))
+            return fn(*args, **kwargs)
+        torch.library.register_fake(f"lowbit::{name}")(fake)
+        return fn
+    return deco
 
 
 # ---------------------------------------------------------------- quantizers
@@ -159,8 +173,7 @@ def a8w4_mx_mm(a, a_scale, b, b_scale, bias=None, out_dtype=torch.bfloat16) -> T
 
 
 for _name in ("w8a8_int8_mm", "w8a8_fp8_mm", "fp8_block_mm", "mxfp8_mm", "a8w4_mx_mm"):
-    torch.library.register_fake(f"lowbit::{_name}")(
-        lambda a, a_scale, b, b_scale, bias, out_dtype: _mm_out(a, b, out_dtype))
+    _fake(_name)(lambda a, a_scale, b, b_scale, bias, out_dtype: _mm_out(a, b, out_dtype))
 
 
 # ---------------------------------------------------------------- linears (the ops users call)
@@ -223,4 +236,4 @@ def _(x, w, w_scale, bias=None, act_per_token=True):
 
 for _name in ("a16w8_linear", "mxfp4_linear", "w8a8_int8_linear", "fp8_block_linear", "mxfp8_linear",
               "a8w4_mx_linear"):
-    torch.library.register_fake(f"lowbit::{_name}")(lambda x, w, w_scale, bias=None: _linear_out(x, w))
+    _fake(_name)(lambda x, w, w_scale, bias=None: _linear_out(x, w))

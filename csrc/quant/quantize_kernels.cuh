@@ -1,0 +1,220 @@
+#pragma once
+// CUDA activation quantizers: the arithmetic of csrc/cpu/quantize.cpp (through
+// lowbit/quant_rules.h), laid out for bandwidth. Each thread owns 8 consecutive
+// elements (one 16-byte load of bf16/fp16); a scale block is a group of lanes
+// (1x128: 16 lanes, MX: 4 lanes) reduced with shuffles, or a whole row (per token:
+// one CTA per row). Memory-bound: bytes = M*K*(in + out) + scales.
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include "lowbit/ptx/convert.cuh"
+#include "lowbit/ptx/memory.cuh"
+#include "lowbit/quant_rules.h"
+
+namespace lowbit::quant {
+
+constexpr int kVec = 8;  // elements per thread: 16 bytes of bf16/fp16
+
+// ---------------------------------------------------------------- loads
+template <typename In>
+__device__ __forceinline__ void load8(const In* p, float (&f)[kVec]);
+
+template <>
+__device__ __forceinline__ void load8<__nv_bfloat16>(const __nv_bfloat16* p, float (&f)[kVec]) {
+  uint4 r = ptx::ld_global_nc_v4(p);
+  const __nv_bfloat162* h = reinterpret_cast<const __nv_bfloat162*>(&r);
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    float2 t = __bfloat1622float2(h[i]);
+    f[2 * i] = t.x;
+    f[2 * i + 1] = t.y;
+  }
+}
+
+template <>
+__device__ __forceinline__ void load8<__half>(const __half* p, float (&f)[kVec]) {
+  uint4 r = ptx::ld_global_nc_v4(p);
+  const __half2* h = reinterpret_cast<const __half2*>(&r);
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    float2 t = __half22float2(h[i]);
+    f[2 * i] = t.x;
+    f[2 * i + 1] = t.y;
+  }
+}
+
+template <>
+__device__ __forceinline__ void load8<float>(const float* p, float (&f)[kVec]) {
+  uint4 a = ptx::ld_global_nc_v4(p), b = ptx::ld_global_nc_v4(p + 4);
+  const uint32_t w[8] = {a.x, a.y, a.z, a.w, b.x, b.y, b.z, b.w};
+#pragma unroll
+  for (int i = 0; i < kVec; ++i) f[i] = __uint_as_float(w[i]);
+}
+
+__device__ __forceinline__ uint32_t amax_bits8(const float (&f)[kVec]) {
+  uint32_t a = 0;
+#pragma unroll
+  for (int i = 0; i < kVec; ++i) a = max(a, abs_bits(f[i]));
+  return a;
+}
+
+// ---------------------------------------------------------------- scale rules
+// rule(amax_bits) -> {stored scale, element multiplier, finite}
+template <int kQmaxTimes1>  // 127 (int8) or 448 (e4m3)
+struct AbsmaxRule {
+  using Stored = float;
+  struct Out { float stored, mult; bool finite; };
+  __device__ static Out scale(uint32_t amax) {
+    AbsmaxScale s = absmax_scale(amax, float(kQmaxTimes1));
+    return {s.scale, s.inv, s.finite};
+  }
+};
+
+template <int kEmaxElem>  // 8 (e4m3) or 2 (e2m1)
+struct MxRule {
+  using Stored = uint8_t;
+  struct Out { uint8_t stored; float mult; bool finite; };
+  __device__ static Out scale(uint32_t amax) {
+    MxScale s = mx_scale(amax, kEmaxElem);
+    return {s.byte, s.down, s.finite};
+  }
+};
+
+// ---------------------------------------------------------------- element codecs
+// store8(dst, f, mult, finite): codes of f[i] * mult for 8 elements; 0 if !finite.
+struct Int8Codec {
+  static constexpr int kBytes = 8;  // per 8 elements
+  __device__ static void store8(uint8_t* dst, const float (&f)[kVec], float mult, bool finite) {
+    uint32_t w[2] = {0, 0};
+#pragma unroll
+    for (int i = 0; i < kVec; ++i) {
+      uint32_t c = finite ? uint32_t(uint8_t(int8_code(f[i], mult))) : 0u;
+      w[i / 4] |= c << (8 * (i % 4));
+    }
+    *reinterpret_cast<uint2*>(dst) = make_uint2(w[0], w[1]);
+  }
+};
+
+struct E4m3Codec {
+  static constexpr int kBytes = 8;
+  __device__ static void store8(uint8_t* dst, const float (&f)[kVec], float mult, bool finite) {
+    uint32_t w[2] = {0, 0};
+    if (finite) {
+#pragma unroll
+      for (int i = 0; i < kVec; i += 2) {
+        uint32_t pair = ptx::cvt_e4m3x2_satfinite(f[i] * mult, f[i + 1] * mult);
+        w[i / 4] |= pair << (8 * (i % 4));
+      }
+    }
+    *reinterpret_cast<uint2*>(dst) = make_uint2(w[0], w[1]);
+  }
+};
+
+struct E2m1Codec {
+  static constexpr int kBytes = 4;  // two codes per byte, element 2i in the low nibble
+  __device__ static void store8(uint8_t* dst, const float (&f)[kVec], float mult, bool finite) {
+    uint32_t w = 0;
+    if (finite) {
+#pragma unroll
+      for (int i = 0; i < kVec; ++i) w |= uint32_t(e2m1_from_float(f[i] * mult)) << (4 * i);
+    }
+    *reinterpret_cast<uint32_t*>(dst) = w;
+  }
+};
+
+// ---------------------------------------------------------------- kernels
+// Blocks of kBlock consecutive elements along K (K % kBlock == 0, so blocks never
+// straddle rows and the flat block index is row * (K / kBlock) + col / kBlock).
+template <typename In, int kBlock, class Rule, class Codec>
+__global__ void quantize_small_blocks_kernel(const In* __restrict__ x, uint8_t* __restrict__ q,
+                                             typename Rule::Stored* __restrict__ scales, int64_t n_vec) {
+  constexpr int kLanes = kBlock / kVec;
+  static_assert(kBlock % kVec == 0 && 32 % kLanes == 0, "a scale block must be a power-of-two lane group");
+  const int64_t v = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  const bool active = v < n_vec;
+  float f[kVec] = {};
+  if (active) load8(x + v * kVec, f);
+  uint32_t amax = amax_bits8(f);
+  // every lane takes part in the shuffles (inactive ones hold zeros), so no lane of a
+  // partial last warp leaves early
+#pragma unroll
+  for (int o = kLanes / 2; o > 0; o >>= 1) amax = max(amax, __shfl_xor_sync(0xffffffffu, amax, o));
+  if (!active) return;
+  auto s = Rule::scale(amax);
+  if (threadIdx.x % kLanes == 0) scales[v / kLanes] = s.stored;
+  Codec::store8(q + v * Codec::kBytes, f, s.mult, s.finite);
+}
+
+// One scale per row (per token): one CTA per row, two passes (amax, then codes); the
+// second pass reads the row again from L1/L2.
+template <typename In, class Rule, class Codec, int kThreads>
+__global__ void __launch_bounds__(kThreads) quantize_rows_kernel(const In* __restrict__ x, uint8_t* __restrict__ q,
+                                                                 float* __restrict__ scales, int64_t K) {
+  static_assert(kThreads % 32 == 0 && kThreads <= 1024, "whole warps");
+  __shared__ uint32_t warp_amax[kThreads / 32];
+  const int64_t row = blockIdx.x;
+  const In* xr = x + row * K;
+  uint32_t amax = 0;
+  for (int64_t i = threadIdx.x; i < K / kVec; i += kThreads) {
+    float f[kVec];
+    load8(xr + i * kVec, f);
+    amax = max(amax, amax_bits8(f));
+  }
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) amax = max(amax, __shfl_xor_sync(0xffffffffu, amax, o));
+  if (threadIdx.x % 32 == 0) warp_amax[threadIdx.x / 32] = amax;
+  __syncthreads();
+  amax = 0;
+#pragma unroll
+  for (int w = 0; w < kThreads / 32; ++w) amax = max(amax, warp_amax[w]);
+  auto s = Rule::scale(amax);
+  if (threadIdx.x == 0) scales[row] = s.stored;
+  uint8_t* qr = q + row * K * Codec::kBytes / kVec;
+  for (int64_t i = threadIdx.x; i < K / kVec; i += kThreads) {
+    float f[kVec];
+    load8(xr + i * kVec, f);
+    Codec::store8(qr + i * Codec::kBytes, f, s.mult, s.finite);
+  }
+}
+
+// Per-tensor amax: a grid-stride max over abs bits, one atomicMax per warp. *amax must
+// be zeroed first. Unsigned max on abs bits is the float max (NaN above all).
+template <typename In>
+__global__ void amax_kernel(const In* __restrict__ x, uint32_t* __restrict__ amax_out, int64_t n_vec) {
+  uint32_t amax = 0;
+  for (int64_t v = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; v < n_vec; v += int64_t(gridDim.x) * blockDim.x) {
+    float f[kVec];
+    load8(x + v * kVec, f);
+    amax = max(amax, amax_bits8(f));
+  }
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) amax = max(amax, __shfl_xor_sync(0xffffffffu, amax, o));
+  if (threadIdx.x % 32 == 0) atomicMax(amax_out, amax);
+}
+
+// Per-tensor codes: the scale from the amax (dynamic) or from a given scale (static:
+// inv = 1 / scale; a NaN scale gives codes 0, as in the reference).
+template <typename In>
+__global__ void quantize_tensor_kernel(const In* __restrict__ x, uint8_t* __restrict__ q,
+                                       const uint32_t* __restrict__ amax, const float* __restrict__ static_scale,
+                                       float* __restrict__ scale_out, int64_t n_vec) {
+  float scale, inv;
+  bool finite;
+  if (static_scale) {
+    scale = *static_scale;
+    inv = 1.0f / scale;
+    finite = !isnan(scale);
+  } else {
+    AbsmaxScale s = absmax_scale(*amax, kE4M3Max);
+    scale = s.scale, inv = s.inv, finite = s.finite;
+  }
+  const int64_t v0 = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (v0 == 0) *scale_out = scale;
+  for (int64_t v = v0; v < n_vec; v += int64_t(gridDim.x) * blockDim.x) {
+    float f[kVec];
+    load8(x + v * kVec, f);
+    E4m3Codec::store8(q + v * E4m3Codec::kBytes, f, inv, finite);
+  }
+}
+
+}  // namespace lowbit::quant

@@ -1,0 +1,72 @@
+"""Valid sample arguments for every lowbit op, on any device: shared by the opcheck,
+torch.compile, bad-input and CUDA tests. Inputs are random (never zeros), and shapes are
+not multiples of the kernels' tiles (M = 3, N = 40 by default)."""
+import torch
+
+from lowbit_ext import ops
+
+BF16, FP16 = torch.bfloat16, torch.float16
+
+
+def rand_x(M, K, dtype=BF16, device="cpu", gen=None):
+    return torch.randn(M, K, generator=gen, dtype=torch.float32).to(device=device, dtype=dtype)
+
+
+def weight(N, K, device="cpu", gen=None):
+    return (torch.randn(N, K, generator=gen) * 0.02).to(device)
+
+
+def w4_plain(N, K, device="cpu", gen=None):
+    return torch.randint(0, 256, (N, K // 2), generator=gen, dtype=torch.uint8).to(device)
+
+
+def op_samples(device="cpu", M=3, N=40, K=256, dtype=BF16, seed=0):
+    """{op_name: (args tuple, kwargs dict)} with one valid call of each op."""
+    g = torch.Generator().manual_seed(seed)
+    x = rand_x(M, K, dtype, device, g)
+    W = weight(N, K, device, g)
+    bias = torch.randn(N, generator=g).to(device=device, dtype=dtype)
+
+    xi8, xs8 = ops.quantize_int8_per_token(x)
+    wi8, ws8 = ops.quantize_int8_per_token(W)
+    xf8, xsf8 = ops.quantize_fp8_per_token(x)
+    wf8, wsf8 = ops.quantize_fp8_per_token(W)
+    xb, xbs = ops.quantize_fp8_1x128(x)
+    wb = W.clamp(-448, 448).to(torch.float8_e4m3fn)
+    wbs = torch.rand((N + 127) // 128, K // 128, generator=g).to(device) + 0.5
+    xm, xms = ops.quantize_mxfp8(x)
+    wm, wms = ops.quantize_mxfp8(W)
+    w4c, w4s = ops.quantize_mxfp4(W)
+    w4 = ops.prepack_w4(w4c)
+    int4 = ops.prepack_w4(w4_plain(N, K, device, g))
+    groups = K // 128
+    scales = (torch.rand(N, groups, generator=g) * 0.01 + 0.001).to(device=device, dtype=dtype)
+    zeros = (torch.rand(N, groups, generator=g) * 15).to(device=device, dtype=dtype)
+    ws16 = ws8.to(dtype)
+    return {
+        "quantize_int8_per_token": ((x,), {}),
+        "quantize_fp8_per_token": ((x,), {}),
+        "quantize_fp8_per_tensor": ((x,), {}),
+        "quantize_fp8_1x128": ((x,), {}),
+        "quantize_mxfp8": ((x,), {}),
+        "quantize_mxfp4": ((x,), {}),
+        "prepack_w4": ((w4_plain(N, K, device, g),), {}),
+        "unpack_w4": ((int4,), {}),
+        "w8a8_int8_mm": ((xi8, xs8, wi8, ws8, bias, dtype), {}),
+        "w8a8_fp8_mm": ((xf8, xsf8, wf8, wsf8, bias, dtype), {}),
+        "fp8_block_mm": ((xb, xbs, wb, wbs, bias, dtype), {}),
+        "mxfp8_mm": ((xm, xms, wm, wms, bias, dtype), {}),
+        "a8w4_mx_mm": ((xm, xms, w4, w4s, bias, dtype), {}),
+        "a16w4_linear": ((x, int4, scales, zeros, 128, bias), {}),
+        "a16w8_linear": ((x, wi8, ws16, bias), {}),
+        "mxfp4_linear": ((x, w4, w4s, bias), {}),
+        "w8a8_int8_linear": ((x, wi8, ws8, bias), {}),
+        "w8a8_fp8_linear": ((x, wf8, wsf8, bias, True), {}),
+        "fp8_block_linear": ((x, wb, wbs, bias), {}),
+        "mxfp8_linear": ((x, wm, wms, bias), {}),
+        "a8w4_mx_linear": ((x, w4, w4s, bias), {}),
+    }
+
+
+def call(name, args, kwargs=None):
+    return getattr(torch.ops.lowbit, name)(*args, **(kwargs or {}))
