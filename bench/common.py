@@ -120,11 +120,13 @@ def stored_bytes(obj):
 
     Why generic: peers keep their weights in closures, nn.Modules (gemlite) or our
     QuantizedWeight; walking them counts packed weights + scales + zeros as stored,
-    which is what a small-M call must stream. Prefers an explicit `nbytes` attribute
-    (QuantizedWeight may define one) over walking.
+    which is what a small-M call must stream. Prefers the object's own count, an `nbytes`
+    method or attribute (lowbit_ext's QuantizedWeight.nbytes()), over walking.
     """
-    nb = getattr(obj, "nbytes", None)
-    if isinstance(nb, int) and not isinstance(obj, torch.Tensor):
+    nb = None if isinstance(obj, torch.Tensor) else getattr(obj, "nbytes", None)
+    if callable(nb):
+        nb = nb()
+    if isinstance(nb, int):
         return nb
     seen = {}
     _walk(obj, seen, depth=0)

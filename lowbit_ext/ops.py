@@ -189,7 +189,7 @@ def a16w4_linear(x, w, scales, zeros=None, group_size=128, bias=None) -> Tensor:
 
 
 def a16w8_linear(x, w, w_scale, bias=None) -> Tensor:
-    """x (M, K) bf16/fp16 x int8 w (N, K), w = q * w_scale[n] (w_scale in x's dtype)."""
+    """x (M, K) bf16/fp16 x int8 w (N, K): y = (x @ q^T) * w_scale (fp32 (N,)) + bias."""
     return lowbit.a16w8_linear(x, w, w_scale, bias)
 
 

@@ -42,7 +42,6 @@ def op_samples(device="cpu", M=3, N=40, K=256, dtype=BF16, seed=0):
     groups = K // 128
     scales = (torch.rand(N, groups, generator=g) * 0.01 + 0.001).to(device=device, dtype=dtype)
     zeros = (torch.rand(N, groups, generator=g) * 15).to(device=device, dtype=dtype)
-    ws16 = ws8.to(dtype)
     return {
         "quantize_int8_per_token": ((x,), {}),
         "quantize_fp8_per_token": ((x,), {}),
@@ -58,7 +57,7 @@ def op_samples(device="cpu", M=3, N=40, K=256, dtype=BF16, seed=0):
         "mxfp8_mm": ((xm, xms, wm, wms, bias, dtype), {}),
         "a8w4_mx_mm": ((xm, xms, w4, w4s, bias, dtype), {}),
         "a16w4_linear": ((x, int4, scales, zeros, 128, bias), {}),
-        "a16w8_linear": ((x, wi8, ws16, bias), {}),
+        "a16w8_linear": ((x, wi8, ws8, bias), {}),
         "mxfp4_linear": ((x, w4, w4s, bias), {}),
         "w8a8_int8_linear": ((x, wi8, ws8, bias), {}),
         "w8a8_fp8_linear": ((x, wf8, wsf8, bias, True), {}),

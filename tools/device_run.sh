@@ -31,7 +31,7 @@ SO=$(python3 -c 'import lowbit_ext; print(lowbit_ext.library_path())')
 cuobjdump -res-usage "$SO" > "$OUT/resources.txt" 2>&1 || true
 cuobjdump -sass "$SO" 2>/dev/null | grep -oE "\b(HGMMA|QGMMA|IGMMA|HMMA|IMMA|LDL|STL)[A-Z0-9._]*" | sort | uniq -c > "$OUT/sass_summary.txt" || true
 
-PYTEST="python3 -m pytest tests -q -m cuda -x --no-header -p no:cacheprovider ${KEXPR:+-k $KEXPR}"
+PYTEST="python3 -m pytest ${TESTS:-tests} -q -m cuda -x --no-header -p no:cacheprovider ${KEXPR:+-k $KEXPR}"
 $PYTEST 2>&1 | tee "$OUT/cuda_tests.log" | tail -25
 if [ "${SANITIZE:-0}" = 1 ]; then
   for tool in memcheck racecheck; do

@@ -17,7 +17,7 @@
 //                  NaN scale makes its block NaN), then as above.
 //   a16w4_linear:  w[n,k] = (q[n,k] - z[n,g]) * s[n,g] with g = k / group_size, in fp32;
 //                  symmetric (zeros = None): z = 8. x upcast exactly.
-//   a16w8_linear:  w[n,k] = q[n,k] * w_scale[n].
+//   a16w8_linear:  y[m,n] = (sum_k x[m,k] * q[n,k]) * w_scale[n] (fp32 scale) + bias.
 //   mxfp4_linear:  w[n,k] = e2m1(q[n,k]) * 2^(w_scale[n,k/32] - 127).
 //   *_linear of quantized-activation formats: quantize x as csrc/cpu/quantize.cpp
 //                  defines (int8/fp8 per token, fp8 per tensor, fp8 1x128, mxfp8),
@@ -148,8 +148,8 @@ Tensor a16w4_linear(const Tensor& x, const Tensor& w, const Tensor& scales, cons
 
 Tensor a16w8_linear(const Tensor& x, const Tensor& w, const Tensor& w_scale, const OptTensor& bias) {
   contract::a16w8("a16w8_linear", x, w, w_scale, bias);
-  Tensor wf = w.to(at::kFloat) * w_scale.to(at::kFloat).reshape({-1, 1});
-  return finish(matmul_f32(x.to(at::kFloat), wf), bias, x.scalar_type());
+  Tensor acc = matmul_f32(x.to(at::kFloat), w.to(at::kFloat));
+  return finish(acc * w_scale.reshape({1, -1}), bias, x.scalar_type());
 }
 
 Tensor mxfp4_linear(const Tensor& x, const Tensor& w, const Tensor& w_scale, const OptTensor& bias) {

@@ -210,7 +210,8 @@ inline GemmDims a16w4(const char* op, const at::Tensor& x, const at::Tensor& w, 
   return {M, N, K};
 }
 
-// a16w8_linear: x (M, K) 16-bit; w int8 (N, K); w_scale (N,) in x's dtype.
+// a16w8_linear: x (M, K) 16-bit; w int8 (N, K); w_scale (N,) fp32 (applied in the fp32
+// epilogue, so it need not be rounded to 16 bits nor tied to the activation dtype).
 inline GemmDims a16w8(const char* op, const at::Tensor& x, const at::Tensor& w, const at::Tensor& w_scale,
                       const std::optional<at::Tensor>& bias) {
   check::activation16(op, x);
@@ -223,7 +224,7 @@ inline GemmDims a16w8(const char* op, const at::Tensor& x, const at::Tensor& w, 
   check::k_multiple(op, K, kK8bit, "rows of 8-bit operands are loaded 16 bytes at a time");
   check::dense_aligned(op, w, "w");
   check::same_device(op, x, w_scale, "w_scale");
-  check::dtype_is(op, w_scale, "w_scale", x.scalar_type());
+  check::dtype_is(op, w_scale, "w_scale", at::kFloat);
   check::contiguous(op, w_scale, "w_scale");
   check::shape_is(op, w_scale, "w_scale (one per output channel)", {N});
   check::bias(op, bias, x, N, x.scalar_type());

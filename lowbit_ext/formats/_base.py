@@ -1,0 +1,290 @@
+"""What every weight format shares: the QuantizedWeight base, the FormatSpec base (the
+interface a benchmark or nn.LowBitLinear programs against), input validation and the small
+decoders the dequantizers use.
+
+A format is one FormatSpec instance. It quantizes a float weight W (N, K) into a
+QuantizedWeight, runs the format's ``torch.ops.lowbit`` linear on it, dequantizes it back
+to the float32 matrix the kernels multiply by, and rebuilds it from its tensors and options
+(``tensors()`` / ``options()``: what a checkpoint stores).
+
+Quantizers use only torch ops and lowbit ops, so they run on whichever device W is on.
+``linear`` does only metadata checks (shape, dtype) before the op call, so it traces under
+``torch.compile(fullgraph=True)``.
+"""
+import dataclasses
+from typing import Any, ClassVar, Dict, Optional, Tuple
+
+import torch
+from torch import Tensor
+
+from .._library import has_cuda_kernel as _has_cuda_kernel
+
+# Dtypes a weight may come in; float64 is accepted and converted to float32 first (every
+# quantizer works in fp32, and the lowbit quantizer ops take bf16 / fp16 / fp32).
+_FLOAT_DTYPES = (torch.bfloat16, torch.float16, torch.float32, torch.float64)
+_ACT_DTYPES = (torch.bfloat16, torch.float16)
+_DTYPE_NAMES = {"bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def dtype_name(dtype: torch.dtype) -> str:
+    """torch.bfloat16 -> 'bfloat16' (the form options() reports: JSON-friendly)."""
+    return str(dtype).replace("torch.", "")
+
+
+def parse_act_dtype(fmt: str, value: Any) -> torch.dtype:
+    """A 16-bit activation dtype given as torch.bfloat16 / torch.float16 or by name."""
+    if isinstance(value, torch.dtype) and value in _ACT_DTYPES:
+        return value
+    if isinstance(value, str) and value.replace("torch.", "") in _DTYPE_NAMES:
+        return _DTYPE_NAMES[value.replace("torch.", "")]
+    raise ValueError(f"{fmt}: option dtype must be torch.bfloat16 or torch.float16 (the dtype of the "
+                     f"activations x this weight will multiply), got {value!r}")
+
+
+def check_bool(fmt: str, name: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"{fmt}: option {name} must be True or False, got {value!r}")
+    return value
+
+
+class QuantizedWeight:
+    """Base of the per-family weight dataclasses. Subclasses are dataclasses whose fields
+    are the tensors (named in TENSORS; an optional one may be None) and the options, plus
+    ``format`` (the format's name)."""
+
+    TENSORS: ClassVar[Tuple[str, ...]] = ()
+    format: str
+
+    def tensors(self) -> Dict[str, Tensor]:
+        """name -> Tensor, the ones present (for state_dict / safetensors)."""
+        return {k: getattr(self, k) for k in self.TENSORS if getattr(self, k) is not None}
+
+    def options(self) -> Dict[str, Any]:
+        """The format options this weight was quantized with (JSON-serializable values):
+        ``formats.get(self.format).quantize(W, **qw.options())`` quantizes another W alike."""
+        return {}
+
+    @property
+    def shape(self) -> Tuple[int, int]:
+        """(N, K) of the float weight this stands for."""
+        raise NotImplementedError
+
+    @property
+    def device(self) -> torch.device:
+        return next(iter(self.tensors().values())).device
+
+    def to(self, device) -> "QuantizedWeight":
+        """A copy with every tensor moved to `device` (same object back if nothing moves)."""
+        moved = {k: t.to(device) for k, t in self.tensors().items()}
+        if all(moved[k] is getattr(self, k) for k in moved):
+            return self
+        return dataclasses.replace(self, **moved)
+
+    def nbytes(self) -> int:
+        """Bytes as stored (codes + scales + zeros): what a kernel streams per full read."""
+        return sum(t.numel() * t.element_size() for t in self.tensors().values())
+
+    def __repr__(self) -> str:
+        parts = [f"{k}={tuple(t.shape)} {dtype_name(t.dtype)}" for k, t in self.tensors().items()]
+        parts += [f"{k}={v!r}" for k, v in self.options().items()]
+        return f"{type(self).__name__}({self.format!r}, shape={self.shape}, {', '.join(parts)})"
+
+
+class FormatSpec:
+    """One weight format: name, the op its linear calls, and its quantize / linear /
+    dequantize / from_tensors. Subclasses set ``defaults`` (option -> default value) and
+    implement the underscored hooks."""
+
+    weight_cls: ClassVar[type] = QuantizedWeight
+    # K must be a multiple of this (before any option-dependent requirement), and why.
+    k_multiple: ClassVar[int] = 1
+    k_reason: ClassVar[str] = ""
+
+    def __init__(self, name: str, op_name: str, description: str, defaults: Optional[Dict[str, Any]] = None):
+        self.name = name
+        self.op_name = op_name
+        self.description = description
+        self.defaults: Dict[str, Any] = dict(defaults or {})
+
+    def __repr__(self) -> str:
+        return f"FormatSpec({self.name!r}, op=lowbit.{self.op_name}, defaults={self.defaults})"
+
+    def has_cuda_kernel(self) -> bool:
+        """Whether torch.ops.lowbit.<op_name> has a CUDA kernel in this build."""
+        return _has_cuda_kernel(self.op_name)
+
+    # ---------------------------------------------------------------- public interface
+    def quantize(self, W: Tensor, **options) -> QuantizedWeight:
+        """RTN-quantize W (N, K) (bf16 / fp16 / fp32 on any device) along K, per output row."""
+        opts = self.parse_options(options)
+        W = self._check_weight(W, opts)
+        with torch.no_grad():
+            return self._quantize(W, opts)
+
+    def linear(self, x: Tensor, qw: QuantizedWeight, bias: Optional[Tensor] = None) -> Tensor:
+        """y = x @ W^T (+ bias) through torch.ops.lowbit.<op_name>: x (..., K) bf16 / fp16,
+        leading dims flattened for the op and restored; y (..., N) in x.dtype."""
+        self._check_qw(qw)
+        N, K = qw.shape
+        if x.dim() < 1 or x.shape[-1] != K:
+            raise ValueError(f"{self.name}: x must have K = {K} as its last dimension (the weight is "
+                             f"{N} x {K}), got shape {tuple(x.shape)}")
+        if x.dtype not in _ACT_DTYPES:
+            raise ValueError(f"{self.name}: x must be bfloat16 or float16, got {dtype_name(x.dtype)}")
+        self._check_act_dtype(x, qw)
+        lead = x.shape[:-1]
+        # flatten(0, -2), not reshape(-1, K): the latter is ambiguous when a leading dim is 0
+        x2 = x.flatten(0, -2) if x.dim() > 1 else x.unsqueeze(0)
+        y = self._linear2d(x2.contiguous(), qw, bias)
+        return y.reshape(*lead, N)
+
+    def dequantize(self, qw: QuantizedWeight) -> Tensor:
+        """The float32 (N, K) matrix the kernels multiply by (for tests and error reports)."""
+        self._check_qw(qw)
+        with torch.no_grad():
+            return self._dequantize(qw)
+
+    def from_tensors(self, tensors: Dict[str, Tensor], options: Dict[str, Any]) -> QuantizedWeight:
+        """Inverse of (qw.tensors(), qw.options()). Options left out take their defaults;
+        every tensor's dtype and shape is checked against them."""
+        opts = self.parse_options(dict(options))
+        want = set(self._tensor_names(opts))
+        got = set(tensors)
+        if got != want:
+            missing, extra = sorted(want - got), sorted(got - want)
+            raise ValueError(f"{self.name}: from_tensors expects tensors {sorted(want)} for options {opts}; "
+                             f"missing {missing}, unexpected {extra}")
+        devices = {t.device for t in tensors.values()}
+        if len(devices) > 1:
+            raise ValueError(f"{self.name}: from_tensors: all tensors must be on one device, got "
+                             f"{ {k: str(t.device) for k, t in tensors.items()} }")
+        return self._from_tensors(dict(tensors), opts)
+
+    def supports(self, shape, **options) -> bool:
+        """Whether a weight of this (N, K) shape can be quantized with these options."""
+        try:
+            self._check_shape(tuple(shape), self.parse_options(options))
+            return True
+        except ValueError:
+            return False
+
+    # ---------------------------------------------------------------- options and checks
+    def parse_options(self, options: Dict[str, Any]) -> Dict[str, Any]:
+        """Options merged over the defaults, validated and normalized (ValueError on a bad one)."""
+        unknown = sorted(set(options) - set(self.defaults))
+        if unknown:
+            raise ValueError(f"{self.name}: unknown option(s) {unknown}; this format's options "
+                             f"(with defaults) are {self.defaults}")
+        return self._normalize({**self.defaults, **options})
+
+    def _check_shape(self, shape: Tuple[int, ...], opts: Dict[str, Any]) -> None:
+        if len(shape) != 2:
+            raise ValueError(f"{self.name}: W must be 2-D (N, K) (out_features, in_features), got shape {shape}")
+        N, K = shape
+        if N < 1 or K < 1:
+            raise ValueError(f"{self.name}: W must have N >= 1 rows and K >= 1 columns, got shape {shape}")
+        if K % self.k_multiple:
+            raise ValueError(f"{self.name}: K (W.shape[1]) must be a multiple of {self.k_multiple} "
+                             f"({self.k_reason}), got K = {K}")
+
+    def _check_weight(self, W: Tensor, opts: Dict[str, Any]) -> Tensor:
+        """Validates W and returns it detached, float32 if it was float64, and dense with a
+        16-byte aligned start (what the lowbit quantizer ops require)."""
+        if not isinstance(W, Tensor):
+            raise ValueError(f"{self.name}: W must be a torch.Tensor, got {type(W).__name__}")
+        if W.dtype not in _FLOAT_DTYPES:
+            raise ValueError(f"{self.name}: W must be a floating tensor (bfloat16, float16 or float32), "
+                             f"got dtype {dtype_name(W.dtype)}")
+        self._check_shape(tuple(W.shape), opts)
+        W = W.detach()
+        if W.dtype == torch.float64:
+            W = W.float()
+        if not bool(torch.isfinite(W).all()):
+            raise ValueError(f"{self.name}: W holds NaN or Inf values; a quantized weight would be NaN "
+                             f"in every row they touch")
+        return dense_aligned(W)
+
+    def _check_qw(self, qw: QuantizedWeight) -> None:
+        if not isinstance(qw, self.weight_cls) or qw.format != self.name:
+            got = getattr(qw, "format", type(qw).__name__)
+            raise ValueError(f"{self.name}: expected a {self.weight_cls.__name__} of format {self.name!r}, "
+                             f"got {got!r}")
+
+    def _check_act_dtype(self, x: Tensor, qw: QuantizedWeight) -> None:
+        pass
+
+    # ---------------------------------------------------------------- hooks
+    def _normalize(self, opts: Dict[str, Any]) -> Dict[str, Any]:
+        return opts
+
+    def _tensor_names(self, opts: Dict[str, Any]) -> Tuple[str, ...]:
+        return self.weight_cls.TENSORS
+
+    def _quantize(self, W: Tensor, opts: Dict[str, Any]) -> QuantizedWeight:
+        raise NotImplementedError
+
+    def _linear2d(self, x: Tensor, qw: QuantizedWeight, bias: Optional[Tensor]) -> Tensor:
+        raise NotImplementedError
+
+    def _dequantize(self, qw: QuantizedWeight) -> Tensor:
+        raise NotImplementedError
+
+    def _from_tensors(self, tensors: Dict[str, Tensor], opts: Dict[str, Any]) -> QuantizedWeight:
+        raise NotImplementedError
+
+
+# ---------------------------------------------------------------- tensor checks for from_tensors
+def expect(fmt: str, name: str, t: Tensor, dtype: torch.dtype, shape: Tuple[int, ...]) -> Tensor:
+    if not isinstance(t, Tensor):
+        raise ValueError(f"{fmt}: tensor {name!r} must be a torch.Tensor, got {type(t).__name__}")
+    if t.dtype != dtype:
+        raise ValueError(f"{fmt}: tensor {name!r} must be {dtype_name(dtype)}, got {dtype_name(t.dtype)}")
+    if tuple(t.shape) != tuple(shape):
+        raise ValueError(f"{fmt}: tensor {name!r} must have shape {tuple(shape)}, got {tuple(t.shape)}")
+    return dense_aligned(t)
+
+
+def dense_aligned(t: Tensor) -> Tensor:
+    """t itself if contiguous with a 16-byte aligned start (what every lowbit op requires
+    of its operands), else an aligned copy. Tensors loaded from a checkpoint (safetensors
+    maps the file: a tensor starts wherever the header put it) are often misaligned."""
+    if t.is_contiguous() and t.data_ptr() % 16 == 0:
+        return t
+    return t.clone(memory_format=torch.contiguous_format)
+
+
+def expect_2d(fmt: str, name: str, t: Tensor, dtype: torch.dtype) -> Tensor:
+    if not isinstance(t, Tensor) or t.dim() != 2 or t.shape[0] < 1:
+        raise ValueError(f"{fmt}: tensor {name!r} must be a 2-D tensor with at least one row, got "
+                         f"{tuple(t.shape) if isinstance(t, Tensor) else type(t).__name__}")
+    return expect(fmt, name, t, dtype, tuple(t.shape))
+
+
+# ---------------------------------------------------------------- 4-bit and MX helpers
+def pack_nibbles(q: Tensor) -> Tensor:
+    """codes uint8 (N, K), 0..15 -> plain 4-bit layout uint8 (N, K/2), element 2i low nibble."""
+    return (q[:, 0::2] | (q[:, 1::2] << 4)).contiguous()
+
+
+def unpack_nibbles(plain: Tensor) -> Tensor:
+    """plain 4-bit layout uint8 (N, K/2) -> codes uint8 (N, K)."""
+    lo, hi = plain & 0xF, plain >> 4
+    return torch.stack((lo, hi), dim=-1).reshape(plain.shape[0], plain.shape[1] * 2)
+
+
+def e8m0_to_float(s: Tensor) -> Tensor:
+    """E8M0 bytes -> fp32 2^(s - 127), built from bits (exact; 0 -> 2^-127, a subnormal;
+    0xFF -> NaN)."""
+    si = s.to(torch.int32)
+    bits = torch.where(si == 0, torch.full_like(si, 1 << 22), si << 23)
+    v = bits.view(torch.float32)
+    return torch.where(si == 255, torch.full_like(v, float("nan")), v)
+
+
+_E2M1 = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0)
+
+
+def e2m1_to_float(codes: Tensor) -> Tensor:
+    """e2m1 codes (0..15, sign in bit 3) -> fp32 values."""
+    lut = torch.tensor(_E2M1 + tuple(-v for v in _E2M1), dtype=torch.float32, device=codes.device)
+    return lut[codes.long()]
