@@ -1,0 +1,288 @@
+#pragma once
+// The Hopper GEMM mainloop: warp-specialized, persistent, TMA -> shared-memory stage ring
+// (mbarriers) -> wgmma, written once; the operand type and the scaling scheme are
+// policies (template parameters), not copies.
+//
+// It computes C[i, j] = sum_k P[i, k] * Q[j, k] with P and Q both K-major 8-bit tiles:
+//   normal:  P = activations (M rows), Q = weights (N rows): C = Y
+//   swap-AB: P = weights, Q = activations (small M): C = Y^T; the few tokens fill wgmma's
+//            N side (8..64) and the weights its 64-row M side, so the tensor cores stay
+//            usable while the kernel streams weights (BRIEF section 4).
+// The epilogue writes C[i, j] to out[i * out_si + j * out_sj], so both cases share it.
+//
+// Roles (384 threads = 3 warpgroups, one CTA per SM):
+//   warpgroup 0: producer. One thread issues the TMA loads of P and Q tiles for each
+//                K block into stage s, arriving on full[s] with the byte count; it first
+//                waits on empty[s] until the consumers released that stage.
+//   warpgroups 1, 2: consumers. Each owns 64 rows of the 128-row P tile: waits on full[s],
+//                issues 4 wgmma k32 (one 128-byte K block), waits for them, releases
+//                empty[s], and (kPromote) adds the block's partial sums into fp32
+//                registers, times the block's scales in block-scaled mode. Hopper's fp8
+//                accumulation keeps ~14 bits (DeepSeek-V3): a fresh accumulator per
+//                128 of K keeps the error at fp32 level (HOPPER_NOTES.md).
+// Split-K: a unit may cover a slice of the K blocks; its fp32 partial tile goes to a
+// workspace and splitk_reduce_kernel finishes it.
+#include <cuda.h>
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include <cstdint>
+
+#include "lowbit/gemm/tile_scheduler.cuh"
+#include "lowbit/ptx/mbarrier.cuh"
+#include "lowbit/ptx/tma.cuh"
+#include "lowbit/ptx/warpgroup.cuh"
+#include "lowbit/ptx/wgmma.cuh"
+
+namespace lowbit::gemm {
+
+constexpr int kBlockP = 128;  // rows of P per tile: 2 consumer warpgroups x 64 (wgmma M)
+constexpr int kBlockK = 128;  // bytes of K per stage: one 128-byte swizzle row of 8-bit data
+constexpr int kWgmmaK = 32;   // K per 8-bit wgmma
+constexpr int kThreads = 384;
+constexpr int kGroupP = 8;    // scheduler swizzle group
+
+enum class ScaleMode {
+  kRowCol,  // per-row of P and per-row of Q fp32 scales (per token / per channel / per tensor), applied in the epilogue
+  kBlock,   // DeepSeek-V3: one scale per (row block, 128-K block) on each operand, applied at promotion
+};
+
+// Epilogue (and split-K reduce) arguments, in P/Q index space.
+struct EpilogueArgs {
+  void* out;                 // OutT
+  int64_t out_si, out_sj;    // element strides of C[i, j] in out
+  const float* p_scale;      // kRowCol: scale of row i (stride p_scale_stride; 0 = per tensor)
+  int64_t p_scale_stride;
+  const float* q_scale;
+  int64_t q_scale_stride;
+  const void* bias;          // OutT, indexed by i (bias_on_p) or j; may be null
+  bool bias_on_p;
+};
+
+// kBlock scale tables: scale of P row i for K block kb = p_block_scale[(i / kPDiv) * p_ld + kb].
+struct BlockScaleArgs {
+  const float* p;
+  int64_t p_ld;
+  const float* q;
+  int64_t q_ld;
+};
+
+struct GemmParams {
+  int rows_p, rows_q, num_kb;    // extents: P rows, Q rows, K blocks (ceil(K / 128))
+  int kb_per_split;
+  TileScheduler<kGroupP> sched;
+  EpilogueArgs epi;
+  BlockScaleArgs block;
+  float* workspace;              // splits > 1: fp32 [splits][rows_p][rows_q]
+};
+
+template <typename OutT>
+__device__ __forceinline__ OutT to_out(float v);
+template <>
+__device__ __forceinline__ __nv_bfloat16 to_out<__nv_bfloat16>(float v) { return __float2bfloat16_rn(v); }
+template <>
+__device__ __forceinline__ __half to_out<__half>(float v) { return __float2half_rn(v); }
+
+template <typename OutT>
+__device__ __forceinline__ float from_out(OutT v);
+template <>
+__device__ __forceinline__ float from_out<__nv_bfloat16>(__nv_bfloat16 v) { return __bfloat162float(v); }
+template <>
+__device__ __forceinline__ float from_out<__half>(__half v) { return __half2float(v); }
+
+// The epilogue of one element: ((acc * p_scale) * q_scale) + bias, in that order, each an
+// fp32 operation (no FMA contraction), matching the CPU reference to the last fp32 bit.
+template <ScaleMode kMode, typename OutT>
+__device__ __forceinline__ float finish(const EpilogueArgs& e, int i, int j, float acc) {
+  float v = acc;
+  if constexpr (kMode == ScaleMode::kRowCol) {
+    v = __fmul_rn(v, e.p_scale[i * e.p_scale_stride]);
+    v = __fmul_rn(v, e.q_scale[j * e.q_scale_stride]);
+  }
+  if (e.bias) v = __fadd_rn(v, from_out(static_cast<const OutT*>(e.bias)[e.bias_on_p ? i : j]));
+  return v;
+}
+
+// Operand policy: the tensor-core instruction and its accumulator type.
+struct E4M3Operands {
+  using Acc = float;
+  template <int N>
+  using Mma = ptx::WgmmaE4M3<N>;
+};
+
+template <int kBN, int kStages>
+struct SmemLayout {
+  static constexpr int kPBytes = kBlockP * kBlockK;  // per stage
+  static constexpr int kQBytes = kBN * kBlockK;
+  static constexpr int kStageBytes = kPBytes + kQBytes;
+  static constexpr int kTileBytes = kStages * kStageBytes;
+  static constexpr int kBytes = 1024 /*alignment slack*/ + kTileBytes + 2 * kStages * 8;
+  static_assert(kQBytes % 1024 == 0, "Q tiles must keep 1024-byte alignment (8 rows of 128B swizzle atoms)");
+  static_assert(kBytes <= 227 * 1024, "shared memory per CTA on sm_90 is at most 227 KB");
+};
+
+// kBN: Q rows per tile (wgmma N); kPDiv/kQDiv: rows sharing one block scale (kBlock mode).
+template <class Ops, ScaleMode kMode, int kBN, int kStages, bool kPromote, int kPDiv, int kQDiv, typename OutT>
+__global__ void __launch_bounds__(kThreads, 1)
+    sm90_gemm_kernel(const __grid_constant__ CUtensorMap tmap_p, const __grid_constant__ CUtensorMap tmap_q,
+                     const GemmParams params) {
+  static_assert(kBN % 8 == 0 && kBN >= 8 && kBN <= 256, "wgmma N is 8..256");
+  static_assert(kMode != ScaleMode::kBlock || kPromote, "block scales are applied at promotion");
+  static_assert(kMode != ScaleMode::kBlock || (kBlockP % kPDiv == 0 || kPDiv == 1), "P scale blocks align with tiles");
+  static_assert(kMode != ScaleMode::kBlock || kQDiv == 1 || kQDiv % kBN == 0, "Q scale block covers the tile");
+  using Acc = typename Ops::Acc;
+  using Layout = SmemLayout<kBN, kStages>;
+  constexpr int kAccRegs = kBN / 2;  // m64nN accumulator: N/2 registers per thread
+
+  extern __shared__ __align__(1024) uint8_t smem_raw[];
+  uint8_t* smem = reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(smem_raw) + 1023) & ~uintptr_t(1023));
+  uint8_t* smem_p = smem;                                  // [kStages][128][128]
+  uint8_t* smem_q = smem + kStages * Layout::kPBytes;      // [kStages][kBN][128]
+  uint64_t* full = reinterpret_cast<uint64_t*>(smem + Layout::kTileBytes);
+  uint64_t* empty = full + kStages;
+
+  const int warpgroup = threadIdx.x / 128;
+  const int warp = threadIdx.x / 32;
+  const int lane = threadIdx.x % 32;
+  const int num_units = params.sched.num_units();
+
+  if (threadIdx.x == 0) {
+    ptx::tma_prefetch_desc(&tmap_p);
+    ptx::tma_prefetch_desc(&tmap_q);
+    for (int s = 0; s < kStages; ++s) {
+      ptx::mbarrier_init(&full[s], 1);     // the producer's arrive_expect_tx
+      ptx::mbarrier_init(&empty[s], 8);    // one arrival per consumer warp
+    }
+    ptx::fence_barrier_init();
+  }
+  __syncthreads();
+
+  if (warpgroup == 0) {
+    // ------------------------------------------------------------ producer
+    ptx::setmaxnreg_dec<40>();
+    if (warp == 0 && lane == 0) {
+      int stage = 0;
+      uint32_t phase = 0;
+      for (int u = blockIdx.x; u < num_units; u += gridDim.x) {
+        const WorkUnit w = params.sched.unit(u);
+        const int kb0 = w.split * params.kb_per_split;
+        const int kb1 = min(params.num_kb, kb0 + params.kb_per_split);
+        for (int kb = kb0; kb < kb1; ++kb) {
+          ptx::mbarrier_wait(&empty[stage], phase ^ 1);  // a fresh barrier passes parity 1
+          ptx::mbarrier_arrive_expect_tx(&full[stage], Layout::kStageBytes);  // OOB-filled bytes count too
+          ptx::tma_load_2d(smem_p + stage * Layout::kPBytes, &tmap_p, &full[stage], kb * kBlockK, w.tile_p * kBlockP);
+          ptx::tma_load_2d(smem_q + stage * Layout::kQBytes, &tmap_q, &full[stage], kb * kBlockK, w.tile_q * kBN);
+          if (++stage == kStages) stage = 0, phase ^= 1;
+        }
+      }
+    }
+  } else {
+    // ------------------------------------------------------------ consumers
+    ptx::setmaxnreg_inc<232>();
+    const int wg = warpgroup - 1;              // which 64 rows of the P tile
+    const int warp_in_wg = warp % 4;
+    const int row_in_tile = wg * 64 + warp_in_wg * 16 + lane / 4;  // and +8
+    const int col_in_chunk = (lane % 4) * 2;                         // and +1, per 8-column chunk
+    int stage = 0;
+    uint32_t phase = 0;
+
+    for (int u = blockIdx.x; u < num_units; u += gridDim.x) {
+      const WorkUnit w = params.sched.unit(u);
+      const int kb0 = w.split * params.kb_per_split;
+      const int kb1 = min(params.num_kb, kb0 + params.kb_per_split);
+      const int i0 = w.tile_p * kBlockP + row_in_tile;  // this thread's rows: i0, i0 + 8
+      const int j_base = w.tile_q * kBN;
+
+      Acc acc[kAccRegs];
+      float fin[kPromote ? kAccRegs : 1];
+#pragma unroll
+      for (int r = 0; r < kAccRegs; ++r) acc[r] = Acc(0);
+      if constexpr (kPromote) {
+#pragma unroll
+        for (int r = 0; r < kAccRegs; ++r) fin[r] = 0.0f;
+      }
+
+      for (int kb = kb0; kb < kb1; ++kb) {
+        // Block scales for this K block, loaded before waiting so their latency hides.
+        float p_f[2] = {1.0f, 1.0f}, q_f[kBN / 4];
+        if constexpr (kMode == ScaleMode::kBlock) {
+#pragma unroll
+          for (int h = 0; h < 2; ++h) {
+            const int i = min(i0 + 8 * h, params.rows_p - 1);
+            p_f[h] = __ldg(&params.block.p[(i / kPDiv) * params.block.p_ld + kb]);
+          }
+          if constexpr (kQDiv > 1) {
+            const float f = __ldg(&params.block.q[(j_base / kQDiv) * params.block.q_ld + kb]);
+#pragma unroll
+            for (int c = 0; c < kBN / 4; ++c) q_f[c] = f;
+          } else {
+#pragma unroll
+            for (int c = 0; c < kBN / 4; ++c) {
+              const int j = min(j_base + (c / 2) * 8 + col_in_chunk + (c % 2), params.rows_q - 1);
+              q_f[c] = __ldg(&params.block.q[j * params.block.q_ld + kb]);
+            }
+          }
+        }
+
+        ptx::mbarrier_wait(&full[stage], phase);
+        const uint64_t desc_p = ptx::smem_desc_k_major_sw128(smem_p + stage * Layout::kPBytes + wg * 64 * kBlockK);
+        const uint64_t desc_q = ptx::smem_desc_k_major_sw128(smem_q + stage * Layout::kQBytes);
+#pragma unroll
+        for (int r = 0; r < kAccRegs; ++r) ptx::fence_register(acc[r]);
+        ptx::wgmma_fence();
+#pragma unroll
+        for (int k = 0; k < kBlockK / kWgmmaK; ++k) {
+          // +32 bytes along K inside the swizzled row = +2 in the descriptor's address field
+          const bool accumulate = kPromote ? (k > 0) : true;
+          Ops::template Mma<kBN>::mma(desc_p + (k * kWgmmaK >> 4), desc_q + (k * kWgmmaK >> 4), acc, accumulate);
+        }
+        ptx::wgmma_commit();
+        ptx::wgmma_wait<0>();
+#pragma unroll
+        for (int r = 0; r < kAccRegs; ++r) ptx::fence_register(acc[r]);
+        if (lane == 0) ptx::mbarrier_arrive(&empty[stage]);  // this warp is done with the stage
+        if (++stage == kStages) stage = 0, phase ^= 1;
+
+        if constexpr (kPromote) {
+#pragma unroll
+          for (int r = 0; r < kAccRegs; ++r) {
+            float a = float(acc[r]);
+            if constexpr (kMode == ScaleMode::kBlock) a = a * (p_f[(r / 2) % 2] * q_f[(r / 4) * 2 + (r % 2)]);
+            fin[r] += a;
+          }
+        }
+      }
+
+      // ---------------------------------------------------------- epilogue
+      // Register r holds C[i0 + 8 * ((r / 2) % 2), j_base + (r / 4) * 8 + col_in_chunk + r % 2].
+      const EpilogueArgs& e = params.epi;
+#pragma unroll
+      for (int r = 0; r < kAccRegs; ++r) {
+        const int i = i0 + 8 * ((r / 2) % 2);
+        const int j = j_base + (r / 4) * 8 + col_in_chunk + (r % 2);
+        if (i >= params.rows_p || j >= params.rows_q) continue;
+        const float v = kPromote ? fin[r] : float(acc[r]);
+        if (params.sched.splits > 1) {
+          params.workspace[(int64_t(w.split) * params.rows_p + i) * params.rows_q + j] = v;
+        } else {
+          static_cast<OutT*>(e.out)[i * e.out_si + j * e.out_sj] = to_out<OutT>(finish<kMode, OutT>(e, i, j, v));
+        }
+      }
+    }
+  }
+}
+
+// Split-K: C[i, j] = epilogue(sum over splits of the fp32 partials), one thread per element.
+template <ScaleMode kMode, typename OutT>
+__global__ void splitk_reduce_kernel(const float* __restrict__ ws, int splits, int rows_p, int rows_q,
+                                     EpilogueArgs e) {
+  const int64_t n = int64_t(rows_p) * rows_q;
+  for (int64_t t = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; t < n; t += int64_t(gridDim.x) * blockDim.x) {
+    float v = 0.0f;
+    for (int s = 0; s < splits; ++s) v += ws[s * n + t];
+    const int i = int(t / rows_q), j = int(t % rows_q);
+    static_cast<OutT*>(e.out)[i * e.out_si + j * e.out_sj] = to_out<OutT>(finish<kMode, OutT>(e, i, j, v));
+  }
+}
+
+}  // namespace lowbit::gemm

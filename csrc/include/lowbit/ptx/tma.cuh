@@ -1,0 +1,47 @@
+#pragma once
+// Bulk tensor copies (TMA), one helper each. The tensor map is a __grid_constant__ kernel
+// parameter (CUtensorMap, made on the host by lowbit/tma_desc.h).
+#include <cuda.h>
+
+#include <cstdint>
+
+#include "lowbit/ptx/mbarrier.cuh"
+
+namespace lowbit::ptx {
+
+// Fetch the tensor map into the descriptor cache early, off the critical path.
+__device__ __forceinline__ void tma_prefetch_desc(const CUtensorMap* map) {
+  asm volatile("prefetch.tensormap [%0];" ::"l"(reinterpret_cast<uint64_t>(map)) : "memory");
+}
+
+// 2-D tile load global -> shared, completing `bytes` on `bar`. Coordinates are in
+// elements, innermost first; out-of-bounds elements are written as zeros (that is how
+// M, N and K tails are handled without branches).
+__device__ __forceinline__ void tma_load_2d(void* dst, const CUtensorMap* map, uint64_t* bar, int32_t c_inner,
+                                            int32_t c_outer) {
+  asm volatile(
+      "cp.async.bulk.tensor.2d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [%0], [%1, {%3, %4}], [%2];" ::"r"(
+          smem_addr(dst)),
+      "l"(reinterpret_cast<uint64_t>(map)), "r"(smem_addr(bar)), "r"(c_inner), "r"(c_outer)
+      : "memory");
+}
+
+// Same, with an L2 eviction-priority hint (createpolicy): weights streamed once are
+// loaded evict-first so they do not push reused activations out of L2.
+__device__ __forceinline__ void tma_load_2d_hint(void* dst, const CUtensorMap* map, uint64_t* bar, int32_t c_inner,
+                                                 int32_t c_outer, uint64_t policy) {
+  asm volatile(
+      "cp.async.bulk.tensor.2d.shared::cluster.global.tile.mbarrier::complete_tx::bytes.L2::cache_hint [%0], [%1, {%3, "
+      "%4}], [%2], %5;" ::"r"(smem_addr(dst)),
+      "l"(reinterpret_cast<uint64_t>(map)), "r"(smem_addr(bar)), "r"(c_inner), "r"(c_outer), "l"(policy)
+      : "memory");
+}
+
+// An L2 policy that evicts these lines first.
+__device__ __forceinline__ uint64_t l2_policy_evict_first() {
+  uint64_t p;
+  asm volatile("createpolicy.fractional.L2::evict_first.b64 %0, 1.0;" : "=l"(p));
+  return p;
+}
+
+}  // namespace lowbit::ptx

@@ -1,0 +1,51 @@
+#pragma once
+// Host side of TMA: building CUtensorMap descriptors. cuTensorMapEncodeTiled is a driver
+// API function; it is fetched through the runtime's cudaGetDriverEntryPoint so the
+// library needs no -lcuda link (BRIEF section 4).
+#include <cuda.h>
+#include <cuda_runtime.h>
+
+#include <c10/util/Exception.h>
+
+#include <cstdint>
+
+namespace lowbit::tma {
+
+using EncodeTiledFn = CUresult (*)(CUtensorMap*, CUtensorMapDataType, cuuint32_t, void*, const cuuint64_t*,
+                                   const cuuint64_t*, const cuuint32_t*, const cuuint32_t*, CUtensorMapInterleave,
+                                   CUtensorMapSwizzle, CUtensorMapL2promotion, CUtensorMapFloatOOBfill);
+
+inline EncodeTiledFn encode_tiled_fn() {
+  static EncodeTiledFn fn = [] {
+    void* p = nullptr;
+    cudaDriverEntryPointQueryResult q;
+    cudaError_t err = cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &p, 12000, cudaEnableDefault, &q);
+    TORCH_CHECK(err == cudaSuccess && q == cudaDriverEntryPointSuccess && p,
+                "lowbit: cannot get cuTensorMapEncodeTiled from the driver (", cudaGetErrorString(err), ")");
+    return reinterpret_cast<EncodeTiledFn>(p);
+  }();
+  return fn;
+}
+
+// A row-major 2-D tensor of 1-byte elements (rows, cols) with row stride `ld` elements,
+// loaded in boxes of (box_rows, box_cols) with the 128-byte swizzle (box_cols must be 128:
+// one swizzle row). Elements outside the tensor read as zero.
+inline CUtensorMap make_2d_u8_sw128(const void* base, int64_t rows, int64_t cols, int64_t ld, uint32_t box_rows,
+                                    uint32_t box_cols) {
+  TORCH_CHECK(box_cols == 128, "lowbit: a 128B-swizzled box is 128 one-byte elements wide");
+  TORCH_CHECK(reinterpret_cast<uintptr_t>(base) % 16 == 0 && ld % 16 == 0,
+              "lowbit: TMA needs a 16-byte aligned base and row stride");
+  CUtensorMap map;
+  const cuuint64_t dims[2] = {cuuint64_t(cols), cuuint64_t(rows)};
+  const cuuint64_t strides[1] = {cuuint64_t(ld)};  // bytes, for dims 1..
+  const cuuint32_t box[2] = {box_cols, box_rows};
+  const cuuint32_t elem_strides[2] = {1, 1};
+  CUresult r = encode_tiled_fn()(&map, CU_TENSOR_MAP_DATA_TYPE_UINT8, 2, const_cast<void*>(base), dims, strides, box,
+                                 elem_strides, CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
+                                 CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+  TORCH_CHECK(r == CUDA_SUCCESS, "lowbit: cuTensorMapEncodeTiled failed (CUresult ", int(r), ") for a (", rows, ", ",
+              cols, ") tensor, box (", box_rows, ", ", box_cols, ")");
+  return map;
+}
+
+}  // namespace lowbit::tma
