@@ -31,14 +31,16 @@ SO=$(python3 -c 'import lowbit_ext; print(lowbit_ext.library_path())')
 cuobjdump -res-usage "$SO" > "$OUT/resources.txt" 2>&1 || true
 cuobjdump -sass "$SO" 2>/dev/null | grep -oE "\b(HGMMA|QGMMA|IGMMA|HMMA|IMMA|LDL|STL)[A-Z0-9._]*" | sort | uniq -c > "$OUT/sass_summary.txt" || true
 
-PYTEST="python3 -m pytest ${TESTS:-tests} -q -m cuda -x --no-header -p no:cacheprovider ${KEXPR:+-k $KEXPR}"
-$PYTEST 2>&1 | tee "$OUT/cuda_tests.log" | tail -25
+PYTEST=(python3 -m pytest ${TESTS:-tests} -q -m cuda --no-header -p no:cacheprovider)
+[ -n "$KEXPR" ] && PYTEST+=(-k "$KEXPR")
+"${PYTEST[@]}" 2>&1 | tee "$OUT/cuda_tests.log" | tail -25
 if [ "${SANITIZE:-0}" = 1 ]; then
   for tool in memcheck racecheck; do
-    compute-sanitizer --tool $tool --error-exitcode 9 $PYTEST > "$OUT/sanitize_$tool.log" 2>&1
+    compute-sanitizer --tool $tool --error-exitcode 9 "${PYTEST[@]}" > "$OUT/sanitize_$tool.log" 2>&1
     echo "compute-sanitizer $tool: exit $?"; tail -3 "$OUT/sanitize_$tool.log"
   done
 fi
+[ -n "${EXTRA:-}" ] && bash -c "$EXTRA" 2>&1 | tee "$OUT/extra.log" | tail -40
 if [ "${BENCH:-1}" = 1 ]; then
   python3 bench/gemm.py --out "$OUT/bench.json" "$@" 2>&1 | tee "$OUT/bench.log" | tail -80
 fi

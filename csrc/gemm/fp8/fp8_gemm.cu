@@ -7,6 +7,7 @@
 #include <torch/library.h>
 
 #include <cstdlib>
+#include <type_traits>
 
 #include "lowbit/contracts.h"
 #include "lowbit/gemm/sm90_gemm.cuh"
@@ -21,7 +22,8 @@ using gemm::ScaleMode;
 // The shape-dependent choices, made on the host (output shapes never depend on them).
 struct Plan {
   bool swap_ab;   // small M: weights on wgmma's M side, tokens on its N side
-  int bn;         // Q rows per tile (wgmma N)
+  int bn;         // Q rows per tile
+  int cluster;    // CTAs multicasting one Q tile (1 or 2)
   int splits;     // K splits
   int kb_per_split;
 };
@@ -40,14 +42,16 @@ int choose_splits(int units, int num_kb, int sms) {
   return best;
 }
 
-Plan make_plan(int64_t M, int64_t N, int64_t K, int sms) {
+Plan make_plan(int64_t M, int64_t N, int64_t K, int sms, bool block_mode) {
   Plan p;
   p.swap_ab = M <= 64;
-  p.bn = p.swap_ab ? (M <= 8 ? 8 : M <= 16 ? 16 : M <= 32 ? 32 : 64) : 128;
+  p.bn = p.swap_ab ? (M <= 8 ? 8 : M <= 16 ? 16 : M <= 32 ? 32 : 64) : (block_mode ? 128 : 256);
   const int64_t rows_p = p.swap_ab ? N : M, rows_q = p.swap_ab ? M : N;
-  const int tiles = int((rows_p + gemm::kBlockP - 1) / gemm::kBlockP * ((rows_q + p.bn - 1) / p.bn));
+  const int64_t tiles_p = (rows_p + gemm::kBlockP - 1) / gemm::kBlockP;
+  p.cluster = (!p.swap_ab && tiles_p >= 2) ? 2 : 1;
+  const int units = int((tiles_p + p.cluster - 1) / p.cluster * ((rows_q + p.bn - 1) / p.bn));
   const int num_kb = int((K + gemm::kBlockK - 1) / gemm::kBlockK);
-  p.splits = choose_splits(tiles, num_kb, sms);
+  p.splits = choose_splits(units, num_kb, sms / p.cluster);
   p.kb_per_split = (num_kb + p.splits - 1) / p.splits;
   p.splits = (num_kb + p.kb_per_split - 1) / p.kb_per_split;  // no empty split
   return p;
@@ -65,35 +69,59 @@ bool promote_w8a8() {
 
 template <int kBN>
 constexpr int stages_for() {
-  return kBN >= 128 ? 6 : 8;
+  return kBN >= 256 ? 4 : kBN >= 128 ? 6 : 8;  // as many as fit 227 KB
 }
 
-template <ScaleMode kMode, int kBN, bool kPromote, int kPDiv, int kQDiv, typename OutT>
-void launch_kernel(const CUtensorMap& tp, const CUtensorMap& tq, const gemm::GemmParams& params, int grid,
+template <ScaleMode kMode, int kBN, int kHalves, int kCluster, bool kPromote, int kPDiv, int kQDiv, typename OutT>
+void launch_kernel(const CUtensorMap& tp, const CUtensorMap& tq, const gemm::GemmParams& params, int units,
                    cudaStream_t stream) {
   constexpr int kStages = stages_for<kBN>();
-  auto kernel = gemm::sm90_gemm_kernel<gemm::E4M3Operands, kMode, kBN, kStages, kPromote, kPDiv, kQDiv, OutT>;
+  auto kernel =
+      gemm::sm90_gemm_kernel<gemm::E4M3Operands, kMode, kBN, kHalves, kCluster, kStages, kPromote, kPDiv, kQDiv, OutT>;
   constexpr int smem = gemm::SmemLayout<kBN, kStages>::kBytes;
-  static bool configured = [&] {
+  cudaLaunchConfig_t cfg{};
+  cudaLaunchAttribute attr[1];
+  attr[0].id = cudaLaunchAttributeClusterDimension;
+  attr[0].val.clusterDim.x = kCluster;
+  attr[0].val.clusterDim.y = 1;
+  attr[0].val.clusterDim.z = 1;
+  cfg.blockDim = dim3(gemm::kThreads);
+  cfg.dynamicSmemBytes = smem;
+  cfg.stream = stream;
+  cfg.attrs = attr;
+  cfg.numAttrs = 1;
+  // Persistent grid: as many clusters as can be resident at once (cluster placement can
+  // leave a few SMs idle), never more than there are units.
+  static int max_clusters = [&] {
     C10_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
-    return true;
+    int n = 0;
+    cfg.gridDim = dim3(kCluster * 132);
+    C10_CUDA_CHECK(cudaOccupancyMaxActiveClusters(&n, kernel, &cfg));
+    return std::max(n, 1);
   }();
-  (void)configured;
-  kernel<<<grid, gemm::kThreads, smem, stream>>>(tp, tq, params);
-  C10_CUDA_KERNEL_LAUNCH_CHECK();
+  cfg.gridDim = dim3(kCluster * std::min(units, max_clusters));
+  C10_CUDA_CHECK(cudaLaunchKernelEx(&cfg, kernel, tp, tq, params));
 }
 
 template <ScaleMode kMode, bool kPromote, typename OutT>
-void dispatch_bn(const Plan& plan, const CUtensorMap& tp, const CUtensorMap& tq, const gemm::GemmParams& params,
-                 int grid, cudaStream_t stream) {
+void dispatch_tile(const Plan& plan, const CUtensorMap& tp, const CUtensorMap& tq, const gemm::GemmParams& params,
+                   int units, cudaStream_t stream) {
   // Block-scale grouping: activations carry one scale per row, weights one per 128 rows.
   constexpr int kAct = 1, kWgt = kMode == ScaleMode::kBlock ? 128 : 1;
-  if (!plan.swap_ab) return launch_kernel<kMode, 128, kPromote, kAct, kWgt, OutT>(tp, tq, params, grid, stream);
+  constexpr int kHalves = kPromote ? 2 : 1;  // see sm90_gemm.cuh: 256 columns in two promoted halves
+  if (!plan.swap_ab) {
+    // Block mode keeps 128-column tiles: with its per-block scales the 256-column variant
+    // spills (ptxas, 200 bytes) where the row/col variant does not.
+    constexpr int kBN = kMode == ScaleMode::kBlock ? 128 : 256;
+    constexpr int kH = kBN == 256 ? kHalves : 1;
+    if (plan.cluster == 2) return launch_kernel<kMode, kBN, kH, 2, kPromote, kAct, kWgt, OutT>(tp, tq, params, units, stream);
+    return launch_kernel<kMode, kBN, kH, 1, kPromote, kAct, kWgt, OutT>(tp, tq, params, units, stream);
+  }
   switch (plan.bn) {
-    case 8: return launch_kernel<kMode, 8, kPromote, kWgt, kAct, OutT>(tp, tq, params, grid, stream);
-    case 16: return launch_kernel<kMode, 16, kPromote, kWgt, kAct, OutT>(tp, tq, params, grid, stream);
-    case 32: return launch_kernel<kMode, 32, kPromote, kWgt, kAct, OutT>(tp, tq, params, grid, stream);
-    default: return launch_kernel<kMode, 64, kPromote, kWgt, kAct, OutT>(tp, tq, params, grid, stream);
+    case 8: return launch_kernel<kMode, 8, 1, 1, kPromote, kWgt, kAct, OutT>(tp, tq, params, units, stream);
+    case 16: return launch_kernel<kMode, 16, 1, 1, kPromote, kWgt, kAct, OutT>(tp, tq, params, units, stream);
+    case 32: return launch_kernel<kMode, 32, 1, 1, kPromote, kWgt, kAct, OutT>(tp, tq, params, units, stream);
+    default: return launch_kernel<kMode, 64, 1, 1, kPromote, kWgt, kAct, OutT>(tp, tq, params, units, stream);
   }
 }
 
@@ -106,22 +134,22 @@ Tensor fp8_gemm(ScaleMode mode, const Tensor& a, const Tensor& a_scale, const Te
   if (M == 0) return out;
   auto stream = at::cuda::getCurrentCUDAStream();
   const int sms = at::cuda::getCurrentDeviceProperties()->multiProcessorCount;
-  const Plan plan = make_plan(M, N, K, sms);
+  const Plan plan = make_plan(M, N, K, sms, mode == ScaleMode::kBlock);
 
   const Tensor& P = plan.swap_ab ? b : a;
   const Tensor& Q = plan.swap_ab ? a : b;
   const Tensor& p_scale = plan.swap_ab ? b_scale : a_scale;
   const Tensor& q_scale = plan.swap_ab ? a_scale : b_scale;
   const CUtensorMap tp = tma::make_2d_u8_sw128(P.data_ptr(), P.size(0), K, K, gemm::kBlockP, gemm::kBlockK);
-  const CUtensorMap tq = tma::make_2d_u8_sw128(Q.data_ptr(), Q.size(0), K, K, plan.bn, gemm::kBlockK);
+  const CUtensorMap tq = tma::make_2d_u8_sw128(Q.data_ptr(), Q.size(0), K, K, plan.bn / plan.cluster, gemm::kBlockK);
 
   gemm::GemmParams params{};
   params.rows_p = int(P.size(0));
   params.rows_q = int(Q.size(0));
   params.num_kb = int((K + gemm::kBlockK - 1) / gemm::kBlockK);
   params.kb_per_split = plan.kb_per_split;
-  params.sched = {int((params.rows_p + gemm::kBlockP - 1) / gemm::kBlockP), int((params.rows_q + plan.bn - 1) / plan.bn),
-                  plan.splits};
+  const int tiles_p = (params.rows_p + gemm::kBlockP - 1) / gemm::kBlockP;
+  params.sched = {(tiles_p + plan.cluster - 1) / plan.cluster, int((params.rows_q + plan.bn - 1) / plan.bn), plan.splits};
   auto& e = params.epi;
   e.out = out.data_ptr();
   e.out_si = plan.swap_ab ? 1 : N;
@@ -141,21 +169,26 @@ Tensor fp8_gemm(ScaleMode mode, const Tensor& a, const Tensor& a_scale, const Te
     workspace = at::empty({plan.splits, params.rows_p, params.rows_q}, a.options().dtype(at::kFloat));
     params.workspace = workspace.data_ptr<float>();
   }
-  const int units = params.sched.tiles_p * params.sched.tiles_q * plan.splits;
-  const int grid = std::min(units, sms);
+  const int units = params.sched.tiles_p * params.sched.tiles_q * plan.splits;  // cluster units
 
   auto run = [&](auto out_tag) {
     using OutT = decltype(out_tag);
     if (mode == ScaleMode::kBlock) {
-      dispatch_bn<ScaleMode::kBlock, true, OutT>(plan, tp, tq, params, grid, stream);
-    } else if (promote_w8a8()) {
-      dispatch_bn<ScaleMode::kRowCol, true, OutT>(plan, tp, tq, params, grid, stream);
+      dispatch_tile<ScaleMode::kBlock, true, OutT>(plan, tp, tq, params, units, stream);
     } else {
-      dispatch_bn<ScaleMode::kRowCol, false, OutT>(plan, tp, tq, params, grid, stream);
+      if constexpr (std::is_same_v<OutT, __nv_bfloat16>) {  // the no-promotion diagnostic: bf16 only
+        if (!promote_w8a8()) {
+          dispatch_tile<ScaleMode::kRowCol, false, OutT>(plan, tp, tq, params, units, stream);
+        } else {
+          dispatch_tile<ScaleMode::kRowCol, true, OutT>(plan, tp, tq, params, units, stream);
+        }
+      } else {
+        dispatch_tile<ScaleMode::kRowCol, true, OutT>(plan, tp, tq, params, units, stream);
+      }
     }
     if (plan.splits > 1) {
       const int64_t n = int64_t(params.rows_p) * params.rows_q;
-      const int blocks = int(std::min<int64_t>((n + 255) / 256, sms * 8));
+      const int blocks = int(std::min<int64_t>((n + 255) / 256, int64_t(sms) * 8));
       if (mode == ScaleMode::kBlock)
         gemm::splitk_reduce_kernel<ScaleMode::kBlock, OutT>
             <<<blocks, 256, 0, stream>>>(params.workspace, plan.splits, params.rows_p, params.rows_q, e);
