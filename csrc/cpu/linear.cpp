@@ -4,17 +4,21 @@
 // products and sums in fp32 (order unspecified: kernels may split and reorder K), then
 // rounded once to the output dtype (round to nearest even). Per format:
 //
-//   w8a8_int8_mm:  acc = sum_k a[m,k] * b[n,k] exactly in int32 (|acc| <= 127^2 K);
+//   w8a8_int8_mm:  acc = sum_k a[m,k] * b[n,k] exactly in int32 (|acc| <= 128^2 K, so
+//                  exact for K <= 2^17 = 131072; int8 operands may hold -128);
 //                  y = ((float(acc) * a_scale[m]) * b_scale[n]) + bias[n], each step an
-//                  fp32 operation, so a kernel can match it to the last bit of fp32.
+//                  fp32 operation (no FMA contraction), so a kernel can match it to the
+//                  last bit of fp32.
 //   w8a8_fp8_mm:   acc = sum_k e4m3(a) * e4m3(b) in fp32; y = (acc * a_scale) * b_scale + bias,
 //                  scales per row (M,)/(N,) or per tensor (one element).
 //   fp8_block_mm:  DeepSeek-V3 recipe: y = sum over 128-blocks kb of
 //                  a_scale[m,kb] * b_scale[n/128,kb] * (sum_{k in kb} a * b) + bias.
 //                  Implemented as one fp32 product of the dequantized operands (a*sa,
 //                  b*sb), equal up to fp32 rounding; kernels promote per block.
-//   mxfp8_mm, a8w4_mx_mm: elements times their E8M0 block scales (exact in fp32; a
-//                  NaN scale makes its block NaN), then as above.
+//   mxfp8_mm, a8w4_mx_mm: elements times their E8M0 block scales (exact in fp32 for
+//                  every byte the quantizers produce: <= 246 with e4m3, <= 252 with e2m1;
+//                  larger bytes can overflow to Inf; a NaN scale makes its block NaN),
+//                  then as above.
 //   a16w4_linear:  w[n,k] = (q[n,k] - z[n,g]) * s[n,g] with g = k / group_size, in fp32;
 //                  symmetric (zeros = None): z = 8. x upcast exactly.
 //   a16w8_linear:  y[m,n] = (sum_k x[m,k] * q[n,k]) * w_scale[n] (fp32 scale) + bias.

@@ -12,7 +12,10 @@
 //             e4m3: e4m3_rne_saturating(x * inv)                 QMAX = 448
 //   so that x ~= code * scale. (Multiplying by inv instead of dividing by scale is
 //   what a fast kernel does; the spec says so to make the two agree exactly.)
-//   Static per-tensor fp8 (scale given): inv = 1 / scale, code as above.
+//   Static per-tensor fp8 (scale given): inv = 1 / scale (fp32), code as above, with no
+//   non-finite rule (the scale is the caller's, and only a NaN scale zeroes the codes):
+//   a NaN element gives the NaN code 0x7F and +-Inf saturates to +-448 like any value
+//   beyond range (what cvt.rn.satfinite does).
 //
 // MX (OCP Microscaling v1.0), blocks of 32 along K:
 //   shared exponent e = floor(log2(amax)) - emax_elem (e4m3: 8, e2m1: 2), clamped to
@@ -20,7 +23,13 @@
 //   (NaN) and codes 0. Scale byte = e + 127 (E8M0). Element code = the element
 //   format's RNE of x * 2^-e, saturated to its max (448 / 6): this is the spec's
 //   FLOOR rule, under which the largest elements of a block can clip (amax * 2^-e
-//   lies in [2^emax, 2^(emax+1))). x * 2^-e is exact in fp32.
+//   lies in [2^emax, 2^(emax+1)) unless e was clamped to -127). x * 2^-e is exact in
+//   fp32 wherever it matters (it can only underflow far below the element format's
+//   smallest subnormal, where the code is 0 either way).
+//
+// Signed zeros (all e4m3 / e2m1 conversions above): the sign is kept, so -0 and a
+// negative value that rounds to 0 give the negative-zero code (0x80 e4m3, 0x8 e2m1),
+// as an IEEE-style RNE conversion (torch's, cvt.rn) does; int8 has a single 0.
 #include <ATen/Parallel.h>
 #include <ATen/ops/empty.h>
 #include <ATen/ops/full.h>

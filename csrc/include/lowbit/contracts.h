@@ -4,6 +4,12 @@
 // both reject the same inputs with the same message. Returns the problem sizes.
 #include "lowbit/checks.h"
 
+// Host code only, compiled by the C++ compiler: error messages built by iostreams that
+// nvcc's host pass instantiated crashed on the device machine (bench/NOTES.md).
+#if defined(__CUDACC__)
+#error "lowbit/contracts.h is for .cpp files; keep op glue out of .cu files"
+#endif
+
 namespace lowbit::contract {
 
 struct GemmDims {

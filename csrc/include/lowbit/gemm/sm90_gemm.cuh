@@ -36,7 +36,7 @@
 
 #include <cstdint>
 
-#include "lowbit/gemm/tile_scheduler.cuh"
+#include "lowbit/gemm/params.h"
 #include "lowbit/ptx/cluster.cuh"
 #include "lowbit/ptx/mbarrier.cuh"
 #include "lowbit/ptx/tma.cuh"
@@ -44,46 +44,6 @@
 #include "lowbit/ptx/wgmma.cuh"
 
 namespace lowbit::gemm {
-
-constexpr int kBlockP = 128;  // rows of P per tile: 2 consumer warpgroups x 64 (wgmma M)
-constexpr int kBlockK = 128;  // bytes of K per stage: one 128-byte swizzle row of 8-bit data
-constexpr int kWgmmaK = 32;   // K per 8-bit wgmma
-constexpr int kThreads = 384;
-constexpr int kGroupP = 8;    // scheduler swizzle group
-
-enum class ScaleMode {
-  kRowCol,  // per-row of P and per-row of Q fp32 scales (per token / per channel / per tensor), applied in the epilogue
-  kBlock,   // DeepSeek-V3: one scale per (row block, 128-K block) on each operand, applied at promotion
-};
-
-// Epilogue (and split-K reduce) arguments, in P/Q index space.
-struct EpilogueArgs {
-  void* out;                 // OutT
-  int64_t out_si, out_sj;    // element strides of C[i, j] in out
-  const float* p_scale;      // kRowCol: scale of row i (stride p_scale_stride; 0 = per tensor)
-  int64_t p_scale_stride;
-  const float* q_scale;
-  int64_t q_scale_stride;
-  const void* bias;          // OutT, indexed by i (bias_on_p) or j; may be null
-  bool bias_on_p;
-};
-
-// kBlock scale tables: scale of P row i for K block kb = p_block_scale[(i / kPDiv) * p_ld + kb].
-struct BlockScaleArgs {
-  const float* p;
-  int64_t p_ld;
-  const float* q;
-  int64_t q_ld;
-};
-
-struct GemmParams {
-  int rows_p, rows_q, num_kb;    // extents: P rows, Q rows, K blocks (ceil(K / 128))
-  int kb_per_split;
-  TileScheduler<kGroupP> sched;
-  EpilogueArgs epi;
-  BlockScaleArgs block;
-  float* workspace;              // splits > 1: fp32 [splits][rows_p][rows_q]
-};
 
 template <typename OutT>
 __device__ __forceinline__ OutT to_out(float v);

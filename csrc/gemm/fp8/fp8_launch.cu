@@ -1,0 +1,103 @@
+// fp8 GEMM kernel instantiations and launches (the mainloop: lowbit/gemm/sm90_gemm.cuh).
+#include <c10/cuda/CUDAException.h>
+
+#include <algorithm>
+#include <type_traits>
+
+#include "gemm/fp8/fp8_launch.h"
+#include "lowbit/gemm/sm90_gemm.cuh"
+
+namespace lowbit::fp8 {
+namespace {
+
+using gemm::ScaleMode;
+
+template <int kBN>
+constexpr int stages_for() {
+  return kBN >= 256 ? 4 : kBN >= 128 ? 6 : 8;  // as many as fit 227 KB
+}
+
+template <ScaleMode kMode, int kBN, int kHalves, int kCluster, bool kPromote, int kPDiv, int kQDiv, typename OutT>
+void launch_kernel(const Launch& a) {
+  constexpr int kStages = stages_for<kBN>();
+  auto kernel =
+      gemm::sm90_gemm_kernel<gemm::E4M3Operands, kMode, kBN, kHalves, kCluster, kStages, kPromote, kPDiv, kQDiv, OutT>;
+  constexpr int smem = gemm::SmemLayout<kBN, kStages>::kBytes;
+  cudaLaunchConfig_t cfg{};
+  cudaLaunchAttribute attr[1];
+  attr[0].id = cudaLaunchAttributeClusterDimension;
+  attr[0].val.clusterDim.x = kCluster;
+  attr[0].val.clusterDim.y = 1;
+  attr[0].val.clusterDim.z = 1;
+  cfg.blockDim = dim3(gemm::kThreads);
+  cfg.dynamicSmemBytes = smem;
+  cfg.stream = a.stream;
+  cfg.attrs = attr;
+  cfg.numAttrs = 1;
+  // Persistent grid: as many clusters as can be resident at once (cluster placement can
+  // leave a few SMs idle), never more than there are units.
+  static int max_clusters = [&] {
+    C10_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+    if (kCluster == 1) return a.sms;
+    int n = 0;
+    cfg.gridDim = dim3(kCluster * (a.sms / kCluster));
+    C10_CUDA_CHECK(cudaOccupancyMaxActiveClusters(&n, kernel, &cfg));
+    return std::max(n, 1);
+  }();
+  cfg.gridDim = dim3(kCluster * std::min(a.units, max_clusters));
+  C10_CUDA_CHECK(cudaLaunchKernelEx(&cfg, kernel, a.tmap_p, a.tmap_q, a.params));
+}
+
+template <ScaleMode kMode, bool kPromote, typename OutT>
+void dispatch_tile(const Launch& a) {
+  // Block-scale grouping: activations carry one scale per row, weights one per 128 rows.
+  constexpr int kAct = 1, kWgt = kMode == ScaleMode::kBlock ? 128 : 1;
+  if (!a.plan.swap_ab) {
+    // Block mode keeps 128-column tiles: with its per-block scales the 256-column variant
+    // spills (ptxas, 200 bytes) where the row/col variant does not. 256 columns are
+    // computed in two promoted halves (kPromote), or with one 128-register accumulator.
+    constexpr int kBN = kMode == ScaleMode::kBlock ? 128 : 256;
+    constexpr int kH = (kBN == 256 && kPromote) ? 2 : 1;
+    if (a.plan.cluster == 2) return launch_kernel<kMode, kBN, kH, 2, kPromote, kAct, kWgt, OutT>(a);
+    return launch_kernel<kMode, kBN, kH, 1, kPromote, kAct, kWgt, OutT>(a);
+  }
+  switch (a.plan.bn) {
+    case 8: return launch_kernel<kMode, 8, 1, 1, kPromote, kWgt, kAct, OutT>(a);
+    case 16: return launch_kernel<kMode, 16, 1, 1, kPromote, kWgt, kAct, OutT>(a);
+    case 32: return launch_kernel<kMode, 32, 1, 1, kPromote, kWgt, kAct, OutT>(a);
+    default: return launch_kernel<kMode, 64, 1, 1, kPromote, kWgt, kAct, OutT>(a);
+  }
+}
+
+template <typename OutT>
+void launch_typed(const Launch& a) {
+  if (a.mode == ScaleMode::kBlock) {
+    dispatch_tile<ScaleMode::kBlock, true, OutT>(a);
+  } else if constexpr (std::is_same_v<OutT, __nv_bfloat16>) {  // the no-promotion diagnostic: bf16 only
+    if (a.promote) dispatch_tile<ScaleMode::kRowCol, true, OutT>(a);
+    else dispatch_tile<ScaleMode::kRowCol, false, OutT>(a);
+  } else {
+    dispatch_tile<ScaleMode::kRowCol, true, OutT>(a);
+  }
+  if (a.plan.splits > 1) {
+    const auto& p = a.params;
+    const int64_t n = int64_t(p.rows_p) * p.rows_q;
+    const int blocks = int(std::min<int64_t>((n + 255) / 256, int64_t(a.sms) * 8));
+    if (a.mode == ScaleMode::kBlock)
+      gemm::splitk_reduce_kernel<ScaleMode::kBlock, OutT>
+          <<<blocks, 256, 0, a.stream>>>(p.workspace, a.plan.splits, p.rows_p, p.rows_q, p.epi);
+    else
+      gemm::splitk_reduce_kernel<ScaleMode::kRowCol, OutT>
+          <<<blocks, 256, 0, a.stream>>>(p.workspace, a.plan.splits, p.rows_p, p.rows_q, p.epi);
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
+  }
+}
+
+}  // namespace
+
+void launch(const Launch& a) {
+  if (a.out_bf16) launch_typed<__nv_bfloat16>(a);
+  else launch_typed<__half>(a);
+}
+
+}  // namespace lowbit::fp8

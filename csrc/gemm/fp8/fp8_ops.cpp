@@ -1,0 +1,166 @@
+// fp8 GEMM ops on the Hopper mainloop: w8a8_fp8 (per-token / per-tensor activation scales,
+// per-channel / per-tensor weight scales) and fp8_block (DeepSeek-V3 1x128 x 128x128), and
+// their fused linears (activation quantization + GEMM). Semantics: csrc/cpu/linear.cpp.
+// This file: argument contracts, the shape -> tile plan, tensor maps, allocation.
+#include <ATen/core/dispatch/Dispatcher.h>
+#include <ATen/cuda/CUDAContext.h>
+#include <ATen/ops/empty.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <torch/library.h>
+
+#include <cstdio>
+#include <cstdlib>
+
+#include "gemm/fp8/fp8_launch.h"
+#include "lowbit/contracts.h"
+#include "lowbit/ops.h"
+#include "lowbit/tma_desc.h"
+
+namespace lowbit::fp8 {
+namespace {
+
+using gemm::ScaleMode;
+
+bool env_flag(const char* name) {
+  const char* v = std::getenv(name);
+  return v && v[0] == '1';
+}
+
+// Split-K factor: the fewest K-block steps per CTA over the whole grid (waves x K blocks per
+// unit), with a small charge per extra split for the partial tiles it writes and reads.
+int choose_splits(int units, int num_kb, int slots) {
+  int best = 1;
+  double best_cost = 1e30;
+  for (int s = 1; s <= 8 && s <= num_kb; ++s) {
+    const int kb = (num_kb + s - 1) / s;
+    const double waves = double((int64_t(units) * s + slots - 1) / slots);
+    const double cost = waves * kb * (1.0 + 0.02 * (s - 1));
+    if (cost < best_cost - 1e-9) best_cost = cost, best = s;
+  }
+  return best;
+}
+
+// LOWBIT_FP8_CLUSTER_OFF=1 turns the 2-CTA multicast off (a diagnostic for bench/NOTES.md).
+Plan make_plan(int64_t M, int64_t N, int64_t K, int sms, bool block_mode) {
+  Plan p;
+  p.swap_ab = M <= 64;
+  p.bn = p.swap_ab ? (M <= 8 ? 8 : M <= 16 ? 16 : M <= 32 ? 32 : 64) : (block_mode ? 128 : 256);
+  const int64_t rows_p = p.swap_ab ? N : M, rows_q = p.swap_ab ? M : N;
+  const int64_t tiles_p = (rows_p + gemm::kBlockP - 1) / gemm::kBlockP;
+  static const bool no_cluster = env_flag("LOWBIT_FP8_CLUSTER_OFF");
+  p.cluster = (!p.swap_ab && tiles_p >= 2 && !no_cluster) ? 2 : 1;
+  const int units = int((tiles_p + p.cluster - 1) / p.cluster * ((rows_q + p.bn - 1) / p.bn));
+  const int num_kb = int((K + gemm::kBlockK - 1) / gemm::kBlockK);
+  p.splits = choose_splits(units, num_kb, sms / p.cluster);
+  p.kb_per_split = (num_kb + p.splits - 1) / p.splits;
+  p.splits = (num_kb + p.kb_per_split - 1) / p.kb_per_split;  // no empty split
+  return p;
+}
+
+// y (M, N) = a (M, K) x b (N, K)^T with the given scales, both operands e4m3.
+Tensor fp8_gemm(ScaleMode mode, const Tensor& a, const Tensor& a_scale, const Tensor& b, const Tensor& b_scale,
+                const OptTensor& bias, at::ScalarType out_dtype) {
+  c10::cuda::CUDAGuard guard(a.device());
+  const int64_t M = a.size(0), K = a.size(1), N = b.size(0);
+  Tensor out = at::empty({M, N}, a.options().dtype(out_dtype));
+  if (M == 0) return out;
+  Launch L{};
+  L.sms = at::cuda::getCurrentDeviceProperties()->multiProcessorCount;
+  L.stream = at::cuda::getCurrentCUDAStream();
+  L.mode = mode;
+  static const bool promote = !env_flag("LOWBIT_FP8_NO_PROMOTE");  // diagnostic, see bench/fp8_accuracy.py
+  L.promote = promote;
+  L.out_bf16 = out_dtype == at::kBFloat16;
+  const Plan plan = make_plan(M, N, K, L.sms, mode == ScaleMode::kBlock);
+  L.plan = plan;
+
+  const Tensor& P = plan.swap_ab ? b : a;
+  const Tensor& Q = plan.swap_ab ? a : b;
+  const Tensor& p_scale = plan.swap_ab ? b_scale : a_scale;
+  const Tensor& q_scale = plan.swap_ab ? a_scale : b_scale;
+  L.tmap_p = tma::make_2d_u8_sw128(P.data_ptr(), P.size(0), K, K, gemm::kBlockP, gemm::kBlockK);
+  L.tmap_q = tma::make_2d_u8_sw128(Q.data_ptr(), Q.size(0), K, K, plan.bn / plan.cluster, gemm::kBlockK);
+
+  auto& params = L.params;
+  params.rows_p = int(P.size(0));
+  params.rows_q = int(Q.size(0));
+  params.num_kb = int((K + gemm::kBlockK - 1) / gemm::kBlockK);
+  params.kb_per_split = plan.kb_per_split;
+  const int tiles_p = (params.rows_p + gemm::kBlockP - 1) / gemm::kBlockP;
+  params.sched = {(tiles_p + plan.cluster - 1) / plan.cluster, int((params.rows_q + plan.bn - 1) / plan.bn), plan.splits};
+  auto& e = params.epi;
+  e.out = out.data_ptr();
+  e.out_si = plan.swap_ab ? 1 : N;
+  e.out_sj = plan.swap_ab ? N : 1;
+  e.bias = bias ? bias->data_ptr() : nullptr;
+  e.bias_on_p = plan.swap_ab;
+  if (mode == ScaleMode::kRowCol) {
+    e.p_scale = p_scale.data_ptr<float>();
+    e.p_scale_stride = p_scale.numel() == 1 ? 0 : 1;
+    e.q_scale = q_scale.data_ptr<float>();
+    e.q_scale_stride = q_scale.numel() == 1 ? 0 : 1;
+  } else {
+    params.block = {p_scale.data_ptr<float>(), p_scale.size(1), q_scale.data_ptr<float>(), q_scale.size(1)};
+  }
+  Tensor workspace;
+  if (plan.splits > 1) {
+    workspace = at::empty({plan.splits, params.rows_p, params.rows_q}, a.options().dtype(at::kFloat));
+    params.workspace = workspace.data_ptr<float>();
+  }
+  L.units = params.sched.num_units();
+  static const bool debug = env_flag("LOWBIT_DEBUG");
+  if (debug)
+    std::fprintf(stderr, "[lowbit fp8] M=%lld N=%lld K=%lld swap=%d bn=%d cluster=%d splits=%d units=%d\n",
+                 (long long)M, (long long)N, (long long)K, int(plan.swap_ab), plan.bn, plan.cluster, plan.splits,
+                 L.units);
+  launch(L);
+  return out;
+}
+
+// ---------------------------------------------------------------- ops
+Tensor w8a8_fp8_mm(const Tensor& a, const Tensor& a_scale, const Tensor& b, const Tensor& b_scale,
+                   const OptTensor& bias, at::ScalarType out_dtype) {
+  contract::scaled_mm_8bit("w8a8_fp8_mm", a, a_scale, b, b_scale, bias, out_dtype, at::kFloat8_e4m3fn);
+  return fp8_gemm(ScaleMode::kRowCol, a, a_scale, b, b_scale, bias, out_dtype);
+}
+
+Tensor fp8_block_mm(const Tensor& a, const Tensor& a_scale, const Tensor& b, const Tensor& b_scale,
+                    const OptTensor& bias, at::ScalarType out_dtype) {
+  contract::fp8_block_mm("fp8_block_mm", a, a_scale, b, b_scale, bias, out_dtype);
+  return fp8_gemm(ScaleMode::kBlock, a, a_scale, b, b_scale, bias, out_dtype);
+}
+
+// The fused linears call the quantizer op through the dispatcher (its CUDA kernel), then
+// the GEMM: two launches (three with split-K) on the current stream.
+Tensor w8a8_fp8_linear(const Tensor& x, const Tensor& w, const Tensor& w_scale, const OptTensor& bias,
+                       bool act_per_token) {
+  contract::linear_8bit("w8a8_fp8_linear", x, w, w_scale, bias, at::kFloat8_e4m3fn);
+  static auto per_token = c10::Dispatcher::singleton()
+                              .findSchemaOrThrow("lowbit::quantize_fp8_per_token", "")
+                              .typed<QuantPair(const Tensor&)>();
+  static auto per_tensor = c10::Dispatcher::singleton()
+                               .findSchemaOrThrow("lowbit::quantize_fp8_per_tensor", "")
+                               .typed<QuantPair(const Tensor&, const OptTensor&)>();
+  auto [xq, xs] = act_per_token ? per_token.call(x) : per_tensor.call(x, std::nullopt);
+  return fp8_gemm(ScaleMode::kRowCol, xq, xs, w, w_scale, bias, x.scalar_type());
+}
+
+Tensor fp8_block_linear(const Tensor& x, const Tensor& w, const Tensor& w_scale, const OptTensor& bias) {
+  contract::linear_fp8_block("fp8_block_linear", x, w, w_scale, bias);
+  static auto quant = c10::Dispatcher::singleton()
+                          .findSchemaOrThrow("lowbit::quantize_fp8_1x128", "")
+                          .typed<QuantPair(const Tensor&)>();
+  auto [xq, xs] = quant.call(x);
+  return fp8_gemm(ScaleMode::kBlock, xq, xs, w, w_scale, bias, x.scalar_type());
+}
+
+}  // namespace
+}  // namespace lowbit::fp8
+
+TORCH_LIBRARY_IMPL(lowbit, CUDA, m) {
+  using namespace lowbit::fp8;
+  m.impl("w8a8_fp8_mm", &w8a8_fp8_mm);
+  m.impl("fp8_block_mm", &fp8_block_mm);
+  m.impl("w8a8_fp8_linear", &w8a8_fp8_linear);
+  m.impl("fp8_block_linear", &fp8_block_linear);
+}

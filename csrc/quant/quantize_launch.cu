@@ -1,0 +1,73 @@
+// Launches of the activation quantizer kernels (quantize_kernels.cuh).
+#include <c10/cuda/CUDAException.h>
+
+#include <algorithm>
+
+#include "quant/quantize_kernels.cuh"
+#include "quant/quantize_launch.h"
+
+namespace lowbit::quant {
+namespace {
+
+constexpr int kThreads = 256;
+
+int blocks_for(int64_t threads_total) { return int((threads_total + kThreads - 1) / kThreads); }
+
+// Calls f(In* tag) with the CUDA element type of the input.
+template <typename F>
+void with_input_type(InType in, const void* x, F&& f) {
+  switch (in) {
+    case InType::kBF16: return f(static_cast<const __nv_bfloat16*>(x));
+    case InType::kF16: return f(static_cast<const __half*>(x));
+    case InType::kF32: return f(static_cast<const float*>(x));
+  }
+}
+
+template <class Rule, class Codec>
+void rows(InType in, const void* x, uint8_t* q, float* scale, int64_t M, int64_t K, cudaStream_t stream) {
+  with_input_type(in, x, [&](auto* xp) {
+    using In = std::remove_const_t<std::remove_pointer_t<decltype(xp)>>;
+    quantize_rows_kernel<In, Rule, Codec, kThreads><<<M, kThreads, 0, stream>>>(xp, q, scale, K);
+  });
+}
+
+template <int kBlock, class Rule, class Codec>
+void blocks(InType in, const void* x, uint8_t* q, void* scale, int64_t n_vec, cudaStream_t stream) {
+  with_input_type(in, x, [&](auto* xp) {
+    using In = std::remove_const_t<std::remove_pointer_t<decltype(xp)>>;
+    quantize_small_blocks_kernel<In, kBlock, Rule, Codec><<<blocks_for(n_vec), kThreads, 0, stream>>>(
+        xp, q, static_cast<typename Rule::Stored*>(scale), n_vec);
+  });
+}
+
+}  // namespace
+
+void launch_rows(RowKind kind, InType in, const void* x, uint8_t* q, float* scale, int64_t M, int64_t K,
+                 cudaStream_t stream) {
+  if (kind == RowKind::kInt8) rows<AbsmaxRule<127>, Int8Codec>(in, x, q, scale, M, K, stream);
+  else rows<AbsmaxRule<448>, E4m3Codec>(in, x, q, scale, M, K, stream);
+  C10_CUDA_KERNEL_LAUNCH_CHECK();
+}
+
+void launch_blocks(BlockKind kind, InType in, const void* x, uint8_t* q, void* scale, int64_t n_vec,
+                   cudaStream_t stream) {
+  switch (kind) {
+    case BlockKind::kFp8x128: blocks<128, AbsmaxRule<448>, E4m3Codec>(in, x, q, scale, n_vec, stream); break;
+    case BlockKind::kMxfp8: blocks<32, MxRule<kE4M3Emax>, E4m3Codec>(in, x, q, scale, n_vec, stream); break;
+    case BlockKind::kMxfp4: blocks<32, MxRule<kE2M1Emax>, E2m1Codec>(in, x, q, scale, n_vec, stream); break;
+  }
+  C10_CUDA_KERNEL_LAUNCH_CHECK();
+}
+
+void launch_per_tensor(InType in, const void* x, uint8_t* q, uint32_t* amax, const float* static_scale,
+                       float* scale_out, int64_t n_vec, int sms, cudaStream_t stream) {
+  const int grid = std::max(1, std::min(blocks_for(n_vec), sms * 4));
+  with_input_type(in, x, [&](auto* xp) {
+    using In = std::remove_const_t<std::remove_pointer_t<decltype(xp)>>;
+    if (!static_scale && n_vec > 0) amax_kernel<In><<<grid, kThreads, 0, stream>>>(xp, amax, n_vec);
+    quantize_tensor_kernel<In><<<grid, kThreads, 0, stream>>>(xp, q, amax, static_scale, scale_out, n_vec);
+  });
+  C10_CUDA_KERNEL_LAUNCH_CHECK();
+}
+
+}  // namespace lowbit::quant

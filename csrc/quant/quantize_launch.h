@@ -1,0 +1,23 @@
+#pragma once
+// The boundary between the quantizer op glue (quantize_ops.cpp, C++ compiler) and the
+// kernel launches (quantize_launch.cu, nvcc); see gemm/fp8/fp8_launch.h for why error
+// formatting stays on the C++ side.
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+namespace lowbit::quant {
+
+enum class InType { kBF16, kF16, kF32 };
+enum class RowKind { kInt8, kFp8 };                 // one absmax scale per row
+enum class BlockKind { kFp8x128, kMxfp8, kMxfp4 };  // scale blocks of 128 / 32 along K
+
+void launch_rows(RowKind kind, InType in, const void* x, uint8_t* q, float* scale, int64_t M, int64_t K,
+                 cudaStream_t stream);
+void launch_blocks(BlockKind kind, InType in, const void* x, uint8_t* q, void* scale, int64_t n_vec,
+                   cudaStream_t stream);
+// Per tensor: amax (zeroed by the caller) then codes; static_scale non-null skips the amax.
+void launch_per_tensor(InType in, const void* x, uint8_t* q, uint32_t* amax, const float* static_scale,
+                       float* scale_out, int64_t n_vec, int sms, cudaStream_t stream);
+
+}  // namespace lowbit::quant

@@ -1,0 +1,100 @@
+// CUDA implementations of the activation quantizer ops (schemas in
+// csrc/torch_bindings.cpp, semantics in csrc/cpu/quantize.cpp): contracts, allocation,
+// and the launches in quantize_launch.cu.
+#include <ATen/cuda/CUDAContext.h>
+#include <ATen/ops/empty.h>
+#include <ATen/ops/zeros.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <torch/library.h>
+
+#include "lowbit/contracts.h"
+#include "lowbit/ops.h"
+#include "quant/quantize_launch.h"
+
+namespace lowbit::quant {
+namespace {
+
+constexpr int64_t kVec = 8;  // elements per thread in the kernels
+
+InType in_type(const Tensor& x) {
+  return x.scalar_type() == at::kBFloat16 ? InType::kBF16 : x.scalar_type() == at::kHalf ? InType::kF16 : InType::kF32;
+}
+
+QuantPair rows(const char* op, RowKind kind, const Tensor& x, c10::ScalarType code_dtype) {
+  contract::quantizer_input(op, x, contract::kK8bit, "8-bit rows of 16-byte chunks");
+  c10::cuda::CUDAGuard guard(x.device());
+  const int64_t M = x.size(0), K = x.size(1);
+  Tensor q = at::empty({M, K}, x.options().dtype(at::kByte));
+  Tensor s = at::empty({M}, x.options().dtype(at::kFloat));
+  if (M > 0)
+    launch_rows(kind, in_type(x), x.data_ptr(), q.data_ptr<uint8_t>(), s.data_ptr<float>(), M, K,
+                at::cuda::getCurrentCUDAStream());
+  return {q.view(code_dtype), s};
+}
+
+QuantPair blocks(const char* op, BlockKind kind, const Tensor& x, int64_t block, const char* why) {
+  contract::quantizer_input(op, x, block, why);
+  c10::cuda::CUDAGuard guard(x.device());
+  const int64_t M = x.size(0), K = x.size(1);
+  const bool four_bit = kind == BlockKind::kMxfp4;
+  Tensor q = at::empty({M, four_bit ? K / 2 : K}, x.options().dtype(at::kByte));
+  Tensor s = at::empty({M, K / block}, x.options().dtype(kind == BlockKind::kFp8x128 ? at::kFloat : at::kByte));
+  const int64_t n_vec = M * K / kVec;
+  if (n_vec > 0)
+    launch_blocks(kind, in_type(x), x.data_ptr(), q.data_ptr<uint8_t>(), s.data_ptr(), n_vec,
+                  at::cuda::getCurrentCUDAStream());
+  return {four_bit ? q : q.view(at::kFloat8_e4m3fn), s};
+}
+
+QuantPair quantize_int8_per_token(const Tensor& x) {
+  return rows("quantize_int8_per_token", RowKind::kInt8, x, at::kChar);
+}
+
+QuantPair quantize_fp8_per_token(const Tensor& x) {
+  return rows("quantize_fp8_per_token", RowKind::kFp8, x, at::kFloat8_e4m3fn);
+}
+
+QuantPair quantize_fp8_1x128(const Tensor& x) {
+  return blocks("quantize_fp8_1x128", BlockKind::kFp8x128, x, contract::kKBlock, "one scale per 128 elements");
+}
+
+QuantPair quantize_mxfp8(const Tensor& x) {
+  return blocks("quantize_mxfp8", BlockKind::kMxfp8, x, contract::kKMx, "one E8M0 scale per 32 elements");
+}
+
+QuantPair quantize_mxfp4(const Tensor& x) {
+  return blocks("quantize_mxfp4", BlockKind::kMxfp4, x, contract::kKMx, "one E8M0 scale per 32 elements");
+}
+
+QuantPair quantize_fp8_per_tensor(const Tensor& x, const OptTensor& scale) {
+  const char* op = "quantize_fp8_per_tensor";
+  contract::quantizer_input(op, x, contract::kK8bit, "fp8 rows of 16-byte chunks");
+  if (scale) {
+    check::same_device(op, x, *scale, "scale");
+    check::dtype_is(op, *scale, "scale", at::kFloat);
+    TORCH_CHECK(scale->numel() == 1, op, ": scale must hold one element (per tensor), got shape ", scale->sizes());
+  }
+  c10::cuda::CUDAGuard guard(x.device());
+  Tensor q = at::empty(x.sizes(), x.options().dtype(at::kByte));
+  Tensor s = at::empty({1}, x.options().dtype(at::kFloat));
+  // Dynamic: a scratch amax, zeroed on the stream (graph-capturable, no host sync).
+  Tensor amax = at::zeros({1}, x.options().dtype(at::kInt));
+  const int sms = at::cuda::getCurrentDeviceProperties()->multiProcessorCount;
+  launch_per_tensor(in_type(x), x.data_ptr(), q.data_ptr<uint8_t>(), reinterpret_cast<uint32_t*>(amax.data_ptr<int32_t>()),
+                    scale ? scale->data_ptr<float>() : nullptr, s.data_ptr<float>(), x.numel() / kVec, sms,
+                    at::cuda::getCurrentCUDAStream());
+  return {q.view(at::kFloat8_e4m3fn), s};
+}
+
+}  // namespace
+}  // namespace lowbit::quant
+
+TORCH_LIBRARY_IMPL(lowbit, CUDA, m) {
+  using namespace lowbit::quant;
+  m.impl("quantize_int8_per_token", &quantize_int8_per_token);
+  m.impl("quantize_fp8_per_token", &quantize_fp8_per_token);
+  m.impl("quantize_fp8_per_tensor", &quantize_fp8_per_tensor);
+  m.impl("quantize_fp8_1x128", &quantize_fp8_1x128);
+  m.impl("quantize_mxfp8", &quantize_mxfp8);
+  m.impl("quantize_mxfp4", &quantize_mxfp4);
+}
