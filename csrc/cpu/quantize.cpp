@@ -156,7 +156,7 @@ QuantPair quantize_fp8_per_tensor(const Tensor& x, const OptTensor& scale) {
   if (scale) {
     check::same_device(op, x, *scale, "scale");
     check::dtype_is(op, *scale, "scale", at::kFloat);
-    TORCH_CHECK(scale->numel() == 1, op, ": scale must hold one element (per tensor), got shape ", scale->sizes());
+    LOWBIT_CHECK(scale->numel() == 1, op, ": scale must hold one element (per tensor), got shape ", scale->sizes());
     s = scale->item<float>();
     inv = 1.0f / s;
   } else {

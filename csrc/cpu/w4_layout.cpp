@@ -12,7 +12,7 @@ namespace lowbit::cpu {
 Tensor prepack_w4(const Tensor& w) {
   const char* op = "prepack_w4";
   check::dim_is(op, w, "w", 2);
-  TORCH_CHECK(w.scalar_type() == at::kByte, op,
+  LOWBIT_CHECK(w.scalar_type() == at::kByte, op,
               ": w must be uint8 (N, K/2) holding two 4-bit codes per byte (low nibble first), got ",
               check::dtype_name(w.scalar_type()));
   check::contiguous(op, w, "w");
@@ -40,7 +40,7 @@ Tensor prepack_w4(const Tensor& w) {
 Tensor unpack_w4(const Tensor& w) {
   const char* op = "unpack_w4";
   check::dim_is(op, w, "w", 2);
-  TORCH_CHECK(w.scalar_type() == at::kInt, op, ": w must be int32 (N, K/8) in the w4 kernel layout, got ",
+  LOWBIT_CHECK(w.scalar_type() == at::kInt, op, ": w must be int32 (N, K/8) in the w4 kernel layout, got ",
               check::dtype_name(w.scalar_type()));
   check::contiguous(op, w, "w");
   const int64_t N = w.size(0), K = w.size(1) * 8;

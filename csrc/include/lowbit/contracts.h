@@ -25,10 +25,10 @@ constexpr int64_t kFp8Block = 128;
 
 // Quantizer input: 2-D (M, K) bf16/fp16/fp32, dense and aligned, K a multiple of k_mult.
 inline void quantizer_input(const char* op, const at::Tensor& x, int64_t k_mult, const char* why) {
-  TORCH_CHECK(x.dim() == 2, op, ": x must be 2-D (M, K); flatten leading dimensions first, got shape ",
+  LOWBIT_CHECK(x.dim() == 2, op, ": x must be 2-D (M, K); flatten leading dimensions first, got shape ",
               x.sizes());
   auto t = x.scalar_type();
-  TORCH_CHECK(t == at::kBFloat16 || t == at::kHalf || t == at::kFloat, op,
+  LOWBIT_CHECK(t == at::kBFloat16 || t == at::kHalf || t == at::kFloat, op,
               ": x must be bfloat16, float16 or float32, got ", check::dtype_name(t));
   check::dense_aligned(op, x, "x");
   check::k_multiple(op, x.size(1), k_mult, why);
@@ -40,9 +40,9 @@ inline int64_t weight_8bit(const char* op, const at::Tensor& b, const at::Tensor
   check::same_device(op, ref, b, bname);
   check::dim_is(op, b, bname, 2);
   check::dtype_is(op, b, bname, elem);
-  TORCH_CHECK(b.size(1) == K, op, ": the activations have K = ", K, " so ", bname,
+  LOWBIT_CHECK(b.size(1) == K, op, ": the activations have K = ", K, " so ", bname,
               " must be (N, K) with the same K, got ", b.sizes());
-  TORCH_CHECK(b.size(0) > 0, op, ": ", bname, " must have at least one row (N > 0)");
+  LOWBIT_CHECK(b.size(0) > 0, op, ": ", bname, " must have at least one row (N > 0)");
   check::dense_aligned(op, b, bname);
   check::row_or_tensor_scale(op, b_scale, sname, b.size(0), ref);
   return b.size(0);
@@ -82,10 +82,10 @@ inline int64_t weight_fp8_block(const char* op, const at::Tensor& b, const at::T
   check::same_device(op, ref, b, bname);
   check::dim_is(op, b, bname, 2);
   check::dtype_is(op, b, bname, at::kFloat8_e4m3fn);
-  TORCH_CHECK(b.size(1) == K, op, ": the activations have K = ", K, " so ", bname,
+  LOWBIT_CHECK(b.size(1) == K, op, ": the activations have K = ", K, " so ", bname,
               " must be (N, K) with the same K, got ", b.sizes());
   int64_t N = b.size(0);
-  TORCH_CHECK(N > 0, op, ": ", bname, " must have at least one row (N > 0)");
+  LOWBIT_CHECK(N > 0, op, ": ", bname, " must have at least one row (N > 0)");
   check::dense_aligned(op, b, bname);
   check::same_device(op, ref, b_scale, sname);
   check::dtype_is(op, b_scale, sname, at::kFloat);
@@ -131,7 +131,7 @@ inline int64_t mx_operand(const char* op, const at::Tensor& q, const at::Tensor&
   check::same_device(op, ref, q, qname);
   int64_t K;
   if (four_bit) {
-    TORCH_CHECK(q.scalar_type() == at::kInt, op, ": ", qname,
+    LOWBIT_CHECK(q.scalar_type() == at::kInt, op, ": ", qname,
                 " must be int32 (N, K/8) in the w4 kernel layout (use lowbit_ext.ops.prepack_w4), got ",
                 check::dtype_name(q.scalar_type()));
     K = q.size(1) * 8;
@@ -142,7 +142,7 @@ inline int64_t mx_operand(const char* op, const at::Tensor& q, const at::Tensor&
   check::k_multiple(op, K, kKMx, "MX scales cover blocks of 32 along K");
   check::dense_aligned(op, q, qname);
   check::same_device(op, ref, s, sname);
-  TORCH_CHECK(s.scalar_type() == at::kByte, op, ": ", sname, " must be uint8 (E8M0 exponents), got ",
+  LOWBIT_CHECK(s.scalar_type() == at::kByte, op, ": ", sname, " must be uint8 (E8M0 exponents), got ",
               check::dtype_name(s.scalar_type()));
   check::contiguous(op, s, sname);
   check::shape_is(op, s, sname, {q.size(0), K / kKMx});
@@ -156,9 +156,9 @@ inline GemmDims mx_mm(const char* op, const at::Tensor& a, const at::Tensor& a_s
   check::out_dtype_ok(op, out_dtype);
   int64_t K = mx_operand(op, a, a_scale, "a", "a_scale", false, a);
   int64_t Kb = mx_operand(op, b, b_scale, "b", "b_scale", b_four_bit, a);
-  TORCH_CHECK(K == Kb, op, ": a has K = ", K, " but b has K = ", Kb);
+  LOWBIT_CHECK(K == Kb, op, ": a has K = ", K, " but b has K = ", Kb);
   int64_t N = b.size(0);
-  TORCH_CHECK(N > 0, op, ": b must have at least one row (N > 0)");
+  LOWBIT_CHECK(N > 0, op, ": b must have at least one row (N > 0)");
   check::bias(op, bias, a, N, out_dtype);
   return {a.size(0), N, K};
 }
@@ -168,9 +168,9 @@ inline GemmDims linear_mx(const char* op, const at::Tensor& x, const at::Tensor&
                           const std::optional<at::Tensor>& bias, bool w_four_bit) {
   check::activation16(op, x);
   int64_t K = mx_operand(op, w, w_scale, "w", "w_scale", w_four_bit, x);
-  TORCH_CHECK(K == x.size(1), op, ": x has K = ", x.size(1), " but w holds K = ", K);
+  LOWBIT_CHECK(K == x.size(1), op, ": x has K = ", x.size(1), " but w holds K = ", K);
   int64_t N = w.size(0);
-  TORCH_CHECK(N > 0, op, ": w must have at least one row (N > 0)");
+  LOWBIT_CHECK(N > 0, op, ": w must have at least one row (N > 0)");
   check::bias(op, bias, x, N, x.scalar_type());
   return {x.size(0), N, K};
 }
@@ -179,7 +179,7 @@ inline GemmDims linear_mx(const char* op, const at::Tensor& x, const at::Tensor&
 inline void w4_weight(const char* op, const at::Tensor& w, const at::Tensor& ref) {
   check::same_device(op, ref, w, "w");
   check::dim_is(op, w, "w", 2);
-  TORCH_CHECK(w.scalar_type() == at::kInt, op,
+  LOWBIT_CHECK(w.scalar_type() == at::kInt, op,
               ": w must be int32 (N, K/8) in the w4 kernel layout (use lowbit_ext.ops.prepack_w4), got ",
               check::dtype_name(w.scalar_type()));
   check::dense_aligned(op, w, "w");
@@ -193,14 +193,14 @@ inline GemmDims a16w4(const char* op, const at::Tensor& x, const at::Tensor& w, 
   check::activation16(op, x);
   w4_weight(op, w, x);
   int64_t M = x.size(0), K = x.size(1), N = w.size(0);
-  TORCH_CHECK(w.size(1) * 8 == K, op, ": x has K = ", K, " so w must be (N, K/8) = (N, ", K / 8,
+  LOWBIT_CHECK(w.size(1) * 8 == K, op, ": x has K = ", K, " so w must be (N, K/8) = (N, ", K / 8,
               ") int32, got ", w.sizes());
-  TORCH_CHECK(N > 0, op, ": w must have at least one row (N > 0)");
+  LOWBIT_CHECK(N > 0, op, ": w must have at least one row (N > 0)");
   check::k_multiple(op, K, kKW4, "4-bit weights are stored 32 elements per 16 bytes");
   int64_t g = group_size == -1 ? K : group_size;
-  TORCH_CHECK(g == 32 || g == 64 || g == 128 || g == K, op,
+  LOWBIT_CHECK(g == 32 || g == 64 || g == 128 || g == K, op,
               ": group_size must be 32, 64, 128 or -1 (per channel), got ", group_size);
-  TORCH_CHECK(K % g == 0, op, ": K must be a multiple of group_size; K = ", K, ", group_size = ", g);
+  LOWBIT_CHECK(K % g == 0, op, ": K must be a multiple of group_size; K = ", K, ", group_size = ", g);
   check::same_device(op, x, scales, "scales");
   check::dtype_is(op, scales, "scales", x.scalar_type());
   check::contiguous(op, scales, "scales");
@@ -225,8 +225,8 @@ inline GemmDims a16w8(const char* op, const at::Tensor& x, const at::Tensor& w, 
   check::dim_is(op, w, "w", 2);
   check::dtype_is(op, w, "w", at::kChar);
   int64_t M = x.size(0), K = x.size(1), N = w.size(0);
-  TORCH_CHECK(w.size(1) == K, op, ": x is ", x.sizes(), " and w must be (N, K) with the same K, got ", w.sizes());
-  TORCH_CHECK(N > 0, op, ": w must have at least one row (N > 0)");
+  LOWBIT_CHECK(w.size(1) == K, op, ": x is ", x.sizes(), " and w must be (N, K) with the same K, got ", w.sizes());
+  LOWBIT_CHECK(N > 0, op, ": w must have at least one row (N > 0)");
   check::k_multiple(op, K, kK8bit, "rows of 8-bit operands are loaded 16 bytes at a time");
   check::dense_aligned(op, w, "w");
   check::same_device(op, x, w_scale, "w_scale");

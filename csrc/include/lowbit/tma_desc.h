@@ -5,7 +5,7 @@
 #include <cuda.h>
 #include <cuda_runtime.h>
 
-#include <c10/util/Exception.h>
+#include "lowbit/checks.h"
 
 #include <cstdint>
 
@@ -20,7 +20,7 @@ inline EncodeTiledFn encode_tiled_fn() {
     void* p = nullptr;
     cudaDriverEntryPointQueryResult q;
     cudaError_t err = cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &p, 12000, cudaEnableDefault, &q);
-    TORCH_CHECK(err == cudaSuccess && q == cudaDriverEntryPointSuccess && p,
+    LOWBIT_CHECK(err == cudaSuccess && q == cudaDriverEntryPointSuccess && p,
                 "lowbit: cannot get cuTensorMapEncodeTiled from the driver (", cudaGetErrorString(err), ")");
     return reinterpret_cast<EncodeTiledFn>(p);
   }();
@@ -32,8 +32,8 @@ inline EncodeTiledFn encode_tiled_fn() {
 // one swizzle row). Elements outside the tensor read as zero.
 inline CUtensorMap make_2d_u8_sw128(const void* base, int64_t rows, int64_t cols, int64_t ld, uint32_t box_rows,
                                     uint32_t box_cols) {
-  TORCH_CHECK(box_cols == 128, "lowbit: a 128B-swizzled box is 128 one-byte elements wide");
-  TORCH_CHECK(reinterpret_cast<uintptr_t>(base) % 16 == 0 && ld % 16 == 0,
+  LOWBIT_CHECK(box_cols == 128, "lowbit: a 128B-swizzled box is 128 one-byte elements wide");
+  LOWBIT_CHECK(reinterpret_cast<uintptr_t>(base) % 16 == 0 && ld % 16 == 0,
               "lowbit: TMA needs a 16-byte aligned base and row stride");
   CUtensorMap map;
   const cuuint64_t dims[2] = {cuuint64_t(cols), cuuint64_t(rows)};
@@ -43,7 +43,7 @@ inline CUtensorMap make_2d_u8_sw128(const void* base, int64_t rows, int64_t cols
   CUresult r = encode_tiled_fn()(&map, CU_TENSOR_MAP_DATA_TYPE_UINT8, 2, const_cast<void*>(base), dims, strides, box,
                                  elem_strides, CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
                                  CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
-  TORCH_CHECK(r == CUDA_SUCCESS, "lowbit: cuTensorMapEncodeTiled failed (CUresult ", int(r), ") for a (", rows, ", ",
+  LOWBIT_CHECK(r == CUDA_SUCCESS, "lowbit: cuTensorMapEncodeTiled failed (CUresult ", int(r), ") for a (", rows, ", ",
               cols, ") tensor, box (", box_rows, ", ", box_cols, ")");
   return map;
 }
