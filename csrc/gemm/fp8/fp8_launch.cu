@@ -14,14 +14,13 @@ using gemm::ScaleMode;
 
 template <int kBN>
 constexpr int stages_for() {
-  return kBN >= 256 ? 4 : kBN >= 128 ? 6 : 8;  // as many as fit 227 KB
+  return kBN >= 128 ? 6 : 8;  // as many as fit 227 KB
 }
 
-template <ScaleMode kMode, int kBN, int kHalves, int kCluster, bool kPromote, int kPDiv, int kQDiv, typename OutT>
+template <ScaleMode kMode, int kBN, int kCluster, bool kPromote, int kPDiv, int kQDiv, typename OutT>
 void launch_kernel(const Launch& a) {
   constexpr int kStages = stages_for<kBN>();
-  auto kernel =
-      gemm::sm90_gemm_kernel<gemm::E4M3Operands, kMode, kBN, kHalves, kCluster, kStages, kPromote, kPDiv, kQDiv, OutT>;
+  auto kernel = gemm::sm90_gemm_kernel<gemm::E4M3Operands, kMode, kBN, kCluster, kStages, kPromote, kPDiv, kQDiv, OutT>;
   constexpr int smem = gemm::SmemLayout<kBN, kStages>::kBytes;
   cudaLaunchConfig_t cfg{};
   cudaLaunchAttribute attr[1];
@@ -34,17 +33,13 @@ void launch_kernel(const Launch& a) {
   cfg.stream = a.stream;
   cfg.attrs = attr;
   cfg.numAttrs = 1;
-  // Persistent grid: as many clusters as can be resident at once (cluster placement can
-  // leave a few SMs idle), never more than there are units.
-  static int max_clusters = [&] {
+  // Persistent grid: one CTA per SM, never more clusters than there are units.
+  static bool configured = [&] {
     C10_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
-    if (kCluster == 1) return a.sms;
-    int n = 0;
-    cfg.gridDim = dim3(kCluster * (a.sms / kCluster));
-    C10_CUDA_CHECK(cudaOccupancyMaxActiveClusters(&n, kernel, &cfg));
-    return std::max(n, 1);
+    return true;
   }();
-  cfg.gridDim = dim3(kCluster * std::min(a.units, max_clusters));
+  (void)configured;
+  cfg.gridDim = dim3(kCluster * std::min(a.units, a.sms / kCluster));
   C10_CUDA_CHECK(cudaLaunchKernelEx(&cfg, kernel, a.tmap_p, a.tmap_q, a.params));
 }
 
@@ -53,19 +48,14 @@ void dispatch_tile(const Launch& a) {
   // Block-scale grouping: activations carry one scale per row, weights one per 128 rows.
   constexpr int kAct = 1, kWgt = kMode == ScaleMode::kBlock ? 128 : 1;
   if (!a.plan.swap_ab) {
-    // Block mode keeps 128-column tiles: with its per-block scales the 256-column variant
-    // spills (ptxas, 200 bytes) where the row/col variant does not. 256 columns are
-    // computed in two promoted halves (kPromote), or with one 128-register accumulator.
-    constexpr int kBN = kMode == ScaleMode::kBlock ? 128 : 256;
-    constexpr int kH = (kBN == 256 && kPromote) ? 2 : 1;
-    if (a.plan.cluster == 2) return launch_kernel<kMode, kBN, kH, 2, kPromote, kAct, kWgt, OutT>(a);
-    return launch_kernel<kMode, kBN, kH, 1, kPromote, kAct, kWgt, OutT>(a);
+    if (a.plan.cluster == 2) return launch_kernel<kMode, 128, 2, kPromote, kAct, kWgt, OutT>(a);
+    return launch_kernel<kMode, 128, 1, kPromote, kAct, kWgt, OutT>(a);
   }
   switch (a.plan.bn) {
-    case 8: return launch_kernel<kMode, 8, 1, 1, kPromote, kWgt, kAct, OutT>(a);
-    case 16: return launch_kernel<kMode, 16, 1, 1, kPromote, kWgt, kAct, OutT>(a);
-    case 32: return launch_kernel<kMode, 32, 1, 1, kPromote, kWgt, kAct, OutT>(a);
-    default: return launch_kernel<kMode, 64, 1, 1, kPromote, kWgt, kAct, OutT>(a);
+    case 8: return launch_kernel<kMode, 8, 1, kPromote, kWgt, kAct, OutT>(a);
+    case 16: return launch_kernel<kMode, 16, 1, kPromote, kWgt, kAct, OutT>(a);
+    case 32: return launch_kernel<kMode, 32, 1, kPromote, kWgt, kAct, OutT>(a);
+    default: return launch_kernel<kMode, 64, 1, kPromote, kWgt, kAct, OutT>(a);
   }
 }
 

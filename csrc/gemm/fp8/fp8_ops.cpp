@@ -40,15 +40,16 @@ int choose_splits(int units, int num_kb, int slots) {
   return best;
 }
 
-// LOWBIT_FP8_CLUSTER_OFF=1 turns the 2-CTA multicast off (a diagnostic for bench/NOTES.md).
-Plan make_plan(int64_t M, int64_t N, int64_t K, int sms, bool block_mode) {
+// LOWBIT_FP8_CLUSTER=1 turns the 2-CTA multicast of the weight tile on (measured slower so
+// far: bench/NOTES.md); off by default.
+Plan make_plan(int64_t M, int64_t N, int64_t K, int sms) {
   Plan p;
   p.swap_ab = M <= 64;
-  p.bn = p.swap_ab ? (M <= 8 ? 8 : M <= 16 ? 16 : M <= 32 ? 32 : 64) : (block_mode ? 128 : 256);
+  p.bn = p.swap_ab ? (M <= 8 ? 8 : M <= 16 ? 16 : M <= 32 ? 32 : 64) : 128;
   const int64_t rows_p = p.swap_ab ? N : M, rows_q = p.swap_ab ? M : N;
   const int64_t tiles_p = (rows_p + gemm::kBlockP - 1) / gemm::kBlockP;
-  static const bool no_cluster = env_flag("LOWBIT_FP8_CLUSTER_OFF");
-  p.cluster = (!p.swap_ab && tiles_p >= 2 && !no_cluster) ? 2 : 1;
+  static const bool cluster = env_flag("LOWBIT_FP8_CLUSTER");
+  p.cluster = (!p.swap_ab && tiles_p >= 2 && cluster) ? 2 : 1;
   const int units = int((tiles_p + p.cluster - 1) / p.cluster * ((rows_q + p.bn - 1) / p.bn));
   const int num_kb = int((K + gemm::kBlockK - 1) / gemm::kBlockK);
   p.splits = choose_splits(units, num_kb, sms / p.cluster);
@@ -71,7 +72,7 @@ Tensor fp8_gemm(ScaleMode mode, const Tensor& a, const Tensor& a_scale, const Te
   static const bool promote = !env_flag("LOWBIT_FP8_NO_PROMOTE");  // diagnostic, see bench/fp8_accuracy.py
   L.promote = promote;
   L.out_bf16 = out_dtype == at::kBFloat16;
-  const Plan plan = make_plan(M, N, K, L.sms, mode == ScaleMode::kBlock);
+  const Plan plan = make_plan(M, N, K, L.sms);
   L.plan = plan;
 
   const Tensor& P = plan.swap_ab ? b : a;

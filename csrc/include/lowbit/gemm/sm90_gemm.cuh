@@ -22,14 +22,14 @@
 //                128 of K keeps the error at fp32 level (HOPPER_NOTES.md).
 // Split-K: a unit may cover a slice of the K blocks; its fp32 partial tile goes to a
 // workspace and splitk_reduce_kernel finishes it.
-// Large tiles (kBN = 256) are computed in kHalves = 2 column halves per K block, each
-// into the same 64-register accumulator that is then promoted: 128 fp32 results + 64
-// accumulators fit the consumers' 232 registers where two 128-register sets would not.
-// Clusters (kCluster = 2): the two CTAs of a cluster take P tiles 2c and 2c+1 with the
-// same Q (weight) tile; each loads half of that Q tile and multicasts it to both, so a
-// 128 x 256 tile reads 32 KB from L2 per 8.4 MFLOP instead of 48 (v1's 128 x 128: 32 KB
-// per 4.2 MFLOP): L2 -> SM bandwidth is what bounded v1 (bench/NOTES.md). A consumer warp
-// releases a stage in both CTAs (the peer's producer writes into it too).
+// Without promotion (a diagnostic) wgmma chains on one accumulator and a warpgroup keeps
+// one K block in flight while it releases the previous stage. With promotion each block
+// is waited for before the accumulator is reused; a second accumulator set to overlap
+// them does not fit the consumers' registers at 128 columns (ptxas spilled ~300 bytes).
+// Clusters (kCluster = 2, optional): the two CTAs of a cluster take P tiles 2c and 2c+1
+// with the same Q (weight) tile; each loads half of it and multicasts to both (half the
+// L2 reads of Q). A consumer warp releases a stage in both CTAs (the peer's producer
+// writes into it too).
 #include <cuda.h>
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -90,25 +90,25 @@ struct SmemLayout {
   static_assert(kBytes <= 227 * 1024, "shared memory per CTA on sm_90 is at most 227 KB");
 };
 
-// kBN: Q rows per tile; kHalves: wgmma calls along N per K step (wgmma N = kBN / kHalves);
-// kCluster: CTAs sharing (multicasting) the Q tile; kPDiv / kQDiv: rows sharing one block
-// scale (kBlock mode).
-template <class Ops, ScaleMode kMode, int kBN, int kHalves, int kCluster, int kStages, bool kPromote, int kPDiv,
-          int kQDiv, typename OutT>
+// kBN: Q rows per tile (wgmma N); kCluster: CTAs sharing (multicasting) the Q tile;
+// kPDiv / kQDiv: rows sharing one block scale (kBlock mode).
+template <class Ops, ScaleMode kMode, int kBN, int kCluster, int kStages, bool kPromote, int kPDiv, int kQDiv,
+          typename OutT>
 __global__ void __launch_bounds__(kThreads, 1)
     sm90_gemm_kernel(const __grid_constant__ CUtensorMap tmap_p, const __grid_constant__ CUtensorMap tmap_q,
                      const GemmParams params) {
-  constexpr int kHalfN = kBN / kHalves;   // wgmma N
-  constexpr int kAccRegs = kHalfN / 2;     // m64nN accumulator: N/2 registers per thread
-  constexpr int kFinRegs = kPromote ? kBN / 2 : 1;
+  constexpr int kAccRegs = kBN / 2;        // m64nN accumulator: N/2 registers per thread
   constexpr int kQSlice = kBN / kCluster;  // Q rows this CTA loads and multicasts
-  static_assert(kHalfN % 8 == 0 && kHalfN >= 8 && kHalfN <= 256, "wgmma N is 8..256");
-  static_assert(kPromote || kHalves == 1, "without promotion one accumulator spans the tile");
+  // Q scales in kBlock mode: one per tile when a Q scale block spans the tile (weights on
+  // the Q side), else one per distinct column of this thread (activations on the Q side).
+  constexpr int kQScales = (kMode != ScaleMode::kBlock || kQDiv > 1) ? 1 : kAccRegs / 2;
+  static_assert(kBN % 8 == 0 && kBN >= 8 && kBN <= 256, "wgmma N is 8..256");
   static_assert(kQSlice % 8 == 0 && (kQSlice * kBlockK) % 1024 == 0, "multicast slices keep 1024-byte alignment");
   static_assert(kCluster == 1 || kCluster == 2, "clusters of 1 or 2 CTAs");
+  static_assert(!kPromote || kBN <= 128, "accumulator + fp32 result: kBN registers per thread");
   static_assert(kMode != ScaleMode::kBlock || kPromote, "block scales are applied at promotion");
   static_assert(kMode != ScaleMode::kBlock || kPDiv == 1 || kBlockP % kPDiv == 0, "P scale blocks align with tiles");
-  static_assert(kMode != ScaleMode::kBlock || kQDiv == 1 || kQDiv % kHalfN == 0, "a Q scale block covers a half");
+  static_assert(kMode != ScaleMode::kBlock || kQDiv == 1 || kQDiv % kBN == 0, "a Q scale block covers the tile");
   using Acc = typename Ops::Acc;
   using Layout = SmemLayout<kBN, kStages>;
 
@@ -124,7 +124,7 @@ __global__ void __launch_bounds__(kThreads, 1)
   const int lane = threadIdx.x % 32;
   const uint32_t rank = kCluster > 1 ? ptx::cluster_ctarank() : 0;
   const int cluster_id = blockIdx.x / kCluster, num_clusters = gridDim.x / kCluster;
-  const int num_units = params.sched.num_units();  // in cluster units: tile_p = unit's pair * kCluster + rank
+  const int num_units = params.sched.num_units();  // in cluster units: tile_p = unit's tile_p * kCluster + rank
 
   if (threadIdx.x == 0) {
     ptx::tma_prefetch_desc(&tmap_p);
@@ -182,95 +182,114 @@ __global__ void __launch_bounds__(kThreads, 1)
       const int i0 = tile_p * kBlockP + row_in_tile;  // this thread's rows: i0, i0 + 8
       const int j_base = w.tile_q * kBN;
 
-      Acc acc[kAccRegs];
-      float fin[kFinRegs];
-#pragma unroll
-      for (int r = 0; r < kAccRegs; ++r) acc[r] = Acc(0);
-#pragma unroll
-      for (int r = 0; r < kFinRegs; ++r) fin[r] = 0.0f;
-
-      for (int kb = kb0; kb < kb1; ++kb) {
-        // Block scales for this K block, loaded before waiting so their latency hides.
-        // Q scales: one per half when a Q scale block spans a half (weights on the Q side),
-        // else one per distinct column of this thread (activations on the Q side).
-        constexpr int kQScales = kQDiv > 1 ? kHalves : kAccRegs / 2;
-        float p_f[2] = {1.0f, 1.0f}, q_f[kQScales];
+      struct Scales {  // kBlock: this thread's factors for one K block
+        float p[2], q[kQScales];
+      };
+      auto load_scales = [&](int kb, Scales& sc) {
         if constexpr (kMode == ScaleMode::kBlock) {
 #pragma unroll
           for (int h = 0; h < 2; ++h) {
             const int i = min(i0 + 8 * h, params.rows_p - 1);
-            p_f[h] = __ldg(&params.block.p[(i / kPDiv) * params.block.p_ld + kb]);
+            sc.p[h] = __ldg(&params.block.p[(i / kPDiv) * params.block.p_ld + kb]);
           }
 #pragma unroll
           for (int c = 0; c < kQScales; ++c) {
-            const int j = kQDiv > 1 ? min(j_base + c * kHalfN, params.rows_q - 1)
+            const int j = kQDiv > 1 ? min(j_base, params.rows_q - 1)
                                     : min(j_base + (c / 2) * 8 + col_in_chunk + (c % 2), params.rows_q - 1);
-            q_f[c] = __ldg(&params.block.q[(j / kQDiv) * params.block.q_ld + kb]);
+            sc.q[c] = __ldg(&params.block.q[(j / kQDiv) * params.block.q_ld + kb]);
           }
         }
-
+      };
+      // Wait for the stage, then issue the 4 wgmma k32 of one 128-byte K block into `acc`
+      // (a fresh accumulator when promoting, else accumulating), and commit them as a group.
+      auto issue = [&](Acc (&acc)[kAccRegs]) {
         ptx::mbarrier_wait(&full[stage], phase);
         const uint64_t desc_p = ptx::smem_desc_k_major_sw128(smem_p + stage * Layout::kPBytes + wg * 64 * kBlockK);
         const uint64_t desc_q = ptx::smem_desc_k_major_sw128(smem_q + stage * Layout::kQBytes);
 #pragma unroll
-        for (int h = 0; h < kHalves; ++h) {
+        for (int r = 0; r < kAccRegs; ++r) ptx::fence_register(acc[r]);
+        ptx::wgmma_fence();
 #pragma unroll
-          for (int r = 0; r < kAccRegs; ++r) ptx::fence_register(acc[r]);
-          ptx::wgmma_fence();
+        for (int k = 0; k < kBlockK / kWgmmaK; ++k)  // +32 bytes along K = +2 in the descriptor address
+          Ops::template Mma<kBN>::mma(desc_p + (k * kWgmmaK >> 4), desc_q + (k * kWgmmaK >> 4), acc,
+                                      kPromote ? (k > 0) : true);
+        ptx::wgmma_commit();
+      };
+      // This warp is done reading a stage, in every CTA that holds a copy of it.
+      auto release = [&](int s) {
+        if (lane == 0) {
 #pragma unroll
-          for (int k = 0; k < kBlockK / kWgmmaK; ++k) {
-            // +32 bytes along K inside the swizzled row = +2 in the descriptor's address
-            // field; half h starts kHalfN rows (kHalfN * 128 bytes) into the Q tile.
-            const uint64_t dq = desc_q + ((h * kHalfN * kBlockK + k * kWgmmaK) >> 4);
-            Ops::template Mma<kHalfN>::mma(desc_p + (k * kWgmmaK >> 4), dq, acc, kPromote ? (k > 0) : true);
-          }
-          ptx::wgmma_commit();
-          ptx::wgmma_wait<0>();
-#pragma unroll
-          for (int r = 0; r < kAccRegs; ++r) ptx::fence_register(acc[r]);
-          if (h == kHalves - 1 && lane == 0) {  // this warp is done with the stage, in every CTA that holds it
-#pragma unroll
-            for (int c = 0; c < kCluster; ++c) {
-              if (kCluster == 1 || c == int(rank)) ptx::mbarrier_arrive(&empty[stage]);
-              else ptx::mbarrier_arrive_cluster(&empty[stage], c);
-            }
-          }
-          if constexpr (kPromote && kMode == ScaleMode::kBlock && kQDiv > 1) {
-            // one Q scale for the half: two products (one per row of this thread)
-            const float s0 = p_f[0] * q_f[h], s1 = p_f[1] * q_f[h];
-#pragma unroll
-            for (int r = 0; r < kAccRegs; ++r) fin[h * kAccRegs + r] += float(acc[r]) * ((r / 2) % 2 ? s1 : s0);
-          } else if constexpr (kPromote) {
-#pragma unroll
-            for (int r = 0; r < kAccRegs; ++r) {
-              float a = float(acc[r]);
-              if constexpr (kMode == ScaleMode::kBlock) a = a * (p_f[(r / 2) % 2] * q_f[(r / 4) * 2 + (r % 2)]);
-              fin[h * kAccRegs + r] += a;
-            }
+          for (int c = 0; c < kCluster; ++c) {
+            if (kCluster == 1 || c == int(rank)) ptx::mbarrier_arrive(&empty[s]);
+            else ptx::mbarrier_arrive_cluster(&empty[s], c);
           }
         }
+      };
+      auto advance = [&] {
         if (++stage == kStages) stage = 0, phase ^= 1;
+      };
+
+      Acc acc[kAccRegs];
+      float fin[kPromote ? kAccRegs : 1];
+#pragma unroll
+      for (int r = 0; r < kAccRegs; ++r) acc[r] = Acc(0);
+#pragma unroll
+      for (int r = 0; r < (kPromote ? kAccRegs : 1); ++r) fin[r] = 0.0f;
+
+      Scales sc{};
+      int prev_stage = 0;
+      for (int kb = kb0; kb < kb1; ++kb) {
+        load_scales(kb, sc);  // before the wait, so its latency hides
+        const int cur_stage = stage;
+        issue(acc);
+        advance();
+        if constexpr (kPromote) {
+          // The block's partial sums are needed before the next block reuses the
+          // accumulator: wait, free the stage, fold them into fp32 (x block scales).
+          ptx::wgmma_wait<0>();
+          release(cur_stage);
+#pragma unroll
+          for (int r = 0; r < kAccRegs; ++r) ptx::fence_register(acc[r]);
+#pragma unroll
+          for (int r = 0; r < kAccRegs; ++r) {
+            float a = float(acc[r]);
+            if constexpr (kMode == ScaleMode::kBlock)
+              a = a * (sc.p[(r / 2) % 2] * sc.q[kQDiv > 1 ? 0 : (r / 4) * 2 + (r % 2)]);
+            fin[r] += a;
+          }
+        } else {
+          // wgmma chains on one accumulator: keep this block in flight, free the previous one.
+          if (kb > kb0) {
+            ptx::wgmma_wait<1>();
+            release(prev_stage);
+          }
+          prev_stage = cur_stage;
+        }
+      }
+      if constexpr (!kPromote) {
+        if (kb1 > kb0) {
+          ptx::wgmma_wait<0>();
+          release(prev_stage);
+        }
+#pragma unroll
+        for (int r = 0; r < kAccRegs; ++r) ptx::fence_register(acc[r]);
       }
 
       // ---------------------------------------------------------- epilogue
-      // Result register h * kAccRegs + r holds
-      // C[i0 + 8 * ((r / 2) % 2), j_base + h * kHalfN + (r / 4) * 8 + col_in_chunk + r % 2].
+      // Register r holds C[i0 + 8 * ((r / 2) % 2), j_base + (r / 4) * 8 + col_in_chunk + r % 2].
       const EpilogueArgs& e = params.epi;
 #pragma unroll
-      for (int h = 0; h < kHalves; ++h) {
-#pragma unroll
-        for (int r = 0; r < kAccRegs; ++r) {
-          const int i = i0 + 8 * ((r / 2) % 2);
-          const int j = j_base + h * kHalfN + (r / 4) * 8 + col_in_chunk + (r % 2);
-          if (i >= params.rows_p || j >= params.rows_q) continue;
-          float v;
-          if constexpr (kPromote) v = fin[h * kAccRegs + r];
-          else v = float(acc[r]);
-          if (params.sched.splits > 1) {
-            params.workspace[(int64_t(w.split) * params.rows_p + i) * params.rows_q + j] = v;
-          } else {
-            static_cast<OutT*>(e.out)[i * e.out_si + j * e.out_sj] = to_out<OutT>(finish<kMode, OutT>(e, i, j, v));
-          }
+      for (int r = 0; r < kAccRegs; ++r) {
+        const int i = i0 + 8 * ((r / 2) % 2);
+        const int j = j_base + (r / 4) * 8 + col_in_chunk + (r % 2);
+        if (i >= params.rows_p || j >= params.rows_q) continue;
+        float v;
+        if constexpr (kPromote) v = fin[r];
+        else v = float(acc[r]);
+        if (params.sched.splits > 1) {
+          params.workspace[(int64_t(w.split) * params.rows_p + i) * params.rows_q + j] = v;
+        } else {
+          static_cast<OutT*>(e.out)[i * e.out_si + j * e.out_sj] = to_out<OutT>(finish<kMode, OutT>(e, i, j, v));
         }
       }
     }
