@@ -4,7 +4,7 @@ hand without mistakes. Run: python tools/gen_wgmma.py (the output is committed).
 from pathlib import Path
 
 OUT = Path(__file__).resolve().parent.parent / "csrc/include/lowbit/ptx/wgmma_gen.inc"
-NS = [8, 16, 32, 64, 128, 256]
+NS = [8, 16, 32, 64, 128, 192, 256]
 # (struct name, ptx type suffix, accumulator C type, asm constraint)
 KINDS = [("WgmmaE4M3", "f32.e4m3.e4m3", "float", "f"), ("WgmmaS8", "s32.s8.s8", "int32_t", "r")]
 

@@ -42,10 +42,13 @@ int choose_splits(int units, int num_kb, int slots) {
 
 // LOWBIT_FP8_CLUSTER=1 turns the 2-CTA multicast of the weight tile on (measured slower so
 // far: bench/NOTES.md); off by default.
-Plan make_plan(int64_t M, int64_t N, int64_t K, int sms) {
+// Large M: 128 x 192 tiles (16 + 24 KB from L2 per 6.3 MFLOP: fewer bytes per flop than
+// 128 x 128, the most the consumers' registers allow with promotion), 128 x 128 for
+// block scales (a scale per 128 weight rows).
+Plan make_plan(int64_t M, int64_t N, int64_t K, int sms, bool block_mode) {
   Plan p;
   p.swap_ab = M <= 64;
-  p.bn = p.swap_ab ? (M <= 8 ? 8 : M <= 16 ? 16 : M <= 32 ? 32 : 64) : 128;
+  p.bn = p.swap_ab ? (M <= 8 ? 8 : M <= 16 ? 16 : M <= 32 ? 32 : 64) : (block_mode ? 128 : 192);
   const int64_t rows_p = p.swap_ab ? N : M, rows_q = p.swap_ab ? M : N;
   const int64_t tiles_p = (rows_p + gemm::kBlockP - 1) / gemm::kBlockP;
   static const bool cluster = env_flag("LOWBIT_FP8_CLUSTER");
@@ -72,7 +75,7 @@ Tensor fp8_gemm(ScaleMode mode, const Tensor& a, const Tensor& a_scale, const Te
   static const bool promote = !env_flag("LOWBIT_FP8_NO_PROMOTE");  // diagnostic, see bench/fp8_accuracy.py
   L.promote = promote;
   L.out_bf16 = out_dtype == at::kBFloat16;
-  const Plan plan = make_plan(M, N, K, L.sms);
+  const Plan plan = make_plan(M, N, K, L.sms, mode == ScaleMode::kBlock);
   L.plan = plan;
 
   const Tensor& P = plan.swap_ab ? b : a;

@@ -105,7 +105,7 @@ __global__ void __launch_bounds__(kThreads, 1)
   static_assert(kBN % 8 == 0 && kBN >= 8 && kBN <= 256, "wgmma N is 8..256");
   static_assert(kQSlice % 8 == 0 && (kQSlice * kBlockK) % 1024 == 0, "multicast slices keep 1024-byte alignment");
   static_assert(kCluster == 1 || kCluster == 2, "clusters of 1 or 2 CTAs");
-  static_assert(!kPromote || kBN <= 128, "accumulator + fp32 result: kBN registers per thread");
+  static_assert(!kPromote || kBN <= 192, "accumulator + fp32 result: kBN registers per thread (of 232)");
   static_assert(kMode != ScaleMode::kBlock || kPromote, "block scales are applied at promotion");
   static_assert(kMode != ScaleMode::kBlock || kPDiv == 1 || kBlockP % kPDiv == 0, "P scale blocks align with tiles");
   static_assert(kMode != ScaleMode::kBlock || kQDiv == 1 || kQDiv % kBN == 0, "a Q scale block covers the tile");
