@@ -14,7 +14,7 @@ using gemm::ScaleMode;
 
 template <int kBN>
 constexpr int stages_for() {
-  return kBN >= 192 ? 5 : kBN >= 128 ? 6 : 8;  // as many as fit 227 KB
+  return kBN >= 128 ? 6 : 8;  // as many as fit 227 KB
 }
 
 template <ScaleMode kMode, int kBN, int kCluster, bool kPromote, int kPDiv, int kQDiv, typename OutT>
@@ -48,11 +48,9 @@ void dispatch_tile(const Launch& a) {
   // Block-scale grouping: activations carry one scale per row, weights one per 128 rows.
   constexpr int kAct = 1, kWgt = kMode == ScaleMode::kBlock ? 128 : 1;
   if (!a.plan.swap_ab) {
-    // 192 columns where one scale covers the tile's columns (per channel / per tensor);
-    // block scales change every 128 columns, so 128 there (see make_plan).
-    constexpr int kBN = kMode == ScaleMode::kBlock ? 128 : 192;
-    if (a.plan.cluster == 2) return launch_kernel<kMode, kBN, 2, kPromote, kAct, kWgt, OutT>(a);
-    return launch_kernel<kMode, kBN, 1, kPromote, kAct, kWgt, OutT>(a);
+    // 128 x 128 tiles: 128 x 192 measured slower at M <= 4096 (bench/NOTES.md, fp8 v4).
+    if (a.plan.cluster == 2) return launch_kernel<kMode, 128, 2, kPromote, kAct, kWgt, OutT>(a);
+    return launch_kernel<kMode, 128, 1, kPromote, kAct, kWgt, OutT>(a);
   }
   switch (a.plan.bn) {
     case 8: return launch_kernel<kMode, 8, 1, kPromote, kWgt, kAct, OutT>(a);

@@ -8,6 +8,7 @@
 #include <c10/cuda/CUDAGuard.h>
 #include <torch/library.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 
@@ -42,13 +43,12 @@ int choose_splits(int units, int num_kb, int slots) {
 
 // LOWBIT_FP8_CLUSTER=1 turns the 2-CTA multicast of the weight tile on (measured slower so
 // far: bench/NOTES.md); off by default.
-// Large M: 128 x 192 tiles (16 + 24 KB from L2 per 6.3 MFLOP: fewer bytes per flop than
-// 128 x 128, the most the consumers' registers allow with promotion), 128 x 128 for
-// block scales (a scale per 128 weight rows).
-Plan make_plan(int64_t M, int64_t N, int64_t K, int sms, bool block_mode) {
+// Large M: 128 x 128 tiles. Small M (<= 64): swap-AB, 128 weight rows x the tokens padded
+// to 8/16/32/64. LOWBIT_FP8_SPLITS=n forces the K split (a diagnostic).
+Plan make_plan(int64_t M, int64_t N, int64_t K, int sms) {
   Plan p;
   p.swap_ab = M <= 64;
-  p.bn = p.swap_ab ? (M <= 8 ? 8 : M <= 16 ? 16 : M <= 32 ? 32 : 64) : (block_mode ? 128 : 192);
+  p.bn = p.swap_ab ? (M <= 8 ? 8 : M <= 16 ? 16 : M <= 32 ? 32 : 64) : 128;
   const int64_t rows_p = p.swap_ab ? N : M, rows_q = p.swap_ab ? M : N;
   const int64_t tiles_p = (rows_p + gemm::kBlockP - 1) / gemm::kBlockP;
   static const bool cluster = env_flag("LOWBIT_FP8_CLUSTER");
@@ -56,6 +56,11 @@ Plan make_plan(int64_t M, int64_t N, int64_t K, int sms, bool block_mode) {
   const int units = int((tiles_p + p.cluster - 1) / p.cluster * ((rows_q + p.bn - 1) / p.bn));
   const int num_kb = int((K + gemm::kBlockK - 1) / gemm::kBlockK);
   p.splits = choose_splits(units, num_kb, sms / p.cluster);
+  static const int forced = [] {
+    const char* v = std::getenv("LOWBIT_FP8_SPLITS");
+    return v ? std::atoi(v) : 0;
+  }();
+  if (forced > 0) p.splits = std::min(forced, num_kb);
   p.kb_per_split = (num_kb + p.splits - 1) / p.splits;
   p.splits = (num_kb + p.kb_per_split - 1) / p.kb_per_split;  // no empty split
   return p;
@@ -75,7 +80,7 @@ Tensor fp8_gemm(ScaleMode mode, const Tensor& a, const Tensor& a_scale, const Te
   static const bool promote = !env_flag("LOWBIT_FP8_NO_PROMOTE");  // diagnostic, see bench/fp8_accuracy.py
   L.promote = promote;
   L.out_bf16 = out_dtype == at::kBFloat16;
-  const Plan plan = make_plan(M, N, K, L.sms, mode == ScaleMode::kBlock);
+  const Plan plan = make_plan(M, N, K, L.sms);
   L.plan = plan;
 
   const Tensor& P = plan.swap_ab ? b : a;
