@@ -55,7 +55,9 @@ Plan make_plan(int64_t M, int64_t N, int64_t K, int sms) {
   p.cluster = (!p.swap_ab && tiles_p >= 2 && cluster) ? 2 : 1;
   const int units = int((tiles_p + p.cluster - 1) / p.cluster * ((rows_q + p.bn - 1) / p.bn));
   const int num_kb = int((K + gemm::kBlockK - 1) / gemm::kBlockK);
-  p.splits = choose_splits(units, num_kb, sms / p.cluster);
+  // Split K only when the tiles cannot occupy a quarter of the SMs: writing and reducing fp32
+  // partial tiles measured slower than 64 tiles on 132 SMs without it (bench/NOTES.md).
+  p.splits = units * 4 >= sms / p.cluster ? 1 : choose_splits(units, num_kb, sms / p.cluster);
   static const int forced = [] {
     const char* v = std::getenv("LOWBIT_FP8_SPLITS");
     return v ? std::atoi(v) : 0;

@@ -1,0 +1,30 @@
+"""A short run of every CUDA kernel on shapes with tails, for compute-sanitizer
+(memcheck, racecheck): `compute-sanitizer --tool racecheck python tests/sanitize_fp8.py`.
+Exits non-zero if a result disagrees with the CPU reference."""
+import sys
+
+import torch
+
+sys.path.insert(0, __file__.rsplit("/tests/", 1)[0] + "/tests")
+from lowbit_ext import ops  # noqa: E402
+from test_cuda_fp8 import assert_close_to_reference, block_operands, fp8_operands  # noqa: E402
+
+for M, N, K in [(3, 200, 272), (65, 136, 384), (130, 264, 256)]:
+    a, sa, b, sb = fp8_operands(M, N, K)
+    ref = ops.w8a8_fp8_mm(a, sa, b, sb)
+    assert_close_to_reference(ops.w8a8_fp8_mm(a.cuda(), sa.cuda(), b.cuda(), sb.cuda()), ref)
+    K128 = (K // 128) * 128
+    a, sa, b, sb = block_operands(M, N, K128)
+    ref = ops.fp8_block_mm(a, sa, b, sb)
+    assert_close_to_reference(ops.fp8_block_mm(a.cuda(), sa.cuda(), b.cuda(), sb.cuda()), ref)
+x = torch.randn(33, 256, dtype=torch.bfloat16)
+for q in (ops.quantize_int8_per_token, ops.quantize_fp8_per_token, ops.quantize_fp8_per_tensor, ops.quantize_fp8_1x128,
+          ops.quantize_mxfp8, ops.quantize_mxfp4):
+    qc, sc = q(x.cuda())
+    qr, sr = q(x)
+    assert torch.equal(qc.view(torch.uint8).cpu(), qr.view(torch.uint8)) and torch.equal(sc.cpu(), sr), q.__name__
+a, sa, b, sb = fp8_operands(5, 8192, 4096)  # the split-K path (32 tiles)
+ref = ops.w8a8_fp8_mm(a, sa, b, sb)
+assert_close_to_reference(ops.w8a8_fp8_mm(a.cuda(), sa.cuda(), b.cuda(), sb.cuda()), ref)
+torch.cuda.synchronize()
+print("sanitize_fp8: all results match the reference")
