@@ -173,6 +173,11 @@ __global__ void __launch_bounds__(kThreads, 1)
     const int col_in_chunk = (lane % 4) * 2;                         // and +1, per 8-column chunk
     int stage = 0;
     uint32_t phase = 0;
+    // Descriptors of stage 0; a stage is a fixed byte offset from them.
+    const uint64_t desc_p0 = ptx::smem_desc_k_major_sw128(smem_p + wg * 64 * kBlockK);
+    const uint64_t desc_q0 = ptx::smem_desc_k_major_sw128(smem_q);
+    constexpr uint32_t kBarWg0Issued = 1, kBarWg1Issued = 2;  // named barriers (0 is __syncthreads)
+    bool issued_any = false;
 
     for (int u = cluster_id; u < num_units; u += num_clusters) {
       const WorkUnit w = params.sched.unit(u);
@@ -204,8 +209,14 @@ __global__ void __launch_bounds__(kThreads, 1)
       // (a fresh accumulator when promoting, else accumulating), and commit them as a group.
       auto issue = [&](Acc (&acc)[kAccRegs]) {
         ptx::mbarrier_wait(&full[stage], phase);
-        const uint64_t desc_p = ptx::smem_desc_k_major_sw128(smem_p + stage * Layout::kPBytes + wg * 64 * kBlockK);
-        const uint64_t desc_q = ptx::smem_desc_k_major_sw128(smem_q + stage * Layout::kQBytes);
+        // Ping-pong issue order: warpgroup 0 issues a block, then warpgroup 1, then 0 again.
+        // Both wait on the same stage, so without this they issue together, the tensor cores
+        // interleave the two groups, both finish together and both promote while the tensor
+        // cores idle (ncu: 20% of warp samples on the wgmma wait, 54% SM throughput).
+        if (wg == 1) ptx::named_barrier_sync(kBarWg0Issued, 256);
+        else if (issued_any) ptx::named_barrier_sync(kBarWg1Issued, 256);
+        const uint64_t desc_p = desc_p0 + uint64_t((stage * Layout::kPBytes) >> 4);
+        const uint64_t desc_q = desc_q0 + uint64_t((stage * Layout::kQBytes) >> 4);
 #pragma unroll
         for (int r = 0; r < kAccRegs; ++r) ptx::fence_register(acc[r]);
         ptx::wgmma_fence();
@@ -214,6 +225,8 @@ __global__ void __launch_bounds__(kThreads, 1)
           Ops::template Mma<kBN>::mma(desc_p + (k * kWgmmaK >> 4), desc_q + (k * kWgmmaK >> 4), acc,
                                       kPromote ? (k > 0) : true);
         ptx::wgmma_commit();
+        ptx::named_barrier_arrive(wg == 0 ? kBarWg0Issued : kBarWg1Issued, 256);
+        issued_any = true;
       };
       // This warp is done reading a stage, in every CTA that holds a copy of it.
       auto release = [&](int s) {
@@ -293,6 +306,9 @@ __global__ void __launch_bounds__(kThreads, 1)
         }
       }
     }
+    // Warpgroup 1's last "issued" arrival is still pending: consume it, so both named
+    // barriers end the kernel with no arrivals outstanding.
+    if (wg == 0 && issued_any) ptx::named_barrier_sync(kBarWg1Issued, 256);
   }
   // A CTA's shared memory must outlive the peer's last multicast into it and last remote
   // arrival on its barriers.
