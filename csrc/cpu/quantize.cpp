@@ -35,13 +35,11 @@
 #include <ATen/ops/full.h>
 
 #include "lowbit/contracts.h"
-#include "lowbit/numerics.h"
 #include "lowbit/ops.h"
+#include "lowbit/quant_rules.h"  // the rules, shared with the CUDA quantizers
 
 namespace lowbit::cpu {
 namespace {
-
-constexpr float kAmaxFloor = 1e-12f;
 
 // Calls body(row, block_index, const float* src, int64_t len) for every block of
 // `block` elements (block == K: one per row) of x, in parallel over rows.
@@ -61,18 +59,6 @@ uint32_t amax_bits(const float* src, int64_t n) {
   return a;
 }
 
-// Absmax scale of a block: returns {scale, inv}; scale is NaN for a non-finite block.
-std::pair<float, float> absmax_scale(uint32_t amax, float qmax) {
-  if (amax >= kInfBits) return {NAN, 0.0f};
-  float a = std::max(bits_float(amax), kAmaxFloor);
-  return {a / qmax, qmax / a};
-}
-
-int8_t int8_code(float v, float inv) {
-  float q = round_even(v * inv);
-  return int8_t(q > 127.0f ? 127.0f : (q < -127.0f ? -127.0f : q));
-}
-
 Tensor as_float(const Tensor& x) { return x.to(at::kFloat).contiguous(); }
 
 // Absmax quantization of x in blocks of `block` along K to int8 or e4m3 codes.
@@ -85,12 +71,12 @@ QuantPair absmax_quantize(const Tensor& x, int64_t block, bool fp8) {
   float* sp = s.data_ptr<float>();
   const float qmax = fp8 ? kE4M3Max : 127.0f;
   for_each_block(xf, block, [&](int64_t m, int64_t b, const float* src, int64_t n) {
-    auto [scale, inv] = absmax_scale(amax_bits(src, n), qmax);
-    sp[m * (K / block) + b] = scale;
+    const AbsmaxScale sc = absmax_scale(amax_bits(src, n), qmax);
+    sp[m * (K / block) + b] = sc.scale;
     uint8_t* dst = qp + m * K + b * block;
     for (int64_t i = 0; i < n; ++i) {
-      if (std::isnan(scale)) dst[i] = 0;
-      else dst[i] = fp8 ? e4m3_from_float(src[i] * inv) : uint8_t(int8_code(src[i], inv));
+      if (!sc.finite) dst[i] = 0;
+      else dst[i] = fp8 ? e4m3_from_float(src[i] * sc.inv) : uint8_t(int8_code(src[i], sc.inv));
     }
   });
   if (fp8) q = q.view(at::kFloat8_e4m3fn);
@@ -108,19 +94,18 @@ QuantPair mx_quantize(const Tensor& x, bool four_bit) {
   uint8_t* sp = s.data_ptr<uint8_t>();
   const int emax = four_bit ? kE2M1Emax : kE4M3Emax;
   for_each_block(xf, kBlock, [&](int64_t m, int64_t b, const float* src, int64_t n) {
-    uint8_t sb = mx_shared_scale(amax_bits(src, n), emax);
-    sp[m * (K / kBlock) + b] = sb;
-    const float down = sb == kE8M0NaN ? 0.0f : exp2i(127 - int(sb));  // 2^-e, exact
+    const MxScale sc = mx_scale(amax_bits(src, n), emax);  // byte, and the exact 2^-e
+    sp[m * (K / kBlock) + b] = sc.byte;
     if (four_bit) {
       uint8_t* dst = qp + m * (K / 2) + b * (kBlock / 2);
       for (int64_t i = 0; i < n; i += 2) {
-        uint8_t lo = sb == kE8M0NaN ? 0 : e2m1_from_float(src[i] * down);
-        uint8_t hi = sb == kE8M0NaN ? 0 : e2m1_from_float(src[i + 1] * down);
+        uint8_t lo = sc.finite ? e2m1_from_float(src[i] * sc.down) : 0;
+        uint8_t hi = sc.finite ? e2m1_from_float(src[i + 1] * sc.down) : 0;
         dst[i / 2] = uint8_t(lo | (hi << 4));
       }
     } else {
       uint8_t* dst = qp + m * K + b * kBlock;
-      for (int64_t i = 0; i < n; ++i) dst[i] = sb == kE8M0NaN ? 0 : e4m3_from_float(src[i] * down);
+      for (int64_t i = 0; i < n; ++i) dst[i] = sc.finite ? e4m3_from_float(src[i] * sc.down) : 0;
     }
   });
   if (!four_bit) q = q.view(at::kFloat8_e4m3fn);
@@ -160,7 +145,8 @@ QuantPair quantize_fp8_per_tensor(const Tensor& x, const OptTensor& scale) {
     s = scale->item<float>();
     inv = 1.0f / s;
   } else {
-    std::tie(s, inv) = absmax_scale(amax_bits(src, n), kE4M3Max);
+    const AbsmaxScale sc = absmax_scale(amax_bits(src, n), kE4M3Max);
+    s = sc.scale, inv = sc.inv;
   }
   Tensor q = at::empty(x.sizes(), x.options().dtype(at::kByte));
   uint8_t* qp = q.data_ptr<uint8_t>();
