@@ -1,0 +1,227 @@
+"""A small hand-written Llama-style decoder (gpt-fast style): RMSNorm, rotary attention with
+grouped-query KV heads, SwiGLU MLP, an optional static KV cache for decode.
+
+Used by the tests (``CONFIGS["tiny"]``) and by bench/model.py (the real Llama-3 layer shapes,
+with fewer layers so that a model fits and builds quickly). Every projection is a plain
+``nn.Linear`` without bias, so ``lowbit_ext.quantize_`` converts all of them.
+
+    from bench.llama import Transformer, CONFIGS
+    model = Transformer(CONFIGS["tiny"]).to(torch.bfloat16)
+    logits = model(tokens)                       # tokens (B, T) int64 -> (B, T, vocab)
+
+    model.setup_caches(max_batch=1, max_seq=256) # decode: static KV cache
+    logits = model(tokens, input_pos=torch.arange(T))
+"""
+import dataclasses
+import math
+from typing import Dict, Optional
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+@dataclasses.dataclass
+class LlamaConfig:
+    dim: int = 4096
+    n_layers: int = 32
+    n_heads: int = 32
+    n_kv_heads: int = 8
+    intermediate_size: int = 14336
+    vocab_size: int = 128256
+    norm_eps: float = 1e-5
+    rope_base: float = 500000.0
+    max_seq: int = 8192
+
+    @property
+    def head_dim(self) -> int:
+        return self.dim // self.n_heads
+
+    def replace(self, **kw) -> "LlamaConfig":
+        return dataclasses.replace(self, **kw)
+
+
+CONFIGS: Dict[str, LlamaConfig] = {
+    # Llama-3-8B: every linear shape of the real model (q 4096x4096, k/v 1024x4096,
+    # o 4096x4096, gate/up 14336x4096, down 4096x14336, lm_head 128256x4096).
+    "llama3-8b": LlamaConfig(),
+    # Llama-3-70B's layer shapes (8192 wide, 28672 intermediate), for shape sweeps.
+    "llama3-70b": LlamaConfig(dim=8192, n_layers=80, n_heads=64, n_kv_heads=8, intermediate_size=28672),
+    # For tests: every dimension a multiple of 128, so that every format takes every layer.
+    # Small enough that the CPU reference ops run a forward in well under a second.
+    "tiny": LlamaConfig(dim=128, n_layers=2, n_heads=2, n_kv_heads=1, intermediate_size=256,
+                        vocab_size=256, max_seq=256, rope_base=10000.0),
+}
+
+
+class RMSNorm(nn.Module):
+    def __init__(self, dim: int, eps: float):
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(dim))
+
+    def forward(self, x: Tensor) -> Tensor:
+        # why fp32: the mean of squares of bf16 activations loses the small ones otherwise
+        xf = x.float()
+        y = xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + self.eps)
+        return y.to(x.dtype) * self.weight
+
+
+def rope_tables(cfg: LlamaConfig, device=None):
+    """cos, sin (max_seq, head_dim / 2) in fp32."""
+    hd = cfg.head_dim
+    inv = 1.0 / (cfg.rope_base ** (torch.arange(0, hd, 2, dtype=torch.float32, device=device) / hd))
+    t = torch.arange(cfg.max_seq, dtype=torch.float32, device=device)
+    f = torch.outer(t, inv)
+    return f.cos(), f.sin()
+
+
+def apply_rope(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
+    """x (B, T, H, hd), rotating pairs (first half, second half) as Llama's HF checkpoints do;
+    cos / sin (T, hd / 2)."""
+    xf = x.float()
+    x1, x2 = xf.chunk(2, dim=-1)
+    c, s = cos[None, :, None, :], sin[None, :, None, :]
+    return torch.cat((x1 * c - x2 * s, x2 * c + x1 * s), dim=-1).to(x.dtype)
+
+
+class KVCache(nn.Module):
+    def __init__(self, max_batch, max_seq, n_kv_heads, head_dim, dtype, device=None):
+        super().__init__()
+        shape = (max_batch, n_kv_heads, max_seq, head_dim)
+        self.register_buffer("k", torch.zeros(shape, dtype=dtype, device=device), persistent=False)
+        self.register_buffer("v", torch.zeros(shape, dtype=dtype, device=device), persistent=False)
+
+    def update(self, input_pos: Tensor, k: Tensor, v: Tensor):
+        """k, v (B, Hkv, T, hd) written at input_pos; returns the whole cache (B rows)."""
+        B = k.shape[0]
+        self.k[:B, :, input_pos] = k
+        self.v[:B, :, input_pos] = v
+        return self.k[:B], self.v[:B]
+
+
+class Attention(nn.Module):
+    def __init__(self, cfg: LlamaConfig):
+        super().__init__()
+        self.cfg = cfg
+        hd = cfg.head_dim
+        self.q_proj = nn.Linear(cfg.dim, cfg.n_heads * hd, bias=False)
+        self.k_proj = nn.Linear(cfg.dim, cfg.n_kv_heads * hd, bias=False)
+        self.v_proj = nn.Linear(cfg.dim, cfg.n_kv_heads * hd, bias=False)
+        self.o_proj = nn.Linear(cfg.n_heads * hd, cfg.dim, bias=False)
+        self.kv_cache: Optional[KVCache] = None
+
+    def forward(self, x: Tensor, cos: Tensor, sin: Tensor, input_pos: Optional[Tensor]) -> Tensor:
+        cfg = self.cfg
+        B, T, _ = x.shape
+        hd = cfg.head_dim
+        q = apply_rope(self.q_proj(x).view(B, T, cfg.n_heads, hd), cos, sin).transpose(1, 2)
+        k = apply_rope(self.k_proj(x).view(B, T, cfg.n_kv_heads, hd), cos, sin).transpose(1, 2)
+        v = self.v_proj(x).view(B, T, cfg.n_kv_heads, hd).transpose(1, 2)
+        if self.kv_cache is not None and input_pos is not None:
+            k, v = self.kv_cache.update(input_pos, k, v)
+            # causal over the cache: query at position p sees keys 0..p
+            S = k.shape[2]
+            mask = torch.arange(S, device=x.device)[None, :] <= input_pos[:, None]   # (T, S)
+            attn_kw = dict(attn_mask=mask[None, None])
+        else:
+            attn_kw = dict(is_causal=True)
+        rep = cfg.n_heads // cfg.n_kv_heads
+        k = k.repeat_interleave(rep, dim=1)
+        v = v.repeat_interleave(rep, dim=1)
+        y = F.scaled_dot_product_attention(q, k, v, **attn_kw)
+        return self.o_proj(y.transpose(1, 2).reshape(B, T, cfg.n_heads * hd))
+
+
+class MLP(nn.Module):
+    def __init__(self, cfg: LlamaConfig):
+        super().__init__()
+        self.gate_proj = nn.Linear(cfg.dim, cfg.intermediate_size, bias=False)
+        self.up_proj = nn.Linear(cfg.dim, cfg.intermediate_size, bias=False)
+        self.down_proj = nn.Linear(cfg.intermediate_size, cfg.dim, bias=False)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))
+
+
+class Block(nn.Module):
+    def __init__(self, cfg: LlamaConfig):
+        super().__init__()
+        self.input_norm = RMSNorm(cfg.dim, cfg.norm_eps)
+        self.attn = Attention(cfg)
+        self.post_attn_norm = RMSNorm(cfg.dim, cfg.norm_eps)
+        self.mlp = MLP(cfg)
+
+    def forward(self, x, cos, sin, input_pos):
+        h = x + self.attn(self.input_norm(x), cos, sin, input_pos)
+        return h + self.mlp(self.post_attn_norm(h))
+
+
+class Transformer(nn.Module):
+    def __init__(self, cfg: LlamaConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.embed = nn.Embedding(cfg.vocab_size, cfg.dim)
+        self.layers = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layers))
+        self.norm = RMSNorm(cfg.dim, cfg.norm_eps)
+        self.lm_head = nn.Linear(cfg.dim, cfg.vocab_size, bias=False)
+        cos, sin = rope_tables(cfg)
+        self.register_buffer("rope_cos", cos, persistent=False)
+        self.register_buffer("rope_sin", sin, persistent=False)
+
+    def _apply(self, fn, recurse=True):
+        # The rotary tables stay fp32 under model.to(bfloat16) (bf16 cannot even hold the
+        # positions above 256): recomputed on whatever device the tables moved to.
+        out = super()._apply(fn, recurse)
+        self.rope_cos, self.rope_sin = rope_tables(self.cfg, device=self.rope_cos.device)
+        return out
+
+    def setup_caches(self, max_batch: int, max_seq: int):
+        """Static KV caches (gpt-fast): the decode step writes at input_pos in place, so it
+        can be captured in a CUDA graph."""
+        dtype = self.embed.weight.dtype
+        device = self.embed.weight.device
+        for b in self.layers:
+            b.attn.kv_cache = KVCache(max_batch, max_seq, self.cfg.n_kv_heads, self.cfg.head_dim, dtype, device)
+
+    def forward(self, tokens: Tensor, input_pos: Optional[Tensor] = None) -> Tensor:
+        T = tokens.shape[1]
+        if input_pos is None:
+            cos, sin = self.rope_cos[:T], self.rope_sin[:T]
+        else:
+            cos, sin = self.rope_cos[input_pos], self.rope_sin[input_pos]
+        x = self.embed(tokens)
+        for b in self.layers:
+            x = b(x, cos, sin, input_pos)
+        return self.lm_head(self.norm(x))
+
+
+def build(name_or_cfg="tiny", dtype=torch.bfloat16, device=None, seed=0, **overrides) -> Transformer:
+    """A model with random weights, N(0, 0.02) as Llama is initialized, norms at 1 (the
+    activations then keep Llama-like scales layer after layer). Built on the meta device and
+    materialized directly in `dtype` on `device` (an 8B model never exists in fp32)."""
+    cfg = CONFIGS[name_or_cfg] if isinstance(name_or_cfg, str) else name_or_cfg
+    cfg = cfg.replace(**overrides) if overrides else cfg
+    device = torch.device(device or "cpu")
+    with torch.device("meta"):
+        model = Transformer(cfg).to(dtype=dtype)
+    model = model.to_empty(device=device)
+    g = torch.Generator(device=device).manual_seed(seed)
+    with torch.no_grad():
+        for mod in model.modules():
+            if isinstance(mod, RMSNorm):
+                mod.weight.fill_(1.0)
+            elif isinstance(mod, (nn.Linear, nn.Embedding)):
+                mod.weight.normal_(0.0, 0.02, generator=g)
+    return model.eval()
+
+
+def param_count(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+if __name__ == "__main__":
+    m = build("tiny", dtype=torch.float32)
+    tok = torch.randint(0, m.cfg.vocab_size, (2, 16))
+    print(m(tok).shape, f"{param_count(m) / 1e6:.2f} M params, head_dim {m.cfg.head_dim}, "
+          f"{math.prod(tok.shape)} tokens")

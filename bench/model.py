@@ -1,0 +1,256 @@
+"""End-to-end model benchmark: a Llama-style decoder (bench/llama.py, real Llama-3 layer
+shapes) quantized with lowbit_ext.quantize_ in each format, against the same model in bf16,
+in one run on one GPU.
+
+Per format it reports: decode speed (tokens/s at each batch size, one token per step from a
+static KV cache, the step compiled with torch.compile(mode="reduce-overhead", fullgraph=True):
+CUDA graphs, so launch overhead does not hide the kernels), prefill time for a long prompt,
+weight bytes and peak memory, the quantize_ time, and the logits' relative error against bf16
+(random weights: a functional check of each format's noise, not a quality number; real
+weights are bench/minilm.py's job).
+
+    python bench/model.py --out bench/results/<date>-h100-model.json                   # GPU
+    python bench/model.py --layers 8 --batch 1,16,64 --formats a16w4,w8a8_fp8          # faster
+    python bench/model.py --dry-run                                                    # CPU
+
+--dry-run runs the whole pipeline on the CPU (reference ops) with the tiny config, two
+decode steps and eager mode: it checks the harness, its numbers mean nothing. On a GPU,
+formats whose linear op has no CUDA kernel in this build are listed as skipped.
+"""
+import argparse
+import copy
+import gc
+import os
+import statistics
+import sys
+import time
+import traceback
+
+import torch
+
+_HERE = os.path.dirname(os.path.abspath(__file__))
+if _HERE not in sys.path:
+    sys.path.insert(0, _HERE)
+import common  # noqa: E402
+import llama  # noqa: E402
+
+if common.REPO not in sys.path:
+    sys.path.append(common.REPO)  # appended: an installed build takes precedence
+import lowbit_ext as L  # noqa: E402
+from lowbit_ext import formats  # noqa: E402
+
+log = common.log
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", default="llama3-8b", choices=sorted(llama.CONFIGS))
+    p.add_argument("--layers", type=int, default=None, help="decoder blocks (default: the config's)")
+    p.add_argument("--formats", default=",".join(formats.names()),
+                   help="comma-separated format names (default: all), each with its default config")
+    p.add_argument("--batch", default="1,16,64,256", help="decode batch sizes")
+    p.add_argument("--prompt", type=int, default=512, help="tokens in the prompt before decoding")
+    p.add_argument("--steps", type=int, default=64, help="decode steps timed per batch size")
+    p.add_argument("--prefill", default="2048", help="prefill lengths timed (batch 1)")
+    p.add_argument("--dtype", default="bfloat16", choices=["bfloat16", "float16"])
+    p.add_argument("--no-compile", action="store_true", help="eager decode (no CUDA graphs)")
+    p.add_argument("--out", default=None, help="JSON file for the results")
+    p.add_argument("--dry-run", action="store_true", help="CPU, tiny model, 2 steps: checks the harness")
+    a = p.parse_args(argv)
+    if a.dry_run:
+        a.model, a.layers, a.batch, a.prompt, a.steps, a.prefill = "tiny", 2, "1,2", 8, 2, "16"
+        a.no_compile = True
+    a.formats = [f for f in a.formats.split(",") if f]
+    for f in a.formats:
+        formats.get(f)
+    a.batch = [int(b) for b in a.batch.split(",")]
+    a.prefill = [int(t) for t in a.prefill.split(",")]
+    return a
+
+
+# ---------------------------------------------------------------- timing
+def _sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def _time_ms(fn, device, reps, warmup=2):
+    """Median ms of fn() over reps calls (CUDA events on a GPU, wall clock on the CPU)."""
+    for _ in range(warmup):
+        fn()
+    _sync(device)
+    ts = []
+    for _ in range(reps):
+        if device.type == "cuda":
+            a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            a.record()
+            fn()
+            b.record()
+            b.synchronize()
+            ts.append(a.elapsed_time(b))
+        else:
+            t = time.perf_counter()
+            fn()
+            ts.append((time.perf_counter() - t) * 1e3)
+    return statistics.median(ts)
+
+
+def decode_step_fn(model, compile_step):
+    def step(tok, pos):
+        return model(tok, pos)
+    if compile_step:
+        return torch.compile(step, mode="reduce-overhead", fullgraph=True)
+    return step
+
+
+def bench_decode(model, args, device, B, compile_step):
+    """ms per decode step at batch B: a prompt of args.prompt tokens fills the cache first."""
+    cfg = model.cfg
+    model.setup_caches(max_batch=B, max_seq=args.prompt + args.steps + 8)
+    g = torch.Generator().manual_seed(B)
+    prompt = torch.randint(0, cfg.vocab_size, (B, args.prompt), generator=g).to(device)
+    with torch.no_grad():
+        model(prompt, torch.arange(args.prompt, device=device))
+        step = decode_step_fn(model, compile_step)
+        tok = torch.randint(0, cfg.vocab_size, (B, 1), generator=g).to(device)
+        pos = torch.tensor([args.prompt], device=device)
+
+        def one():
+            # the same position every time: the cache content does not change the work
+            return step(tok, pos)
+
+        ms = _time_ms(one, device, reps=args.steps, warmup=3)
+    for b in model.layers:
+        b.attn.kv_cache = None
+    return ms
+
+
+def bench_prefill(model, args, device, T):
+    g = torch.Generator().manual_seed(T)
+    tok = torch.randint(0, model.cfg.vocab_size, (1, T), generator=g).to(device)
+    with torch.no_grad():
+        return _time_ms(lambda: model(tok), device, reps=3 if device.type == "cuda" else 1, warmup=1)
+
+
+def weight_bytes(model):
+    return sum(t.numel() * t.element_size() for t in list(model.parameters()) + list(model.buffers())
+               if not t.is_meta) - sum(b.numel() * b.element_size() for n, b in model.named_buffers()
+                                       if n.startswith("rope_"))
+
+
+# ---------------------------------------------------------------- one format
+def run_format(name, base, args, device, ref_logits, eval_tokens):
+    """Rows for one format ("bf16": the unquantized model)."""
+    rows, info = [], {"format": name}
+    model = copy.deepcopy(base)
+    if name != "bf16":
+        fmt = formats.get(name)
+        if device.type == "cuda" and not fmt.has_cuda_kernel():
+            info["skipped"] = f"no CUDA kernel for lowbit.{fmt.op_name} in this build"
+            return rows, info
+        _sync(device)
+        t = time.perf_counter()
+        report = L.quantize_(model, name, progress=False)
+        _sync(device)
+        info.update(config=repr(report.config), quantize_s=round(time.perf_counter() - t, 3),
+                    converted=len(report.converted), skipped_layers=report.skipped)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    info["weight_bytes"] = weight_bytes(model)
+    with torch.no_grad():
+        logits = model(eval_tokens).float()
+    info["rel_err_vs_bf16"] = (logits - ref_logits).norm().item() / ref_logits.norm().item()
+    compile_step = not args.no_compile and device.type == "cuda"
+    for B in args.batch:
+        try:
+            torch._dynamo.reset()
+            ms = bench_decode(model, args, device, B, compile_step)
+            rows.append(dict(format=name, phase="decode", batch=B, ms_per_step=ms, tokens_per_s=B * 1e3 / ms,
+                             timing="cuda_graph" if compile_step else ("eager" if device.type == "cuda" else "cpu")))
+            log(f"  {name:10s} decode B={B:4d}: {ms:8.3f} ms/step  {B * 1e3 / ms:10.1f} tok/s")
+        except Exception as e:  # one failing shape must not lose the others' numbers
+            rows.append(dict(format=name, phase="decode", batch=B, error=f"{type(e).__name__}: {e}"))
+            log(f"  {name} decode B={B}: FAILED {type(e).__name__}: {e}")
+            traceback.print_exc()
+    for T in args.prefill:
+        try:
+            ms = bench_prefill(model, args, device, T)
+            rows.append(dict(format=name, phase="prefill", batch=1, tokens=T, ms=ms, tokens_per_s=T * 1e3 / ms,
+                             timing="eager" if device.type == "cuda" else "cpu"))
+            log(f"  {name:10s} prefill T={T:5d}: {ms:8.3f} ms")
+        except Exception as e:
+            rows.append(dict(format=name, phase="prefill", tokens=T, error=f"{type(e).__name__}: {e}"))
+            log(f"  {name} prefill T={T}: FAILED {type(e).__name__}: {e}")
+    if device.type == "cuda":
+        info["peak_memory_bytes"] = torch.cuda.max_memory_allocated()
+    del model
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+    return rows, info
+
+
+def speedups(rows):
+    """Adds speedup_vs_bf16 to every row that has a bf16 row of the same phase and size."""
+    base = {(r["phase"], r.get("batch"), r.get("tokens")): r for r in rows if r["format"] == "bf16" and "error" not in r}
+    for r in rows:
+        b = base.get((r["phase"], r.get("batch"), r.get("tokens")))
+        if b is not None and "error" not in r:
+            key = "ms_per_step" if r["phase"] == "decode" else "ms"
+            r["speedup_vs_bf16"] = b[key] / r[key]
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    device = torch.device("cpu" if args.dry_run or not torch.cuda.is_available() else "cuda")
+    if device.type == "cpu" and not args.dry_run:
+        log("no GPU: running as --dry-run (the numbers mean nothing)")
+        return main(list(argv or sys.argv[1:]) + ["--dry-run"])
+    dtype = getattr(torch, args.dtype)
+    overrides = {"n_layers": args.layers} if args.layers else {}
+    cfg = llama.CONFIGS[args.model].replace(**overrides)
+    cfg = cfg.replace(max_seq=max(cfg.max_seq, args.prompt + args.steps + 8, max(args.prefill)))
+    meta = common.run_meta(device.type)
+    meta.update(model=args.model, config=vars(cfg), dtype=args.dtype, args=vars(args))
+    log(f"model {args.model} ({cfg.n_layers} layers) {args.dtype} on {meta.get('card')}")
+    t = time.perf_counter()
+    base = llama.build(cfg, dtype=dtype, device=device)
+    log(f"built in {time.perf_counter() - t:.1f} s, {llama.param_count(base) / 1e9:.2f} B parameters")
+    g = torch.Generator().manual_seed(0)
+    eval_tokens = torch.randint(0, cfg.vocab_size, (1, 64 if not args.dry_run else 8), generator=g).to(device)
+    with torch.no_grad():
+        ref_logits = base(eval_tokens).float()
+
+    rows, infos = [], []
+    for name in ["bf16"] + args.formats:
+        log(f"[{name}]")
+        try:
+            r, info = run_format(name, base, args, device, ref_logits, eval_tokens)
+        except Exception as e:
+            traceback.print_exc()
+            r, info = [], {"format": name, "error": f"{type(e).__name__}: {e}"}
+        rows += r
+        infos.append(info)
+        if "skipped" in info:
+            log(f"  skipped: {info['skipped']}")
+        speedups(rows)
+        if args.out:  # after every format: a killed run keeps what it measured
+            common.write_json(args.out, dict(meta=meta, formats=infos, rows=rows))
+    speedups(rows)
+    log("\nformat      " + " ".join(f"B={b:<6d}" for b in args.batch) + "  (decode speedup vs bf16)")
+    for info in infos:
+        name = info["format"]
+        cells = []
+        for b in args.batch:
+            r = next((r for r in rows if r["format"] == name and r["phase"] == "decode" and r.get("batch") == b), None)
+            cells.append(f"{r['speedup_vs_bf16']:<8.2f}" if r and "speedup_vs_bf16" in r else f"{'-':8s}")
+        extra = info.get("skipped") or info.get("error") or f"rel err {info.get('rel_err_vs_bf16', 0):.4f}"
+        log(f"{name:11s} " + " ".join(cells) + f"  {extra}")
+    if args.out:
+        common.write_json(args.out, dict(meta=meta, formats=infos, rows=rows))
+        log(f"wrote {args.out}")
+    return dict(meta=meta, formats=infos, rows=rows)
+
+
+if __name__ == "__main__":
+    main()
