@@ -13,6 +13,7 @@ _load_library()
 
 from . import ops  # noqa: E402  (registers the fake implementations)
 from . import formats  # noqa: E402
+from . import calibration  # noqa: E402
 from ._library import cuda_ops, has_cuda_kernel, library_path  # noqa: E402
 from .nn import LowBitLinear  # noqa: E402
 from .quantize import (MXFP8, Fp8Block, Fp8Dynamic, Int4WeightOnly, Int8Dynamic, Int8WeightOnly,  # noqa: E402
@@ -20,7 +21,7 @@ from .quantize import (MXFP8, Fp8Block, Fp8Dynamic, Int4WeightOnly, Int8Dynamic,
                        record_linear_inputs)
 from .checkpoint import CheckpointError, load_quantized, read_metadata, save_quantized  # noqa: E402
 
-__all__ = ["ops", "formats", "has_cuda_kernel", "cuda_ops", "library_path",
+__all__ = ["ops", "formats", "calibration", "has_cuda_kernel", "cuda_ops", "library_path",
            "LowBitLinear", "quantize_", "record_linear_inputs", "QuantConfig", "QuantizeReport", "config_for",
            "Int4WeightOnly", "Int8WeightOnly", "Int8Dynamic", "Fp8Dynamic", "Fp8Block", "MXFP8",
            "MXFP4WeightOnly", "MXFP8xMXFP4",

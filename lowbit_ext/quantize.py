@@ -63,6 +63,7 @@ from torch import Tensor
 from torch import nn as _nn
 
 from . import formats
+from .calibration import record_linear_inputs  # the one calibration recorder (re-exported)
 from .formats._base import dtype_name
 from .nn import LowBitLinear
 
@@ -246,73 +247,6 @@ def _quantize_kwargs(config: QuantConfig, weight: Tensor, act: Optional[Tensor])
     if config.quant_method == "awq":
         kw["act"] = act
     return kw
-
-
-# ---------------------------------------------------------------------------- calibration
-def _batches(inputs) -> List[Any]:
-    """One batch (a Tensor, a tuple of positional args, a dict of keyword args) or a list of them."""
-    if isinstance(inputs, (Tensor, tuple, dict)):
-        return [inputs]
-    if isinstance(inputs, Iterable):
-        return list(inputs)
-    raise TypeError(f"calibration inputs must be a Tensor, a tuple of args, a dict of kwargs, or a list of "
-                    f"those, got {type(inputs).__name__}")
-
-
-def _call(model, batch):
-    if isinstance(batch, dict):
-        return model(**batch)
-    if isinstance(batch, tuple):
-        return model(*batch)
-    return model(batch)
-
-
-def _even_rows(x: Tensor, n: int) -> Tensor:
-    """At most n rows of x, evenly spaced (x itself when it has no more)."""
-    R = x.shape[0]
-    if R <= n:
-        return x
-    idx = torch.arange(n, device=x.device) * R // n
-    return x.index_select(0, idx)
-
-
-def record_linear_inputs(model: _nn.Module, inputs, filter_fn: Optional[FilterFn] = None,
-                         max_rows: int = DEFAULT_CALIBRATION_ROWS) -> Dict[str, Tensor]:
-    """Runs `model` on `inputs` (no grad) and returns, for every ``nn.Linear`` that
-    ``filter_fn(module, name)`` accepts (all of them without one) and that ran, its inputs:
-    name -> 2-D tensor (rows = tokens, in_features columns), detached, in the activations'
-    dtype and on their device.
-
-    `inputs`: one batch or a list of batches; a batch is a Tensor (``model(t)``), a tuple
-    (``model(*t)``) or a dict (``model(**d)``). Rows: at most ``max_rows`` per layer, taken
-    evenly spaced and shared equally among the batches (so every batch is represented and
-    memory stays bounded: layers x max_rows x in_features elements)."""
-    if max_rows < 1:
-        raise ValueError(f"record_linear_inputs: max_rows must be >= 1, got {max_rows}")
-    batches = _batches(inputs)
-    if not batches:
-        raise ValueError("record_linear_inputs: no calibration batches were given")
-    per_batch = -(-max_rows // len(batches))
-    seen: Dict[str, List[Tensor]] = {}
-    handles = []
-
-    def hook_for(name):
-        def hook(module, args):
-            x = args[0].detach()
-            seen.setdefault(name, []).append(_even_rows(x.reshape(-1, x.shape[-1]), per_batch).clone())
-        return hook
-
-    try:
-        for name, mod in model.named_modules():
-            if isinstance(mod, _nn.Linear) and (filter_fn is None or filter_fn(mod, name)):
-                handles.append(mod.register_forward_pre_hook(hook_for(name)))
-        with torch.no_grad():
-            for b in batches:
-                _call(model, b)
-    finally:
-        for h in handles:
-            h.remove()
-    return {name: torch.cat(xs)[:max_rows] for name, xs in seen.items()}
 
 
 # ---------------------------------------------------------------------------- report

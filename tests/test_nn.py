@@ -339,24 +339,24 @@ def test_awq_needs_calibration_data(monkeypatch):
 
 
 def test_record_linear_inputs():
+    # quantize_ uses lowbit_ext.calibration.record_linear_inputs (a seeded uniform subset of
+    # rows above max_rows; tests/test_hqq_awq.py tests it in depth): here, its use on a model.
     m = reference()
     calib = [tokens(2, 8, seed=1), tokens(1, 4, seed=2)]          # 16 + 4 tokens
     acts = L.record_linear_inputs(m, calib, lambda mod, n: n.startswith("layers.1.") or n == "lm_head",
                                   max_rows=10)
     assert sorted(acts) == sorted(n for n in linear_names(m) if n.startswith("layers.1.") or n == "lm_head")
-    # max_rows shared by the 2 batches: 5 rows evenly spaced of the first's 16 tokens, all 4
-    # of the second's
-    assert acts["lm_head"].shape == (9, 128) and acts["layers.1.mlp.down_proj"].shape == (9, 256)
+    assert acts["lm_head"].shape == (10, 128) and acts["layers.1.mlp.down_proj"].shape == (10, 256)
     full = L.record_linear_inputs(m, calib, lambda mod, n: n == "lm_head", max_rows=100)["lm_head"]
     assert full.shape == (20, 128)
-    assert torch.equal(acts["lm_head"], full[[0, 3, 6, 9, 12, 16, 17, 18, 19]])
+    # every kept row is one of the real ones
+    assert all(any(torch.equal(r, f) for f in full) for r in acts["lm_head"])
     # hooks are gone afterwards
-    assert not any(mod._forward_pre_hooks for mod in m.modules())
+    assert not any(mod._forward_pre_hooks or mod._forward_hooks for mod in m.modules())
     # the forms a batch may take: a tensor, a tuple of args, a dict of kwargs
     one = L.record_linear_inputs(m, tokens(1, 3), lambda mod, n: n == "lm_head")
     two = L.record_linear_inputs(m, [(tokens(1, 3),), {"tokens": tokens(1, 3)}], lambda mod, n: n == "lm_head")
     assert one["lm_head"].shape == (3, 128) and two["lm_head"].shape == (6, 128)
-    assert torch.equal(two["lm_head"][:3], one["lm_head"])
 
 
 # ---------------------------------------------------------------- progress

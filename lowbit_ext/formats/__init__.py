@@ -9,12 +9,16 @@ registry every consumer (benchmarks, nn.LowBitLinear, quantize_) looks formats u
     W_hat = fmt.dequantize(qw)         # float32 (N, K): what the kernels multiply by
     qw2 = fmt.from_tensors(qw.tensors(), qw.options())
 
+    qw = fmt.quantize(W, method="hqq")             # a16w4: "rtn" | "hqq" | "awq" (act=...)
+                                                   # mxfp4, a8w4_mx: "rtn" | "search" | "awq"
+
 Families: :mod:`.int4` (a16w4), :mod:`.int8` (a16w8, w8a8_int8), :mod:`.fp8` (w8a8_fp8,
 fp8_block), :mod:`.mx` (mxfp8, mxfp4, a8w4_mx). Each module's docstring is the
 specification of its quantizers.
 """
 from typing import Dict, List
 
+from ._awq import fold_awq_scale
 from ._base import FormatSpec, QuantizedWeight
 from .fp8 import FP8_BLOCK_FORMAT, W8A8_FP8_FORMAT, Fp8BlockWeight, Fp8Weight
 from .int4 import A16W4_FORMAT, Int4Weight
@@ -50,5 +54,5 @@ def get(name: str) -> FormatSpec:
         raise KeyError(f"unknown format {name!r}; valid formats: {', '.join(_REGISTRY)}") from None
 
 
-__all__ = ["names", "get", "register", "FormatSpec", "QuantizedWeight", "Int4Weight", "Int8Weight",
+__all__ = ["names", "get", "register", "fold_awq_scale", "FormatSpec", "QuantizedWeight", "Int4Weight", "Int8Weight",
            "Fp8Weight", "Fp8BlockWeight", "MXWeight"]

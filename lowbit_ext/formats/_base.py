@@ -114,16 +114,22 @@ class FormatSpec:
         return _has_cuda_kernel(self.op_name)
 
     # ---------------------------------------------------------------- public interface
-    def quantize(self, W: Tensor, **options) -> QuantizedWeight:
-        """RTN-quantize W (N, K) (bf16 / fp16 / fp32 on any device) along K, per output row."""
+    def quantize(self, W: Tensor, act: Optional[Tensor] = None, **options) -> QuantizedWeight:
+        """Quantize W (N, K) (bf16 / fp16 / fp32 on any device) along K, per output row:
+        round to nearest by default; formats with a ``method`` option also offer
+        optimized quantizers that produce the same tensors. ``act``: calibration
+        activations (tokens, K) of this layer's input, for the methods that use them
+        (``method="awq"``); not stored, and not part of ``options()``."""
         opts = self.parse_options(options)
         W = self._check_weight(W, opts)
+        self._check_act_use(act, opts)
         with torch.no_grad():
-            return self._quantize(W, opts)
+            return self._quantize(W, opts) if act is None else self._quantize_act(W, opts, act)
 
     def linear(self, x: Tensor, qw: QuantizedWeight, bias: Optional[Tensor] = None) -> Tensor:
         """y = x @ W^T (+ bias) through torch.ops.lowbit.<op_name>: x (..., K) bf16 / fp16,
-        leading dims flattened for the op and restored; y (..., N) in x.dtype."""
+        leading dims flattened for the op and restored; y (..., N) in x.dtype. A weight
+        with an AWQ ``act_scale`` s (K,) divides x by it first (an extra elementwise op)."""
         self._check_qw(qw)
         N, K = qw.shape
         if x.dim() < 1 or x.shape[-1] != K:
@@ -135,11 +141,19 @@ class FormatSpec:
         lead = x.shape[:-1]
         # flatten(0, -2), not reshape(-1, K): the latter is ambiguous when a leading dim is 0
         x2 = x.flatten(0, -2) if x.dim() > 1 else x.unsqueeze(0)
+        act_scale = getattr(qw, "act_scale", None)
+        if act_scale is not None:
+            # AWQ input scale kept with the weight (formats/_awq.py): x / s, computed in fp32
+            # and rounded once to x's dtype; one elementwise op before the kernel
+            x2 = (x2 / act_scale).to(x.dtype)
         y = self._linear2d(x2.contiguous(), qw, bias)
         return y.reshape(*lead, N)
 
     def dequantize(self, qw: QuantizedWeight) -> Tensor:
-        """The float32 (N, K) matrix the kernels multiply by (for tests and error reports)."""
+        """The float32 (N, K) matrix ``linear`` multiplies x by (for tests and error reports):
+        what the kernels multiply by, and for a weight with an AWQ ``act_scale`` s that
+        matrix divided by s along K (``linear`` divides x by s before the kernel; only its
+        rounding of x / s to x's dtype differs from x @ dequantize(qw)^T)."""
         self._check_qw(qw)
         with torch.no_grad():
             return self._dequantize(qw)
@@ -149,10 +163,12 @@ class FormatSpec:
         every tensor's dtype and shape is checked against them."""
         opts = self.parse_options(dict(options))
         want = set(self._tensor_names(opts))
+        optional = set(self._optional_tensor_names(opts))
         got = set(tensors)
-        if got != want:
-            missing, extra = sorted(want - got), sorted(got - want)
-            raise ValueError(f"{self.name}: from_tensors expects tensors {sorted(want)} for options {opts}; "
+        if not want <= got <= want | optional:
+            missing, extra = sorted(want - got), sorted(got - want - optional)
+            also = f" (optional: {sorted(optional)})" if optional else ""
+            raise ValueError(f"{self.name}: from_tensors expects tensors {sorted(want)}{also} for options {opts}; "
                              f"missing {missing}, unexpected {extra}")
         devices = {t.device for t in tensors.values()}
         if len(devices) > 1:
@@ -213,14 +229,28 @@ class FormatSpec:
     def _check_act_dtype(self, x: Tensor, qw: QuantizedWeight) -> None:
         pass
 
+    def _check_act_use(self, act: Optional[Tensor], opts: Dict[str, Any]) -> None:
+        """Whether calibration activations are given exactly when the options use them."""
+        if act is not None:
+            raise ValueError(f"{self.name}: act= (calibration activations) is not used by this format's "
+                             f"quantizer with options {opts}")
+
     # ---------------------------------------------------------------- hooks
     def _normalize(self, opts: Dict[str, Any]) -> Dict[str, Any]:
         return opts
 
     def _tensor_names(self, opts: Dict[str, Any]) -> Tuple[str, ...]:
+        """The tensors a weight quantized with these options always has."""
         return self.weight_cls.TENSORS
 
+    def _optional_tensor_names(self, opts: Dict[str, Any]) -> Tuple[str, ...]:
+        """Tensors it may have besides (from_tensors accepts them present or absent)."""
+        return ()
+
     def _quantize(self, W: Tensor, opts: Dict[str, Any]) -> QuantizedWeight:
+        raise NotImplementedError
+
+    def _quantize_act(self, W: Tensor, opts: Dict[str, Any], act: Tensor) -> QuantizedWeight:
         raise NotImplementedError
 
     def _linear2d(self, x: Tensor, qw: QuantizedWeight, bias: Optional[Tensor]) -> Tensor:
@@ -261,6 +291,16 @@ def expect_2d(fmt: str, name: str, t: Tensor, dtype: torch.dtype) -> Tensor:
 
 
 # ---------------------------------------------------------------- 4-bit and MX helpers
+def prepack_w4(plain: Tensor) -> Tensor:
+    """ops.prepack_w4 on plain's device; where that device has no kernel for it (a CUDA
+    tensor in a build without one), on a CPU copy and back: it moves K/2 bytes per row,
+    little next to what a quantizer computes, so quantizers still run where W is."""
+    from .. import ops
+    if plain.device.type == "cuda" and not _has_cuda_kernel("prepack_w4"):
+        return ops.prepack_w4(plain.cpu()).to(plain.device)
+    return ops.prepack_w4(plain)
+
+
 def pack_nibbles(q: Tensor) -> Tensor:
     """codes uint8 (N, K), 0..15 -> plain 4-bit layout uint8 (N, K/2), element 2i low nibble."""
     return (q[:, 0::2] | (q[:, 1::2] << 4)).contiguous()
