@@ -2,6 +2,8 @@
 #include <c10/cuda/CUDAException.h>
 
 #include <algorithm>
+#include <cstdio>
+#include <cstdlib>
 #include <type_traits>
 
 #include "gemm/fp8/fp8_launch.h"
@@ -33,13 +35,23 @@ void launch_kernel(const Launch& a) {
   cfg.stream = a.stream;
   cfg.attrs = attr;
   cfg.numAttrs = 1;
-  // Persistent grid: one CTA per SM, never more clusters than there are units.
-  static bool configured = [&] {
+  // Persistent grid: as many clusters as can be resident at once, never more than there are
+  // units. Why ask the occupancy API rather than divide the SM count: a GPC with an odd number
+  // of free SMs holds one CTA fewer than SMs / 2 clusters would need, and a persistent cluster
+  // that cannot start until another finishes runs its whole share of the tiles after the
+  // others: the 2-CTA path measured 2x slower that way (bench/NOTES.md, fp8 v7).
+  static const int resident_clusters = [&] {
     C10_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
-    return true;
+    if constexpr (kCluster == 1) return a.sms;
+    cudaLaunchConfig_t q = cfg;
+    q.gridDim = dim3(kCluster * (a.sms / kCluster));
+    int n = 0;
+    C10_CUDA_CHECK(cudaOccupancyMaxActiveClusters(&n, kernel, &q));
+    if (const char* d = std::getenv("LOWBIT_DEBUG"); d && d[0] == '1')
+      std::fprintf(stderr, "[lowbit fp8] bn=%d cluster=%d: %d clusters resident (%d SMs)\n", kBN, kCluster, n, a.sms);
+    return std::max(1, n);
   }();
-  (void)configured;
-  cfg.gridDim = dim3(kCluster * std::min(a.units, a.sms / kCluster));
+  cfg.gridDim = dim3(kCluster * std::min(a.units, resident_clusters));
   C10_CUDA_CHECK(cudaLaunchKernelEx(&cfg, kernel, a.tmap_p, a.tmap_q, a.params));
 }
 

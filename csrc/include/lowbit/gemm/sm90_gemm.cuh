@@ -52,6 +52,14 @@ __device__ __forceinline__ __nv_bfloat16 to_out<__nv_bfloat16>(float v) { return
 template <>
 __device__ __forceinline__ __half to_out<__half>(float v) { return __float2half_rn(v); }
 
+// Two adjacent outputs as one 4-byte store (p is 4-byte aligned).
+__device__ __forceinline__ void store_pair(__nv_bfloat16* p, float a, float b) {
+  *reinterpret_cast<__nv_bfloat162*>(p) = __floats2bfloat162_rn(a, b);
+}
+__device__ __forceinline__ void store_pair(__half* p, float a, float b) {
+  *reinterpret_cast<__half2*>(p) = __floats2half2_rn(a, b);
+}
+
 template <typename OutT>
 __device__ __forceinline__ float from_out(OutT v);
 template <>
@@ -289,20 +297,41 @@ __global__ void __launch_bounds__(kThreads, 1)
       }
 
       // ---------------------------------------------------------- epilogue
-      // Register r holds C[i0 + 8 * ((r / 2) % 2), j_base + (r / 4) * 8 + col_in_chunk + r % 2].
+      // Register r = 4c + 2h + t holds C[i0 + 8h, j_base + 8c + col_in_chunk + t]: the two
+      // registers of (c, h) are adjacent columns, stored as one 4-byte pair when C's rows are
+      // contiguous in out (the normal layout; swap-AB writes C^T, so its pairs are not).
       const EpilogueArgs& e = params.epi;
+      const bool direct = params.sched.splits == 1;
+      const bool pairs = direct && e.out_sj == 1 && e.out_si % 2 == 0;
 #pragma unroll
-      for (int r = 0; r < kAccRegs; ++r) {
-        const int i = i0 + 8 * ((r / 2) % 2);
-        const int j = j_base + (r / 4) * 8 + col_in_chunk + (r % 2);
-        if (i >= params.rows_p || j >= params.rows_q) continue;
-        float v;
-        if constexpr (kPromote) v = fin[r];
-        else v = float(acc[r]);
-        if (params.sched.splits > 1) {
-          params.workspace[(int64_t(w.split) * params.rows_p + i) * params.rows_q + j] = v;
-        } else {
-          static_cast<OutT*>(e.out)[i * e.out_si + j * e.out_sj] = to_out<OutT>(finish<kMode, OutT>(e, i, j, v));
+      for (int c = 0; c < kAccRegs / 4; ++c) {
+        const int j = j_base + c * 8 + col_in_chunk;
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+          const int i = i0 + 8 * h;
+          if (i >= params.rows_p) continue;
+          const int r = 4 * c + 2 * h;
+          float v[2];
+#pragma unroll
+          for (int t = 0; t < 2; ++t) {
+            if constexpr (kPromote) v[t] = fin[r + t];
+            else v[t] = float(acc[r + t]);
+          }
+          if (!direct) {
+#pragma unroll
+            for (int t = 0; t < 2; ++t)
+              if (j + t < params.rows_q)
+                params.workspace[(int64_t(w.split) * params.rows_p + i) * params.rows_q + j + t] = v[t];
+          } else if (pairs && j + 1 < params.rows_q) {
+            store_pair(static_cast<OutT*>(e.out) + i * e.out_si + j, finish<kMode, OutT>(e, i, j, v[0]),
+                       finish<kMode, OutT>(e, i, j + 1, v[1]));
+          } else {
+#pragma unroll
+            for (int t = 0; t < 2; ++t)
+              if (j + t < params.rows_q)
+                static_cast<OutT*>(e.out)[i * e.out_si + (j + t) * e.out_sj] =
+                    to_out<OutT>(finish<kMode, OutT>(e, i, j + t, v[t]));
+          }
         }
       }
     }
