@@ -16,7 +16,9 @@ using gemm::ScaleMode;
 
 template <int kBN>
 constexpr int stages_for() {
-  return kBN >= 128 ? 6 : 8;  // as many as fit 227 KB
+  // as many as fit 227 KB, at most 8
+  constexpr int fit = (227 * 1024 - 2048) / (gemm::kBlockP * gemm::kBlockK + kBN * gemm::kBlockK);
+  return fit < 8 ? fit : 8;
 }
 
 template <ScaleMode kMode, int kBN, int kCluster, bool kPromote, int kPDiv, int kQDiv, typename OutT>
@@ -61,6 +63,9 @@ void dispatch_tile(const Launch& a) {
   constexpr int kAct = 1, kWgt = kMode == ScaleMode::kBlock ? 128 : 1;
   if (!a.plan.swap_ab) {
     // 128 x 128 tiles: 128 x 192 measured slower at M <= 4096 (bench/NOTES.md, fp8 v4).
+    if constexpr (!kPromote) {  // diagnostic (LOWBIT_FP8_BN=256): the tile-size effect without promotion
+      if (a.plan.bn == 256) return launch_kernel<kMode, 256, 1, kPromote, kAct, kWgt, OutT>(a);
+    }
     if (a.plan.cluster == 2) return launch_kernel<kMode, 128, 2, kPromote, kAct, kWgt, OutT>(a);
     return launch_kernel<kMode, 128, 1, kPromote, kAct, kWgt, OutT>(a);
   }

@@ -49,6 +49,11 @@ Plan make_plan(int64_t M, int64_t N, int64_t K, int sms) {
   Plan p;
   p.swap_ab = M <= 64;
   p.bn = p.swap_ab ? (M <= 8 ? 8 : M <= 16 ? 16 : M <= 32 ? 32 : 64) : 128;
+  // LOWBIT_FP8_BN=256 with LOWBIT_FP8_NO_PROMOTE=1 (bf16 out, row mode): 128 x 256 tiles, a
+  // diagnostic of how the tile size alone moves the large-M speed (bench/NOTES.md, fp8 v7).
+  static const bool bn256 = env_flag("LOWBIT_FP8_NO_PROMOTE") && std::getenv("LOWBIT_FP8_BN") &&
+                            std::atoi(std::getenv("LOWBIT_FP8_BN")) == 256;
+  if (!p.swap_ab && bn256) p.bn = 256;
   const int64_t rows_p = p.swap_ab ? N : M, rows_q = p.swap_ab ? M : N;
   const int64_t tiles_p = (rows_p + gemm::kBlockP - 1) / gemm::kBlockP;
   static const bool cluster = env_flag("LOWBIT_FP8_CLUSTER");
