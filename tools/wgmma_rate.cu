@@ -5,6 +5,9 @@
 //   mode 0: wait for each group before the next (wait_group 0), as the promoting GEMM does
 //   mode 1: two accumulator sets, the next group issued before the previous is waited for
 //   mode 2: mode 0 + the promotion FADDs into an fp32 copy
+//   mode 3: pairs: two groups on two accumulator sets issued back to back, wait_group 1,
+//           promote the first, wait_group 0, promote the second (the GEMM's kAccSets = 2)
+// (mode 0 overstates: ptxas drops groups whose results the next group overwrites.)
 // Build and run (device): nvcc -gencode arch=compute_90a,code=sm_90a -O3 -std=c++17 -Icsrc/include tools/wgmma_rate.cu -o /tmp/wr && /tmp/wr
 #include <cuda_runtime.h>
 
@@ -26,13 +29,31 @@ __global__ void __launch_bounds__(128 * kWGs, 1) rate_kernel(int iters, float* s
   const uint64_t da = smem_desc_k_major_sw128(smem + wg * kABytes);
   const uint64_t db = smem_desc_k_major_sw128(smem + kWGs * kABytes);
   constexpr int R = N / 2;
-  float acc0[R], acc1[R], fin[(kMode == 2) ? R : 1];  // acc1: used in mode 1 only
+  float acc0[R], acc1[R], fin[(kMode >= 2) ? R : 1];  // acc1: used in mode 1 only
 #pragma unroll
   for (int r = 0; r < R; ++r) acc0[r] = 0.f;
 #pragma unroll
   for (int r = 0; r < R; ++r) acc1[r] = 0.f;
 #pragma unroll
-  for (int r = 0; r < ((kMode == 2) ? R : 1); ++r) fin[r] = 0.f;
+  for (int r = 0; r < ((kMode >= 2) ? R : 1); ++r) fin[r] = 0.f;
+  if constexpr (kMode == 3) {
+    for (int it = 0; it < iters; it += 2) {
+      wgmma_fence();
+#pragma unroll
+      for (int k = 0; k < 4; ++k) WgmmaE4M3<N>::mma(da + 2 * k, db + 2 * k, acc0, k > 0);
+      wgmma_commit();
+      wgmma_fence();
+#pragma unroll
+      for (int k = 0; k < 4; ++k) WgmmaE4M3<N>::mma(da + 2 * k, db + 2 * k, acc1, k > 0);
+      wgmma_commit();
+      wgmma_wait<1>();
+#pragma unroll
+      for (int r = 0; r < R; ++r) fin[r] += acc0[r];
+      wgmma_wait<0>();
+#pragma unroll
+      for (int r = 0; r < R; ++r) fin[r] += acc1[r];
+    }
+  } else
   for (int it = 0; it < iters; ++it) {
     // (no lambda here: a lambda taking the accumulator by reference made ptxas serialize
     // every wgmma, C7514)
@@ -64,7 +85,7 @@ __global__ void __launch_bounds__(128 * kWGs, 1) rate_kernel(int iters, float* s
 #pragma unroll
     for (int r = 0; r < R; ++r) s += acc1[r];
   }
-  if constexpr (kMode == 2) {
+  if constexpr (kMode >= 2) {
 #pragma unroll
     for (int r = 0; r < R; ++r) s += fin[r];
   }
@@ -101,6 +122,9 @@ int main() {
   run<128, 2, 0>(sms, sink);
   run<128, 2, 1>(sms, sink);
   run<128, 2, 2>(sms, sink);
+  run<128, 2, 3>(sms, sink);
+  run<128, 1, 2>(sms, sink);
+  run<128, 1, 3>(sms, sink);
   run<128, 3, 0>(sms, sink);
   run<256, 1, 0>(sms, sink);
   run<256, 2, 0>(sms, sink);

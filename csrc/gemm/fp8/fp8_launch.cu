@@ -21,10 +21,11 @@ constexpr int stages_for() {
   return fit < 8 ? fit : 8;
 }
 
-template <ScaleMode kMode, int kBN, int kCluster, bool kPromote, int kPDiv, int kQDiv, typename OutT>
+template <ScaleMode kMode, int kBN, int kCluster, bool kPromote, int kPDiv, int kQDiv, typename OutT, int kAccSets = 1>
 void launch_kernel(const Launch& a) {
   constexpr int kStages = stages_for<kBN>();
-  auto kernel = gemm::sm90_gemm_kernel<gemm::E4M3Operands, kMode, kBN, kCluster, kStages, kPromote, kPDiv, kQDiv, OutT>;
+  auto kernel =
+      gemm::sm90_gemm_kernel<gemm::E4M3Operands, kMode, kBN, kCluster, kStages, kPromote, kPDiv, kQDiv, OutT, kAccSets>;
   constexpr int smem = gemm::SmemLayout<kBN, kStages>::kBytes;
   cudaLaunchConfig_t cfg{};
   cudaLaunchAttribute attr[1];
@@ -65,6 +66,12 @@ void dispatch_tile(const Launch& a) {
     // 128 x 128 tiles: 128 x 192 measured slower at M <= 4096 (bench/NOTES.md, fp8 v4).
     if constexpr (!kPromote) {  // diagnostic (LOWBIT_FP8_BN=256): the tile-size effect without promotion
       if (a.plan.bn == 256) return launch_kernel<kMode, 256, 1, kPromote, kAct, kWgt, OutT>(a);
+    }
+    if constexpr (kPromote) {
+      if (a.plan.acc_sets == 2) {
+        if (a.plan.cluster == 2) return launch_kernel<kMode, 128, 2, kPromote, kAct, kWgt, OutT, 2>(a);
+        return launch_kernel<kMode, 128, 1, kPromote, kAct, kWgt, OutT, 2>(a);
+      }
     }
     if (a.plan.cluster == 2) return launch_kernel<kMode, 128, 2, kPromote, kAct, kWgt, OutT>(a);
     return launch_kernel<kMode, 128, 1, kPromote, kAct, kWgt, OutT>(a);

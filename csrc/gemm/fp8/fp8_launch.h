@@ -17,6 +17,7 @@ struct Plan {
   int cluster;    // CTAs multicasting one Q tile (1 or 2)
   int splits;     // K splits
   int kb_per_split;
+  int acc_sets;   // accumulator sets per consumer (2: the next K block issued before promoting)
 };
 
 struct Launch {

@@ -54,6 +54,10 @@ Plan make_plan(int64_t M, int64_t N, int64_t K, int sms) {
   static const bool bn256 = env_flag("LOWBIT_FP8_NO_PROMOTE") && std::getenv("LOWBIT_FP8_BN") &&
                             std::atoi(std::getenv("LOWBIT_FP8_BN")) == 256;
   if (!p.swap_ab && bn256) p.bn = 256;
+  // Two accumulator sets at 128 x 128 (bench/NOTES.md, fp8 v8); LOWBIT_FP8_ONE_ACC=1 for the
+  // one-set ping-pong loop of v6 (A/B runs).
+  static const bool one_acc = env_flag("LOWBIT_FP8_ONE_ACC");
+  p.acc_sets = (!p.swap_ab && p.bn == 128 && !one_acc) ? 2 : 1;
   const int64_t rows_p = p.swap_ab ? N : M, rows_q = p.swap_ab ? M : N;
   const int64_t tiles_p = (rows_p + gemm::kBlockP - 1) / gemm::kBlockP;
   static const bool cluster = env_flag("LOWBIT_FP8_CLUSTER");
@@ -126,9 +130,9 @@ Tensor fp8_gemm(ScaleMode mode, const Tensor& a, const Tensor& a_scale, const Te
   L.units = params.sched.num_units();
   static const bool debug = env_flag("LOWBIT_DEBUG");
   if (debug)
-    std::fprintf(stderr, "[lowbit fp8] M=%lld N=%lld K=%lld swap=%d bn=%d cluster=%d splits=%d units=%d\n",
+    std::fprintf(stderr, "[lowbit fp8] M=%lld N=%lld K=%lld swap=%d bn=%d cluster=%d splits=%d units=%d acc_sets=%d\n",
                  (long long)M, (long long)N, (long long)K, int(plan.swap_ab), plan.bn, plan.cluster, plan.splits,
-                 L.units);
+                 L.units, plan.acc_sets);
   launch(L);
   return out;
 }

@@ -101,7 +101,7 @@ struct SmemLayout {
 // kBN: Q rows per tile (wgmma N); kCluster: CTAs sharing (multicasting) the Q tile;
 // kPDiv / kQDiv: rows sharing one block scale (kBlock mode).
 template <class Ops, ScaleMode kMode, int kBN, int kCluster, int kStages, bool kPromote, int kPDiv, int kQDiv,
-          typename OutT>
+          typename OutT, int kAccSets = 1>
 __global__ void __launch_bounds__(kThreads, 1)
     sm90_gemm_kernel(const __grid_constant__ CUtensorMap tmap_p, const __grid_constant__ CUtensorMap tmap_q,
                      const GemmParams params) {
@@ -115,6 +115,8 @@ __global__ void __launch_bounds__(kThreads, 1)
   static_assert(kCluster == 1 || kCluster == 2, "clusters of 1 or 2 CTAs");
   static_assert(!kPromote || kBN <= 192, "accumulator + fp32 result: kBN registers per thread (of 232)");
   static_assert(kMode != ScaleMode::kBlock || kPromote, "block scales are applied at promotion");
+  static_assert(kAccSets == 1 || (kAccSets == 2 && kPromote && kBN <= 128),
+                "two accumulator sets + the fp32 result: 3 x kBN / 2 registers per thread (of 232)");
   static_assert(kMode != ScaleMode::kBlock || kPDiv == 1 || kBlockP % kPDiv == 0, "P scale blocks align with tiles");
   static_assert(kMode != ScaleMode::kBlock || kQDiv == 1 || kQDiv % kBN == 0, "a Q scale block covers the tile");
   using Acc = typename Ops::Acc;
@@ -215,14 +217,17 @@ __global__ void __launch_bounds__(kThreads, 1)
       };
       // Wait for the stage, then issue the 4 wgmma k32 of one 128-byte K block into `acc`
       // (a fresh accumulator when promoting, else accumulating), and commit them as a group.
-      auto issue = [&](Acc (&acc)[kAccRegs]) {
-        ptx::mbarrier_wait(&full[stage], phase);
+      // (`wait_full`: false when the caller already waited for this stage; see the pairs below.)
+      auto issue = [&](Acc (&acc)[kAccRegs], bool wait_full = true) {
+        if (wait_full) ptx::mbarrier_wait(&full[stage], phase);
         // Ping-pong issue order: warpgroup 0 issues a block, then warpgroup 1, then 0 again.
         // Both wait on the same stage, so without this they issue together, the tensor cores
         // interleave the two groups, both finish together and both promote while the tensor
         // cores idle (ncu: 20% of warp samples on the wgmma wait, 54% SM throughput).
-        if (wg == 1) ptx::named_barrier_sync(kBarWg0Issued, 256);
-        else if (issued_any) ptx::named_barrier_sync(kBarWg1Issued, 256);
+        if constexpr (kAccSets == 1) {
+          if (wg == 1) ptx::named_barrier_sync(kBarWg0Issued, 256);
+          else if (issued_any) ptx::named_barrier_sync(kBarWg1Issued, 256);
+        }
         const uint64_t desc_p = desc_p0 + uint64_t((stage * Layout::kPBytes) >> 4);
         const uint64_t desc_q = desc_q0 + uint64_t((stage * Layout::kQBytes) >> 4);
 #pragma unroll
@@ -233,7 +238,7 @@ __global__ void __launch_bounds__(kThreads, 1)
           Ops::template Mma<kBN>::mma(desc_p + (k * kWgmmaK >> 4), desc_q + (k * kWgmmaK >> 4), acc,
                                       kPromote ? (k > 0) : true);
         ptx::wgmma_commit();
-        ptx::named_barrier_arrive(wg == 0 ? kBarWg0Issued : kBarWg1Issued, 256);
+        if constexpr (kAccSets == 1) ptx::named_barrier_arrive(wg == 0 ? kBarWg0Issued : kBarWg1Issued, 256);
         issued_any = true;
       };
       // This warp is done reading a stage, in every CTA that holds a copy of it.
@@ -257,43 +262,90 @@ __global__ void __launch_bounds__(kThreads, 1)
 #pragma unroll
       for (int r = 0; r < (kPromote ? kAccRegs : 1); ++r) fin[r] = 0.0f;
 
-      Scales sc{};
-      int prev_stage = 0;
-      for (int kb = kb0; kb < kb1; ++kb) {
-        load_scales(kb, sc);  // before the wait, so its latency hides
-        const int cur_stage = stage;
-        issue(acc);
-        advance();
-        if constexpr (kPromote) {
-          // The block's partial sums are needed before the next block reuses the
-          // accumulator: wait, free the stage, fold them into fp32 (x block scales).
-          ptx::wgmma_wait<0>();
-          release(cur_stage);
-#pragma unroll
-          for (int r = 0; r < kAccRegs; ++r) ptx::fence_register(acc[r]);
-#pragma unroll
-          for (int r = 0; r < kAccRegs; ++r) {
-            float a = float(acc[r]);
-            if constexpr (kMode == ScaleMode::kBlock)
-              a = a * (sc.p[(r / 2) % 2] * sc.q[kQDiv > 1 ? 0 : (r / 4) * 2 + (r % 2)]);
-            fin[r] += a;
-          }
-        } else {
-          // wgmma chains on one accumulator: keep this block in flight, free the previous one.
-          if (kb > kb0) {
-            ptx::wgmma_wait<1>();
-            release(prev_stage);
-          }
-          prev_stage = cur_stage;
-        }
-      }
-      if constexpr (!kPromote) {
-        if (kb1 > kb0) {
-          ptx::wgmma_wait<0>();
-          release(prev_stage);
-        }
+      // Fold one K block's partial sums into fp32 (x its block scales): the promotion.
+      auto promote = [&](Acc (&acc)[kAccRegs], const Scales& sc) {
 #pragma unroll
         for (int r = 0; r < kAccRegs; ++r) ptx::fence_register(acc[r]);
+#pragma unroll
+        for (int r = 0; r < kAccRegs; ++r) {
+          float a = float(acc[r]);
+          if constexpr (kMode == ScaleMode::kBlock)
+            a = a * (sc.p[(r / 2) % 2] * sc.q[kQDiv > 1 ? 0 : (r / 4) * 2 + (r % 2)]);
+          fin[r] += a;
+        }
+      };
+
+      if constexpr (kAccSets == 2) {
+        // Two accumulator sets, K blocks in pairs: block kb + 1 is issued before block kb is
+        // waited for, so this warpgroup's own wgmma keep the tensor cores busy while it
+        // promotes block kb; one idle gap per pair instead of per block. ptxas serializes the
+        // wgmma (C7514) or waits for the first group before issuing the second (C7517) when
+        // control flow separates them or a group stays in flight across the loop's back edge
+        // (tools/wgmma_rate.cu), so: both stages are waited for first, the two groups are
+        // issued back to back with no branch between, and each pair ends with nothing in flight.
+        Acc acc2[kAccRegs];
+        Scales sc_a{}, sc_b{};
+        int kb = kb0;
+        for (; kb + 1 < kb1; kb += 2) {
+          load_scales(kb, sc_a);
+          load_scales(kb + 1, sc_b);
+          const int st_a = stage;
+          ptx::mbarrier_wait(&full[stage], phase);
+          advance();
+          const int st_b = stage;
+          ptx::mbarrier_wait(&full[stage], phase);
+          stage = st_a;  // issue() takes the descriptors of `stage`
+          issue(acc, false);
+          stage = st_b;
+          issue(acc2, false);
+          advance();
+          ptx::wgmma_wait<1>();
+          release(st_a);
+          promote(acc, sc_a);
+          ptx::wgmma_wait<0>();
+          release(st_b);
+          promote(acc2, sc_b);
+        }
+        if (kb < kb1) {  // an odd last block
+          load_scales(kb, sc_a);
+          const int st_a = stage;
+          issue(acc);
+          advance();
+          ptx::wgmma_wait<0>();
+          release(st_a);
+          promote(acc, sc_a);
+        }
+      } else {
+        Scales sc{};
+        int prev_stage = 0;
+        for (int kb = kb0; kb < kb1; ++kb) {
+          load_scales(kb, sc);  // before the wait, so its latency hides
+          const int cur_stage = stage;
+          issue(acc);
+          advance();
+          if constexpr (kPromote) {
+            // The block's partial sums are needed before the next block reuses the
+            // accumulator: wait, free the stage, fold them into fp32 (x block scales).
+            ptx::wgmma_wait<0>();
+            release(cur_stage);
+            promote(acc, sc);
+          } else {
+            // wgmma chains on one accumulator: keep this block in flight, free the previous one.
+            if (kb > kb0) {
+              ptx::wgmma_wait<1>();
+              release(prev_stage);
+            }
+            prev_stage = cur_stage;
+          }
+        }
+        if constexpr (!kPromote) {
+          if (kb1 > kb0) {
+            ptx::wgmma_wait<0>();
+            release(prev_stage);
+          }
+#pragma unroll
+          for (int r = 0; r < kAccRegs; ++r) ptx::fence_register(acc[r]);
+        }
       }
 
       // ---------------------------------------------------------- epilogue
@@ -337,7 +389,7 @@ __global__ void __launch_bounds__(kThreads, 1)
     }
     // Warpgroup 1's last "issued" arrival is still pending: consume it, so both named
     // barriers end the kernel with no arrivals outstanding.
-    if (wg == 0 && issued_any) ptx::named_barrier_sync(kBarWg1Issued, 256);
+    if (kAccSets == 1 && wg == 0 && issued_any) ptx::named_barrier_sync(kBarWg1Issued, 256);
   }
   // A CTA's shared memory must outlive the peer's last multicast into it and last remote
   // arrival on its barriers.
