@@ -22,7 +22,11 @@ __device__ __forceinline__ void cluster_sync() {
 __device__ __forceinline__ void mbarrier_arrive_cluster(uint64_t* bar, uint32_t rank) {
   uint32_t local = static_cast<uint32_t>(__cvta_generic_to_shared(bar)), remote;
   asm volatile("mapa.shared::cluster.u32 %0, %1, %2;" : "=r"(remote) : "r"(local), "r"(rank));
-  asm volatile("mbarrier.arrive.release.cluster.shared::cluster.b64 _, [%0];" ::"r"(remote) : "memory");
+  // Default (.release.cta) semantics, as CUTLASS's ClusterBarrier::arrive(cta_id): the
+  // consumer only read the stage (through wgmma, already complete), so it has no writes a
+  // cluster-scope release would have to order; .release.cluster was the suspect in the
+  // 2x-slower cluster path (bench/NOTES.md, fp8 v7).
+  asm volatile("mbarrier.arrive.shared::cluster.b64 _, [%0];" ::"r"(remote) : "memory");
 }
 
 // 2-D TMA load delivered to the same shared-memory offset (and mbarrier offset) in every
