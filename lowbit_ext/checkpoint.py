@@ -12,7 +12,9 @@ at ``layers.0.mlp.up_proj`` stores ``layers.0.mlp.up_proj.w``, ``.scales``, ...;
 every unquantized parameter and buffer as they are). Metadata (strings, as safetensors
 wants them):
 
-    lowbit_ext.format_version   "1"
+    lowbit_ext.format_version   "2" (version 2: w4 kernel layout version 2, see
+                                csrc/include/lowbit/w4_layout.h; format 1 files hold 4-bit
+                                weights in the old layout and are refused)
     lowbit_ext.version          the package version that wrote the file
     lowbit_ext.layer.<name>     JSON {"format", "options", "in_features", "out_features", "bias"}
                                 for each LowBitLinear
@@ -41,7 +43,10 @@ from torch import nn as _nn
 
 from .nn import LowBitLinear
 
-FORMAT_VERSION = "1"
+FORMAT_VERSION = "2"
+# What changed at each format version, for the error a file of another version gets.
+_FORMAT_CHANGES = {"2": "the w4 kernel layout of 4-bit weights changed (version 2: words of each "
+                        "128-element block stored transposed)"}
 _PREFIX = "lowbit_ext."
 _LAYER = _PREFIX + "layer."
 
@@ -142,7 +147,7 @@ def _parse_metadata(path: str, meta: Dict[str, str]) -> Dict[str, Any]:
                               f"lowbit_ext.save_quantized (a plain checkpoint loads with load_state_dict)")
     if version != FORMAT_VERSION:
         raise CheckpointError(f"load_quantized: {path} is lowbit_ext checkpoint format {version}, this "
-                              f"lowbit_ext {_version()} reads format {FORMAT_VERSION}")
+                              f"lowbit_ext {_version()} reads format {FORMAT_VERSION}: {_format_change(version)}")
     try:
         layers = {k[len(_LAYER):]: json.loads(v) for k, v in meta.items() if k.startswith(_LAYER)}
         aliases = json.loads(meta.get(_PREFIX + "aliases", "{}"))
@@ -155,6 +160,20 @@ def _parse_metadata(path: str, meta: Dict[str, str]) -> Dict[str, Any]:
     return {"format_version": version, "version": meta.get(_PREFIX + "version"), "layers": layers,
             "aliases": aliases, "crc32": crcs,
             "user": {k: v for k, v in meta.items() if not k.startswith(_PREFIX)}}
+
+
+def _format_change(version: str) -> str:
+    """Why a file of format `version` cannot be read, and what to do."""
+    try:
+        old, now = int(version), int(FORMAT_VERSION)
+    except ValueError:
+        return "unknown format version"
+    if old > now:
+        return "the file was written by a newer lowbit_ext; upgrade lowbit_ext to read it"
+    changes = "; ".join(f"since format {v}: {_FORMAT_CHANGES[str(v)]}"
+                        for v in range(old + 1, now + 1) if str(v) in _FORMAT_CHANGES)
+    return (f"{changes or 'the stored layout changed'}, so its tensors no longer mean what they did; "
+            f"re-quantize the model from its original weights and re-save it with save_quantized")
 
 
 def _version():

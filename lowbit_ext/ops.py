@@ -122,7 +122,11 @@ def _(x):
 # ---------------------------------------------------------------- 4-bit layout
 def prepack_w4(w: Tensor) -> Tensor:
     """Plain 4-bit codes uint8 (N, K/2) (element 2i in the low nibble) -> w4 kernel layout
-    int32 (N, K/8) (see csrc/include/lowbit/w4_layout.h)."""
+    int32 (N, K/8), layout version 2 (spec in csrc/include/lowbit/w4_layout.h): each word
+    holds 8 consecutive elements with nibbles interleaved, and within each full 128-element
+    block of a row the 16 words are stored as a transposed 4 x 4 matrix (a partial last
+    block keeps logical order). Version 1 (no transpose) tensors are not valid input to
+    the ops; re-pack them from the plain codes."""
     return lowbit.prepack_w4(w)
 
 

@@ -73,15 +73,40 @@ def unpack_nibbles(plain) -> np.ndarray:
     return out
 
 
+def _w4_word_order(words: int) -> np.ndarray:
+    """Layout version 2: stored position of each logical word of a row with `words` words.
+    Each full block of 16 words (128 elements) holds its words as a 4 x 4 matrix stored
+    transposed (stored 4c + j = logical 4j + c); a partial last block keeps logical order."""
+    pos = np.arange(words)
+    full = words // 16 * 16
+    blocks = pos[:full].reshape(-1, 4, 4)              # [block, j, c] = logical 16b + 4j + c
+    pos[:full] = blocks.transpose(0, 2, 1).reshape(-1)  # stored 16b + 4c + j
+    return pos
+
+
 def w4_kernel_layout(codes) -> np.ndarray:
-    """codes uint8 (R, K) -> int32 (R, K/8): word j nibble p = element 8j + W4_INTERLEAVE[p]."""
+    """codes uint8 (R, K) -> int32 (R, K/8), w4 layout version 2: logical word L nibble p =
+    element 8L + W4_INTERLEAVE[p], stored at word position _w4_word_order(K/8)[L]."""
     codes = np.asarray(codes, dtype=np.uint8).astype(np.uint32)
     R, K = codes.shape
     g = codes.reshape(R, K // 8, 8)
     word = np.zeros((R, K // 8), dtype=np.uint32)
     for p, e in enumerate(W4_INTERLEAVE):
         word |= g[:, :, e] << np.uint32(4 * p)
-    return word.view(np.int32)
+    stored = np.empty_like(word)
+    stored[:, _w4_word_order(K // 8)] = word
+    return stored.view(np.int32)
+
+
+def w4_kernel_codes(w) -> np.ndarray:
+    """Inverse of w4_kernel_layout: int32 (R, K/8) -> codes uint8 (R, K)."""
+    stored = np.asarray(w, dtype=np.int32).view(np.uint32)
+    R, words = stored.shape
+    word = stored[:, _w4_word_order(words)]             # logical order
+    codes = np.empty((R, words, 8), dtype=np.uint8)
+    for p, e in enumerate(W4_INTERLEAVE):
+        codes[:, :, e] = (word >> np.uint32(4 * p)) & 0xF
+    return codes.reshape(R, words * 8)
 
 
 # ---------------------------------------------------------------- quantizers

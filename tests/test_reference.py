@@ -373,13 +373,17 @@ def test_fp8_per_tensor_static_edges():
 
 
 # ==================================================================== 4. w4 layout
-@pytest.mark.parametrize("N,K", [(1, 32), (24, 128), (200, 384)])
+# K: one partial block (32, 96), full blocks only (128, 256, 384), full + partial (160, 224)
+@pytest.mark.parametrize("N,K", [(1, 32), (7, 96), (24, 128), (2, 128), (4, 256), (3, 160), (5, 224),
+                                 (200, 384)])
 def test_w4_round_trip(N, K):
     g = rng_for("w4", N, K)
     plain = torch.randint(0, 256, (N, K // 2), generator=g, dtype=torch.uint8)
     packed = ops.prepack_w4(plain)
     assert packed.dtype == torch.int32 and packed.shape == (N, K // 8)
-    np.testing.assert_array_equal(packed.numpy(), R.w4_kernel_layout(R.unpack_nibbles(plain.numpy())))
+    codes = R.unpack_nibbles(plain.numpy())
+    np.testing.assert_array_equal(packed.numpy(), R.w4_kernel_layout(codes))
+    np.testing.assert_array_equal(R.w4_kernel_codes(packed.numpy()), codes)
     assert torch.equal(ops.unpack_w4(packed), plain)
 
 
@@ -397,6 +401,46 @@ def test_w4_word_by_hand():
     # 0x12345678: nibbles p=0..7 = 8,7,6,5,4,3,2,1 -> elements [0,2,4,6,1,3,5,7] get them:
     # e0=8 e2=7 e4=6 e6=5 e1=4 e3=3 e5=2 e7=1 -> bytes 0x48, 0x37, 0x26, 0x15
     assert ops.unpack_w4(back).numpy()[0].tolist() == [0x10, 0x32, 0x54, 0x76, 0x48, 0x37, 0x26, 0x15] + [0] * 8
+
+
+def _word_of(L):
+    """A word whose 8 elements are all code L % 16 and, to tell words 0..15 from 16..31, whose
+    first element is 15 - L // 16: recognizable after any permutation of words."""
+    codes = [L % 16] * 8
+    codes[0] = 15 - L // 16
+    return codes
+
+
+def test_w4_block_transpose_by_hand():
+    # K = 160: one full block (logical words 0..15) and a partial one (words 16..19).
+    # Layout v2: in the full block stored word 4c + j = logical word 4j + c, i.e. the 16
+    # words read as a 4 x 4 matrix (row j = logical words 4j .. 4j+3) stored transposed;
+    # the partial block keeps logical order.
+    K = 160
+    codes = np.array([sum((_word_of(L) for L in range(K // 8)), [])], dtype=np.uint8)
+    plain = torch.from_numpy(R.pack_nibbles(codes))
+    stored = ops.prepack_w4(plain).numpy().view(np.uint32)[0]
+
+    def logical_word(s):  # which logical word stored word s holds, from its nibbles
+        e0 = int(s) & 0xF                           # nibble 0 = element 0
+        rest = (int(s) >> 4) & 0xF                  # nibble 1 = element 2 = L % 16
+        return (15 - e0) * 16 + rest
+
+    got = [logical_word(s) for s in stored]
+    assert got[:16] == [0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15]
+    assert got[16:] == [16, 17, 18, 19]
+    # explicitly: thread c of an mma quad loads stored words 4c .. 4c+3 = logical c, 4+c, 8+c, 12+c
+    for c in range(4):
+        assert got[4 * c:4 * c + 4] == [c, 4 + c, 8 + c, 12 + c]
+    # whole words, nibbles interleaved as before: logical word 1 (codes 15,1,1,...) at stored 4
+    assert stored[4] == 0x1111111F and stored[1] == 0x4444444F and stored[16] == 0x0000000E
+    assert torch.equal(ops.unpack_w4(ops.prepack_w4(plain)), plain)
+    # unpack reads the transposed positions: a word put at stored position 1 is logical word 4,
+    # i.e. elements 32 .. 39
+    w = np.zeros((1, K // 8), np.uint32)
+    w[0, 1] = 0x76543210   # nibbles p = 0..7 hold elements [0,2,4,6,1,3,5,7] of the word
+    back = R.unpack_nibbles(ops.unpack_w4(torch.from_numpy(w.view(np.int32))).numpy())[0]
+    assert back[32:40].tolist() == [0, 4, 1, 5, 2, 6, 3, 7] and not back[:32].any() and not back[40:].any()
 
 
 # ==================================================================== 5. matmuls

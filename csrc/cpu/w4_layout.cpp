@@ -1,5 +1,6 @@
-// CPU reference: conversion between the plain 4-bit layout and the w4 kernel layout
-// (both described in csrc/include/lowbit/w4_layout.h).
+// CPU reference: conversion between the plain 4-bit layout and the w4 kernel layout,
+// version 2 (both described in csrc/include/lowbit/w4_layout.h): logical word j of row n
+// (elements 8j .. 8j+7, nibbles interleaved) is stored at word w4::stored_word(j, K/8).
 #include <ATen/Parallel.h>
 #include <ATen/ops/empty.h>
 
@@ -23,7 +24,7 @@ Tensor prepack_w4(const Tensor& w) {
   uint32_t* dst = reinterpret_cast<uint32_t*>(out.data_ptr<int32_t>());
   at::parallel_for(0, N, 16, [&](int64_t n0, int64_t n1) {
     for (int64_t n = n0; n < n1; ++n)
-      for (int64_t j = 0; j < K / 8; ++j) {
+      for (int64_t j = 0; j < K / 8; ++j) {  // j: logical word
         const uint8_t* b = src + n * (K / 2) + j * 4;
         uint32_t word = 0;
         for (int p = 0; p < 8; ++p) {
@@ -31,7 +32,7 @@ Tensor prepack_w4(const Tensor& w) {
           uint32_t code = (b[e / 2] >> (4 * (e % 2))) & 0xF;
           word |= code << (4 * p);
         }
-        dst[n * (K / 8) + j] = word;
+        dst[n * (K / 8) + w4::stored_word(j, K / 8)] = word;
       }
   });
   return out;
@@ -49,8 +50,8 @@ Tensor unpack_w4(const Tensor& w) {
   uint8_t* dst = out.data_ptr<uint8_t>();
   at::parallel_for(0, N, 16, [&](int64_t n0, int64_t n1) {
     for (int64_t n = n0; n < n1; ++n)
-      for (int64_t j = 0; j < K / 8; ++j) {
-        uint32_t word = src[n * (K / 8) + j];
+      for (int64_t j = 0; j < K / 8; ++j) {  // j: logical word
+        uint32_t word = src[n * (K / 8) + w4::stored_word(j, K / 8)];
         uint8_t* b = dst + n * (K / 2) + j * 4;
         for (int i = 0; i < 4; ++i) b[i] = 0;
         for (int p = 0; p < 8; ++p) {
