@@ -2,6 +2,8 @@
 // The argument contract of each op family: shapes, dtypes, devices, alignment, K
 // granularity. Called first by every backend's implementation (CPU and CUDA), so
 // both reject the same inputs with the same message. Returns the problem sizes.
+#include <utility>
+
 #include "lowbit/checks.h"
 
 // Host code only, compiled by the C++ compiler: error messages built by iostreams that
@@ -183,6 +185,27 @@ inline void w4_weight(const char* op, const at::Tensor& w, const at::Tensor& ref
               ": w must be int32 (N, K/8) in the w4 kernel layout (use lowbit_ext.ops.prepack_w4), got ",
               check::dtype_name(w.scalar_type()));
   check::dense_aligned(op, w, "w");
+}
+
+// prepack_w4 input: plain 4-bit codes uint8 (N, K/2), two per byte. Returns {N, K}.
+inline std::pair<int64_t, int64_t> w4_plain(const char* op, const at::Tensor& w) {
+  check::dim_is(op, w, "w", 2);
+  LOWBIT_CHECK(w.scalar_type() == at::kByte, op,
+              ": w must be uint8 (N, K/2) holding two 4-bit codes per byte (low nibble first), got ",
+              check::dtype_name(w.scalar_type()));
+  check::contiguous(op, w, "w");
+  const int64_t N = w.size(0), K = w.size(1) * 2;
+  check::k_multiple(op, K, kKW4, "4-bit weights are stored 32 elements per 16 bytes");
+  return {N, K};
+}
+
+// unpack_w4 input: int32 (N, K/8) in the w4 kernel layout. Returns {N, K}.
+inline std::pair<int64_t, int64_t> w4_packed(const char* op, const at::Tensor& w) {
+  check::dim_is(op, w, "w", 2);
+  LOWBIT_CHECK(w.scalar_type() == at::kInt, op, ": w must be int32 (N, K/8) in the w4 kernel layout, got ",
+              check::dtype_name(w.scalar_type()));
+  check::contiguous(op, w, "w");
+  return {w.size(0), w.size(1) * 8};
 }
 
 // a16w4_linear: x (M, K) 16-bit; w int32 (N, K/8); scales (and zeros) (N, K/g) in x's dtype.

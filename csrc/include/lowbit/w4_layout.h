@@ -33,6 +33,11 @@ constexpr int kBlockElems = 128;  // elements per transposed block
 constexpr int kBlockWords = 16;
 constexpr int kLayoutVersion = 2;
 
+// kInterleave[p] as a function usable in device code: element of a word in nibble p.
+LOWBIT_W4_FN int interleave(int p) { return p < 4 ? 2 * p : 2 * (p - 4) + 1; }
+static_assert(interleave(0) == kInterleave[0] && interleave(3) == kInterleave[3] && interleave(4) == kInterleave[4] &&
+              interleave(7) == kInterleave[7]);
+
 // Stored word index of logical word `l` of a row with `words` words in all (K / 8).
 LOWBIT_W4_FN int64_t stored_word(int64_t l, int64_t words) {
   const int64_t block = l / kBlockWords, in = l % kBlockWords;

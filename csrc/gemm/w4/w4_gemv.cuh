@@ -1,0 +1,231 @@
+#pragma once
+// a16w4 at small M (decode): a memory-bound tensor-core GEMV. The weights stream from HBM
+// once, 16 bytes per thread per 128-element block, and the tokens ride on mma.sync's
+// 8-wide N side (1 to 4 tiles of 8 tokens).
+//
+//   y[m, n] = sum_g s[n, g] * (sum_{k in g} q[n, k] x[m, k] - z[n, g] * sum_{k in g} x[m, k])
+//
+// which is sum_k (q - z) s x regrouped: the 4-bit codes q (0..15) go through the tensor
+// core exactly (LOP3 into a magic exponent, one exact 16-bit subtraction), the sums are
+// fp32, and the scale and zero point are applied once per group in fp32 (the
+// "promotion"), so the result equals the fp32 reference up to summation order and no
+// weight is ever rounded to 16 bits. The per-group sums of x come from shared memory.
+//
+// Work split: a CTA of 8 warps owns 128 rows (16 per warp: mma's M side) and one slice of
+// K; the slice of x lives in shared memory, shared by the 8 warps (so x is read from L2
+// once per 128 rows, not per 16). K slices ("splits") give the grid enough CTAs to keep
+// HBM busy; each writes fp32 partials and the last CTA of a row block to arrive sums them
+// in split order (deterministic) and writes y.
+//
+// Weight layout: csrc/include/lowbit/w4_layout.h (v2). Thread tig (0..3) of a quad loads
+// stored words 4tig..4tig+3 of a 128-element block = logical words tig, 4+tig, 8+tig,
+// 12+tig: for each j the quad holds the 32 consecutive elements 32j..32j+31, which feed
+// two k16 MMAs (the K order inside an MMA is ours to choose; x is loaded in the same order).
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include <cstdint>
+#include <type_traits>
+
+#include "gemm/w4/w4_params.h"
+#include "lowbit/ptx/memory.cuh"
+#include "lowbit/ptx/mma.cuh"
+#include "lowbit/w4_layout.h"
+
+namespace lowbit::w4 {
+
+template <typename T>
+struct Magic;  // a 16-bit pair whose low mantissa bits take a 4-bit code: value = base + code
+template <>
+struct Magic<__nv_bfloat16> {
+  static constexpr uint32_t kPair = 0x43004300u;  // bf16 128.0: 7 mantissa bits
+};
+template <>
+struct Magic<__half> {
+  static constexpr uint32_t kPair = 0x64006400u;  // fp16 1024.0: 10 mantissa bits
+};
+
+// Codes (bits 0-3 and 16-19 of v) -> the exact 16-bit pair (q_lo, q_hi).
+template <typename T>
+__device__ __forceinline__ uint32_t codes_to_pair(uint32_t v) {
+  return ptx::sub_x2<T>(ptx::lop3_and_or(v, 0x000F000Fu, Magic<T>::kPair), Magic<T>::kPair);
+}
+
+template <typename T>
+__device__ __forceinline__ float to_f32(T v) {
+  if constexpr (std::is_same_v<T, __nv_bfloat16>) return __bfloat162float(v);
+  else return __half2float(v);
+}
+template <typename T>
+__device__ __forceinline__ T from_f32(float v) {
+  if constexpr (std::is_same_v<T, __nv_bfloat16>) return __float2bfloat16_rn(v);
+  else return __float2half_rn(v);
+}
+
+// Words of block `block` of a row for quad thread tig: logical words tig + 4j, j = 0..3.
+__device__ __forceinline__ uint4 load_block(const uint32_t* row, int block, int words, int tig) {
+  const int word0 = block * kBlockWords;
+  if (word0 + kBlockWords <= words) return ptx::ld_global_nc_v4(row + word0 + 4 * tig);  // transposed block
+  uint32_t v[4];  // a partial last block keeps logical order
+#pragma unroll
+  for (int j = 0; j < 4; ++j) v[j] = word0 + 4 * j + tig < words ? __ldg(row + word0 + 4 * j + tig) : 0u;
+  return make_uint4(v[0], v[1], v[2], v[3]);
+}
+
+// kTiles: 8-token MMA tiles (M <= 8 * kTiles); kChunks: 32-element chunks per group
+// (1, 2, 4 for groups of 32, 64, 128; 0 = one group per row, the scale applied once).
+template <typename T, int kTiles, int kChunks, bool kZeros>
+__global__ void __launch_bounds__(kGemvThreads) a16w4_gemv_kernel(const GemvParams p) {
+  static_assert(kTiles == 1 || kTiles == 2 || kTiles == 4, "8, 16 or 32 tokens");
+  static_assert(kChunks == 0 || kChunks == 1 || kChunks == 2 || kChunks == 4, "groups of 32, 64, 128 or per row");
+  constexpr int kTokens = 8 * kTiles;
+  extern __shared__ __align__(16) uint8_t smem[];
+  const int x_ld = p.k_slice + kXPad;  // elements; the pad staggers tokens across banks
+  T* x_s = reinterpret_cast<T*>(smem);
+  float* chunk_sum = reinterpret_cast<float*>(smem + size_t(kTokens) * x_ld * sizeof(T));  // [kTokens][k_slice / 32]
+  const int chunks_ld = p.k_slice / 32;
+
+  const int row_cta = blockIdx.x, split = blockIdx.y;
+  const int k_begin = split * p.k_slice;
+  const int k_len = min(p.K, k_begin + p.k_slice) - k_begin;  // a multiple of 32
+  const T* x = static_cast<const T*>(p.x);
+
+  // ---- 1. this slice of x into shared memory (tokens >= M as zeros), then sums per 32.
+  {
+    const int vecs = p.k_slice / 8;
+    for (int i = threadIdx.x; i < kTokens * vecs; i += kGemvThreads) {
+      const int t = i / vecs, v = i % vecs;
+      uint4 val = make_uint4(0, 0, 0, 0);
+      if (t < p.M && v * 8 < k_len) val = ptx::ld_global_nc_v4(x + size_t(t) * p.K + k_begin + v * 8);
+      *reinterpret_cast<uint4*>(x_s + t * x_ld + v * 8) = val;
+    }
+    __syncthreads();
+    for (int i = threadIdx.x; i < kTokens * chunks_ld; i += kGemvThreads) {
+      const int t = i / chunks_ld, c = i % chunks_ld;
+      float s = 0.f;
+      if (t < p.M) {  // padding tokens stay 0
+#pragma unroll 8
+        for (int e = 0; e < 32; ++e) s += to_f32(x_s[t * x_ld + c * 32 + e]);
+      }
+      chunk_sum[t * chunks_ld + c] = s;
+    }
+    __syncthreads();
+  }
+
+  // ---- 2. this warp's 16 rows over the slice
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+  const int grp = lane / 4, tig = lane % 4;
+  const int r0 = row_cta * kGemvRows + warp * 16 + grp, r1 = r0 + 8;
+  const int words = p.K / 8;
+  const uint32_t* w0 = p.w + size_t(min(r0, p.N - 1)) * words;  // rows past N: clamped, never stored
+  const uint32_t* w1 = p.w + size_t(min(r1, p.N - 1)) * words;
+  const int groups = p.K / p.group;
+  const T* scales = static_cast<const T*>(p.scales);
+  const T* zeros = static_cast<const T*>(p.zeros);
+  const size_t srow0 = size_t(min(r0, p.N - 1)) * groups, srow1 = size_t(min(r1, p.N - 1)) * groups;
+
+  float total[kTiles][4];
+  float acc[kTiles][4];
+#pragma unroll
+  for (int t = 0; t < kTiles; ++t)
+#pragma unroll
+    for (int i = 0; i < 4; ++i) total[t][i] = 0.f, acc[t][i] = 0.f;
+
+  // Fold acc (one group's sum of q * x) into total: s * (acc - z * sum of x).
+  auto promote = [&](int chunk0, int nchunks, int gidx) {
+    const float s0 = to_f32(scales[srow0 + gidx]), s1 = to_f32(scales[srow1 + gidx]);
+    const float z0 = kZeros ? to_f32(zeros[srow0 + gidx]) : 8.f, z1 = kZeros ? to_f32(zeros[srow1 + gidx]) : 8.f;
+#pragma unroll
+    for (int t = 0; t < kTiles; ++t) {
+      const int tok = t * 8 + 2 * tig;
+      float xs0 = 0.f, xs1 = 0.f;
+      for (int c = 0; c < nchunks; ++c) {
+        xs0 += chunk_sum[tok * chunks_ld + chunk0 + c];
+        xs1 += chunk_sum[(tok + 1) * chunks_ld + chunk0 + c];
+      }
+      total[t][0] += s0 * (acc[t][0] - z0 * xs0);
+      total[t][1] += s0 * (acc[t][1] - z0 * xs1);
+      total[t][2] += s1 * (acc[t][2] - z1 * xs0);
+      total[t][3] += s1 * (acc[t][3] - z1 * xs1);
+#pragma unroll
+      for (int i = 0; i < 4; ++i) acc[t][i] = 0.f;
+    }
+  };
+
+  const int blocks = (k_len + kBlockElems - 1) / kBlockElems;
+  const int block0 = k_begin / kBlockElems;
+  uint4 cur0 = load_block(w0, block0, words, tig), cur1 = load_block(w1, block0, words, tig);
+  for (int b = 0; b < blocks; ++b) {
+    // Next block's 32 bytes in flight while this one is computed.
+    uint4 nxt0 = cur0, nxt1 = cur1;
+    if (b + 1 < blocks) {
+      nxt0 = load_block(w0, block0 + b + 1, words, tig);
+      nxt1 = load_block(w1, block0 + b + 1, words, tig);
+    }
+    const uint32_t wr0[4] = {cur0.x, cur0.y, cur0.z, cur0.w}, wr1[4] = {cur1.x, cur1.y, cur1.z, cur1.w};
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+      const int k_local = b * kBlockElems + 32 * j;  // first element of this 32-chunk in the slice
+      if (k_local >= k_len) break;                   // a partial last block
+      uint4 xv[kTiles];
+#pragma unroll
+      for (int t = 0; t < kTiles; ++t)
+        xv[t] = *reinterpret_cast<const uint4*>(x_s + (t * 8 + grp) * x_ld + k_local + 8 * tig);
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        const uint32_t a[4] = {codes_to_pair<T>(wr0[j] >> (8 * h)), codes_to_pair<T>(wr1[j] >> (8 * h)),
+                               codes_to_pair<T>(wr0[j] >> (8 * h + 4)), codes_to_pair<T>(wr1[j] >> (8 * h + 4))};
+#pragma unroll
+        for (int t = 0; t < kTiles; ++t)
+          ptx::mma_m16n8k16<T>(acc[t], a, h ? xv[t].z : xv[t].x, h ? xv[t].w : xv[t].y);
+      }
+      if constexpr (kChunks > 0) {
+        if (j % kChunks == kChunks - 1) {
+          const int chunk0 = k_local / 32 - (kChunks - 1);
+          promote(chunk0, kChunks, (k_begin + chunk0 * 32) / p.group);
+        }
+      }
+    }
+    cur0 = nxt0;
+    cur1 = nxt1;
+  }
+  if constexpr (kChunks == 0) promote(0, k_len / 32, 0);  // one group per row: this slice's share
+
+  // ---- 3. results: y directly, or fp32 partials reduced by the last CTA of the row block
+  const T* bias = static_cast<const T*>(p.bias);
+  T* out = static_cast<T*>(p.out);
+  auto final_value = [&](float v, int row) { return from_f32<T>(bias ? v + to_f32(bias[row]) : v); };
+  if (p.splits == 1) {
+#pragma unroll
+    for (int t = 0; t < kTiles; ++t)
+#pragma unroll
+      for (int i = 0; i < 4; ++i) {
+        const int tok = t * 8 + 2 * tig + (i % 2), row = i < 2 ? r0 : r1;
+        if (tok < p.M && row < p.N) out[size_t(tok) * p.N + row] = final_value(total[t][i], row);
+      }
+    return;
+  }
+#pragma unroll
+  for (int t = 0; t < kTiles; ++t)
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      const int tok = t * 8 + 2 * tig + (i % 2), row = i < 2 ? r0 : r1;
+      if (tok < p.M && row < p.N) p.partial[(size_t(split) * p.M + tok) * p.N + row] = total[t][i];
+    }
+  __shared__ bool last;
+  __threadfence();  // partials visible device-wide before the arrival is counted
+  __syncthreads();
+  if (threadIdx.x == 0) last = atomicAdd(&p.arrivals[row_cta], 1) == p.splits - 1;
+  __syncthreads();
+  if (!last) return;
+  __threadfence();
+  for (int i = threadIdx.x; i < p.M * kGemvRows; i += kGemvThreads) {
+    const int tok = i / kGemvRows, row = row_cta * kGemvRows + i % kGemvRows;
+    if (row >= p.N) continue;
+    float v = 0.f;
+    for (int s = 0; s < p.splits; ++s) v += __ldcg(&p.partial[(size_t(s) * p.M + tok) * p.N + row]);
+    out[size_t(tok) * p.N + row] = final_value(v, row);
+  }
+}
+
+}  // namespace lowbit::w4

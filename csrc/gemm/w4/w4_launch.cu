@@ -1,0 +1,122 @@
+// 4-bit weight kernels: the a16w4 GEMV instantiations (w4_gemv.cuh), the dequantizer of
+// the large-M path, and the layout conversions.
+#include <c10/cuda/CUDAException.h>
+
+#include <algorithm>
+
+#include "gemm/w4/w4_gemv.cuh"
+#include "gemm/w4/w4_launch.h"
+#include "lowbit/w4_layout.h"
+
+namespace lowbit::w4 {
+namespace {
+
+template <typename T, int kTiles, int kChunks, bool kZeros>
+void gemv(const GemvParams& p, cudaStream_t stream) {
+  auto kernel = a16w4_gemv_kernel<T, kTiles, kChunks, kZeros>;
+  const int smem = int(gemv_smem_bytes(8 * kTiles, p.k_slice, sizeof(T)));
+  static int configured = 0;  // the largest dynamic shared memory this kernel was opened to
+  if (smem > configured) {
+    C10_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+    configured = smem;
+  }
+  dim3 grid((p.N + kGemvRows - 1) / kGemvRows, p.splits);
+  kernel<<<grid, kGemvThreads, smem, stream>>>(p);
+  C10_CUDA_KERNEL_LAUNCH_CHECK();
+}
+
+template <typename T, int kTiles, bool kZeros>
+void gemv_group(const GemvParams& p, cudaStream_t stream) {
+  switch (p.group) {
+    case 32: return gemv<T, kTiles, 1, kZeros>(p, stream);
+    case 64: return gemv<T, kTiles, 2, kZeros>(p, stream);
+    case 128: return gemv<T, kTiles, 4, kZeros>(p, stream);
+    default: return gemv<T, kTiles, 0, kZeros>(p, stream);  // one group per row (group == K)
+  }
+}
+
+template <typename T>
+void gemv_typed(const GemvParams& p, cudaStream_t stream) {
+  const bool z = p.zeros != nullptr;
+  if (p.M <= 8) return z ? gemv_group<T, 1, true>(p, stream) : gemv_group<T, 1, false>(p, stream);
+  if (p.M <= 16) return z ? gemv_group<T, 2, true>(p, stream) : gemv_group<T, 2, false>(p, stream);
+  return z ? gemv_group<T, 4, true>(p, stream) : gemv_group<T, 4, false>(p, stream);
+}
+
+// One thread per logical word (8 elements): decode, (q - z) * s in fp32, round once.
+template <typename T>
+__global__ void dequant_kernel(const uint32_t* __restrict__ w, const T* __restrict__ scales,
+                               const T* __restrict__ zeros, T* __restrict__ out, int64_t N, int64_t K, int64_t group) {
+  const int64_t words = K / 8;
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < N * words; i += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t n = i / words, l = i % words;
+    const uint32_t word = w[n * words + stored_word(l, words)];
+    const int64_t g = (8 * l) / group;
+    const float s = to_f32(scales[n * (K / group) + g]);
+    const float z = zeros ? to_f32(zeros[n * (K / group) + g]) : 8.f;
+    alignas(16) T v[8];
+#pragma unroll
+    for (int p = 0; p < 8; ++p) v[interleave(p)] = from_f32<T>((float((word >> (4 * p)) & 0xF) - z) * s);
+    *reinterpret_cast<uint4*>(out + n * K + 8 * l) = *reinterpret_cast<const uint4*>(v);
+  }
+}
+
+__global__ void prepack_kernel(const uint8_t* __restrict__ plain, uint32_t* __restrict__ packed, int64_t N,
+                               int64_t K) {
+  const int64_t words = K / 8;
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < N * words; i += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t n = i / words, l = i % words;
+    const uint32_t bytes = *reinterpret_cast<const uint32_t*>(plain + n * (K / 2) + 4 * l);  // elements 8l..8l+7
+    uint32_t word = 0;
+#pragma unroll
+    for (int p = 0; p < 8; ++p) word |= ((bytes >> (4 * interleave(p))) & 0xF) << (4 * p);
+    packed[n * words + stored_word(l, words)] = word;
+  }
+}
+
+__global__ void unpack_kernel(const uint32_t* __restrict__ packed, uint8_t* __restrict__ plain, int64_t N, int64_t K) {
+  const int64_t words = K / 8;
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < N * words; i += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t n = i / words, l = i % words;
+    const uint32_t word = packed[n * words + stored_word(l, words)];
+    uint32_t bytes = 0;
+#pragma unroll
+    for (int p = 0; p < 8; ++p) bytes |= ((word >> (4 * p)) & 0xF) << (4 * interleave(p));
+    *reinterpret_cast<uint32_t*>(plain + n * (K / 2) + 4 * l) = bytes;
+  }
+}
+
+int grid_for(int64_t items) { return int(std::min<int64_t>((items + 255) / 256, 132 * 16)); }
+
+}  // namespace
+
+void launch_gemv(Elem t, const GemvParams& p, cudaStream_t stream) {
+  if (t == Elem::kBF16) gemv_typed<__nv_bfloat16>(p, stream);
+  else gemv_typed<__half>(p, stream);
+}
+
+void launch_dequant(Elem t, const uint32_t* w, const void* scales, const void* zeros, void* out, int64_t N, int64_t K,
+                    int64_t group, cudaStream_t stream) {
+  const int grid = grid_for(N * K / 8);
+  if (t == Elem::kBF16)
+    dequant_kernel<__nv_bfloat16><<<grid, 256, 0, stream>>>(
+        w, static_cast<const __nv_bfloat16*>(scales), static_cast<const __nv_bfloat16*>(zeros),
+        static_cast<__nv_bfloat16*>(out), N, K, group);
+  else
+    dequant_kernel<__half><<<grid, 256, 0, stream>>>(w, static_cast<const __half*>(scales),
+                                                     static_cast<const __half*>(zeros), static_cast<__half*>(out), N,
+                                                     K, group);
+  C10_CUDA_KERNEL_LAUNCH_CHECK();
+}
+
+void launch_prepack(const uint8_t* plain, uint32_t* packed, int64_t N, int64_t K, cudaStream_t stream) {
+  prepack_kernel<<<grid_for(N * K / 8), 256, 0, stream>>>(plain, packed, N, K);
+  C10_CUDA_KERNEL_LAUNCH_CHECK();
+}
+
+void launch_unpack(const uint32_t* packed, uint8_t* plain, int64_t N, int64_t K, cudaStream_t stream) {
+  unpack_kernel<<<grid_for(N * K / 8), 256, 0, stream>>>(packed, plain, N, K);
+  C10_CUDA_KERNEL_LAUNCH_CHECK();
+}
+
+}  // namespace lowbit::w4

@@ -1,0 +1,23 @@
+#pragma once
+// The boundary between the 4-bit weight op glue (w4_ops.cpp: contracts, planning,
+// allocation) and the kernel launches (w4_launch.cu, nvcc).
+#include <cuda_runtime.h>
+
+#include "gemm/w4/w4_params.h"
+
+namespace lowbit::w4 {
+
+enum class Elem { kBF16, kF16 };
+
+// a16w4 GEMV (M <= 32): grid (ceil(N / 128), splits).
+void launch_gemv(Elem t, const GemvParams& p, cudaStream_t stream);
+
+// a16w4 weight -> 16-bit (N, K): w = (q - z) * s in fp32, rounded once (the large-M path).
+void launch_dequant(Elem t, const uint32_t* w, const void* scales, const void* zeros, void* out, int64_t N,
+                    int64_t K, int64_t group, cudaStream_t stream);
+
+// Plain uint8 (N, K/2) <-> w4 layout int32 (N, K/8) (lowbit/w4_layout.h).
+void launch_prepack(const uint8_t* plain, uint32_t* packed, int64_t N, int64_t K, cudaStream_t stream);
+void launch_unpack(const uint32_t* packed, uint8_t* plain, int64_t N, int64_t K, cudaStream_t stream);
+
+}  // namespace lowbit::w4

@@ -1,0 +1,140 @@
+// 4-bit weight ops on CUDA: a16w4_linear (GEMV for M <= 32, dequantize + cuBLAS above),
+// prepack_w4 / unpack_w4. Semantics: csrc/cpu/linear.cpp, csrc/cpu/w4_layout.cpp.
+// This file: argument contracts, the path and split plan, allocation.
+#include <ATen/cuda/CUDAContext.h>
+#include <ATen/ops/empty.h>
+#include <ATen/ops/linear.h>
+#include <ATen/ops/zeros.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <torch/library.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+
+#include "gemm/w4/w4_launch.h"
+#include "lowbit/contracts.h"
+#include "lowbit/ops.h"
+
+namespace lowbit::w4 {
+namespace {
+
+Elem elem_of(const Tensor& x) { return x.scalar_type() == at::kBFloat16 ? Elem::kBF16 : Elem::kF16; }
+
+// LOWBIT_A16W4_PATH=gemv|dequant forces a path (diagnostics and A/B benches).
+enum class Path { kAuto, kGemv, kDequant };
+Path forced_path() {
+  static const Path p = [] {
+    const char* v = std::getenv("LOWBIT_A16W4_PATH");
+    if (v && std::strcmp(v, "gemv") == 0) return Path::kGemv;
+    if (v && std::strcmp(v, "dequant") == 0) return Path::kDequant;
+    return Path::kAuto;
+  }();
+  return p;
+}
+
+// K slices for the GEMV: enough CTAs for ~4 per SM (HBM needs many loads in flight), each
+// slice a multiple of 128 elements and small enough for x's slice to fit shared memory.
+struct GemvPlan {
+  int k_slice, splits;
+};
+GemvPlan plan_gemv(int64_t M, int64_t N, int64_t K, int sms, int elem_bytes) {
+  const int tokens = M <= 8 ? 8 : M <= 16 ? 16 : 32;
+  const int64_t blocks = (K + 127) / 128;
+  const int64_t row_ctas = (N + kGemvRows - 1) / kGemvRows;
+  int64_t splits = std::max<int64_t>(1, (4 * sms + row_ctas - 1) / row_ctas);
+  splits = std::min(splits, blocks);
+  int64_t slice_blocks = (blocks + splits - 1) / splits;
+  constexpr int64_t kSmemBudget = 96 * 1024;  // per CTA: two CTAs per SM still fit
+  while (slice_blocks > 1 && gemv_smem_bytes(tokens, int(slice_blocks * 128), elem_bytes) > kSmemBudget)
+    --slice_blocks;
+  return {int(slice_blocks * 128), int((blocks + slice_blocks - 1) / slice_blocks)};
+}
+
+Tensor gemv(const Tensor& x, const Tensor& w, const Tensor& scales, const OptTensor& zeros, int64_t g,
+            const OptTensor& bias) {
+  const int64_t M = x.size(0), K = x.size(1), N = w.size(0);
+  Tensor out = at::empty({M, N}, x.options());
+  const int sms = at::cuda::getCurrentDeviceProperties()->multiProcessorCount;
+  const GemvPlan plan = plan_gemv(M, N, K, sms, int(x.element_size()));
+  GemvParams p{};
+  p.x = x.data_ptr();
+  p.w = reinterpret_cast<const uint32_t*>(w.data_ptr<int32_t>());
+  p.scales = scales.data_ptr();
+  p.zeros = zeros ? zeros->data_ptr() : nullptr;
+  p.bias = bias ? bias->data_ptr() : nullptr;
+  p.out = out.data_ptr();
+  p.M = int(M), p.N = int(N), p.K = int(K), p.group = int(g);
+  p.k_slice = plan.k_slice;
+  p.splits = plan.splits;
+  Tensor partial, arrivals;
+  if (plan.splits > 1) {
+    partial = at::empty({plan.splits, M, N}, x.options().dtype(at::kFloat));
+    arrivals = at::zeros({(N + kGemvRows - 1) / kGemvRows}, x.options().dtype(at::kInt));
+    p.partial = partial.data_ptr<float>();
+    p.arrivals = arrivals.data_ptr<int>();
+  }
+  static const bool debug = [] {
+    const char* v = std::getenv("LOWBIT_DEBUG");
+    return v && v[0] == '1';
+  }();
+  if (debug)
+    std::fprintf(stderr, "[lowbit a16w4] gemv M=%lld N=%lld K=%lld g=%lld k_slice=%d splits=%d\n", (long long)M,
+                 (long long)N, (long long)K, (long long)g, plan.k_slice, plan.splits);
+  launch_gemv(elem_of(x), p, at::cuda::getCurrentCUDAStream());
+  return out;
+}
+
+// Large M (until the mixed-input wgmma mainloop lands): the weight dequantized to x's dtype
+// once per call, then cuBLAS. Costs one extra pass over N x K 16-bit values.
+Tensor dequant_matmul(const Tensor& x, const Tensor& w, const Tensor& scales, const OptTensor& zeros, int64_t g,
+                      const OptTensor& bias) {
+  const int64_t K = x.size(1), N = w.size(0);
+  Tensor wd = at::empty({N, K}, x.options());
+  launch_dequant(elem_of(x), reinterpret_cast<const uint32_t*>(w.data_ptr<int32_t>()), scales.data_ptr(),
+                 zeros ? zeros->data_ptr() : nullptr, wd.data_ptr(), N, K, g, at::cuda::getCurrentCUDAStream());
+  return at::linear(x, wd, bias);
+}
+
+Tensor a16w4_linear(const Tensor& x, const Tensor& w, const Tensor& scales, const OptTensor& zeros,
+                    int64_t group_size, const OptTensor& bias) {
+  int64_t g = 0;
+  const auto d = contract::a16w4("a16w4_linear", x, w, scales, zeros, group_size, bias, &g);
+  c10::cuda::CUDAGuard guard(x.device());
+  if (d.M == 0) return at::empty({0, d.N}, x.options());
+  const Path path = forced_path();
+  const bool small = path == Path::kGemv || (path == Path::kAuto && d.M <= kGemvMaxTokens);
+  if (small && d.M <= kGemvMaxTokens) return gemv(x, w, scales, zeros, g, bias);
+  return dequant_matmul(x, w, scales, zeros, g, bias);
+}
+
+Tensor prepack_w4(const Tensor& w) {
+  const auto [N, K] = contract::w4_plain("prepack_w4", w);
+  c10::cuda::CUDAGuard guard(w.device());
+  Tensor out = at::empty({N, K / 8}, w.options().dtype(at::kInt));
+  if (N > 0)
+    launch_prepack(w.data_ptr<uint8_t>(), reinterpret_cast<uint32_t*>(out.data_ptr<int32_t>()), N, K,
+                   at::cuda::getCurrentCUDAStream());
+  return out;
+}
+
+Tensor unpack_w4(const Tensor& w) {
+  const auto [N, K] = contract::w4_packed("unpack_w4", w);
+  c10::cuda::CUDAGuard guard(w.device());
+  Tensor out = at::empty({N, K / 2}, w.options().dtype(at::kByte));
+  if (N > 0)
+    launch_unpack(reinterpret_cast<const uint32_t*>(w.data_ptr<int32_t>()), out.data_ptr<uint8_t>(), N, K,
+                  at::cuda::getCurrentCUDAStream());
+  return out;
+}
+
+}  // namespace
+}  // namespace lowbit::w4
+
+TORCH_LIBRARY_IMPL(lowbit, CUDA, m) {
+  using namespace lowbit::w4;
+  m.impl("a16w4_linear", &a16w4_linear);
+  m.impl("prepack_w4", &prepack_w4);
+  m.impl("unpack_w4", &unpack_w4);
+}
