@@ -1,0 +1,337 @@
+"""a16w4 on the GPU (issue 4): a16w4_linear, prepack_w4 and unpack_w4 against the CPU
+reference ops (the spec, csrc/cpu/linear.cpp: w = (q - z) * s in fp32, z = 8 when zeros
+is None) and against float64.
+
+The CUDA a16w4_linear has two paths, chosen by M (LOWBIT_A16W4_PATH=gemv|dequant forces
+one, read once per process; these tests never set it and reach both paths through M):
+- M <= 32, tensor-core GEMV: integer codes exact through the MMA, fp32 accumulation,
+  scales and zeros applied in fp32 per group; the fp32 value differs from the reference's
+  only by summation order, then is rounded once to the output dtype.
+- M > 32, dequantize to bf16/fp16 + cuBLAS: each weight (q - z) * s is rounded once to
+  the 16-bit dtype (relative error <= 2^-8 in bf16, 2^-11 in fp16), then an fp32-accumulated GEMM.
+
+Tolerances, and why (elementwise vs the CPU reference; A = |x| @ |w|^T in float64 from the
+dequantized weight, the scale of the rounding errors of a dot product, which |ref| is not
+where terms cancel):
+- GEMV path: |y - ref| <= 2^-7 |ref| + 2^-9 A. y and ref round two fp32 values that differ
+  by the summation order only (worst case K * 2^-24 * A, <= 2^-10 A for K <= 16384) to
+  the same 16-bit grid: at most one ulp apart, and one bf16 ulp is <= 2^-7 of the value
+  (unit roundoff 2^-8; fp16 is finer). 2^-9 A bounds the fp32 order difference with room.
+- dequant path: |y - ref| <= 2^-7 |ref| + 2^-7 A: the same one-ulp term, plus the weight
+  rounding (<= 2^-8 A in bf16) and whatever the 16-bit GEMM's reduction adds (cuBLAS may
+  reduce in reduced precision where torch allows it), together within 2^-7 A.
+- vs float64 at K = 16384 (test_a16w4_large_k_accuracy), GEMV path, normwise relative
+  error: <= 3e-3 in bf16 (one output rounding, RMS ~1.6e-3 of the value) and <= 5e-4 in
+  fp16 (RMS ~2e-4); fp32 accumulation adds ~1e-6.
+
+Outputs are poisoned: the caching allocator is emptied, then blocks of the output's size
+(and of a dequantized weight's) are filled with 0xFF bytes (NaN in bf16 and in fp16) and
+freed, so an element the kernel never writes reads NaN.
+"""
+import collections
+import itertools
+import re
+
+import pytest
+import torch
+
+import lowbit_ext
+from lowbit_ext import ops
+
+from samples import BF16, FP16, rand_x, w4_plain
+
+pytestmark = pytest.mark.cuda
+
+GEMV_MAX_M = 32  # M <= 32: GEMV kernel; M > 32: dequantize + cuBLAS
+M_VALUES = (1, 3, 8, 16, 17, 32, 33, 100, 256)
+# (N, K): none a multiple of the tiles; K = 4160 has K % 128 = 64 (a partial last 128-block
+# of the w4 layout), K = 160 a partial block of 32.
+NK_SHAPES = ((40, 128), (200, 384), (264, 1024), (72, 4160), (136, 160))
+GROUPS = (32, 64, 128, -1)
+DTYPES = (BF16, FP16)
+DTYPE_NAME = {BF16: "bf16", FP16: "fp16"}
+
+
+def path_of(M):
+    return "gemv" if M <= GEMV_MAX_M else "dequant"
+
+
+def group_ok(K, g):
+    return g == -1 or K % g == 0
+
+
+# ---------------------------------------------------------------- the parametrization
+# The full product (M x shape x group x sym x bias x dtype, ~1200 valid cases) is too many.
+# Chosen greedily instead: every (M, shape) pair three times, every pair of values of any two
+# factors at least once, and the combinations that decide what a kernel does: (path, shape,
+# group, sym), (path, dtype, sym), (path, dtype, group), (path, bias, sym).
+_FACTORS = ("M", "NK", "g", "sym", "bias", "dtype")
+_COMBOS = (("path", "NK", "g", "sym"), ("path", "dtype", "sym"), ("path", "dtype", "g"), ("path", "bias", "sym"))
+
+
+def _items(case):
+    M, NK, g, sym, bias, dtype = case
+    f = dict(M=M, NK=NK, g=g, sym=sym, bias=bias, dtype=DTYPE_NAME[dtype], path=path_of(M))
+    out = {((a, f[a]), (b, f[b])) for a, b in itertools.combinations(_FACTORS, 2)}
+    out |= {tuple((k, f[k]) for k in t) for t in _COMBOS}
+    return frozenset(out)
+
+
+def _select_cases(per_m_shape=3):
+    valid = [c for c in itertools.product(M_VALUES, NK_SHAPES, GROUPS, (True, False), (True, False), DTYPES)
+             if group_ok(c[1][1], c[2])]
+    items = {c: _items(c) for c in valid}
+    want = frozenset().union(*items.values())
+    seen, chosen = collections.Counter(), []
+
+    def pick(pool):
+        # Most items not yet covered; among those, the least repeated ones (keeps the values
+        # balanced: as many asymmetric as symmetric, fp16 as bf16...); then the first: deterministic.
+        best = max(pool, key=lambda c: (sum(seen[i] == 0 for i in items[c]), -sum(seen[i] for i in items[c])))
+        chosen.append(best)
+        seen.update(items[best])
+
+    for M, NK in itertools.product(M_VALUES, NK_SHAPES):
+        for _ in range(per_m_shape):
+            pick([c for c in valid if c[0] == M and c[1] == NK and c not in chosen])
+    while want - set(seen):
+        pick([c for c in valid if not items[c] <= set(seen)])
+    return chosen
+
+
+def _case_params():
+    params = []
+    for i, (M, (N, K), g, sym, bias, dtype) in enumerate(_select_cases()):
+        cid = (f"M{M}-{N}x{K}-g{g if g > 0 else 'ch'}-{'sym' if sym else 'asym'}-"
+               f"{'bias' if bias else 'nobias'}-{DTYPE_NAME[dtype]}")
+        params.append(pytest.param(M, N, K, g, sym, bias, dtype, 1000 + i, id=cid))
+    return params
+
+
+CASES = _case_params()
+
+
+# ---------------------------------------------------------------- helpers
+def a16w4_operands(N, K, g, symmetric, dtype, gen):
+    """Fresh random w (w4 layout, int32), scales and (HQQ-like float) zeros; never zeros."""
+    w = ops.prepack_w4(w4_plain(N, K, gen=gen))
+    groups = 1 if g == -1 else K // g
+    scales = ((torch.rand(N, groups, generator=gen) + 0.5) * 0.01).to(dtype)
+    zeros = None if symmetric else (torch.rand(N, groups, generator=gen) * 15).to(dtype)
+    return w, scales, zeros
+
+
+def dequant64(w, scales, zeros, g):
+    """The reference weight (N, K) in float64: codes from the CPU unpack_w4 (element 2i in
+    the low nibble), w = (q - z) * s with the 16-bit scales and zeros taken exactly."""
+    plain = ops.unpack_w4(w.cpu())
+    q = torch.stack([plain & 0xF, plain >> 4], -1).reshape(plain.shape[0], -1).double()
+    gs = q.shape[1] if g == -1 else g
+    s = scales.cpu().double().repeat_interleave(gs, 1)
+    z = 8.0 if zeros is None else zeros.cpu().double().repeat_interleave(gs, 1)
+    return (q - z) * s
+
+
+def poison_allocator(*nbytes):
+    # Empty the cache so no stale block of the right size is left, then hand the next
+    # allocations of these sizes blocks full of 0xFF bytes (NaN as bf16 and as fp16).
+    torch.cuda.synchronize()
+    torch.cuda.empty_cache()
+    junk = [torch.full((n,), 0xFF, dtype=torch.uint8, device="cuda") for n in nbytes if n > 0]
+    del junk
+
+
+def to_cuda(*ts):
+    return tuple(t.cuda() if isinstance(t, torch.Tensor) else t for t in ts)
+
+
+def assert_close_elementwise(y, ref, x, w64, abs_coef, what=""):
+    """|y - ref| <= 2^-7 |ref| + abs_coef * (|x| @ |w|^T), elementwise, in float64."""
+    y, ref = y.cpu().double(), ref.double()
+    assert not torch.isnan(y).any(), f"{what}: {int(torch.isnan(y).sum())} NaN outputs (unwritten elements?)"
+    A = x.cpu().double().abs() @ w64.abs().t()
+    tol = 2.0 ** -7 * ref.abs() + abs_coef * A
+    err = (y - ref).abs()
+    bad = err > tol
+    if bad.any():
+        i = int(((err - tol) / A.clamp_min(1e-30)).argmax())
+        m, n = divmod(i, y.shape[1])
+        raise AssertionError(f"{what}: {int(bad.sum())} of {bad.numel()} elements off; worst at ({m}, {n}): "
+                             f"y {y[m, n].item()}, ref {ref[m, n].item()}, |x|@|w| {A[m, n].item()}, "
+                             f"tol {tol[m, n].item()}")
+
+
+def rel64(y, ref64):
+    return ((y.cpu().double() - ref64).norm() / ref64.norm()).item()
+
+
+# ---------------------------------------------------------------- tests
+def test_a16w4_ops_have_cuda_kernels():
+    have = set(lowbit_ext.cuda_ops())
+    assert {"a16w4_linear", "prepack_w4", "unpack_w4"} <= have, sorted(have)
+
+
+@pytest.mark.parametrize("M,N,K,g,symmetric,has_bias,dtype,seed", CASES)
+def test_a16w4_matches_reference(M, N, K, g, symmetric, has_bias, dtype, seed):
+    gen = torch.Generator().manual_seed(seed)
+    x = rand_x(M, K, dtype, gen=gen)
+    w, scales, zeros = a16w4_operands(N, K, g, symmetric, dtype, gen)
+    bias = torch.randn(N, generator=gen).to(dtype) if has_bias else None
+    ref = ops.a16w4_linear(x, w, scales, zeros, g, bias)
+    xc, wc, sc, zc, bc = to_cuda(x, w, scales, zeros, bias)
+    poison_allocator(M * N * 2, N * K * 2)
+    y = ops.a16w4_linear(xc, wc, sc, zc, g, bc)
+    assert y.is_cuda and y.dtype == dtype and y.shape == (M, N)
+    abs_coef = 2.0 ** -9 if path_of(M) == "gemv" else 2.0 ** -7
+    assert_close_elementwise(y, ref, x, dequant64(w, scales, zeros, g), abs_coef, path_of(M))
+
+
+W4_SHAPES = [(1, 32), (3, 96), (40, 128), (7, 160), (64, 224), (200, 384), (33, 480), (264, 1024),
+             (72, 4160), (256, 4096)]  # full 128-blocks only, and partial last blocks of 32, 64, 96
+
+
+@pytest.mark.parametrize("N,K", W4_SHAPES)
+def test_prepack_unpack_cuda_matches_cpu(N, K):
+    # why exact: a layout conversion; any differing bit is a bug.
+    plain = w4_plain(N, K, gen=torch.Generator().manual_seed(N * 131 + K))
+    ref = ops.prepack_w4(plain)
+    plain_c = plain.cuda()
+    poison_allocator(N * K // 2)
+    packed = ops.prepack_w4(plain_c)
+    assert packed.is_cuda and packed.dtype == torch.int32 and packed.shape == (N, K // 8)
+    assert torch.equal(packed.cpu(), ref)
+    poison_allocator(N * K // 2)
+    back = ops.unpack_w4(packed)
+    assert back.is_cuda and back.dtype == torch.uint8 and back.shape == (N, K // 2)
+    assert torch.equal(back.cpu(), plain)
+    assert torch.equal(ops.unpack_w4(ref.cuda()).cpu(), plain)  # CPU-packed weights read on the GPU
+
+
+@pytest.mark.parametrize("N,K,g", [(264, 4160, 64), (4096, 8192, 128)])  # the second: many K blocks per output
+@pytest.mark.parametrize("M", [1, 16, 64])
+def test_a16w4_repeatable_bitwise(M, N, K, g):
+    # A moving result would be a race (e.g. split-K partials combined by atomics).
+    gen = torch.Generator().manual_seed(M + N)
+    x = rand_x(M, K, gen=gen).cuda()
+    w, scales, zeros = to_cuda(*a16w4_operands(N, K, g, False, BF16, gen))
+    bias = torch.randn(N, generator=gen).to(BF16).cuda()
+    ys = [ops.a16w4_linear(x, w, scales, zeros, g, bias) for _ in range(3)]
+    assert all(torch.equal(ys[0], y) for y in ys[1:])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_a16w4_cuda_graph_and_compile(dtype):
+    torch._dynamo.reset()
+    gen = torch.Generator().manual_seed(7)
+    N, K, g = 512, 1024, 128
+    w, scales, zeros = to_cuda(*a16w4_operands(N, K, g, False, dtype, gen))
+    bias = torch.randn(N, generator=gen).to(dtype).cuda()
+
+    class Layer(torch.nn.Module):
+        def forward(self, x):
+            return ops.a16w4_linear(x, w, scales, zeros, g, bias)
+
+    layer = Layer()
+    compiled = torch.compile(layer, fullgraph=True, mode="reduce-overhead")
+    for M in (8, 8, 8, 40, 40, 40):  # GEMV: warm-up, capture, replay; then a new shape on the dequant path
+        x = rand_x(M, K, dtype, gen=gen).cuda()
+        torch.testing.assert_close(compiled(x).clone(), layer(x), rtol=0, atol=0)
+
+    # A manual capture on a side stream (torch.cuda.graph's), replayed on new inputs: the
+    # kernels must launch on the current stream and allocate nothing outside the graph's pool.
+    for M in (8, 64):
+        static_x = rand_x(M, K, dtype, gen=gen).cuda()
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):
+            layer(static_x)  # warm-up outside the capture
+        torch.cuda.current_stream().wait_stream(side)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            static_y = layer(static_x)
+        for _ in range(2):
+            static_x.copy_(rand_x(M, K, dtype, gen=gen).cuda())
+            graph.replay()
+            torch.testing.assert_close(static_y, layer(static_x), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("M,symmetric,dtype", [(3, True, BF16), (3, False, FP16), (40, False, BF16),
+                                               (40, True, FP16)])
+def test_a16w4_opcheck_cuda(M, symmetric, dtype):
+    gen = torch.Generator().manual_seed(M)
+    N, K, g = 40, 256, 64
+    x = rand_x(M, K, dtype, gen=gen)
+    w, scales, zeros = a16w4_operands(N, K, g, symmetric, dtype, gen)
+    bias = torch.randn(N, generator=gen).to(dtype)
+    args = to_cuda(x, w, scales, zeros, g, bias)
+    torch.library.opcheck(torch.ops.lowbit.a16w4_linear.default, args)
+
+
+def test_prepack_unpack_opcheck_cuda():
+    plain = w4_plain(40, 416, gen=torch.Generator().manual_seed(2)).cuda()  # K = 416: 3 full blocks + 32
+    torch.library.opcheck(torch.ops.lowbit.prepack_w4.default, (plain,))
+    torch.library.opcheck(torch.ops.lowbit.unpack_w4.default, (ops.prepack_w4(plain),))
+
+
+def test_a16w4_m_zero_cuda():
+    gen = torch.Generator().manual_seed(0)
+    w, scales, zeros = to_cuda(*a16w4_operands(40, 256, 128, False, BF16, gen))
+    y = ops.a16w4_linear(rand_x(0, 256).cuda(), w, scales, zeros, 128)
+    assert y.shape == (0, 40) and y.is_cuda and y.dtype == BF16
+
+
+def _raises(fn, text):
+    with pytest.raises(RuntimeError, match=re.escape(text)):
+        fn()
+
+
+def test_a16w4_bad_inputs_cuda():
+    # The CUDA op runs the same contract (csrc/include/lowbit/contracts.h) as the CPU one.
+    gen = torch.Generator().manual_seed(5)
+    N, K, g = 40, 256, 128
+    x = rand_x(3, K, gen=gen).cuda()
+    w, s, z = to_cuda(*a16w4_operands(N, K, g, False, BF16, gen))
+    bias = torch.randn(N, generator=gen).to(BF16).cuda()
+    op = ops.a16w4_linear
+
+    # K not a multiple of group_size (K = 96 is a valid w4 K, 96 % 64 != 0)
+    x96 = rand_x(3, 96, gen=gen).cuda()
+    w96 = ops.prepack_w4(w4_plain(8, 96, gen=gen)).cuda()
+    s96 = torch.ones(8, 1, dtype=BF16, device="cuda")
+    _raises(lambda: op(x96, w96, s96, None, 64, None), "K must be a multiple of group_size; K = 96, group_size = 64")
+    _raises(lambda: op(x, w, s, z, 48, None), "group_size must be 32, 64, 128 or -1")
+    # scales / zeros
+    _raises(lambda: op(x, w, s[:, :1].contiguous(), z, g, None), "scales (one per group) must have shape [40, 2]")
+    _raises(lambda: op(x, w, s.half(), z, g, None), "scales must be BFloat16")
+    _raises(lambda: op(x, w, s, z.float(), g, None), "zeros must be BFloat16, got Float")
+    _raises(lambda: op(x, w, s, z[:, :1].contiguous(), g, None), "zeros (one per group) must have shape")
+    # w in the plain uint8 layout instead of the w4 kernel layout
+    _raises(lambda: op(x, ops.unpack_w4(w), s, z, g, None), "w must be int32 (N, K/8) in the w4 kernel layout")
+    _raises(lambda: op(x, ops.unpack_w4(w), s, z, g, None), "prepack_w4")
+    _raises(lambda: op(x, w[:, :16].contiguous(), s, z, g, None), "so w must be (N, K/8)")
+    # x
+    _raises(lambda: op(x.float(), w, s, z, g, None), "x must be bfloat16 or float16")
+    base = rand_x(1, 4 * K, gen=gen).cuda().reshape(-1)
+    _raises(lambda: op(base[1:1 + 3 * K].view(3, K), w, s, z, g, None), "16-byte aligned")
+    # bias
+    _raises(lambda: op(x, w, s, z, g, bias.half()), "bias must be BFloat16")
+    _raises(lambda: op(x, w, s, z, g, bias[:5]), "bias must have shape [40]")
+    # devices: x on CUDA, another operand on the CPU
+    _raises(lambda: op(x, w.cpu(), s, z, g, None), "all tensors must be on one device")
+    _raises(lambda: op(x, w, s.cpu(), z, g, None), "all tensors must be on one device")
+    _raises(lambda: op(x, w, s, z.cpu(), g, None), "all tensors must be on one device")
+    _raises(lambda: op(x, w, s, z, g, bias.cpu()), "all tensors must be on one device")
+
+
+@pytest.mark.parametrize("dtype,bound", [(BF16, 3e-3), (FP16, 5e-4)])
+@pytest.mark.parametrize("symmetric", [False, True])
+@pytest.mark.parametrize("M", [1, 16])
+def test_a16w4_large_k_accuracy(M, symmetric, dtype, bound):
+    # why these bounds: see the top of the file (one output rounding dominates).
+    gen = torch.Generator().manual_seed(11 + M)
+    N, K, g = 256, 16384, 128
+    x = rand_x(M, K, dtype, gen=gen)
+    w, scales, zeros = a16w4_operands(N, K, g, symmetric, dtype, gen)
+    ref64 = x.double() @ dequant64(w, scales, zeros, g).t()
+    y = ops.a16w4_linear(*to_cuda(x, w, scales, zeros), g)
+    assert rel64(y, ref64) <= bound
