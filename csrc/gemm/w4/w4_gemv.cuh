@@ -80,50 +80,64 @@ __global__ void __launch_bounds__(kGemvThreads) a16w4_gemv_kernel(const GemvPara
   static_assert(kChunks == 0 || kChunks == 1 || kChunks == 2 || kChunks == 4, "groups of 32, 64, 128 or per row");
   constexpr int kTokens = 8 * kTiles;
   extern __shared__ __align__(16) uint8_t smem[];
-  const int x_ld = p.k_slice + kXPad;  // elements; the pad staggers tokens across banks
-  T* x_s = reinterpret_cast<T*>(smem);
-  float* chunk_sum = reinterpret_cast<float*>(smem + size_t(kTokens) * x_ld * sizeof(T));  // [kTokens][k_slice / 32]
-  const int chunks_ld = p.k_slice / 32;
+  const GemvSmem L = gemv_smem_layout(kTokens, p.k_slice, sizeof(T), p.group, kZeros);
+  T* x_s = reinterpret_cast<T*>(smem);                               // [kTokens][x_ld]
+  float* chunk_sum = reinterpret_cast<float*>(smem + L.chunk_off);   // [kTokens][chunks_ld]
+  T* s_s = reinterpret_cast<T*>(smem + L.scale_off);                 // [kGemvRows][gps]
+  T* z_s = reinterpret_cast<T*>(smem + L.zero_off);
 
   const int row_cta = blockIdx.x, split = blockIdx.y;
   const int k_begin = split * p.k_slice;
   const int k_len = min(p.K, k_begin + p.k_slice) - k_begin;  // a multiple of 32
   const T* x = static_cast<const T*>(p.x);
-
-  // ---- 1. this slice of x into shared memory (tokens >= M as zeros), then sums per 32.
-  {
-    const int vecs = p.k_slice / 8;
-    for (int i = threadIdx.x; i < kTokens * vecs; i += kGemvThreads) {
-      const int t = i / vecs, v = i % vecs;
-      uint4 val = make_uint4(0, 0, 0, 0);
-      if (t < p.M && v * 8 < k_len) val = ptx::ld_global_nc_v4(x + size_t(t) * p.K + k_begin + v * 8);
-      *reinterpret_cast<uint4*>(x_s + t * x_ld + v * 8) = val;
-    }
-    __syncthreads();
-    for (int i = threadIdx.x; i < kTokens * chunks_ld; i += kGemvThreads) {
-      const int t = i / chunks_ld, c = i % chunks_ld;
-      float s = 0.f;
-      if (t < p.M) {  // padding tokens stay 0
-#pragma unroll 8
-        for (int e = 0; e < 32; ++e) s += to_f32(x_s[t * x_ld + c * 32 + e]);
-      }
-      chunk_sum[t * chunks_ld + c] = s;
-    }
-    __syncthreads();
-  }
-
-  // ---- 2. this warp's 16 rows over the slice
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
   const int grp = lane / 4, tig = lane % 4;
   const int r0 = row_cta * kGemvRows + warp * 16 + grp, r1 = r0 + 8;
   const int words = p.K / 8;
   const uint32_t* w0 = p.w + size_t(min(r0, p.N - 1)) * words;  // rows past N: clamped, never stored
   const uint32_t* w1 = p.w + size_t(min(r1, p.N - 1)) * words;
-  const int groups = p.K / p.group;
-  const T* scales = static_cast<const T*>(p.scales);
-  const T* zeros = static_cast<const T*>(p.zeros);
-  const size_t srow0 = size_t(min(r0, p.N - 1)) * groups, srow1 = size_t(min(r1, p.N - 1)) * groups;
+  const int nb = (k_len + kBlockElems - 1) / kBlockElems;  // 128-element blocks in this slice
+  const int block0 = k_begin / kBlockElems;
 
+  // ---- 1. the first kGemvDepth blocks of this warp's weights go out first, so their HBM
+  // latency overlaps the staging below; every later block is requested kGemvDepth blocks
+  // ahead of its use (registers as the ring: the loop over the ring is unrolled).
+  uint4 ring0[kGemvDepth], ring1[kGemvDepth];
+#pragma unroll
+  for (int i = 0; i < kGemvDepth; ++i)
+    if (i < nb) ring0[i] = load_block(w0, block0 + i, words, tig), ring1[i] = load_block(w1, block0 + i, words, tig);
+
+  // ---- 2. stage x's slice (tokens >= M as zeros) with its sums per 32 elements (the 4
+  // lanes holding one 32-element chunk reduce by shuffles), and the scales and zero points
+  // of this CTA's 128 rows over the slice's groups.
+  {
+    const int vecs = p.k_slice / 8;  // a multiple of 16: 4 consecutive lanes hold one chunk
+    for (int i = threadIdx.x; i < kTokens * vecs; i += kGemvThreads) {
+      const int t = i / vecs, v = i % vecs;
+      uint4 val = make_uint4(0, 0, 0, 0);
+      if (t < p.M && v * 8 < k_len) val = ptx::ld_global_nc_v4(x + size_t(t) * p.K + k_begin + v * 8);
+      *reinterpret_cast<uint4*>(x_s + t * L.x_ld + v * 8) = val;
+      const T* e = reinterpret_cast<const T*>(&val);
+      float sum = 0.f;
+#pragma unroll
+      for (int k = 0; k < 8; ++k) sum += to_f32(e[k]);
+      sum += __shfl_xor_sync(0xffffffffu, sum, 1);
+      sum += __shfl_xor_sync(0xffffffffu, sum, 2);
+      if (v % 4 == 0) chunk_sum[t * L.chunks_ld + v / 4] = sum;
+    }
+    const T* scales = static_cast<const T*>(p.scales);
+    const T* zeros = static_cast<const T*>(p.zeros);
+    const int groups = p.K / p.group, g_first = k_begin / p.group;
+    for (int i = threadIdx.x; i < kGemvRows * L.gps; i += kGemvThreads) {
+      const int row = row_cta * kGemvRows + i / L.gps, g = g_first + i % L.gps;
+      const bool ok = row < p.N && g < groups;
+      s_s[i] = ok ? scales[size_t(row) * groups + g] : from_f32<T>(0.f);
+      if constexpr (kZeros) z_s[i] = ok ? zeros[size_t(row) * groups + g] : from_f32<T>(0.f);
+    }
+    __syncthreads();
+  }
+
+  // ---- 3. this warp's 16 rows over the slice
   float total[kTiles][4];
   float acc[kTiles][4];
 #pragma unroll
@@ -132,16 +146,18 @@ __global__ void __launch_bounds__(kGemvThreads) a16w4_gemv_kernel(const GemvPara
     for (int i = 0; i < 4; ++i) total[t][i] = 0.f, acc[t][i] = 0.f;
 
   // Fold acc (one group's sum of q * x) into total: s * (acc - z * sum of x).
-  auto promote = [&](int chunk0, int nchunks, int gidx) {
-    const float s0 = to_f32(scales[srow0 + gidx]), s1 = to_f32(scales[srow1 + gidx]);
-    const float z0 = kZeros ? to_f32(zeros[srow0 + gidx]) : 8.f, z1 = kZeros ? to_f32(zeros[srow1 + gidx]) : 8.f;
+  const int srow0 = (warp * 16 + grp) * L.gps, srow1 = srow0 + 8 * L.gps;
+  auto promote = [&](int chunk0, int nchunks, int g_local) {
+    const float s0 = to_f32(s_s[srow0 + g_local]), s1 = to_f32(s_s[srow1 + g_local]);
+    const float z0 = kZeros ? to_f32(z_s[srow0 + g_local]) : 8.f;
+    const float z1 = kZeros ? to_f32(z_s[srow1 + g_local]) : 8.f;
 #pragma unroll
     for (int t = 0; t < kTiles; ++t) {
       const int tok = t * 8 + 2 * tig;
       float xs0 = 0.f, xs1 = 0.f;
       for (int c = 0; c < nchunks; ++c) {
-        xs0 += chunk_sum[tok * chunks_ld + chunk0 + c];
-        xs1 += chunk_sum[(tok + 1) * chunks_ld + chunk0 + c];
+        xs0 += chunk_sum[tok * L.chunks_ld + chunk0 + c];
+        xs1 += chunk_sum[(tok + 1) * L.chunks_ld + chunk0 + c];
       }
       total[t][0] += s0 * (acc[t][0] - z0 * xs0);
       total[t][1] += s0 * (acc[t][1] - z0 * xs1);
@@ -152,17 +168,8 @@ __global__ void __launch_bounds__(kGemvThreads) a16w4_gemv_kernel(const GemvPara
     }
   };
 
-  const int blocks = (k_len + kBlockElems - 1) / kBlockElems;
-  const int block0 = k_begin / kBlockElems;
-  uint4 cur0 = load_block(w0, block0, words, tig), cur1 = load_block(w1, block0, words, tig);
-  for (int b = 0; b < blocks; ++b) {
-    // Next block's 32 bytes in flight while this one is computed.
-    uint4 nxt0 = cur0, nxt1 = cur1;
-    if (b + 1 < blocks) {
-      nxt0 = load_block(w0, block0 + b + 1, words, tig);
-      nxt1 = load_block(w1, block0 + b + 1, words, tig);
-    }
-    const uint32_t wr0[4] = {cur0.x, cur0.y, cur0.z, cur0.w}, wr1[4] = {cur1.x, cur1.y, cur1.z, cur1.w};
+  auto compute_block = [&](int b, const uint4& c0, const uint4& c1) {
+    const uint32_t wr0[4] = {c0.x, c0.y, c0.z, c0.w}, wr1[4] = {c1.x, c1.y, c1.z, c1.w};
 #pragma unroll
     for (int j = 0; j < 4; ++j) {
       const int k_local = b * kBlockElems + 32 * j;  // first element of this 32-chunk in the slice
@@ -170,7 +177,7 @@ __global__ void __launch_bounds__(kGemvThreads) a16w4_gemv_kernel(const GemvPara
       uint4 xv[kTiles];
 #pragma unroll
       for (int t = 0; t < kTiles; ++t)
-        xv[t] = *reinterpret_cast<const uint4*>(x_s + (t * 8 + grp) * x_ld + k_local + 8 * tig);
+        xv[t] = *reinterpret_cast<const uint4*>(x_s + (t * 8 + grp) * L.x_ld + k_local + 8 * tig);
 #pragma unroll
       for (int h = 0; h < 2; ++h) {
         const uint32_t a[4] = {codes_to_pair<T>(wr0[j] >> (8 * h)), codes_to_pair<T>(wr1[j] >> (8 * h)),
@@ -182,12 +189,25 @@ __global__ void __launch_bounds__(kGemvThreads) a16w4_gemv_kernel(const GemvPara
       if constexpr (kChunks > 0) {
         if (j % kChunks == kChunks - 1) {
           const int chunk0 = k_local / 32 - (kChunks - 1);
-          promote(chunk0, kChunks, (k_begin + chunk0 * 32) / p.group);
+          promote(chunk0, kChunks, chunk0 / kChunks);
         }
       }
     }
-    cur0 = nxt0;
-    cur1 = nxt1;
+  };
+
+  for (int b0 = 0; b0 < nb; b0 += kGemvDepth) {
+#pragma unroll
+    for (int i = 0; i < kGemvDepth; ++i) {
+      const int b = b0 + i;
+      if (b < nb) {
+        const uint4 c0 = ring0[i], c1 = ring1[i];
+        if (b + kGemvDepth < nb) {
+          ring0[i] = load_block(w0, block0 + b + kGemvDepth, words, tig);
+          ring1[i] = load_block(w1, block0 + b + kGemvDepth, words, tig);
+        }
+        compute_block(b, c0, c1);
+      }
+    }
   }
   if constexpr (kChunks == 0) promote(0, k_len / 32, 0);  // one group per row: this slice's share
 

@@ -39,7 +39,7 @@ Path forced_path() {
 struct GemvPlan {
   int k_slice, splits;
 };
-GemvPlan plan_gemv(int64_t M, int64_t N, int64_t K, int sms, int elem_bytes) {
+GemvPlan plan_gemv(int64_t M, int64_t N, int64_t K, int64_t g, bool zeros, int sms, int elem_bytes) {
   const int tokens = M <= 8 ? 8 : M <= 16 ? 16 : 32;
   const int64_t blocks = (K + 127) / 128;
   const int64_t row_ctas = (N + kGemvRows - 1) / kGemvRows;
@@ -47,7 +47,8 @@ GemvPlan plan_gemv(int64_t M, int64_t N, int64_t K, int sms, int elem_bytes) {
   splits = std::min(splits, blocks);
   int64_t slice_blocks = (blocks + splits - 1) / splits;
   constexpr int64_t kSmemBudget = 96 * 1024;  // per CTA: two CTAs per SM still fit
-  while (slice_blocks > 1 && gemv_smem_bytes(tokens, int(slice_blocks * 128), elem_bytes) > kSmemBudget)
+  while (slice_blocks > 1 &&
+         gemv_smem_layout(tokens, int(slice_blocks * 128), elem_bytes, int(g), zeros).bytes > kSmemBudget)
     --slice_blocks;
   return {int(slice_blocks * 128), int((blocks + slice_blocks - 1) / slice_blocks)};
 }
@@ -57,7 +58,7 @@ Tensor gemv(const Tensor& x, const Tensor& w, const Tensor& scales, const OptTen
   const int64_t M = x.size(0), K = x.size(1), N = w.size(0);
   Tensor out = at::empty({M, N}, x.options());
   const int sms = at::cuda::getCurrentDeviceProperties()->multiProcessorCount;
-  const GemvPlan plan = plan_gemv(M, N, K, sms, int(x.element_size()));
+  const GemvPlan plan = plan_gemv(M, N, K, g, zeros.has_value(), sms, int(x.element_size()));
   GemvParams p{};
   p.x = x.data_ptr();
   p.w = reinterpret_cast<const uint32_t*>(w.data_ptr<int32_t>());

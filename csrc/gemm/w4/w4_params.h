@@ -25,10 +25,27 @@ struct GemvParams {
   int splits;
 };
 
-// Shared memory of one GEMV CTA: the slice of x (tokens x (k_slice + pad)) and its sums per
-// 32 elements.
-inline int64_t gemv_smem_bytes(int tokens, int k_slice, int elem_bytes) {
-  return int64_t(tokens) * (k_slice + kXPad) * elem_bytes + int64_t(tokens) * (k_slice / 32) * 4;
+constexpr int kGemvDepth = 4;                  // 128-element weight blocks in flight per warp
+
+// Shared memory of one GEMV CTA: the slice of x (tokens x (k_slice + pad)), its sums per
+// 32 elements (fp32), and the scales (and zero points) of the CTA's rows over the slice.
+struct GemvSmem {
+  int x_ld, chunks_ld, gps;               // x row stride (elements), chunks per token, groups per slice
+  int64_t chunk_off, scale_off, zero_off, bytes;
+};
+#if defined(__CUDACC__)
+__host__ __device__
+#endif
+inline GemvSmem gemv_smem_layout(int tokens, int k_slice, int elem_bytes, int group, bool zeros) {
+  GemvSmem L{};
+  L.x_ld = k_slice + kXPad;
+  L.chunks_ld = k_slice / 32;
+  L.gps = group >= k_slice ? 1 : k_slice / group;  // one group per row: 1
+  L.chunk_off = int64_t(tokens) * L.x_ld * elem_bytes;
+  L.scale_off = L.chunk_off + int64_t(tokens) * L.chunks_ld * 4;
+  L.zero_off = L.scale_off + int64_t(kGemvRows) * L.gps * elem_bytes;
+  L.bytes = L.zero_off + (zeros ? int64_t(kGemvRows) * L.gps * elem_bytes : 0);
+  return L;
 }
 
 }  // namespace lowbit::w4
