@@ -62,14 +62,21 @@ __device__ __forceinline__ T from_f32(float v) {
   else return __float2half_rn(v);
 }
 
-// Words of block `block` of a row for quad thread tig: logical words tig + 4j, j = 0..3.
-__device__ __forceinline__ uint4 load_block(const uint32_t* row, int block, int words, int tig) {
+// Request block `block` of a row for quad thread tig (logical words tig + 4j, j = 0..3)
+// into dst (16 bytes) with cp.async; words past the row (a partial last block, or a block
+// past the slice) are zero-filled.
+__device__ __forceinline__ void request_block(uint4* dst, const uint32_t* row, int block, int words, int tig) {
   const int word0 = block * kBlockWords;
-  if (word0 + kBlockWords <= words) return ptx::ld_global_nc_v4(row + word0 + 4 * tig);  // transposed block
-  uint32_t v[4];  // a partial last block keeps logical order
+  if (word0 + kBlockWords <= words) {  // a full block: transposed, one 16-byte copy
+    ptx::cp_async_16(dst, row + word0 + 4 * tig, 16);
+    return;
+  }
+  uint32_t* d = reinterpret_cast<uint32_t*>(dst);  // a partial last block keeps logical order
 #pragma unroll
-  for (int j = 0; j < 4; ++j) v[j] = word0 + 4 * j + tig < words ? __ldg(row + word0 + 4 * j + tig) : 0u;
-  return make_uint4(v[0], v[1], v[2], v[3]);
+  for (int j = 0; j < 4; ++j) {
+    const int w = word0 + 4 * j + tig;
+    ptx::cp_async_4(d + j, row + (w < words ? w : 0), w < words ? 4 : 0);
+  }
 }
 
 // kTiles: 8-token MMA tiles (M <= 8 * kTiles); kChunks: 32-element chunks per group
@@ -99,13 +106,20 @@ __global__ void __launch_bounds__(kGemvThreads) a16w4_gemv_kernel(const GemvPara
   const int nb = (k_len + kBlockElems - 1) / kBlockElems;  // 128-element blocks in this slice
   const int block0 = k_begin / kBlockElems;
 
-  // ---- 1. the first kGemvDepth blocks of this warp's weights go out first, so their HBM
-  // latency overlaps the staging below; every later block is requested kGemvDepth blocks
-  // ahead of its use (registers as the ring: the loop over the ring is unrolled).
-  uint4 ring0[kGemvDepth], ring1[kGemvDepth];
+  // ---- 1. this warp's first kGemvStages blocks are requested first, so their HBM latency
+  // overlaps the staging below; afterwards each block is requested kGemvStages blocks ahead
+  // of its use. cp.async into a per-warp shared-memory ring: 1 KB per block, no registers.
+  uint4* ring = reinterpret_cast<uint4*>(smem + L.ring_off) + size_t(warp) * kGemvStages * 64;  // [stage][lane][2]
+  auto request = [&](int b) {
+    if (b < nb) {
+      uint4* slot = ring + (b % kGemvStages) * 64 + lane * 2;
+      request_block(slot, w0, block0 + b, words, tig);
+      request_block(slot + 1, w1, block0 + b, words, tig);
+    }
+    ptx::cp_async_commit();  // one group per block, empty past the slice: the wait count stays fixed
+  };
 #pragma unroll
-  for (int i = 0; i < kGemvDepth; ++i)
-    if (i < nb) ring0[i] = load_block(w0, block0 + i, words, tig), ring1[i] = load_block(w1, block0 + i, words, tig);
+  for (int b = 0; b < kGemvStages; ++b) request(b);
 
   // ---- 2. stage x's slice (tokens >= M as zeros) with its sums per 32 elements (the 4
   // lanes holding one 32-element chunk reduce by shuffles), and the scales and zero points
@@ -195,19 +209,12 @@ __global__ void __launch_bounds__(kGemvThreads) a16w4_gemv_kernel(const GemvPara
     }
   };
 
-  for (int b0 = 0; b0 < nb; b0 += kGemvDepth) {
-#pragma unroll
-    for (int i = 0; i < kGemvDepth; ++i) {
-      const int b = b0 + i;
-      if (b < nb) {
-        const uint4 c0 = ring0[i], c1 = ring1[i];
-        if (b + kGemvDepth < nb) {
-          ring0[i] = load_block(w0, block0 + b + kGemvDepth, words, tig);
-          ring1[i] = load_block(w1, block0 + b + kGemvDepth, words, tig);
-        }
-        compute_block(b, c0, c1);
-      }
-    }
+  for (int b = 0; b < nb; ++b) {
+    ptx::cp_async_wait<kGemvStages - 1>();  // block b has landed (this thread's own copies)
+    const uint4* slot = ring + (b % kGemvStages) * 64 + lane * 2;
+    const uint4 c0 = slot[0], c1 = slot[1];
+    request(b + kGemvStages);  // into the slot just read
+    compute_block(b, c0, c1);
   }
   if constexpr (kChunks == 0) promote(0, k_len / 32, 0);  // one group per row: this slice's share
 

@@ -25,13 +25,13 @@ struct GemvParams {
   int splits;
 };
 
-constexpr int kGemvDepth = 4;                  // 128-element weight blocks in flight per warp
+constexpr int kGemvStages = 8;                 // 128-element weight blocks in flight per warp (1 KB each)
 
 // Shared memory of one GEMV CTA: the slice of x (tokens x (k_slice + pad)), its sums per
 // 32 elements (fp32), and the scales (and zero points) of the CTA's rows over the slice.
 struct GemvSmem {
   int x_ld, chunks_ld, gps;               // x row stride (elements), chunks per token, groups per slice
-  int64_t chunk_off, scale_off, zero_off, bytes;
+  int64_t chunk_off, scale_off, zero_off, ring_off, bytes;
 };
 #if defined(__CUDACC__)
 __host__ __device__
@@ -44,7 +44,8 @@ inline GemvSmem gemv_smem_layout(int tokens, int k_slice, int elem_bytes, int gr
   L.chunk_off = int64_t(tokens) * L.x_ld * elem_bytes;
   L.scale_off = L.chunk_off + int64_t(tokens) * L.chunks_ld * 4;
   L.zero_off = L.scale_off + int64_t(kGemvRows) * L.gps * elem_bytes;
-  L.bytes = L.zero_off + (zeros ? int64_t(kGemvRows) * L.gps * elem_bytes : 0);
+  L.ring_off = (L.zero_off + (zeros ? int64_t(kGemvRows) * L.gps * elem_bytes : 0) + 15) / 16 * 16;
+  L.bytes = L.ring_off + int64_t(kGemvWarps) * kGemvStages * 1024;
   return L;
 }
 

@@ -15,3 +15,31 @@ __device__ __forceinline__ uint4 ld_global_nc_v4(const void* p) {
 }
 
 }  // namespace lowbit::ptx
+
+namespace lowbit::ptx {
+
+// Asynchronous global -> shared copies (cp.async, sm_80+): the data lands in shared memory
+// without passing through registers, so a warp can keep many loads in flight cheaply.
+// `bytes` valid source bytes; the rest of the destination is zero-filled (0 = all zeros,
+// nothing read).
+__device__ __forceinline__ void cp_async_16(void* smem_dst, const void* src, uint32_t bytes) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(
+                   static_cast<uint32_t>(__cvta_generic_to_shared(smem_dst))),
+               "l"(src), "r"(bytes)
+               : "memory");
+}
+__device__ __forceinline__ void cp_async_4(void* smem_dst, const void* src, uint32_t bytes) {
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;" ::"r"(
+                   static_cast<uint32_t>(__cvta_generic_to_shared(smem_dst))),
+               "l"(src), "r"(bytes)
+               : "memory");
+}
+// Close the group of cp.async issued by this thread since the last commit.
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;" ::: "memory"); }
+// Wait until at most kPending of this thread's committed groups are still in flight.
+template <int kPending>
+__device__ __forceinline__ void cp_async_wait() {
+  asm volatile("cp.async.wait_group %0;" ::"n"(kPending) : "memory");
+}
+
+}  // namespace lowbit::ptx
