@@ -85,11 +85,11 @@ template <typename T, int kTiles, int kChunks, bool kZeros>
 __global__ void __launch_bounds__(kGemvThreads) a16w4_gemv_kernel(const GemvParams p) {
   static_assert(kTiles == 1 || kTiles == 2 || kTiles == 4, "8, 16 or 32 tokens");
   static_assert(kChunks == 0 || kChunks == 1 || kChunks == 2 || kChunks == 4, "groups of 32, 64, 128 or per row");
-  constexpr int kTokens = 8 * kTiles;
   extern __shared__ __align__(16) uint8_t smem[];
-  const GemvSmem L = gemv_smem_layout(kTokens, p.k_slice, sizeof(T), p.group, kZeros);
-  T* x_s = reinterpret_cast<T*>(smem);                               // [kTokens][x_ld]
-  float* chunk_sum = reinterpret_cast<float*>(smem + L.chunk_off);   // [kTokens][chunks_ld]
+  // Only the M real tokens live in shared memory; the MMA's padding columns get zeros.
+  const GemvSmem L = gemv_smem_layout(p.M, p.k_slice, sizeof(T), p.group, kZeros);
+  T* x_s = reinterpret_cast<T*>(smem);                               // [M][x_ld]
+  float* chunk_sum = reinterpret_cast<float*>(smem + L.chunk_off);   // [M][chunks_ld]
   T* s_s = reinterpret_cast<T*>(smem + L.scale_off);                 // [kGemvRows][gps]
   T* z_s = reinterpret_cast<T*>(smem + L.zero_off);
 
@@ -126,18 +126,19 @@ __global__ void __launch_bounds__(kGemvThreads) a16w4_gemv_kernel(const GemvPara
   // of this CTA's 128 rows over the slice's groups.
   {
     const int vecs = p.k_slice / 8;  // a multiple of 16: 4 consecutive lanes hold one chunk
-    for (int i = threadIdx.x; i < kTokens * vecs; i += kGemvThreads) {
+    const int items = p.M * vecs, items_pad = (items + 31) / 32 * 32;  // whole warps for the shuffles
+    for (int i = threadIdx.x; i < items_pad; i += kGemvThreads) {
       const int t = i / vecs, v = i % vecs;
       uint4 val = make_uint4(0, 0, 0, 0);
-      if (t < p.M && v * 8 < k_len) val = ptx::ld_global_nc_v4(x + size_t(t) * p.K + k_begin + v * 8);
-      *reinterpret_cast<uint4*>(x_s + t * L.x_ld + v * 8) = val;
+      if (i < items && v * 8 < k_len) val = ptx::ld_global_nc_v4(x + size_t(t) * p.K + k_begin + v * 8);
+      if (i < items) *reinterpret_cast<uint4*>(x_s + t * L.x_ld + v * 8) = val;
       const T* e = reinterpret_cast<const T*>(&val);
       float sum = 0.f;
 #pragma unroll
       for (int k = 0; k < 8; ++k) sum += to_f32(e[k]);
       sum += __shfl_xor_sync(0xffffffffu, sum, 1);
       sum += __shfl_xor_sync(0xffffffffu, sum, 2);
-      if (v % 4 == 0) chunk_sum[t * L.chunks_ld + v / 4] = sum;
+      if (i < items && v % 4 == 0) chunk_sum[t * L.chunks_ld + v / 4] = sum;
     }
     const T* scales = static_cast<const T*>(p.scales);
     const T* zeros = static_cast<const T*>(p.zeros);
@@ -170,8 +171,8 @@ __global__ void __launch_bounds__(kGemvThreads) a16w4_gemv_kernel(const GemvPara
       const int tok = t * 8 + 2 * tig;
       float xs0 = 0.f, xs1 = 0.f;
       for (int c = 0; c < nchunks; ++c) {
-        xs0 += chunk_sum[tok * L.chunks_ld + chunk0 + c];
-        xs1 += chunk_sum[(tok + 1) * L.chunks_ld + chunk0 + c];
+        if (tok < p.M) xs0 += chunk_sum[tok * L.chunks_ld + chunk0 + c];
+        if (tok + 1 < p.M) xs1 += chunk_sum[(tok + 1) * L.chunks_ld + chunk0 + c];
       }
       total[t][0] += s0 * (acc[t][0] - z0 * xs0);
       total[t][1] += s0 * (acc[t][1] - z0 * xs1);
@@ -191,7 +192,8 @@ __global__ void __launch_bounds__(kGemvThreads) a16w4_gemv_kernel(const GemvPara
       uint4 xv[kTiles];
 #pragma unroll
       for (int t = 0; t < kTiles; ++t)
-        xv[t] = *reinterpret_cast<const uint4*>(x_s + (t * 8 + grp) * L.x_ld + k_local + 8 * tig);
+        xv[t] = t * 8 + grp < p.M ? *reinterpret_cast<const uint4*>(x_s + (t * 8 + grp) * L.x_ld + k_local + 8 * tig)
+                                  : make_uint4(0, 0, 0, 0);
 #pragma unroll
       for (int h = 0; h < 2; ++h) {
         const uint32_t a[4] = {codes_to_pair<T>(wr0[j] >> (8 * h)), codes_to_pair<T>(wr1[j] >> (8 * h)),

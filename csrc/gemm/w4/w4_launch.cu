@@ -14,7 +14,7 @@ namespace {
 template <typename T, int kTiles, int kChunks, bool kZeros>
 void gemv(const GemvParams& p, cudaStream_t stream) {
   auto kernel = a16w4_gemv_kernel<T, kTiles, kChunks, kZeros>;
-  const int smem = int(gemv_smem_layout(8 * kTiles, p.k_slice, sizeof(T), p.group, kZeros).bytes);
+  const int smem = int(gemv_smem_layout(p.M, p.k_slice, sizeof(T), p.group, kZeros).bytes);
   static int configured = 0;  // the largest dynamic shared memory this kernel was opened to
   if (smem > configured) {
     C10_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));

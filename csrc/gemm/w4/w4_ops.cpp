@@ -40,13 +40,16 @@ struct GemvPlan {
   int k_slice, splits;
 };
 GemvPlan plan_gemv(int64_t M, int64_t N, int64_t K, int64_t g, bool zeros, int sms, int elem_bytes) {
-  const int tokens = M <= 8 ? 8 : M <= 16 ? 16 : 32;
+  const int tokens = int(M);  // x rows in shared memory: the real tokens only
   const int64_t blocks = (K + 127) / 128;
   const int64_t row_ctas = (N + kGemvRows - 1) / kGemvRows;
   int64_t splits = std::max<int64_t>(1, (4 * sms + row_ctas - 1) / row_ctas);
   splits = std::min(splits, blocks);
   int64_t slice_blocks = (blocks + splits - 1) / splits;
-  constexpr int64_t kSmemBudget = 112 * 1024;  // per CTA (x slice + weight ring): two CTAs per SM fit
+  // Per CTA (x slice + weight ring): at 56 KB four CTAs fit an SM, so the ~4 CTAs per SM the
+  // split aims at are all resident at once (one wave: measured faster than deeper per-warp
+  // prefetch with two CTAs per SM, bench/NOTES.md a16w4 v1-v4).
+  constexpr int64_t kSmemBudget = 56 * 1024;
   while (slice_blocks > 1 &&
          gemv_smem_layout(tokens, int(slice_blocks * 128), elem_bytes, int(g), zeros).bytes > kSmemBudget)
     --slice_blocks;

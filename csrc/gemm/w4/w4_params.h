@@ -25,7 +25,7 @@ struct GemvParams {
   int splits;
 };
 
-constexpr int kGemvStages = 8;                 // 128-element weight blocks in flight per warp (1 KB each)
+constexpr int kGemvStages = 4;                 // 128-element weight blocks in flight per warp (1 KB each)
 
 // Shared memory of one GEMV CTA: the slice of x (tokens x (k_slice + pad)), its sums per
 // 32 elements (fp32), and the scales (and zero points) of the CTA's rows over the slice.
