@@ -11,14 +11,7 @@
 namespace lowbit::cpu {
 
 Tensor prepack_w4(const Tensor& w) {
-  const char* op = "prepack_w4";
-  check::dim_is(op, w, "w", 2);
-  LOWBIT_CHECK(w.scalar_type() == at::kByte, op,
-              ": w must be uint8 (N, K/2) holding two 4-bit codes per byte (low nibble first), got ",
-              check::dtype_name(w.scalar_type()));
-  check::contiguous(op, w, "w");
-  const int64_t N = w.size(0), K = w.size(1) * 2;
-  check::k_multiple(op, K, contract::kKW4, "4-bit weights are stored 32 elements per 16 bytes");
+  const auto [N, K] = contract::w4_plain("prepack_w4", w);
   Tensor out = at::empty({N, K / 8}, w.options().dtype(at::kInt));
   const uint8_t* src = w.data_ptr<uint8_t>();
   uint32_t* dst = reinterpret_cast<uint32_t*>(out.data_ptr<int32_t>());
@@ -39,12 +32,7 @@ Tensor prepack_w4(const Tensor& w) {
 }
 
 Tensor unpack_w4(const Tensor& w) {
-  const char* op = "unpack_w4";
-  check::dim_is(op, w, "w", 2);
-  LOWBIT_CHECK(w.scalar_type() == at::kInt, op, ": w must be int32 (N, K/8) in the w4 kernel layout, got ",
-              check::dtype_name(w.scalar_type()));
-  check::contiguous(op, w, "w");
-  const int64_t N = w.size(0), K = w.size(1) * 8;
+  const auto [N, K] = contract::w4_packed("unpack_w4", w);
   Tensor out = at::empty({N, K / 2}, w.options().dtype(at::kByte));
   const uint32_t* src = reinterpret_cast<const uint32_t*>(w.data_ptr<int32_t>());
   uint8_t* dst = out.data_ptr<uint8_t>();
