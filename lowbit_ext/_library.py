@@ -5,7 +5,7 @@ import torch
 
 # Must equal LOWBIT_ABI_VERSION in csrc/include/lowbit/version.h: a library built from
 # other sources would register other schemas or layouts than this Python code expects.
-ABI_VERSION = 2
+ABI_VERSION = 3
 
 _REBUILD = "rebuild it from the repository root with: pip install --no-build-isolation -e ."
 _path = None

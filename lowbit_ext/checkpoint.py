@@ -12,9 +12,9 @@ at ``layers.0.mlp.up_proj`` stores ``layers.0.mlp.up_proj.w``, ``.scales``, ...;
 every unquantized parameter and buffer as they are). Metadata (strings, as safetensors
 wants them):
 
-    lowbit_ext.format_version   "2" (version 2: w4 kernel layout version 2, see
-                                csrc/include/lowbit/w4_layout.h; format 1 files hold 4-bit
-                                weights in the old layout and are refused)
+    lowbit_ext.format_version   "3" (version 3: w4 kernel layout version 3, see
+                                csrc/include/lowbit/w4_layout.h; format 1 and 2 files hold
+                                4-bit weights in older layouts and are refused)
     lowbit_ext.version          the package version that wrote the file
     lowbit_ext.layer.<name>     JSON {"format", "options", "in_features", "out_features", "bias"}
                                 for each LowBitLinear
@@ -43,10 +43,12 @@ from torch import nn as _nn
 
 from .nn import LowBitLinear
 
-FORMAT_VERSION = "2"
+FORMAT_VERSION = "3"
 # What changed at each format version, for the error a file of another version gets.
 _FORMAT_CHANGES = {"2": "the w4 kernel layout of 4-bit weights changed (version 2: words of each "
-                        "128-element block stored transposed)"}
+                        "128-element block stored transposed)",
+                   "3": "the w4 kernel layout of 4-bit weights changed (version 3: each tile of 16 "
+                        "rows stored contiguously, block by block)"}
 _PREFIX = "lowbit_ext."
 _LAYER = _PREFIX + "layer."
 

@@ -122,11 +122,15 @@ def _(x):
 # ---------------------------------------------------------------- 4-bit layout
 def prepack_w4(w: Tensor) -> Tensor:
     """Plain 4-bit codes uint8 (N, K/2) (element 2i in the low nibble) -> w4 kernel layout
-    int32 (N, K/8), layout version 2 (spec in csrc/include/lowbit/w4_layout.h): each word
-    holds 8 consecutive elements with nibbles interleaved, and within each full 128-element
+    int32 (N, K/8), layout version 3 (spec in csrc/include/lowbit/w4_layout.h): each word
+    holds 8 consecutive elements with nibbles interleaved; within each full 128-element
     block of a row the 16 words are stored as a transposed 4 x 4 matrix (a partial last
-    block keeps logical order). Version 1 (no transpose) tensors are not valid input to
-    the ops; re-pack them from the plain codes."""
+    block keeps logical order); and each full tile of 16 rows is stored contiguously,
+    block by block (one 1 KB chunk per 128-element block of the 16 rows, then the partial
+    blocks row after row), while the rows of a last partial tile (N % 16) keep the per-row
+    order. So the result is not row-major: slicing its rows does not give the packing of
+    a row subset. Version 1 and 2 tensors are not valid input to the ops; re-pack them
+    from the plain codes."""
     return lowbit.prepack_w4(w)
 
 

@@ -74,9 +74,10 @@ def unpack_nibbles(plain) -> np.ndarray:
 
 
 def _w4_word_order(words: int) -> np.ndarray:
-    """Layout version 2: stored position of each logical word of a row with `words` words.
-    Each full block of 16 words (128 elements) holds its words as a 4 x 4 matrix stored
-    transposed (stored 4c + j = logical 4j + c); a partial last block keeps logical order."""
+    """Layout steps 1-2 (the whole layout in version 2): stored position inside its row of
+    each logical word of a row with `words` words. Each full block of 16 words (128 elements)
+    holds its words as a 4 x 4 matrix stored transposed (stored 4c + j = logical 4j + c); a
+    partial last block keeps logical order."""
     pos = np.arange(words)
     full = words // 16 * 16
     blocks = pos[:full].reshape(-1, 4, 4)              # [block, j, c] = logical 16b + 4j + c
@@ -84,25 +85,48 @@ def _w4_word_order(words: int) -> np.ndarray:
     return pos
 
 
+def _w4_store(word) -> np.ndarray:
+    """Layout version 3: logical words (R, W) (word L of row n at [n, L]) -> the stored
+    (R, W) array, whose flat order is the memory order.
+    Full tiles of 16 rows: each tile's 16 * W words are contiguous, first the full blocks
+    b = 0 .. W/16 - 1, each a chunk of 256 words ordered [row i, quad thread c, j] (word
+    16 i + 4 c + j = logical word 16 b + 4 j + c of row i: the v2 transpose, rows one after
+    the other), then the partial last block of the 16 rows (P = W % 16 words each), row
+    after row in logical order. Rows of the last partial tile (R % 16) keep the per-row v2
+    order at their own rows."""
+    word = np.asarray(word)
+    R, W = word.shape
+    T, fb = R // 16, W // 16
+    out = np.empty_like(word)
+    tiles = word[:16 * T].reshape(T, 16, W)
+    full = tiles[:, :, :16 * fb].reshape(T, 16, fb, 4, 4)      # [t, i, b, j, c]
+    full = full.transpose(0, 2, 1, 4, 3).reshape(T, 256 * fb)  # [t, b, i, c, j]
+    part = tiles[:, :, 16 * fb:].reshape(T, 16 * (W - 16 * fb))  # [t, i, l]
+    out[:16 * T] = np.concatenate([full, part], axis=1).reshape(16 * T, W)
+    out[16 * T:, _w4_word_order(W)] = word[16 * T:]
+    return out
+
+
 def w4_kernel_layout(codes) -> np.ndarray:
-    """codes uint8 (R, K) -> int32 (R, K/8), w4 layout version 2: logical word L nibble p =
-    element 8L + W4_INTERLEAVE[p], stored at word position _w4_word_order(K/8)[L]."""
+    """codes uint8 (R, K) -> int32 (R, K/8), w4 layout version 3: logical word L nibble p =
+    element 8L + W4_INTERLEAVE[p]; words placed by _w4_store (16-row tiles contiguous)."""
     codes = np.asarray(codes, dtype=np.uint8).astype(np.uint32)
     R, K = codes.shape
     g = codes.reshape(R, K // 8, 8)
     word = np.zeros((R, K // 8), dtype=np.uint32)
     for p, e in enumerate(W4_INTERLEAVE):
         word |= g[:, :, e] << np.uint32(4 * p)
-    stored = np.empty_like(word)
-    stored[:, _w4_word_order(K // 8)] = word
-    return stored.view(np.int32)
+    return _w4_store(word).view(np.int32)
 
 
 def w4_kernel_codes(w) -> np.ndarray:
     """Inverse of w4_kernel_layout: int32 (R, K/8) -> codes uint8 (R, K)."""
     stored = np.asarray(w, dtype=np.int32).view(np.uint32)
     R, words = stored.shape
-    word = stored[:, _w4_word_order(words)]             # logical order
+    src = _w4_store(np.arange(R * words).reshape(R, words))  # flat logical index at each stored slot
+    word = np.empty(R * words, dtype=np.uint32)
+    word[src.reshape(-1)] = stored.reshape(-1)
+    word = word.reshape(R, words)                            # logical order
     codes = np.empty((R, words, 8), dtype=np.uint8)
     for p, e in enumerate(W4_INTERLEAVE):
         codes[:, :, e] = (word >> np.uint32(4 * p)) & 0xF

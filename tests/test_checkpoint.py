@@ -136,7 +136,7 @@ def test_safetensors_metadata_layout(tmp_path):
     assert layer["format"] == "a16w4" and layer["options"]["group_size"] == 32
     assert layer["options"]["dtype"] == "bfloat16"
     assert (layer["in_features"], layer["out_features"], layer["bias"]) == (256, 128, False)
-    assert meta["lowbit_ext.format_version"] == "2" and meta["lowbit_ext.version"] == L.__version__
+    assert meta["lowbit_ext.format_version"] == "3" and meta["lowbit_ext.version"] == L.__version__
     assert {"layers.0.mlp.down_proj.w", "layers.0.mlp.down_proj.scales", "layers.0.mlp.down_proj.zeros",
             "embed.weight", "norm.weight"} <= keys
     assert not any("_extra_state" in k for k in keys)
@@ -269,19 +269,23 @@ def test_file_not_written_by_save_quantized(tmp_path):
         L.load_quantized(build_tiny(), str(tmp_path / "missing.safetensors"))
 
 
-@pytest.mark.parametrize("version", ["1", "3"])
+@pytest.mark.parametrize("version", ["1", "2", "4"])
 def test_other_format_version_is_refused(tmp_path, version):
-    # format 1 stored 4-bit weights in the w4 kernel layout version 1 (no word transpose):
-    # the same shapes and dtypes, other meaning, so the version alone must refuse the file
+    # formats 1 and 2 stored 4-bit weights in the w4 kernel layouts version 1 (no word
+    # transpose) and 2 (no row tiles): the same shapes and dtypes, other meaning, so the
+    # version alone must refuse the file
     src, _ = quantized("a16w4")
     path = str(tmp_path / "m.safetensors")
     L.save_quantized(src, path)
     with safe_open(path, framework="pt") as f:
         meta, tensors = f.metadata(), {k: f.get_tensor(k) for k in f.keys()}
     save_file(tensors, path, metadata=dict(meta, **{"lowbit_ext.format_version": version}))
-    want = (r"format 1, this lowbit_ext .* reads format 2: since format 2: the w4 kernel layout of "
-            r"4-bit weights changed.*re-quantize.*re-save" if version == "1" else
-            r"format 3, this lowbit_ext .* reads format 2: .*newer lowbit_ext")
+    want = {"1": r"format 1, this lowbit_ext .* reads format 3: since format 2: the w4 kernel layout of "
+                 r"4-bit weights changed.*; since format 3: the w4 kernel layout of 4-bit weights "
+                 r"changed.*re-quantize.*re-save",
+            "2": r"format 2, this lowbit_ext .* reads format 3: since format 3: the w4 kernel layout of "
+                 r"4-bit weights changed.*re-quantize.*re-save",
+            "4": r"format 4, this lowbit_ext .* reads format 3: .*newer lowbit_ext"}[version]
     with pytest.raises(L.CheckpointError, match=want):
         L.load_quantized(build_tiny(), path)
     with pytest.raises(L.CheckpointError, match=want):

@@ -373,9 +373,14 @@ def test_fp8_per_tensor_static_edges():
 
 
 # ==================================================================== 4. w4 layout
-# K: one partial block (32, 96), full blocks only (128, 256, 384), full + partial (160, 224)
-@pytest.mark.parametrize("N,K", [(1, 32), (7, 96), (24, 128), (2, 128), (4, 256), (3, 160), (5, 224),
-                                 (200, 384)])
+# K: one partial block (32, 96), full blocks only (128, 256, 384), full + partial (160, 224);
+# N: full 16-row tiles only (16, 32), full tiles + a partial one (17, 24, 40, 200), a partial
+# tile only (1, 2, 3, 4, 5, 7)
+W4_SHAPES = sorted({(N, K) for N in (16, 32, 17, 40, 3) for K in (32, 128, 160, 256, 384, 224)} |
+                   {(1, 32), (7, 96), (24, 128), (2, 128), (4, 256), (3, 160), (5, 224), (200, 384)})
+
+
+@pytest.mark.parametrize("N,K", W4_SHAPES)
 def test_w4_round_trip(N, K):
     g = rng_for("w4", N, K)
     plain = torch.randint(0, 256, (N, K // 2), generator=g, dtype=torch.uint8)
@@ -413,7 +418,8 @@ def _word_of(L):
 
 def test_w4_block_transpose_by_hand():
     # K = 160: one full block (logical words 0..15) and a partial one (words 16..19).
-    # Layout v2: in the full block stored word 4c + j = logical word 4j + c, i.e. the 16
+    # One row (N < 16: a partial row tile, so the per-row layout of steps 1-2, as in v2):
+    # in the full block stored word 4c + j = logical word 4j + c, i.e. the 16
     # words read as a 4 x 4 matrix (row j = logical words 4j .. 4j+3) stored transposed;
     # the partial block keeps logical order.
     K = 160
@@ -441,6 +447,71 @@ def test_w4_block_transpose_by_hand():
     w[0, 1] = 0x76543210   # nibbles p = 0..7 hold elements [0,2,4,6,1,3,5,7] of the word
     back = R.unpack_nibbles(ops.unpack_w4(torch.from_numpy(w.view(np.int32))).numpy())[0]
     assert back[32:40].tolist() == [0, 4, 1, 5, 2, 6, 3, 7] and not back[:32].any() and not back[40:].any()
+
+
+def _tagged_plain(N, K):
+    """Plain codes (N, K/2) whose logical word L of row n has element 0 = n % 16, element 6 =
+    n // 16, element 2 = L % 16, element 4 = L // 16 (others 0), and a decoder of a stored
+    word -> (n, L)."""
+    codes = np.zeros((N, K // 8, 8), np.uint8)
+    codes[:, :, 0] = np.arange(N)[:, None] % 16
+    codes[:, :, 6] = np.arange(N)[:, None] // 16
+    codes[:, :, 2] = np.arange(K // 8)[None, :] % 16
+    codes[:, :, 4] = np.arange(K // 8)[None, :] // 16
+    plain = torch.from_numpy(R.pack_nibbles(codes.reshape(N, K)))
+
+    def who(s):  # nibble p holds element [0, 2, 4, 6, 1, 3, 5, 7][p]
+        s = int(s)
+        return ((s & 0xF) + 16 * ((s >> 12) & 0xF), ((s >> 4) & 0xF) + 16 * ((s >> 8) & 0xF))
+    return plain, who
+
+
+def test_w4_row_tile_by_hand():
+    # N = 16, K = 128: one full 16-row tile of one full block, W = 16 words a row; the tile is
+    # one 1 KB chunk where quad thread c of row i loads the 4 words at 128 (i / 8) + 16 (i % 8)
+    # + 4 c, i.e. logical words c, 4 + c, 8 + c, 12 + c of row i (the v2 transpose)
+    N, K = 16, 128
+    plain, who = _tagged_plain(N, K)
+    stored = ops.prepack_w4(plain).numpy().reshape(-1).view(np.uint32)
+    got = [who(s) for s in stored]
+    assert got[0] == (0, 0)      # row 0 logical word 0
+    assert got[1] == (0, 4)      # row 0 logical word 4 (thread 0's second word)
+    assert got[4] == (0, 1)      # row 0 thread 1's first word
+    assert got[16] == (1, 0)     # row 1 starts after row 0's 16 words
+    assert got[128] == (8, 0)    # rows 8..15: the second 512 bytes
+    assert got[255] == (15, 15)  # 128 + 16 * 7 + 4 * 3 + 3
+    assert got[128 + 16 * 7 + 4 * 2 + 1] == (15, 6)   # row 15, thread c = 2, j = 1: logical 4 j + c
+    for i in range(16):
+        for c in range(4):
+            at = 128 * (i // 8) + 16 * (i % 8) + 4 * c
+            assert got[at:at + 4] == [(i, c), (i, 4 + c), (i, 8 + c), (i, 12 + c)]
+    # unpack reads the tiled positions: a word put at flat index 128 is row 8's logical word 0
+    w = np.zeros(N * K // 8, np.uint32)
+    w[128] = 0x76543210   # nibbles p = 0..7 hold elements [0,2,4,6,1,3,5,7] of the word
+    back = R.unpack_nibbles(ops.unpack_w4(torch.from_numpy(w.view(np.int32).reshape(N, K // 8))).numpy())
+    assert back[8, :8].tolist() == [0, 4, 1, 5, 2, 6, 3, 7]
+    assert back.sum() == sum(range(8))
+    assert torch.equal(ops.unpack_w4(ops.prepack_w4(plain)), plain)
+
+
+def test_w4_row_tile_partial_block_by_hand():
+    # N = 16, K = 160: W = 20 words a row, one full block (256 words: as for K = 128) then the
+    # partial block of the tile, row after row in logical order: row i's 4 words at 256 + 4 i
+    N, K = 16, 160
+    plain, who = _tagged_plain(N, K)
+    stored = ops.prepack_w4(plain).numpy().reshape(-1).view(np.uint32)
+    got = [who(s) for s in stored]
+    assert got[0] == (0, 0) and got[1] == (0, 4) and got[16] == (1, 0) and got[255] == (15, 15)
+    for i in range(16):
+        assert got[256 + 4 * i:256 + 4 * i + 4] == [(i, 16), (i, 17), (i, 18), (i, 19)]
+    assert len(got) == 320
+    # N = 17: the same tile, then row 16 (a partial tile) per row at 16 W = 320, v2 order
+    plain17, who17 = _tagged_plain(17, K)
+    stored17 = ops.prepack_w4(plain17).numpy().reshape(-1).view(np.uint32)
+    np.testing.assert_array_equal(stored17[:320], stored)
+    assert [who17(s) for s in stored17[320:]] == [(16, L) for L in [0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14,
+                                                                    3, 7, 11, 15, 16, 17, 18, 19]]
+    assert torch.equal(ops.unpack_w4(ops.prepack_w4(plain17)), plain17)
 
 
 # ==================================================================== 5. matmuls

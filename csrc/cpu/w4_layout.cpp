@@ -1,6 +1,7 @@
 // CPU reference: conversion between the plain 4-bit layout and the w4 kernel layout,
-// version 2 (both described in csrc/include/lowbit/w4_layout.h): logical word j of row n
-// (elements 8j .. 8j+7, nibbles interleaved) is stored at word w4::stored_word(j, K/8).
+// version 3 (both described in csrc/include/lowbit/w4_layout.h): logical word j of row n
+// (elements 8j .. 8j+7, nibbles interleaved) is stored at flat word index
+// w4::stored_index(n, j, N, K/8) of the int32 (N, K/8) tensor (16-row tiles contiguous).
 #include <ATen/Parallel.h>
 #include <ATen/ops/empty.h>
 
@@ -25,7 +26,7 @@ Tensor prepack_w4(const Tensor& w) {
           uint32_t code = (b[e / 2] >> (4 * (e % 2))) & 0xF;
           word |= code << (4 * p);
         }
-        dst[n * (K / 8) + w4::stored_word(j, K / 8)] = word;
+        dst[w4::stored_index(n, j, N, K / 8)] = word;
       }
   });
   return out;
@@ -39,7 +40,7 @@ Tensor unpack_w4(const Tensor& w) {
   at::parallel_for(0, N, 16, [&](int64_t n0, int64_t n1) {
     for (int64_t n = n0; n < n1; ++n)
       for (int64_t j = 0; j < K / 8; ++j) {  // j: logical word
-        uint32_t word = src[n * (K / 8) + w4::stored_word(j, K / 8)];
+        uint32_t word = src[w4::stored_index(n, j, N, K / 8)];
         uint8_t* b = dst + n * (K / 2) + j * 4;
         for (int i = 0; i < 4; ++i) b[i] = 0;
         for (int p = 0; p < 8; ++p) {
