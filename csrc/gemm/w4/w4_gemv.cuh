@@ -109,12 +109,37 @@ __global__ void __launch_bounds__(kGemvThreads) a16w4_gemv_kernel(const GemvPara
   // ---- 1. this warp's first kGemvStages blocks are requested first, so their HBM latency
   // overlaps the staging below; afterwards each block is requested kGemvStages blocks ahead
   // of its use. cp.async into a per-warp shared-memory ring: 1 KB per block, no registers.
+  // Addresses: a full 16-row tile is stored tile-contiguously (w4 layout v3: each block one
+  // 1 KB chunk, rows 0-7 then 8-15, 16 bytes per quad thread); the rows of a partial last
+  // tile keep the per-row layout.
   uint4* ring = reinterpret_cast<uint4*>(smem + L.ring_off) + size_t(warp) * kGemvStages * 64;  // [stage][lane][2]
+  const int tile_row0 = row_cta * kGemvRows + warp * 16;
+  const bool full_tile = tile_row0 + kTileRows <= p.N;
+  const uint32_t* tile = p.w + size_t(min(tile_row0, p.N - 1)) * words;
+  const int full_blocks = words / kBlockWords, pwords = words - full_blocks * kBlockWords;
   auto request = [&](int b) {
     if (b < nb) {
       uint4* slot = ring + (b % kGemvStages) * 64 + lane * 2;
-      request_block(slot, w0, block0 + b, words, tig);
-      request_block(slot + 1, w1, block0 + b, words, tig);
+      const int blk = block0 + b;
+      if (!full_tile) {
+        request_block(slot, w0, blk, words, tig);
+        request_block(slot + 1, w1, blk, words, tig);
+      } else if (blk < full_blocks) {
+        const uint32_t* chunk = tile + size_t(blk) * 256 + 16 * grp + 4 * tig;
+        ptx::cp_async_16(slot, chunk, 16);
+        ptx::cp_async_16(slot + 1, chunk + 128, 16);
+      } else {  // the partial last block of a full tile: row after row, logical order
+        const uint32_t* part = tile + size_t(full_blocks) * 256;
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+          uint32_t* d = reinterpret_cast<uint32_t*>(slot + h);
+#pragma unroll
+          for (int j = 0; j < 4; ++j) {
+            const int l = 4 * j + tig;
+            ptx::cp_async_4(d + j, part + (l < pwords ? pwords * (grp + 8 * h) + l : 0), l < pwords ? 4 : 0);
+          }
+        }
+      }
     }
     ptx::cp_async_commit();  // one group per block, empty past the slice: the wait count stays fixed
   };

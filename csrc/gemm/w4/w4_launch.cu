@@ -50,7 +50,7 @@ __global__ void dequant_kernel(const uint32_t* __restrict__ w, const T* __restri
   const int64_t words = K / 8;
   for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < N * words; i += int64_t(gridDim.x) * blockDim.x) {
     const int64_t n = i / words, l = i % words;
-    const uint32_t word = w[n * words + stored_word(l, words)];
+    const uint32_t word = w[stored_index(n, l, N, words)];
     const int64_t g = (8 * l) / group;
     const float s = to_f32(scales[n * (K / group) + g]);
     const float z = zeros ? to_f32(zeros[n * (K / group) + g]) : 8.f;
@@ -70,7 +70,7 @@ __global__ void prepack_kernel(const uint8_t* __restrict__ plain, uint32_t* __re
     uint32_t word = 0;
 #pragma unroll
     for (int p = 0; p < 8; ++p) word |= ((bytes >> (4 * interleave(p))) & 0xF) << (4 * p);
-    packed[n * words + stored_word(l, words)] = word;
+    packed[stored_index(n, l, N, words)] = word;
   }
 }
 
@@ -78,7 +78,7 @@ __global__ void unpack_kernel(const uint32_t* __restrict__ packed, uint8_t* __re
   const int64_t words = K / 8;
   for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < N * words; i += int64_t(gridDim.x) * blockDim.x) {
     const int64_t n = i / words, l = i % words;
-    const uint32_t word = packed[n * words + stored_word(l, words)];
+    const uint32_t word = packed[stored_index(n, l, N, words)];
     uint32_t bytes = 0;
 #pragma unroll
     for (int p = 0; p < 8; ++p) bytes |= ((word >> (4 * p)) & 0xF) << (4 * interleave(p));
