@@ -1,38 +1,7 @@
 #pragma once
-// The boundary between the fp8 op glue (fp8_ops.cpp, C++ compiler: checks, planning,
-// tensor maps, allocation) and the kernel launches (fp8_launch.cu, nvcc). Host code that
-// formats error messages stays on the C++ side: on the device machine, iostream code
-// instantiated by nvcc's host pass crashed when it formatted an integer (bench/NOTES.md).
-#include <cuda.h>
-#include <cuda_runtime.h>
-
-#include "lowbit/gemm/params.h"
+// fp8 kernel launcher (fp8_launch.cu, nvcc) for the op glue (fp8_ops.cpp).
+#include "lowbit/gemm/sm90_launch.h"
 
 namespace lowbit::fp8 {
-
-// The shape-dependent choices, made on the host (output shapes never depend on them).
-struct Plan {
-  bool swap_ab;   // small M: weights on wgmma's M side, tokens on its N side
-  int bn;         // Q rows per tile
-  int cluster;    // CTAs multicasting one Q tile (1 or 2)
-  int splits;     // K splits
-  int kb_per_split;
-  int acc_sets;   // accumulator sets per consumer (2: the next K block issued before promoting)
-};
-
-struct Launch {
-  Plan plan;
-  CUtensorMap tmap_p, tmap_q;
-  gemm::GemmParams params;
-  gemm::ScaleMode mode;
-  bool promote;     // false only for the w8a8 accuracy diagnostic (bf16 output)
-  bool out_bf16;    // else fp16
-  int units;        // cluster work units
-  int sms;
-  cudaStream_t stream;
-};
-
-// Launches the GEMM kernel (and the split-K reduce when plan.splits > 1) on a.stream.
-void launch(const Launch& a);
-
+void launch(const gemm::Launch& a);
 }  // namespace lowbit::fp8

@@ -13,6 +13,7 @@
 #include <cstdlib>
 
 #include "gemm/fp8/fp8_launch.h"
+#include "lowbit/gemm/sm90_host.h"
 #include "lowbit/contracts.h"
 #include "lowbit/ops.h"
 #include "lowbit/tma_desc.h"
@@ -22,119 +23,9 @@ namespace {
 
 using gemm::ScaleMode;
 
-bool env_flag(const char* name) {
-  const char* v = std::getenv(name);
-  return v && v[0] == '1';
-}
-
-// Split-K factor: the fewest K-block steps per CTA over the whole grid (waves x K blocks per
-// unit), with a small charge per extra split for the partial tiles it writes and reads.
-int choose_splits(int units, int num_kb, int slots) {
-  int best = 1;
-  double best_cost = 1e30;
-  for (int s = 1; s <= 8 && s <= num_kb; ++s) {
-    const int kb = (num_kb + s - 1) / s;
-    const double waves = double((int64_t(units) * s + slots - 1) / slots);
-    const double cost = waves * kb * (1.0 + 0.02 * (s - 1));
-    if (cost < best_cost - 1e-9) best_cost = cost, best = s;
-  }
-  return best;
-}
-
-// LOWBIT_FP8_CLUSTER=1 turns the 2-CTA multicast of the weight tile on (measured slower so
-// far: bench/NOTES.md); off by default.
-// Large M: 128 x 128 tiles. Small M (<= 64): swap-AB, 128 weight rows x the tokens padded
-// to 8/16/32/64. LOWBIT_FP8_SPLITS=n forces the K split (a diagnostic).
-Plan make_plan(int64_t M, int64_t N, int64_t K, int sms) {
-  Plan p;
-  p.swap_ab = M <= 64;
-  p.bn = p.swap_ab ? (M <= 8 ? 8 : M <= 16 ? 16 : M <= 32 ? 32 : 64) : 128;
-  // LOWBIT_FP8_BN=256 with LOWBIT_FP8_NO_PROMOTE=1 (bf16 out, row mode): 128 x 256 tiles, a
-  // diagnostic of how the tile size alone moves the large-M speed (bench/NOTES.md, fp8 v7).
-  static const bool bn256 = env_flag("LOWBIT_FP8_NO_PROMOTE") && std::getenv("LOWBIT_FP8_BN") &&
-                            std::atoi(std::getenv("LOWBIT_FP8_BN")) == 256;
-  if (!p.swap_ab && bn256) p.bn = 256;
-  // Two accumulator sets at 128 x 128 (bench/NOTES.md, fp8 v8); LOWBIT_FP8_ONE_ACC=1 for the
-  // one-set ping-pong loop of v6 (A/B runs).
-  static const bool one_acc = env_flag("LOWBIT_FP8_ONE_ACC");
-  p.acc_sets = (!p.swap_ab && p.bn == 128 && !one_acc) ? 2 : 1;
-  const int64_t rows_p = p.swap_ab ? N : M, rows_q = p.swap_ab ? M : N;
-  const int64_t tiles_p = (rows_p + gemm::kBlockP - 1) / gemm::kBlockP;
-  static const bool cluster = env_flag("LOWBIT_FP8_CLUSTER");
-  p.cluster = (!p.swap_ab && tiles_p >= 2 && cluster) ? 2 : 1;
-  const int units = int((tiles_p + p.cluster - 1) / p.cluster * ((rows_q + p.bn - 1) / p.bn));
-  const int num_kb = int((K + gemm::kBlockK - 1) / gemm::kBlockK);
-  // Split K only when the tiles cannot occupy a quarter of the SMs: writing and reducing fp32
-  // partial tiles measured slower than 64 tiles on 132 SMs without it (bench/NOTES.md).
-  p.splits = units * 4 >= sms / p.cluster ? 1 : choose_splits(units, num_kb, sms / p.cluster);
-  static const int forced = [] {
-    const char* v = std::getenv("LOWBIT_FP8_SPLITS");
-    return v ? std::atoi(v) : 0;
-  }();
-  if (forced > 0) p.splits = std::min(forced, num_kb);
-  p.kb_per_split = (num_kb + p.splits - 1) / p.splits;
-  p.splits = (num_kb + p.kb_per_split - 1) / p.kb_per_split;  // no empty split
-  return p;
-}
-
-// y (M, N) = a (M, K) x b (N, K)^T with the given scales, both operands e4m3.
 Tensor fp8_gemm(ScaleMode mode, const Tensor& a, const Tensor& a_scale, const Tensor& b, const Tensor& b_scale,
                 const OptTensor& bias, at::ScalarType out_dtype) {
-  c10::cuda::CUDAGuard guard(a.device());
-  const int64_t M = a.size(0), K = a.size(1), N = b.size(0);
-  Tensor out = at::empty({M, N}, a.options().dtype(out_dtype));
-  if (M == 0) return out;
-  Launch L{};
-  L.sms = at::cuda::getCurrentDeviceProperties()->multiProcessorCount;
-  L.stream = at::cuda::getCurrentCUDAStream();
-  L.mode = mode;
-  static const bool promote = !env_flag("LOWBIT_FP8_NO_PROMOTE");  // diagnostic, see bench/fp8_accuracy.py
-  L.promote = promote;
-  L.out_bf16 = out_dtype == at::kBFloat16;
-  const Plan plan = make_plan(M, N, K, L.sms);
-  L.plan = plan;
-
-  const Tensor& P = plan.swap_ab ? b : a;
-  const Tensor& Q = plan.swap_ab ? a : b;
-  const Tensor& p_scale = plan.swap_ab ? b_scale : a_scale;
-  const Tensor& q_scale = plan.swap_ab ? a_scale : b_scale;
-  L.tmap_p = tma::make_2d_u8_sw128(P.data_ptr(), P.size(0), K, K, gemm::kBlockP, gemm::kBlockK);
-  L.tmap_q = tma::make_2d_u8_sw128(Q.data_ptr(), Q.size(0), K, K, plan.bn / plan.cluster, gemm::kBlockK);
-
-  auto& params = L.params;
-  params.rows_p = int(P.size(0));
-  params.rows_q = int(Q.size(0));
-  params.num_kb = int((K + gemm::kBlockK - 1) / gemm::kBlockK);
-  params.kb_per_split = plan.kb_per_split;
-  const int tiles_p = (params.rows_p + gemm::kBlockP - 1) / gemm::kBlockP;
-  params.sched = {(tiles_p + plan.cluster - 1) / plan.cluster, int((params.rows_q + plan.bn - 1) / plan.bn), plan.splits};
-  auto& e = params.epi;
-  e.out = out.data_ptr();
-  e.out_si = plan.swap_ab ? 1 : N;
-  e.out_sj = plan.swap_ab ? N : 1;
-  e.bias = bias ? bias->data_ptr() : nullptr;
-  e.bias_on_p = plan.swap_ab;
-  if (mode == ScaleMode::kRowCol) {
-    e.p_scale = p_scale.data_ptr<float>();
-    e.p_scale_stride = p_scale.numel() == 1 ? 0 : 1;
-    e.q_scale = q_scale.data_ptr<float>();
-    e.q_scale_stride = q_scale.numel() == 1 ? 0 : 1;
-  } else {
-    params.block = {p_scale.data_ptr<float>(), p_scale.size(1), q_scale.data_ptr<float>(), q_scale.size(1)};
-  }
-  Tensor workspace;
-  if (plan.splits > 1) {
-    workspace = at::empty({plan.splits, params.rows_p, params.rows_q}, a.options().dtype(at::kFloat));
-    params.workspace = workspace.data_ptr<float>();
-  }
-  L.units = params.sched.num_units();
-  static const bool debug = env_flag("LOWBIT_DEBUG");
-  if (debug)
-    std::fprintf(stderr, "[lowbit fp8] M=%lld N=%lld K=%lld swap=%d bn=%d cluster=%d splits=%d units=%d acc_sets=%d\n",
-                 (long long)M, (long long)N, (long long)K, int(plan.swap_ab), plan.bn, plan.cluster, plan.splits,
-                 L.units, plan.acc_sets);
-  launch(L);
-  return out;
+  return gemm::sm90_gemm(mode, a, a_scale, b, b_scale, bias, out_dtype, &launch, /*allow_split=*/true);
 }
 
 // ---------------------------------------------------------------- ops

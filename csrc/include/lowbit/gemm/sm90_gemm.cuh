@@ -35,6 +35,7 @@
 #include <cuda_fp16.h>
 
 #include <cstdint>
+#include <type_traits>
 
 #include "lowbit/gemm/params.h"
 #include "lowbit/ptx/cluster.cuh"
@@ -67,24 +68,38 @@ __device__ __forceinline__ float from_out<__nv_bfloat16>(__nv_bfloat16 v) { retu
 template <>
 __device__ __forceinline__ float from_out<__half>(__half v) { return __half2float(v); }
 
-// The epilogue of one element: ((acc * p_scale) * q_scale) + bias, in that order, each an
-// fp32 operation (no FMA contraction), matching the CPU reference to the last fp32 bit.
+// The epilogue of one element: ((acc * activation scale) * weight scale) + bias, in that
+// order, each an fp32 operation (no FMA contraction), matching the CPU reference to the last
+// fp32 bit. The activations are P normally and Q under swap-AB (bias_on_p marks swap-AB).
 template <ScaleMode kMode, typename OutT>
 __device__ __forceinline__ float finish(const EpilogueArgs& e, int i, int j, float acc) {
   float v = acc;
   if constexpr (kMode == ScaleMode::kRowCol) {
-    v = __fmul_rn(v, e.p_scale[i * e.p_scale_stride]);
-    v = __fmul_rn(v, e.q_scale[j * e.q_scale_stride]);
+    const float sp = e.p_scale[i * e.p_scale_stride], sq = e.q_scale[j * e.q_scale_stride];
+    v = __fmul_rn(v, e.bias_on_p ? sq : sp);
+    v = __fmul_rn(v, e.bias_on_p ? sp : sq);
   }
   if (e.bias) v = __fadd_rn(v, from_out(static_cast<const OutT*>(e.bias)[e.bias_on_p ? i : j]));
   return v;
 }
 
-// Operand policy: the tensor-core instruction and its accumulator type.
+// Operand policies: the tensor-core instruction, its accumulator type, and the type the
+// per-K-block partial sums are folded into ("promotion").
+//   e4m3: fp32 accumulators that keep ~14 bits in the tensor core (DeepSeek-V3), folded
+//         into true fp32 every 128 of K.
+//   s8:   s32 accumulators, exact; folded into s32 (exact as long as |sum| < 2^31:
+//         127 * 127 * K < 2^31 for K < 133143), so the result is the integer product.
 struct E4M3Operands {
   using Acc = float;
+  using Fold = float;
   template <int N>
   using Mma = ptx::WgmmaE4M3<N>;
+};
+struct S8Operands {
+  using Acc = int32_t;
+  using Fold = int32_t;
+  template <int N>
+  using Mma = ptx::WgmmaS8<N>;
 };
 
 template <int kBN, int kStages>
@@ -115,6 +130,7 @@ __global__ void __launch_bounds__(kThreads, 1)
   static_assert(kCluster == 1 || kCluster == 2, "clusters of 1 or 2 CTAs");
   static_assert(!kPromote || kBN <= 192, "accumulator + fp32 result: kBN registers per thread (of 232)");
   static_assert(kMode != ScaleMode::kBlock || kPromote, "block scales are applied at promotion");
+  static_assert(kMode != ScaleMode::kBlock || std::is_same_v<typename Ops::Fold, float>, "block scales fold into fp32");
   static_assert(kAccSets == 1 || (kAccSets == 2 && kPromote && kBN <= 128),
                 "two accumulator sets + the fp32 result: 3 x kBN / 2 registers per thread (of 232)");
   static_assert(kMode != ScaleMode::kBlock || kPDiv == 1 || kBlockP % kPDiv == 0, "P scale blocks align with tiles");
@@ -256,11 +272,12 @@ __global__ void __launch_bounds__(kThreads, 1)
       };
 
       Acc acc[kAccRegs];
-      float fin[kPromote ? kAccRegs : 1];
+      using Fold = typename Ops::Fold;
+      Fold fin[kPromote ? kAccRegs : 1];
 #pragma unroll
       for (int r = 0; r < kAccRegs; ++r) acc[r] = Acc(0);
 #pragma unroll
-      for (int r = 0; r < (kPromote ? kAccRegs : 1); ++r) fin[r] = 0.0f;
+      for (int r = 0; r < (kPromote ? kAccRegs : 1); ++r) fin[r] = Fold(0);
 
       // Fold one K block's partial sums into fp32 (x its block scales): the promotion.
       auto promote = [&](Acc (&acc)[kAccRegs], const Scales& sc) {
@@ -268,10 +285,10 @@ __global__ void __launch_bounds__(kThreads, 1)
         for (int r = 0; r < kAccRegs; ++r) ptx::fence_register(acc[r]);
 #pragma unroll
         for (int r = 0; r < kAccRegs; ++r) {
-          float a = float(acc[r]);
           if constexpr (kMode == ScaleMode::kBlock)
-            a = a * (sc.p[(r / 2) % 2] * sc.q[kQDiv > 1 ? 0 : (r / 4) * 2 + (r % 2)]);
-          fin[r] += a;
+            fin[r] += float(acc[r]) * (sc.p[(r / 2) % 2] * sc.q[kQDiv > 1 ? 0 : (r / 4) * 2 + (r % 2)]);
+          else
+            fin[r] += acc[r];  // same type: fp32 + fp32, or s32 + s32 (exact)
         }
       };
 
@@ -366,7 +383,7 @@ __global__ void __launch_bounds__(kThreads, 1)
           float v[2];
 #pragma unroll
           for (int t = 0; t < 2; ++t) {
-            if constexpr (kPromote) v[t] = fin[r + t];
+            if constexpr (kPromote) v[t] = float(fin[r + t]);
             else v[t] = float(acc[r + t]);
           }
           if (!direct) {

@@ -1,0 +1,126 @@
+#pragma once
+// Kernel instantiation and launch of the Hopper mainloop for one operand policy (Ops):
+// tile and cluster dispatch, persistent grid sizing, the split-K reduce. Included by each
+// family's <family>_launch.cu, which instantiates launch_sm90<ItsOperands>.
+#include <c10/cuda/CUDAException.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <type_traits>
+
+#include "lowbit/gemm/sm90_gemm.cuh"
+#include "lowbit/gemm/sm90_launch.h"
+
+namespace lowbit::gemm {
+namespace sm90_detail {
+
+template <int kBN>
+constexpr int stages_for() {
+  // as many as fit 227 KB, at most 8
+  constexpr int fit = (227 * 1024 - 2048) / (kBlockP * kBlockK + kBN * kBlockK);
+  return fit < 8 ? fit : 8;
+}
+
+template <class Ops, ScaleMode kMode, int kBN, int kCluster, bool kPromote, int kPDiv, int kQDiv, typename OutT,
+          int kAccSets = 1>
+void launch_kernel(const Launch& a) {
+  constexpr int kStages = stages_for<kBN>();
+  auto kernel =
+      sm90_gemm_kernel<Ops, kMode, kBN, kCluster, kStages, kPromote, kPDiv, kQDiv, OutT, kAccSets>;
+  constexpr int smem = SmemLayout<kBN, kStages>::kBytes;
+  cudaLaunchConfig_t cfg{};
+  cudaLaunchAttribute attr[1];
+  attr[0].id = cudaLaunchAttributeClusterDimension;
+  attr[0].val.clusterDim.x = kCluster;
+  attr[0].val.clusterDim.y = 1;
+  attr[0].val.clusterDim.z = 1;
+  cfg.blockDim = dim3(kThreads);
+  cfg.dynamicSmemBytes = smem;
+  cfg.stream = a.stream;
+  cfg.attrs = attr;
+  cfg.numAttrs = 1;
+  // Persistent grid: as many clusters as can be resident at once, never more than there are
+  // units. Why ask the occupancy API rather than divide the SM count: a GPC with an odd number
+  // of free SMs holds one CTA fewer than SMs / 2 clusters would need, and a persistent cluster
+  // that cannot start until another finishes runs its whole share of the tiles after the
+  // others: the 2-CTA path measured 2x slower that way (bench/NOTES.md, fp8 v7).
+  static const int resident_clusters = [&] {
+    C10_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+    if constexpr (kCluster == 1) return a.sms;
+    cudaLaunchConfig_t q = cfg;
+    q.gridDim = dim3(kCluster * (a.sms / kCluster));
+    int n = 0;
+    C10_CUDA_CHECK(cudaOccupancyMaxActiveClusters(&n, kernel, &q));
+    if (const char* d = std::getenv("LOWBIT_DEBUG"); d && d[0] == '1')
+      std::fprintf(stderr, "[lowbit fp8] bn=%d cluster=%d: %d clusters resident (%d SMs)\n", kBN, kCluster, n, a.sms);
+    return std::max(1, n);
+  }();
+  cfg.gridDim = dim3(kCluster * std::min(a.units, resident_clusters));
+  C10_CUDA_CHECK(cudaLaunchKernelEx(&cfg, kernel, a.tmap_p, a.tmap_q, a.params));
+}
+
+template <class Ops, ScaleMode kMode, bool kPromote, typename OutT>
+void dispatch_tile(const Launch& a) {
+  // Block-scale grouping: activations carry one scale per row, weights one per 128 rows.
+  constexpr int kAct = 1, kWgt = kMode == ScaleMode::kBlock ? 128 : 1;
+  if (!a.plan.swap_ab) {
+    // 128 x 128 tiles: 128 x 192 measured slower at M <= 4096 (bench/NOTES.md, fp8 v4).
+    if constexpr (!kPromote) {  // diagnostic (LOWBIT_FP8_BN=256): the tile-size effect without promotion
+      if (a.plan.bn == 256) return launch_kernel<Ops, kMode, 256, 1, kPromote, kAct, kWgt, OutT>(a);
+    }
+    if constexpr (kPromote) {
+      if (a.plan.acc_sets == 2) {
+        if (a.plan.cluster == 2) return launch_kernel<Ops, kMode, 128, 2, kPromote, kAct, kWgt, OutT, 2>(a);
+        return launch_kernel<Ops, kMode, 128, 1, kPromote, kAct, kWgt, OutT, 2>(a);
+      }
+    }
+    if (a.plan.cluster == 2) return launch_kernel<Ops, kMode, 128, 2, kPromote, kAct, kWgt, OutT>(a);
+    return launch_kernel<Ops, kMode, 128, 1, kPromote, kAct, kWgt, OutT>(a);
+  }
+  switch (a.plan.bn) {
+    case 8: return launch_kernel<Ops, kMode, 8, 1, kPromote, kWgt, kAct, OutT>(a);
+    case 16: return launch_kernel<Ops, kMode, 16, 1, kPromote, kWgt, kAct, OutT>(a);
+    case 32: return launch_kernel<Ops, kMode, 32, 1, kPromote, kWgt, kAct, OutT>(a);
+    default: return launch_kernel<Ops, kMode, 64, 1, kPromote, kWgt, kAct, OutT>(a);
+  }
+}
+
+template <class Ops, typename OutT>
+void launch_typed(const Launch& a) {
+  if constexpr (!std::is_same_v<typename Ops::Fold, float>) {
+    // Integer folding (s8): per-row/per-tensor scales only, always folded per K block (exact),
+    // never split along K (the fp32 split-K partials would round sums above 2^24).
+    dispatch_tile<Ops, ScaleMode::kRowCol, true, OutT>(a);
+    return;
+  } else if (a.mode == ScaleMode::kBlock) {
+    dispatch_tile<Ops, ScaleMode::kBlock, true, OutT>(a);
+  } else if constexpr (std::is_same_v<OutT, __nv_bfloat16>) {  // the no-promotion diagnostic: bf16 only
+    if (a.promote) dispatch_tile<Ops, ScaleMode::kRowCol, true, OutT>(a);
+    else dispatch_tile<Ops, ScaleMode::kRowCol, false, OutT>(a);
+  } else {
+    dispatch_tile<Ops, ScaleMode::kRowCol, true, OutT>(a);
+  }
+  if (a.plan.splits > 1) {
+    const auto& p = a.params;
+    const int64_t n = int64_t(p.rows_p) * p.rows_q;
+    const int blocks = int(std::min<int64_t>((n + 255) / 256, int64_t(a.sms) * 8));
+    if (a.mode == ScaleMode::kBlock)
+      splitk_reduce_kernel<ScaleMode::kBlock, OutT>
+          <<<blocks, 256, 0, a.stream>>>(p.workspace, a.plan.splits, p.rows_p, p.rows_q, p.epi);
+    else
+      splitk_reduce_kernel<ScaleMode::kRowCol, OutT>
+          <<<blocks, 256, 0, a.stream>>>(p.workspace, a.plan.splits, p.rows_p, p.rows_q, p.epi);
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
+  }
+}
+
+}  // namespace sm90_detail
+
+template <class Ops>
+void launch_sm90(const Launch& a) {
+  if (a.out_bf16) sm90_detail::launch_typed<Ops, __nv_bfloat16>(a);
+  else sm90_detail::launch_typed<Ops, __half>(a);
+}
+
+}  // namespace lowbit::gemm
