@@ -26,43 +26,18 @@ def log(*a):
 
 
 # ---------------------------------------------------------------- timing
-def graph_time(calls, reps=20, warmup=3):
-    """Median ms per call of `calls` (zero-arg callables) captured in one CUDA graph.
+def _load_timing():
+    """lowbit_ext/_timing.py by path: the benches time peers even when the lowbit_ext library
+    cannot be imported (not built, or stale), so the package itself is not imported here."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("lowbit_ext_timing", os.path.join(REPO, "lowbit_ext", "_timing.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
 
-    Why a graph: small-M calls last ~10-50 us, where launch overhead and Python would
-    dominate an eager loop. Why several calls per graph: each call should use its own
-    weight so that the weights stream from HBM instead of hitting L2 (the caller passes
-    L callables over L distinct weights). Same procedure as shared/peers/peers_h100.py:
-    eager call (lazy init, autotuning), side-stream warm-up, capture, replays.
-    """
-    for c in calls:
-        c()
-    torch.cuda.synchronize()
-    s = torch.cuda.Stream()
-    s.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(s):
-        for c in calls:
-            c()
-    torch.cuda.current_stream().wait_stream(s)
-    torch.cuda.synchronize()
-    g = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(g):
-        for c in calls:
-            c()
-    for _ in range(warmup):
-        g.replay()
-    torch.cuda.synchronize()
-    ts = []
-    for _ in range(reps):
-        a = torch.cuda.Event(enable_timing=True)
-        b = torch.cuda.Event(enable_timing=True)
-        a.record()
-        g.replay()
-        b.record()
-        b.synchronize()
-        ts.append(a.elapsed_time(b) / len(calls))
-    del g
-    return statistics.median(ts)
+
+_TIMING = _load_timing()
+graph_time = _TIMING.graph_time
 
 
 def eager_time(calls, reps=20, warmup=3):
@@ -74,17 +49,11 @@ def eager_time(calls, reps=20, warmup=3):
         for c in calls:
             c()
     torch.cuda.synchronize()
-    ts = []
-    for _ in range(reps):
-        a = torch.cuda.Event(enable_timing=True)
-        b = torch.cuda.Event(enable_timing=True)
-        a.record()
+
+    def run():
         for c in calls:
             c()
-        b.record()
-        b.synchronize()
-        ts.append(a.elapsed_time(b) / len(calls))
-    return statistics.median(ts)
+    return _TIMING.event_median(run, reps, len(calls))
 
 
 def cpu_time(calls, reps=2, warmup=1):

@@ -36,6 +36,7 @@ import torch
 import torch.nn.functional as F
 
 from . import formats as _formats
+from ._timing import graph_time
 
 NO_GPU_LINE = "no CUDA GPU: speed not measured; accuracy only"
 NO_KERNEL = "no CUDA kernel yet"
@@ -158,44 +159,8 @@ def _shape_reason(spec, shape) -> str:
 
 
 # ---------------------------------------------------------------------------- speed
-def _graph_time(calls, reps=20, warmup=3) -> float:
-    """Median ms per call of `calls` (zero-arg callables) captured in one CUDA graph: a
-    copy of bench/common.py's graph_time for installs without the bench folder."""
-    for c in calls:
-        c()
-    torch.cuda.synchronize()
-    s = torch.cuda.Stream()
-    s.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(s):
-        for c in calls:
-            c()
-    torch.cuda.current_stream().wait_stream(s)
-    torch.cuda.synchronize()
-    g = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(g):
-        for c in calls:
-            c()
-    for _ in range(warmup):
-        g.replay()
-    torch.cuda.synchronize()
-    ts = []
-    for _ in range(reps):
-        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        a.record()
-        g.replay()
-        b.record()
-        b.synchronize()
-        ts.append(a.elapsed_time(b) / len(calls))
-    del g
-    return statistics.median(ts)
-
-
 def _timer():
-    try:
-        from bench.common import graph_time  # type: ignore
-        return graph_time, "bench/common.py graph_time"
-    except Exception:
-        return _graph_time, "lowbit_ext.advise._graph_time"
+    return graph_time, "lowbit_ext/_timing.py graph_time"
 
 
 def speed(fmts: Sequence[str], layers, Ms: Sequence[int], log):
@@ -227,9 +192,9 @@ def speed(fmts: Sequence[str], layers, Ms: Sequence[int], log):
                 for M in Ms:
                     x = torch.randn(M, K, device="cuda", dtype=torch.bfloat16)
                     if spec is None:
-                        calls = [lambda w=w: F.linear(x, w) for w in ws]
+                        calls = [lambda w=w, x=x: F.linear(x, w) for w in ws]
                     else:
-                        calls = [lambda w=w: spec.linear(x, w) for w in ws]
+                        calls = [lambda w=w, x=x, spec=spec: spec.linear(x, w) for w in ws]
                     totals[name][M] += cnt * timer(calls)
                     del x, calls
             except Exception as e:  # a format that fails to run must not hide the others
@@ -441,8 +406,8 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
     log(fmt_row(head))
     for r in rows:
         log(fmt_row(r))
-    log(f"(speedup: one block's layers summed, vs cuBLAS bf16; * = prefill M = --prompt-len; "
-        f"rel.err and bits/w: weighted over the block's layers)")
+    log("(speedup: one block's layers summed, vs cuBLAS bf16; * = prefill M = --prompt-len; "
+        "rel.err and bits/w: weighted over the block's layers)")
     log("")
     for regime, Ms_r, what in (("decode", decode_Ms, "memory-bound"), ("prefill", [args.prompt_len], "compute-bound")):
         r = rec[regime]

@@ -69,3 +69,38 @@ def op_samples(device="cpu", M=3, N=40, K=256, dtype=BF16, seed=0):
 
 def call(name, args, kwargs=None):
     return getattr(torch.ops.lowbit, name)(*args, **(kwargs or {}))
+
+
+# ---------------------------------------------------------------- CUDA test helpers
+def poison_allocator(*nbytes):
+    """Empty the cache so no stale block of the right size is left, then hand the next
+    allocations of these sizes blocks full of 0xFF bytes (NaN as bf16 and as fp16, and a
+    NaN pattern as fp32): any output element a kernel does not write shows up."""
+    torch.cuda.synchronize()
+    torch.cuda.empty_cache()
+    junk = [torch.full((n,), 0xFF, dtype=torch.uint8, device="cuda") for n in nbytes if n > 0]
+    del junk
+
+
+def to_cuda(*ts):
+    return tuple(t.cuda() if isinstance(t, torch.Tensor) else t for t in ts)
+
+
+def assert_graph_replays_match_eager(layer, new_x, ms):
+    """A manual capture on a side stream (torch.cuda.graph's), replayed on new inputs, must
+    equal eager bitwise: the kernels launch on the current stream and allocate nothing
+    outside the graph's pool. new_x(M) makes a fresh CUDA input of M rows."""
+    for M in ms:
+        static_x = new_x(M)
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):
+            layer(static_x)  # warm-up outside the capture
+        torch.cuda.current_stream().wait_stream(side)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            static_y = layer(static_x)
+        for _ in range(2):
+            static_x.copy_(new_x(M))
+            graph.replay()
+            torch.testing.assert_close(static_y, layer(static_x), rtol=0, atol=0)

@@ -15,7 +15,7 @@ import torch
 
 from lowbit_ext import ops
 
-from samples import BF16, FP16, rand_x
+from samples import BF16, FP16, poison_allocator, rand_x
 
 pytestmark = pytest.mark.cuda
 FP8 = torch.float8_e4m3fn
@@ -33,11 +33,6 @@ def assert_close_to_reference(y, ref):
     assert not bad.any(), f"{int(bad.sum())} elements off; worst {((y - ref).abs() - tol).max().item()}"
 
 
-def poison_allocator(nbytes):
-    # The caching allocator hands the next allocation of this size the same block:
-    # filled with NaN bytes, any element the kernel does not write shows up.
-    junk = torch.full((nbytes // 4 + 1024,), float("nan"), device="cuda")
-    del junk
 
 
 def fp8_operands(M, N, K, per_token=True, per_channel=True, seed=0):

@@ -20,7 +20,7 @@ import torch
 import lowbit_ext
 from lowbit_ext import ops
 
-from samples import BF16, FP16, rand_x
+from samples import BF16, FP16, assert_graph_replays_match_eager, poison_allocator, rand_x, to_cuda
 
 pytestmark = pytest.mark.cuda
 I8 = torch.int8
@@ -34,17 +34,8 @@ GRANULARITY = {"row-row": (True, True), "tensor-tensor": (False, False), "row-te
 
 
 # ---------------------------------------------------------------- helpers
-def poison_allocator(*nbytes):
-    # Empty the cache so no stale block of the right size is left, then hand the next
-    # allocations of these sizes blocks full of 0xFF bytes (NaN as bf16 and as fp16).
-    torch.cuda.synchronize()
-    torch.cuda.empty_cache()
-    junk = [torch.full((n,), 0xFF, dtype=torch.uint8, device="cuda") for n in nbytes if n > 0]
-    del junk
 
 
-def to_cuda(*ts):
-    return tuple(t.cuda() if isinstance(t, torch.Tensor) else t for t in ts)
 
 
 def scale(rows, per_row, gen):
@@ -171,22 +162,7 @@ def test_cuda_graph_and_compile_reduce_overhead():
         x = rand_x(M, K, gen=gen).cuda()
         torch.testing.assert_close(compiled(x).clone(), layer(x), rtol=0, atol=0)
 
-    # A manual capture on a side stream (torch.cuda.graph's), replayed on new inputs: the
-    # kernels must launch on the current stream and allocate nothing outside the graph's pool.
-    for M in (8, 64):
-        static_x = rand_x(M, K, gen=gen).cuda()
-        side = torch.cuda.Stream()
-        side.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(side):
-            layer(static_x)  # warm-up outside the capture
-        torch.cuda.current_stream().wait_stream(side)
-        graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
-            static_y = layer(static_x)
-        for _ in range(2):
-            static_x.copy_(rand_x(M, K, gen=gen).cuda())
-            graph.replay()
-            torch.testing.assert_close(static_y, layer(static_x), rtol=0, atol=0)
+    assert_graph_replays_match_eager(layer, lambda M: rand_x(M, K, gen=gen).cuda(), (8, 64))
 
 
 def test_int8_opcheck_cuda():
