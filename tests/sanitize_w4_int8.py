@@ -1,0 +1,34 @@
+"""A short run of the a16w4 (GEMV and dequant paths, prepack/unpack) and w8a8_int8 CUDA
+kernels on shapes with tails, for compute-sanitizer (memcheck, racecheck, synccheck):
+`compute-sanitizer --tool racecheck python tests/sanitize_w4_int8.py`.
+Exits non-zero if a result disagrees with the CPU reference (same checks as the tests)."""
+import sys
+
+import torch
+
+sys.path.insert(0, __file__.rsplit("/tests/", 1)[0] + "/tests")
+from lowbit_ext import ops  # noqa: E402
+from samples import rand_x, to_cuda, w4_plain  # noqa: E402
+from test_cuda_a16w4 import a16w4_operands, assert_close_elementwise, dequant64  # noqa: E402
+from test_cuda_int8 import assert_bitwise, int8_operands  # noqa: E402
+
+gen = torch.Generator().manual_seed(0)
+# a16w4: GEMV (M <= 32: 1, 8 and 16 and 32 tokens, one and several K splits, a partial row
+# tile, partial last 128-blocks) and the dequant path (M = 40)
+for M, N, K, g, sym in [(1, 40, 160, 32, False), (3, 264, 4160, 64, True), (17, 200, 1024, 128, False),
+                        (32, 136, 384, -1, False), (40, 72, 256, 128, True), (5, 4096, 4096, 128, False)]:
+    x = rand_x(M, K, torch.bfloat16, gen=gen)
+    w, s, z = a16w4_operands(N, K, g, sym, torch.bfloat16, gen)
+    ref = ops.a16w4_linear(x, w, s, z, g, None)
+    y = ops.a16w4_linear(*to_cuda(x, w, s, z), g, None)
+    assert_close_elementwise(y, ref, x, dequant64(w, s, z, g), 2.0 ** -9 if M <= 32 else 2.0 ** -7, f"a16w4 M={M}")
+for N, K in [(3, 96), (17, 160), (40, 4160)]:
+    plain = w4_plain(N, K, gen=gen)
+    packed = ops.prepack_w4(plain.cuda())
+    assert torch.equal(packed.cpu(), ops.prepack_w4(plain)) and torch.equal(ops.unpack_w4(packed).cpu(), plain)
+# w8a8_int8: both layouts (swap-AB at M <= 64), tails
+for M, N, K in [(3, 200, 272), (65, 136, 400), (130, 264, 256)]:
+    a, sa, b, sb = int8_operands(M, N, K, seed=M)
+    assert_bitwise(ops.w8a8_int8_mm(*to_cuda(a, sa, b, sb)), ops.w8a8_int8_mm(a, sa, b, sb), f"int8 M={M}")
+torch.cuda.synchronize()
+print("sanitize_w4_int8: all results match the reference")
