@@ -29,6 +29,7 @@
 
 #include "gemm/w4/w4_params.h"
 #include "lowbit/ptx/memory.cuh"
+#include "lowbit/numerics.h"
 #include "lowbit/ptx/mma.cuh"
 #include "lowbit/w4_layout.h"
 
@@ -49,6 +50,28 @@ struct Magic<__half> {
 template <typename T>
 __device__ __forceinline__ uint32_t codes_to_pair(uint32_t v) {
   return ptx::sub_x2<T>(ptx::lop3_and_or(v, 0x000F000Fu, Magic<T>::kPair), Magic<T>::kPair);
+}
+
+// e2m1 codes (S E E M in bits 0-3 and 16-19 of v) -> the exact 16-bit pair (e2m1_lo, e2m1_hi).
+// S goes to the sign bit and E E M to the two lowest exponent bits and the top mantissa bit:
+// the 16-bit value is then e2m1 * 2^-(bias - 1) (bf16: 2^-126, fp16: 2^-14), a subnormal
+// exactly when e2m1 is (E = 0), and one exact multiplication by 2^(bias - 1) restores it.
+template <typename T>
+struct E2m1Place;
+template <>
+struct E2m1Place<__nv_bfloat16> {
+  static constexpr int kShift = 6;                   // E E M -> bits 8..6
+  static constexpr uint32_t kRestore = 0x7E807E80u;  // bf16 2^126
+};
+template <>
+struct E2m1Place<__half> {
+  static constexpr int kShift = 9;                   // E E M -> bits 11..9
+  static constexpr uint32_t kRestore = 0x74007400u;  // fp16 2^14
+};
+template <typename T>
+__device__ __forceinline__ uint32_t e2m1_to_pair(uint32_t v) {
+  const uint32_t mag = (v << E2m1Place<T>::kShift) & (0x00070007u << E2m1Place<T>::kShift);
+  return ptx::mul_x2<T>(ptx::lop3_and_or(v << 12, 0x80008000u, mag), E2m1Place<T>::kRestore);
 }
 
 template <typename T>
@@ -81,16 +104,21 @@ __device__ __forceinline__ void request_block(uint4* dst, const uint32_t* row, i
 
 // kTiles: 8-token MMA tiles (M <= 8 * kTiles); kChunks: 32-element chunks per group
 // (1, 2, 4 for groups of 32, 64, 128; 0 = one group per row, the scale applied once).
-template <typename T, int kTiles, int kChunks, bool kZeros>
+// kMx: the weight policy: false = int4 codes with 16-bit scales (and zero points),
+// y += s * (sum q x - z * sum x); true = mxfp4: e2m1 codes with E8M0 scales per 32,
+// y += 2^(e - 127) * sum v x (v = the e2m1 value; scale 0xFF = NaN, as the spec says).
+template <typename T, int kTiles, int kChunks, bool kZeros, bool kMx = false>
 __global__ void __launch_bounds__(kGemvThreads) a16w4_gemv_kernel(const GemvParams p) {
   static_assert(kTiles == 1 || kTiles == 2 || kTiles == 4, "8, 16 or 32 tokens");
   static_assert(kChunks == 0 || kChunks == 1 || kChunks == 2 || kChunks == 4, "groups of 32, 64, 128 or per row");
+  static_assert(!kMx || (kChunks == 1 && !kZeros), "MX: one E8M0 scale per 32 elements, no zero point");
+  using Scale = std::conditional_t<kMx, uint8_t, T>;  // as stored: 16-bit scale or E8M0 byte
   extern __shared__ __align__(16) uint8_t smem[];
   // Only the M real tokens live in shared memory; the MMA's padding columns get zeros.
-  const GemvSmem L = gemv_smem_layout(p.M, p.k_slice, sizeof(T), p.group, kZeros);
+  const GemvSmem L = gemv_smem_layout(p.M, p.k_slice, sizeof(T), p.group, kZeros, sizeof(Scale));
   T* x_s = reinterpret_cast<T*>(smem);                               // [M][x_ld]
   float* chunk_sum = reinterpret_cast<float*>(smem + L.chunk_off);   // [M][chunks_ld]
-  T* s_s = reinterpret_cast<T*>(smem + L.scale_off);                 // [kGemvRows][gps]
+  Scale* s_s = reinterpret_cast<Scale*>(smem + L.scale_off);         // [kGemvRows][gps]
   T* z_s = reinterpret_cast<T*>(smem + L.zero_off);
 
   const int row_cta = blockIdx.x, split = blockIdx.y;
@@ -165,13 +193,13 @@ __global__ void __launch_bounds__(kGemvThreads) a16w4_gemv_kernel(const GemvPara
       sum += __shfl_xor_sync(0xffffffffu, sum, 2);
       if (i < items && v % 4 == 0) chunk_sum[t * L.chunks_ld + v / 4] = sum;
     }
-    const T* scales = static_cast<const T*>(p.scales);
+    const Scale* scales = static_cast<const Scale*>(p.scales);
     const T* zeros = static_cast<const T*>(p.zeros);
     const int groups = p.K / p.group, g_first = k_begin / p.group;
     for (int i = threadIdx.x; i < kGemvRows * L.gps; i += kGemvThreads) {
       const int row = row_cta * kGemvRows + i / L.gps, g = g_first + i % L.gps;
       const bool ok = row < p.N && g < groups;
-      s_s[i] = ok ? scales[size_t(row) * groups + g] : from_f32<T>(0.f);
+      s_s[i] = ok ? scales[size_t(row) * groups + g] : Scale(0);
       if constexpr (kZeros) z_s[i] = ok ? zeros[size_t(row) * groups + g] : from_f32<T>(0.f);
     }
     __syncthreads();
@@ -188,6 +216,19 @@ __global__ void __launch_bounds__(kGemvThreads) a16w4_gemv_kernel(const GemvPara
   // Fold acc (one group's sum of q * x) into total: s * (acc - z * sum of x).
   const int srow0 = (warp * 16 + grp) * L.gps, srow1 = srow0 + 8 * L.gps;
   auto promote = [&](int chunk0, int nchunks, int g_local) {
+    if constexpr (kMx) {
+      const float s0 = e8m0_to_float(s_s[srow0 + g_local]), s1 = e8m0_to_float(s_s[srow1 + g_local]);
+#pragma unroll
+      for (int t = 0; t < kTiles; ++t) {
+        total[t][0] += s0 * acc[t][0];
+        total[t][1] += s0 * acc[t][1];
+        total[t][2] += s1 * acc[t][2];
+        total[t][3] += s1 * acc[t][3];
+#pragma unroll
+        for (int i = 0; i < 4; ++i) acc[t][i] = 0.f;
+      }
+      return;
+    }
     const float s0 = to_f32(s_s[srow0 + g_local]), s1 = to_f32(s_s[srow1 + g_local]);
     const float z0 = kZeros ? to_f32(z_s[srow0 + g_local]) : 8.f;
     const float z1 = kZeros ? to_f32(z_s[srow1 + g_local]) : 8.f;
@@ -221,8 +262,9 @@ __global__ void __launch_bounds__(kGemvThreads) a16w4_gemv_kernel(const GemvPara
                                   : make_uint4(0, 0, 0, 0);
 #pragma unroll
       for (int h = 0; h < 2; ++h) {
-        const uint32_t a[4] = {codes_to_pair<T>(wr0[j] >> (8 * h)), codes_to_pair<T>(wr1[j] >> (8 * h)),
-                               codes_to_pair<T>(wr0[j] >> (8 * h + 4)), codes_to_pair<T>(wr1[j] >> (8 * h + 4))};
+        auto pair = [](uint32_t v) { return kMx ? e2m1_to_pair<T>(v) : codes_to_pair<T>(v); };
+        const uint32_t a[4] = {pair(wr0[j] >> (8 * h)), pair(wr1[j] >> (8 * h)), pair(wr0[j] >> (8 * h + 4)),
+                               pair(wr1[j] >> (8 * h + 4))};
 #pragma unroll
         for (int t = 0; t < kTiles; ++t)
           ptx::mma_m16n8k16<T>(acc[t], a, h ? xv[t].z : xv[t].x, h ? xv[t].w : xv[t].y);

@@ -3,6 +3,7 @@
 #include <c10/cuda/CUDAException.h>
 
 #include <algorithm>
+#include <type_traits>
 
 #include "gemm/w4/w4_gemv.cuh"
 #include "gemm/w4/w4_launch.h"
@@ -11,10 +12,10 @@
 namespace lowbit::w4 {
 namespace {
 
-template <typename T, int kTiles, int kChunks, bool kZeros>
+template <typename T, int kTiles, int kChunks, bool kZeros, bool kMx = false>
 void gemv(const GemvParams& p, cudaStream_t stream) {
-  auto kernel = a16w4_gemv_kernel<T, kTiles, kChunks, kZeros>;
-  const int smem = int(gemv_smem_layout(p.M, p.k_slice, sizeof(T), p.group, kZeros).bytes);
+  auto kernel = a16w4_gemv_kernel<T, kTiles, kChunks, kZeros, kMx>;
+  const int smem = int(gemv_smem_layout(p.M, p.k_slice, sizeof(T), p.group, kZeros, kMx ? 1 : sizeof(T)).bytes);
   static int configured = 0;  // the largest dynamic shared memory this kernel was opened to
   if (smem > configured) {
     C10_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
@@ -36,7 +37,12 @@ void gemv_group(const GemvParams& p, cudaStream_t stream) {
 }
 
 template <typename T>
-void gemv_typed(const GemvParams& p, cudaStream_t stream) {
+void gemv_typed(const GemvParams& p, bool mx, cudaStream_t stream) {
+  if (mx) {  // mxfp4: groups of 32, E8M0 scales, no zero point
+    if (p.M <= 8) return gemv<T, 1, 1, false, true>(p, stream);
+    if (p.M <= 16) return gemv<T, 2, 1, false, true>(p, stream);
+    return gemv<T, 4, 1, false, true>(p, stream);
+  }
   const bool z = p.zeros != nullptr;
   if (p.M <= 8) return z ? gemv_group<T, 1, true>(p, stream) : gemv_group<T, 1, false>(p, stream);
   if (p.M <= 16) return z ? gemv_group<T, 2, true>(p, stream) : gemv_group<T, 2, false>(p, stream);
@@ -58,6 +64,25 @@ __global__ void dequant_kernel(const uint32_t* __restrict__ w, const T* __restri
 #pragma unroll
     for (int p = 0; p < 8; ++p) v[interleave(p)] = from_f32<T>((float((word >> (4 * p)) & 0xF) - z) * s);
     *reinterpret_cast<uint4*>(out + n * K + 8 * l) = *reinterpret_cast<const uint4*>(v);
+  }
+}
+
+// mxfp4: one thread per logical word: e2m1 value * 2^(e - 127) (NaN for e = 0xFF) in OutT
+// (bf16 and fp32 hold every such product exactly; fp16 only within its range).
+template <typename OutT>
+__global__ void dequant_mx_kernel(const uint32_t* __restrict__ w, const uint8_t* __restrict__ scales,
+                                  OutT* __restrict__ out, int64_t N, int64_t K) {
+  const int64_t words = K / 8;
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < N * words; i += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t n = i / words, l = i % words;
+    const uint32_t word = w[stored_index(n, l, N, words)];
+    const float s = e8m0_to_float(scales[n * (K / 32) + (8 * l) / 32]);
+#pragma unroll
+    for (int p = 0; p < 8; ++p) {
+      const float v = e2m1_to_float(uint8_t((word >> (4 * p)) & 0xF)) * s;
+      if constexpr (std::is_same_v<OutT, float>) out[n * K + 8 * l + interleave(p)] = v;
+      else out[n * K + 8 * l + interleave(p)] = from_f32<OutT>(v);
+    }
   }
 }
 
@@ -90,9 +115,9 @@ int grid_for(int64_t items) { return int(std::min<int64_t>((items + 255) / 256, 
 
 }  // namespace
 
-void launch_gemv(Elem t, const GemvParams& p, cudaStream_t stream) {
-  if (t == Elem::kBF16) gemv_typed<__nv_bfloat16>(p, stream);
-  else gemv_typed<__half>(p, stream);
+void launch_gemv(Elem t, const GemvParams& p, bool mx, cudaStream_t stream) {
+  if (t == Elem::kBF16) gemv_typed<__nv_bfloat16>(p, mx, stream);
+  else gemv_typed<__half>(p, mx, stream);
 }
 
 void launch_dequant(Elem t, const uint32_t* w, const void* scales, const void* zeros, void* out, int64_t N, int64_t K,
@@ -106,6 +131,18 @@ void launch_dequant(Elem t, const uint32_t* w, const void* scales, const void* z
     dequant_kernel<__half><<<grid, 256, 0, stream>>>(w, static_cast<const __half*>(scales),
                                                      static_cast<const __half*>(zeros), static_cast<__half*>(out), N,
                                                      K, group);
+  C10_CUDA_KERNEL_LAUNCH_CHECK();
+}
+
+void launch_dequant_mx(Elem t, bool fp32_out, const uint32_t* w, const uint8_t* scales, void* out, int64_t N,
+                       int64_t K, cudaStream_t stream) {
+  const int grid = grid_for(N * K / 8);
+  if (fp32_out)
+    dequant_mx_kernel<float><<<grid, 256, 0, stream>>>(w, scales, static_cast<float*>(out), N, K);
+  else if (t == Elem::kBF16)
+    dequant_mx_kernel<__nv_bfloat16><<<grid, 256, 0, stream>>>(w, scales, static_cast<__nv_bfloat16*>(out), N, K);
+  else
+    dequant_mx_kernel<__half><<<grid, 256, 0, stream>>>(w, scales, static_cast<__half*>(out), N, K);
   C10_CUDA_KERNEL_LAUNCH_CHECK();
 }
 

@@ -9,12 +9,17 @@ namespace lowbit::w4 {
 
 enum class Elem { kBF16, kF16 };
 
-// a16w4 GEMV (M <= 32): grid (ceil(N / 128), splits).
-void launch_gemv(Elem t, const GemvParams& p, cudaStream_t stream);
+// 4-bit weight GEMV (M <= 32): grid (ceil(N / 128), splits); mx: mxfp4 codes and E8M0
+// scales instead of int4 codes with 16-bit scales and zero points.
+void launch_gemv(Elem t, const GemvParams& p, bool mx, cudaStream_t stream);
 
 // a16w4 weight -> 16-bit (N, K): w = (q - z) * s in fp32, rounded once (the large-M path).
 void launch_dequant(Elem t, const uint32_t* w, const void* scales, const void* zeros, void* out, int64_t N,
                     int64_t K, int64_t group, cudaStream_t stream);
+
+// mxfp4 weight -> (N, K) in x's dtype, or fp32 (fp32_out): e2m1 * 2^(e - 127).
+void launch_dequant_mx(Elem t, bool fp32_out, const uint32_t* w, const uint8_t* scales, void* out, int64_t N,
+                       int64_t K, cudaStream_t stream);
 
 // Plain uint8 (N, K/2) <-> w4 layout int32 (N, K/8) (lowbit/w4_layout.h).
 void launch_prepack(const uint8_t* plain, uint32_t* packed, int64_t N, int64_t K, cudaStream_t stream);

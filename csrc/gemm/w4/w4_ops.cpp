@@ -1,5 +1,5 @@
-// 4-bit weight ops on CUDA: a16w4_linear (GEMV for M <= 32, dequantize + cuBLAS above),
-// prepack_w4 / unpack_w4. Semantics: csrc/cpu/linear.cpp, csrc/cpu/w4_layout.cpp.
+// 4-bit weight ops on CUDA: a16w4_linear and mxfp4_linear (GEMV for M <= 32, dequantize +
+// cuBLAS above), prepack_w4 / unpack_w4. Semantics: csrc/cpu/linear.cpp, csrc/cpu/w4_layout.cpp.
 // This file: argument contracts, the path and split plan, allocation.
 #include <ATen/cuda/CUDAContext.h>
 #include <ATen/ops/empty.h>
@@ -39,7 +39,7 @@ Path forced_path() {
 struct GemvPlan {
   int k_slice, splits;
 };
-GemvPlan plan_gemv(int64_t M, int64_t N, int64_t K, int64_t g, bool zeros, int sms, int elem_bytes) {
+GemvPlan plan_gemv(int64_t M, int64_t N, int64_t K, int64_t g, bool zeros, int sms, int elem_bytes, int scale_bytes) {
   const int tokens = int(M);  // x rows in shared memory: the real tokens only
   const int64_t blocks = (K + 127) / 128;
   const int64_t row_ctas = (N + kGemvRows - 1) / kGemvRows;
@@ -51,17 +51,19 @@ GemvPlan plan_gemv(int64_t M, int64_t N, int64_t K, int64_t g, bool zeros, int s
   // prefetch with two CTAs per SM, bench/NOTES.md a16w4 v1-v4).
   constexpr int64_t kSmemBudget = 56 * 1024;
   while (slice_blocks > 1 &&
-         gemv_smem_layout(tokens, int(slice_blocks * 128), elem_bytes, int(g), zeros).bytes > kSmemBudget)
+         gemv_smem_layout(tokens, int(slice_blocks * 128), elem_bytes, int(g), zeros, scale_bytes).bytes > kSmemBudget)
     --slice_blocks;
   return {int(slice_blocks * 128), int((blocks + slice_blocks - 1) / slice_blocks)};
 }
 
+// mx: mxfp4 (e2m1 codes, E8M0 scales per 32, no zero points) instead of int4.
 Tensor gemv(const Tensor& x, const Tensor& w, const Tensor& scales, const OptTensor& zeros, int64_t g,
-            const OptTensor& bias) {
+            const OptTensor& bias, bool mx = false) {
   const int64_t M = x.size(0), K = x.size(1), N = w.size(0);
   Tensor out = at::empty({M, N}, x.options());
   const int sms = at::cuda::getCurrentDeviceProperties()->multiProcessorCount;
-  const GemvPlan plan = plan_gemv(M, N, K, g, zeros.has_value(), sms, int(x.element_size()));
+  const GemvPlan plan = plan_gemv(M, N, K, g, zeros.has_value(), sms, int(x.element_size()),
+                                  mx ? 1 : int(x.element_size()));
   GemvParams p{};
   p.x = x.data_ptr();
   p.w = reinterpret_cast<const uint32_t*>(w.data_ptr<int32_t>());
@@ -86,7 +88,7 @@ Tensor gemv(const Tensor& x, const Tensor& w, const Tensor& scales, const OptTen
   if (debug)
     std::fprintf(stderr, "[lowbit a16w4] gemv M=%lld N=%lld K=%lld g=%lld k_slice=%d splits=%d\n", (long long)M,
                  (long long)N, (long long)K, (long long)g, plan.k_slice, plan.splits);
-  launch_gemv(elem_of(x), p, at::cuda::getCurrentCUDAStream());
+  launch_gemv(elem_of(x), p, mx, at::cuda::getCurrentCUDAStream());
   return out;
 }
 
@@ -111,6 +113,24 @@ Tensor a16w4_linear(const Tensor& x, const Tensor& w, const Tensor& scales, cons
   const bool small = path == Path::kGemv || (path == Path::kAuto && d.M <= kGemvMaxTokens);
   if (small && d.M <= kGemvMaxTokens) return gemv(x, w, scales, zeros, g, bias);
   return dequant_matmul(x, w, scales, zeros, g, bias);
+}
+
+// mxfp4_linear: the GEMV for M <= 32; above, the weight dequantized (bf16 holds every
+// e2m1 x 2^k exactly, so a bf16 x takes the bf16 weight and cuBLAS; fp16 could overflow or
+// lose subnormals, so a fp16 x runs in fp32) until the mixed-input mainloop exists.
+Tensor mxfp4_linear(const Tensor& x, const Tensor& w, const Tensor& w_scale, const OptTensor& bias) {
+  const auto d = contract::linear_mx("mxfp4_linear", x, w, w_scale, bias, /*w_four_bit=*/true);
+  c10::cuda::CUDAGuard guard(x.device());
+  if (d.M == 0) return at::empty({0, d.N}, x.options());
+  const Path path = forced_path();
+  if (d.M <= kGemvMaxTokens && path != Path::kDequant) return gemv(x, w, w_scale, std::nullopt, 32, bias, /*mx=*/true);
+  const bool fp32 = x.scalar_type() != at::kBFloat16;
+  Tensor wd = at::empty({d.N, d.K}, x.options().dtype(fp32 ? at::kFloat : x.scalar_type()));
+  launch_dequant_mx(elem_of(x), fp32, reinterpret_cast<const uint32_t*>(w.data_ptr<int32_t>()),
+                    w_scale.data_ptr<uint8_t>(), wd.data_ptr(), d.N, d.K, at::cuda::getCurrentCUDAStream());
+  if (!fp32) return at::linear(x, wd, bias);
+  const OptTensor bias32 = bias ? OptTensor(bias->to(at::kFloat)) : std::nullopt;
+  return at::linear(x.to(at::kFloat), wd, bias32).to(x.scalar_type());
 }
 
 Tensor prepack_w4(const Tensor& w) {
@@ -139,6 +159,7 @@ Tensor unpack_w4(const Tensor& w) {
 TORCH_LIBRARY_IMPL(lowbit, CUDA, m) {
   using namespace lowbit::w4;
   m.impl("a16w4_linear", &a16w4_linear);
+  m.impl("mxfp4_linear", &mxfp4_linear);
   m.impl("prepack_w4", &prepack_w4);
   m.impl("unpack_w4", &unpack_w4);
 }

@@ -14,7 +14,7 @@ constexpr int kGemvMaxTokens = 32;             // the GEMV path takes M <= 32
 struct GemvParams {
   const void* x;          // T (M, K)
   const uint32_t* w;      // int32 (N, K/8), w4 layout v2
-  const void* scales;     // T (N, K / group)
+  const void* scales;     // T (N, K / group); mxfp4: E8M0 bytes (N, K / 32)
   const void* zeros;      // T (N, K / group), or null: symmetric, z = 8
   const void* bias;       // T (N,), or null
   void* out;              // T (M, N)
@@ -36,14 +36,14 @@ struct GemvSmem {
 #if defined(__CUDACC__)
 __host__ __device__
 #endif
-inline GemvSmem gemv_smem_layout(int tokens, int k_slice, int elem_bytes, int group, bool zeros) {
+inline GemvSmem gemv_smem_layout(int tokens, int k_slice, int elem_bytes, int group, bool zeros, int scale_bytes) {
   GemvSmem L{};
   L.x_ld = k_slice + kXPad;
   L.chunks_ld = k_slice / 32;
   L.gps = group >= k_slice ? 1 : k_slice / group;  // one group per row: 1
   L.chunk_off = int64_t(tokens) * L.x_ld * elem_bytes;
   L.scale_off = L.chunk_off + int64_t(tokens) * L.chunks_ld * 4;
-  L.zero_off = L.scale_off + int64_t(kGemvRows) * L.gps * elem_bytes;
+  L.zero_off = (L.scale_off + int64_t(kGemvRows) * L.gps * scale_bytes + 15) / 16 * 16;
   L.ring_off = (L.zero_off + (zeros ? int64_t(kGemvRows) * L.gps * elem_bytes : 0) + 15) / 16 * 16;
   L.bytes = L.ring_off + int64_t(kGemvWarps) * kGemvStages * 1024;
   return L;

@@ -59,4 +59,21 @@ __device__ __forceinline__ uint32_t sub_x2<__half>(uint32_t a, uint32_t b) {
   return d;
 }
 
+// Packed 16-bit multiplication a * b of two pairs, round to nearest; subnormal inputs are
+// kept (no flush), which the e2m1 decode relies on.
+template <typename T>
+__device__ __forceinline__ uint32_t mul_x2(uint32_t a, uint32_t b);
+template <>
+__device__ __forceinline__ uint32_t mul_x2<__nv_bfloat16>(uint32_t a, uint32_t b) {
+  uint32_t d;
+  asm("mul.rn.bf16x2 %0, %1, %2;" : "=r"(d) : "r"(a), "r"(b));
+  return d;
+}
+template <>
+__device__ __forceinline__ uint32_t mul_x2<__half>(uint32_t a, uint32_t b) {
+  uint32_t d;
+  asm("mul.rn.f16x2 %0, %1, %2;" : "=r"(d) : "r"(a), "r"(b));
+  return d;
+}
+
 }  // namespace lowbit::ptx
