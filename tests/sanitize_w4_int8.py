@@ -1,4 +1,4 @@
-"""A short run of the a16w4 (GEMV and dequant paths, prepack/unpack) and w8a8_int8 CUDA
+"""A short run of the a16w4 and mxfp4 (GEMV and dequant paths, prepack/unpack) and w8a8_int8 CUDA
 kernels on shapes with tails, for compute-sanitizer (memcheck, racecheck, synccheck):
 `compute-sanitizer --tool racecheck python tests/sanitize_w4_int8.py`.
 Exits non-zero if a result disagrees with the CPU reference (same checks as the tests)."""
@@ -26,6 +26,14 @@ for N, K in [(3, 96), (17, 160), (40, 4160)]:
     plain = w4_plain(N, K, gen=gen)
     packed = ops.prepack_w4(plain.cuda())
     assert torch.equal(packed.cpu(), ops.prepack_w4(plain)) and torch.equal(ops.unpack_w4(packed).cpu(), plain)
+# mxfp4: the GEMV (M <= 32) and the dequant path
+for M, N, K in [(3, 200, 384), (17, 136, 160), (40, 72, 256)]:
+    codes, sc = ops.quantize_mxfp4(torch.randn(N, K, generator=gen))
+    w = ops.prepack_w4(codes)
+    x = rand_x(M, K, torch.bfloat16, gen=gen)
+    ref = ops.mxfp4_linear(x, w, sc, None).float()
+    y = ops.mxfp4_linear(*to_cuda(x, w, sc), None).float().cpu()
+    assert (y - ref).abs().max() <= 2.0 ** -6 * ref.abs().max(), f"mxfp4 M={M}"
 # w8a8_int8: both layouts (swap-AB at M <= 64), tails
 for M, N, K in [(3, 200, 272), (65, 136, 400), (130, 264, 256)]:
     a, sa, b, sb = int8_operands(M, N, K, seed=M)
