@@ -28,7 +28,9 @@
 #include <type_traits>
 
 #include "gemm/w4/w4_params.h"
+#include "lowbit/ptx/mbarrier.cuh"
 #include "lowbit/ptx/memory.cuh"
+#include "lowbit/ptx/tma.cuh"
 #include "lowbit/numerics.h"
 #include "lowbit/ptx/mma.cuh"
 #include "lowbit/w4_layout.h"
@@ -107,8 +109,12 @@ __device__ __forceinline__ void request_block(uint4* dst, const uint32_t* row, i
 // kMx: the weight policy: false = int4 codes with 16-bit scales (and zero points),
 // y += s * (sum q x - z * sum x); true = mxfp4: e2m1 codes with E8M0 scales per 32,
 // y += 2^(e - 127) * sum v x (v = the e2m1 value; scale 0xFF = NaN, as the spec says).
-template <typename T, int kTiles, int kChunks, bool kZeros, bool kMx = false>
-__global__ void __launch_bounds__(kGemvThreads) a16w4_gemv_kernel(const GemvParams p) {
+// kBulk (an experiment, LOWBIT_A16W4_BULK=1): full blocks of full tiles arrive as one 1 KB
+// bulk copy per warp instead of 64 cp.async of 16 bytes.
+template <typename T, int kTiles, int kChunks, bool kZeros, bool kMx = false, bool kBulk = false>
+// Launch bounds: 64 registers for the 8- and 16-token kernels, so four CTAs fit an SM (the
+// measured v4/v5 configuration); the 32-token ones get what they need.
+__global__ void __launch_bounds__(kGemvThreads, kTiles == 4 ? 1 : 4) a16w4_gemv_kernel(const GemvParams p) {
   static_assert(kTiles == 1 || kTiles == 2 || kTiles == 4, "8, 16 or 32 tokens");
   static_assert(kChunks == 0 || kChunks == 1 || kChunks == 2 || kChunks == 4, "groups of 32, 64, 128 or per row");
   static_assert(!kMx || (kChunks == 1 && !kZeros), "MX: one E8M0 scale per 32 elements, no zero point");
@@ -145,11 +151,32 @@ __global__ void __launch_bounds__(kGemvThreads) a16w4_gemv_kernel(const GemvPara
   const bool full_tile = tile_row0 + kTileRows <= p.N;
   const uint32_t* tile = p.w + size_t(min(tile_row0, p.N - 1)) * words;
   const int full_blocks = words / kBlockWords, pwords = words - full_blocks * kBlockWords;
+  // p.bulk (LOWBIT_A16W4_BULK=1, an experiment): full blocks of full tiles come as one 1 KB
+  // bulk copy per warp (lane 0, TMA unit, an mbarrier per ring slot) instead of 64 cp.async
+  // of 16 bytes; the slot then holds the chunk as stored in global memory.
+  __shared__ __align__(8) uint64_t bulk_bar[kBulk ? kGemvWarps : 1][kGemvStages];
+  const bool bulk = kBulk && full_tile;
+  if constexpr (kBulk) {
+    if (bulk && lane == 0) {
+#pragma unroll
+      for (int s = 0; s < kGemvStages; ++s) ptx::mbarrier_init(&bulk_bar[warp][s], 1);
+      ptx::fence_barrier_init();
+    }
+    __syncwarp();
+  }
+  auto is_bulk = [&](int b) { return kBulk && bulk && block0 + b < full_blocks; };
   auto request = [&](int b) {
     if (b < nb) {
       uint4* slot = ring + (b % kGemvStages) * 64 + lane * 2;
       const int blk = block0 + b;
-      if (!full_tile) {
+      if (is_bulk(b)) {
+        if (lane == 0) {
+          uint64_t* bar = &bulk_bar[warp][b % kGemvStages];
+          ptx::fence_proxy_async_smem();  // the slot's previous contents were read (generic proxy)
+          ptx::mbarrier_arrive_expect_tx(bar, 1024);
+          ptx::bulk_copy_g2s(ring + (b % kGemvStages) * 64, tile + size_t(blk) * 256, 1024, bar);
+        }
+      } else if (!full_tile) {
         request_block(slot, w0, blk, words, tig);
         request_block(slot + 1, w1, blk, words, tig);
       } else if (blk < full_blocks) {
@@ -280,9 +307,18 @@ __global__ void __launch_bounds__(kGemvThreads) a16w4_gemv_kernel(const GemvPara
 
   for (int b = 0; b < nb; ++b) {
     ptx::cp_async_wait<kGemvStages - 1>();  // block b has landed (this thread's own copies)
-    const uint4* slot = ring + (b % kGemvStages) * 64 + lane * 2;
-    const uint4 c0 = slot[0], c1 = slot[1];
-    request(b + kGemvStages);  // into the slot just read
+    const uint4* slot = ring + (b % kGemvStages) * 64;
+    uint4 c0, c1;
+    if (is_bulk(b)) {  // the chunk as stored: row grp at words 16 grp + 4 tig, row grp + 8 at +128
+      ptx::mbarrier_wait(&bulk_bar[warp][b % kGemvStages], (b / kGemvStages) & 1);
+      c0 = slot[4 * grp + tig];
+      c1 = slot[32 + 4 * grp + tig];
+    } else {
+      c0 = slot[lane * 2];
+      c1 = slot[lane * 2 + 1];
+    }
+    if constexpr (kBulk) __syncwarp();  // every lane has read the slot before lane 0 refills it
+    request(b + kGemvStages);           // into the slot just read
     compute_block(b, c0, c1);
   }
   if constexpr (kChunks == 0) promote(0, k_len / 32, 0);  // one group per row: this slice's share

@@ -74,6 +74,11 @@ Tensor gemv(const Tensor& x, const Tensor& w, const Tensor& scales, const OptTen
   p.M = int(M), p.N = int(N), p.K = int(K), p.group = int(g);
   p.k_slice = plan.k_slice;
   p.splits = plan.splits;
+  static const bool bulk = [] {
+    const char* v = std::getenv("LOWBIT_A16W4_BULK");
+    return v && v[0] == '1';
+  }();
+  p.bulk = bulk ? 1 : 0;
   Tensor partial, arrivals;
   if (plan.splits > 1) {
     partial = at::empty({plan.splits, M, N}, x.options().dtype(at::kFloat));

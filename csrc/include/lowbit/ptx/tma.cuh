@@ -44,4 +44,20 @@ __device__ __forceinline__ uint64_t l2_policy_evict_first() {
   return p;
 }
 
+
+// 1-D bulk copy global -> shared by the TMA unit (no tensor map): `bytes` (a multiple of 16,
+// both addresses 16-byte aligned) land in dst and complete_tx on `bar`. One instruction moves
+// a whole contiguous chunk, with none of the per-thread request tracking of cp.async.
+__device__ __forceinline__ void bulk_copy_g2s(void* dst, const void* src, uint32_t bytes, uint64_t* bar) {
+  asm volatile(
+      "cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];" ::"r"(
+          static_cast<uint32_t>(__cvta_generic_to_shared(dst))),
+      "l"(src), "r"(bytes), "r"(static_cast<uint32_t>(__cvta_generic_to_shared(bar)))
+      : "memory");
+}
+
+// Order this thread's earlier generic-proxy shared-memory accesses (and those it observed
+// through a barrier) before its later async-proxy ones (a bulk copy into a slot just read).
+__device__ __forceinline__ void fence_proxy_async_smem() { asm volatile("fence.proxy.async.shared::cta;" ::: "memory"); }
+
 }  // namespace lowbit::ptx
