@@ -165,8 +165,12 @@ class LowBitLinear(_nn.Module):
     def layer_metadata(self) -> Dict[str, Any]:
         """What a checkpoint records of this layer (state_dict's _extra_state, safetensors
         metadata): format, options, features, bias."""
-        return {"format": self.format, "options": dict(self.options), "in_features": self.in_features,
+        meta = {"format": self.format, "options": dict(self.options), "in_features": self.in_features,
                 "out_features": self.out_features, "bias": self.bias is not None}
+        layout = formats.get(self.format).w4_layout
+        if layout is not None:  # 4-bit weights: the packing version the tensors are in
+            meta["w4_layout"] = layout
+        return meta
 
     def get_extra_state(self) -> Dict[str, Any]:
         return self.layer_metadata()
@@ -185,6 +189,8 @@ class LowBitLinear(_nn.Module):
         theirs = {"format": meta.get("format"), "options": meta.get("options", {}),
                   "in_features": meta.get("in_features"), "out_features": meta.get("out_features"),
                   "bias": meta.get("bias", mine["bias"])}
+        if "w4_layout" in mine:
+            theirs["w4_layout"] = meta.get("w4_layout")
         if theirs["format"] == mine["format"]:
             # options compared with the format's defaults filled in: a checkpoint written
             # before an option existed still matches a layer that has its default
@@ -200,6 +206,14 @@ class LowBitLinear(_nn.Module):
         elif (theirs["in_features"], theirs["out_features"]) != (mine["in_features"], mine["out_features"]):
             what = (f"{theirs['out_features']} x {theirs['in_features']} (out x in), but this model's layer "
                     f"is {mine['out_features']} x {mine['in_features']}")
+        elif theirs.get("w4_layout") != mine.get("w4_layout"):
+            got = theirs.get("w4_layout")
+            got = (f"version {got}" if got is not None
+                   else "of an unrecorded version (from before layout versions were recorded: 1 or 2)")
+            return (f"lowbit_ext: the checkpoint's layer {where or ''} holds 4-bit weights packed in w4 layout "
+                    f"{got}, but this lowbit_ext packs and reads version {mine['w4_layout']} (the word order "
+                    f"changed, so the tensors no longer mean what they did); quantize the model again from its "
+                    f"original weights and save it again")
         else:
             what = (f"bias={theirs['bias']}, but this model's layer has bias={mine['bias']}")
         return (f"lowbit_ext: the checkpoint's layer {where or ''} was quantized as {what}; quantize the "

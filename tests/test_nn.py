@@ -459,3 +459,27 @@ def test_cuda_graphs_layers_bitwise():
         graphs = torch.compile(model, mode="reduce-overhead", fullgraph=True)
         for _ in range(3):
             assert torch.equal(graphs(x), eager)   # the same kernels, replayed: bitwise
+
+
+@pytest.mark.parametrize("fmt", ["a16w4", "mxfp4", "a8w4_mx"])
+def test_w4_layout_version_is_recorded_and_checked(fmt):
+    # 4-bit weights record the packing version they are in; a state_dict without it (written
+    # before versions were recorded) or with another version is refused, never loaded.
+    from lowbit_ext.formats._base import W4_LAYOUT_VERSION
+    layer = _layer(fmt)
+    sd = layer.state_dict()
+    assert sd["_extra_state"]["w4_layout"] == W4_LAYOUT_VERSION
+    fresh = _layer(fmt, seed=1)
+    fresh.load_state_dict(copy.deepcopy(sd))  # the same version loads
+    for bad, text in [(None, "unrecorded version"), (W4_LAYOUT_VERSION - 1, f"version {W4_LAYOUT_VERSION - 1}")]:
+        tampered = copy.deepcopy(sd)
+        if bad is None:
+            del tampered["_extra_state"]["w4_layout"]
+        else:
+            tampered["_extra_state"]["w4_layout"] = bad
+        with pytest.raises(RuntimeError, match=text):
+            _layer(fmt, seed=2).load_state_dict(tampered)
+
+
+def test_layers_without_4bit_weights_record_no_w4_layout():
+    assert "w4_layout" not in _layer("w8a8_fp8").state_dict()["_extra_state"]

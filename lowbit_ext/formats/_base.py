@@ -98,6 +98,7 @@ class FormatSpec:
     weight_cls: ClassVar[type] = QuantizedWeight
     # K must be a multiple of this (before any option-dependent requirement), and why.
     k_multiple: ClassVar[int] = 1
+    w4_layout: ClassVar[Optional[int]] = None  # W4_LAYOUT_VERSION for formats stored in the w4 layout
     k_reason: ClassVar[str] = ""
 
     def __init__(self, name: str, op_name: str, description: str, defaults: Optional[Dict[str, Any]] = None):
@@ -291,6 +292,12 @@ def expect_2d(fmt: str, name: str, t: Tensor, dtype: torch.dtype) -> Tensor:
 
 
 # ---------------------------------------------------------------- 4-bit and MX helpers
+# The w4 kernel layout version that ops.prepack_w4 writes: lowbit::w4::kLayoutVersion
+# (csrc/include/lowbit/w4_layout.h; the library's ABI version changes with it). Recorded in
+# every 4-bit layer's checkpoint metadata, so a tensor packed by another version is refused.
+W4_LAYOUT_VERSION = 3
+
+
 def prepack_w4(plain: Tensor) -> Tensor:
     """ops.prepack_w4 on plain's device; where that device has no kernel for it (a CUDA
     tensor in a build without one), on a CPU copy and back: it moves K/2 bytes per row,

@@ -62,8 +62,8 @@ from torch import Tensor
 
 from .. import ops
 from ._awq import awq_search, check_act, check_act_use, choice, finite_float, int_in
-from ._base import (FormatSpec, QuantizedWeight, check_bool, dtype_name, expect, expect_2d, pack_nibbles,
-                    parse_act_dtype, prepack_w4, unpack_nibbles)
+from ._base import (W4_LAYOUT_VERSION, FormatSpec, QuantizedWeight, check_bool, dtype_name, expect, expect_2d,
+                    pack_nibbles, parse_act_dtype, prepack_w4, unpack_nibbles)
 from ._hqq import hqq_optimize
 
 GROUP_SIZES = (32, 64, 128, -1)
@@ -122,6 +122,7 @@ def scale_floor(dtype: torch.dtype) -> float:
 
 
 class A16W4(FormatSpec):
+    w4_layout = W4_LAYOUT_VERSION
     weight_cls = Int4Weight
     k_multiple = K_W4
     k_reason = "4-bit weights are stored 32 elements per 16 bytes"

@@ -32,8 +32,8 @@ from torch import Tensor
 
 from .. import ops
 from ._awq import awq_search, check_act, check_act_use, choice, int_in
-from ._base import (FormatSpec, QuantizedWeight, e2m1_to_float, e8m0_to_float, expect, expect_2d, pack_nibbles,
-                    prepack_w4, unpack_nibbles)
+from ._base import (W4_LAYOUT_VERSION, FormatSpec, QuantizedWeight, e2m1_to_float, e8m0_to_float, expect,
+                    expect_2d, pack_nibbles, prepack_w4, unpack_nibbles)
 from ._hqq import CHUNK_ELEMENTS, CHUNK_ELEMENTS_OTHER
 from .int4 import expect_act_scale
 
@@ -159,6 +159,7 @@ def _mx4_fit_rows(W: Tensor, search: bool):
 
 
 class _MX4(_MX):
+    w4_layout = W4_LAYOUT_VERSION
     four_bit = True
 
     def _normalize(self, opts):
