@@ -1,6 +1,9 @@
 """Valid sample arguments for every lowbit op, on any device: shared by the opcheck,
 torch.compile, bad-input and CUDA tests. Inputs are random (never zeros), and shapes are
 not multiples of the kernels' tiles (M = 3, N = 40 by default)."""
+import collections
+import itertools
+
 import torch
 
 from lowbit_ext import ops
@@ -104,3 +107,61 @@ def assert_graph_replays_match_eager(layer, new_x, ms):
             static_x.copy_(new_x(M))
             graph.replay()
             torch.testing.assert_close(static_y, layer(static_x), rtol=0, atol=0)
+
+
+def assert_compiled_matches_eager(layer, new_x, ms=(8, 8, 8, 40, 40, 40)):
+    """torch.compile(fullgraph=True, mode="reduce-overhead") around `layer` equals eager
+    bitwise; the default Ms warm up, capture and replay, then do it again at a new shape."""
+    compiled = torch.compile(layer, fullgraph=True, mode="reduce-overhead")
+    for M in ms:
+        x = new_x(M)
+        torch.testing.assert_close(compiled(x).clone(), layer(x), rtol=0, atol=0)
+
+
+def assert_close_elementwise(y, ref, x, w64, coef, what="", mask=None):
+    """|y - ref| <= 2^-7 |ref| + coef * (|x| @ |w|^T), elementwise, in float64 (where mask;
+    everywhere by default), and no NaN there (an unwritten, poisoned element)."""
+    y, ref = y.cpu().double(), ref.double()
+    A = x.cpu().double().abs() @ w64.abs().t()
+    if mask is None:
+        mask = torch.ones_like(ref, dtype=torch.bool)
+    assert not torch.isnan(y[mask]).any(), f"{what}: {int(torch.isnan(y[mask]).sum())} NaN outputs (unwritten?)"
+    tol = 2.0 ** -7 * ref.abs() + coef * A
+    err = (y - ref).abs()
+    bad = (err > tol) & mask
+    if bad.any():
+        i = int(torch.where(bad, (err - tol) / A.clamp_min(1e-300), torch.zeros_like(err)).argmax())
+        m, n = divmod(i, y.shape[1])
+        raise AssertionError(f"{what}: {int(bad.sum())} of {int(mask.sum())} elements off; worst at ({m}, {n}): "
+                             f"y {y[m, n].item()}, ref {ref[m, n].item()}, |x|@|w| {A[m, n].item()}, "
+                             f"tol {tol[m, n].item()}")
+
+
+def pairwise_cases(valid, describe, factors, combos, per_m_shape):
+    """A deterministic, greedy cover of a parametrization too large to run whole. Cases are
+    tuples starting (M, (N, K), ...); describe(case) maps factor names (and derived ones, such
+    as the kernel path) to values. Chosen: every (M, shape) pair per_m_shape times, every pair
+    of values of any two `factors` at least once, and every combination named in `combos`."""
+    def items(case):
+        f = describe(case)
+        out = {((a, f[a]), (b, f[b])) for a, b in itertools.combinations(factors, 2)}
+        out |= {tuple((k, f[k]) for k in t) for t in combos}
+        return frozenset(out)
+
+    covered = {c: items(c) for c in valid}
+    want = frozenset().union(*covered.values())
+    seen, chosen = collections.Counter(), []
+
+    def pick(pool):
+        # Most items not yet covered; among those, the least repeated ones (keeps the values
+        # balanced); then the first: deterministic.
+        best = max(pool, key=lambda c: (sum(seen[i] == 0 for i in covered[c]), -sum(seen[i] for i in covered[c])))
+        chosen.append(best)
+        seen.update(covered[best])
+
+    for M, NK in dict.fromkeys((c[0], c[1]) for c in valid):
+        for _ in range(per_m_shape):
+            pick([c for c in valid if c[0] == M and c[1] == NK and c not in chosen])
+    while want - set(seen):
+        pick([c for c in valid if not covered[c] <= set(seen)])
+    return chosen

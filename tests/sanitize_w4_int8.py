@@ -8,8 +8,8 @@ import torch
 
 sys.path.insert(0, __file__.rsplit("/tests/", 1)[0] + "/tests")
 from lowbit_ext import ops  # noqa: E402
-from samples import rand_x, to_cuda, w4_plain  # noqa: E402
-from test_cuda_a16w4 import a16w4_operands, assert_close_elementwise, dequant64  # noqa: E402
+from samples import assert_close_elementwise, rand_x, to_cuda, w4_plain  # noqa: E402
+from test_cuda_a16w4 import a16w4_operands, dequant64  # noqa: E402
 from test_cuda_int8 import assert_bitwise, int8_operands  # noqa: E402
 
 gen = torch.Generator().manual_seed(0)

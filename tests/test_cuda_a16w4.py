@@ -28,7 +28,6 @@ Outputs are poisoned: the caching allocator is emptied, then blocks of the outpu
 (and of a dequantized weight's) are filled with 0xFF bytes (NaN in bf16 and in fp16) and
 freed, so an element the kernel never writes reads NaN.
 """
-import collections
 import itertools
 import re
 
@@ -38,7 +37,8 @@ import torch
 import lowbit_ext
 from lowbit_ext import ops
 
-from samples import BF16, FP16, assert_graph_replays_match_eager, poison_allocator, rand_x, to_cuda, w4_plain
+from samples import (BF16, FP16, assert_close_elementwise, assert_compiled_matches_eager,
+                     assert_graph_replays_match_eager, pairwise_cases, poison_allocator, rand_x, to_cuda, w4_plain)
 
 pytestmark = pytest.mark.cuda
 
@@ -69,34 +69,15 @@ _FACTORS = ("M", "NK", "g", "sym", "bias", "dtype")
 _COMBOS = (("path", "NK", "g", "sym"), ("path", "dtype", "sym"), ("path", "dtype", "g"), ("path", "bias", "sym"))
 
 
-def _items(case):
+def _describe(case):
     M, NK, g, sym, bias, dtype = case
-    f = dict(M=M, NK=NK, g=g, sym=sym, bias=bias, dtype=DTYPE_NAME[dtype], path=path_of(M))
-    out = {((a, f[a]), (b, f[b])) for a, b in itertools.combinations(_FACTORS, 2)}
-    out |= {tuple((k, f[k]) for k in t) for t in _COMBOS}
-    return frozenset(out)
+    return dict(M=M, NK=NK, g=g, sym=sym, bias=bias, dtype=DTYPE_NAME[dtype], path=path_of(M))
 
 
 def _select_cases(per_m_shape=3):
     valid = [c for c in itertools.product(M_VALUES, NK_SHAPES, GROUPS, (True, False), (True, False), DTYPES)
              if group_ok(c[1][1], c[2])]
-    items = {c: _items(c) for c in valid}
-    want = frozenset().union(*items.values())
-    seen, chosen = collections.Counter(), []
-
-    def pick(pool):
-        # Most items not yet covered; among those, the least repeated ones (keeps the values
-        # balanced: as many asymmetric as symmetric, fp16 as bf16...); then the first: deterministic.
-        best = max(pool, key=lambda c: (sum(seen[i] == 0 for i in items[c]), -sum(seen[i] for i in items[c])))
-        chosen.append(best)
-        seen.update(items[best])
-
-    for M, NK in itertools.product(M_VALUES, NK_SHAPES):
-        for _ in range(per_m_shape):
-            pick([c for c in valid if c[0] == M and c[1] == NK and c not in chosen])
-    while want - set(seen):
-        pick([c for c in valid if not items[c] <= set(seen)])
-    return chosen
+    return pairwise_cases(valid, _describe, _FACTORS, _COMBOS, per_m_shape)
 
 
 def _case_params():
@@ -134,22 +115,6 @@ def dequant64(w, scales, zeros, g):
 
 
 
-
-
-def assert_close_elementwise(y, ref, x, w64, abs_coef, what=""):
-    """|y - ref| <= 2^-7 |ref| + abs_coef * (|x| @ |w|^T), elementwise, in float64."""
-    y, ref = y.cpu().double(), ref.double()
-    assert not torch.isnan(y).any(), f"{what}: {int(torch.isnan(y).sum())} NaN outputs (unwritten elements?)"
-    A = x.cpu().double().abs() @ w64.abs().t()
-    tol = 2.0 ** -7 * ref.abs() + abs_coef * A
-    err = (y - ref).abs()
-    bad = err > tol
-    if bad.any():
-        i = int(((err - tol) / A.clamp_min(1e-30)).argmax())
-        m, n = divmod(i, y.shape[1])
-        raise AssertionError(f"{what}: {int(bad.sum())} of {bad.numel()} elements off; worst at ({m}, {n}): "
-                             f"y {y[m, n].item()}, ref {ref[m, n].item()}, |x|@|w| {A[m, n].item()}, "
-                             f"tol {tol[m, n].item()}")
 
 
 def rel64(y, ref64):
@@ -223,10 +188,8 @@ def test_a16w4_cuda_graph_and_compile(dtype):
             return ops.a16w4_linear(x, w, scales, zeros, g, bias)
 
     layer = Layer()
-    compiled = torch.compile(layer, fullgraph=True, mode="reduce-overhead")
-    for M in (8, 8, 8, 40, 40, 40):  # GEMV: warm-up, capture, replay; then a new shape on the dequant path
-        x = rand_x(M, K, dtype, gen=gen).cuda()
-        torch.testing.assert_close(compiled(x).clone(), layer(x), rtol=0, atol=0)
+    # GEMV: warm-up, capture, replay; then a new shape on the dequant path
+    assert_compiled_matches_eager(layer, lambda M: rand_x(M, K, dtype, gen=gen).cuda())
 
     assert_graph_replays_match_eager(layer, lambda M: rand_x(M, K, dtype, gen=gen).cuda(), (8, 64))
 

@@ -15,7 +15,7 @@ import torch
 
 from lowbit_ext import ops
 
-from samples import BF16, FP16, poison_allocator, rand_x
+from samples import BF16, FP16, assert_compiled_matches_eager, poison_allocator, rand_x
 
 pytestmark = pytest.mark.cuda
 FP8 = torch.float8_e4m3fn
@@ -154,10 +154,8 @@ def test_cuda_graph_and_compile_reduce_overhead():
             return ops.w8a8_fp8_linear(x, w, ws, bias)
 
     layer = Layer()
-    compiled = torch.compile(layer, fullgraph=True, mode="reduce-overhead")
-    for M in (8, 8, 8, 40):  # replays of the captured graph, then a new shape
-        x = rand_x(M, 1024).cuda()
-        torch.testing.assert_close(compiled(x).clone(), layer(x), rtol=0, atol=0)
+    # replays of the captured graph, then a new shape
+    assert_compiled_matches_eager(layer, lambda M: rand_x(M, 1024).cuda(), (8, 8, 8, 40))
 
 
 def test_bad_inputs_on_cuda():

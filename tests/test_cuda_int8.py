@@ -20,7 +20,7 @@ import torch
 import lowbit_ext
 from lowbit_ext import ops
 
-from samples import BF16, FP16, assert_graph_replays_match_eager, poison_allocator, rand_x, to_cuda
+from samples import BF16, FP16, assert_compiled_matches_eager, assert_graph_replays_match_eager, poison_allocator, rand_x, to_cuda
 
 pytestmark = pytest.mark.cuda
 I8 = torch.int8
@@ -157,10 +157,7 @@ def test_cuda_graph_and_compile_reduce_overhead():
             return ops.w8a8_int8_linear(x, w, ws, bias)
 
     layer = Layer()
-    compiled = torch.compile(layer, fullgraph=True, mode="reduce-overhead")
-    for M in (8, 8, 8, 40, 40, 40):  # warm-up, capture, replay; then a new shape
-        x = rand_x(M, K, gen=gen).cuda()
-        torch.testing.assert_close(compiled(x).clone(), layer(x), rtol=0, atol=0)
+    assert_compiled_matches_eager(layer, lambda M: rand_x(M, K, gen=gen).cuda())
 
     assert_graph_replays_match_eager(layer, lambda M: rand_x(M, K, gen=gen).cuda(), (8, 64))
 

@@ -23,7 +23,6 @@ Outputs are poisoned (samples.poison_allocator: blocks of the output's size and 
 dequantized weight's are filled with 0xFF bytes, NaN in bf16/fp16, then freed), so an
 element the kernel never writes reads NaN.
 """
-import collections
 import itertools
 import re
 
@@ -34,7 +33,9 @@ import lowbit_ext
 from lowbit_ext import ops
 from lowbit_ext.formats._base import e2m1_to_float, e8m0_to_float, pack_nibbles, unpack_nibbles
 
-from samples import BF16, FP16, assert_graph_replays_match_eager, poison_allocator, rand_x, to_cuda, w4_plain, weight
+from samples import (BF16, FP16, assert_close_elementwise, assert_compiled_matches_eager,
+                     assert_graph_replays_match_eager, pairwise_cases, poison_allocator, rand_x, to_cuda, w4_plain,
+                     weight)
 
 pytestmark = pytest.mark.cuda
 
@@ -66,33 +67,14 @@ _FACTORS = ("M", "NK", "bias", "dtype", "src")
 _COMBOS = (("path", "NK", "dtype"), ("path", "dtype", "bias"), ("path", "dtype", "src"))
 
 
-def _items(case):
+def _describe(case):
     M, NK, bias, dtype, src = case
-    f = dict(M=M, NK=NK, bias=bias, dtype=DTYPE_NAME[dtype], src=src, path=path_of(M))
-    out = {((a, f[a]), (b, f[b])) for a, b in itertools.combinations(_FACTORS, 2)}
-    out |= {tuple((k, f[k]) for k in t) for t in _COMBOS}
-    return frozenset(out)
+    return dict(M=M, NK=NK, bias=bias, dtype=DTYPE_NAME[dtype], src=src, path=path_of(M))
 
 
 def _select_cases(per_m_shape=2):
     valid = list(itertools.product(M_VALUES, NK_SHAPES, (True, False), DTYPES, SOURCES))
-    items = {c: _items(c) for c in valid}
-    want = frozenset().union(*items.values())
-    seen, chosen = collections.Counter(), []
-
-    def pick(pool):
-        # Most items not yet covered; then the least repeated ones (balanced values); then the
-        # first: deterministic.
-        best = max(pool, key=lambda c: (sum(seen[i] == 0 for i in items[c]), -sum(seen[i] for i in items[c])))
-        chosen.append(best)
-        seen.update(items[best])
-
-    for M, NK in itertools.product(M_VALUES, NK_SHAPES):
-        for _ in range(per_m_shape):
-            pick([c for c in valid if c[0] == M and c[1] == NK and c not in chosen])
-    while want - set(seen):
-        pick([c for c in valid if not items[c] <= set(seen)])
-    return chosen
+    return pairwise_cases(valid, _describe, _FACTORS, _COMBOS, per_m_shape)
 
 
 def _case_params():
@@ -132,24 +114,6 @@ def dequant64(w, w_scale):
     """The spec's weight (N, K) in float64, exactly: e2m1(code) * 2^(s - 127); NaN for s = 0xFF."""
     vals = e2m1_to_float(codes_of(w)).double()
     return vals * e8m0_to_float(w_scale.cpu()).double().repeat_interleave(MX_BLOCK, dim=1)
-
-
-def assert_close_elementwise(y, ref, x, w64, coef, what="", mask=None):
-    """|y - ref| <= 2^-7 |ref| + coef * (|x| @ |w|^T), elementwise, in float64 (where mask)."""
-    y, ref = y.cpu().double(), ref.double()
-    A = x.cpu().double().abs() @ w64.abs().t()
-    if mask is None:
-        mask = torch.ones_like(ref, dtype=torch.bool)
-    assert not torch.isnan(y[mask]).any(), f"{what}: {int(torch.isnan(y[mask]).sum())} NaN outputs (unwritten?)"
-    tol = 2.0 ** -7 * ref.abs() + coef * A
-    err = (y - ref).abs()
-    bad = (err > tol) & mask
-    if bad.any():
-        i = int(torch.where(bad, (err - tol) / A.clamp_min(1e-300), torch.zeros_like(err)).argmax())
-        m, n = divmod(i, y.shape[1])
-        raise AssertionError(f"{what}: {int(bad.sum())} of {int(mask.sum())} elements off; worst at ({m}, {n}): "
-                             f"y {y[m, n].item()}, ref {ref[m, n].item()}, |x|@|w| {A[m, n].item()}, "
-                             f"tol {tol[m, n].item()}")
 
 
 def run_cuda(x, w, s, bias=None):
@@ -312,10 +276,8 @@ def test_mxfp4_cuda_graph_and_compile(dtype):
             return ops.mxfp4_linear(x, w, s, bias)
 
     layer = Layer()
-    compiled = torch.compile(layer, fullgraph=True, mode="reduce-overhead")
-    for M in (8, 8, 8, 40, 40, 40):  # GEMV: warm-up, capture, replay; then a new shape on the dequant path
-        x = rand_x(M, K, dtype, gen=gen).cuda()
-        torch.testing.assert_close(compiled(x).clone(), layer(x), rtol=0, atol=0)
+    # GEMV: warm-up, capture, replay; then a new shape on the dequant path
+    assert_compiled_matches_eager(layer, lambda M: rand_x(M, K, dtype, gen=gen).cuda())
 
     assert_graph_replays_match_eager(layer, lambda M: rand_x(M, K, dtype, gen=gen).cuda(), (8, 40))
 
