@@ -4,7 +4,7 @@
 #   EXTRA='bash tools/fp8_probe.sh' BENCH=0 LOWBIT_KERNELS="quant;fp8" bash tools/device_run.sh
 set -uo pipefail
 OUT=${OUT:-/tmp/out}
-VARIANTS=${VARIANTS:-"base:,cluster:LOWBIT_FP8_CLUSTER=1,noprom:LOWBIT_FP8_NO_PROMOTE=1,noprom256:LOWBIT_FP8_NO_PROMOTE=1;LOWBIT_FP8_BN=256"}
+VARIANTS=${VARIANTS:-"base:,cluster:LOWBIT_FP8_CLUSTER=1,oneacc:LOWBIT_FP8_ONE_ACC=1"}
 SHAPE=${SHAPE:-4096x8192x8192}
 LOWBIT_DEBUG=1 python3 -c "
 import torch, lowbit_ext

@@ -212,13 +212,15 @@ __global__ void __launch_bounds__(kGemvThreads, kTiles == 4 ? 1 : 4) a16w4_gemv_
       uint4 val = make_uint4(0, 0, 0, 0);
       if (i < items && v * 8 < k_len) val = ptx::ld_global_nc_v4(x + size_t(t) * p.K + k_begin + v * 8);
       if (i < items) *reinterpret_cast<uint4*>(x_s + t * L.x_ld + v * 8) = val;
-      const T* e = reinterpret_cast<const T*>(&val);
-      float sum = 0.f;
+      if constexpr (!kMx) {  // the sums serve the zero-point term only; MX has none
+        const T* e = reinterpret_cast<const T*>(&val);
+        float sum = 0.f;
 #pragma unroll
-      for (int k = 0; k < 8; ++k) sum += to_f32(e[k]);
-      sum += __shfl_xor_sync(0xffffffffu, sum, 1);
-      sum += __shfl_xor_sync(0xffffffffu, sum, 2);
-      if (i < items && v % 4 == 0) chunk_sum[t * L.chunks_ld + v / 4] = sum;
+        for (int k = 0; k < 8; ++k) sum += to_f32(e[k]);
+        sum += __shfl_xor_sync(0xffffffffu, sum, 1);
+        sum += __shfl_xor_sync(0xffffffffu, sum, 2);
+        if (i < items && v % 4 == 0) chunk_sum[t * L.chunks_ld + v / 4] = sum;
+      }
     }
     const Scale* scales = static_cast<const Scale*>(p.scales);
     const T* zeros = static_cast<const T*>(p.zeros);

@@ -53,40 +53,53 @@ void gemv_typed(const GemvParams& p, bool mx, cudaStream_t stream) {
   return z ? gemv_group<T, 4, true>(p, stream) : gemv_group<T, 4, false>(p, stream);
 }
 
-// One thread per logical word (8 elements): decode, (q - z) * s in fp32, round once.
+// The weight values of the large-M path, one policy per 4-bit format: at() reads a word's
+// scale (and zero point), value() decodes one code with them in fp32.
 template <typename T>
-__global__ void dequant_kernel(const uint32_t* __restrict__ w, const T* __restrict__ scales,
-                               const T* __restrict__ zeros, T* __restrict__ out, int64_t N, int64_t K, int64_t group) {
-  const int64_t words = K / 8;
-  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < N * words; i += int64_t(gridDim.x) * blockDim.x) {
-    const int64_t n = i / words, l = i % words;
-    const uint32_t word = w[stored_index(n, l, N, words)];
-    const int64_t g = (8 * l) / group;
-    const float s = to_f32(scales[n * (K / group) + g]);
-    const float z = zeros ? to_f32(zeros[n * (K / group) + g]) : 8.f;
-    alignas(16) T v[8];
-#pragma unroll
-    for (int p = 0; p < 8; ++p) v[interleave(p)] = from_f32<T>((float((word >> (4 * p)) & 0xF) - z) * s);
-    *reinterpret_cast<uint4*>(out + n * K + 8 * l) = *reinterpret_cast<const uint4*>(v);
+struct Int4Values {  // (q - z) * s, z = 8 when symmetric
+  const T* scales;
+  const T* zeros;
+  int64_t group;
+  struct Word {
+    float s, z;
+  };
+  __device__ Word at(int64_t n, int64_t l, int64_t K) const {
+    const int64_t i = n * (K / group) + (8 * l) / group;
+    return {to_f32(scales[i]), zeros ? to_f32(zeros[i]) : 8.f};
   }
+  __device__ float value(const Word& w, uint32_t code) const { return (float(code) - w.z) * w.s; }
+};
+struct MxValues {  // e2m1(code) * 2^(e - 127), NaN for e = 0xFF
+  const uint8_t* scales;
+  struct Word {
+    float s;
+  };
+  __device__ Word at(int64_t n, int64_t l, int64_t K) const { return {e8m0_to_float(scales[n * (K / 32) + (8 * l) / 32])}; }
+  __device__ float value(const Word& w, uint32_t code) const { return e2m1_to_float(uint8_t(code)) * w.s; }
+};
+
+template <typename OutT>
+__device__ __forceinline__ OutT round_to(float v) {
+  if constexpr (std::is_same_v<OutT, float>) return v;
+  else return from_f32<OutT>(v);
 }
 
-// mxfp4: one thread per logical word: e2m1 value * 2^(e - 127) (NaN for e = 0xFF) in OutT
-// (bf16 and fp32 hold every such product exactly; fp16 only within its range).
-template <typename OutT>
-__global__ void dequant_mx_kernel(const uint32_t* __restrict__ w, const uint8_t* __restrict__ scales,
-                                  OutT* __restrict__ out, int64_t N, int64_t K) {
+// One thread per logical word (8 elements): decode in fp32, round once to OutT, one
+// contiguous store of the 8 values.
+template <typename OutT, class Values>
+__global__ void dequant_kernel(const uint32_t* __restrict__ w, const Values vals, OutT* __restrict__ out, int64_t N,
+                               int64_t K) {
   const int64_t words = K / 8;
   for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < N * words; i += int64_t(gridDim.x) * blockDim.x) {
     const int64_t n = i / words, l = i % words;
     const uint32_t word = w[stored_index(n, l, N, words)];
-    const float s = e8m0_to_float(scales[n * (K / 32) + (8 * l) / 32]);
+    const auto ws = vals.at(n, l, K);
+    alignas(16) OutT v[8];
 #pragma unroll
-    for (int p = 0; p < 8; ++p) {
-      const float v = e2m1_to_float(uint8_t((word >> (4 * p)) & 0xF)) * s;
-      if constexpr (std::is_same_v<OutT, float>) out[n * K + 8 * l + interleave(p)] = v;
-      else out[n * K + 8 * l + interleave(p)] = from_f32<OutT>(v);
-    }
+    for (int p = 0; p < 8; ++p) v[interleave(p)] = round_to<OutT>(vals.value(ws, (word >> (4 * p)) & 0xF));
+#pragma unroll
+    for (int q = 0; q < int(sizeof(v) / 16); ++q)
+      reinterpret_cast<uint4*>(out + n * K + 8 * l)[q] = reinterpret_cast<const uint4*>(v)[q];
   }
 }
 
@@ -127,26 +140,24 @@ void launch_gemv(Elem t, const GemvParams& p, bool mx, cudaStream_t stream) {
 void launch_dequant(Elem t, const uint32_t* w, const void* scales, const void* zeros, void* out, int64_t N, int64_t K,
                     int64_t group, cudaStream_t stream) {
   const int grid = grid_for(N * K / 8);
-  if (t == Elem::kBF16)
-    dequant_kernel<__nv_bfloat16><<<grid, 256, 0, stream>>>(
-        w, static_cast<const __nv_bfloat16*>(scales), static_cast<const __nv_bfloat16*>(zeros),
-        static_cast<__nv_bfloat16*>(out), N, K, group);
-  else
-    dequant_kernel<__half><<<grid, 256, 0, stream>>>(w, static_cast<const __half*>(scales),
-                                                     static_cast<const __half*>(zeros), static_cast<__half*>(out), N,
-                                                     K, group);
+  if (t == Elem::kBF16) {
+    using B = __nv_bfloat16;
+    const Int4Values<B> vals{static_cast<const B*>(scales), static_cast<const B*>(zeros), group};
+    dequant_kernel<<<grid, 256, 0, stream>>>(w, vals, static_cast<B*>(out), N, K);
+  } else {
+    const Int4Values<__half> vals{static_cast<const __half*>(scales), static_cast<const __half*>(zeros), group};
+    dequant_kernel<<<grid, 256, 0, stream>>>(w, vals, static_cast<__half*>(out), N, K);
+  }
   C10_CUDA_KERNEL_LAUNCH_CHECK();
 }
 
 void launch_dequant_mx(Elem t, bool fp32_out, const uint32_t* w, const uint8_t* scales, void* out, int64_t N,
                        int64_t K, cudaStream_t stream) {
   const int grid = grid_for(N * K / 8);
-  if (fp32_out)
-    dequant_mx_kernel<float><<<grid, 256, 0, stream>>>(w, scales, static_cast<float*>(out), N, K);
-  else if (t == Elem::kBF16)
-    dequant_mx_kernel<__nv_bfloat16><<<grid, 256, 0, stream>>>(w, scales, static_cast<__nv_bfloat16*>(out), N, K);
-  else
-    dequant_mx_kernel<__half><<<grid, 256, 0, stream>>>(w, scales, static_cast<__half*>(out), N, K);
+  const MxValues vals{scales};
+  if (fp32_out) dequant_kernel<<<grid, 256, 0, stream>>>(w, vals, static_cast<float*>(out), N, K);
+  else if (t == Elem::kBF16) dequant_kernel<<<grid, 256, 0, stream>>>(w, vals, static_cast<__nv_bfloat16*>(out), N, K);
+  else dequant_kernel<<<grid, 256, 0, stream>>>(w, vals, static_cast<__half*>(out), N, K);
   C10_CUDA_KERNEL_LAUNCH_CHECK();
 }
 

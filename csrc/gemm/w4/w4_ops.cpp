@@ -10,11 +10,10 @@
 
 #include <algorithm>
 #include <cstdio>
-#include <cstdlib>
-#include <cstring>
 
 #include "gemm/w4/w4_launch.h"
 #include "lowbit/contracts.h"
+#include "lowbit/env.h"
 #include "lowbit/ops.h"
 
 namespace lowbit::w4 {
@@ -25,12 +24,9 @@ Elem elem_of(const Tensor& x) { return x.scalar_type() == at::kBFloat16 ? Elem::
 // LOWBIT_A16W4_PATH=gemv|dequant forces a path (diagnostics and A/B benches).
 enum class Path { kAuto, kGemv, kDequant };
 Path forced_path() {
-  static const Path p = [] {
-    const char* v = std::getenv("LOWBIT_A16W4_PATH");
-    if (v && std::strcmp(v, "gemv") == 0) return Path::kGemv;
-    if (v && std::strcmp(v, "dequant") == 0) return Path::kDequant;
-    return Path::kAuto;
-  }();
+  static const Path p = env::is("LOWBIT_A16W4_PATH", "gemv")      ? Path::kGemv
+                       : env::is("LOWBIT_A16W4_PATH", "dequant") ? Path::kDequant
+                                                                 : Path::kAuto;
   return p;
 }
 
@@ -74,10 +70,7 @@ Tensor gemv(const Tensor& x, const Tensor& w, const Tensor& scales, const OptTen
   p.M = int(M), p.N = int(N), p.K = int(K), p.group = int(g);
   p.k_slice = plan.k_slice;
   p.splits = plan.splits;
-  static const bool bulk = [] {
-    const char* v = std::getenv("LOWBIT_A16W4_BULK");
-    return v && v[0] == '1';
-  }();
+  static const bool bulk = env::flag("LOWBIT_A16W4_BULK");
   p.bulk = bulk ? 1 : 0;
   Tensor partial, arrivals;
   if (plan.splits > 1) {
@@ -86,10 +79,7 @@ Tensor gemv(const Tensor& x, const Tensor& w, const Tensor& scales, const OptTen
     p.partial = partial.data_ptr<float>();
     p.arrivals = arrivals.data_ptr<int>();
   }
-  static const bool debug = [] {
-    const char* v = std::getenv("LOWBIT_DEBUG");
-    return v && v[0] == '1';
-  }();
+  static const bool debug = env::flag("LOWBIT_DEBUG");
   if (debug)
     std::fprintf(stderr, "[lowbit a16w4] gemv M=%lld N=%lld K=%lld g=%lld k_slice=%d splits=%d\n", (long long)M,
                  (long long)N, (long long)K, (long long)g, plan.k_slice, plan.splits);

@@ -4,7 +4,7 @@
 // Environment knobs (read once per process; they apply to every family on the mainloop):
 // LOWBIT_FP8_CLUSTER=1 (2-CTA multicast of the weight tile), LOWBIT_FP8_SPLITS=n (force the
 // K split), LOWBIT_FP8_NO_PROMOTE=1 (fp8 accuracy diagnostic), LOWBIT_FP8_ONE_ACC=1 (one
-// accumulator set), LOWBIT_FP8_BN=256 (with NO_PROMOTE), LOWBIT_DEBUG=1 (print the plan).
+// accumulator set), LOWBIT_DEBUG=1 (print the plan).
 #include <ATen/cuda/CUDAContext.h>
 #include <ATen/ops/empty.h>
 #include <c10/cuda/CUDAGuard.h>
@@ -13,6 +13,7 @@
 #include <cstdio>
 #include <cstdlib>
 
+#include "lowbit/env.h"
 #include "lowbit/gemm/sm90_launch.h"
 #include "lowbit/ops.h"
 #include "lowbit/tma_desc.h"
@@ -22,11 +23,6 @@
 #endif
 
 namespace lowbit::gemm {
-
-inline bool env_flag(const char* name) {
-  const char* v = std::getenv(name);
-  return v && v[0] == '1';
-}
 
 // Split-K factor: the fewest K-block steps per CTA over the whole grid (waves x K blocks per
 // unit), with a small charge per extra split for the partial tiles it writes and reads.
@@ -50,28 +46,20 @@ inline Plan make_plan(int64_t M, int64_t N, int64_t K, int sms, bool allow_split
   Plan p;
   p.swap_ab = M <= 64;
   p.bn = p.swap_ab ? (M <= 8 ? 8 : M <= 16 ? 16 : M <= 32 ? 32 : 64) : 128;
-  // LOWBIT_FP8_BN=256 with LOWBIT_FP8_NO_PROMOTE=1 (bf16 out, row mode): 128 x 256 tiles, a
-  // diagnostic of how the tile size alone moves the large-M speed (bench/NOTES.md, fp8 v7).
-  static const bool bn256 = env_flag("LOWBIT_FP8_NO_PROMOTE") && std::getenv("LOWBIT_FP8_BN") &&
-                            std::atoi(std::getenv("LOWBIT_FP8_BN")) == 256;
-  if (!p.swap_ab && bn256) p.bn = 256;
   // Two accumulator sets at 128 x 128 (bench/NOTES.md, fp8 v8); LOWBIT_FP8_ONE_ACC=1 for the
   // one-set ping-pong loop of v6 (A/B runs).
-  static const bool one_acc = env_flag("LOWBIT_FP8_ONE_ACC");
+  static const bool one_acc = env::flag("LOWBIT_FP8_ONE_ACC");
   p.acc_sets = (!p.swap_ab && p.bn == 128 && !one_acc) ? 2 : 1;
   const int64_t rows_p = p.swap_ab ? N : M, rows_q = p.swap_ab ? M : N;
   const int64_t tiles_p = (rows_p + kBlockP - 1) / kBlockP;
-  static const bool cluster = env_flag("LOWBIT_FP8_CLUSTER");
+  static const bool cluster = env::flag("LOWBIT_FP8_CLUSTER");
   p.cluster = (!p.swap_ab && tiles_p >= 2 && cluster) ? 2 : 1;
   const int units = int((tiles_p + p.cluster - 1) / p.cluster * ((rows_q + p.bn - 1) / p.bn));
   const int num_kb = int((K + kBlockK - 1) / kBlockK);
   // Split K only when the tiles cannot occupy a quarter of the SMs: writing and reducing fp32
   // partial tiles measured slower than 64 tiles on 132 SMs without it (bench/NOTES.md).
   p.splits = (!allow_split || units * 4 >= sms / p.cluster) ? 1 : choose_splits(units, num_kb, sms / p.cluster);
-  static const int forced = [] {
-    const char* v = std::getenv("LOWBIT_FP8_SPLITS");
-    return v ? std::atoi(v) : 0;
-  }();
+  static const int forced = env::integer("LOWBIT_FP8_SPLITS", 0);
   if (forced > 0 && allow_split) p.splits = std::min(forced, num_kb);
   p.kb_per_split = (num_kb + p.splits - 1) / p.splits;
   p.splits = (num_kb + p.kb_per_split - 1) / p.kb_per_split;  // no empty split
@@ -92,7 +80,7 @@ inline Tensor sm90_gemm(ScaleMode mode, const Tensor& a, const Tensor& a_scale, 
   L.sms = at::cuda::getCurrentDeviceProperties()->multiProcessorCount;
   L.stream = at::cuda::getCurrentCUDAStream();
   L.mode = mode;
-  static const bool promote = !env_flag("LOWBIT_FP8_NO_PROMOTE");  // diagnostic, see bench/fp8_accuracy.py
+  static const bool promote = !env::flag("LOWBIT_FP8_NO_PROMOTE");  // diagnostic, see bench/fp8_accuracy.py
   L.promote = promote;
   L.out_bf16 = out_dtype == at::kBFloat16;
   const Plan plan = make_plan(M, N, K, L.sms, allow_split);
@@ -132,7 +120,7 @@ inline Tensor sm90_gemm(ScaleMode mode, const Tensor& a, const Tensor& a_scale, 
     params.workspace = workspace.data_ptr<float>();
   }
   L.units = params.sched.num_units();
-  static const bool debug = env_flag("LOWBIT_DEBUG");
+  static const bool debug = env::flag("LOWBIT_DEBUG");
   if (debug)
     std::fprintf(stderr, "[lowbit sm90] M=%lld N=%lld K=%lld swap=%d bn=%d cluster=%d splits=%d units=%d acc_sets=%d\n",
                  (long long)M, (long long)N, (long long)K, int(plan.swap_ab), plan.bn, plan.cluster, plan.splits,

@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <type_traits>
 
+#include "lowbit/env.h"
 #include "lowbit/gemm/sm90_gemm.cuh"
 #include "lowbit/gemm/sm90_launch.h"
 
@@ -52,7 +53,7 @@ void launch_kernel(const Launch& a) {
     q.gridDim = dim3(kCluster * (a.sms / kCluster));
     int n = 0;
     C10_CUDA_CHECK(cudaOccupancyMaxActiveClusters(&n, kernel, &q));
-    if (const char* d = std::getenv("LOWBIT_DEBUG"); d && d[0] == '1')
+    if (env::flag("LOWBIT_DEBUG"))
       std::fprintf(stderr, "[lowbit fp8] bn=%d cluster=%d: %d clusters resident (%d SMs)\n", kBN, kCluster, n, a.sms);
     return std::max(1, n);
   }();
@@ -66,9 +67,6 @@ void dispatch_tile(const Launch& a) {
   constexpr int kAct = 1, kWgt = kMode == ScaleMode::kBlock ? 128 : 1;
   if (!a.plan.swap_ab) {
     // 128 x 128 tiles: 128 x 192 measured slower at M <= 4096 (bench/NOTES.md, fp8 v4).
-    if constexpr (!kPromote) {  // diagnostic (LOWBIT_FP8_BN=256): the tile-size effect without promotion
-      if (a.plan.bn == 256) return launch_kernel<Ops, kMode, 256, 1, kPromote, kAct, kWgt, OutT>(a);
-    }
     if constexpr (kPromote) {
       if (a.plan.acc_sets == 2) {
         if (a.plan.cluster == 2) return launch_kernel<Ops, kMode, 128, 2, kPromote, kAct, kWgt, OutT, 2>(a);
