@@ -12,46 +12,16 @@ with fewer layers so that a model fits and builds quickly). Every projection is 
     model.setup_caches(max_batch=1, max_seq=256) # decode: static KV cache
     logits = model(tokens, input_pos=torch.arange(T))
 """
-import dataclasses
 import math
-from typing import Dict, Optional
+from typing import Optional
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 
-@dataclasses.dataclass
-class LlamaConfig:
-    dim: int = 4096
-    n_layers: int = 32
-    n_heads: int = 32
-    n_kv_heads: int = 8
-    intermediate_size: int = 14336
-    vocab_size: int = 128256
-    norm_eps: float = 1e-5
-    rope_base: float = 500000.0
-    max_seq: int = 8192
-
-    @property
-    def head_dim(self) -> int:
-        return self.dim // self.n_heads
-
-    def replace(self, **kw) -> "LlamaConfig":
-        return dataclasses.replace(self, **kw)
-
-
-CONFIGS: Dict[str, LlamaConfig] = {
-    # Llama-3-8B: every linear shape of the real model (q 4096x4096, k/v 1024x4096,
-    # o 4096x4096, gate/up 14336x4096, down 4096x14336, lm_head 128256x4096).
-    "llama3-8b": LlamaConfig(),
-    # Llama-3-70B's layer shapes (8192 wide, 28672 intermediate), for shape sweeps.
-    "llama3-70b": LlamaConfig(dim=8192, n_layers=80, n_heads=64, n_kv_heads=8, intermediate_size=28672),
-    # For tests: every dimension a multiple of 128, so that every format takes every layer.
-    # Small enough that the CPU reference ops run a forward in well under a second.
-    "tiny": LlamaConfig(dim=128, n_layers=2, n_heads=2, n_kv_heads=1, intermediate_size=256,
-                        vocab_size=256, max_seq=256, rope_base=10000.0),
-}
+# The configurations (shapes) live in the package, shared with the advisor.
+from lowbit_ext.model_shapes import CONFIGS, LlamaConfig  # noqa: E402,F401
 
 
 class RMSNorm(nn.Module):

@@ -1,8 +1,8 @@
 """``python -m lowbit_ext advise``: which format for this model, per regime?
 
 For each format (default: every registered one) and each distinct linear shape of the model
-(default: the Llama-3-8B layer shapes of bench/llama.py, or a built-in copy of them when the
-bench folder is not importable):
+(default: the Llama-3-8B layer shapes of lowbit_ext.model_shapes, which bench/llama.py's model
+is built from too):
 
 * accuracy, always (CPU or GPU): a random-normal bf16 weight (fixed seed) is quantized with
   the format's default options and multiplied, through the format's linear, by random bf16
@@ -28,7 +28,6 @@ import json
 import math
 import os
 import statistics
-import sys
 import time
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -37,6 +36,7 @@ import torch.nn.functional as F
 
 from . import formats as _formats
 from ._timing import graph_time
+from .model_shapes import CONFIGS, block_linears
 
 NO_GPU_LINE = "no CUDA GPU: speed not measured; accuracy only"
 NO_KERNEL = "no CUDA kernel yet"
@@ -44,49 +44,13 @@ DECODE_MAX_BATCH = 32
 ACC_ROWS = 8                      # activation rows (M) of the accuracy check
 SEED = 0
 
-# Llama-3-8B (dim 4096, 32 heads, 8 KV heads, intermediate 14336): (name, N, K) of one block.
-BUILTIN_MODELS: Dict[str, List[Tuple[str, int, int]]] = {
-    "llama3-8b": [("q_proj", 4096, 4096), ("k_proj", 1024, 4096), ("v_proj", 1024, 4096),
-                  ("o_proj", 4096, 4096), ("gate_proj", 14336, 4096), ("up_proj", 14336, 4096),
-                  ("down_proj", 4096, 14336)],
-}
-
-
 # ---------------------------------------------------------------------------- shapes
-def _bench_configs():
-    """bench/llama.py's CONFIGS if importable (a source checkout), else None."""
-    try:
-        from bench.llama import CONFIGS  # type: ignore
-        return CONFIGS
-    except Exception:
-        pass
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    if os.path.isfile(os.path.join(root, "bench", "llama.py")):
-        if root not in sys.path:
-            sys.path.append(root)
-        try:
-            from bench.llama import CONFIGS  # type: ignore
-            return CONFIGS
-        except Exception:
-            return None
-    return None
-
-
 def model_layers(model: str) -> Tuple[List[Tuple[str, int, int]], str]:
     """(name, N, K) of one transformer block's linears, and where they came from."""
-    configs = _bench_configs()
-    if configs is not None and model in configs:
-        c = configs[model]
-        hd = c.dim // c.n_heads
-        layers = [("q_proj", c.n_heads * hd, c.dim), ("k_proj", c.n_kv_heads * hd, c.dim),
-                  ("v_proj", c.n_kv_heads * hd, c.dim), ("o_proj", c.dim, c.n_heads * hd),
-                  ("gate_proj", c.intermediate_size, c.dim), ("up_proj", c.intermediate_size, c.dim),
-                  ("down_proj", c.dim, c.intermediate_size)]
-        return layers, f"bench/llama.py CONFIGS[{model!r}] (one block; lm_head left out)"
-    if model in BUILTIN_MODELS:
-        return list(BUILTIN_MODELS[model]), f"built-in {model} shapes (one block; lm_head left out)"
-    known = sorted(set(BUILTIN_MODELS) | set(configs or {}))
-    raise SystemExit(f"advise: unknown --model {model!r}; known: {', '.join(known)} (or give --shapes NxK,...)")
+    if model not in CONFIGS:
+        raise SystemExit(f"advise: unknown --model {model!r}; known: {', '.join(sorted(CONFIGS))} "
+                         f"(or give --shapes NxK,...)")
+    return block_linears(CONFIGS[model]), f"lowbit_ext.model_shapes CONFIGS[{model!r}] (one block; lm_head left out)"
 
 
 def parse_shapes(text: str) -> List[Tuple[str, int, int]]:
@@ -159,15 +123,11 @@ def _shape_reason(spec, shape) -> str:
 
 
 # ---------------------------------------------------------------------------- speed
-def _timer():
-    return graph_time, "lowbit_ext/_timing.py graph_time"
-
-
 def speed(fmts: Sequence[str], layers, Ms: Sequence[int], log):
     """{name: {M: ms summed over the block's layers}} for bf16 and the formats timed, and
     {format: why not timed}."""
-    timer, timer_name = _timer()
-    log(f"timing with {timer_name} (CUDA graphs, CUDA events) on {torch.cuda.get_device_name(0)}")
+    log(f"timing with lowbit_ext/_timing.py graph_time (CUDA graphs, CUDA events) on "
+        f"{torch.cuda.get_device_name(0)}")
     counts: Dict[Tuple[int, int], int] = {}
     for _, N, K in layers:
         counts[(N, K)] = counts.get((N, K), 0) + 1
@@ -195,7 +155,7 @@ def speed(fmts: Sequence[str], layers, Ms: Sequence[int], log):
                         calls = [lambda w=w, x=x: F.linear(x, w) for w in ws]
                     else:
                         calls = [lambda w=w, x=x, spec=spec: spec.linear(x, w) for w in ws]
-                    totals[name][M] += cnt * timer(calls)
+                    totals[name][M] += cnt * graph_time(calls)
                     del x, calls
             except Exception as e:  # a format that fails to run must not hide the others
                 skipped[name] = f"failed at {N}x{K}: {type(e).__name__}: {str(e)[:120]}"
@@ -299,7 +259,7 @@ def build_parser() -> argparse.ArgumentParser:
                                 description="Which lowbit format for a model: accuracy per format (always), "
                                             "speed vs cuBLAS bf16 (on a CUDA GPU), a recommendation per regime.")
     p.add_argument("--model", default="llama3-8b",
-                   help="model whose linear shapes to use (bench/llama.py CONFIGS name; built-in: llama3-8b)")
+                   help="model whose linear shapes to use (a lowbit_ext.model_shapes CONFIGS name)")
     p.add_argument("--shapes", default=None, help="instead of --model: NxK[,NxK...] (out_features x in_features)")
     p.add_argument("--batch-sizes", default="1,8,32,128,512,2048", help="decode batch sizes (M) to time")
     p.add_argument("--prompt-len", type=int, default=2048, help="prefill M (tokens of one prompt)")
