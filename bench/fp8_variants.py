@@ -1,12 +1,12 @@
-"""A/B timing of the fp8 GEMM kernel variants (GEMM only, pre-quantized operands).
+"""A/B timing of the Hopper mainloop's variants, fp8 and int8 (GEMM only, pre-quantized operands).
 
-The variants are chosen by environment knobs read once per process (LOWBIT_FP8_CLUSTER,
+The variants are chosen by environment knobs read once per process (LOWBIT_SM90_CLUSTER,
 LOWBIT_FP8_NO_PROMOTE, ...), so each variant runs in its own subprocess. Every process also
 times cuBLAS bf16 and torch._scaled_mm tensorwise at the same shapes, so each variant's row
 carries its own same-process baseline. Timing: bench/common.graph_time (CUDA graph replays,
 L rotated weights so the weights are not L2-resident).
 
-    python bench/fp8_variants.py --out v.json --variants base:,cluster:LOWBIT_FP8_CLUSTER=1
+    python bench/fp8_variants.py --out v.json --variants base:,cluster:LOWBIT_SM90_CLUSTER=2
 """
 import argparse
 import json
@@ -31,12 +31,14 @@ def child(shapes, ms, ops_to_run):
         L = common.rotation_count(n * k * 2)
         ws = [torch.randn(n, k, device="cuda", dtype=torch.bfloat16) for _ in range(L)]
         wq = [w.to(FP8) for w in ws]
+        wi = [w.mul(20).round().clamp(-127, 127).to(torch.int8) for w in ws]
         w_row = torch.rand(n, device="cuda") + 0.5
         w_blk = torch.rand((n + 127) // 128, (k + 127) // 128, device="cuda") + 0.5
         one = torch.ones(1, device="cuda")
         for m in ms:
             x = torch.randn(m, k, device="cuda", dtype=torch.bfloat16)
             xq = x.to(FP8)
+            xi = x.mul(20).round().clamp(-127, 127).to(torch.int8)
             x_row = torch.rand(m, device="cuda") + 0.5
             x_blk = torch.rand(m, (k + 127) // 128, device="cuda") + 0.5
             cands = {
@@ -46,14 +48,18 @@ def child(shapes, ms, ops_to_run):
                 "lowbit_fp8_row": [lambda w=w: ops.w8a8_fp8_mm(xq, x_row, w, w_row, None, torch.bfloat16) for w in wq],
                 "lowbit_fp8_block": [lambda w=w: ops.fp8_block_mm(xq, x_blk, w, w_blk, None, torch.bfloat16)
                                      for w in wq],
+                # the same mainloop with the s8 policy (the integer family), and cuBLAS's int8
+                "lowbit_int8_row": [lambda w=w: ops.w8a8_int8_mm(xi, x_row, w, w_row, None, torch.bfloat16)
+                                    for w in wi],
+                "int_mm": [lambda w=w: torch._int_mm(xi, w.t()) for w in wi],
             }
             for name, calls in cands.items():
                 if name not in ("cublas_bf16",) and ops_to_run and not any(o in name for o in ops_to_run):
                     continue
                 ms_per = common.graph_time(calls)
                 rows.append(dict(method=name, n=n, k=k, m=m, ms=ms_per, tflops=2 * m * n * k / ms_per / 1e9))
-            del x, xq
-        del ws, wq
+            del x, xq, xi
+        del ws, wq, wi
         torch.cuda.empty_cache()
     return rows
 

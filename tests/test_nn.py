@@ -418,6 +418,9 @@ def test_bench_model_dry_run(tmp_path):
 
 
 # ---------------------------------------------------------------- CUDA (Hopper)
+FP8_ACTIVATIONS = {"w8a8_fp8", "fp8_block", "mxfp8", "a8w4_mx"}
+
+
 @pytest.mark.cuda
 @pytest.mark.parametrize("fmt", formats.names())
 def test_cuda_model_eager_compile_and_cuda_graphs(fmt):
@@ -433,16 +436,23 @@ def test_cuda_model_eager_compile_and_cuda_graphs(fmt):
     tok = tokens().cuda()
     with torch.no_grad():
         eager = m(tok)
-        # the kernels against the CPU reference ops: accumulation order only
-        assert rel_err(eager.cpu(), cpu_model(tokens())) < 2e-2
+        # as accurate as the CPU model against bf16 (the bound the CPU tests hold)
+        assert rel_err(eager.cpu(), reference()(tokens())) <= BOUNDS[name]
+        # the kernels against the CPU reference ops: accumulation order only, which in a model
+        # also moves the next layer's input by a 16-bit rounding; where activations are
+        # quantized to e4m3 (3 mantissa bits) that flips a code with probability ~2^-4 per
+        # element, each flip up to 2^-4 relative (measured on the H100: 0.034 for w8a8_fp8
+        # and fp8_block), so those formats get 5e-2; 16-bit and int8 activations 2e-2.
+        tol = 5e-2 if fmt in FP8_ACTIVATIONS else 2e-2
+        assert rel_err(eager.cpu(), cpu_model(tokens())) < tol
         torch._dynamo.reset()
         compiled = torch.compile(m, fullgraph=True)
-        assert rel_err(compiled(tok), eager) < 2e-2      # inductor fuses norms / RoPE in fp32
+        assert rel_err(compiled(tok), eager) < tol   # inductor fuses norms / RoPE in fp32: a 16-bit rounding
         torch._dynamo.reset()
         graphs = torch.compile(m, mode="reduce-overhead", fullgraph=True)
         outs = [graphs(tok).clone() for _ in range(3)]   # record, then replays
         assert all(torch.equal(o, outs[0]) for o in outs)
-        assert rel_err(outs[0], eager) < 2e-2
+        assert rel_err(outs[0], eager) < tol
 
 
 @pytest.mark.cuda

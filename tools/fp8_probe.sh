@@ -4,14 +4,14 @@
 #   EXTRA='bash tools/fp8_probe.sh' BENCH=0 LOWBIT_KERNELS="quant;fp8" bash tools/device_run.sh
 set -uo pipefail
 OUT=${OUT:-/tmp/out}
-VARIANTS=${VARIANTS:-"base:,cluster:LOWBIT_FP8_CLUSTER=1,oneacc:LOWBIT_FP8_ONE_ACC=1"}
+VARIANTS=${VARIANTS:-"base:,cluster:LOWBIT_SM90_CLUSTER=2,oneacc:LOWBIT_FP8_ONE_ACC=1"}
 SHAPE=${SHAPE:-4096x8192x8192}
 LOWBIT_DEBUG=1 python3 -c "
 import torch, lowbit_ext
 from lowbit_ext import ops
 a = torch.randn(4096, 8192, device='cuda').to(torch.float8_e4m3fn); s = torch.ones(1, device='cuda')
 ops.w8a8_fp8_mm(a, s, a, s); torch.cuda.synchronize()" 2>&1 | grep resident
-LOWBIT_FP8_CLUSTER=1 LOWBIT_DEBUG=1 python3 -c "
+LOWBIT_SM90_CLUSTER=2 LOWBIT_DEBUG=1 python3 -c "
 import torch, lowbit_ext
 from lowbit_ext import ops
 a = torch.randn(4096, 8192, device='cuda').to(torch.float8_e4m3fn); s = torch.ones(1, device='cuda')

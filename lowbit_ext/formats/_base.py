@@ -308,6 +308,14 @@ def prepack_w4(plain: Tensor) -> Tensor:
     return ops.prepack_w4(plain)
 
 
+def div_rn(t: Tensor, d: float) -> Tensor:
+    """t / d rounded once, the same on every device. PyTorch's CUDA division by a Python
+    number multiplies by its reciprocal (two roundings), so ``t / 15`` on a CUDA tensor can
+    differ from the CPU result in the last bit, and a weight quantized on the GPU would then
+    differ from the same weight quantized on the CPU (seen: a16w4 codes on the H100)."""
+    return t / torch.full_like(t, d)
+
+
 def pack_nibbles(q: Tensor) -> Tensor:
     """codes uint8 (N, K), 0..15 -> plain 4-bit layout uint8 (N, K/2), element 2i low nibble."""
     return (q[:, 0::2] | (q[:, 1::2] << 4)).contiguous()

@@ -24,7 +24,7 @@ import torch
 from torch import Tensor
 
 from .. import ops
-from ._base import FormatSpec, QuantizedWeight, check_bool, expect, expect_2d
+from ._base import FormatSpec, QuantizedWeight, check_bool, div_rn, expect, expect_2d
 
 FP8 = torch.float8_e4m3fn
 E4M3_MAX = 448.0
@@ -112,7 +112,7 @@ def quantize_fp8_128x128(W: Tensor):
         wf = torch.nn.functional.pad(wf, (0, 0, 0, nb * BLOCK - N))
     blocks = wf.reshape(nb, BLOCK, kb, BLOCK)
     amax = blocks.abs().amax(dim=(1, 3)).clamp_min(AMAX_FLOOR)             # (nb, kb)
-    scale = amax / E4M3_MAX
+    scale = div_rn(amax, E4M3_MAX)
     inv = (E4M3_MAX / amax)[:, None, :, None]
     codes = (blocks * inv).clamp_(-E4M3_MAX, E4M3_MAX).to(FP8)
     return codes.reshape(nb * BLOCK, K)[:N].contiguous(), scale.contiguous()

@@ -62,8 +62,8 @@ from torch import Tensor
 
 from .. import ops
 from ._awq import awq_search, check_act, check_act_use, choice, finite_float, int_in
-from ._base import (W4_LAYOUT_VERSION, FormatSpec, QuantizedWeight, check_bool, dtype_name, expect, expect_2d,
-                    pack_nibbles, parse_act_dtype, prepack_w4, unpack_nibbles)
+from ._base import (W4_LAYOUT_VERSION, FormatSpec, QuantizedWeight, check_bool, div_rn, dtype_name, expect,
+                    expect_2d, pack_nibbles, parse_act_dtype, prepack_w4, unpack_nibbles)
 from ._hqq import hqq_optimize
 
 GROUP_SIZES = (32, 64, 128, -1)
@@ -190,7 +190,7 @@ class A16W4(FormatSpec):
         floor = scale_floor(dt)
         if opts["symmetric"]:
             amax = wg.abs().amax(dim=-1)
-            s16 = round_up_to((amax / 7).clamp_min(floor), dt)
+            s16 = round_up_to(div_rn(amax, 7).clamp_min(floor), dt)
             z16 = None
             if hqq:
                 s, _ = self._hqq(wg, s16.float(), None, opts, floor)
@@ -200,7 +200,7 @@ class A16W4(FormatSpec):
         else:
             lo = wg.amin(dim=-1).clamp_max(0)
             hi = wg.amax(dim=-1).clamp_min(0)
-            s16 = round_up_to(((hi - lo) / 15).clamp_min(floor), dt)
+            s16 = round_up_to(div_rn(hi - lo, 15).clamp_min(floor), dt)
             s = s16.float()
             z = torch.round(-lo / s).clamp_(0, 15)
             if hqq:

@@ -13,6 +13,7 @@
 #include <cstdlib>
 
 #include "gemm/fp8/fp8_launch.h"
+#include "lowbit/env.h"
 #include "lowbit/gemm/sm90_host.h"
 #include "lowbit/contracts.h"
 #include "lowbit/ops.h"
@@ -25,7 +26,10 @@ using gemm::ScaleMode;
 
 Tensor fp8_gemm(ScaleMode mode, const Tensor& a, const Tensor& a_scale, const Tensor& b, const Tensor& b_scale,
                 const OptTensor& bias, at::ScalarType out_dtype) {
-  return gemm::sm90_gemm(mode, a, a_scale, b, b_scale, bias, out_dtype, &launch, /*allow_split=*/true);
+  // LOWBIT_FP8_NO_PROMOTE=1: one chained accumulator, an accuracy and speed diagnostic
+  // (bench/fp8_accuracy.py), never a default: the tensor core's fp8 sums keep ~14 bits.
+  static const bool promote = !env::flag("LOWBIT_FP8_NO_PROMOTE");
+  return gemm::sm90_gemm(mode, a, a_scale, b, b_scale, bias, out_dtype, &launch, /*allow_split=*/true, promote);
 }
 
 // ---------------------------------------------------------------- ops

@@ -19,7 +19,9 @@ using gemm::ScaleMode;
 Tensor int8_gemm(const Tensor& a, const Tensor& a_scale, const Tensor& b, const Tensor& b_scale, const OptTensor& bias,
                  at::ScalarType out_dtype) {
   // Never split along K: the fp32 split-K partials would round integer sums above 2^24.
-  return gemm::sm90_gemm(ScaleMode::kRowCol, a, a_scale, b, b_scale, bias, out_dtype, &launch, /*allow_split=*/false);
+  // One s32 accumulator chained over K: exact, nothing to promote.
+  return gemm::sm90_gemm(ScaleMode::kRowCol, a, a_scale, b, b_scale, bias, out_dtype, &launch, /*allow_split=*/false,
+                         /*promote=*/false);
 }
 
 Tensor w8a8_int8_mm(const Tensor& a, const Tensor& a_scale, const Tensor& b, const Tensor& b_scale,

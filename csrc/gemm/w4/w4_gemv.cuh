@@ -109,12 +109,11 @@ __device__ __forceinline__ void request_block(uint4* dst, const uint32_t* row, i
 // kMx: the weight policy: false = int4 codes with 16-bit scales (and zero points),
 // y += s * (sum q x - z * sum x); true = mxfp4: e2m1 codes with E8M0 scales per 32,
 // y += 2^(e - 127) * sum v x (v = the e2m1 value; scale 0xFF = NaN, as the spec says).
-// kBulk (an experiment, LOWBIT_A16W4_BULK=1): full blocks of full tiles arrive as one 1 KB
-// bulk copy per warp instead of 64 cp.async of 16 bytes.
-template <typename T, int kTiles, int kChunks, bool kZeros, bool kMx = false, bool kBulk = false>
+template <typename T, int kTiles, int kChunks, bool kZeros, bool kMx = false>
 // Launch bounds: 64 registers for the 8- and 16-token kernels, so four CTAs fit an SM (the
-// measured v4/v5 configuration); the 32-token ones get what they need.
-__global__ void __launch_bounds__(kGemvThreads, kTiles == 4 ? 1 : 4) a16w4_gemv_kernel(const GemvParams p) {
+// measured v4/v5 configuration); 128 for the 32-token ones, two CTAs per SM (with one, at
+// ~150 registers, M = 32 ran 0.35x cuBLAS instead of v5's 0.47x: bench/NOTES.md a16w4 v6).
+__global__ void __launch_bounds__(kGemvThreads, kTiles == 4 ? 2 : 4) a16w4_gemv_kernel(const GemvParams p) {
   static_assert(kTiles == 1 || kTiles == 2 || kTiles == 4, "8, 16 or 32 tokens");
   static_assert(kChunks == 0 || kChunks == 1 || kChunks == 2 || kChunks == 4, "groups of 32, 64, 128 or per row");
   static_assert(!kMx || (kChunks == 1 && !kZeros), "MX: one E8M0 scale per 32 elements, no zero point");
@@ -151,20 +150,19 @@ __global__ void __launch_bounds__(kGemvThreads, kTiles == 4 ? 1 : 4) a16w4_gemv_
   const bool full_tile = tile_row0 + kTileRows <= p.N;
   const uint32_t* tile = p.w + size_t(min(tile_row0, p.N - 1)) * words;
   const int full_blocks = words / kBlockWords, pwords = words - full_blocks * kBlockWords;
-  // p.bulk (LOWBIT_A16W4_BULK=1, an experiment): full blocks of full tiles come as one 1 KB
-  // bulk copy per warp (lane 0, TMA unit, an mbarrier per ring slot) instead of 64 cp.async
-  // of 16 bytes; the slot then holds the chunk as stored in global memory.
-  __shared__ __align__(8) uint64_t bulk_bar[kBulk ? kGemvWarps : 1][kGemvStages];
-  const bool bulk = kBulk && full_tile;
-  if constexpr (kBulk) {
-    if (bulk && lane == 0) {
+  // Full blocks of full tiles come as one 1 KB bulk copy per warp (lane 0, TMA unit, an
+  // mbarrier per ring slot) instead of 64 cp.async of 16 bytes: +12-16% weight bandwidth at
+  // M <= 8 (bench/NOTES.md, a16w4 v6), fewer requests for the same bytes. The slot then holds
+  // the chunk as stored in global memory. p.bulk = 0 (LOWBIT_A16W4_BULK=0) for A/B runs.
+  __shared__ __align__(8) uint64_t bulk_bar[kGemvWarps][kGemvStages];
+  const bool bulk = p.bulk && full_tile;  // warp-uniform
+  if (bulk && lane == 0) {
 #pragma unroll
-      for (int s = 0; s < kGemvStages; ++s) ptx::mbarrier_init(&bulk_bar[warp][s], 1);
-      ptx::fence_barrier_init();
-    }
-    __syncwarp();
+    for (int s = 0; s < kGemvStages; ++s) ptx::mbarrier_init(&bulk_bar[warp][s], 1);
+    ptx::fence_barrier_init();
   }
-  auto is_bulk = [&](int b) { return kBulk && bulk && block0 + b < full_blocks; };
+  __syncwarp();
+  auto is_bulk = [&](int b) { return bulk && block0 + b < full_blocks; };
   auto request = [&](int b) {
     if (b < nb) {
       uint4* slot = ring + (b % kGemvStages) * 64 + lane * 2;
@@ -319,7 +317,7 @@ __global__ void __launch_bounds__(kGemvThreads, kTiles == 4 ? 1 : 4) a16w4_gemv_
       c0 = slot[lane * 2];
       c1 = slot[lane * 2 + 1];
     }
-    if constexpr (kBulk) __syncwarp();  // every lane has read the slot before lane 0 refills it
+    if (bulk) __syncwarp();  // every lane has read the slot before lane 0 refills it
     request(b + kGemvStages);           // into the slot just read
     compute_block(b, c0, c1);
   }

@@ -12,9 +12,9 @@
 namespace lowbit::w4 {
 namespace {
 
-template <typename T, int kTiles, int kChunks, bool kZeros, bool kMx = false, bool kBulk = false>
+template <typename T, int kTiles, int kChunks, bool kZeros, bool kMx = false>
 void gemv(const GemvParams& p, cudaStream_t stream) {
-  auto kernel = a16w4_gemv_kernel<T, kTiles, kChunks, kZeros, kMx, kBulk>;
+  auto kernel = a16w4_gemv_kernel<T, kTiles, kChunks, kZeros, kMx>;
   const int smem = int(gemv_smem_layout(p.M, p.k_slice, sizeof(T), p.group, kZeros, kMx ? 1 : sizeof(T)).bytes);
   static int configured = 0;  // the largest dynamic shared memory this kernel was opened to
   if (smem > configured) {
@@ -44,10 +44,6 @@ void gemv_typed(const GemvParams& p, bool mx, cudaStream_t stream) {
     return gemv<T, 4, 1, false, true>(p, stream);
   }
   const bool z = p.zeros != nullptr;
-  if (p.bulk && p.group == 128 && p.M <= 16) {  // the bulk-copy experiment: the decode configs only
-    if (p.M <= 8) return z ? gemv<T, 1, 4, true, false, true>(p, stream) : gemv<T, 1, 4, false, false, true>(p, stream);
-    return z ? gemv<T, 2, 4, true, false, true>(p, stream) : gemv<T, 2, 4, false, false, true>(p, stream);
-  }
   if (p.M <= 8) return z ? gemv_group<T, 1, true>(p, stream) : gemv_group<T, 1, false>(p, stream);
   if (p.M <= 16) return z ? gemv_group<T, 2, true>(p, stream) : gemv_group<T, 2, false>(p, stream);
   return z ? gemv_group<T, 4, true>(p, stream) : gemv_group<T, 4, false>(p, stream);

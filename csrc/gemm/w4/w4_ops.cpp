@@ -70,7 +70,7 @@ Tensor gemv(const Tensor& x, const Tensor& w, const Tensor& scales, const OptTen
   p.M = int(M), p.N = int(N), p.K = int(K), p.group = int(g);
   p.k_slice = plan.k_slice;
   p.splits = plan.splits;
-  static const bool bulk = env::flag("LOWBIT_A16W4_BULK");
+  static const bool bulk = env::integer("LOWBIT_A16W4_BULK", 1) != 0;  // 0: cp.async only (A/B runs)
   p.bulk = bulk ? 1 : 0;
   Tensor partial, arrivals;
   if (plan.splits > 1) {

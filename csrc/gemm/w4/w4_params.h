@@ -23,7 +23,7 @@ struct GemvParams {
   int M, N, K, group;     // group: elements per group (K for one group per row)
   int k_slice;            // elements of K per split: a multiple of 128
   int splits;
-  int bulk;               // 1: full blocks by 1 KB bulk copies (experiment, LOWBIT_A16W4_BULK=1)
+  int bulk;               // 1: full blocks by 1 KB bulk copies (default; LOWBIT_A16W4_BULK=0: cp.async)
 };
 
 constexpr int kGemvStages = 4;                 // 128-element weight blocks in flight per warp (1 KB each)

@@ -22,14 +22,14 @@
 //                128 of K keeps the error at fp32 level (HOPPER_NOTES.md).
 // Split-K: a unit may cover a slice of the K blocks; its fp32 partial tile goes to a
 // workspace and splitk_reduce_kernel finishes it.
-// Without promotion (a diagnostic) wgmma chains on one accumulator and a warpgroup keeps
-// one K block in flight while it releases the previous stage. With promotion each block
-// is waited for before the accumulator is reused; a second accumulator set to overlap
-// them does not fit the consumers' registers at 128 columns (ptxas spilled ~300 bytes).
-// Clusters (kCluster = 2, optional): the two CTAs of a cluster take P tiles 2c and 2c+1
-// with the same Q (weight) tile; each loads half of it and multicasts to both (half the
-// L2 reads of Q). A consumer warp releases a stage in both CTAs (the peer's producer
-// writes into it too).
+// Chained (kPromote = false: s8, whose s32 sums are exact; fp8's unpromoted diagnostic): wgmma
+// chains on one accumulator and a warpgroup keeps one K block in flight while it releases the
+// previous stage. Promoted (fp8): each block's sums are folded into fp32 registers; two
+// accumulator sets in pairs of K blocks (kAccSets = 2) keep the tensor cores fed meanwhile.
+// Clusters (kCluster = 2): the two CTAs of a cluster take P tiles 2c and 2c+1 with the same Q
+// (weight) tile; each loads half of it and multicasts to both (half the L2 reads of Q). A
+// consumer warp releases a stage in both CTAs (the peer's producer writes into it too).
+// Default for chained loops (+13-20% for int8 at large M), off for promoted ones (no gain).
 #include <cuda.h>
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -203,6 +203,7 @@ __global__ void __launch_bounds__(kThreads, 1)
     const uint64_t desc_p0 = ptx::smem_desc_k_major_sw128(smem_p + wg * 64 * kBlockK);
     const uint64_t desc_q0 = ptx::smem_desc_k_major_sw128(smem_q);
     constexpr uint32_t kBarWg0Issued = 1, kBarWg1Issued = 2;  // named barriers (0 is __syncthreads)
+    constexpr bool kPingPong = kPromote && kAccSets == 1;
     bool issued_any = false;
 
     for (int u = cluster_id; u < num_units; u += num_clusters) {
@@ -234,27 +235,34 @@ __global__ void __launch_bounds__(kThreads, 1)
       // Wait for the stage, then issue the 4 wgmma k32 of one 128-byte K block into `acc`
       // (a fresh accumulator when promoting, else accumulating), and commit them as a group.
       // (`wait_full`: false when the caller already waited for this stage; see the pairs below.)
-      auto issue = [&](Acc (&acc)[kAccRegs], bool wait_full = true) {
+      // (`fresh`: chained loops start the accumulator with the first wgmma's scale-d = 0.)
+      auto issue = [&](Acc (&acc)[kAccRegs], bool wait_full = true, bool fresh = false) {
         if (wait_full) ptx::mbarrier_wait(&full[stage], phase);
         // Ping-pong issue order: warpgroup 0 issues a block, then warpgroup 1, then 0 again.
         // Both wait on the same stage, so without this they issue together, the tensor cores
         // interleave the two groups, both finish together and both promote while the tensor
         // cores idle (ncu: 20% of warp samples on the wgmma wait, 54% SM throughput).
-        if constexpr (kAccSets == 1) {
+        // (Promoting loops only: a chained warpgroup keeps its own block in flight instead.)
+        if constexpr (kPingPong) {
           if (wg == 1) ptx::named_barrier_sync(kBarWg0Issued, 256);
           else if (issued_any) ptx::named_barrier_sync(kBarWg1Issued, 256);
         }
         const uint64_t desc_p = desc_p0 + uint64_t((stage * Layout::kPBytes) >> 4);
         const uint64_t desc_q = desc_q0 + uint64_t((stage * Layout::kQBytes) >> 4);
+        // Chained accumulation fences the accumulator only around the loop: a register fence
+        // between two groups on the same accumulator counts as a use, and ptxas then waits for
+        // the group in flight before the next (C7517), serializing the loop.
+        if constexpr (kPromote) {
 #pragma unroll
-        for (int r = 0; r < kAccRegs; ++r) ptx::fence_register(acc[r]);
+          for (int r = 0; r < kAccRegs; ++r) ptx::fence_register(acc[r]);
+        }
         ptx::wgmma_fence();
 #pragma unroll
         for (int k = 0; k < kBlockK / kWgmmaK; ++k)  // +32 bytes along K = +2 in the descriptor address
           Ops::template Mma<kBN>::mma(desc_p + (k * kWgmmaK >> 4), desc_q + (k * kWgmmaK >> 4), acc,
-                                      kPromote ? (k > 0) : true);
+                                      kPromote ? (k > 0) : !(fresh && k == 0));
         ptx::wgmma_commit();
-        if constexpr (kAccSets == 1) ptx::named_barrier_arrive(wg == 0 ? kBarWg0Issued : kBarWg1Issued, 256);
+        if constexpr (kPingPong) ptx::named_barrier_arrive(wg == 0 ? kBarWg0Issued : kBarWg1Issued, 256);
         issued_any = true;
       };
       // This warp is done reading a stage, in every CTA that holds a copy of it.
@@ -274,8 +282,14 @@ __global__ void __launch_bounds__(kThreads, 1)
       Acc acc[kAccRegs];
       using Fold = typename Ops::Fold;
       Fold fin[kPromote ? kAccRegs : 1];
+      // Chained loops zero the accumulator with the first wgmma (scale-d = 0), not with
+      // register moves: ptxas keeps known-zero float accumulators as constants and then
+      // serializes the chain (C7514, seen on the e4m3 kernels); an empty K range (K = 0)
+      // reads as zeros in the epilogue instead.
+      if constexpr (kPromote) {
 #pragma unroll
-      for (int r = 0; r < kAccRegs; ++r) acc[r] = Acc(0);
+        for (int r = 0; r < kAccRegs; ++r) acc[r] = Acc(0);
+      }
 #pragma unroll
       for (int r = 0; r < (kPromote ? kAccRegs : 1); ++r) fin[r] = Fold(0);
 
@@ -332,36 +346,42 @@ __global__ void __launch_bounds__(kThreads, 1)
           release(st_a);
           promote(acc, sc_a);
         }
+      } else if constexpr (!kPromote) {
+        // Chained: one accumulator across all K blocks (exact s32 sums; or fp8's unpromoted
+        // diagnostic). Each block is issued while the previous one is still in flight, whose
+        // stage is released once wait<1> says it is done: the tensor cores never wait for
+        // this warpgroup, so no ping-pong either. No register fence inside the loop (see issue).
+#pragma unroll
+        for (int r = 0; r < kAccRegs; ++r) ptx::fence_register(acc[r]);
+        if (kb1 > kb0) {
+          int prev_stage = stage;
+          issue(acc, true, /*fresh=*/true);
+          advance();
+          for (int kb = kb0 + 1; kb < kb1; ++kb) {
+            const int cur_stage = stage;
+            issue(acc);
+            advance();
+            ptx::wgmma_wait<1>();
+            release(prev_stage);
+            prev_stage = cur_stage;
+          }
+          ptx::wgmma_wait<0>();
+          release(prev_stage);
+        }
+#pragma unroll
+        for (int r = 0; r < kAccRegs; ++r) ptx::fence_register(acc[r]);
       } else {
         Scales sc{};
-        int prev_stage = 0;
         for (int kb = kb0; kb < kb1; ++kb) {
           load_scales(kb, sc);  // before the wait, so its latency hides
           const int cur_stage = stage;
           issue(acc);
           advance();
-          if constexpr (kPromote) {
-            // The block's partial sums are needed before the next block reuses the
-            // accumulator: wait, free the stage, fold them into fp32 (x block scales).
-            ptx::wgmma_wait<0>();
-            release(cur_stage);
-            promote(acc, sc);
-          } else {
-            // wgmma chains on one accumulator: keep this block in flight, free the previous one.
-            if (kb > kb0) {
-              ptx::wgmma_wait<1>();
-              release(prev_stage);
-            }
-            prev_stage = cur_stage;
-          }
-        }
-        if constexpr (!kPromote) {
-          if (kb1 > kb0) {
-            ptx::wgmma_wait<0>();
-            release(prev_stage);
-          }
-#pragma unroll
-          for (int r = 0; r < kAccRegs; ++r) ptx::fence_register(acc[r]);
+          // The block's partial sums are needed before the next block reuses the
+          // accumulator: wait, free the stage, fold them into fp32 (x block scales).
+          ptx::wgmma_wait<0>();
+          release(cur_stage);
+          promote(acc, sc);
         }
       }
 
@@ -384,7 +404,7 @@ __global__ void __launch_bounds__(kThreads, 1)
 #pragma unroll
           for (int t = 0; t < 2; ++t) {
             if constexpr (kPromote) v[t] = float(fin[r + t]);
-            else v[t] = float(acc[r + t]);
+            else v[t] = kb1 > kb0 ? float(acc[r + t]) : 0.0f;
           }
           if (!direct) {
 #pragma unroll
@@ -406,7 +426,7 @@ __global__ void __launch_bounds__(kThreads, 1)
     }
     // Warpgroup 1's last "issued" arrival is still pending: consume it, so both named
     // barriers end the kernel with no arrivals outstanding.
-    if (kAccSets == 1 && wg == 0 && issued_any) ptx::named_barrier_sync(kBarWg1Issued, 256);
+    if (kPingPong && wg == 0 && issued_any) ptx::named_barrier_sync(kBarWg1Issued, 256);
   }
   // A CTA's shared memory must outlive the peer's last multicast into it and last remote
   // arrival on its barriers.

@@ -2,9 +2,10 @@
 // Host side of the Hopper mainloop shared by the families on it (fp8, int8): the shape ->
 // tile plan, tensor maps, parameters, allocation. Included by <family>_ops.cpp (C++ compiler).
 // Environment knobs (read once per process; they apply to every family on the mainloop):
-// LOWBIT_FP8_CLUSTER=1 (2-CTA multicast of the weight tile), LOWBIT_FP8_SPLITS=n (force the
-// K split), LOWBIT_FP8_NO_PROMOTE=1 (fp8 accuracy diagnostic), LOWBIT_FP8_ONE_ACC=1 (one
-// accumulator set), LOWBIT_DEBUG=1 (print the plan).
+// LOWBIT_SM90_CLUSTER=1|2 (CTAs per cluster multicasting the weight tile; default: 2 for
+// chained loops, 1 for promoted ones), LOWBIT_FP8_SPLITS=n (force the
+// K split), LOWBIT_FP8_ONE_ACC=1 (one accumulator set), LOWBIT_SM90_BN=256 (chained-loop
+// diagnostic), LOWBIT_DEBUG=1 (print the plan).
 #include <ATen/cuda/CUDAContext.h>
 #include <ATen/ops/empty.h>
 #include <c10/cuda/CUDAGuard.h>
@@ -38,22 +39,27 @@ inline int choose_splits(int units, int num_kb, int slots) {
   return best;
 }
 
-// LOWBIT_FP8_CLUSTER=1 turns the 2-CTA multicast of the weight tile on (measured slower so
-// far: bench/NOTES.md); off by default.
-// Large M: 128 x 128 tiles. Small M (<= 64): swap-AB, 128 weight rows x the tokens padded
-// to 8/16/32/64. LOWBIT_FP8_SPLITS=n forces the K split (a diagnostic).
-inline Plan make_plan(int64_t M, int64_t N, int64_t K, int sms, bool allow_split) {
+// 2-CTA clusters multicasting the weight tile: +13-20% for the chained int8 loop at large M
+// (bench/NOTES.md, int8 v2); the promoted fp8 loop measured no gain, so it keeps 1.
+// Large M: 128 x 128 tiles. LOWBIT_SM90_BN=256 (chained loops only: the accumulator
+// alone fits the registers) measured 20% slower for int8 (bench/NOTES.md, int8 v1), with
+// or without clusters; kept for A/B runs. Small M
+// (<= 64): swap-AB, 128 weight rows x the tokens padded to 8/16/32/64. LOWBIT_FP8_SPLITS=n
+// forces the K split (a diagnostic).
+inline Plan make_plan(int64_t M, int64_t N, int64_t K, int sms, bool allow_split, bool promote) {
   Plan p;
   p.swap_ab = M <= 64;
-  p.bn = p.swap_ab ? (M <= 8 ? 8 : M <= 16 ? 16 : M <= 32 ? 32 : 64) : 128;
+  static const int chained_bn = env::integer("LOWBIT_SM90_BN", 128) == 256 ? 256 : 128;
+  p.bn = p.swap_ab ? (M <= 8 ? 8 : M <= 16 ? 16 : M <= 32 ? 32 : 64) : promote ? 128 : chained_bn;
   // Two accumulator sets at 128 x 128 (bench/NOTES.md, fp8 v8); LOWBIT_FP8_ONE_ACC=1 for the
   // one-set ping-pong loop of v6 (A/B runs).
   static const bool one_acc = env::flag("LOWBIT_FP8_ONE_ACC");
-  p.acc_sets = (!p.swap_ab && p.bn == 128 && !one_acc) ? 2 : 1;
+  p.acc_sets = (promote && !p.swap_ab && p.bn == 128 && !one_acc) ? 2 : 1;
   const int64_t rows_p = p.swap_ab ? N : M, rows_q = p.swap_ab ? M : N;
   const int64_t tiles_p = (rows_p + kBlockP - 1) / kBlockP;
-  static const bool cluster = env::flag("LOWBIT_FP8_CLUSTER");
-  p.cluster = (!p.swap_ab && tiles_p >= 2 && cluster) ? 2 : 1;
+  static const int forced_cluster = env::integer("LOWBIT_SM90_CLUSTER", 0);
+  const int cluster = forced_cluster == 1 || forced_cluster == 2 ? forced_cluster : promote ? 1 : 2;
+  p.cluster = (!p.swap_ab && tiles_p >= 2) ? cluster : 1;
   const int units = int((tiles_p + p.cluster - 1) / p.cluster * ((rows_q + p.bn - 1) / p.bn));
   const int num_kb = int((K + kBlockK - 1) / kBlockK);
   // Split K only when the tiles cannot occupy a quarter of the SMs: writing and reducing fp32
@@ -69,9 +75,11 @@ inline Plan make_plan(int64_t M, int64_t N, int64_t K, int sms, bool allow_split
 // y (M, N) = a (M, K) x b (N, K)^T with the given scales, both operands 8-bit (e4m3 or s8),
 // through `launch` (the family's instantiation of the mainloop). allow_split: whether K may
 // be split (fp32 partials); the integer family keeps its sums exact and never splits.
+// promote: fold each K block's sums into fp32 registers (fp8: the tensor core keeps ~14 bits)
+// rather than chain one accumulator over K (s8: exact s32 sums need no folding).
 inline Tensor sm90_gemm(ScaleMode mode, const Tensor& a, const Tensor& a_scale, const Tensor& b,
                         const Tensor& b_scale, const OptTensor& bias, at::ScalarType out_dtype, LaunchFn launch,
-                        bool allow_split) {
+                        bool allow_split, bool promote) {
   c10::cuda::CUDAGuard guard(a.device());
   const int64_t M = a.size(0), K = a.size(1), N = b.size(0);
   Tensor out = at::empty({M, N}, a.options().dtype(out_dtype));
@@ -80,10 +88,9 @@ inline Tensor sm90_gemm(ScaleMode mode, const Tensor& a, const Tensor& a_scale, 
   L.sms = at::cuda::getCurrentDeviceProperties()->multiProcessorCount;
   L.stream = at::cuda::getCurrentCUDAStream();
   L.mode = mode;
-  static const bool promote = !env::flag("LOWBIT_FP8_NO_PROMOTE");  // diagnostic, see bench/fp8_accuracy.py
   L.promote = promote;
   L.out_bf16 = out_dtype == at::kBFloat16;
-  const Plan plan = make_plan(M, N, K, L.sms, allow_split);
+  const Plan plan = make_plan(M, N, K, L.sms, allow_split, promote);
   L.plan = plan;
 
   const Tensor& P = plan.swap_ab ? b : a;

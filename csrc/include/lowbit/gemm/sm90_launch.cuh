@@ -66,12 +66,16 @@ void dispatch_tile(const Launch& a) {
   // Block-scale grouping: activations carry one scale per row, weights one per 128 rows.
   constexpr int kAct = 1, kWgt = kMode == ScaleMode::kBlock ? 128 : 1;
   if (!a.plan.swap_ab) {
-    // 128 x 128 tiles: 128 x 192 measured slower at M <= 4096 (bench/NOTES.md, fp8 v4).
+    // Promoting: 128 x 128 tiles (128 x 192 measured slower at M <= 4096, bench/NOTES.md fp8
+    // v4, in a loop ptxas had serialized). Chained: 128 x 256 (make_plan).
     if constexpr (kPromote) {
       if (a.plan.acc_sets == 2) {
         if (a.plan.cluster == 2) return launch_kernel<Ops, kMode, 128, 2, kPromote, kAct, kWgt, OutT, 2>(a);
         return launch_kernel<Ops, kMode, 128, 1, kPromote, kAct, kWgt, OutT, 2>(a);
       }
+    } else if (a.plan.bn == 256) {  // LOWBIT_SM90_BN=256: a diagnostic (slower, bench/NOTES.md)
+      if (a.plan.cluster == 2) return launch_kernel<Ops, kMode, 256, 2, kPromote, kAct, kWgt, OutT>(a);
+      return launch_kernel<Ops, kMode, 256, 1, kPromote, kAct, kWgt, OutT>(a);
     }
     if (a.plan.cluster == 2) return launch_kernel<Ops, kMode, 128, 2, kPromote, kAct, kWgt, OutT>(a);
     return launch_kernel<Ops, kMode, 128, 1, kPromote, kAct, kWgt, OutT>(a);
@@ -87,9 +91,9 @@ void dispatch_tile(const Launch& a) {
 template <class Ops, typename OutT>
 void launch_typed(const Launch& a) {
   if constexpr (!std::is_same_v<typename Ops::Fold, float>) {
-    // Integer folding (s8): per-row/per-tensor scales only, always folded per K block (exact),
-    // never split along K (the fp32 split-K partials would round sums above 2^24).
-    dispatch_tile<Ops, ScaleMode::kRowCol, true, OutT>(a);
+    // Integer sums (s8): per-row/per-tensor scales only, one s32 accumulator chained over K
+    // (exact), never split along K (the fp32 split-K partials would round sums above 2^24).
+    dispatch_tile<Ops, ScaleMode::kRowCol, false, OutT>(a);
     return;
   } else if (a.mode == ScaleMode::kBlock) {
     dispatch_tile<Ops, ScaleMode::kBlock, true, OutT>(a);

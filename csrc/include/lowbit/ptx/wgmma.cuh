@@ -34,10 +34,12 @@ __device__ __forceinline__ void wgmma_wait() {
 
 // Keep the compiler from moving accesses of an accumulator register across wgmma
 // fences/waits (the asm above cannot name every register it orders).
-template <typename T>
-__device__ __forceinline__ void fence_register(T& r) {
-  asm volatile("" : "+r"(reinterpret_cast<uint32_t&>(r))::"memory");
-}
+// One overload per register class: a float fenced through "+r" costs a mov.b32 to an
+// integer register and back, and ptxas counts those moves as non-wgmma reads of the
+// accumulator, serializing every chained wgmma (C7514).
+__device__ __forceinline__ void fence_register(float& r) { asm volatile("" : "+f"(r)::"memory"); }
+__device__ __forceinline__ void fence_register(int32_t& r) { asm volatile("" : "+r"(r)::"memory"); }
+__device__ __forceinline__ void fence_register(uint32_t& r) { asm volatile("" : "+r"(r)::"memory"); }
 
 #include "lowbit/ptx/wgmma_gen.inc"
 
