@@ -1,4 +1,4 @@
-"""A short run of the a16w4 and mxfp4 (GEMV and dequant paths, prepack/unpack) and w8a8_int8 CUDA
+"""A short run of the a16w4, mxfp4 and a16w8 (GEMV and dequant paths, prepack/unpack) and w8a8_int8 CUDA
 kernels on shapes with tails, for compute-sanitizer (memcheck, racecheck, synccheck):
 `compute-sanitizer --tool racecheck python tests/sanitize_w4_int8.py`.
 Exits non-zero if a result disagrees with the CPU reference (same checks as the tests)."""
@@ -10,6 +10,7 @@ sys.path.insert(0, __file__.rsplit("/tests/", 1)[0] + "/tests")
 from lowbit_ext import ops  # noqa: E402
 from samples import assert_close_elementwise, rand_x, to_cuda, w4_plain  # noqa: E402
 from test_cuda_a16w4 import a16w4_operands, dequant64  # noqa: E402
+from test_cuda_a16w8 import operands as a16w8_operands, w64 as a16w8_w64  # noqa: E402
 from test_cuda_int8 import assert_bitwise, int8_operands  # noqa: E402
 
 gen = torch.Generator().manual_seed(0)
@@ -34,6 +35,13 @@ for M, N, K in [(3, 200, 384), (17, 136, 160), (40, 72, 256)]:
     ref = ops.mxfp4_linear(x, w, sc, None).float()
     y = ops.mxfp4_linear(*to_cuda(x, w, sc), None).float().cpu()
     assert (y - ref).abs().max() <= 2.0 ** -6 * ref.abs().max(), f"mxfp4 M={M}"
+# a16w8: the GEMV (1, 9, 17 and 32 tokens, one and several K splits, partial row CTAs and
+# chunks) and the dequant path (M = 40)
+for M, N, K in [(1, 40, 48), (9, 200, 1040), (17, 4096, 4096), (32, 136, 4160), (40, 72, 256)]:
+    x, w, ws, bias = a16w8_operands(M, N, K, torch.bfloat16, True, gen)
+    ref = ops.a16w8_linear(x, w, ws, bias)
+    y = ops.a16w8_linear(*to_cuda(x, w, ws, bias))
+    assert_close_elementwise(y, ref, x, a16w8_w64(w, ws), 2.0 ** -9 if M <= 32 else 2.0 ** -7, f"a16w8 M={M}")
 # w8a8_int8: both layouts (swap-AB at M <= 64), tails
 for M, N, K in [(3, 200, 272), (65, 136, 400), (130, 264, 256)]:
     a, sa, b, sb = int8_operands(M, N, K, seed=M)

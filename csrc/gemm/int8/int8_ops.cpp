@@ -2,7 +2,7 @@
 // int8 weights (per channel / per tensor), s32 accumulation, exact: y equals the CPU
 // reference (csrc/cpu/linear.cpp int8_mm) up to the final float rounding. The fused linear
 // quantizes x per token (quantize_int8_per_token's CUDA kernel) and runs the GEMM.
-// a16w8 (weights-only int8) needs the mixed-input mainloop and is not here yet (issue 5).
+// a16w8 (weights-only int8) is in a16w8_ops.cpp.
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <torch/library.h>
 

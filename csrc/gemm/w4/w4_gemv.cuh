@@ -31,11 +31,16 @@
 #include "lowbit/ptx/mbarrier.cuh"
 #include "lowbit/ptx/memory.cuh"
 #include "lowbit/ptx/tma.cuh"
+#include "lowbit/gemv_store.cuh"
 #include "lowbit/numerics.h"
+#include "lowbit/ptx/convert.cuh"
 #include "lowbit/ptx/mma.cuh"
 #include "lowbit/w4_layout.h"
 
 namespace lowbit::w4 {
+
+using ptx::from_f32;
+using ptx::to_f32;
 
 template <typename T>
 struct Magic;  // a 16-bit pair whose low mantissa bits take a 4-bit code: value = base + code
@@ -74,17 +79,6 @@ template <typename T>
 __device__ __forceinline__ uint32_t e2m1_to_pair(uint32_t v) {
   const uint32_t mag = (v << E2m1Place<T>::kShift) & (0x00070007u << E2m1Place<T>::kShift);
   return ptx::mul_x2<T>(ptx::lop3_and_or(v << 12, 0x80008000u, mag), E2m1Place<T>::kRestore);
-}
-
-template <typename T>
-__device__ __forceinline__ float to_f32(T v) {
-  if constexpr (std::is_same_v<T, __nv_bfloat16>) return __bfloat162float(v);
-  else return __half2float(v);
-}
-template <typename T>
-__device__ __forceinline__ T from_f32(float v) {
-  if constexpr (std::is_same_v<T, __nv_bfloat16>) return __float2bfloat16_rn(v);
-  else return __float2half_rn(v);
 }
 
 // Request block `block` of a row for quad thread tig (logical words tig + 4j, j = 0..3)
@@ -326,38 +320,9 @@ __global__ void __launch_bounds__(kGemvThreads, kTiles == 4 ? 2 : 4) a16w4_gemv_
   // ---- 3. results: y directly, or fp32 partials reduced by the last CTA of the row block
   const T* bias = static_cast<const T*>(p.bias);
   T* out = static_cast<T*>(p.out);
-  auto final_value = [&](float v, int row) { return from_f32<T>(bias ? v + to_f32(bias[row]) : v); };
-  if (p.splits == 1) {
-#pragma unroll
-    for (int t = 0; t < kTiles; ++t)
-#pragma unroll
-      for (int i = 0; i < 4; ++i) {
-        const int tok = t * 8 + 2 * tig + (i % 2), row = i < 2 ? r0 : r1;
-        if (tok < p.M && row < p.N) out[size_t(tok) * p.N + row] = final_value(total[t][i], row);
-      }
-    return;
-  }
-#pragma unroll
-  for (int t = 0; t < kTiles; ++t)
-#pragma unroll
-    for (int i = 0; i < 4; ++i) {
-      const int tok = t * 8 + 2 * tig + (i % 2), row = i < 2 ? r0 : r1;
-      if (tok < p.M && row < p.N) p.partial[(size_t(split) * p.M + tok) * p.N + row] = total[t][i];
-    }
-  __shared__ bool last;
-  __threadfence();  // partials visible device-wide before the arrival is counted
-  __syncthreads();
-  if (threadIdx.x == 0) last = atomicAdd(&p.arrivals[row_cta], 1) == p.splits - 1;
-  __syncthreads();
-  if (!last) return;
-  __threadfence();
-  for (int i = threadIdx.x; i < p.M * kGemvRows; i += kGemvThreads) {
-    const int tok = i / kGemvRows, row = row_cta * kGemvRows + i % kGemvRows;
-    if (row >= p.N) continue;
-    float v = 0.f;
-    for (int s = 0; s < p.splits; ++s) v += __ldcg(&p.partial[(size_t(s) * p.M + tok) * p.N + row]);
-    out[size_t(tok) * p.N + row] = final_value(v, row);
-  }
+  gemv_store<kTiles, kGemvRows, kGemvThreads>(
+      total, r0, r1, tig, GemvSplit{p.M, p.N, p.splits, split, row_cta, p.partial, p.arrivals},
+      [&](float v, int tok, int row) { out[size_t(tok) * p.N + row] = from_f32<T>(bias ? v + to_f32(bias[row]) : v); });
 }
 
 }  // namespace lowbit::w4

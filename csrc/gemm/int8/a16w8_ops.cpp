@@ -1,0 +1,74 @@
+// a16w8_linear on CUDA: 16-bit activations times int8 weights (per-channel fp32 scale).
+// M <= 32: the tensor-core GEMV on the plain int8 weights (a16w8_gemv.cuh): exact products,
+// fp32 sums, the scale applied once, so y equals the CPU reference (csrc/cpu/linear.cpp) up
+// to summation order. M > 32: the weight dequantized (q * s rounded once to x's dtype) and
+// cuBLAS, until the mixed-input wgmma mainloop exists.
+// LOWBIT_A16W8_PATH=dequant takes the large-M path at every M (A/B benches).
+#include <ATen/cuda/CUDAContext.h>
+#include <ATen/ops/empty.h>
+#include <ATen/ops/linear.h>
+#include <ATen/ops/zeros.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <torch/library.h>
+
+#include <algorithm>
+
+#include "gemm/int8/a16w8_launch.h"
+#include "lowbit/contracts.h"
+#include "lowbit/env.h"
+
+namespace lowbit::int8 {
+namespace {
+
+using at::Tensor;
+using OptTensor = std::optional<Tensor>;
+
+// K splits so the grid has ~4 CTAs per SM (row CTAs x splits), slices of whole chunks.
+A16w8Params plan(int64_t M, int64_t N, int64_t K, int sms) {
+  A16w8Params p{};
+  const int64_t chunks = (K + kA16w8Chunk - 1) / kA16w8Chunk;
+  const int64_t row_ctas = (N + kA16w8Rows - 1) / kA16w8Rows;
+  const int64_t splits = std::min(chunks, std::max<int64_t>(1, (4 * sms + row_ctas - 1) / row_ctas));
+  const int64_t slice_chunks = (chunks + splits - 1) / splits;
+  p.M = int(M), p.N = int(N), p.K = int(K);
+  p.k_slice = int(slice_chunks * kA16w8Chunk);
+  p.splits = int((chunks + slice_chunks - 1) / slice_chunks);  // no empty split
+  return p;
+}
+
+Tensor gemv(const Tensor& x, const Tensor& w, const Tensor& w_scale, const OptTensor& bias) {
+  const int64_t M = x.size(0), K = x.size(1), N = w.size(0);
+  Tensor out = at::empty({M, N}, x.options());
+  A16w8Params p = plan(M, N, K, at::cuda::getCurrentDeviceProperties()->multiProcessorCount);
+  p.x = x.data_ptr();
+  p.w = w.data_ptr<int8_t>();
+  p.w_scale = w_scale.data_ptr<float>();
+  p.bias = bias ? bias->data_ptr() : nullptr;
+  p.out = out.data_ptr();
+  Tensor partial, arrivals;
+  if (p.splits > 1) {
+    partial = at::empty({p.splits, M, N}, x.options().dtype(at::kFloat));
+    arrivals = at::zeros({(N + kA16w8Rows - 1) / kA16w8Rows}, x.options().dtype(at::kInt));
+    p.partial = partial.data_ptr<float>();
+    p.arrivals = arrivals.data_ptr<int>();
+  }
+  launch_a16w8_gemv(x.scalar_type() == at::kBFloat16, p, at::cuda::getCurrentCUDAStream());
+  return out;
+}
+
+Tensor a16w8_linear(const Tensor& x, const Tensor& w, const Tensor& w_scale, const OptTensor& bias) {
+  const auto d = contract::a16w8("a16w8_linear", x, w, w_scale, bias);
+  c10::cuda::CUDAGuard guard(x.device());
+  if (d.M == 0) return at::empty({0, d.N}, x.options());
+  static const bool force_dequant = env::is("LOWBIT_A16W8_PATH", "dequant");
+  if (d.M <= kA16w8MaxTokens && !force_dequant) return gemv(x, w, w_scale, bias);
+  Tensor wd = at::empty({d.N, d.K}, x.options());
+  launch_a16w8_dequant(x.scalar_type() == at::kBFloat16, w.data_ptr<int8_t>(), w_scale.data_ptr<float>(),
+                       wd.data_ptr(), d.N, d.K, at::cuda::getCurrentCUDAStream());
+  return at::linear(x, wd, bias);
+}
+
+}  // namespace
+}  // namespace lowbit::int8
+
+TORCH_LIBRARY_IMPL(lowbit, CUDA, m) { m.impl("a16w8_linear", &lowbit::int8::a16w8_linear); }

@@ -1,0 +1,27 @@
+#pragma once
+// Plain-data parameters of the a16w8 GEMV, shared by the host planning code (a16w8_ops.cpp,
+// C++ compiler) and the kernel (a16w8_gemv.cuh, nvcc).
+#include <cstdint>
+
+namespace lowbit::int8 {
+
+constexpr int kA16w8Warps = 8;
+constexpr int kA16w8Threads = 32 * kA16w8Warps;
+constexpr int kA16w8Rows = 16 * kA16w8Warps;  // weight rows per CTA
+constexpr int kA16w8Chunk = 64;                // K elements per chunk: 4 k16 steps
+constexpr int kA16w8MaxTokens = 32;
+
+struct A16w8Params {
+  const void* x;         // T (M, K)
+  const int8_t* w;       // (N, K), row-major
+  const float* w_scale;  // (N,)
+  const void* bias;      // T (N,) or null
+  void* out;             // T (M, N)
+  float* partial;        // fp32 [splits][M][N], splits > 1
+  int* arrivals;         // [row CTAs], zero on entry, splits > 1
+  int M, N, K;
+  int k_slice;           // elements of K per split: a multiple of kA16w8Chunk
+  int splits;
+};
+
+}  // namespace lowbit::int8

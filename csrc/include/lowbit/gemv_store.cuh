@@ -1,0 +1,55 @@
+#pragma once
+// The end of the tensor-core GEMVs (a16w4, a16w8): each warp holds fp32 sums for 16 weight
+// rows (r0 = its row g, r1 = g + 8) x kTiles tiles of 8 tokens, in mma.sync's C layout
+// (register i: row i < 2 ? r0 : r1, token 8t + 2 tig + i % 2). With one K split they are
+// finished and stored directly; with several, each CTA writes fp32 partials and the last CTA
+// of a row block to arrive sums them in split order (deterministic) and finishes them.
+// store(v, tok, row) finishes one sum (scale, bias, rounding) and writes y[tok, row].
+#include <cstdint>
+
+namespace lowbit {
+
+struct GemvSplit {
+  int M, N;
+  int splits, split, row_cta;
+  float* partial;  // fp32 [splits][M][N]
+  int* arrivals;   // [row CTAs], zero on entry
+};
+
+template <int kTiles, int kRows, int kThreads, class Store>
+__device__ __forceinline__ void gemv_store(const float (&total)[kTiles][4], int r0, int r1, int tig, const GemvSplit& s,
+                                           Store store) {
+  if (s.splits == 1) {
+#pragma unroll
+    for (int t = 0; t < kTiles; ++t)
+#pragma unroll
+      for (int i = 0; i < 4; ++i) {
+        const int tok = t * 8 + 2 * tig + (i % 2), row = i < 2 ? r0 : r1;
+        if (tok < s.M && row < s.N) store(total[t][i], tok, row);
+      }
+    return;
+  }
+#pragma unroll
+  for (int t = 0; t < kTiles; ++t)
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      const int tok = t * 8 + 2 * tig + (i % 2), row = i < 2 ? r0 : r1;
+      if (tok < s.M && row < s.N) s.partial[(size_t(s.split) * s.M + tok) * s.N + row] = total[t][i];
+    }
+  __shared__ bool last;
+  __threadfence();  // partials visible device-wide before the arrival is counted
+  __syncthreads();
+  if (threadIdx.x == 0) last = atomicAdd(&s.arrivals[s.row_cta], 1) == s.splits - 1;
+  __syncthreads();
+  if (!last) return;
+  __threadfence();
+  for (int i = threadIdx.x; i < s.M * kRows; i += kThreads) {
+    const int tok = i / kRows, row = s.row_cta * kRows + i % kRows;
+    if (row >= s.N) continue;
+    float v = 0.f;
+    for (int sp = 0; sp < s.splits; ++sp) v += __ldcg(&s.partial[(size_t(sp) * s.M + tok) * s.N + row]);
+    store(v, tok, row);
+  }
+}
+
+}  // namespace lowbit
