@@ -23,12 +23,17 @@ namespace {
 using at::Tensor;
 using OptTensor = std::optional<Tensor>;
 
-// K splits so the grid has ~4 CTAs per SM (row CTAs x splits), slices of whole chunks.
+// K splits so the grid fills the resident CTA slots (4, 3, 2 per SM for the 8-, 16- and
+// 32-token kernels: their launch bounds) at most once: v1 rounded 4 x SMs / row CTAs up,
+// which left 8192^2 with 576 CTAs for 528 slots (a second wave of 48). Measured better at
+// M = 1, 8, 16, 32 except 28672 x 8192 at M = 16 (one split: 224 CTAs for 396 slots, 1.13x
+// vs 1.24x): bench/NOTES.md a16w8 v2. Slices of whole chunks.
 A16w8Params plan(int64_t M, int64_t N, int64_t K, int sms) {
   A16w8Params p{};
   const int64_t chunks = (K + kA16w8Chunk - 1) / kA16w8Chunk;
   const int64_t row_ctas = (N + kA16w8Rows - 1) / kA16w8Rows;
-  const int64_t splits = std::min(chunks, std::max<int64_t>(1, (4 * sms + row_ctas - 1) / row_ctas));
+  const int64_t slots = int64_t(M <= 8 ? 4 : M <= 16 ? 3 : 2) * sms;
+  const int64_t splits = std::min(chunks, std::max<int64_t>(1, slots / row_ctas));
   const int64_t slice_chunks = (chunks + splits - 1) / splits;
   p.M = int(M), p.N = int(N), p.K = int(K);
   p.k_slice = int(slice_chunks * kA16w8Chunk);
