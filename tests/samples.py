@@ -3,7 +3,9 @@ torch.compile, bad-input and CUDA tests. Inputs are random (never zeros), and sh
 not multiples of the kernels' tiles (M = 3, N = 40 by default)."""
 import collections
 import itertools
+import re
 
+import pytest
 import torch
 
 from lowbit_ext import ops
@@ -165,3 +167,9 @@ def pairwise_cases(valid, describe, factors, combos, per_m_shape):
     while want - set(seen):
         pick([c for c in valid if not covered[c] <= set(seen)])
     return chosen
+
+
+def raises_with(fn, text):
+    """fn() raises a RuntimeError whose message contains `text` (matched literally)."""
+    with pytest.raises(RuntimeError, match=re.escape(text)):
+        fn()

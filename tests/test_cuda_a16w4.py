@@ -29,7 +29,6 @@ Outputs are poisoned: the caching allocator is emptied, then blocks of the outpu
 freed, so an element the kernel never writes reads NaN.
 """
 import itertools
-import re
 
 import pytest
 import torch
@@ -38,7 +37,8 @@ import lowbit_ext
 from lowbit_ext import ops
 
 from samples import (BF16, FP16, assert_close_elementwise, assert_compiled_matches_eager,
-                     assert_graph_replays_match_eager, pairwise_cases, poison_allocator, rand_x, to_cuda, w4_plain)
+                     assert_graph_replays_match_eager, pairwise_cases, poison_allocator, raises_with, rand_x,
+                     to_cuda, w4_plain)
 
 pytestmark = pytest.mark.cuda
 
@@ -219,11 +219,6 @@ def test_a16w4_m_zero_cuda():
     assert y.shape == (0, 40) and y.is_cuda and y.dtype == BF16
 
 
-def _raises(fn, text):
-    with pytest.raises(RuntimeError, match=re.escape(text)):
-        fn()
-
-
 def test_a16w4_bad_inputs_cuda():
     # The CUDA op runs the same contract (csrc/include/lowbit/contracts.h) as the CPU one.
     gen = torch.Generator().manual_seed(5)
@@ -237,29 +232,29 @@ def test_a16w4_bad_inputs_cuda():
     x96 = rand_x(3, 96, gen=gen).cuda()
     w96 = ops.prepack_w4(w4_plain(8, 96, gen=gen)).cuda()
     s96 = torch.ones(8, 1, dtype=BF16, device="cuda")
-    _raises(lambda: op(x96, w96, s96, None, 64, None), "K must be a multiple of group_size; K = 96, group_size = 64")
-    _raises(lambda: op(x, w, s, z, 48, None), "group_size must be 32, 64, 128 or -1")
+    raises_with(lambda: op(x96, w96, s96, None, 64, None), "K must be a multiple of group_size; K = 96, group_size = 64")
+    raises_with(lambda: op(x, w, s, z, 48, None), "group_size must be 32, 64, 128 or -1")
     # scales / zeros
-    _raises(lambda: op(x, w, s[:, :1].contiguous(), z, g, None), "scales (one per group) must have shape [40, 2]")
-    _raises(lambda: op(x, w, s.half(), z, g, None), "scales must be BFloat16")
-    _raises(lambda: op(x, w, s, z.float(), g, None), "zeros must be BFloat16, got Float")
-    _raises(lambda: op(x, w, s, z[:, :1].contiguous(), g, None), "zeros (one per group) must have shape")
+    raises_with(lambda: op(x, w, s[:, :1].contiguous(), z, g, None), "scales (one per group) must have shape [40, 2]")
+    raises_with(lambda: op(x, w, s.half(), z, g, None), "scales must be BFloat16")
+    raises_with(lambda: op(x, w, s, z.float(), g, None), "zeros must be BFloat16, got Float")
+    raises_with(lambda: op(x, w, s, z[:, :1].contiguous(), g, None), "zeros (one per group) must have shape")
     # w in the plain uint8 layout instead of the w4 kernel layout
-    _raises(lambda: op(x, ops.unpack_w4(w), s, z, g, None), "w must be int32 (N, K/8) in the w4 kernel layout")
-    _raises(lambda: op(x, ops.unpack_w4(w), s, z, g, None), "prepack_w4")
-    _raises(lambda: op(x, w[:, :16].contiguous(), s, z, g, None), "so w must be (N, K/8)")
+    raises_with(lambda: op(x, ops.unpack_w4(w), s, z, g, None), "w must be int32 (N, K/8) in the w4 kernel layout")
+    raises_with(lambda: op(x, ops.unpack_w4(w), s, z, g, None), "prepack_w4")
+    raises_with(lambda: op(x, w[:, :16].contiguous(), s, z, g, None), "so w must be (N, K/8)")
     # x
-    _raises(lambda: op(x.float(), w, s, z, g, None), "x must be bfloat16 or float16")
+    raises_with(lambda: op(x.float(), w, s, z, g, None), "x must be bfloat16 or float16")
     base = rand_x(1, 4 * K, gen=gen).cuda().reshape(-1)
-    _raises(lambda: op(base[1:1 + 3 * K].view(3, K), w, s, z, g, None), "16-byte aligned")
+    raises_with(lambda: op(base[1:1 + 3 * K].view(3, K), w, s, z, g, None), "16-byte aligned")
     # bias
-    _raises(lambda: op(x, w, s, z, g, bias.half()), "bias must be BFloat16")
-    _raises(lambda: op(x, w, s, z, g, bias[:5]), "bias must have shape [40]")
+    raises_with(lambda: op(x, w, s, z, g, bias.half()), "bias must be BFloat16")
+    raises_with(lambda: op(x, w, s, z, g, bias[:5]), "bias must have shape [40]")
     # devices: x on CUDA, another operand on the CPU
-    _raises(lambda: op(x, w.cpu(), s, z, g, None), "all tensors must be on one device")
-    _raises(lambda: op(x, w, s.cpu(), z, g, None), "all tensors must be on one device")
-    _raises(lambda: op(x, w, s, z.cpu(), g, None), "all tensors must be on one device")
-    _raises(lambda: op(x, w, s, z, g, bias.cpu()), "all tensors must be on one device")
+    raises_with(lambda: op(x, w.cpu(), s, z, g, None), "all tensors must be on one device")
+    raises_with(lambda: op(x, w, s.cpu(), z, g, None), "all tensors must be on one device")
+    raises_with(lambda: op(x, w, s, z.cpu(), g, None), "all tensors must be on one device")
+    raises_with(lambda: op(x, w, s, z, g, bias.cpu()), "all tensors must be on one device")
 
 
 @pytest.mark.parametrize("dtype,bound", [(BF16, 3e-3), (FP16, 5e-4)])

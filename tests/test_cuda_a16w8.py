@@ -19,7 +19,6 @@ dot product's rounding errors, which |ref| is not where terms cancel):
 Outputs are poisoned (samples.poison_allocator): an element never written reads NaN.
 """
 import itertools
-import re
 
 import pytest
 import torch
@@ -28,7 +27,7 @@ import lowbit_ext
 from lowbit_ext import ops
 
 from samples import (BF16, FP16, assert_close_elementwise, assert_compiled_matches_eager,
-                     assert_graph_replays_match_eager, poison_allocator, rand_x, to_cuda)
+                     assert_graph_replays_match_eager, poison_allocator, raises_with, rand_x, to_cuda)
 
 pytestmark = pytest.mark.cuda
 
@@ -125,25 +124,20 @@ def test_a16w8_m_zero_cuda():
     assert y.shape == (0, 40) and y.is_cuda and y.dtype == BF16
 
 
-def _raises(fn, text):
-    with pytest.raises(RuntimeError, match=re.escape(text)):
-        fn()
-
-
 def test_a16w8_bad_inputs_cuda():
     # The CUDA op runs the same contract (csrc/include/lowbit/contracts.h) as the CPU one.
     gen = torch.Generator().manual_seed(5)
     x, w, s, bias = to_cuda(*operands(3, 40, 256, BF16, True, gen))
     op = ops.a16w8_linear
-    _raises(lambda: op(x.float(), w, s), "x must be bfloat16 or float16")
-    _raises(lambda: op(x, w.to(torch.uint8), s), "w must be Char")
-    _raises(lambda: op(x, w[:, :128].contiguous(), s), "must be (N, K) with the same K")
-    _raises(lambda: op(x, w, s.half()), "w_scale must be Float")
-    _raises(lambda: op(x, w, s[:5]), "w_scale (one per output channel) must have shape [40]")
-    _raises(lambda: op(x, w, s, bias.half()), "bias must be BFloat16")
+    raises_with(lambda: op(x.float(), w, s), "x must be bfloat16 or float16")
+    raises_with(lambda: op(x, w.to(torch.uint8), s), "w must be Char")
+    raises_with(lambda: op(x, w[:, :128].contiguous(), s), "must be (N, K) with the same K")
+    raises_with(lambda: op(x, w, s.half()), "w_scale must be Float")
+    raises_with(lambda: op(x, w, s[:5]), "w_scale (one per output channel) must have shape [40]")
+    raises_with(lambda: op(x, w, s, bias.half()), "bias must be BFloat16")
     x24, w24 = rand_x(3, 24, gen=gen).cuda(), torch.zeros(40, 24, dtype=torch.int8, device="cuda")
-    _raises(lambda: op(x24, w24, s), "multiple of 16")
+    raises_with(lambda: op(x24, w24, s), "multiple of 16")
     base = rand_x(1, 4 * 256, gen=gen).cuda().reshape(-1)
-    _raises(lambda: op(base[1:1 + 3 * 256].view(3, 256), w, s), "16-byte aligned")
-    _raises(lambda: op(x, w.cpu(), s), "all tensors must be on one device")
-    _raises(lambda: op(x, w, s.cpu()), "all tensors must be on one device")
+    raises_with(lambda: op(base[1:1 + 3 * 256].view(3, 256), w, s), "16-byte aligned")
+    raises_with(lambda: op(x, w.cpu(), s), "all tensors must be on one device")
+    raises_with(lambda: op(x, w, s.cpu()), "all tensors must be on one device")

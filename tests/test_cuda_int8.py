@@ -12,7 +12,6 @@ Outputs are poisoned: the caching allocator is emptied, then blocks of the outpu
 filled with 0xFF bytes (NaN in bf16 and in fp16) and freed, so an element the kernel never
 writes reads NaN and fails torch.equal.
 """
-import re
 
 import pytest
 import torch
@@ -20,7 +19,8 @@ import torch
 import lowbit_ext
 from lowbit_ext import ops
 
-from samples import BF16, FP16, assert_compiled_matches_eager, assert_graph_replays_match_eager, poison_allocator, rand_x, to_cuda
+from samples import (BF16, FP16, assert_compiled_matches_eager, assert_graph_replays_match_eager, poison_allocator,
+                     raises_with, rand_x, to_cuda)
 
 pytestmark = pytest.mark.cuda
 I8 = torch.int8
@@ -63,11 +63,6 @@ def assert_bitwise(y, ref, what=""):
         m, n = divmod(i, y.shape[1])
         raise AssertionError(f"{what}: {int(diff.sum())} of {diff.numel()} elements differ; first at ({m}, {n}): "
                              f"y {y[m, n].item()}, ref {ref[m, n].item()}")
-
-
-def _raises(fn, text):
-    with pytest.raises(RuntimeError, match=re.escape(text)):
-        fn()
 
 
 # ---------------------------------------------------------------- tests
@@ -178,20 +173,20 @@ def test_int8_bad_inputs_cuda():
     mm = ops.w8a8_int8_mm
     # K not a multiple of 16
     a24, _, b24, _ = to_cuda(*int8_operands(3, 40, 24, seed=6))
-    _raises(lambda: mm(a24, sa, b24, sb), "w8a8_int8_mm: K must be a multiple of 16")
+    raises_with(lambda: mm(a24, sa, b24, sb), "w8a8_int8_mm: K must be a multiple of 16")
     # b (the weight) of fp8 instead of int8
-    _raises(lambda: mm(a, sa, b.float().to(FP8), sb), "w8a8_int8_mm: b must be Char, got Float8_e4m3fn")
+    raises_with(lambda: mm(a, sa, b.float().to(FP8), sb), "w8a8_int8_mm: b must be Char, got Float8_e4m3fn")
     # scales of the wrong shape
-    _raises(lambda: mm(a, sa[:2].contiguous(), b, sb), "a_scale must have shape (3,) (one per row)")
-    _raises(lambda: mm(a, sa, b, sb[:7].contiguous()), "b_scale must have shape (40,) (one per row)")
+    raises_with(lambda: mm(a, sa[:2].contiguous(), b, sb), "a_scale must have shape (3,) (one per row)")
+    raises_with(lambda: mm(a, sa, b, sb[:7].contiguous()), "b_scale must have shape (40,) (one per row)")
     # a on CUDA, b on the CPU
-    _raises(lambda: mm(a, sa, b.cpu(), sb), "b is on cpu but the first operand is on cuda")
-    _raises(lambda: mm(a, sa, b.cpu(), sb), "all tensors must be on one device")
-    _raises(lambda: mm(a, sa, b, sb.cpu()), "all tensors must be on one device")
+    raises_with(lambda: mm(a, sa, b.cpu(), sb), "b is on cpu but the first operand is on cuda")
+    raises_with(lambda: mm(a, sa, b.cpu(), sb), "all tensors must be on one device")
+    raises_with(lambda: mm(a, sa, b, sb.cpu()), "all tensors must be on one device")
 
     lin = ops.w8a8_int8_linear
     x = rand_x(3, 256).cuda()
-    _raises(lambda: lin(rand_x(3, 24).cuda(), b24, sb), "w8a8_int8_linear: K must be a multiple of 16")
-    _raises(lambda: lin(x, b.float().to(FP8), sb), "w8a8_int8_linear: w must be Char, got Float8_e4m3fn")
-    _raises(lambda: lin(x, b, sb[:7].contiguous()), "w_scale must have shape (40,) (one per row)")
-    _raises(lambda: lin(x, b.cpu(), sb), "w is on cpu but the first operand is on cuda")
+    raises_with(lambda: lin(rand_x(3, 24).cuda(), b24, sb), "w8a8_int8_linear: K must be a multiple of 16")
+    raises_with(lambda: lin(x, b.float().to(FP8), sb), "w8a8_int8_linear: w must be Char, got Float8_e4m3fn")
+    raises_with(lambda: lin(x, b, sb[:7].contiguous()), "w_scale must have shape (40,) (one per row)")
+    raises_with(lambda: lin(x, b.cpu(), sb), "w is on cpu but the first operand is on cuda")

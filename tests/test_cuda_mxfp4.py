@@ -24,7 +24,6 @@ dequantized weight's are filled with 0xFF bytes, NaN in bf16/fp16, then freed), 
 element the kernel never writes reads NaN.
 """
 import itertools
-import re
 
 import pytest
 import torch
@@ -34,8 +33,8 @@ from lowbit_ext import ops
 from lowbit_ext.formats._base import e2m1_to_float, e8m0_to_float, pack_nibbles, unpack_nibbles
 
 from samples import (BF16, FP16, assert_close_elementwise, assert_compiled_matches_eager,
-                     assert_graph_replays_match_eager, pairwise_cases, poison_allocator, rand_x, to_cuda, w4_plain,
-                     weight)
+                     assert_graph_replays_match_eager, pairwise_cases, poison_allocator, raises_with, rand_x,
+                     to_cuda, w4_plain, weight)
 
 pytestmark = pytest.mark.cuda
 
@@ -298,11 +297,6 @@ def test_mxfp4_m_zero_cuda():
     assert y.shape == (0, 40) and y.is_cuda and y.dtype == BF16
 
 
-def _raises(fn, text):
-    with pytest.raises(RuntimeError, match=re.escape(text)):
-        fn()
-
-
 def test_mxfp4_bad_inputs_cuda():
     # The CUDA op runs the same contract (csrc/include/lowbit/contracts.h, linear_mx) as the CPU one.
     gen = torch.Generator().manual_seed(5)
@@ -315,14 +309,14 @@ def test_mxfp4_bad_inputs_cuda():
     x48 = rand_x(3, 48, gen=gen).cuda()
     w48 = torch.zeros(8, 6, dtype=torch.int32, device="cuda")
     s48 = torch.full((8, 1), 127, dtype=torch.uint8, device="cuda")
-    _raises(lambda: op(x48, w48, s48, None), "K must be a multiple of 32 (MX scales cover blocks of 32 along K)")
+    raises_with(lambda: op(x48, w48, s48, None), "K must be a multiple of 32 (MX scales cover blocks of 32 along K)")
     # w_scale
-    _raises(lambda: op(x, w, s[:, :1].contiguous(), None), "w_scale must have shape [40, 8], got [40, 1]")
-    _raises(lambda: op(x, w, s[:20].contiguous(), None), "w_scale must have shape [40, 8]")
-    _raises(lambda: op(x, w, s.int(), None), "w_scale must be uint8 (E8M0 exponents), got Int")
-    _raises(lambda: op(x, w, s.float(), None), "w_scale must be uint8 (E8M0 exponents)")
+    raises_with(lambda: op(x, w, s[:, :1].contiguous(), None), "w_scale must have shape [40, 8], got [40, 1]")
+    raises_with(lambda: op(x, w, s[:20].contiguous(), None), "w_scale must have shape [40, 8]")
+    raises_with(lambda: op(x, w, s.int(), None), "w_scale must be uint8 (E8M0 exponents), got Int")
+    raises_with(lambda: op(x, w, s.float(), None), "w_scale must be uint8 (E8M0 exponents)")
     # w in the plain uint8 layout instead of the w4 kernel layout
-    _raises(lambda: op(x, ops.unpack_w4(w), s, None), "w must be int32 (N, K/8) in the w4 kernel layout")
-    _raises(lambda: op(x, ops.unpack_w4(w), s, None), "prepack_w4")
+    raises_with(lambda: op(x, ops.unpack_w4(w), s, None), "w must be int32 (N, K/8) in the w4 kernel layout")
+    raises_with(lambda: op(x, ops.unpack_w4(w), s, None), "prepack_w4")
     # devices: x on CUDA, another operand on the CPU
-    _raises(lambda: op(x, w, s.cpu(), None), "all tensors must be on one device")
+    raises_with(lambda: op(x, w, s.cpu(), None), "all tensors must be on one device")
