@@ -6,6 +6,7 @@
 #include <type_traits>
 
 #include "gemm/w4/w4_gemv.cuh"
+#include "gemm/w4/w4_gemv_regs.cuh"
 #include "gemm/w4/w4_launch.h"
 #include "lowbit/w4_layout.h"
 
@@ -14,6 +15,12 @@ namespace {
 
 template <typename T, int kTiles, int kChunks, bool kZeros, bool kMx = false>
 void gemv(const GemvParams& p, cudaStream_t stream) {
+  dim3 grid((p.N + kGemvRows - 1) / kGemvRows, p.splits);
+  if (p.regs) {  // v7: no shared memory
+    a16w4_gemv_regs_kernel<T, kTiles, kChunks, kZeros, kMx><<<grid, kGemvThreads, 0, stream>>>(p);
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
+    return;
+  }
   auto kernel = a16w4_gemv_kernel<T, kTiles, kChunks, kZeros, kMx>;
   const int smem = int(gemv_smem_layout(p.M, p.k_slice, sizeof(T), p.group, kZeros, kMx ? 1 : sizeof(T)).bytes);
   static int configured = 0;  // the largest dynamic shared memory this kernel was opened to
@@ -21,7 +28,6 @@ void gemv(const GemvParams& p, cudaStream_t stream) {
     C10_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
     configured = smem;
   }
-  dim3 grid((p.N + kGemvRows - 1) / kGemvRows, p.splits);
   kernel<<<grid, kGemvThreads, smem, stream>>>(p);
   C10_CUDA_KERNEL_LAUNCH_CHECK();
 }

@@ -52,14 +52,28 @@ GemvPlan plan_gemv(int64_t M, int64_t N, int64_t K, int64_t g, bool zeros, int s
   return {int(slice_blocks * 128), int((blocks + slice_blocks - 1) / slice_blocks)};
 }
 
+// The v7 GEMV (w4_gemv_regs.cuh) keeps nothing in shared memory: its CTAs per SM come from
+// its launch bounds, and the split fills those slots at most once (as the a16w8 GEMV).
+GemvPlan plan_gemv_regs(int64_t M, int64_t N, int64_t K, int sms) {
+  const int64_t blocks = (K + 127) / 128;
+  const int64_t row_ctas = (N + kGemvRows - 1) / kGemvRows;
+  const int64_t slots = int64_t(M <= 16 ? 3 : 2) * sms;  // gemv_regs_ctas_per_sm
+  const int64_t splits = std::min(blocks, std::max<int64_t>(1, slots / row_ctas));
+  const int64_t slice_blocks = (blocks + splits - 1) / splits;
+  return {int(slice_blocks * 128), int((blocks + slice_blocks - 1) / slice_blocks)};
+}
+
 // mx: mxfp4 (e2m1 codes, E8M0 scales per 32, no zero points) instead of int4.
 Tensor gemv(const Tensor& x, const Tensor& w, const Tensor& scales, const OptTensor& zeros, int64_t g,
             const OptTensor& bias, bool mx = false) {
   const int64_t M = x.size(0), K = x.size(1), N = w.size(0);
   Tensor out = at::empty({M, N}, x.options());
   const int sms = at::cuda::getCurrentDeviceProperties()->multiProcessorCount;
-  const GemvPlan plan = plan_gemv(M, N, K, g, zeros.has_value(), sms, int(x.element_size()),
-                                  mx ? 1 : int(x.element_size()));
+  // LOWBIT_A16W4_GEMV=regs: the v7 kernel (experimental: written in session 3, not yet run).
+  static const bool regs = env::is("LOWBIT_A16W4_GEMV", "regs");
+  const GemvPlan plan = regs ? plan_gemv_regs(M, N, K, sms)
+                             : plan_gemv(M, N, K, g, zeros.has_value(), sms, int(x.element_size()),
+                                         mx ? 1 : int(x.element_size()));
   GemvParams p{};
   p.x = x.data_ptr();
   p.w = reinterpret_cast<const uint32_t*>(w.data_ptr<int32_t>());
@@ -72,6 +86,7 @@ Tensor gemv(const Tensor& x, const Tensor& w, const Tensor& scales, const OptTen
   p.splits = plan.splits;
   static const bool bulk = env::integer("LOWBIT_A16W4_BULK", 1) != 0;  // 0: cp.async only (A/B runs)
   p.bulk = bulk ? 1 : 0;
+  p.regs = regs ? 1 : 0;
   Tensor partial, arrivals;
   if (plan.splits > 1) {
     partial = at::empty({plan.splits, M, N}, x.options().dtype(at::kFloat));

@@ -1,0 +1,188 @@
+#pragma once
+// a16w4 / mxfp4 GEMV v7 (experimental, LOWBIT_A16W4_GEMV=regs; written and compiled in
+// session 3, not yet run): the same arithmetic as w4_gemv.cuh, streamed the way the a16w8
+// GEMV streams (0.73-0.83 of cuBLAS's bandwidth where v6 gets 0.48-0.56): no shared memory.
+//  - weights: each thread loads its two 16-byte words per 128-element block straight into
+//    registers, kUnroll blocks ahead (the w4 layout v3 addresses of w4_gemv.cuh's cp.async);
+//  - x: read per 32-element step from global (L1/L2; 16 bytes per token tile), in the K order
+//    of the layout, instead of staging the K slice in shared memory first;
+//  - the zero-point term's sum of x per group comes from the tensor core: one more MMA per
+//    step with an all-ones A operand gives sum_k x[token, k] in exactly the C layout the
+//    promotion needs (no shared-memory chunk sums, no shuffles);
+//  - scales and zero points are read from global at each promotion (two rows per thread).
+// Hypothesis under test: v6's shared-memory staging (x slice, sums, scales, ring) before and
+// around the weight stream is what holds it at half of HBM bandwidth.
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include <cstdint>
+#include <type_traits>
+
+#include "gemm/w4/w4_gemv.cuh"  // Magic, codes_to_pair, e2m1_to_pair
+#include "gemm/w4/w4_params.h"
+#include "lowbit/gemv_store.cuh"
+#include "lowbit/numerics.h"
+#include "lowbit/ptx/convert.cuh"
+#include "lowbit/ptx/memory.cuh"
+#include "lowbit/ptx/mma.cuh"
+#include "lowbit/w4_layout.h"
+
+namespace lowbit::w4 {
+
+template <typename T>
+struct OnePair;  // the 16-bit pair (1, 1): the A operand that turns an MMA into a sum of x
+template <>
+struct OnePair<__nv_bfloat16> {
+  static constexpr uint32_t kValue = 0x3F803F80u;
+};
+template <>
+struct OnePair<__half> {
+  static constexpr uint32_t kValue = 0x3C003C00u;
+};
+
+// CTAs per SM the launch bounds leave room for (the host plan fills them once).
+template <int kTiles>
+constexpr int gemv_regs_ctas_per_sm() {
+  return kTiles == 4 ? 2 : 3;
+}
+
+template <typename T, int kTiles, int kChunks, bool kZeros, bool kMx>
+__global__ void __launch_bounds__(kGemvThreads, gemv_regs_ctas_per_sm<kTiles>())
+    a16w4_gemv_regs_kernel(const GemvParams p) {
+  static_assert(kTiles == 1 || kTiles == 2 || kTiles == 4, "8, 16 or 32 tokens");
+  static_assert(kChunks == 0 || kChunks == 1 || kChunks == 2 || kChunks == 4, "groups of 32, 64, 128 or per row");
+  static_assert(!kMx || (kChunks == 1 && !kZeros), "MX: one E8M0 scale per 32 elements, no zero point");
+  constexpr bool kSumX = !kMx;              // the zero-point term needs sum x (z = 8 when symmetric)
+  constexpr int kUnroll = kTiles == 1 ? 4 : 2;  // blocks in flight per thread (registers)
+  using Scale = std::conditional_t<kMx, uint8_t, T>;
+
+  const int row_cta = blockIdx.x, split = blockIdx.y;
+  const int k_begin = split * p.k_slice;
+  const int k_len = min(p.K, k_begin + p.k_slice) - k_begin;  // a multiple of 32
+  const T* x = static_cast<const T*>(p.x);
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+  const int grp = lane / 4, tig = lane % 4;
+  const int r0 = row_cta * kGemvRows + warp * 16 + grp, r1 = r0 + 8;
+  const int r0c = min(r0, p.N - 1), r1c = min(r1, p.N - 1);  // rows past N: clamped, never stored
+  const int words = p.K / 8;
+  const int nb = (k_len + kBlockElems - 1) / kBlockElems;
+  const int block0 = k_begin / kBlockElems;
+  const int tile_row0 = row_cta * kGemvRows + warp * 16;
+  const bool full_tile = tile_row0 + kTileRows <= p.N;
+  const uint32_t* tile = p.w + size_t(min(tile_row0, p.N - 1)) * words;
+  const int full_blocks = words / kBlockWords;
+
+  // Block b of the slice: this thread's logical words 4j + tig (j = 0..3) of rows r0 and r1.
+  auto load_block = [&](int b, uint4& c0, uint4& c1) {
+    const int blk = block0 + b;
+    if (b >= nb) {
+      c0 = c1 = make_uint4(0, 0, 0, 0);
+    } else if (full_tile && blk < full_blocks) {  // one 1 KB chunk per warp (layout v3)
+      const uint32_t* chunk = tile + size_t(blk) * 256 + 16 * grp + 4 * tig;
+      c0 = ptx::ld_global_nc_v4(chunk);
+      c1 = ptx::ld_global_nc_v4(chunk + 128);
+    } else {  // a partial tile or a partial last block: word by word (words past K: zero)
+      // w4_layout.h stored_index, specialized (32-bit, no divisions): the rows of a partial
+      // tile keep the per-row layout (full blocks transposed: logical word 4j + tig at
+      // 16 blk + 4 tig + j); a full tile's partial last block is row after row, logical order.
+      const int pw = words - full_blocks * kBlockWords;
+      auto word = [&](int row, int i_in_tile, int j) -> uint32_t {
+        const int l = blk * kBlockWords + 4 * j + tig;
+        if (l >= words) return 0u;
+        int idx;
+        if (!full_tile) idx = row * words + (blk < full_blocks ? blk * kBlockWords + 4 * tig + j : l);
+        else idx = tile_row0 * words + full_blocks * 256 + pw * i_in_tile + (l - full_blocks * kBlockWords);
+        return __ldg(p.w + idx);
+      };
+      c0 = make_uint4(word(r0c, grp, 0), word(r0c, grp, 1), word(r0c, grp, 2), word(r0c, grp, 3));
+      c1 = make_uint4(word(r1c, grp + 8, 0), word(r1c, grp + 8, 1), word(r1c, grp + 8, 2), word(r1c, grp + 8, 3));
+    }
+  };
+
+  float total[kTiles][4], acc[kTiles][4], sum_x[kTiles][kSumX ? 4 : 1];
+#pragma unroll
+  for (int t = 0; t < kTiles; ++t)
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      total[t][i] = 0.f, acc[t][i] = 0.f;
+      if constexpr (kSumX) sum_x[t][i] = 0.f;
+    }
+
+  // Fold one group's sums into total: s * (sum q x - z * sum x), or 2^e * sum v x (MX).
+  const Scale* scales = static_cast<const Scale*>(p.scales);
+  const T* zeros = static_cast<const T*>(p.zeros);
+  const int groups = kChunks == 0 ? 1 : p.K / p.group;
+  auto promote = [&](int g) {
+    const size_t i0 = size_t(r0c) * groups + g, i1 = size_t(r1c) * groups + g;
+    float s0, s1;
+    if constexpr (kMx) s0 = e8m0_to_float(scales[i0]), s1 = e8m0_to_float(scales[i1]);
+    else s0 = ptx::to_f32(scales[i0]), s1 = ptx::to_f32(scales[i1]);
+    const float z0 = kZeros ? ptx::to_f32(zeros[i0]) : 8.f, z1 = kZeros ? ptx::to_f32(zeros[i1]) : 8.f;
+#pragma unroll
+    for (int t = 0; t < kTiles; ++t) {
+#pragma unroll
+      for (int i = 0; i < 4; ++i) {
+        const float s = i < 2 ? s0 : s1;
+        if constexpr (kSumX) {
+          total[t][i] += s * (acc[t][i] - (i < 2 ? z0 : z1) * sum_x[t][i]);
+          sum_x[t][i] = 0.f;
+        } else {
+          total[t][i] += s * acc[t][i];
+        }
+        acc[t][i] = 0.f;
+      }
+    }
+  };
+
+  auto compute_block = [&](int b, const uint4& c0, const uint4& c1) {
+    const uint32_t wr0[4] = {c0.x, c0.y, c0.z, c0.w}, wr1[4] = {c1.x, c1.y, c1.z, c1.w};
+    constexpr uint32_t kOnes[4] = {OnePair<T>::kValue, OnePair<T>::kValue, OnePair<T>::kValue, OnePair<T>::kValue};
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+      const int k_local = b * kBlockElems + 32 * j;  // first element of this 32-chunk in the slice
+      if (k_local >= k_len) break;                   // a partial last block
+      uint4 xv[kTiles];  // x[token][32 j + 8 tig .. + 7]: the K order of this thread's word j
+#pragma unroll
+      for (int t = 0; t < kTiles; ++t) {
+        const int tok = t * 8 + grp;
+        xv[t] = tok < p.M ? __ldg(reinterpret_cast<const uint4*>(x + size_t(tok) * p.K + k_begin + k_local + 8 * tig))
+                          : make_uint4(0, 0, 0, 0);
+      }
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        auto pair = [](uint32_t v) { return kMx ? e2m1_to_pair<T>(v) : codes_to_pair<T>(v); };
+        const uint32_t a[4] = {pair(wr0[j] >> (8 * h)), pair(wr1[j] >> (8 * h)), pair(wr0[j] >> (8 * h + 4)),
+                               pair(wr1[j] >> (8 * h + 4))};
+#pragma unroll
+        for (int t = 0; t < kTiles; ++t) {
+          const uint32_t b0 = h ? xv[t].z : xv[t].x, b1 = h ? xv[t].w : xv[t].y;
+          ptx::mma_m16n8k16<T>(acc[t], a, b0, b1);
+          if constexpr (kSumX) ptx::mma_m16n8k16<T>(sum_x[t], kOnes, b0, b1);
+        }
+      }
+      if constexpr (kChunks > 0) {
+        if (j % kChunks == kChunks - 1) promote((k_begin + k_local) / p.group);
+      }
+    }
+  };
+
+  for (int b0 = 0; b0 < nb; b0 += kUnroll) {
+    uint4 c0[kUnroll], c1[kUnroll];
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) load_block(b0 + u, c0[u], c1[u]);  // all loads first
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u)
+      if (b0 + u < nb) compute_block(b0 + u, c0[u], c1[u]);
+  }
+  if constexpr (kChunks == 0) promote(0);  // one group per row: this slice's share
+
+  const T* bias = static_cast<const T*>(p.bias);
+  T* out = static_cast<T*>(p.out);
+  gemv_store<kTiles, kGemvRows, kGemvThreads>(
+      total, r0, r1, tig, GemvSplit{p.M, p.N, p.splits, split, row_cta, p.partial, p.arrivals},
+      [&](float v, int tok, int row) {
+        out[size_t(tok) * p.N + row] = ptx::from_f32<T>(bias ? v + ptx::to_f32(bias[row]) : v);
+      });
+}
+
+}  // namespace lowbit::w4
