@@ -114,9 +114,11 @@ struct SmemLayout {
 };
 
 // kBN: Q rows per tile (wgmma N); kCluster: CTAs sharing (multicasting) the Q tile;
-// kPDiv / kQDiv: rows sharing one block scale (kBlock mode).
+// kPDiv / kQDiv: rows sharing one block scale (kBlock mode). kFold (promoting, per-row
+// scales): K blocks chained on the accumulator per promotion (1: every block; 2 or 4: an
+// experiment, LOWBIT_FP8_FOLD_EVERY, trading fp8 accumulation length for promotion work).
 template <class Ops, ScaleMode kMode, int kBN, int kCluster, int kStages, bool kPromote, int kPDiv, int kQDiv,
-          typename OutT, int kAccSets = 1>
+          typename OutT, int kAccSets = 1, int kFold = 1>
 __global__ void __launch_bounds__(kThreads, 1)
     sm90_gemm_kernel(const __grid_constant__ CUtensorMap tmap_p, const __grid_constant__ CUtensorMap tmap_q,
                      const GemmParams params) {
@@ -133,6 +135,8 @@ __global__ void __launch_bounds__(kThreads, 1)
   static_assert(kMode != ScaleMode::kBlock || std::is_same_v<typename Ops::Fold, float>, "block scales fold into fp32");
   static_assert(kAccSets == 1 || (kAccSets == 2 && kPromote && kBN <= 128),
                 "two accumulator sets + the fp32 result: 3 x kBN / 2 registers per thread (of 232)");
+  static_assert(kFold == 1 || ((kFold == 2 || kFold == 4) && kPromote && kAccSets == 1 && kMode == ScaleMode::kRowCol),
+                "folding every 2 or 4 K blocks: promoting loops with per-row scales, one accumulator set");
   static_assert(kMode != ScaleMode::kBlock || kPDiv == 1 || kBlockP % kPDiv == 0, "P scale blocks align with tiles");
   static_assert(kMode != ScaleMode::kBlock || kQDiv == 1 || kQDiv % kBN == 0, "a Q scale block covers the tile");
   using Acc = typename Ops::Acc;
@@ -203,7 +207,7 @@ __global__ void __launch_bounds__(kThreads, 1)
     const uint64_t desc_p0 = ptx::smem_desc_k_major_sw128(smem_p + wg * 64 * kBlockK);
     const uint64_t desc_q0 = ptx::smem_desc_k_major_sw128(smem_q);
     constexpr uint32_t kBarWg0Issued = 1, kBarWg1Issued = 2;  // named barriers (0 is __syncthreads)
-    constexpr bool kPingPong = kPromote && kAccSets == 1;
+    constexpr bool kPingPong = kPromote && kAccSets == 1 && kFold == 1;
     bool issued_any = false;
 
     for (int u = cluster_id; u < num_units; u += num_clusters) {
@@ -252,7 +256,7 @@ __global__ void __launch_bounds__(kThreads, 1)
         // Chained accumulation fences the accumulator only around the loop: a register fence
         // between two groups on the same accumulator counts as a use, and ptxas then waits for
         // the group in flight before the next (C7517), serializing the loop.
-        if constexpr (kPromote) {
+        if (kPromote && (kFold == 1 || fresh)) {  // (a folded group: its first block only)
 #pragma unroll
           for (int r = 0; r < kAccRegs; ++r) ptx::fence_register(acc[r]);
         }
@@ -260,7 +264,7 @@ __global__ void __launch_bounds__(kThreads, 1)
 #pragma unroll
         for (int k = 0; k < kBlockK / kWgmmaK; ++k)  // +32 bytes along K = +2 in the descriptor address
           Ops::template Mma<kBN>::mma(desc_p + (k * kWgmmaK >> 4), desc_q + (k * kWgmmaK >> 4), acc,
-                                      kPromote ? (k > 0) : !(fresh && k == 0));
+                                      (kPromote && kFold == 1) ? (k > 0) : !(fresh && k == 0));
         ptx::wgmma_commit();
         if constexpr (kPingPong) ptx::named_barrier_arrive(wg == 0 ? kBarWg0Issued : kBarWg1Issued, 256);
         issued_any = true;
@@ -306,7 +310,53 @@ __global__ void __launch_bounds__(kThreads, 1)
         }
       };
 
-      if constexpr (kAccSets == 2) {
+      if constexpr (kFold > 1) {
+        // kFold K blocks chained on one accumulator, then one promotion: all kFold stages are
+        // waited for first and the groups issued back to back (no control flow between them),
+        // each stage released as its group completes, nothing in flight across the loop's
+        // back edge (the ptxas rules of the pairs below).
+        Scales sc{};
+        int kb = kb0;
+        for (; kb + kFold <= kb1; kb += kFold) {
+          int st[kFold];
+#pragma unroll
+          for (int f = 0; f < kFold; ++f) {
+            st[f] = stage;
+            ptx::mbarrier_wait(&full[stage], phase);
+            if (f + 1 < kFold) advance();
+          }
+#pragma unroll
+          for (int f = 0; f < kFold; ++f) {
+            stage = st[f];  // issue() takes the descriptors of `stage`
+            issue(acc, false, /*fresh=*/f == 0);
+          }
+          advance();
+          if constexpr (kFold == 2) {
+            ptx::wgmma_wait<1>();
+            release(st[0]);
+            ptx::wgmma_wait<0>();
+            release(st[1]);
+          } else {
+            ptx::wgmma_wait<3>();
+            release(st[0]);
+            ptx::wgmma_wait<2>();
+            release(st[1]);
+            ptx::wgmma_wait<1>();
+            release(st[2]);
+            ptx::wgmma_wait<0>();
+            release(st[3]);
+          }
+          promote(acc, sc);
+        }
+        for (; kb < kb1; ++kb) {  // the last K blocks, one group each
+          const int st_a = stage;
+          issue(acc, true, /*fresh=*/true);
+          advance();
+          ptx::wgmma_wait<0>();
+          release(st_a);
+          promote(acc, sc);
+        }
+      } else if constexpr (kAccSets == 2) {
         // Two accumulator sets, K blocks in pairs: block kb + 1 is issued before block kb is
         // waited for, so this warpgroup's own wgmma keep the tensor cores busy while it
         // promotes block kb; one idle gap per pair instead of per block. ptxas serializes the

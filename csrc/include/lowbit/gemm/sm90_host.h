@@ -4,8 +4,9 @@
 // Environment knobs (read once per process; they apply to every family on the mainloop):
 // LOWBIT_SM90_CLUSTER=1|2 (CTAs per cluster multicasting the weight tile; default: 2 for
 // chained loops, 1 for promoted ones), LOWBIT_FP8_SPLITS=n (force the
-// K split), LOWBIT_FP8_ONE_ACC=1 (one accumulator set), LOWBIT_SM90_BN=256 (chained-loop
-// diagnostic), LOWBIT_DEBUG=1 (print the plan).
+// K split), LOWBIT_FP8_ONE_ACC=1 (one accumulator set), LOWBIT_FP8_FOLD_EVERY=2|4 (promote
+// every 2 or 4 K blocks: an experiment), LOWBIT_SM90_BN=256 (chained-loop diagnostic),
+// LOWBIT_DEBUG=1 (print the plan).
 #include <ATen/cuda/CUDAContext.h>
 #include <ATen/ops/empty.h>
 #include <c10/cuda/CUDAGuard.h>
@@ -55,6 +56,7 @@ inline Plan make_plan(int64_t M, int64_t N, int64_t K, int sms, bool allow_split
   // one-set ping-pong loop of v6 (A/B runs).
   static const bool one_acc = env::flag("LOWBIT_FP8_ONE_ACC");
   p.acc_sets = (promote && !p.swap_ab && p.bn == 128 && !one_acc) ? 2 : 1;
+  p.fold = 1;  // set by sm90_gemm for per-row scales (LOWBIT_FP8_FOLD_EVERY)
   const int64_t rows_p = p.swap_ab ? N : M, rows_q = p.swap_ab ? M : N;
   const int64_t tiles_p = (rows_p + kBlockP - 1) / kBlockP;
   static const int forced_cluster = env::integer("LOWBIT_SM90_CLUSTER", 0);
@@ -90,7 +92,16 @@ inline Tensor sm90_gemm(ScaleMode mode, const Tensor& a, const Tensor& a_scale, 
   L.mode = mode;
   L.promote = promote;
   L.out_bf16 = out_dtype == at::kBFloat16;
-  const Plan plan = make_plan(M, N, K, L.sms, allow_split, promote);
+  Plan plan = make_plan(M, N, K, L.sms, allow_split, promote);
+  // LOWBIT_FP8_FOLD_EVERY=2|4 (experiment, bf16 output, large M): promote every 2 or 4 K
+  // blocks instead of every one, with one accumulator set (fp8 sums then run 256 or 512
+  // products in the tensor core's accumulator: check bench/fp8_accuracy.py before using it).
+  static const int fold_every = env::integer("LOWBIT_FP8_FOLD_EVERY", 1);
+  if (promote && mode == ScaleMode::kRowCol && !plan.swap_ab && out_dtype == at::kBFloat16 &&
+      (fold_every == 2 || fold_every == 4)) {
+    plan.fold = fold_every;
+    plan.acc_sets = 1;
+  }
   L.plan = plan;
 
   const Tensor& P = plan.swap_ab ? b : a;
@@ -129,9 +140,9 @@ inline Tensor sm90_gemm(ScaleMode mode, const Tensor& a, const Tensor& a_scale, 
   L.units = params.sched.num_units();
   static const bool debug = env::flag("LOWBIT_DEBUG");
   if (debug)
-    std::fprintf(stderr, "[lowbit sm90] M=%lld N=%lld K=%lld swap=%d bn=%d cluster=%d splits=%d units=%d acc_sets=%d\n",
+    std::fprintf(stderr, "[lowbit sm90] M=%lld N=%lld K=%lld swap=%d bn=%d cluster=%d splits=%d units=%d acc_sets=%d fold=%d\n",
                  (long long)M, (long long)N, (long long)K, int(plan.swap_ab), plan.bn, plan.cluster, plan.splits,
-                 L.units, plan.acc_sets);
+                 L.units, plan.acc_sets, plan.fold);
   launch(L);
   return out;
 }

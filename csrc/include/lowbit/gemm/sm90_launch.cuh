@@ -24,11 +24,11 @@ constexpr int stages_for() {
 }
 
 template <class Ops, ScaleMode kMode, int kBN, int kCluster, bool kPromote, int kPDiv, int kQDiv, typename OutT,
-          int kAccSets = 1>
+          int kAccSets = 1, int kFold = 1>
 void launch_kernel(const Launch& a) {
   constexpr int kStages = stages_for<kBN>();
   auto kernel =
-      sm90_gemm_kernel<Ops, kMode, kBN, kCluster, kStages, kPromote, kPDiv, kQDiv, OutT, kAccSets>;
+      sm90_gemm_kernel<Ops, kMode, kBN, kCluster, kStages, kPromote, kPDiv, kQDiv, OutT, kAccSets, kFold>;
   constexpr int smem = SmemLayout<kBN, kStages>::kBytes;
   cudaLaunchConfig_t cfg{};
   cudaLaunchAttribute attr[1];
@@ -68,6 +68,16 @@ void dispatch_tile(const Launch& a) {
   if (!a.plan.swap_ab) {
     // Promoting: 128 x 128 tiles (128 x 192 measured slower at M <= 4096, bench/NOTES.md fp8
     // v4, in a loop ptxas had serialized). Chained: 128 x 256 (make_plan).
+    if constexpr (kPromote && kMode == ScaleMode::kRowCol && std::is_same_v<OutT, __nv_bfloat16>) {
+      if (a.plan.fold == 2) {  // LOWBIT_FP8_FOLD_EVERY: an experiment (sm90_host.h)
+        if (a.plan.cluster == 2) return launch_kernel<Ops, kMode, 128, 2, kPromote, kAct, kWgt, OutT, 1, 2>(a);
+        return launch_kernel<Ops, kMode, 128, 1, kPromote, kAct, kWgt, OutT, 1, 2>(a);
+      }
+      if (a.plan.fold == 4) {
+        if (a.plan.cluster == 2) return launch_kernel<Ops, kMode, 128, 2, kPromote, kAct, kWgt, OutT, 1, 4>(a);
+        return launch_kernel<Ops, kMode, 128, 1, kPromote, kAct, kWgt, OutT, 1, 4>(a);
+      }
+    }
     if constexpr (kPromote) {
       if (a.plan.acc_sets == 2) {
         if (a.plan.cluster == 2) return launch_kernel<Ops, kMode, 128, 2, kPromote, kAct, kWgt, OutT, 2>(a);

@@ -19,6 +19,7 @@ struct Plan {
   int splits;     // K splits
   int kb_per_split;
   int acc_sets;   // accumulator sets per consumer (2: the next K block issued before promoting)
+  int fold;       // promoting, per-row scales: K blocks chained per promotion (1, or 2 / 4: experiment)
 };
 
 struct Launch {
