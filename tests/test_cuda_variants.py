@@ -1,0 +1,44 @@
+"""The kernels' alternative paths, chosen by environment knobs, against the same tests as the
+default paths. The knobs are read once per process (static locals in the op glue), so each
+variant runs its test selection in a subprocess with the knob set; a variant passes when that
+run passes. These are the A/B paths the benches compare (bench/NOTES.md): each must compute
+the same results as the default, within the same stated tolerances.
+"""
+import os
+import subprocess
+import sys
+
+import pytest
+
+pytestmark = pytest.mark.cuda
+
+_TESTS = os.path.dirname(os.path.abspath(__file__))
+
+# (id, environment, test files, -k selection)
+VARIANTS = [
+    # a16w4 / mxfp4 GEMV v7 (register streaming; experimental)
+    ("a16w4-gemv-regs", {"LOWBIT_A16W4_GEMV": "regs"}, ["test_cuda_a16w4.py", "test_cuda_mxfp4.py"],
+     "matches_reference or repeatable or nan_scale or decode_exactly or extreme_scales or graph"),
+    # a16w4 GEMV with cp.async only (no bulk copies)
+    ("a16w4-no-bulk", {"LOWBIT_A16W4_BULK": "0"}, ["test_cuda_a16w4.py", "test_cuda_mxfp4.py"],
+     "matches_reference or repeatable"),
+    # fp8 promotion every 2 / 4 K blocks (experimental; bf16 output, M > 64)
+    ("fp8-fold2", {"LOWBIT_FP8_FOLD_EVERY": "2"}, ["test_cuda_fp8.py"], "matches_reference or long_k or repeatable"),
+    ("fp8-fold4-cluster", {"LOWBIT_FP8_FOLD_EVERY": "4", "LOWBIT_SM90_CLUSTER": "2"}, ["test_cuda_fp8.py"],
+     "matches_reference or long_k or repeatable"),
+    # the mainloop's cluster choice flipped for both families, and v8's one-set loop
+    ("fp8-cluster", {"LOWBIT_SM90_CLUSTER": "2"}, ["test_cuda_fp8.py"], "matches_reference or repeatable"),
+    ("fp8-one-acc", {"LOWBIT_FP8_ONE_ACC": "1"}, ["test_cuda_fp8.py"], "matches_reference"),
+    ("int8-no-cluster", {"LOWBIT_SM90_CLUSTER": "1"}, ["test_cuda_int8.py"], "matches_reference or largest_sums"),
+    # a16w8 through the large-M path at every M
+    ("a16w8-dequant", {"LOWBIT_A16W8_PATH": "dequant"}, ["test_cuda_a16w8.py"], "matches_reference and (M1- or M17-)"),
+]
+
+
+@pytest.mark.parametrize("env,files,select", [pytest.param(e, f, k, id=i) for i, e, f, k in VARIANTS])
+def test_variant_passes_the_default_tests(env, files, select):
+    cmd = [sys.executable, "-m", "pytest", "-q", "-x", "-m", "cuda", "-p", "no:cacheprovider", "-k", select,
+           *[os.path.join(_TESTS, f) for f in files]]
+    r = subprocess.run(cmd, env=dict(os.environ, **env), capture_output=True, text=True, cwd=_TESTS)
+    assert r.returncode == 0, f"{env}: {r.stdout[-4000:]}\n{r.stderr[-2000:]}"
+    assert " passed" in r.stdout, r.stdout[-2000:]  # a selection that matched nothing is a defect
