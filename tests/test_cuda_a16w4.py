@@ -142,6 +142,25 @@ def test_a16w4_matches_reference(M, N, K, g, symmetric, has_bias, dtype, seed):
     assert_close_elementwise(y, ref, x, dequant64(w, scales, zeros, g), abs_coef, path_of(M))
 
 
+# Full 128-row tiles and 128-element blocks (N % 128 == 0, K % 128 == 0): the shapes the
+# experimental large-M wgmma path takes (LOWBIT_A16W4_LARGE=wgmma, tests/test_cuda_variants.py);
+# by default these run the dequantize path. M: partial token tiles of 128 and several tiles.
+@pytest.mark.parametrize("g,symmetric,dtype", [(128, False, BF16), (64, True, FP16), (32, False, BF16),
+                                               (-1, False, FP16)])
+@pytest.mark.parametrize("N,K", [(128, 512), (256, 1024), (384, 4096)])
+@pytest.mark.parametrize("M", [33, 100, 129, 300])
+def test_a16w4_large_m_full_tiles(M, N, K, g, symmetric, dtype):
+    gen = torch.Generator().manual_seed(M * 7 + N + K)
+    x = rand_x(M, K, dtype, gen=gen)
+    w, scales, zeros = a16w4_operands(N, K, g, symmetric, dtype, gen)
+    bias = torch.randn(N, generator=gen).to(dtype)
+    ref = ops.a16w4_linear(x, w, scales, zeros, g, bias)
+    poison_allocator(M * N * 2, N * K * 2)
+    y = ops.a16w4_linear(*to_cuda(x, w, scales, zeros), g, bias.cuda())
+    assert y.is_cuda and y.dtype == dtype and y.shape == (M, N)
+    assert_close_elementwise(y, ref, x, dequant64(w, scales, zeros, g), 2.0 ** -7, "large M")
+
+
 W4_SHAPES = [(1, 32), (3, 96), (40, 128), (7, 160), (64, 224), (200, 384), (33, 480), (264, 1024),
              (72, 4160), (256, 4096)]  # full 128-blocks only, and partial last blocks of 32, 64, 96
 

@@ -7,6 +7,7 @@
 
 #include "gemm/w4/w4_gemv.cuh"
 #include "gemm/w4/w4_gemv_regs.cuh"
+#include "gemm/w4/w4_wgmma.cuh"
 #include "gemm/w4/w4_launch.h"
 #include "lowbit/w4_layout.h"
 
@@ -130,6 +131,45 @@ __global__ void unpack_kernel(const uint32_t* __restrict__ packed, uint8_t* __re
   }
 }
 
+// sum_x[m, g] = sum of x[m, k] over group g, in fp32: one warp per (token, group).
+template <typename T>
+__global__ void sum_x_kernel(const T* __restrict__ x, float* __restrict__ sum_x, int64_t M, int64_t K, int64_t group) {
+  const int64_t groups = K / group;
+  const int64_t item = (int64_t(blockIdx.x) * blockDim.x + threadIdx.x) / 32;
+  const int lane = threadIdx.x % 32;
+  if (item >= M * groups) return;
+  const T* row = x + (item / groups) * K + (item % groups) * group;
+  float s = 0.f;
+  for (int64_t k = lane; k < group; k += 32) s += ptx::to_f32(row[k]);
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
+  if (lane == 0) sum_x[item] = s;
+}
+
+template <typename T, int kChunks, bool kZeros>
+void wgmma_typed(const CUtensorMap& tmap_x, const W4WgmmaParams& p, cudaStream_t stream) {
+  auto kernel = a16w4_wgmma_kernel<T, kWgTokens, kChunks, kZeros>;
+  constexpr int smem = W4WgmmaSmem<kWgTokens>::kBytes;
+  static const bool configured = [&] {
+    C10_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+    return true;
+  }();
+  (void)configured;
+  dim3 grid(p.N / kWgRows, (p.M + kWgTokens - 1) / kWgTokens);
+  kernel<<<grid, kWgThreads, smem, stream>>>(tmap_x, p);
+  C10_CUDA_KERNEL_LAUNCH_CHECK();
+}
+
+template <typename T, bool kZeros>
+void wgmma_group(const CUtensorMap& tmap_x, const W4WgmmaParams& p, cudaStream_t stream) {
+  switch (p.group) {
+    case 32: return wgmma_typed<T, 1, kZeros>(tmap_x, p, stream);
+    case 64: return wgmma_typed<T, 2, kZeros>(tmap_x, p, stream);
+    case 128: return wgmma_typed<T, 4, kZeros>(tmap_x, p, stream);
+    default: return wgmma_typed<T, 0, kZeros>(tmap_x, p, stream);  // one group per row (group == K)
+  }
+}
+
 int grid_for(int64_t items) { return int(std::min<int64_t>((items + 255) / 256, 132 * 16)); }
 
 }  // namespace
@@ -161,6 +201,27 @@ void launch_dequant_mx(Elem t, bool fp32_out, const uint32_t* w, const uint8_t* 
   else if (t == Elem::kBF16) dequant_kernel<<<grid, 256, 0, stream>>>(w, vals, static_cast<__nv_bfloat16*>(out), N, K);
   else dequant_kernel<<<grid, 256, 0, stream>>>(w, vals, static_cast<__half*>(out), N, K);
   C10_CUDA_KERNEL_LAUNCH_CHECK();
+}
+
+void launch_sum_x(Elem t, const void* x, float* sum_x, int64_t M, int64_t K, int64_t group, cudaStream_t stream) {
+  const int64_t warps = M * (K / group);
+  const int grid = int((warps * 32 + 255) / 256);
+  if (t == Elem::kBF16)
+    sum_x_kernel<<<grid, 256, 0, stream>>>(static_cast<const __nv_bfloat16*>(x), sum_x, M, K, group);
+  else
+    sum_x_kernel<<<grid, 256, 0, stream>>>(static_cast<const __half*>(x), sum_x, M, K, group);
+  C10_CUDA_KERNEL_LAUNCH_CHECK();
+}
+
+void launch_wgmma(Elem t, const CUtensorMap& tmap_x, const W4WgmmaParams& p, cudaStream_t stream) {
+  const bool z = p.zeros != nullptr;
+  if (t == Elem::kBF16) {
+    if (z) wgmma_group<__nv_bfloat16, true>(tmap_x, p, stream);
+    else wgmma_group<__nv_bfloat16, false>(tmap_x, p, stream);
+  } else {
+    if (z) wgmma_group<__half, true>(tmap_x, p, stream);
+    else wgmma_group<__half, false>(tmap_x, p, stream);
+  }
 }
 
 void launch_prepack(const uint8_t* plain, uint32_t* packed, int64_t N, int64_t K, cudaStream_t stream) {

@@ -1,6 +1,7 @@
 #pragma once
 // The boundary between the 4-bit weight op glue (w4_ops.cpp: contracts, planning,
 // allocation) and the kernel launches (w4_launch.cu, nvcc).
+#include <cuda.h>
 #include <cuda_runtime.h>
 
 #include "gemm/w4/w4_params.h"
@@ -20,6 +21,11 @@ void launch_dequant(Elem t, const uint32_t* w, const void* scales, const void* z
 // mxfp4 weight -> (N, K) in x's dtype, or fp32 (fp32_out): e2m1 * 2^(e - 127).
 void launch_dequant_mx(Elem t, bool fp32_out, const uint32_t* w, const uint8_t* scales, void* out, int64_t N,
                        int64_t K, cudaStream_t stream);
+
+// Large M (experimental): sum_x (M, K / group) fp32 sums of x per group, then the
+// mixed-input wgmma GEMM (w4_wgmma.cuh) with x's TMA map (boxes kWgTokens x 64, 128B swizzle).
+void launch_sum_x(Elem t, const void* x, float* sum_x, int64_t M, int64_t K, int64_t group, cudaStream_t stream);
+void launch_wgmma(Elem t, const CUtensorMap& tmap_x, const W4WgmmaParams& p, cudaStream_t stream);
 
 // Plain uint8 (N, K/2) <-> w4 layout int32 (N, K/8) (lowbit/w4_layout.h).
 void launch_prepack(const uint8_t* plain, uint32_t* packed, int64_t N, int64_t K, cudaStream_t stream);

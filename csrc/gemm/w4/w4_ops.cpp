@@ -14,6 +14,7 @@
 #include "gemm/w4/w4_launch.h"
 #include "lowbit/contracts.h"
 #include "lowbit/env.h"
+#include "lowbit/tma_desc.h"
 #include "lowbit/ops.h"
 
 namespace lowbit::w4 {
@@ -113,6 +114,37 @@ Tensor dequant_matmul(const Tensor& x, const Tensor& w, const Tensor& scales, co
   return at::linear(x, wd, bias);
 }
 
+// Large M, experimental (LOWBIT_A16W4_LARGE=wgmma; written in session 3, not yet run): the
+// mixed-input wgmma GEMM (w4_wgmma.cuh) after a pre-pass for the sums of x per group.
+// Full 128-row CTAs and 128-element blocks only: N % 128 == 0, K % 128 == 0.
+bool wgmma_applies(int64_t N, int64_t K) {
+  static const bool on = env::is("LOWBIT_A16W4_LARGE", "wgmma");
+  return on && N % kWgRows == 0 && K % 128 == 0;
+}
+
+Tensor wgmma_matmul(const Tensor& x, const Tensor& w, const Tensor& scales, const OptTensor& zeros, int64_t g,
+                    const OptTensor& bias) {
+  const int64_t M = x.size(0), K = x.size(1), N = w.size(0);
+  Tensor out = at::empty({M, N}, x.options());
+  // rows padded to whole token tiles: the kernel reads them unclamped, and stores no result
+  // for tokens past M
+  const int64_t m_pad = (M + kWgTokens - 1) / kWgTokens * kWgTokens;
+  Tensor sum_x = at::empty({m_pad, K / g}, x.options().dtype(at::kFloat));
+  const cudaStream_t stream = at::cuda::getCurrentCUDAStream();
+  launch_sum_x(elem_of(x), x.data_ptr(), sum_x.data_ptr<float>(), M, K, g, stream);
+  const CUtensorMap tmap_x = tma::make_2d_sw128(x.data_ptr(), 2, M, K, K, kWgTokens);
+  W4WgmmaParams p{};
+  p.w = reinterpret_cast<const uint32_t*>(w.data_ptr<int32_t>());
+  p.scales = scales.data_ptr();
+  p.zeros = zeros ? zeros->data_ptr() : nullptr;
+  p.sum_x = sum_x.data_ptr<float>();
+  p.bias = bias ? bias->data_ptr() : nullptr;
+  p.out = out.data_ptr();
+  p.M = int(M), p.N = int(N), p.K = int(K), p.group = int(g);
+  launch_wgmma(elem_of(x), tmap_x, p, stream);
+  return out;
+}
+
 Tensor a16w4_linear(const Tensor& x, const Tensor& w, const Tensor& scales, const OptTensor& zeros,
                     int64_t group_size, const OptTensor& bias) {
   int64_t g = 0;
@@ -122,6 +154,7 @@ Tensor a16w4_linear(const Tensor& x, const Tensor& w, const Tensor& scales, cons
   const Path path = forced_path();
   const bool small = path == Path::kGemv || (path == Path::kAuto && d.M <= kGemvMaxTokens);
   if (small && d.M <= kGemvMaxTokens) return gemv(x, w, scales, zeros, g, bias);
+  if (path == Path::kAuto && wgmma_applies(d.N, d.K)) return wgmma_matmul(x, w, scales, zeros, g, bias);
   return dequant_matmul(x, w, scales, zeros, g, bias);
 }
 

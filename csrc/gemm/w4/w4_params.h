@@ -51,4 +51,20 @@ inline GemvSmem gemv_smem_layout(int tokens, int k_slice, int elem_bytes, int gr
   return L;
 }
 
+// The large-M mixed-input wgmma kernel (w4_wgmma.cuh, experimental).
+constexpr int kWgRows = 128;     // weight rows per CTA (2 consumer warpgroups x 64)
+constexpr int kWgThreads = 384;  // producer + 2 consumer warpgroups
+constexpr int kWgStages = 5;
+constexpr int kWgTokens = 128;   // tokens per CTA (wgmma N)
+
+struct W4WgmmaParams {
+  const uint32_t* w;     // int32 (N, K/8), layout v3; N % 128 == 0, K % 128 == 0
+  const void* scales;    // T (N, K / group)
+  const void* zeros;     // T (N, K / group) or null (symmetric: z = 8)
+  const float* sum_x;    // fp32 (M, K / group)
+  const void* bias;      // T (N,) or null
+  void* out;             // T (M, N)
+  int M, N, K, group;
+};
+
 }  // namespace lowbit::w4

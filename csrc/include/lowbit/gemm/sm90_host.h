@@ -108,8 +108,8 @@ inline Tensor sm90_gemm(ScaleMode mode, const Tensor& a, const Tensor& a_scale, 
   const Tensor& Q = plan.swap_ab ? a : b;
   const Tensor& p_scale = plan.swap_ab ? b_scale : a_scale;
   const Tensor& q_scale = plan.swap_ab ? a_scale : b_scale;
-  L.tmap_p = tma::make_2d_u8_sw128(P.data_ptr(), P.size(0), K, K, kBlockP, kBlockK);
-  L.tmap_q = tma::make_2d_u8_sw128(Q.data_ptr(), Q.size(0), K, K, plan.bn / plan.cluster, kBlockK);
+  L.tmap_p = tma::make_2d_sw128(P.data_ptr(), 1, P.size(0), K, K, kBlockP);
+  L.tmap_q = tma::make_2d_sw128(Q.data_ptr(), 1, Q.size(0), K, K, plan.bn / plan.cluster);
 
   auto& params = L.params;
   params.rows_p = int(P.size(0));

@@ -1,0 +1,229 @@
+#pragma once
+// a16w4 at large M (experimental, LOWBIT_A16W4_LARGE=wgmma; written and compiled in session 3,
+// not yet run): a mixed-input wgmma GEMM, Y^T tile = W tile (weights on wgmma's register A
+// side) x X^T (activations, bf16/fp16, K-major through TMA on the shared-memory B side).
+//
+//   y[m, n] = sum_g s[n, g] * (sum_{k in g} q[n, k] x[m, k] - z[n, g] * sumx[m, g])
+//
+// as the GEMV computes it: the 4-bit codes become exact 16-bit integers in registers, the
+// tensor core sums q x exactly in fp32 per group, and the promotion applies scale and zero
+// point in fp32 (sumx[m, g] = sum of x over the group, a pre-pass: w4_launch.cu).
+//
+// CTA: 3 warpgroups. Warpgroup 0, one thread: per 128-element K block, two TMA boxes of X
+// (kBN tokens x 64 elements each, 128-byte swizzle) and the 8 one-KB chunks of the CTA's 128
+// weight rows (layout v3: a 16-row tile's block is contiguous) by bulk copies, into a stage
+// of a ring (full / empty mbarriers). Warpgroups 1 and 2: 64 weight rows each (a warp: one
+// 16-row tile), all kBN tokens; per block: 8 wgmma m64nNk16 (RS), each A fragment built
+// from the warp's chunk in shared memory.
+//
+// The A fragment (mma.m16n8k16 layout: thread (g, t) holds rows g, g + 8 at k = 2t, 2t + 1
+// and 2t + 8, 2t + 9 of the k16 step) from layout v3, where quad thread c's word j holds
+// elements 32 j + 8 c .. + 7 of its row (element 2u at bits 4u, 2u + 1 at bits 16 + 4u): for
+// step s of the 32-element chunk j, elements 16 s + 2t (+1) sit in quad thread 2 s's word
+// and 16 s + 8 + 2t (+1) in quad thread 2 s + 1's, so each A register is one quad shuffle,
+// a shift by 4t and the GEMV's exact code -> 16-bit conversion (bench/NOTES.md).
+#include <cuda.h>
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include <cstdint>
+#include <type_traits>
+
+#include "gemm/w4/w4_gemv.cuh"  // codes_to_pair
+#include "gemm/w4/w4_params.h"
+#include "lowbit/ptx/convert.cuh"
+#include "lowbit/ptx/mbarrier.cuh"
+#include "lowbit/ptx/tma.cuh"
+#include "lowbit/ptx/warpgroup.cuh"
+#include "lowbit/ptx/wgmma.cuh"
+#include "lowbit/w4_layout.h"
+
+namespace lowbit::w4 {
+
+template <typename T, int kBN>
+struct RsMma;
+template <int kBN>
+struct RsMma<__nv_bfloat16, kBN> {
+  using Op = ptx::WgmmaRsBf16<kBN>;
+};
+template <int kBN>
+struct RsMma<__half, kBN> {
+  using Op = ptx::WgmmaRsF16<kBN>;
+};
+
+template <int kBN>
+struct W4WgmmaSmem {
+  static constexpr int kXHalf = kBN * 128;            // one TMA box: kBN tokens x 64 elements
+  static constexpr int kXBytes = 2 * kXHalf;          // a 128-element K block
+  static constexpr int kWBytes = kWgRows * 128 / 2;   // 128 rows x 128 codes: 8 KB
+  static constexpr int kStageBytes = kXBytes + kWBytes;
+  static constexpr int kBytes = 1024 + kWgStages * kStageBytes + 2 * kWgStages * 8;
+  static_assert(kXHalf % 1024 == 0, "X boxes keep the 1024-byte alignment of the 128B swizzle");
+  static_assert(kBytes <= 227 * 1024, "shared memory per CTA on sm_90 is at most 227 KB");
+};
+
+// The consumer warpgroups (1 and 2): 64 weight rows each, a warp one 16-row tile, all kBN
+// tokens. kChunks: 32-element chunks per group (1, 2, 4 for 32, 64, 128; 0: one group per row).
+template <typename T, int kBN, int kChunks, bool kZeros>
+__device__ __forceinline__ void a16w4_wgmma_consume(const W4WgmmaParams& p, uint8_t* smem) {
+  constexpr int kAccRegs = kBN / 2;
+  using Layout = W4WgmmaSmem<kBN>;
+  using Mma = typename RsMma<T, kBN>::Op;
+  const uint64_t* full = reinterpret_cast<const uint64_t*>(smem + kWgStages * Layout::kStageBytes);
+  uint64_t* empty = reinterpret_cast<uint64_t*>(smem + kWgStages * Layout::kStageBytes) + kWgStages;
+  const int warpgroup = threadIdx.x / 128, warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int wg = warpgroup - 1, warp_in_wg = warp % 4;
+  const int grp = lane / 4, tig = lane % 4, quad = lane & ~3;
+  const int tile = wg * 4 + warp_in_wg;                                  // this warp's 16-row tile
+  const int row0 = blockIdx.x * kWgRows + tile * kTileRows + grp;       // and row0 + 8
+  const int tok0 = blockIdx.y * kBN;
+  const int num_kb = p.K / kBlockElems;
+  const int groups = kChunks == 0 ? 1 : p.K / p.group;
+  const T* scales = static_cast<const T*>(p.scales);
+  const T* zeros = static_cast<const T*>(p.zeros);
+  // sum_x rows are padded to a multiple of kBN (rows past M: never stored), so no clamping
+  const float* sum_x_thread = p.sum_x + size_t(tok0 + 2 * tig) * groups;
+
+  float acc[kAccRegs], fin[kAccRegs];
+#pragma unroll
+  for (int r = 0; r < kAccRegs; ++r) acc[r] = 0.f, fin[r] = 0.f;
+
+  // Register r = 4c + 2h + u of the m64nN accumulator: weight row row0 + 8h, token
+  // tok0 + 8c + 2 tig + u.
+  auto promote = [&](int g) {
+#pragma unroll
+    for (int r = 0; r < kAccRegs; ++r) ptx::fence_register(acc[r]);
+    const size_t i0 = size_t(row0) * groups + g, i1 = size_t(row0 + 8) * groups + g;
+    const float s0 = ptx::to_f32(scales[i0]), s1 = ptx::to_f32(scales[i1]);
+    const float z0 = kZeros ? ptx::to_f32(zeros[i0]) : 8.f, z1 = kZeros ? ptx::to_f32(zeros[i1]) : 8.f;
+#pragma unroll
+    for (int c = 0; c < kAccRegs / 4; ++c)
+#pragma unroll
+      for (int u = 0; u < 2; ++u) {
+        const float sx = __ldg(sum_x_thread + (8 * c + u) * groups + g);
+        fin[4 * c + u] += s0 * (acc[4 * c + u] - z0 * sx);
+        fin[4 * c + 2 + u] += s1 * (acc[4 * c + 2 + u] - z1 * sx);
+      }
+  };
+
+  int stage = 0;
+  uint32_t phase = 0;
+  const uint64_t desc_x0 = ptx::smem_desc_k_major_sw128(smem);
+  for (int kb = 0; kb < num_kb; ++kb) {
+    ptx::mbarrier_wait(const_cast<uint64_t*>(&full[stage]), phase);
+    // this warp's 1 KB chunk: row grp's 4 words at uint4 4 grp + tig, row grp + 8's at +32
+    const uint4* chunk = reinterpret_cast<const uint4*>(smem + stage * Layout::kStageBytes + Layout::kXBytes) + tile * 64;
+    const uint4 c0 = chunk[4 * grp + tig], c1 = chunk[32 + 4 * grp + tig];
+    const uint32_t wr0[4] = {c0.x, c0.y, c0.z, c0.w}, wr1[4] = {c1.x, c1.y, c1.z, c1.w};
+    const uint64_t desc_x = desc_x0 + uint64_t((stage * Layout::kStageBytes) >> 4);
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+      uint32_t a[2][4];  // the two k16 steps of chunk j
+#pragma unroll
+      for (int s = 0; s < 2; ++s) {
+        const uint32_t lo0 = __shfl_sync(0xffffffffu, wr0[j], quad | (2 * s));
+        const uint32_t lo1 = __shfl_sync(0xffffffffu, wr1[j], quad | (2 * s));
+        const uint32_t hi0 = __shfl_sync(0xffffffffu, wr0[j], quad | (2 * s + 1));
+        const uint32_t hi1 = __shfl_sync(0xffffffffu, wr1[j], quad | (2 * s + 1));
+        a[s][0] = codes_to_pair<T>(lo0 >> (4 * tig));
+        a[s][1] = codes_to_pair<T>(lo1 >> (4 * tig));
+        a[s][2] = codes_to_pair<T>(hi0 >> (4 * tig));
+        a[s][3] = codes_to_pair<T>(hi1 >> (4 * tig));
+      }
+      // scale-d = 0 starts an accumulator: at a group's first chunk, or (one group per row)
+      // at the very first step
+      bool first;
+      if constexpr (kChunks > 0) first = j % kChunks == 0;
+      else first = kb == 0 && j == 0;
+      ptx::wgmma_fence();
+#pragma unroll
+      for (int s = 0; s < 2; ++s) {
+        const int step = 2 * j + s;  // k16 step of the block: +32 bytes along each X row
+        const uint64_t d = desc_x + uint64_t(((step / 4) * Layout::kXHalf) >> 4) + uint64_t((step % 4) * 2);
+        Mma::mma(a[s], d, acc, !(first && s == 0));
+      }
+      ptx::wgmma_commit();
+      if constexpr (kChunks > 0) {
+        if (j % kChunks == kChunks - 1) {  // the group is complete: fold it in
+          ptx::wgmma_wait<0>();
+          promote((kb * kBlockElems + 32 * j) / p.group);
+        }
+      }
+    }
+    ptx::wgmma_wait<0>();  // this block's wgmma have read the stage
+    if (lane == 0) ptx::mbarrier_arrive(&empty[stage]);
+    if (++stage == kWgStages) stage = 0, phase ^= 1;
+  }
+  if constexpr (kChunks == 0) {
+#pragma unroll
+    for (int r = 0; r < kAccRegs; ++r) ptx::fence_register(acc[r]);
+    promote(0);
+  }
+
+  // y[tok, row] = fin (+ bias): this thread's rows row0, row0 + 8 for its tokens
+  const T* bias = static_cast<const T*>(p.bias);
+  T* out = static_cast<T*>(p.out);
+#pragma unroll
+  for (int c = 0; c < kAccRegs / 4; ++c)
+#pragma unroll
+    for (int u = 0; u < 2; ++u) {
+      const int tok = tok0 + 8 * c + 2 * tig + u;
+      if (tok >= p.M) continue;
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        const int row = row0 + 8 * h;
+        const float v = fin[4 * c + 2 * h + u];
+        out[size_t(tok) * p.N + row] = ptx::from_f32<T>(bias ? v + ptx::to_f32(bias[row]) : v);
+      }
+    }
+}
+
+template <typename T, int kBN, int kChunks, bool kZeros>
+__global__ void __launch_bounds__(kWgThreads, 1)
+    a16w4_wgmma_kernel(const __grid_constant__ CUtensorMap tmap_x, const W4WgmmaParams p) {
+  static_assert(kBN == 64 || kBN == 128 || kBN == 256, "wgmma N of the RS wrappers");
+  static_assert(kChunks == 0 || kChunks == 1 || kChunks == 2 || kChunks == 4, "groups of 32, 64, 128 or per row");
+  using Layout = W4WgmmaSmem<kBN>;
+  extern __shared__ __align__(1024) uint8_t smem_raw[];
+  uint8_t* smem = reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(smem_raw) + 1023) & ~uintptr_t(1023));
+  uint64_t* full = reinterpret_cast<uint64_t*>(smem + kWgStages * Layout::kStageBytes);
+  uint64_t* empty = full + kWgStages;
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+
+  if (threadIdx.x == 0) {
+    ptx::tma_prefetch_desc(&tmap_x);
+    for (int s = 0; s < kWgStages; ++s) {
+      ptx::mbarrier_init(&full[s], 1);
+      ptx::mbarrier_init(&empty[s], 8);  // every consumer warp
+    }
+    ptx::fence_barrier_init();
+  }
+  __syncthreads();
+
+  if (threadIdx.x < 128) {
+    // ------------------------------------------------------------ producer (one thread)
+    ptx::setmaxnreg_dec<40>();
+    if (warp == 0 && lane == 0) {
+      const int words = p.K / 8, num_kb = p.K / kBlockElems, tok0 = blockIdx.y * kBN;
+      const uint32_t* tiles = p.w + size_t(blockIdx.x) * kWgRows * words;  // 8 full 16-row tiles
+      int stage = 0;
+      uint32_t phase = 0;
+      for (int kb = 0; kb < num_kb; ++kb) {
+        uint8_t* x_dst = smem + stage * Layout::kStageBytes;
+        ptx::mbarrier_wait(&empty[stage], phase ^ 1);
+        ptx::mbarrier_arrive_expect_tx(&full[stage], Layout::kStageBytes);  // OOB-filled X rows count too
+        ptx::tma_load_2d(x_dst, &tmap_x, &full[stage], kb * kBlockElems, tok0);
+        ptx::tma_load_2d(x_dst + Layout::kXHalf, &tmap_x, &full[stage], kb * kBlockElems + 64, tok0);
+        for (int t = 0; t < kWgRows / kTileRows; ++t)
+          ptx::bulk_copy_g2s(x_dst + Layout::kXBytes + t * 1024, tiles + size_t(t) * kTileRows * words + size_t(kb) * 256,
+                             1024, &full[stage]);
+        if (++stage == kWgStages) stage = 0, phase ^= 1;
+      }
+    }
+  } else {
+    ptx::setmaxnreg_inc<232>();
+    a16w4_wgmma_consume<T, kBN, kChunks, kZeros>(p, smem);
+  }
+}
+
+}  // namespace lowbit::w4
