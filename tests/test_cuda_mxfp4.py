@@ -24,6 +24,7 @@ dequantized weight's are filled with 0xFF bytes, NaN in bf16/fp16, then freed), 
 element the kernel never writes reads NaN.
 """
 import itertools
+import os
 
 import pytest
 import torch
@@ -143,6 +144,23 @@ def test_mxfp4_matches_reference(M, N, K, has_bias, dtype, src, seed):
     assert torch.isfinite(ref).all()
     y = run_cuda(x, w, s, bias)
     assert_close_elementwise(y, ref, x, dequant64(w, s), abs_coef(M, dtype), f"{path_of(M)} {src}")
+
+
+# Full 128-row tiles and 128-element blocks: the shapes of the experimental large-M wgmma path
+# (LOWBIT_A16W4_LARGE=wgmma, bf16 x; tests/test_cuda_variants.py), by default the dequant path.
+# Its sums are exact products chained in fp32, so it is held to the GEMV's bound.
+@pytest.mark.parametrize("src", ["codes", "quantized"])
+@pytest.mark.parametrize("N,K", [(128, 512), (256, 1024), (384, 4096)])
+@pytest.mark.parametrize("M", [33, 100, 129, 300])
+def test_mxfp4_large_m_full_tiles(M, N, K, src):
+    gen = torch.Generator().manual_seed(M * 7 + N + K)
+    x = rand_x(M, K, BF16, gen=gen)
+    w, s = mx4_operands(N, K, gen, src)
+    bias = torch.randn(N, generator=gen).to(BF16)
+    ref = ops.mxfp4_linear(x, w, s, bias)
+    y = run_cuda(x, w, s, bias)
+    wgmma = os.environ.get("LOWBIT_A16W4_LARGE") == "wgmma"
+    assert_close_elementwise(y, ref, x, dequant64(w, s), 2.0 ** -9 if wgmma else abs_coef(M, BF16), "large M")
 
 
 EDGE = pytest.mark.parametrize("M,dtype", [(1, BF16), (1, FP16), (40, BF16), (40, FP16)])

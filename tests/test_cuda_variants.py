@@ -20,8 +20,8 @@ VARIANTS = [
     ("a16w4-gemv-regs", {"LOWBIT_A16W4_GEMV": "regs"}, ["test_cuda_a16w4.py", "test_cuda_mxfp4.py"],
      "matches_reference or repeatable or nan_scale or decode_exactly or extreme_scales or graph"),
     # a16w4 large-M mixed-input wgmma GEMM (experimental; full 128-row tiles only)
-    ("a16w4-large-wgmma", {"LOWBIT_A16W4_LARGE": "wgmma"}, ["test_cuda_a16w4.py"],
-     "large_m or matches_reference or graph or repeatable"),
+    ("a16w4-large-wgmma", {"LOWBIT_A16W4_LARGE": "wgmma"}, ["test_cuda_a16w4.py", "test_cuda_mxfp4.py"],
+     "large_m or matches_reference or graph or repeatable or nan_scale or extreme_scales"),
     # a16w4 GEMV with cp.async only (no bulk copies)
     ("a16w4-no-bulk", {"LOWBIT_A16W4_BULK": "0"}, ["test_cuda_a16w4.py", "test_cuda_mxfp4.py"],
      "matches_reference or repeatable"),

@@ -146,9 +146,9 @@ __global__ void sum_x_kernel(const T* __restrict__ x, float* __restrict__ sum_x,
   if (lane == 0) sum_x[item] = s;
 }
 
-template <typename T, int kChunks, bool kZeros>
+template <typename T, int kChunks, bool kZeros, bool kMx = false>
 void wgmma_typed(const CUtensorMap& tmap_x, const W4WgmmaParams& p, cudaStream_t stream) {
-  auto kernel = a16w4_wgmma_kernel<T, kWgTokens, kChunks, kZeros>;
+  auto kernel = a16w4_wgmma_kernel<T, kWgTokens, kChunks, kZeros, kMx>;
   constexpr int smem = W4WgmmaSmem<kWgTokens>::kBytes;
   static const bool configured = [&] {
     C10_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
@@ -213,7 +213,8 @@ void launch_sum_x(Elem t, const void* x, float* sum_x, int64_t M, int64_t K, int
   C10_CUDA_KERNEL_LAUNCH_CHECK();
 }
 
-void launch_wgmma(Elem t, const CUtensorMap& tmap_x, const W4WgmmaParams& p, cudaStream_t stream) {
+void launch_wgmma(Elem t, const CUtensorMap& tmap_x, const W4WgmmaParams& p, bool mx, cudaStream_t stream) {
+  if (mx) return wgmma_typed<__nv_bfloat16, 0, false, true>(tmap_x, p, stream);  // bf16 only (w4_wgmma.cuh)
   const bool z = p.zeros != nullptr;
   if (t == Elem::kBF16) {
     if (z) wgmma_group<__nv_bfloat16, true>(tmap_x, p, stream);

@@ -23,9 +23,10 @@ void launch_dequant_mx(Elem t, bool fp32_out, const uint32_t* w, const uint8_t* 
                        int64_t K, cudaStream_t stream);
 
 // Large M (experimental): sum_x (M, K / group) fp32 sums of x per group, then the
-// mixed-input wgmma GEMM (w4_wgmma.cuh) with x's TMA map (boxes kWgTokens x 64, 128B swizzle).
+// mixed-input wgmma GEMM (w4_wgmma.cuh) with x's TMA map (boxes kWgTokens x 64, 128B swizzle);
+// mx: mxfp4 weights (E8M0 scales in p.scales, no sum_x; bf16 x only).
 void launch_sum_x(Elem t, const void* x, float* sum_x, int64_t M, int64_t K, int64_t group, cudaStream_t stream);
-void launch_wgmma(Elem t, const CUtensorMap& tmap_x, const W4WgmmaParams& p, cudaStream_t stream);
+void launch_wgmma(Elem t, const CUtensorMap& tmap_x, const W4WgmmaParams& p, bool mx, cudaStream_t stream);
 
 // Plain uint8 (N, K/2) <-> w4 layout int32 (N, K/8) (lowbit/w4_layout.h).
 void launch_prepack(const uint8_t* plain, uint32_t* packed, int64_t N, int64_t K, cudaStream_t stream);

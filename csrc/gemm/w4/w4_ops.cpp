@@ -141,7 +141,22 @@ Tensor wgmma_matmul(const Tensor& x, const Tensor& w, const Tensor& scales, cons
   p.bias = bias ? bias->data_ptr() : nullptr;
   p.out = out.data_ptr();
   p.M = int(M), p.N = int(N), p.K = int(K), p.group = int(g);
-  launch_wgmma(elem_of(x), tmap_x, p, stream);
+  launch_wgmma(elem_of(x), tmap_x, p, /*mx=*/false, stream);
+  return out;
+}
+
+// mxfp4 at large M (same experiment): the E8M0 scales fold into the bf16 A operand exactly.
+Tensor wgmma_matmul_mx(const Tensor& x, const Tensor& w, const Tensor& w_scale, const OptTensor& bias) {
+  const int64_t M = x.size(0), K = x.size(1), N = w.size(0);
+  Tensor out = at::empty({M, N}, x.options());
+  const CUtensorMap tmap_x = tma::make_2d_sw128(x.data_ptr(), 2, M, K, K, kWgTokens);
+  W4WgmmaParams p{};
+  p.w = reinterpret_cast<const uint32_t*>(w.data_ptr<int32_t>());
+  p.scales = w_scale.data_ptr<uint8_t>();
+  p.bias = bias ? bias->data_ptr() : nullptr;
+  p.out = out.data_ptr();
+  p.M = int(M), p.N = int(N), p.K = int(K), p.group = 32;
+  launch_wgmma(elem_of(x), tmap_x, p, /*mx=*/true, at::cuda::getCurrentCUDAStream());
   return out;
 }
 
@@ -167,6 +182,8 @@ Tensor mxfp4_linear(const Tensor& x, const Tensor& w, const Tensor& w_scale, con
   if (d.M == 0) return at::empty({0, d.N}, x.options());
   const Path path = forced_path();
   if (d.M <= kGemvMaxTokens && path != Path::kDequant) return gemv(x, w, w_scale, std::nullopt, 32, bias, /*mx=*/true);
+  if (path == Path::kAuto && x.scalar_type() == at::kBFloat16 && wgmma_applies(d.N, d.K))
+    return wgmma_matmul_mx(x, w, w_scale, bias);
   const bool fp32 = x.scalar_type() != at::kBFloat16;
   Tensor wd = at::empty({d.N, d.K}, x.options().dtype(fp32 ? at::kFloat : x.scalar_type()));
   launch_dequant_mx(elem_of(x), fp32, reinterpret_cast<const uint32_t*>(w.data_ptr<int32_t>()),

@@ -59,9 +59,9 @@ constexpr int kWgTokens = 128;   // tokens per CTA (wgmma N)
 
 struct W4WgmmaParams {
   const uint32_t* w;     // int32 (N, K/8), layout v3; N % 128 == 0, K % 128 == 0
-  const void* scales;    // T (N, K / group)
+  const void* scales;    // T (N, K / group); mxfp4: E8M0 bytes (N, K / 32)
   const void* zeros;     // T (N, K / group) or null (symmetric: z = 8)
-  const float* sum_x;    // fp32 (M, K / group)
+  const float* sum_x;    // fp32 (M rounded up to kWgTokens, K / group); mxfp4: unused
   const void* bias;      // T (N,) or null
   void* out;             // T (M, N)
   int M, N, K, group;

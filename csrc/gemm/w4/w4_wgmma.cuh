@@ -1,6 +1,6 @@
 #pragma once
-// a16w4 at large M (experimental, LOWBIT_A16W4_LARGE=wgmma; written and compiled in session 3,
-// not yet run): a mixed-input wgmma GEMM, Y^T tile = W tile (weights on wgmma's register A
+// a16w4 and mxfp4 at large M (experimental, LOWBIT_A16W4_LARGE=wgmma; written and compiled in
+// session 3, not yet run): a mixed-input wgmma GEMM, Y^T tile = W tile (weights on wgmma's register A
 // side) x X^T (activations, bf16/fp16, K-major through TMA on the shared-memory B side).
 //
 //   y[m, n] = sum_g s[n, g] * (sum_{k in g} q[n, k] x[m, k] - z[n, g] * sumx[m, g])
@@ -62,10 +62,21 @@ struct W4WgmmaSmem {
   static_assert(kBytes <= 227 * 1024, "shared memory per CTA on sm_90 is at most 227 KB");
 };
 
+// mxfp4 weights (kMx, bf16 only): each e2m1 code times its block's 2^(e - 127) is exact in
+// bf16 (2 significant bits; bf16 has fp32's exponent range, so values overflow or vanish
+// exactly where the fp32 reference's do; E8M0 0xFF gives NaN), so the scales are folded into
+// the A operand and the sums chain over all of K with no promotion and no sum of x.
+__device__ __forceinline__ uint32_t e8m0_bf16_pair(uint32_t e) {
+  const uint32_t v = e == 0xFFu ? 0x7FC0u : e == 0 ? 0x0040u : e << 7;  // 2^(e - 127); e = 0: subnormal
+  return v | (v << 16);
+}
+
 // The consumer warpgroups (1 and 2): 64 weight rows each, a warp one 16-row tile, all kBN
 // tokens. kChunks: 32-element chunks per group (1, 2, 4 for 32, 64, 128; 0: one group per row).
-template <typename T, int kBN, int kChunks, bool kZeros>
+template <typename T, int kBN, int kChunks, bool kZeros, bool kMx>
 __device__ __forceinline__ void a16w4_wgmma_consume(const W4WgmmaParams& p, uint8_t* smem) {
+  static_assert(!kMx || (std::is_same_v<T, __nv_bfloat16> && kChunks == 0 && !kZeros),
+                "mxfp4: bf16 activations, scales folded into the operand (no groups, no zero points)");
   constexpr int kAccRegs = kBN / 2;
   using Layout = W4WgmmaSmem<kBN>;
   using Mma = typename RsMma<T, kBN>::Op;
@@ -115,6 +126,12 @@ __device__ __forceinline__ void a16w4_wgmma_consume(const W4WgmmaParams& p, uint
     const uint4* chunk = reinterpret_cast<const uint4*>(smem + stage * Layout::kStageBytes + Layout::kXBytes) + tile * 64;
     const uint4 c0 = chunk[4 * grp + tig], c1 = chunk[32 + 4 * grp + tig];
     const uint32_t wr0[4] = {c0.x, c0.y, c0.z, c0.w}, wr1[4] = {c1.x, c1.y, c1.z, c1.w};
+    uint32_t sc0 = 0, sc1 = 0;  // MX: the E8M0 bytes of rows row0, row0 + 8 for this block's 4 chunks
+    if constexpr (kMx) {
+      const uint8_t* e = static_cast<const uint8_t*>(p.scales) + kb * 4;
+      sc0 = __ldg(reinterpret_cast<const uint32_t*>(e + size_t(row0) * (p.K / 32)));
+      sc1 = __ldg(reinterpret_cast<const uint32_t*>(e + size_t(row0 + 8) * (p.K / 32)));
+    }
     const uint64_t desc_x = desc_x0 + uint64_t((stage * Layout::kStageBytes) >> 4);
 #pragma unroll
     for (int j = 0; j < 4; ++j) {
@@ -125,10 +142,18 @@ __device__ __forceinline__ void a16w4_wgmma_consume(const W4WgmmaParams& p, uint
         const uint32_t lo1 = __shfl_sync(0xffffffffu, wr1[j], quad | (2 * s));
         const uint32_t hi0 = __shfl_sync(0xffffffffu, wr0[j], quad | (2 * s + 1));
         const uint32_t hi1 = __shfl_sync(0xffffffffu, wr1[j], quad | (2 * s + 1));
-        a[s][0] = codes_to_pair<T>(lo0 >> (4 * tig));
-        a[s][1] = codes_to_pair<T>(lo1 >> (4 * tig));
-        a[s][2] = codes_to_pair<T>(hi0 >> (4 * tig));
-        a[s][3] = codes_to_pair<T>(hi1 >> (4 * tig));
+        if constexpr (kMx) {
+          const uint32_t f0 = e8m0_bf16_pair((sc0 >> (8 * j)) & 0xFFu), f1 = e8m0_bf16_pair((sc1 >> (8 * j)) & 0xFFu);
+          a[s][0] = ptx::mul_x2<T>(e2m1_to_pair<T>(lo0 >> (4 * tig)), f0);
+          a[s][1] = ptx::mul_x2<T>(e2m1_to_pair<T>(lo1 >> (4 * tig)), f1);
+          a[s][2] = ptx::mul_x2<T>(e2m1_to_pair<T>(hi0 >> (4 * tig)), f0);
+          a[s][3] = ptx::mul_x2<T>(e2m1_to_pair<T>(hi1 >> (4 * tig)), f1);
+        } else {
+          a[s][0] = codes_to_pair<T>(lo0 >> (4 * tig));
+          a[s][1] = codes_to_pair<T>(lo1 >> (4 * tig));
+          a[s][2] = codes_to_pair<T>(hi0 >> (4 * tig));
+          a[s][3] = codes_to_pair<T>(hi1 >> (4 * tig));
+        }
       }
       // scale-d = 0 starts an accumulator: at a group's first chunk, or (one group per row)
       // at the very first step
@@ -154,7 +179,10 @@ __device__ __forceinline__ void a16w4_wgmma_consume(const W4WgmmaParams& p, uint
     if (lane == 0) ptx::mbarrier_arrive(&empty[stage]);
     if (++stage == kWgStages) stage = 0, phase ^= 1;
   }
-  if constexpr (kChunks == 0) {
+  if constexpr (kMx) {
+#pragma unroll
+    for (int r = 0; r < kAccRegs; ++r) ptx::fence_register(acc[r]), fin[r] = acc[r];
+  } else if constexpr (kChunks == 0) {
 #pragma unroll
     for (int r = 0; r < kAccRegs; ++r) ptx::fence_register(acc[r]);
     promote(0);
@@ -178,7 +206,7 @@ __device__ __forceinline__ void a16w4_wgmma_consume(const W4WgmmaParams& p, uint
     }
 }
 
-template <typename T, int kBN, int kChunks, bool kZeros>
+template <typename T, int kBN, int kChunks, bool kZeros, bool kMx = false>
 __global__ void __launch_bounds__(kWgThreads, 1)
     a16w4_wgmma_kernel(const __grid_constant__ CUtensorMap tmap_x, const W4WgmmaParams p) {
   static_assert(kBN == 64 || kBN == 128 || kBN == 256, "wgmma N of the RS wrappers");
@@ -222,7 +250,7 @@ __global__ void __launch_bounds__(kWgThreads, 1)
     }
   } else {
     ptx::setmaxnreg_inc<232>();
-    a16w4_wgmma_consume<T, kBN, kChunks, kZeros>(p, smem);
+    a16w4_wgmma_consume<T, kBN, kChunks, kZeros, kMx>(p, smem);
   }
 }
 
