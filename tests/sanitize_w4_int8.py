@@ -1,4 +1,4 @@
-"""A short run of the a16w4, mxfp4 and a16w8 (GEMV and dequant paths, prepack/unpack) and w8a8_int8 CUDA
+"""A short run of the a16w4, mxfp4, a8w4_mx and a16w8 (GEMV and dequant paths, prepack/unpack) and w8a8_int8 CUDA
 kernels on shapes with tails, for compute-sanitizer (memcheck, racecheck, synccheck):
 `compute-sanitizer --tool racecheck python tests/sanitize_w4_int8.py`.
 Exits non-zero if a result disagrees with the CPU reference (same checks as the tests)."""
@@ -11,6 +11,8 @@ from lowbit_ext import ops  # noqa: E402
 from samples import assert_close_elementwise, rand_x, to_cuda, w4_plain  # noqa: E402
 from test_cuda_a16w4 import a16w4_operands, dequant64  # noqa: E402
 from test_cuda_a16w8 import operands as a16w8_operands, w64 as a16w8_w64  # noqa: E402
+from test_cuda_a8w4_mx import a64 as a8w4_a64, mx4_operand as a8w4_mx4_operand  # noqa: E402
+from test_cuda_a8w4_mx import mx8_operand as a8w4_mx8_operand, w64 as a8w4_w64  # noqa: E402
 from test_cuda_int8 import assert_bitwise, int8_operands  # noqa: E402
 
 gen = torch.Generator().manual_seed(0)
@@ -35,6 +37,13 @@ for M, N, K in [(3, 200, 384), (17, 136, 160), (40, 72, 256)]:
     ref = ops.mxfp4_linear(x, w, sc, None).float()
     y = ops.mxfp4_linear(*to_cuda(x, w, sc), None).float().cpu()
     assert (y - ref).abs().max() <= 2.0 ** -6 * ref.abs().max(), f"mxfp4 M={M}"
+# a8w4_mx: the GEMV (bf16 out), the bf16 dequant path and the fp32 path (fp16 out)
+for M, N, K, od in [(3, 40, 128, torch.bfloat16), (40, 136, 384, torch.bfloat16), (17, 40, 256, torch.float16)]:
+    a, sa = a8w4_mx8_operand(M, K, gen, "quantized")
+    w, sw = a8w4_mx4_operand(N, K, gen)
+    ref = ops.a8w4_mx_mm(a, sa, w, sw, None, od)
+    y = ops.a8w4_mx_mm(*to_cuda(a, sa, w, sw), None, od)
+    assert_close_elementwise(y, ref, a8w4_a64(a, sa), a8w4_w64(w, sw), 2.0 ** -7, f"a8w4_mx M={M}")
 # a16w8: the GEMV (1, 9, 17 and 32 tokens, one and several K splits, partial row CTAs and
 # chunks) and the dequant path (M = 40)
 for M, N, K in [(1, 40, 48), (9, 200, 1040), (17, 4096, 4096), (32, 136, 4160), (40, 72, 256)]:

@@ -170,6 +170,26 @@ void wgmma_group(const CUtensorMap& tmap_x, const W4WgmmaParams& p, cudaStream_t
   }
 }
 
+// MXFP8 (e4m3 codes + E8M0 per 32) -> OutT: e4m3 * 2^(e - 127) in fp32, rounded once (exact
+// in fp32; in bf16 too, except values under bf16's smallest subnormal 2^-133).
+template <typename OutT>
+__global__ void dequant_mx8_kernel(const uint8_t* __restrict__ q, const uint8_t* __restrict__ s, OutT* __restrict__ out,
+                                   int64_t M, int64_t K) {
+  const int64_t vecs = K / 8;
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < M * vecs; i += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t m = i / vecs, v = i % vecs;
+    const uint2 codes = *reinterpret_cast<const uint2*>(q + i * 8);
+    const float scale = e8m0_to_float(s[m * (K / 32) + (v * 8) / 32]);
+    alignas(16) OutT o[8];
+#pragma unroll
+    for (int e = 0; e < 8; ++e)
+      o[e] = round_to<OutT>(e4m3_to_float(uint8_t((e < 4 ? codes.x : codes.y) >> (8 * (e % 4)))) * scale);
+#pragma unroll
+    for (int c = 0; c < int(sizeof(o) / 16); ++c)
+      reinterpret_cast<uint4*>(out + i * 8)[c] = reinterpret_cast<const uint4*>(o)[c];
+  }
+}
+
 int grid_for(int64_t items) { return int(std::min<int64_t>((items + 255) / 256, 132 * 16)); }
 
 }  // namespace
@@ -200,6 +220,14 @@ void launch_dequant_mx(Elem t, bool fp32_out, const uint32_t* w, const uint8_t* 
   if (fp32_out) dequant_kernel<<<grid, 256, 0, stream>>>(w, vals, static_cast<float*>(out), N, K);
   else if (t == Elem::kBF16) dequant_kernel<<<grid, 256, 0, stream>>>(w, vals, static_cast<__nv_bfloat16*>(out), N, K);
   else dequant_kernel<<<grid, 256, 0, stream>>>(w, vals, static_cast<__half*>(out), N, K);
+  C10_CUDA_KERNEL_LAUNCH_CHECK();
+}
+
+void launch_dequant_mx8(bool fp32_out, const uint8_t* q, const uint8_t* s, void* out, int64_t M, int64_t K,
+                        cudaStream_t stream) {
+  const int grid = grid_for(M * K / 8);
+  if (fp32_out) dequant_mx8_kernel<<<grid, 256, 0, stream>>>(q, s, static_cast<float*>(out), M, K);
+  else dequant_mx8_kernel<<<grid, 256, 0, stream>>>(q, s, static_cast<__nv_bfloat16*>(out), M, K);
   C10_CUDA_KERNEL_LAUNCH_CHECK();
 }
 

@@ -28,6 +28,10 @@ void launch_dequant_mx(Elem t, bool fp32_out, const uint32_t* w, const uint8_t* 
 void launch_sum_x(Elem t, const void* x, float* sum_x, int64_t M, int64_t K, int64_t group, cudaStream_t stream);
 void launch_wgmma(Elem t, const CUtensorMap& tmap_x, const W4WgmmaParams& p, bool mx, cudaStream_t stream);
 
+// MXFP8 activations (e4m3 (M, K) + E8M0 (M, K/32)) -> bf16 or fp32 (M, K), for a8w4_mx.
+void launch_dequant_mx8(bool fp32_out, const uint8_t* q, const uint8_t* s, void* out, int64_t M, int64_t K,
+                        cudaStream_t stream);
+
 // Plain uint8 (N, K/2) <-> w4 layout int32 (N, K/8) (lowbit/w4_layout.h).
 void launch_prepack(const uint8_t* plain, uint32_t* packed, int64_t N, int64_t K, cudaStream_t stream);
 void launch_unpack(const uint32_t* packed, uint8_t* plain, int64_t N, int64_t K, cudaStream_t stream);

@@ -1,6 +1,7 @@
-// 4-bit weight ops on CUDA: a16w4_linear and mxfp4_linear (GEMV for M <= 32, dequantize +
-// cuBLAS above), prepack_w4 / unpack_w4. Semantics: csrc/cpu/linear.cpp, csrc/cpu/w4_layout.cpp.
+// 4-bit weight ops on CUDA: a16w4_linear, mxfp4_linear and a8w4_mx_mm / a8w4_mx_linear (GEMV for
+// M <= 32, dequantize + cuBLAS above), prepack_w4 / unpack_w4. Semantics: csrc/cpu/linear.cpp, csrc/cpu/w4_layout.cpp.
 // This file: argument contracts, the path and split plan, allocation.
+#include <ATen/core/dispatch/Dispatcher.h>
 #include <ATen/cuda/CUDAContext.h>
 #include <ATen/ops/empty.h>
 #include <ATen/ops/linear.h>
@@ -173,24 +174,64 @@ Tensor a16w4_linear(const Tensor& x, const Tensor& w, const Tensor& scales, cons
   return dequant_matmul(x, w, scales, zeros, g, bias);
 }
 
-// mxfp4_linear: the GEMV for M <= 32; above, the weight dequantized (bf16 holds every
-// e2m1 x 2^k exactly, so a bf16 x takes the bf16 weight and cuBLAS; fp16 could overflow or
-// lose subnormals, so a fp16 x runs in fp32) until the mixed-input mainloop exists.
+// y = x w^T for mxfp4 weights, x in bf16, fp16 or fp32, y in out_dtype (bias in out_dtype):
+// the GEMV for M <= 32 when x is 16-bit and y has its dtype; the mixed-input wgmma GEMM for
+// bf16 (experimental, LOWBIT_A16W4_LARGE=wgmma); else the weight dequantized (bf16 holds every
+// e2m1 x 2^k exactly, so bf16 runs in bf16 and cuBLAS; anything else in fp32, one rounding).
+Tensor mx4_matmul(const Tensor& x, const Tensor& w, const Tensor& w_scale, const OptTensor& bias,
+                  at::ScalarType out_dtype) {
+  const int64_t M = x.size(0), K = x.size(1), N = w.size(0);
+  const Path path = forced_path();
+  const bool x16 = x.scalar_type() == out_dtype && x.scalar_type() != at::kFloat;
+  const bool bf16 = x16 && out_dtype == at::kBFloat16;
+  if (x16 && M <= kGemvMaxTokens && path != Path::kDequant) return gemv(x, w, w_scale, std::nullopt, 32, bias, /*mx=*/true);
+  if (bf16 && path == Path::kAuto && wgmma_applies(N, K)) return wgmma_matmul_mx(x, w, w_scale, bias);
+  Tensor wd = at::empty({N, K}, x.options().dtype(bf16 ? at::kBFloat16 : at::kFloat));
+  launch_dequant_mx(Elem::kBF16, /*fp32_out=*/!bf16, reinterpret_cast<const uint32_t*>(w.data_ptr<int32_t>()),
+                    w_scale.data_ptr<uint8_t>(), wd.data_ptr(), N, K, at::cuda::getCurrentCUDAStream());
+  if (bf16) return at::linear(x, wd, bias);
+  const OptTensor bias32 = bias ? OptTensor(bias->to(at::kFloat)) : std::nullopt;
+  return at::linear(x.to(at::kFloat), wd, bias32).to(out_dtype);
+}
+
 Tensor mxfp4_linear(const Tensor& x, const Tensor& w, const Tensor& w_scale, const OptTensor& bias) {
   const auto d = contract::linear_mx("mxfp4_linear", x, w, w_scale, bias, /*w_four_bit=*/true);
   c10::cuda::CUDAGuard guard(x.device());
   if (d.M == 0) return at::empty({0, d.N}, x.options());
-  const Path path = forced_path();
-  if (d.M <= kGemvMaxTokens && path != Path::kDequant) return gemv(x, w, w_scale, std::nullopt, 32, bias, /*mx=*/true);
-  if (path == Path::kAuto && x.scalar_type() == at::kBFloat16 && wgmma_applies(d.N, d.K))
-    return wgmma_matmul_mx(x, w, w_scale, bias);
-  const bool fp32 = x.scalar_type() != at::kBFloat16;
-  Tensor wd = at::empty({d.N, d.K}, x.options().dtype(fp32 ? at::kFloat : x.scalar_type()));
-  launch_dequant_mx(elem_of(x), fp32, reinterpret_cast<const uint32_t*>(w.data_ptr<int32_t>()),
-                    w_scale.data_ptr<uint8_t>(), wd.data_ptr(), d.N, d.K, at::cuda::getCurrentCUDAStream());
-  if (!fp32) return at::linear(x, wd, bias);
-  const OptTensor bias32 = bias ? OptTensor(bias->to(at::kFloat)) : std::nullopt;
-  return at::linear(x.to(at::kFloat), wd, bias32).to(x.scalar_type());
+  return mx4_matmul(x, w, w_scale, bias, x.scalar_type());
+}
+
+// a8w4_mx: MXFP8 activations (quantized in the op for the linear) times MXFP4 weights. The
+// activations are dequantized (e4m3 x 2^(e - 127): exact in fp32, and in bf16 down to 2^-133)
+// into bf16 when the output is bf16, else fp32, and then go through mx4_matmul: the products
+// and their fp32 sums are the reference's (csrc/cpu/linear.cpp mx_mm) up to summation order.
+Tensor a8w4_mx_dequantized(const Tensor& a, const Tensor& a_scale, const Tensor& w, const Tensor& w_scale,
+                           const OptTensor& bias, at::ScalarType out_dtype) {
+  const int64_t M = a.size(0), K = a.size(1);
+  const bool bf16 = out_dtype == at::kBFloat16;
+  Tensor a_dq = at::empty({M, K}, a.options().dtype(bf16 ? at::kBFloat16 : at::kFloat));
+  launch_dequant_mx8(!bf16, static_cast<const uint8_t*>(a.data_ptr()), a_scale.data_ptr<uint8_t>(), a_dq.data_ptr(), M,
+                     K, at::cuda::getCurrentCUDAStream());
+  return mx4_matmul(a_dq, w, w_scale, bias, out_dtype);
+}
+
+Tensor a8w4_mx_mm(const Tensor& a, const Tensor& a_scale, const Tensor& b, const Tensor& b_scale, const OptTensor& bias,
+                  at::ScalarType out_dtype) {
+  const auto d = contract::mx_mm("a8w4_mx_mm", a, a_scale, b, b_scale, bias, out_dtype, /*b_four_bit=*/true);
+  c10::cuda::CUDAGuard guard(a.device());
+  if (d.M == 0) return at::empty({0, d.N}, a.options().dtype(out_dtype));
+  return a8w4_mx_dequantized(a, a_scale, b, b_scale, bias, out_dtype);
+}
+
+Tensor a8w4_mx_linear(const Tensor& x, const Tensor& w, const Tensor& w_scale, const OptTensor& bias) {
+  const auto d = contract::linear_mx("a8w4_mx_linear", x, w, w_scale, bias, /*w_four_bit=*/true);
+  c10::cuda::CUDAGuard guard(x.device());
+  if (d.M == 0) return at::empty({0, d.N}, x.options());
+  static auto quantize = c10::Dispatcher::singleton()
+                             .findSchemaOrThrow("lowbit::quantize_mxfp8", "")
+                             .typed<QuantPair(const Tensor&)>();
+  auto [q, s] = quantize.call(x);
+  return a8w4_mx_dequantized(q, s, w, w_scale, bias, x.scalar_type());
 }
 
 Tensor prepack_w4(const Tensor& w) {
@@ -220,6 +261,8 @@ TORCH_LIBRARY_IMPL(lowbit, CUDA, m) {
   using namespace lowbit::w4;
   m.impl("a16w4_linear", &a16w4_linear);
   m.impl("mxfp4_linear", &mxfp4_linear);
+  m.impl("a8w4_mx_mm", &a8w4_mx_mm);
+  m.impl("a8w4_mx_linear", &a8w4_mx_linear);
   m.impl("prepack_w4", &prepack_w4);
   m.impl("unpack_w4", &unpack_w4);
 }

@@ -1,0 +1,139 @@
+"""a8w4_mx on the GPU (issue 6): a8w4_mx_mm (MXFP8 a x MXFP4 b) and a8w4_mx_linear (x quantized
+to MXFP8 in the op) against the CPU reference ops (csrc/cpu/linear.cpp mx_mm: both operands
+dequantized exactly to fp32, an fp32 GEMM, one rounding) and float64.
+
+The CUDA ops dequantize the activations (e4m3 x 2^(e - 127): exact in fp32, and in bf16 down
+to 2^-133) to bf16 when the output is bf16, else fp32, and run the mxfp4 paths on them: the
+GEMV for M <= 32 (bf16 output), the weight dequantized + cuBLAS above (bf16), or an fp32
+GEMM (fp16 output: a bf16 kernel's rounded output would be rounded again).
+
+Tolerances (elementwise vs the CPU reference; A = |a| @ |w|^T from the exact operands in
+float64, the scale of a dot product's rounding errors):
+- GEMV and fp32 paths: |y - ref| <= 2^-7 |ref| + 2^-9 A: one output ulp apart at most (the
+  fp32 values differ by summation order only, <= K 2^-24 A, under 2^-10 A for K <= 16384).
+- bf16 dequant path (M > 32): 2^-7 A, as tests/test_cuda_mxfp4.py's: cuBLAS's reduction.
+Outputs are poisoned (samples.poison_allocator).
+"""
+import itertools
+
+import pytest
+import torch
+
+import lowbit_ext
+from lowbit_ext import ops
+from lowbit_ext.formats._base import e2m1_to_float, e8m0_to_float, unpack_nibbles
+
+from samples import (BF16, FP16, assert_close_elementwise, assert_compiled_matches_eager,
+                     assert_graph_replays_match_eager, poison_allocator, raises_with, rand_x, to_cuda, w4_plain)
+
+pytestmark = pytest.mark.cuda
+
+MX_BLOCK = 32
+M_VALUES = (1, 3, 17, 32, 33, 100)
+NK_SHAPES = ((40, 128), (136, 384), (256, 1024))
+
+
+def mx8_operand(M, K, gen, src):
+    """MXFP8 (e4m3 codes (M, K), E8M0 scales (M, K/32)): the spec's quantizer on random x, or
+    random finite codes with scales in 112..118 (|values| <= 448 * 2^-9: sums stay finite in
+    fp16 outputs)."""
+    if src == "quantized":
+        return ops.quantize_mxfp8(rand_x(M, K, BF16, gen=gen))
+    codes = torch.randint(0, 256, (M, K), generator=gen, dtype=torch.uint8)
+    codes[(codes & 0x7F) == 0x7F] = 0x3C  # no NaN codes
+    scale = torch.randint(112, 119, (M, K // MX_BLOCK), generator=gen, dtype=torch.uint8)
+    return codes.view(torch.float8_e4m3fn), scale
+
+
+def mx4_operand(N, K, gen):
+    """MXFP4 weights: random codes, scales in 120..124 (|w| <= 6 * 2^-3)."""
+    plain = w4_plain(N, K, gen=gen)
+    scale = torch.randint(120, 125, (N, K // MX_BLOCK), generator=gen, dtype=torch.uint8)
+    return ops.prepack_w4(plain), scale
+
+
+def a64(a, s):
+    return a.float().double() * e8m0_to_float(s).double().repeat_interleave(MX_BLOCK, dim=1)
+
+
+def w64(w, s):
+    codes = unpack_nibbles(ops.unpack_w4(w.cpu()))
+    return e2m1_to_float(codes).double() * e8m0_to_float(s.cpu()).double().repeat_interleave(MX_BLOCK, dim=1)
+
+
+def coef(M, out_dtype):
+    return 2.0 ** -7 if (M > 32 and out_dtype == BF16) else 2.0 ** -9
+
+
+def test_a8w4_mx_has_cuda_kernels():
+    assert {"a8w4_mx_mm", "a8w4_mx_linear"} <= set(lowbit_ext.cuda_ops())
+
+
+@pytest.mark.parametrize("M,NK,out_dtype", list(itertools.product(M_VALUES, NK_SHAPES, (BF16, FP16))))
+def test_a8w4_mx_mm_matches_reference(M, NK, out_dtype):
+    N, K = NK
+    gen = torch.Generator().manual_seed(M * 100 + N)
+    src = "quantized" if (M + N) % 2 else "codes"
+    a, sa = mx8_operand(M, K, gen, src)
+    w, sw = mx4_operand(N, K, gen)
+    bias = torch.randn(N, generator=gen).to(out_dtype) if M % 2 else None
+    ref = ops.a8w4_mx_mm(a, sa, w, sw, bias, out_dtype)
+    assert torch.isfinite(ref).all()
+    ac, sac, wc, swc, bc = to_cuda(a, sa, w, sw, bias)
+    poison_allocator(M * N * 2, N * K * 4, M * K * 4)
+    y = ops.a8w4_mx_mm(ac, sac, wc, swc, bc, out_dtype)
+    assert y.is_cuda and y.dtype == out_dtype and y.shape == (M, N)
+    a_exact = a64(a, sa)
+    assert_close_elementwise(y, ref, a_exact, w64(w, sw), coef(M, out_dtype), f"mm {src}")
+
+
+@pytest.mark.parametrize("dtype", [BF16, FP16])
+@pytest.mark.parametrize("M", [1, 16, 40, 130])
+def test_a8w4_mx_linear_matches_reference(M, dtype):
+    gen = torch.Generator().manual_seed(M)
+    N, K = 200, 512
+    x = rand_x(M, K, dtype, gen=gen)
+    w, sw = mx4_operand(N, K, gen)
+    bias = torch.randn(N, generator=gen).to(dtype)
+    ref = ops.a8w4_mx_linear(x, w, sw, bias)
+    poison_allocator(M * N * 2, N * K * 4, M * K * 4)
+    y = ops.a8w4_mx_linear(*to_cuda(x, w, sw, bias))
+    assert y.is_cuda and y.dtype == dtype and y.shape == (M, N)
+    aq, sa = ops.quantize_mxfp8(x)  # the CPU quantizer: bit-exact with the CUDA one (tests/test_cuda_ops.py)
+    assert_close_elementwise(y, ref, a64(aq, sa), w64(w, sw), coef(M, dtype), "linear")
+
+
+def test_a8w4_mx_cuda_graph_and_compile():
+    torch._dynamo.reset()
+    gen = torch.Generator().manual_seed(7)
+    N, K = 256, 1024
+    w, sw = to_cuda(*mx4_operand(N, K, gen))
+
+    class Layer(torch.nn.Module):
+        def forward(self, x):
+            return ops.a8w4_mx_linear(x, w, sw)
+
+    layer = Layer()
+    assert_compiled_matches_eager(layer, lambda M: rand_x(M, K, BF16, gen=gen).cuda())
+    assert_graph_replays_match_eager(layer, lambda M: rand_x(M, K, BF16, gen=gen).cuda(), (8, 64))
+
+
+def test_a8w4_mx_opcheck_cuda():
+    gen = torch.Generator().manual_seed(3)
+    a, sa = mx8_operand(3, 256, gen, "quantized")
+    w, sw = mx4_operand(40, 256, gen)
+    bias = torch.randn(40, generator=gen).to(BF16)
+    torch.library.opcheck(torch.ops.lowbit.a8w4_mx_mm.default, to_cuda(a, sa, w, sw, bias) + (BF16,))
+    x = rand_x(40, 256, FP16, gen=gen)
+    torch.library.opcheck(torch.ops.lowbit.a8w4_mx_linear.default, to_cuda(x, w, sw, bias.half()))
+
+
+def test_a8w4_mx_m_zero_and_bad_inputs_cuda():
+    gen = torch.Generator().manual_seed(5)
+    w, sw = to_cuda(*mx4_operand(40, 256, gen))
+    y = ops.a8w4_mx_linear(rand_x(0, 256).cuda(), w, sw)
+    assert y.shape == (0, 40) and y.is_cuda
+    x = rand_x(3, 256, gen=gen).cuda()
+    raises_with(lambda: ops.a8w4_mx_linear(x.float(), w, sw), "x must be bfloat16 or float16")
+    raises_with(lambda: ops.a8w4_mx_linear(x, w, sw[:, :4].contiguous()), "w_scale")
+    raises_with(lambda: ops.a8w4_mx_linear(x, w.cpu(), sw), "all tensors must be on one device")
