@@ -12,7 +12,8 @@ from samples import assert_close_elementwise, rand_x, to_cuda, w4_plain  # noqa:
 from test_cuda_a16w4 import a16w4_operands, dequant64  # noqa: E402
 from test_cuda_a16w8 import operands as a16w8_operands, w64 as a16w8_w64  # noqa: E402
 from test_cuda_a8w4_mx import a64 as a8w4_a64, mx4_operand as a8w4_mx4_operand  # noqa: E402
-from test_cuda_a8w4_mx import mx8_operand as a8w4_mx8_operand, w64 as a8w4_w64  # noqa: E402
+from test_cuda_a8w4_mx import mx8_operand as a8w4_mx8_operand, mx8_weight as a8w4_mx8_weight  # noqa: E402
+from test_cuda_a8w4_mx import w64 as a8w4_w64  # noqa: E402
 from test_cuda_int8 import assert_bitwise, int8_operands  # noqa: E402
 
 gen = torch.Generator().manual_seed(0)
@@ -44,6 +45,13 @@ for M, N, K, od in [(3, 40, 128, torch.bfloat16), (40, 136, 384, torch.bfloat16)
     ref = ops.a8w4_mx_mm(a, sa, w, sw, None, od)
     y = ops.a8w4_mx_mm(*to_cuda(a, sa, w, sw), None, od)
     assert_close_elementwise(y, ref, a8w4_a64(a, sa), a8w4_w64(w, sw), 2.0 ** -7, f"a8w4_mx M={M}")
+# mxfp8: both operands dequantized (bf16 and fp32 routes)
+for M, N, K, od in [(3, 40, 128, torch.bfloat16), (40, 136, 384, torch.float16)]:
+    a, sa = a8w4_mx8_operand(M, K, gen, "quantized")
+    b, sb = a8w4_mx8_weight(N, K, gen)
+    ref = ops.mxfp8_mm(a, sa, b, sb, None, od)
+    y = ops.mxfp8_mm(*to_cuda(a, sa, b, sb), None, od)
+    assert_close_elementwise(y, ref, a8w4_a64(a, sa), a8w4_a64(b, sb), 2.0 ** -7, f"mxfp8 M={M}")
 # a16w8: the GEMV (1, 9, 17 and 32 tokens, one and several K splits, partial row CTAs and
 # chunks) and the dequant path (M = 40)
 for M, N, K in [(1, 40, 48), (9, 200, 1040), (17, 4096, 4096), (32, 136, 4160), (40, 72, 256)]:

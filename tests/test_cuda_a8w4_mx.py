@@ -1,5 +1,5 @@
-"""a8w4_mx on the GPU (issue 6): a8w4_mx_mm (MXFP8 a x MXFP4 b) and a8w4_mx_linear (x quantized
-to MXFP8 in the op) against the CPU reference ops (csrc/cpu/linear.cpp mx_mm: both operands
+"""a8w4_mx and mxfp8 on the GPU (issue 6): a8w4_mx_mm (MXFP8 a x MXFP4 b), mxfp8_mm (MXFP8 x
+MXFP8) and their linears (x quantized to MXFP8 in the op) against the CPU reference ops (csrc/cpu/linear.cpp mx_mm: both operands
 dequantized exactly to fp32, an fp32 GEMM, one rounding) and float64.
 
 The CUDA ops dequantize the activations (e4m3 x 2^(e - 127): exact in fp32, and in bf16 down
@@ -7,11 +7,15 @@ to 2^-133) to bf16 when the output is bf16, else fp32, and run the mxfp4 paths o
 GEMV for M <= 32 (bf16 output), the weight dequantized + cuBLAS above (bf16), or an fp32
 GEMM (fp16 output: a bf16 kernel's rounded output would be rounded again).
 
+mxfp8 has no dedicated kernel yet: both operands are dequantized the same way (bf16 output:
+bf16 operands and cuBLAS; fp16 output: fp32 operands and an fp32 GEMM).
+
 Tolerances (elementwise vs the CPU reference; A = |a| @ |w|^T from the exact operands in
 float64, the scale of a dot product's rounding errors):
 - GEMV and fp32 paths: |y - ref| <= 2^-7 |ref| + 2^-9 A: one output ulp apart at most (the
   fp32 values differ by summation order only, <= K 2^-24 A, under 2^-10 A for K <= 16384).
-- bf16 dequant path (M > 32): 2^-7 A, as tests/test_cuda_mxfp4.py's: cuBLAS's reduction.
+- bf16 dequant path (M > 32; mxfp8 at every M): 2^-7 A, as tests/test_cuda_mxfp4.py's:
+  cuBLAS's reduction.
 Outputs are poisoned (samples.poison_allocator).
 """
 import itertools
@@ -137,3 +141,46 @@ def test_a8w4_mx_m_zero_and_bad_inputs_cuda():
     raises_with(lambda: ops.a8w4_mx_linear(x.float(), w, sw), "x must be bfloat16 or float16")
     raises_with(lambda: ops.a8w4_mx_linear(x, w, sw[:, :4].contiguous()), "w_scale")
     raises_with(lambda: ops.a8w4_mx_linear(x, w.cpu(), sw), "all tensors must be on one device")
+
+
+# ---------------------------------------------------------------- mxfp8
+def mx8_weight(N, K, gen):
+    """MXFP8 weights: random finite e4m3 codes, scales in 116..120 (|w| <= 448 * 2^-7)."""
+    codes = torch.randint(0, 256, (N, K), generator=gen, dtype=torch.uint8)
+    codes[(codes & 0x7F) == 0x7F] = 0x3C
+    scale = torch.randint(116, 121, (N, K // MX_BLOCK), generator=gen, dtype=torch.uint8)
+    return codes.view(torch.float8_e4m3fn), scale
+
+
+def test_mxfp8_has_cuda_kernels():
+    assert {"mxfp8_mm", "mxfp8_linear"} <= set(lowbit_ext.cuda_ops())
+
+
+@pytest.mark.parametrize("M,NK,out_dtype", list(itertools.product((1, 17, 100), NK_SHAPES, (BF16, FP16))))
+def test_mxfp8_mm_matches_reference(M, NK, out_dtype):
+    N, K = NK
+    gen = torch.Generator().manual_seed(M * 100 + N + 1)
+    a, sa = mx8_operand(M, K, gen, "quantized" if M % 2 else "codes")
+    b, sb = mx8_weight(N, K, gen)
+    bias = torch.randn(N, generator=gen).to(out_dtype)
+    ref = ops.mxfp8_mm(a, sa, b, sb, bias, out_dtype)
+    assert torch.isfinite(ref).all()
+    poison_allocator(M * N * 2, N * K * 4, M * K * 4)
+    y = ops.mxfp8_mm(*to_cuda(a, sa, b, sb, bias), out_dtype)
+    assert y.is_cuda and y.dtype == out_dtype and y.shape == (M, N)
+    tol = 2.0 ** -7 if out_dtype == BF16 else 2.0 ** -9
+    assert_close_elementwise(y, ref, a64(a, sa), a64(b, sb), tol, "mxfp8 mm")
+
+
+@pytest.mark.parametrize("dtype", [BF16, FP16])
+@pytest.mark.parametrize("M", [1, 40])
+def test_mxfp8_linear_matches_reference(M, dtype):
+    gen = torch.Generator().manual_seed(M + 3)
+    N, K = 136, 384
+    x = rand_x(M, K, dtype, gen=gen)
+    b, sb = mx8_weight(N, K, gen)
+    ref = ops.mxfp8_linear(x, b, sb)
+    y = ops.mxfp8_linear(*to_cuda(x, b, sb))
+    assert y.is_cuda and y.dtype == dtype and y.shape == (M, N)
+    aq, sa = ops.quantize_mxfp8(x)
+    assert_close_elementwise(y, ref, a64(aq, sa), a64(b, sb), 2.0 ** -7 if dtype == BF16 else 2.0 ** -9, "mxfp8")

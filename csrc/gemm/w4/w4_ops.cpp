@@ -1,5 +1,6 @@
-// 4-bit weight ops on CUDA: a16w4_linear, mxfp4_linear and a8w4_mx_mm / a8w4_mx_linear (GEMV for
-// M <= 32, dequantize + cuBLAS above), prepack_w4 / unpack_w4. Semantics: csrc/cpu/linear.cpp, csrc/cpu/w4_layout.cpp.
+// 4-bit weight and MX ops on CUDA: a16w4_linear, mxfp4_linear and a8w4_mx_mm / a8w4_mx_linear
+// (GEMV for M <= 32, dequantize + cuBLAS above), mxfp8_mm / mxfp8_linear (dequantize + cuBLAS),
+// prepack_w4 / unpack_w4. Semantics: csrc/cpu/linear.cpp, csrc/cpu/w4_layout.cpp.
 // This file: argument contracts, the path and split plan, allocation.
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <ATen/cuda/CUDAContext.h>
@@ -234,6 +235,45 @@ Tensor a8w4_mx_linear(const Tensor& x, const Tensor& w, const Tensor& w_scale, c
   return a8w4_mx_dequantized(q, s, w, w_scale, bias, x.scalar_type());
 }
 
+// mxfp8 (MXFP8 activations and weights): no dedicated kernel yet. Both operands are dequantized
+// exactly (e4m3 x 2^(e - 127): exact in fp32, and in bf16 down to 2^-133) to bf16 when the output
+// is bf16 (then cuBLAS bf16 with fp32 sums), else to fp32 (an fp32 GEMM): correct, about cuBLAS
+// bf16's speed at large M, slower than bf16 at small M (the weight pass). Kept here with the
+// other MX ops, whose activation dequantizer it shares.
+Tensor mx8_dequantized(const Tensor& a, const Tensor& a_scale, const Tensor& b, const Tensor& b_scale,
+                       const OptTensor& bias, at::ScalarType out_dtype) {
+  const bool bf16 = out_dtype == at::kBFloat16;
+  const auto type = a.options().dtype(bf16 ? at::kBFloat16 : at::kFloat);
+  const cudaStream_t stream = at::cuda::getCurrentCUDAStream();
+  Tensor a_dq = at::empty(a.sizes(), type), b_dq = at::empty(b.sizes(), type);
+  launch_dequant_mx8(!bf16, static_cast<const uint8_t*>(a.data_ptr()), a_scale.data_ptr<uint8_t>(), a_dq.data_ptr(),
+                     a.size(0), a.size(1), stream);
+  launch_dequant_mx8(!bf16, static_cast<const uint8_t*>(b.data_ptr()), b_scale.data_ptr<uint8_t>(), b_dq.data_ptr(),
+                     b.size(0), b.size(1), stream);
+  if (bf16) return at::linear(a_dq, b_dq, bias);
+  const OptTensor bias32 = bias ? OptTensor(bias->to(at::kFloat)) : std::nullopt;
+  return at::linear(a_dq, b_dq, bias32).to(out_dtype);
+}
+
+Tensor mxfp8_mm(const Tensor& a, const Tensor& a_scale, const Tensor& b, const Tensor& b_scale, const OptTensor& bias,
+                at::ScalarType out_dtype) {
+  const auto d = contract::mx_mm("mxfp8_mm", a, a_scale, b, b_scale, bias, out_dtype, /*b_four_bit=*/false);
+  c10::cuda::CUDAGuard guard(a.device());
+  if (d.M == 0) return at::empty({0, d.N}, a.options().dtype(out_dtype));
+  return mx8_dequantized(a, a_scale, b, b_scale, bias, out_dtype);
+}
+
+Tensor mxfp8_linear(const Tensor& x, const Tensor& w, const Tensor& w_scale, const OptTensor& bias) {
+  const auto d = contract::linear_mx("mxfp8_linear", x, w, w_scale, bias, /*w_four_bit=*/false);
+  c10::cuda::CUDAGuard guard(x.device());
+  if (d.M == 0) return at::empty({0, d.N}, x.options());
+  static auto quantize = c10::Dispatcher::singleton()
+                             .findSchemaOrThrow("lowbit::quantize_mxfp8", "")
+                             .typed<QuantPair(const Tensor&)>();
+  auto [q, s] = quantize.call(x);
+  return mx8_dequantized(q, s, w, w_scale, bias, x.scalar_type());
+}
+
 Tensor prepack_w4(const Tensor& w) {
   const auto [N, K] = contract::w4_plain("prepack_w4", w);
   c10::cuda::CUDAGuard guard(w.device());
@@ -263,6 +303,8 @@ TORCH_LIBRARY_IMPL(lowbit, CUDA, m) {
   m.impl("mxfp4_linear", &mxfp4_linear);
   m.impl("a8w4_mx_mm", &a8w4_mx_mm);
   m.impl("a8w4_mx_linear", &a8w4_mx_linear);
+  m.impl("mxfp8_mm", &mxfp8_mm);
+  m.impl("mxfp8_linear", &mxfp8_linear);
   m.impl("prepack_w4", &prepack_w4);
   m.impl("unpack_w4", &unpack_w4);
 }
