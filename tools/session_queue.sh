@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# The first device call of the next session (bench/NOTES.md "The next device session's queue"),
-# run after tools/device_run.sh built the library and ran the CUDA tests:
-#   EXTRA='bash tools/session_queue.sh' BENCH=0 bash tools/device_run.sh
+# The next session's first device calls (bench/NOTES.md "The next device session's queue"), in
+# three parts that each fit a 10-minute call after tools/device_run.sh's build and tests:
+#   PART=1 EXTRA='bash tools/session_queue.sh' BENCH=0 bash tools/device_run.sh
+#   PART=2 EXTRA='bash tools/session_queue.sh' BENCH=0 bash tools/device_run.sh nothing   # (skip the tests)
+#   PART=3 ...
 # 1. every knob-selected kernel path through the default tests (tests/test_cuda_variants.py);
 # 2. compute-sanitizer on the w4 / int8 / MX script; 3. A/B benches of the unrun candidates
 # (a16w4 v7 GEMV, large-M mixed-input wgmma, fp8 fold 2 / 4) and fp8 accuracy per variant.
@@ -14,14 +16,23 @@ step() {  # step <seconds> <name> <command...>
   timeout "$limit" "$@" > "$OUT/q_$name.log" 2>&1
   echo "   exit $?"; tail -${TAIL:-6} "$OUT/q_$name.log"
 }
+PART=${PART:-1}
+if [ "$PART" = 1 ]; then
 step 240 variants python3 -m pytest -q -m cuda -p no:cacheprovider tests/test_cuda_variants.py
 step 150 memcheck compute-sanitizer --tool memcheck --error-exitcode 9 python3 tests/sanitize_w4_int8.py
+fi
+if [ "$PART" = 2 ]; then
 step 150 racecheck compute-sanitizer --tool racecheck --error-exitcode 9 python3 tests/sanitize_w4_int8.py
-for v in "base:" "regs:LOWBIT_A16W4_GEMV=regs" "large:LOWBIT_A16W4_LARGE=wgmma"; do
+for v in "base:" "regs:LOWBIT_A16W4_GEMV=regs"; do
   name=${v%%:*}; knob=${v#*:}
   TAIL=20 step 150 "w4_$name" env $knob python3 bench/gemm.py --formats a16w4,mxfp4 --ms 1,8,16,32,64,256,1024,4096 \
     --shapes 8192x8192,28672x8192 --peers none --budget-s 120 --out "$OUT/w4_$name.json"
 done
+fi
+if [ "$PART" = 3 ]; then
+TAIL=20 step 150 w4_large env LOWBIT_A16W4_LARGE=wgmma python3 bench/gemm.py --formats a16w4,mxfp4 \
+  --ms 64,256,1024,4096 --shapes 8192x8192,28672x8192 --peers none --budget-s 120 --out "$OUT/w4_large.json"
 TAIL=40 step 240 fp8_fold python3 bench/fp8_variants.py --shapes 8192x8192 --ms 256,1024,4096,8192 --only fp8_row,int8 \
   --variants "base:,f2:LOWBIT_FP8_FOLD_EVERY=2,f4:LOWBIT_FP8_FOLD_EVERY=4,f4cl:LOWBIT_FP8_FOLD_EVERY=4;LOWBIT_SM90_CLUSTER=2"
 TAIL=12 step 120 fp8_accuracy python3 bench/fp8_accuracy.py --out "$OUT/fp8_accuracy.json"
+fi
