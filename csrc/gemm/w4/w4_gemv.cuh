@@ -81,6 +81,39 @@ __device__ __forceinline__ uint32_t e2m1_to_pair(uint32_t v) {
   return ptx::mul_x2<T>(ptx::lop3_and_or(v << 12, 0x80008000u, mag), E2m1Place<T>::kRestore);
 }
 
+template <typename T>
+struct OnePair;  // the 16-bit pair (1, 1): the A operand that turns an MMA into a sum of x
+template <>
+struct OnePair<__nv_bfloat16> {
+  static constexpr uint32_t kValue = 0x3F803F80u;
+};
+template <>
+struct OnePair<__half> {
+  static constexpr uint32_t kValue = 0x3C003C00u;
+};
+
+// One 32-element chunk j of a warp's 16 rows (w0: row g's word j, w1: row g + 8's) against
+// kTiles tiles of 8 tokens: the two k16 MMAs in the layout's K order (nibbles 8h .. 8h + 7 of a
+// word hold elements 4h .. 4h + 3 of its 8-element run, as fragment pairs), x in the same order
+// (xv[t] = x[token 8t + g][32 j + 8 tig .. + 7]). kSumX also sums x into sum_x (an all-ones A
+// operand: the sums land in the C layout the zero-point term needs).
+template <typename T, int kTiles, bool kMx, bool kSumX = false>
+__device__ __forceinline__ void mma_chunk(float (&acc)[kTiles][4], float (&sum_x)[kTiles][4], uint32_t w0, uint32_t w1,
+                                          const uint4 (&xv)[kTiles]) {
+  constexpr uint32_t kOnes[4] = {OnePair<T>::kValue, OnePair<T>::kValue, OnePair<T>::kValue, OnePair<T>::kValue};
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    auto pair = [](uint32_t v) { return kMx ? e2m1_to_pair<T>(v) : codes_to_pair<T>(v); };
+    const uint32_t a[4] = {pair(w0 >> (8 * h)), pair(w1 >> (8 * h)), pair(w0 >> (8 * h + 4)), pair(w1 >> (8 * h + 4))};
+#pragma unroll
+    for (int t = 0; t < kTiles; ++t) {
+      const uint32_t b0 = h ? xv[t].z : xv[t].x, b1 = h ? xv[t].w : xv[t].y;
+      ptx::mma_m16n8k16<T>(acc[t], a, b0, b1);
+      if constexpr (kSumX) ptx::mma_m16n8k16<T>(sum_x[t], kOnes, b0, b1);
+    }
+  }
+}
+
 // Request block `block` of a row for quad thread tig (logical words tig + 4j, j = 0..3)
 // into dst (16 bytes) with cp.async; words past the row (a partial last block, or a block
 // past the slice) are zero-filled.
@@ -281,15 +314,7 @@ __global__ void __launch_bounds__(kGemvThreads, kTiles == 4 ? 2 : 4) a16w4_gemv_
       for (int t = 0; t < kTiles; ++t)
         xv[t] = t * 8 + grp < p.M ? *reinterpret_cast<const uint4*>(x_s + (t * 8 + grp) * L.x_ld + k_local + 8 * tig)
                                   : make_uint4(0, 0, 0, 0);
-#pragma unroll
-      for (int h = 0; h < 2; ++h) {
-        auto pair = [](uint32_t v) { return kMx ? e2m1_to_pair<T>(v) : codes_to_pair<T>(v); };
-        const uint32_t a[4] = {pair(wr0[j] >> (8 * h)), pair(wr1[j] >> (8 * h)), pair(wr0[j] >> (8 * h + 4)),
-                               pair(wr1[j] >> (8 * h + 4))};
-#pragma unroll
-        for (int t = 0; t < kTiles; ++t)
-          ptx::mma_m16n8k16<T>(acc[t], a, h ? xv[t].z : xv[t].x, h ? xv[t].w : xv[t].y);
-      }
+      mma_chunk<T, kTiles, kMx>(acc, acc, wr0[j], wr1[j], xv);
       if constexpr (kChunks > 0) {
         if (j % kChunks == kChunks - 1) {
           const int chunk0 = k_local / 32 - (kChunks - 1);

@@ -29,17 +29,6 @@
 
 namespace lowbit::w4 {
 
-template <typename T>
-struct OnePair;  // the 16-bit pair (1, 1): the A operand that turns an MMA into a sum of x
-template <>
-struct OnePair<__nv_bfloat16> {
-  static constexpr uint32_t kValue = 0x3F803F80u;
-};
-template <>
-struct OnePair<__half> {
-  static constexpr uint32_t kValue = 0x3C003C00u;
-};
-
 // CTAs per SM the launch bounds leave room for (the host plan fills them once).
 template <int kTiles>
 constexpr int gemv_regs_ctas_per_sm() {
@@ -99,13 +88,12 @@ __global__ void __launch_bounds__(kGemvThreads, gemv_regs_ctas_per_sm<kTiles>())
     }
   };
 
-  float total[kTiles][4], acc[kTiles][4], sum_x[kTiles][kSumX ? 4 : 1];
+  float total[kTiles][4], acc[kTiles][4], sum_x[kTiles][4];  // (sum_x: unused for MX)
 #pragma unroll
   for (int t = 0; t < kTiles; ++t)
 #pragma unroll
     for (int i = 0; i < 4; ++i) {
-      total[t][i] = 0.f, acc[t][i] = 0.f;
-      if constexpr (kSumX) sum_x[t][i] = 0.f;
+      total[t][i] = 0.f, acc[t][i] = 0.f, sum_x[t][i] = 0.f;
     }
 
   // Fold one group's sums into total: s * (sum q x - z * sum x), or 2^e * sum v x (MX).
@@ -136,7 +124,6 @@ __global__ void __launch_bounds__(kGemvThreads, gemv_regs_ctas_per_sm<kTiles>())
 
   auto compute_block = [&](int b, const uint4& c0, const uint4& c1) {
     const uint32_t wr0[4] = {c0.x, c0.y, c0.z, c0.w}, wr1[4] = {c1.x, c1.y, c1.z, c1.w};
-    constexpr uint32_t kOnes[4] = {OnePair<T>::kValue, OnePair<T>::kValue, OnePair<T>::kValue, OnePair<T>::kValue};
 #pragma unroll
     for (int j = 0; j < 4; ++j) {
       const int k_local = b * kBlockElems + 32 * j;  // first element of this 32-chunk in the slice
@@ -148,18 +135,7 @@ __global__ void __launch_bounds__(kGemvThreads, gemv_regs_ctas_per_sm<kTiles>())
         xv[t] = tok < p.M ? __ldg(reinterpret_cast<const uint4*>(x + size_t(tok) * p.K + k_begin + k_local + 8 * tig))
                           : make_uint4(0, 0, 0, 0);
       }
-#pragma unroll
-      for (int h = 0; h < 2; ++h) {
-        auto pair = [](uint32_t v) { return kMx ? e2m1_to_pair<T>(v) : codes_to_pair<T>(v); };
-        const uint32_t a[4] = {pair(wr0[j] >> (8 * h)), pair(wr1[j] >> (8 * h)), pair(wr0[j] >> (8 * h + 4)),
-                               pair(wr1[j] >> (8 * h + 4))};
-#pragma unroll
-        for (int t = 0; t < kTiles; ++t) {
-          const uint32_t b0 = h ? xv[t].z : xv[t].x, b1 = h ? xv[t].w : xv[t].y;
-          ptx::mma_m16n8k16<T>(acc[t], a, b0, b1);
-          if constexpr (kSumX) ptx::mma_m16n8k16<T>(sum_x[t], kOnes, b0, b1);
-        }
-      }
+      mma_chunk<T, kTiles, kMx, kSumX>(acc, sum_x, wr0[j], wr1[j], xv);
       if constexpr (kChunks > 0) {
         if (j % kChunks == kChunks - 1) promote((k_begin + k_local) / p.group);
       }

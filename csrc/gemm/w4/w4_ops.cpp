@@ -216,25 +216,6 @@ Tensor a8w4_mx_dequantized(const Tensor& a, const Tensor& a_scale, const Tensor&
   return mx4_matmul(a_dq, w, w_scale, bias, out_dtype);
 }
 
-Tensor a8w4_mx_mm(const Tensor& a, const Tensor& a_scale, const Tensor& b, const Tensor& b_scale, const OptTensor& bias,
-                  at::ScalarType out_dtype) {
-  const auto d = contract::mx_mm("a8w4_mx_mm", a, a_scale, b, b_scale, bias, out_dtype, /*b_four_bit=*/true);
-  c10::cuda::CUDAGuard guard(a.device());
-  if (d.M == 0) return at::empty({0, d.N}, a.options().dtype(out_dtype));
-  return a8w4_mx_dequantized(a, a_scale, b, b_scale, bias, out_dtype);
-}
-
-Tensor a8w4_mx_linear(const Tensor& x, const Tensor& w, const Tensor& w_scale, const OptTensor& bias) {
-  const auto d = contract::linear_mx("a8w4_mx_linear", x, w, w_scale, bias, /*w_four_bit=*/true);
-  c10::cuda::CUDAGuard guard(x.device());
-  if (d.M == 0) return at::empty({0, d.N}, x.options());
-  static auto quantize = c10::Dispatcher::singleton()
-                             .findSchemaOrThrow("lowbit::quantize_mxfp8", "")
-                             .typed<QuantPair(const Tensor&)>();
-  auto [q, s] = quantize.call(x);
-  return a8w4_mx_dequantized(q, s, w, w_scale, bias, x.scalar_type());
-}
-
 // mxfp8 (MXFP8 activations and weights): no dedicated kernel yet. Both operands are dequantized
 // exactly (e4m3 x 2^(e - 127): exact in fp32, and in bf16 down to 2^-133) to bf16 when the output
 // is bf16 (then cuBLAS bf16 with fp32 sums), else to fp32 (an fp32 GEMM): correct, about cuBLAS
@@ -255,23 +236,35 @@ Tensor mx8_dequantized(const Tensor& a, const Tensor& a_scale, const Tensor& b, 
   return at::linear(a_dq, b_dq, bias32).to(out_dtype);
 }
 
-Tensor mxfp8_mm(const Tensor& a, const Tensor& a_scale, const Tensor& b, const Tensor& b_scale, const OptTensor& bias,
-                at::ScalarType out_dtype) {
-  const auto d = contract::mx_mm("mxfp8_mm", a, a_scale, b, b_scale, bias, out_dtype, /*b_four_bit=*/false);
-  c10::cuda::CUDAGuard guard(a.device());
-  if (d.M == 0) return at::empty({0, d.N}, a.options().dtype(out_dtype));
-  return mx8_dequantized(a, a_scale, b, b_scale, bias, out_dtype);
+// The two ops on MXFP8 activations, by their weights' width (a8w4_mx: MXFP4; mxfp8: MXFP8):
+// the _mm ops take quantized activations, the _linear ops quantize x in the op (the CUDA
+// quantize_mxfp8, bit-exact with the reference).
+template <bool kFourBit>
+Tensor mx_act_quantized(const Tensor& a, const Tensor& a_scale, const Tensor& b, const Tensor& b_scale,
+                        const OptTensor& bias, at::ScalarType out_dtype) {
+  if constexpr (kFourBit) return a8w4_mx_dequantized(a, a_scale, b, b_scale, bias, out_dtype);
+  else return mx8_dequantized(a, a_scale, b, b_scale, bias, out_dtype);
 }
 
-Tensor mxfp8_linear(const Tensor& x, const Tensor& w, const Tensor& w_scale, const OptTensor& bias) {
-  const auto d = contract::linear_mx("mxfp8_linear", x, w, w_scale, bias, /*w_four_bit=*/false);
+template <bool kFourBit>
+Tensor mx_act_mm(const Tensor& a, const Tensor& a_scale, const Tensor& b, const Tensor& b_scale, const OptTensor& bias,
+                 at::ScalarType out_dtype) {
+  const auto d = contract::mx_mm(kFourBit ? "a8w4_mx_mm" : "mxfp8_mm", a, a_scale, b, b_scale, bias, out_dtype, kFourBit);
+  c10::cuda::CUDAGuard guard(a.device());
+  if (d.M == 0) return at::empty({0, d.N}, a.options().dtype(out_dtype));
+  return mx_act_quantized<kFourBit>(a, a_scale, b, b_scale, bias, out_dtype);
+}
+
+template <bool kFourBit>
+Tensor mx_act_linear(const Tensor& x, const Tensor& w, const Tensor& w_scale, const OptTensor& bias) {
+  const auto d = contract::linear_mx(kFourBit ? "a8w4_mx_linear" : "mxfp8_linear", x, w, w_scale, bias, kFourBit);
   c10::cuda::CUDAGuard guard(x.device());
   if (d.M == 0) return at::empty({0, d.N}, x.options());
   static auto quantize = c10::Dispatcher::singleton()
                              .findSchemaOrThrow("lowbit::quantize_mxfp8", "")
                              .typed<QuantPair(const Tensor&)>();
   auto [q, s] = quantize.call(x);
-  return mx8_dequantized(q, s, w, w_scale, bias, x.scalar_type());
+  return mx_act_quantized<kFourBit>(q, s, w, w_scale, bias, x.scalar_type());
 }
 
 Tensor prepack_w4(const Tensor& w) {
@@ -301,10 +294,10 @@ TORCH_LIBRARY_IMPL(lowbit, CUDA, m) {
   using namespace lowbit::w4;
   m.impl("a16w4_linear", &a16w4_linear);
   m.impl("mxfp4_linear", &mxfp4_linear);
-  m.impl("a8w4_mx_mm", &a8w4_mx_mm);
-  m.impl("a8w4_mx_linear", &a8w4_mx_linear);
-  m.impl("mxfp8_mm", &mxfp8_mm);
-  m.impl("mxfp8_linear", &mxfp8_linear);
+  m.impl("a8w4_mx_mm", &mx_act_mm<true>);
+  m.impl("a8w4_mx_linear", &mx_act_linear<true>);
+  m.impl("mxfp8_mm", &mx_act_mm<false>);
+  m.impl("mxfp8_linear", &mx_act_linear<false>);
   m.impl("prepack_w4", &prepack_w4);
   m.impl("unpack_w4", &unpack_w4);
 }
