@@ -44,3 +44,6 @@ fi
 if [ "${BENCH:-1}" = 1 ]; then
   python3 bench/gemm.py --out "$OUT/bench.json" "$@" 2>&1 | tee "$OUT/bench.log" | tail -80
 fi
+# Only a few files come back from a device call (the first ones by name): everything under
+# $OUT also goes into one archive that sorts first.
+tar czf "$OUT/0_all.tgz" -C "$OUT" --exclude=0_all.tgz . 2>/dev/null || true
