@@ -29,7 +29,7 @@
 namespace lowbit::int8 {
 
 template <typename T, int kTiles>
-__global__ void __launch_bounds__(kA16w8Threads, kTiles == 1 ? 4 : kTiles == 2 ? 3 : 2) a16w8_gemv_kernel(const A16w8Params p) {
+__global__ void __launch_bounds__(kA16w8Threads, a16w8_ctas_per_sm(kTiles)) a16w8_gemv_kernel(const A16w8Params p) {
   static_assert(kTiles == 1 || kTiles == 2 || kTiles == 4, "8, 16 or 32 tokens");
   // 4 chunks (128 bytes per thread) in flight: enough bytes per SM for HBM at 4 CTAs per SM.
   constexpr int kUnroll = 4;

@@ -19,9 +19,11 @@ void gemv(const A16w8Params& p, cudaStream_t stream) {
 
 template <typename T>
 void gemv_typed(const A16w8Params& p, cudaStream_t stream) {
-  if (p.M <= 8) return gemv<T, 1>(p, stream);
-  if (p.M <= 16) return gemv<T, 2>(p, stream);
-  return gemv<T, 4>(p, stream);
+  switch (a16w8_tiles(p.M)) {
+    case 1: return gemv<T, 1>(p, stream);
+    case 2: return gemv<T, 2>(p, stream);
+    default: return gemv<T, 4>(p, stream);
+  }
 }
 
 // One thread per 16 weights: q * s[n] in fp32, rounded once to T, one 32-byte store.

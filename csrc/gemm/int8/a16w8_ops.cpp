@@ -16,6 +16,7 @@
 #include "gemm/int8/a16w8_launch.h"
 #include "lowbit/contracts.h"
 #include "lowbit/env.h"
+#include "lowbit/gemv_split.h"
 
 namespace lowbit::int8 {
 namespace {
@@ -23,21 +24,17 @@ namespace {
 using at::Tensor;
 using OptTensor = std::optional<Tensor>;
 
-// K splits so the grid fills the resident CTA slots (4, 3, 2 per SM for the 8-, 16- and
-// 32-token kernels: their launch bounds) at most once: v1 rounded 4 x SMs / row CTAs up,
-// which left 8192^2 with 576 CTAs for 528 slots (a second wave of 48). Measured better at
-// M = 1, 8, 16, 32 except 28672 x 8192 at M = 16 (one split: 224 CTAs for 396 slots, 1.13x
-// vs 1.24x): bench/NOTES.md a16w8 v2. Slices of whole chunks.
+// K splits: one wave over the kernel's resident CTA slots (lowbit/gemv_split.h); measured
+// better than v1's rounding up at M = 1, 8, 16, 32 except 28672 x 8192 at M = 16 (one split:
+// 224 CTAs for 396 slots, 1.13x vs 1.24x): bench/NOTES.md a16w8 v2. Slices of whole chunks.
 A16w8Params plan(int64_t M, int64_t N, int64_t K, int sms) {
   A16w8Params p{};
-  const int64_t chunks = (K + kA16w8Chunk - 1) / kA16w8Chunk;
   const int64_t row_ctas = (N + kA16w8Rows - 1) / kA16w8Rows;
-  const int64_t slots = int64_t(M <= 8 ? 4 : M <= 16 ? 3 : 2) * sms;
-  const int64_t splits = std::min(chunks, std::max<int64_t>(1, slots / row_ctas));
-  const int64_t slice_chunks = (chunks + splits - 1) / splits;
+  const KSplit s = one_wave_split((K + kA16w8Chunk - 1) / kA16w8Chunk, row_ctas,
+                                  int64_t(a16w8_ctas_per_sm(a16w8_tiles(M))) * sms);
   p.M = int(M), p.N = int(N), p.K = int(K);
-  p.k_slice = int(slice_chunks * kA16w8Chunk);
-  p.splits = int((chunks + slice_chunks - 1) / slice_chunks);  // no empty split
+  p.k_slice = int(s.slice_steps * kA16w8Chunk);
+  p.splits = int(s.splits);
   return p;
 }
 
@@ -50,13 +47,9 @@ Tensor gemv(const Tensor& x, const Tensor& w, const Tensor& w_scale, const OptTe
   p.w_scale = w_scale.data_ptr<float>();
   p.bias = bias ? bias->data_ptr() : nullptr;
   p.out = out.data_ptr();
-  Tensor partial, arrivals;
-  if (p.splits > 1) {
-    partial = at::empty({p.splits, M, N}, x.options().dtype(at::kFloat));
-    arrivals = at::zeros({(N + kA16w8Rows - 1) / kA16w8Rows}, x.options().dtype(at::kInt));
-    p.partial = partial.data_ptr<float>();
-    p.arrivals = arrivals.data_ptr<int>();
-  }
+  SplitBuffers split = split_buffers(p.splits, M, N, (N + kA16w8Rows - 1) / kA16w8Rows, x.options());
+  p.partial = split.partial_ptr();
+  p.arrivals = split.arrivals_ptr();
   launch_a16w8_gemv(x.scalar_type() == at::kBFloat16, p, at::cuda::getCurrentCUDAStream());
   return out;
 }

@@ -29,14 +29,8 @@
 
 namespace lowbit::w4 {
 
-// CTAs per SM the launch bounds leave room for (the host plan fills them once).
-template <int kTiles>
-constexpr int gemv_regs_ctas_per_sm() {
-  return kTiles == 4 ? 2 : 3;
-}
-
 template <typename T, int kTiles, int kChunks, bool kZeros, bool kMx>
-__global__ void __launch_bounds__(kGemvThreads, gemv_regs_ctas_per_sm<kTiles>())
+__global__ void __launch_bounds__(kGemvThreads, gemv_regs_ctas_per_sm(kTiles))
     a16w4_gemv_regs_kernel(const GemvParams p) {
   static_assert(kTiles == 1 || kTiles == 2 || kTiles == 4, "8, 16 or 32 tokens");
   static_assert(kChunks == 0 || kChunks == 1 || kChunks == 2 || kChunks == 4, "groups of 32, 64, 128 or per row");

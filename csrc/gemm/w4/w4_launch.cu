@@ -43,17 +43,19 @@ void gemv_group(const GemvParams& p, cudaStream_t stream) {
   }
 }
 
+template <typename T, int kTiles>
+void gemv_tiles_typed(const GemvParams& p, bool mx, cudaStream_t stream) {
+  if (mx) return gemv<T, kTiles, 1, false, true>(p, stream);  // mxfp4: groups of 32, E8M0 scales, no zero point
+  return p.zeros ? gemv_group<T, kTiles, true>(p, stream) : gemv_group<T, kTiles, false>(p, stream);
+}
+
 template <typename T>
 void gemv_typed(const GemvParams& p, bool mx, cudaStream_t stream) {
-  if (mx) {  // mxfp4: groups of 32, E8M0 scales, no zero point
-    if (p.M <= 8) return gemv<T, 1, 1, false, true>(p, stream);
-    if (p.M <= 16) return gemv<T, 2, 1, false, true>(p, stream);
-    return gemv<T, 4, 1, false, true>(p, stream);
+  switch (gemv_tiles(p.M)) {
+    case 1: return gemv_tiles_typed<T, 1>(p, mx, stream);
+    case 2: return gemv_tiles_typed<T, 2>(p, mx, stream);
+    default: return gemv_tiles_typed<T, 4>(p, mx, stream);
   }
-  const bool z = p.zeros != nullptr;
-  if (p.M <= 8) return z ? gemv_group<T, 1, true>(p, stream) : gemv_group<T, 1, false>(p, stream);
-  if (p.M <= 16) return z ? gemv_group<T, 2, true>(p, stream) : gemv_group<T, 2, false>(p, stream);
-  return z ? gemv_group<T, 4, true>(p, stream) : gemv_group<T, 4, false>(p, stream);
 }
 
 // The weight values of the large-M path, one policy per 4-bit format: at() reads a word's

@@ -16,6 +16,7 @@
 #include "gemm/w4/w4_launch.h"
 #include "lowbit/contracts.h"
 #include "lowbit/env.h"
+#include "lowbit/gemv_split.h"
 #include "lowbit/tma_desc.h"
 #include "lowbit/ops.h"
 
@@ -58,12 +59,9 @@ GemvPlan plan_gemv(int64_t M, int64_t N, int64_t K, int64_t g, bool zeros, int s
 // The v7 GEMV (w4_gemv_regs.cuh) keeps nothing in shared memory: its CTAs per SM come from
 // its launch bounds, and the split fills those slots at most once (as the a16w8 GEMV).
 GemvPlan plan_gemv_regs(int64_t M, int64_t N, int64_t K, int sms) {
-  const int64_t blocks = (K + 127) / 128;
-  const int64_t row_ctas = (N + kGemvRows - 1) / kGemvRows;
-  const int64_t slots = int64_t(M <= 16 ? 3 : 2) * sms;  // gemv_regs_ctas_per_sm
-  const int64_t splits = std::min(blocks, std::max<int64_t>(1, slots / row_ctas));
-  const int64_t slice_blocks = (blocks + splits - 1) / splits;
-  return {int(slice_blocks * 128), int((blocks + slice_blocks - 1) / slice_blocks)};
+  const KSplit s = one_wave_split((K + 127) / 128, (N + kGemvRows - 1) / kGemvRows,
+                                  int64_t(gemv_regs_ctas_per_sm(gemv_tiles(M))) * sms);
+  return {int(s.slice_steps * 128), int(s.splits)};
 }
 
 // mx: mxfp4 (e2m1 codes, E8M0 scales per 32, no zero points) instead of int4.
@@ -90,13 +88,9 @@ Tensor gemv(const Tensor& x, const Tensor& w, const Tensor& scales, const OptTen
   static const bool bulk = env::integer("LOWBIT_A16W4_BULK", 1) != 0;  // 0: cp.async only (A/B runs)
   p.bulk = bulk ? 1 : 0;
   p.regs = regs ? 1 : 0;
-  Tensor partial, arrivals;
-  if (plan.splits > 1) {
-    partial = at::empty({plan.splits, M, N}, x.options().dtype(at::kFloat));
-    arrivals = at::zeros({(N + kGemvRows - 1) / kGemvRows}, x.options().dtype(at::kInt));
-    p.partial = partial.data_ptr<float>();
-    p.arrivals = arrivals.data_ptr<int>();
-  }
+  SplitBuffers split = split_buffers(plan.splits, M, N, (N + kGemvRows - 1) / kGemvRows, x.options());
+  p.partial = split.partial_ptr();
+  p.arrivals = split.arrivals_ptr();
   static const bool debug = env::flag("LOWBIT_DEBUG");
   if (debug)
     std::fprintf(stderr, "[lowbit a16w4] gemv M=%lld N=%lld K=%lld g=%lld k_slice=%d splits=%d\n", (long long)M,

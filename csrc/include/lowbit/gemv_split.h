@@ -1,0 +1,38 @@
+#pragma once
+// Host side of the GEMVs' K split (the device side is lowbit/gemv_store.cuh): how many
+// slices of K a grid of row CTAs gets, and the fp32 partials and arrival counters the last
+// CTA of a row block reduces. Shared by the a16w4 / mxfp4 and a16w8 GEMVs (C++ op glue).
+#include <ATen/ops/empty.h>
+#include <ATen/ops/zeros.h>
+
+#include <algorithm>
+#include <cstdint>
+
+namespace lowbit {
+
+struct KSplit {
+  int64_t slice_steps;  // K steps (blocks / chunks) per split
+  int64_t splits;       // no empty split
+};
+
+// One wave: row CTAs x splits fill the resident CTA slots (the kernel's launch bounds x SMs)
+// at most once; rounding up instead left a second, nearly empty wave (bench/NOTES.md a16w8 v2).
+inline KSplit one_wave_split(int64_t steps, int64_t row_ctas, int64_t slots) {
+  const int64_t splits = std::min(steps, std::max<int64_t>(1, slots / row_ctas));
+  const int64_t slice = (steps + splits - 1) / splits;
+  return {slice, (steps + slice - 1) / slice};
+}
+
+// fp32 partials [splits][M][N] and zeroed arrival counters [row CTAs], when splits > 1.
+struct SplitBuffers {
+  at::Tensor partial, arrivals;
+  float* partial_ptr() { return partial.defined() ? partial.data_ptr<float>() : nullptr; }
+  int* arrivals_ptr() { return arrivals.defined() ? arrivals.data_ptr<int>() : nullptr; }
+};
+inline SplitBuffers split_buffers(int64_t splits, int64_t M, int64_t N, int64_t row_ctas,
+                                  const at::TensorOptions& opts) {
+  if (splits <= 1) return {};
+  return {at::empty({splits, M, N}, opts.dtype(at::kFloat)), at::zeros({row_ctas}, opts.dtype(at::kInt))};
+}
+
+}  // namespace lowbit
