@@ -118,41 +118,31 @@ bool wgmma_applies(int64_t N, int64_t K) {
   return on && N % kWgRows == 0 && K % 128 == 0;
 }
 
+// mx: mxfp4 weights (E8M0 scales folded into the bf16 A operand exactly: no sums of x, no
+// zero points); else int4 with the sums of x per group from a pre-pass.
 Tensor wgmma_matmul(const Tensor& x, const Tensor& w, const Tensor& scales, const OptTensor& zeros, int64_t g,
-                    const OptTensor& bias) {
+                    const OptTensor& bias, bool mx) {
   const int64_t M = x.size(0), K = x.size(1), N = w.size(0);
-  Tensor out = at::empty({M, N}, x.options());
-  // rows padded to whole token tiles: the kernel reads them unclamped, and stores no result
-  // for tokens past M
-  const int64_t m_pad = (M + kWgTokens - 1) / kWgTokens * kWgTokens;
-  Tensor sum_x = at::empty({m_pad, K / g}, x.options().dtype(at::kFloat));
   const cudaStream_t stream = at::cuda::getCurrentCUDAStream();
-  launch_sum_x(elem_of(x), x.data_ptr(), sum_x.data_ptr<float>(), M, K, g, stream);
+  Tensor out = at::empty({M, N}, x.options());
+  Tensor sum_x;
+  if (!mx) {
+    // rows padded to whole token tiles: the kernel reads them unclamped, and stores no
+    // result for tokens past M
+    const int64_t m_pad = (M + kWgTokens - 1) / kWgTokens * kWgTokens;
+    sum_x = at::empty({m_pad, K / g}, x.options().dtype(at::kFloat));
+    launch_sum_x(elem_of(x), x.data_ptr(), sum_x.data_ptr<float>(), M, K, g, stream);
+  }
   const CUtensorMap tmap_x = tma::make_2d_sw128(x.data_ptr(), 2, M, K, K, kWgTokens);
   W4WgmmaParams p{};
   p.w = reinterpret_cast<const uint32_t*>(w.data_ptr<int32_t>());
   p.scales = scales.data_ptr();
   p.zeros = zeros ? zeros->data_ptr() : nullptr;
-  p.sum_x = sum_x.data_ptr<float>();
+  p.sum_x = mx ? nullptr : sum_x.data_ptr<float>();
   p.bias = bias ? bias->data_ptr() : nullptr;
   p.out = out.data_ptr();
   p.M = int(M), p.N = int(N), p.K = int(K), p.group = int(g);
-  launch_wgmma(elem_of(x), tmap_x, p, /*mx=*/false, stream);
-  return out;
-}
-
-// mxfp4 at large M (same experiment): the E8M0 scales fold into the bf16 A operand exactly.
-Tensor wgmma_matmul_mx(const Tensor& x, const Tensor& w, const Tensor& w_scale, const OptTensor& bias) {
-  const int64_t M = x.size(0), K = x.size(1), N = w.size(0);
-  Tensor out = at::empty({M, N}, x.options());
-  const CUtensorMap tmap_x = tma::make_2d_sw128(x.data_ptr(), 2, M, K, K, kWgTokens);
-  W4WgmmaParams p{};
-  p.w = reinterpret_cast<const uint32_t*>(w.data_ptr<int32_t>());
-  p.scales = w_scale.data_ptr<uint8_t>();
-  p.bias = bias ? bias->data_ptr() : nullptr;
-  p.out = out.data_ptr();
-  p.M = int(M), p.N = int(N), p.K = int(K), p.group = 32;
-  launch_wgmma(elem_of(x), tmap_x, p, /*mx=*/true, at::cuda::getCurrentCUDAStream());
+  launch_wgmma(elem_of(x), tmap_x, p, mx, stream);
   return out;
 }
 
@@ -165,7 +155,8 @@ Tensor a16w4_linear(const Tensor& x, const Tensor& w, const Tensor& scales, cons
   const Path path = forced_path();
   const bool small = path == Path::kGemv || (path == Path::kAuto && d.M <= kGemvMaxTokens);
   if (small && d.M <= kGemvMaxTokens) return gemv(x, w, scales, zeros, g, bias);
-  if (path == Path::kAuto && wgmma_applies(d.N, d.K)) return wgmma_matmul(x, w, scales, zeros, g, bias);
+  if (path == Path::kAuto && wgmma_applies(d.N, d.K))
+    return wgmma_matmul(x, w, scales, zeros, g, bias, /*mx=*/false);
   return dequant_matmul(x, w, scales, zeros, g, bias);
 }
 
@@ -179,8 +170,10 @@ Tensor mx4_matmul(const Tensor& x, const Tensor& w, const Tensor& w_scale, const
   const Path path = forced_path();
   const bool x16 = x.scalar_type() == out_dtype && x.scalar_type() != at::kFloat;
   const bool bf16 = x16 && out_dtype == at::kBFloat16;
-  if (x16 && M <= kGemvMaxTokens && path != Path::kDequant) return gemv(x, w, w_scale, std::nullopt, 32, bias, /*mx=*/true);
-  if (bf16 && path == Path::kAuto && wgmma_applies(N, K)) return wgmma_matmul_mx(x, w, w_scale, bias);
+  if (x16 && M <= kGemvMaxTokens && path != Path::kDequant)
+    return gemv(x, w, w_scale, std::nullopt, 32, bias, /*mx=*/true);
+  if (bf16 && path == Path::kAuto && wgmma_applies(N, K))
+    return wgmma_matmul(x, w, w_scale, std::nullopt, 32, bias, /*mx=*/true);
   Tensor wd = at::empty({N, K}, x.options().dtype(bf16 ? at::kBFloat16 : at::kFloat));
   launch_dequant_mx(Elem::kBF16, /*fp32_out=*/!bf16, reinterpret_cast<const uint32_t*>(w.data_ptr<int32_t>()),
                     w_scale.data_ptr<uint8_t>(), wd.data_ptr(), N, K, at::cuda::getCurrentCUDAStream());
@@ -243,7 +236,8 @@ Tensor mx_act_quantized(const Tensor& a, const Tensor& a_scale, const Tensor& b,
 template <bool kFourBit>
 Tensor mx_act_mm(const Tensor& a, const Tensor& a_scale, const Tensor& b, const Tensor& b_scale, const OptTensor& bias,
                  at::ScalarType out_dtype) {
-  const auto d = contract::mx_mm(kFourBit ? "a8w4_mx_mm" : "mxfp8_mm", a, a_scale, b, b_scale, bias, out_dtype, kFourBit);
+  const char* op = kFourBit ? "a8w4_mx_mm" : "mxfp8_mm";
+  const auto d = contract::mx_mm(op, a, a_scale, b, b_scale, bias, out_dtype, kFourBit);
   c10::cuda::CUDAGuard guard(a.device());
   if (d.M == 0) return at::empty({0, d.N}, a.options().dtype(out_dtype));
   return mx_act_quantized<kFourBit>(a, a_scale, b, b_scale, bias, out_dtype);

@@ -27,12 +27,12 @@ struct GemvParams {
   int regs;               // 1: the register-streaming GEMV v7 (experimental, LOWBIT_A16W4_GEMV=regs)
 };
 
-constexpr int kGemvStages = 4;
+constexpr int kGemvStages = 4;                 // 128-element weight blocks in flight per warp (1 KB each)
 
 // Tiles of 8 tokens for M tokens, and the CTAs per SM the v7 GEMV's launch bounds leave room
 // for (85 / 128 registers; it keeps nothing in shared memory): its plan fills them once.
 constexpr int gemv_tiles(int64_t M) { return M <= 8 ? 1 : M <= 16 ? 2 : 4; }
-constexpr int gemv_regs_ctas_per_sm(int tiles) { return tiles == 4 ? 2 : 3; }                 // 128-element weight blocks in flight per warp (1 KB each)
+constexpr int gemv_regs_ctas_per_sm(int tiles) { return tiles == 4 ? 2 : 3; }
 
 // Shared memory of one GEMV CTA: the slice of x (tokens x (k_slice + pad)), its sums per
 // 32 elements (fp32), and the scales (and zero points) of the CTA's rows over the slice.

@@ -80,8 +80,8 @@ __device__ __forceinline__ void a16w4_wgmma_consume(const W4WgmmaParams& p, uint
   constexpr int kAccRegs = kBN / 2;
   using Layout = W4WgmmaSmem<kBN>;
   using Mma = typename RsMma<T, kBN>::Op;
-  const uint64_t* full = reinterpret_cast<const uint64_t*>(smem + kWgStages * Layout::kStageBytes);
-  uint64_t* empty = reinterpret_cast<uint64_t*>(smem + kWgStages * Layout::kStageBytes) + kWgStages;
+  uint64_t* full = reinterpret_cast<uint64_t*>(smem + kWgStages * Layout::kStageBytes);
+  uint64_t* empty = full + kWgStages;
   const int warpgroup = threadIdx.x / 128, warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int wg = warpgroup - 1, warp_in_wg = warp % 4;
   const int grp = lane / 4, tig = lane % 4, quad = lane & ~3;
@@ -121,9 +121,10 @@ __device__ __forceinline__ void a16w4_wgmma_consume(const W4WgmmaParams& p, uint
   uint32_t phase = 0;
   const uint64_t desc_x0 = ptx::smem_desc_k_major_sw128(smem);
   for (int kb = 0; kb < num_kb; ++kb) {
-    ptx::mbarrier_wait(const_cast<uint64_t*>(&full[stage]), phase);
+    ptx::mbarrier_wait(&full[stage], phase);
     // this warp's 1 KB chunk: row grp's 4 words at uint4 4 grp + tig, row grp + 8's at +32
-    const uint4* chunk = reinterpret_cast<const uint4*>(smem + stage * Layout::kStageBytes + Layout::kXBytes) + tile * 64;
+    const uint8_t* w_stage = smem + stage * Layout::kStageBytes + Layout::kXBytes;
+    const uint4* chunk = reinterpret_cast<const uint4*>(w_stage) + tile * 64;
     const uint4 c0 = chunk[4 * grp + tig], c1 = chunk[32 + 4 * grp + tig];
     const uint32_t wr0[4] = {c0.x, c0.y, c0.z, c0.w}, wr1[4] = {c1.x, c1.y, c1.z, c1.w};
     uint32_t sc0 = 0, sc1 = 0;  // MX: the E8M0 bytes of rows row0, row0 + 8 for this block's 4 chunks
@@ -243,8 +244,8 @@ __global__ void __launch_bounds__(kWgThreads, 1)
         ptx::tma_load_2d(x_dst, &tmap_x, &full[stage], kb * kBlockElems, tok0);
         ptx::tma_load_2d(x_dst + Layout::kXHalf, &tmap_x, &full[stage], kb * kBlockElems + 64, tok0);
         for (int t = 0; t < kWgRows / kTileRows; ++t)
-          ptx::bulk_copy_g2s(x_dst + Layout::kXBytes + t * 1024, tiles + size_t(t) * kTileRows * words + size_t(kb) * 256,
-                             1024, &full[stage]);
+          ptx::bulk_copy_g2s(x_dst + Layout::kXBytes + t * 1024,
+                             tiles + size_t(t) * kTileRows * words + size_t(kb) * 256, 1024, &full[stage]);
         if (++stage == kWgStages) stage = 0, phase ^= 1;
       }
     }

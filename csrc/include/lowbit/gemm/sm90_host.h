@@ -47,7 +47,12 @@ inline int choose_splits(int units, int num_kb, int slots) {
 // or without clusters; kept for A/B runs. Small M
 // (<= 64): swap-AB, 128 weight rows x the tokens padded to 8/16/32/64. LOWBIT_FP8_SPLITS=n
 // forces the K split (a diagnostic).
-inline Plan make_plan(int64_t M, int64_t N, int64_t K, int sms, bool allow_split, bool promote) {
+// Promoting loops with per-row scales, bf16 output, large M: LOWBIT_FP8_FOLD_EVERY=2|4 (an
+// experiment) promotes every 2 or 4 K blocks instead of every one, with one accumulator set
+// (fp8 sums then run 256 or 512 products in the tensor core's accumulator: check
+// bench/fp8_accuracy.py before using it).
+inline Plan make_plan(int64_t M, int64_t N, int64_t K, int sms, bool allow_split, bool promote, ScaleMode mode,
+                      bool out_bf16) {
   Plan p;
   p.swap_ab = M <= 64;
   static const int chained_bn = env::integer("LOWBIT_SM90_BN", 128) == 256 ? 256 : 128;
@@ -55,8 +60,10 @@ inline Plan make_plan(int64_t M, int64_t N, int64_t K, int sms, bool allow_split
   // Two accumulator sets at 128 x 128 (bench/NOTES.md, fp8 v8); LOWBIT_FP8_ONE_ACC=1 for the
   // one-set ping-pong loop of v6 (A/B runs).
   static const bool one_acc = env::flag("LOWBIT_FP8_ONE_ACC");
-  p.acc_sets = (promote && !p.swap_ab && p.bn == 128 && !one_acc) ? 2 : 1;
-  p.fold = 1;  // set by sm90_gemm for per-row scales (LOWBIT_FP8_FOLD_EVERY)
+  static const int fold_every = env::integer("LOWBIT_FP8_FOLD_EVERY", 1);
+  const bool foldable = promote && mode == ScaleMode::kRowCol && !p.swap_ab && out_bf16;
+  p.fold = foldable && (fold_every == 2 || fold_every == 4) ? fold_every : 1;
+  p.acc_sets = (promote && !p.swap_ab && p.bn == 128 && !one_acc && p.fold == 1) ? 2 : 1;
   const int64_t rows_p = p.swap_ab ? N : M, rows_q = p.swap_ab ? M : N;
   const int64_t tiles_p = (rows_p + kBlockP - 1) / kBlockP;
   static const int forced_cluster = env::integer("LOWBIT_SM90_CLUSTER", 0);
@@ -92,16 +99,7 @@ inline Tensor sm90_gemm(ScaleMode mode, const Tensor& a, const Tensor& a_scale, 
   L.mode = mode;
   L.promote = promote;
   L.out_bf16 = out_dtype == at::kBFloat16;
-  Plan plan = make_plan(M, N, K, L.sms, allow_split, promote);
-  // LOWBIT_FP8_FOLD_EVERY=2|4 (experiment, bf16 output, large M): promote every 2 or 4 K
-  // blocks instead of every one, with one accumulator set (fp8 sums then run 256 or 512
-  // products in the tensor core's accumulator: check bench/fp8_accuracy.py before using it).
-  static const int fold_every = env::integer("LOWBIT_FP8_FOLD_EVERY", 1);
-  if (promote && mode == ScaleMode::kRowCol && !plan.swap_ab && out_dtype == at::kBFloat16 &&
-      (fold_every == 2 || fold_every == 4)) {
-    plan.fold = fold_every;
-    plan.acc_sets = 1;
-  }
+  const Plan plan = make_plan(M, N, K, L.sms, allow_split, promote, mode, out_dtype == at::kBFloat16);
   L.plan = plan;
 
   const Tensor& P = plan.swap_ab ? b : a;
@@ -140,7 +138,8 @@ inline Tensor sm90_gemm(ScaleMode mode, const Tensor& a, const Tensor& a_scale, 
   L.units = params.sched.num_units();
   static const bool debug = env::flag("LOWBIT_DEBUG");
   if (debug)
-    std::fprintf(stderr, "[lowbit sm90] M=%lld N=%lld K=%lld swap=%d bn=%d cluster=%d splits=%d units=%d acc_sets=%d fold=%d\n",
+    std::fprintf(stderr,
+                 "[lowbit sm90] M=%lld N=%lld K=%lld swap=%d bn=%d cluster=%d splits=%d units=%d acc_sets=%d fold=%d\n",
                  (long long)M, (long long)N, (long long)K, int(plan.swap_ab), plan.bn, plan.cluster, plan.splits,
                  L.units, plan.acc_sets, plan.fold);
   launch(L);
