@@ -13,7 +13,7 @@ from test_cuda_a16w4 import a16w4_operands, dequant64  # noqa: E402
 from test_cuda_a16w8 import operands as a16w8_operands, w64 as a16w8_w64  # noqa: E402
 from test_cuda_a8w4_mx import a64 as a8w4_a64, mx4_operand as a8w4_mx4_operand  # noqa: E402
 from test_cuda_a8w4_mx import mx8_operand as a8w4_mx8_operand, mx8_weight as a8w4_mx8_weight  # noqa: E402
-from test_cuda_a8w4_mx import w64 as a8w4_w64  # noqa: E402
+from test_cuda_mxfp4 import dequant64 as mx4_dequant64  # noqa: E402
 from test_cuda_int8 import assert_bitwise, int8_operands  # noqa: E402
 
 gen = torch.Generator().manual_seed(0)
@@ -44,7 +44,7 @@ for M, N, K, od in [(3, 40, 128, torch.bfloat16), (40, 136, 384, torch.bfloat16)
     w, sw = a8w4_mx4_operand(N, K, gen)
     ref = ops.a8w4_mx_mm(a, sa, w, sw, None, od)
     y = ops.a8w4_mx_mm(*to_cuda(a, sa, w, sw), None, od)
-    assert_close_elementwise(y, ref, a8w4_a64(a, sa), a8w4_w64(w, sw), 2.0 ** -7, f"a8w4_mx M={M}")
+    assert_close_elementwise(y, ref, a8w4_a64(a, sa), mx4_dequant64(w, sw), 2.0 ** -7, f"a8w4_mx M={M}")
 # mxfp8: both operands dequantized (bf16 and fp32 routes)
 for M, N, K, od in [(3, 40, 128, torch.bfloat16), (40, 136, 384, torch.float16)]:
     a, sa = a8w4_mx8_operand(M, K, gen, "quantized")

@@ -25,10 +25,11 @@ import torch
 
 import lowbit_ext
 from lowbit_ext import ops
-from lowbit_ext.formats._base import e2m1_to_float, e8m0_to_float, unpack_nibbles
+from lowbit_ext.formats._base import e8m0_to_float
 
 from samples import (BF16, FP16, assert_close_elementwise, assert_compiled_matches_eager,
-                     assert_graph_replays_match_eager, poison_allocator, raises_with, rand_x, to_cuda, w4_plain)
+                     assert_graph_replays_match_eager, poison_allocator, raises_with, rand_x, to_cuda)
+from test_cuda_mxfp4 import dequant64, mx4_operands
 
 pytestmark = pytest.mark.cuda
 
@@ -50,19 +51,12 @@ def mx8_operand(M, K, gen, src):
 
 
 def mx4_operand(N, K, gen):
-    """MXFP4 weights: random codes, scales in 120..124 (|w| <= 6 * 2^-3)."""
-    plain = w4_plain(N, K, gen=gen)
-    scale = torch.randint(120, 125, (N, K // MX_BLOCK), generator=gen, dtype=torch.uint8)
-    return ops.prepack_w4(plain), scale
+    """MXFP4 weights: random codes, scales in 120..124 (|w| <= 6 * 2^-3: fp16 sums stay finite)."""
+    return mx4_operands(N, K, gen, scale_range=(120, 125))
 
 
 def a64(a, s):
     return a.float().double() * e8m0_to_float(s).double().repeat_interleave(MX_BLOCK, dim=1)
-
-
-def w64(w, s):
-    codes = unpack_nibbles(ops.unpack_w4(w.cpu()))
-    return e2m1_to_float(codes).double() * e8m0_to_float(s.cpu()).double().repeat_interleave(MX_BLOCK, dim=1)
 
 
 def coef(M, out_dtype):
@@ -88,7 +82,7 @@ def test_a8w4_mx_mm_matches_reference(M, NK, out_dtype):
     y = ops.a8w4_mx_mm(ac, sac, wc, swc, bc, out_dtype)
     assert y.is_cuda and y.dtype == out_dtype and y.shape == (M, N)
     a_exact = a64(a, sa)
-    assert_close_elementwise(y, ref, a_exact, w64(w, sw), coef(M, out_dtype), f"mm {src}")
+    assert_close_elementwise(y, ref, a_exact, dequant64(w, sw), coef(M, out_dtype), f"mm {src}")
 
 
 @pytest.mark.parametrize("dtype", [BF16, FP16])
@@ -104,7 +98,7 @@ def test_a8w4_mx_linear_matches_reference(M, dtype):
     y = ops.a8w4_mx_linear(*to_cuda(x, w, sw, bias))
     assert y.is_cuda and y.dtype == dtype and y.shape == (M, N)
     aq, sa = ops.quantize_mxfp8(x)  # the CPU quantizer: bit-exact with the CUDA one (tests/test_cuda_ops.py)
-    assert_close_elementwise(y, ref, a64(aq, sa), w64(w, sw), coef(M, dtype), "linear")
+    assert_close_elementwise(y, ref, a64(aq, sa), dequant64(w, sw), coef(M, dtype), "linear")
 
 
 def test_a8w4_mx_cuda_graph_and_compile():

@@ -89,13 +89,14 @@ CASES = _case_params()
 
 
 # ---------------------------------------------------------------- helpers
-def mx4_operands(N, K, gen, src="codes"):
+def mx4_operands(N, K, gen, src="codes", scale_range=(120, 131)):
     """(w in the w4 layout int32 (N, K/8), E8M0 scales uint8 (N, K/32)), on the CPU.
-    "codes": random plain codes (any nibble) and random scales in 120..130 (weights up to
-    6 * 2^3); "quantized": ops.quantize_mxfp4 of a random weight (the spec's quantizer)."""
+    "codes": random plain codes (any nibble) and random scales in scale_range (by default
+    120..130: weights up to 6 * 2^3); "quantized": ops.quantize_mxfp4 of a random weight (the
+    spec's quantizer)."""
     if src == "codes":
         plain = w4_plain(N, K, gen=gen)
-        scale = torch.randint(120, 131, (N, K // MX_BLOCK), generator=gen, dtype=torch.uint8)
+        scale = torch.randint(*scale_range, (N, K // MX_BLOCK), generator=gen, dtype=torch.uint8)
     else:
         plain, scale = ops.quantize_mxfp4(weight(N, K, gen=gen))
     return ops.prepack_w4(plain), scale
