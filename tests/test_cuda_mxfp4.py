@@ -39,7 +39,8 @@ from samples import (BF16, FP16, assert_close_elementwise, assert_compiled_match
 
 pytestmark = pytest.mark.cuda
 
-GEMV_MAX_M = 32  # M <= 32: GEMV kernel; M > 32: dequantize + cuBLAS
+GEMV_MAX_M = 32  # M <= 32: GEMV kernel; M > 32: mixed-input wgmma (full tiles) or dequantize + cuBLAS
+WGMMA_MAX_M = 256  # the wgmma path's last M (csrc/gemm/w4/w4_ops.cpp kWgmmaMaxTokens)
 MX_BLOCK = 32
 M_VALUES = (1, 3, 8, 16, 17, 32, 33, 100)
 # (N, K): none a multiple of the tiles; K = 4160 has K % 128 = 64 (a partial last 128-block
@@ -147,9 +148,19 @@ def test_mxfp4_matches_reference(M, N, K, has_bias, dtype, src, seed):
     assert_close_elementwise(y, ref, x, dequant64(w, s), abs_coef(M, dtype), f"{path_of(M)} {src}")
 
 
-# Full 128-row tiles and 128-element blocks: the shapes of the experimental large-M wgmma path
-# (LOWBIT_A16W4_LARGE=wgmma, bf16 x; tests/test_cuda_variants.py), by default the dequant path.
-# Its sums are exact products chained in fp32, so it is held to the GEMV's bound.
+def wgmma_takes(M):
+    """Whether mx4_matmul runs bf16 x at full tiles through the mixed-input wgmma GEMM
+    (csrc/gemm/w4/w4_ops.cpp wgmma_applies: M = 33..256 unless a knob forces a path)."""
+    knob = os.environ.get("LOWBIT_A16W4_LARGE", "")
+    if knob == "dequant" or os.environ.get("LOWBIT_A16W4_PATH") == "dequant":
+        return False
+    return knob == "wgmma" or GEMV_MAX_M < M <= WGMMA_MAX_M
+
+
+# Full 128-row tiles and 128-element blocks: the shapes of the mixed-input wgmma path (bf16 x,
+# M = 33..256 by default; every M with LOWBIT_A16W4_LARGE=wgmma, none with =dequant:
+# tests/test_cuda_variants.py). Its sums are exact products chained in fp32, so it is held to
+# the GEMV's bound.
 @pytest.mark.parametrize("src", ["codes", "quantized"])
 @pytest.mark.parametrize("N,K", [(128, 512), (256, 1024), (384, 4096)])
 @pytest.mark.parametrize("M", [33, 100, 129, 300])
@@ -160,8 +171,9 @@ def test_mxfp4_large_m_full_tiles(M, N, K, src):
     bias = torch.randn(N, generator=gen).to(BF16)
     ref = ops.mxfp4_linear(x, w, s, bias)
     y = run_cuda(x, w, s, bias)
-    wgmma = os.environ.get("LOWBIT_A16W4_LARGE") == "wgmma"
-    assert_close_elementwise(y, ref, x, dequant64(w, s), 2.0 ** -9 if wgmma else abs_coef(M, BF16), "large M")
+    wgmma = wgmma_takes(M)
+    assert_close_elementwise(y, ref, x, dequant64(w, s), 2.0 ** -9 if wgmma else abs_coef(M, BF16),
+                             "wgmma" if wgmma else "dequant")
 
 
 EDGE = pytest.mark.parametrize("M,dtype", [(1, BF16), (1, FP16), (40, BF16), (40, FP16)])

@@ -16,12 +16,18 @@ _TESTS = os.path.dirname(os.path.abspath(__file__))
 
 # (id, environment, test files, -k selection)
 VARIANTS = [
-    # a16w4 / mxfp4 GEMV v7 (register streaming; experimental)
+    # a16w4 / mxfp4 GEMV: v7 (register streaming, default at 17..32 tokens) at every M <= 32,
+    # and v6 (shared-memory staging, default at 1..16) at every M <= 32
     ("a16w4-gemv-regs", {"LOWBIT_A16W4_GEMV": "regs"}, ["test_cuda_a16w4.py", "test_cuda_mxfp4.py"],
      "matches_reference or repeatable or nan_scale or decode_exactly or extreme_scales or graph"),
-    # a16w4 large-M mixed-input wgmma GEMM (experimental; full 128-row tiles only)
+    ("a16w4-gemv-smem", {"LOWBIT_A16W4_GEMV": "smem"}, ["test_cuda_a16w4.py", "test_cuda_mxfp4.py"],
+     "matches_reference or repeatable or nan_scale or extreme_scales"),
+    # mixed-input wgmma GEMM (default at 33..256 tokens, full 128-row tiles) at every M > 32,
+    # and dequantize + cuBLAS at every M > 32
     ("a16w4-large-wgmma", {"LOWBIT_A16W4_LARGE": "wgmma"}, ["test_cuda_a16w4.py", "test_cuda_mxfp4.py"],
      "large_m or matches_reference or graph or repeatable or nan_scale or extreme_scales"),
+    ("a16w4-large-dequant", {"LOWBIT_A16W4_LARGE": "dequant"}, ["test_cuda_a16w4.py", "test_cuda_mxfp4.py"],
+     "large_m or matches_reference or nan_scale"),
     # a16w4 GEMV with cp.async only (no bulk copies)
     ("a16w4-no-bulk", {"LOWBIT_A16W4_BULK": "0"}, ["test_cuda_a16w4.py", "test_cuda_mxfp4.py"],
      "matches_reference or repeatable"),

@@ -41,7 +41,7 @@ def check_no_mutation_or_alias(name, args, kwargs):
 
 def run_opcheck(name, args, kwargs):
     """torch.library.opcheck on every test utility. Its test_schema compares inputs with
-    allclose, which torch does not implement for float8 on the CPU (torch 2.14): for ops
+    allclose, which torch does not implement for float8 (CPU, torch 2.14; CUDA, 2.11): for ops
     that take fp8 tensors that one utility is replaced by check_no_mutation_or_alias."""
     op = getattr(torch.ops.lowbit, name).default
     if _has_fp8(args):

@@ -3,7 +3,7 @@
 # three parts that each fit a 10-minute call after tools/device_run.sh's build and tests:
 #   PART=1 EXTRA='bash tools/session_queue.sh' BENCH=0 bash tools/device_run.sh
 #   PART=2 EXTRA='bash tools/session_queue.sh' BENCH=0 bash tools/device_run.sh nothing   # (skip the tests)
-#   PART=3 ...
+#   PART=3 ...; PART=4 (session 4: after the w4 defaults changed)
 # 1. every knob-selected kernel path through the default tests (tests/test_cuda_variants.py);
 # 2. compute-sanitizer on the w4 / int8 / MX script; 3. A/B benches of the unrun candidates
 # (a16w4 v7 GEMV, large-M mixed-input wgmma, fp8 fold 2 / 4) and fp8 accuracy per variant.
@@ -35,4 +35,19 @@ TAIL=20 step 150 w4_large env LOWBIT_A16W4_LARGE=wgmma python3 bench/gemm.py --f
 TAIL=40 step 240 fp8_fold python3 bench/fp8_variants.py --shapes 8192x8192 --ms 256,1024,4096,8192 --only fp8_row,int8 \
   --variants "base:,f2:LOWBIT_FP8_FOLD_EVERY=2,f4:LOWBIT_FP8_FOLD_EVERY=4,f4cl:LOWBIT_FP8_FOLD_EVERY=4;LOWBIT_SM90_CLUSTER=2"
 TAIL=12 step 120 fp8_accuracy python3 bench/fp8_accuracy.py --out "$OUT/fp8_accuracy.json"
+fi
+# Session 4, after the defaults changed (v7 GEMV for 17..32 tokens, wgmma for 33..256): the w4
+# knob variants, the 4-bit / MX table, the M = 512 A/B of the two large-M paths, HQQ timing.
+if [ "$PART" = 4 ]; then
+step 150 variants_w4 python3 -m pytest -q -m cuda -p no:cacheprovider tests/test_cuda_variants.py -k a16w4
+TAIL=40 step 150 w4_table python3 bench/gemm.py --formats a16w4,mxfp4,a8w4_mx,mxfp8 --ms 1,16,32,64,256,1024,4096 \
+  --shapes 8192x8192,28672x8192 --peers none --budget-s 120 --out "$OUT/w4_table.json"
+for v in "wg:LOWBIT_A16W4_LARGE=wgmma" "dq:LOWBIT_A16W4_LARGE=dequant"; do
+  name=${v%%:*}; knob=${v#*:}
+  TAIL=14 step 60 "m512_$name" env $knob python3 bench/gemm.py --formats a16w4,mxfp4 --ms 512 \
+    --shapes 8192x8192,28672x8192 --peers none --budget-s 40 --out "$OUT/m512_$name.json"
+done
+TAIL=14 step 60 w4_groups python3 bench/gemm.py --formats a16w4 --a16w4-groups 32,64,-1 --ms 1,16,32,64,256 \
+  --shapes 8192x8192 --peers none --budget-s 45 --out "$OUT/w4_groups.json"
+TAIL=20 step 90 quant_speed python3 bench/quant_speed.py --device cuda
 fi

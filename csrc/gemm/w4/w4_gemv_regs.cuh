@@ -1,7 +1,7 @@
 #pragma once
-// a16w4 / mxfp4 GEMV v7 (experimental, LOWBIT_A16W4_GEMV=regs; written and compiled in
-// session 3, not yet run): the same arithmetic as w4_gemv.cuh, streamed the way the a16w8
-// GEMV streams (0.73-0.83 of cuBLAS's bandwidth where v6 gets 0.48-0.56): no shared memory.
+// a16w4 / mxfp4 GEMV v7, the default for 17..32 tokens (w4_ops.cpp gemv_uses_regs; measured
+// in session 4: faster than v6 at 32 tokens, slower at 1..16): the same arithmetic as
+// w4_gemv.cuh, streamed the way the a16w8 GEMV streams: no shared memory.
 //  - weights: each thread loads its two 16-byte words per 128-element block straight into
 //    registers, kUnroll blocks ahead (the w4 layout v3 addresses of w4_gemv.cuh's cp.async);
 //  - x: read per 32-element step from global (L1/L2; 16 bytes per token tile), in the K order

@@ -22,7 +22,7 @@ void launch_dequant(Elem t, const uint32_t* w, const void* scales, const void* z
 void launch_dequant_mx(Elem t, bool fp32_out, const uint32_t* w, const uint8_t* scales, void* out, int64_t N,
                        int64_t K, cudaStream_t stream);
 
-// Large M (experimental): sum_x (M, K / group) fp32 sums of x per group, then the
+// M = 33..256 (w4_ops.cpp wgmma_applies): sum_x (M, K / group) fp32 sums of x per group, then the
 // mixed-input wgmma GEMM (w4_wgmma.cuh) with x's TMA map (boxes kWgTokens x 64, 128B swizzle);
 // mx: mxfp4 weights (E8M0 scales in p.scales, no sum_x; bf16 x only).
 void launch_sum_x(Elem t, const void* x, float* sum_x, int64_t M, int64_t K, int64_t group, cudaStream_t stream);

@@ -1,5 +1,5 @@
 // 4-bit weight and MX ops on CUDA: a16w4_linear, mxfp4_linear and a8w4_mx_mm / a8w4_mx_linear
-// (GEMV for M <= 32, dequantize + cuBLAS above), mxfp8_mm / mxfp8_linear (dequantize + cuBLAS),
+// (GEMV for M <= 32, mixed-input wgmma to 256, dequantize + cuBLAS above), mxfp8_mm / mxfp8_linear (dequantize + cuBLAS),
 // prepack_w4 / unpack_w4. Semantics: csrc/cpu/linear.cpp, csrc/cpu/w4_layout.cpp.
 // This file: argument contracts, the path and split plan, allocation.
 #include <ATen/core/dispatch/Dispatcher.h>
@@ -56,6 +56,18 @@ GemvPlan plan_gemv(int64_t M, int64_t N, int64_t K, int64_t g, bool zeros, int s
   return {int(slice_blocks * 128), int((blocks + slice_blocks - 1) / slice_blocks)};
 }
 
+// Which GEMV: v7 (w4_gemv_regs.cuh, weights straight into registers) for the 32-token tile,
+// v6 (w4_gemv.cuh, weights staged through shared memory by bulk copies) for 1..16 tokens:
+// measured on the H100 (bench/NOTES.md session 4), v7 at M = 32 0.73-0.80x cuBLAS where v6
+// gets 0.49-0.64x, and v6 at M = 1..16 1.0-2.2x where v7 gets 0.76-1.44x.
+// LOWBIT_A16W4_GEMV=regs|smem forces one for every M <= 32 (A/B runs).
+bool gemv_uses_regs(int64_t M) {
+  static const bool force_regs = env::is("LOWBIT_A16W4_GEMV", "regs");
+  static const bool force_smem = env::is("LOWBIT_A16W4_GEMV", "smem");
+  if (force_regs || force_smem) return force_regs;
+  return gemv_tiles(M) == 4;
+}
+
 // The v7 GEMV (w4_gemv_regs.cuh) keeps nothing in shared memory: its CTAs per SM come from
 // its launch bounds, and the split fills those slots at most once (as the a16w8 GEMV).
 GemvPlan plan_gemv_regs(int64_t M, int64_t N, int64_t K, int sms) {
@@ -70,8 +82,7 @@ Tensor gemv(const Tensor& x, const Tensor& w, const Tensor& scales, const OptTen
   const int64_t M = x.size(0), K = x.size(1), N = w.size(0);
   Tensor out = at::empty({M, N}, x.options());
   const int sms = at::cuda::getCurrentDeviceProperties()->multiProcessorCount;
-  // LOWBIT_A16W4_GEMV=regs: the v7 kernel (experimental: written in session 3, not yet run).
-  static const bool regs = env::is("LOWBIT_A16W4_GEMV", "regs");
+  const bool regs = gemv_uses_regs(M);
   const GemvPlan plan = regs ? plan_gemv_regs(M, N, K, sms)
                              : plan_gemv(M, N, K, g, zeros.has_value(), sms, int(x.element_size()),
                                          mx ? 1 : int(x.element_size()));
@@ -99,8 +110,8 @@ Tensor gemv(const Tensor& x, const Tensor& w, const Tensor& scales, const OptTen
   return out;
 }
 
-// Large M (until the mixed-input wgmma mainloop lands): the weight dequantized to x's dtype
-// once per call, then cuBLAS. Costs one extra pass over N x K 16-bit values.
+// Large M above the wgmma path's range: the weight dequantized to x's dtype once per call,
+// then cuBLAS. Costs one extra pass over N x K 16-bit values.
 Tensor dequant_matmul(const Tensor& x, const Tensor& w, const Tensor& scales, const OptTensor& zeros, int64_t g,
                       const OptTensor& bias) {
   const int64_t K = x.size(1), N = w.size(0);
@@ -110,12 +121,19 @@ Tensor dequant_matmul(const Tensor& x, const Tensor& w, const Tensor& scales, co
   return at::linear(x, wd, bias);
 }
 
-// Large M, experimental (LOWBIT_A16W4_LARGE=wgmma; written in session 3, not yet run): the
-// mixed-input wgmma GEMM (w4_wgmma.cuh) after a pre-pass for the sums of x per group.
+// M = 33..256: the mixed-input wgmma GEMM (w4_wgmma.cuh; int4 after a pre-pass for the sums
+// of x per group). Measured on the H100 (bench/NOTES.md session 4) against dequantize +
+// cuBLAS: at M = 64 / 256 int4 0.44-0.72x vs 0.37-0.42x, mxfp4 0.71-1.16x vs 0.37-0.42x; at
+// M >= 1024 it loses (int4 0.40-0.46x vs 0.69-0.95x, mxfp4 0.64-0.67x vs 0.71-0.99x), so the
+// dequantize path keeps large M. M = 257..1023 is unmeasured: the cut is at the last win.
 // Full 128-row CTAs and 128-element blocks only: N % 128 == 0, K % 128 == 0.
-bool wgmma_applies(int64_t N, int64_t K) {
-  static const bool on = env::is("LOWBIT_A16W4_LARGE", "wgmma");
-  return on && N % kWgRows == 0 && K % 128 == 0;
+// LOWBIT_A16W4_LARGE=wgmma|dequant forces one for every M > 32 (A/B runs).
+constexpr int64_t kWgmmaMaxTokens = 256;
+bool wgmma_applies(int64_t M, int64_t N, int64_t K) {
+  static const bool force_wgmma = env::is("LOWBIT_A16W4_LARGE", "wgmma");
+  static const bool force_dequant = env::is("LOWBIT_A16W4_LARGE", "dequant");
+  if (force_dequant || N % kWgRows != 0 || K % 128 != 0) return false;
+  return force_wgmma || M <= kWgmmaMaxTokens;
 }
 
 // mx: mxfp4 weights (E8M0 scales folded into the bf16 A operand exactly: no sums of x, no
@@ -155,14 +173,14 @@ Tensor a16w4_linear(const Tensor& x, const Tensor& w, const Tensor& scales, cons
   const Path path = forced_path();
   const bool small = path == Path::kGemv || (path == Path::kAuto && d.M <= kGemvMaxTokens);
   if (small && d.M <= kGemvMaxTokens) return gemv(x, w, scales, zeros, g, bias);
-  if (path == Path::kAuto && wgmma_applies(d.N, d.K))
+  if (path == Path::kAuto && wgmma_applies(d.M, d.N, d.K))
     return wgmma_matmul(x, w, scales, zeros, g, bias, /*mx=*/false);
   return dequant_matmul(x, w, scales, zeros, g, bias);
 }
 
 // y = x w^T for mxfp4 weights, x in bf16, fp16 or fp32, y in out_dtype (bias in out_dtype):
 // the GEMV for M <= 32 when x is 16-bit and y has its dtype; the mixed-input wgmma GEMM for
-// bf16 (experimental, LOWBIT_A16W4_LARGE=wgmma); else the weight dequantized (bf16 holds every
+// bf16 up to 256 tokens (wgmma_applies); else the weight dequantized (bf16 holds every
 // e2m1 x 2^k exactly, so bf16 runs in bf16 and cuBLAS; anything else in fp32, one rounding).
 Tensor mx4_matmul(const Tensor& x, const Tensor& w, const Tensor& w_scale, const OptTensor& bias,
                   at::ScalarType out_dtype) {
@@ -172,7 +190,7 @@ Tensor mx4_matmul(const Tensor& x, const Tensor& w, const Tensor& w_scale, const
   const bool bf16 = x16 && out_dtype == at::kBFloat16;
   if (x16 && M <= kGemvMaxTokens && path != Path::kDequant)
     return gemv(x, w, w_scale, std::nullopt, 32, bias, /*mx=*/true);
-  if (bf16 && path == Path::kAuto && wgmma_applies(N, K))
+  if (bf16 && path == Path::kAuto && wgmma_applies(M, N, K))
     return wgmma_matmul(x, w, w_scale, std::nullopt, 32, bias, /*mx=*/true);
   Tensor wd = at::empty({N, K}, x.options().dtype(bf16 ? at::kBFloat16 : at::kFloat));
   launch_dequant_mx(Elem::kBF16, /*fp32_out=*/!bf16, reinterpret_cast<const uint32_t*>(w.data_ptr<int32_t>()),

@@ -24,7 +24,7 @@ struct GemvParams {
   int k_slice;            // elements of K per split: a multiple of 128
   int splits;
   int bulk;               // 1: full blocks by 1 KB bulk copies (default; LOWBIT_A16W4_BULK=0: cp.async)
-  int regs;               // 1: the register-streaming GEMV v7 (experimental, LOWBIT_A16W4_GEMV=regs)
+  int regs;               // 1: the register-streaming GEMV v7 (the 32-token tile; w4_ops.cpp)
 };
 
 constexpr int kGemvStages = 4;                 // 128-element weight blocks in flight per warp (1 KB each)
@@ -56,7 +56,7 @@ inline GemvSmem gemv_smem_layout(int tokens, int k_slice, int elem_bytes, int gr
   return L;
 }
 
-// The large-M mixed-input wgmma kernel (w4_wgmma.cuh, experimental).
+// The mixed-input wgmma kernel for M = 33..256 (w4_wgmma.cuh).
 constexpr int kWgRows = 128;     // weight rows per CTA (2 consumer warpgroups x 64)
 constexpr int kWgThreads = 384;  // producer + 2 consumer warpgroups
 constexpr int kWgStages = 5;

@@ -1,6 +1,6 @@
 #pragma once
-// a16w4 and mxfp4 at large M (experimental, LOWBIT_A16W4_LARGE=wgmma; written and compiled in
-// session 3, not yet run): a mixed-input wgmma GEMM, Y^T tile = W tile (weights on wgmma's register A
+// a16w4 and mxfp4 for M = 33..256 (w4_ops.cpp wgmma_applies; measured in session 4, bench/NOTES.md):
+// a mixed-input wgmma GEMM, Y^T tile = W tile (weights on wgmma's register A
 // side) x X^T (activations, bf16/fp16, K-major through TMA on the shared-memory B side).
 //
 //   y[m, n] = sum_g s[n, g] * (sum_{k in g} q[n, k] x[m, k] - z[n, g] * sumx[m, g])
