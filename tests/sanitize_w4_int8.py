@@ -18,9 +18,11 @@ from test_cuda_int8 import assert_bitwise, int8_operands  # noqa: E402
 
 gen = torch.Generator().manual_seed(0)
 # a16w4: GEMV (M <= 32: 1, 8 and 16 and 32 tokens, one and several K splits, a partial row
-# tile, partial last 128-blocks) and the dequant path (M = 40)
+# tile, partial last 128-blocks), the mixed-input wgmma path (M = 100, full tiles) and the
+# dequant path (M = 40)
 for M, N, K, g, sym in [(1, 40, 160, 32, False), (3, 264, 4160, 64, True), (17, 200, 1024, 128, False),
-                        (32, 136, 384, -1, False), (40, 72, 256, 128, True), (5, 4096, 4096, 128, False)]:
+                        (32, 136, 384, -1, False), (40, 72, 256, 128, True), (5, 4096, 4096, 128, False),
+                        (100, 256, 1024, 128, False)]:
     x = rand_x(M, K, torch.bfloat16, gen=gen)
     w, s, z = a16w4_operands(N, K, g, sym, torch.bfloat16, gen)
     ref = ops.a16w4_linear(x, w, s, z, g, None)
@@ -30,8 +32,8 @@ for N, K in [(3, 96), (17, 160), (40, 4160)]:
     plain = w4_plain(N, K, gen=gen)
     packed = ops.prepack_w4(plain.cuda())
     assert torch.equal(packed.cpu(), ops.prepack_w4(plain)) and torch.equal(ops.unpack_w4(packed).cpu(), plain)
-# mxfp4: the GEMV (M <= 32) and the dequant path
-for M, N, K in [(3, 200, 384), (17, 136, 160), (40, 72, 256)]:
+# mxfp4: the GEMV (M <= 32), the mixed-input wgmma path (M = 100, full tiles) and the dequant path
+for M, N, K in [(3, 200, 384), (17, 136, 160), (40, 72, 256), (100, 256, 512)]:
     codes, sc = ops.quantize_mxfp4(torch.randn(N, K, generator=gen))
     w = ops.prepack_w4(codes)
     x = rand_x(M, K, torch.bfloat16, gen=gen)
@@ -45,8 +47,10 @@ for M, N, K, od in [(3, 40, 128, torch.bfloat16), (40, 136, 384, torch.bfloat16)
     ref = ops.a8w4_mx_mm(a, sa, w, sw, None, od)
     y = ops.a8w4_mx_mm(*to_cuda(a, sa, w, sw), None, od)
     assert_close_elementwise(y, ref, a8w4_a64(a, sa), mx4_dequant64(w, sw), 2.0 ** -7, f"a8w4_mx M={M}")
-# mxfp8: both operands dequantized (bf16 and fp32 routes)
-for M, N, K, od in [(3, 40, 128, torch.bfloat16), (40, 136, 384, torch.float16)]:
+# mxfp8: the 8-bit-row GEMV (M <= 32, bf16 out; K = 8192: split K) and both operands
+# dequantized (bf16 and fp32 routes)
+for M, N, K, od in [(3, 40, 128, torch.bfloat16), (17, 264, 8192, torch.bfloat16), (40, 136, 384, torch.float16),
+                    (40, 136, 384, torch.bfloat16)]:
     a, sa = a8w4_mx8_operand(M, K, gen, "quantized")
     b, sb = a8w4_mx8_weight(N, K, gen)
     ref = ops.mxfp8_mm(a, sa, b, sb, None, od)

@@ -42,7 +42,7 @@ from samples import (BF16, FP16, assert_close_elementwise, assert_compiled_match
 
 pytestmark = pytest.mark.cuda
 
-GEMV_MAX_M = 32  # M <= 32: GEMV kernel; M > 32: mixed-input wgmma (full tiles, to 256) or dequantize + cuBLAS
+GEMV_MAX_M = 32  # M <= 32: GEMV kernel; M > 32: mixed-input wgmma (full tiles, g >= 128, to 256) or dequantize + cuBLAS
 M_VALUES = (1, 3, 8, 16, 17, 32, 33, 100, 256)
 # (N, K): none a multiple of the tiles; K = 4160 has K % 128 = 64 (a partial last 128-block
 # of the w4 layout), K = 160 a partial block of 32.
@@ -143,8 +143,9 @@ def test_a16w4_matches_reference(M, N, K, g, symmetric, has_bias, dtype, seed):
 
 
 # Full 128-row tiles and 128-element blocks (N % 128 == 0, K % 128 == 0): the shapes the
-# mixed-input wgmma path takes (M = 33..256 by default, M = 300 through the dequantize path;
-# the knobs force either for every M: tests/test_cuda_variants.py). M: partial token tiles of
+# mixed-input wgmma path takes (by default M = 33..256 with groups of 128 or per channel; M =
+# 300 and groups of 32 / 64 through the dequantize path; the knobs force either for every M
+# and group: tests/test_cuda_variants.py). M: partial token tiles of
 # 128 and several tiles.
 @pytest.mark.parametrize("g,symmetric,dtype", [(128, False, BF16), (64, True, FP16), (32, False, BF16),
                                                (-1, False, FP16)])

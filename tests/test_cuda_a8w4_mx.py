@@ -153,7 +153,11 @@ def test_mxfp8_has_cuda_kernels():
     assert {"mxfp8_mm", "mxfp8_linear"} <= set(lowbit_ext.cuda_ops())
 
 
-@pytest.mark.parametrize("M,NK,out_dtype", list(itertools.product((1, 17, 100), NK_SHAPES, (BF16, FP16))))
+# M <= 32 with bf16 output: the 8-bit-row GEMV on the e4m3 weights (scales applied in
+# registers); else both operands dequantized + cuBLAS / an fp32 GEMM. (72, 160): K a multiple
+# of 32 but not of the GEMV's 64-element chunk.
+@pytest.mark.parametrize("M,NK,out_dtype",
+                         list(itertools.product((1, 17, 32, 100), NK_SHAPES + ((72, 160),), (BF16, FP16))))
 def test_mxfp8_mm_matches_reference(M, NK, out_dtype):
     N, K = NK
     gen = torch.Generator().manual_seed(M * 100 + N + 1)
@@ -181,3 +185,44 @@ def test_mxfp8_linear_matches_reference(M, dtype):
     assert y.is_cuda and y.dtype == dtype and y.shape == (M, N)
     aq, sa = ops.quantize_mxfp8(x)
     assert_close_elementwise(y, ref, a64(aq, sa), a64(b, sb), 2.0 ** -7 if dtype == BF16 else 2.0 ** -9, "mxfp8")
+
+
+@pytest.mark.parametrize("M", [1, 8, 32])
+def test_mxfp8_gemv_split_k_repeatable(M):
+    # K = 8192: many 64-element chunks, so the GEMV splits K across CTAs and reduces the
+    # partials in the last CTA; a result that moves between runs would be a race.
+    gen = torch.Generator().manual_seed(M + 11)
+    N, K = 264, 8192
+    a, sa = mx8_operand(M, K, gen, "quantized")
+    b, sb = mx8_weight(N, K, gen)
+    bias = torch.randn(N, generator=gen).to(BF16)
+    ref = ops.mxfp8_mm(a, sa, b, sb, bias, BF16)
+    args = to_cuda(a, sa, b, sb, bias)
+    ys = [ops.mxfp8_mm(*args, BF16) for _ in range(3)]
+    assert all(torch.equal(ys[0], y) for y in ys[1:])
+    assert_close_elementwise(ys[0], ref, a64(a, sa), a64(b, sb), 2.0 ** -7, "mxfp8 split K")
+
+
+@pytest.mark.parametrize("M", [1, 40])
+def test_mxfp8_nan_scales_and_codes(M):
+    # NaN propagates as the reference has it: a weight block with the NaN scale 0xFF or a NaN
+    # code (S.1111.111) makes its output column NaN, an activation block with the NaN scale its
+    # output row; nothing else is NaN. M = 1: the GEMV; M = 40: the dequantize path.
+    gen = torch.Generator().manual_seed(M + 23)
+    N, K = 72, 256
+    a, sa = mx8_operand(M, K, gen, "codes")
+    b, sb = mx8_weight(N, K, gen)
+    sb[5, 3] = 0xFF
+    codes = b.view(torch.uint8).clone()
+    codes[60, 200] = 0x7F
+    codes[61, 17] = 0xFF
+    b = codes.view(torch.float8_e4m3fn)
+    sa[M - 1, 1] = 0xFF
+    ref = ops.mxfp8_mm(a, sa, b, sb, None, BF16)
+    y = ops.mxfp8_mm(*to_cuda(a, sa, b, sb), None, BF16).cpu()
+    assert torch.equal(torch.isnan(y), torch.isnan(ref))
+    assert torch.isnan(ref[:, [5, 60, 61]]).all() and torch.isnan(ref[M - 1]).all()
+    finite = ~torch.isnan(ref)
+    assert_close_elementwise(y, ref, a64(a, sa).nan_to_num(0.0), a64(b, sb).nan_to_num(0.0), 2.0 ** -7,
+                             "mxfp8 NaN", mask=finite)
+

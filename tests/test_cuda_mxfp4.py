@@ -40,7 +40,7 @@ from samples import (BF16, FP16, assert_close_elementwise, assert_compiled_match
 pytestmark = pytest.mark.cuda
 
 GEMV_MAX_M = 32  # M <= 32: GEMV kernel; M > 32: mixed-input wgmma (full tiles) or dequantize + cuBLAS
-WGMMA_MAX_M = 256  # the wgmma path's last M (csrc/gemm/w4/w4_ops.cpp kWgmmaMaxTokens)
+WGMMA_MAX_M = 512  # the wgmma path's last M for mxfp4 (csrc/gemm/w4/w4_ops.cpp kWgmmaMaxTokensMx)
 MX_BLOCK = 32
 M_VALUES = (1, 3, 8, 16, 17, 32, 33, 100)
 # (N, K): none a multiple of the tiles; K = 4160 has K % 128 = 64 (a partial last 128-block
@@ -150,7 +150,7 @@ def test_mxfp4_matches_reference(M, N, K, has_bias, dtype, src, seed):
 
 def wgmma_takes(M):
     """Whether mx4_matmul runs bf16 x at full tiles through the mixed-input wgmma GEMM
-    (csrc/gemm/w4/w4_ops.cpp wgmma_applies: M = 33..256 unless a knob forces a path)."""
+    (csrc/gemm/w4/w4_ops.cpp wgmma_applies: M = 33..512 unless a knob forces a path)."""
     knob = os.environ.get("LOWBIT_A16W4_LARGE", "")
     if knob == "dequant" or os.environ.get("LOWBIT_A16W4_PATH") == "dequant":
         return False
@@ -158,12 +158,12 @@ def wgmma_takes(M):
 
 
 # Full 128-row tiles and 128-element blocks: the shapes of the mixed-input wgmma path (bf16 x,
-# M = 33..256 by default; every M with LOWBIT_A16W4_LARGE=wgmma, none with =dequant:
+# M = 33..512 by default; every M with LOWBIT_A16W4_LARGE=wgmma, none with =dequant:
 # tests/test_cuda_variants.py). Its sums are exact products chained in fp32, so it is held to
 # the GEMV's bound.
 @pytest.mark.parametrize("src", ["codes", "quantized"])
 @pytest.mark.parametrize("N,K", [(128, 512), (256, 1024), (384, 4096)])
-@pytest.mark.parametrize("M", [33, 100, 129, 300])
+@pytest.mark.parametrize("M", [33, 100, 129, 300, 600])
 def test_mxfp4_large_m_full_tiles(M, N, K, src):
     gen = torch.Generator().manual_seed(M * 7 + N + K)
     x = rand_x(M, K, BF16, gen=gen)

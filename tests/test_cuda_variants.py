@@ -39,6 +39,8 @@ VARIANTS = [
     ("fp8-cluster", {"LOWBIT_SM90_CLUSTER": "2"}, ["test_cuda_fp8.py"], "matches_reference or repeatable"),
     ("fp8-one-acc", {"LOWBIT_FP8_ONE_ACC": "1"}, ["test_cuda_fp8.py"], "matches_reference"),
     ("int8-no-cluster", {"LOWBIT_SM90_CLUSTER": "1"}, ["test_cuda_int8.py"], "matches_reference or largest_sums"),
+    # mxfp8 through the dequantize path at every M (the GEMV takes M <= 32 with bf16 output)
+    ("mxfp8-dequant", {"LOWBIT_MXFP8_PATH": "dequant"}, ["test_cuda_a8w4_mx.py"], "mxfp8"),
     # a16w8 through the large-M path at every M
     ("a16w8-dequant", {"LOWBIT_A16W8_PATH": "dequant"}, ["test_cuda_a16w8.py"], "matches_reference and (M1- or M17-)"),
 ]

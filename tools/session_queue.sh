@@ -51,3 +51,11 @@ TAIL=14 step 60 w4_groups python3 bench/gemm.py --formats a16w4 --a16w4-groups 3
   --shapes 8192x8192 --peers none --budget-s 45 --out "$OUT/w4_groups.json"
 TAIL=20 step 90 quant_speed python3 bench/quant_speed.py --device cuda
 fi
+# Session 4, second round: the mxfp8 GEMV (new), int4 wgmma limited to g >= 128, mxfp4 wgmma to
+# M = 512. Tests run by device_run.sh (TESTS=the w4 / MX / a16w8 files); memcheck last.
+if [ "$PART" = 5 ]; then
+TAIL=4 step 120 variants_dq python3 -m pytest -q -m cuda -p no:cacheprovider tests/test_cuda_variants.py -k "dequant and (mxfp8 or large)"
+TAIL=60 step 150 table python3 bench/gemm.py --formats a16w4,mxfp4,mxfp8 --a16w4-groups 128,32,64 \
+  --ms 1,16,32,64,256,512,1024 --shapes 8192x8192,28672x8192 --peers none --budget-s 120 --out "$OUT/table.json"
+step 150 memcheck compute-sanitizer --tool memcheck --error-exitcode 9 python3 tests/sanitize_w4_int8.py
+fi

@@ -10,19 +10,19 @@
 namespace lowbit::int8 {
 namespace {
 
-template <typename T, int kTiles>
+template <typename T, int kTiles, bool kMx>
 void gemv(const A16w8Params& p, cudaStream_t stream) {
   dim3 grid((p.N + kA16w8Rows - 1) / kA16w8Rows, p.splits);
-  a16w8_gemv_kernel<T, kTiles><<<grid, kA16w8Threads, 0, stream>>>(p);
+  a16w8_gemv_kernel<T, kTiles, kMx><<<grid, kA16w8Threads, 0, stream>>>(p);
   C10_CUDA_KERNEL_LAUNCH_CHECK();
 }
 
-template <typename T>
+template <typename T, bool kMx>
 void gemv_typed(const A16w8Params& p, cudaStream_t stream) {
   switch (a16w8_tiles(p.M)) {
-    case 1: return gemv<T, 1>(p, stream);
-    case 2: return gemv<T, 2>(p, stream);
-    default: return gemv<T, 4>(p, stream);
+    case 1: return gemv<T, 1, kMx>(p, stream);
+    case 2: return gemv<T, 2, kMx>(p, stream);
+    default: return gemv<T, 4, kMx>(p, stream);
   }
 }
 
@@ -47,8 +47,10 @@ __global__ void dequant_kernel(const int8_t* __restrict__ w, const float* __rest
 }  // namespace
 
 void launch_a16w8_gemv(bool bf16, const A16w8Params& p, cudaStream_t stream) {
-  if (bf16) gemv_typed<__nv_bfloat16>(p, stream);
-  else gemv_typed<__half>(p, stream);
+  TORCH_CHECK(!p.w_mx_scale || bf16, "lowbit: the MXFP8-weight GEMV takes bf16 x");
+  if (p.w_mx_scale) gemv_typed<__nv_bfloat16, true>(p, stream);
+  else if (bf16) gemv_typed<__nv_bfloat16, false>(p, stream);
+  else gemv_typed<__half, false>(p, stream);
 }
 
 void launch_a16w8_dequant(bool bf16, const int8_t* w, const float* w_scale, void* out, int64_t N, int64_t K,

@@ -14,15 +14,13 @@
 #include <algorithm>
 
 #include "gemm/int8/a16w8_launch.h"
+#include "gemm/int8/rows8_gemv.h"
 #include "lowbit/contracts.h"
 #include "lowbit/env.h"
 #include "lowbit/gemv_split.h"
 
 namespace lowbit::int8 {
 namespace {
-
-using at::Tensor;
-using OptTensor = std::optional<Tensor>;
 
 // K splits: one wave over the kernel's resident CTA slots (lowbit/gemv_split.h); measured
 // better than v1's rounding up at M = 1, 8, 16, 32 except 28672 x 8192 at M = 16 (one split:
@@ -38,13 +36,16 @@ A16w8Params plan(int64_t M, int64_t N, int64_t K, int sms) {
   return p;
 }
 
-Tensor gemv(const Tensor& x, const Tensor& w, const Tensor& w_scale, const OptTensor& bias) {
+}  // namespace
+
+Tensor rows8_gemv(const Tensor& x, const Tensor& w, const Tensor& w_scale, const OptTensor& bias, bool mx) {
   const int64_t M = x.size(0), K = x.size(1), N = w.size(0);
   Tensor out = at::empty({M, N}, x.options());
   A16w8Params p = plan(M, N, K, at::cuda::getCurrentDeviceProperties()->multiProcessorCount);
   p.x = x.data_ptr();
-  p.w = w.data_ptr<int8_t>();
-  p.w_scale = w_scale.data_ptr<float>();
+  p.w = static_cast<const int8_t*>(w.data_ptr());
+  p.w_scale = mx ? nullptr : w_scale.data_ptr<float>();
+  p.w_mx_scale = mx ? w_scale.data_ptr<uint8_t>() : nullptr;
   p.bias = bias ? bias->data_ptr() : nullptr;
   p.out = out.data_ptr();
   SplitBuffers split = split_buffers(p.splits, M, N, (N + kA16w8Rows - 1) / kA16w8Rows, x.options());
@@ -54,12 +55,14 @@ Tensor gemv(const Tensor& x, const Tensor& w, const Tensor& w_scale, const OptTe
   return out;
 }
 
+namespace {
+
 Tensor a16w8_linear(const Tensor& x, const Tensor& w, const Tensor& w_scale, const OptTensor& bias) {
   const auto d = contract::a16w8("a16w8_linear", x, w, w_scale, bias);
   c10::cuda::CUDAGuard guard(x.device());
   if (d.M == 0) return at::empty({0, d.N}, x.options());
   static const bool force_dequant = env::is("LOWBIT_A16W8_PATH", "dequant");
-  if (d.M <= kA16w8MaxTokens && !force_dequant) return gemv(x, w, w_scale, bias);
+  if (d.M <= kA16w8MaxTokens && !force_dequant) return rows8_gemv(x, w, w_scale, bias, /*mx=*/false);
   Tensor wd = at::empty({d.N, d.K}, x.options());
   launch_a16w8_dequant(x.scalar_type() == at::kBFloat16, w.data_ptr<int8_t>(), w_scale.data_ptr<float>(),
                        wd.data_ptr(), d.N, d.K, at::cuda::getCurrentCUDAStream());

@@ -16,10 +16,13 @@ constexpr int kA16w8MaxTokens = 32;
 constexpr int a16w8_tiles(int64_t M) { return M <= 8 ? 1 : M <= 16 ? 2 : 4; }
 constexpr int a16w8_ctas_per_sm(int tiles) { return tiles == 1 ? 4 : tiles == 2 ? 3 : 2; }
 
+// One kernel, two weight formats of 8-bit rows: int8 codes with a per-channel fp32 scale
+// (a16w8), or e4m3 codes with an E8M0 scale per 32 along K (MXFP8 weights, bf16 x: mxfp8).
 struct A16w8Params {
-  const void* x;         // T (M, K)
-  const int8_t* w;       // (N, K), row-major
-  const float* w_scale;  // (N,)
+  const void* x;               // T (M, K)
+  const int8_t* w;             // (N, K), row-major: int8, or e4m3 bytes when w_mx_scale is set
+  const float* w_scale;        // (N,) per-channel scale; null with w_mx_scale
+  const uint8_t* w_mx_scale;   // E8M0 (N, K / 32) for e4m3 weights, else null
   const void* bias;      // T (N,) or null
   void* out;             // T (M, N)
   float* partial;        // fp32 [splits][M][N], splits > 1

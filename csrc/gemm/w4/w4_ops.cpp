@@ -1,5 +1,6 @@
 // 4-bit weight and MX ops on CUDA: a16w4_linear, mxfp4_linear and a8w4_mx_mm / a8w4_mx_linear
-// (GEMV for M <= 32, mixed-input wgmma to 256, dequantize + cuBLAS above), mxfp8_mm / mxfp8_linear (dequantize + cuBLAS),
+// (GEMV for M <= 32, mixed-input wgmma to 256 / 512, dequantize + cuBLAS above), mxfp8_mm / mxfp8_linear
+// (the 8-bit-row GEMV of gemm/int8 for M <= 32 with bf16 output, else dequantize + cuBLAS),
 // prepack_w4 / unpack_w4. Semantics: csrc/cpu/linear.cpp, csrc/cpu/w4_layout.cpp.
 // This file: argument contracts, the path and split plan, allocation.
 #include <ATen/core/dispatch/Dispatcher.h>
@@ -13,6 +14,8 @@
 #include <algorithm>
 #include <cstdio>
 
+#include "gemm/int8/a16w8_params.h"
+#include "gemm/int8/rows8_gemv.h"
 #include "gemm/w4/w4_launch.h"
 #include "lowbit/contracts.h"
 #include "lowbit/env.h"
@@ -121,19 +124,24 @@ Tensor dequant_matmul(const Tensor& x, const Tensor& w, const Tensor& scales, co
   return at::linear(x, wd, bias);
 }
 
-// M = 33..256: the mixed-input wgmma GEMM (w4_wgmma.cuh; int4 after a pre-pass for the sums
-// of x per group). Measured on the H100 (bench/NOTES.md session 4) against dequantize +
-// cuBLAS: at M = 64 / 256 int4 0.44-0.72x vs 0.37-0.42x, mxfp4 0.71-1.16x vs 0.37-0.42x; at
-// M >= 1024 it loses (int4 0.40-0.46x vs 0.69-0.95x, mxfp4 0.64-0.67x vs 0.71-0.99x), so the
-// dequantize path keeps large M. M = 257..1023 is unmeasured: the cut is at the last win.
+// M > 32: the mixed-input wgmma GEMM (w4_wgmma.cuh; int4 after a pre-pass for the sums of x
+// per group) or dequantize + cuBLAS, as measured on the H100 (bench/NOTES.md session 4):
+//  - mxfp4 (its sums chain over K, no promotion): wgmma to M = 512 (8192^2 / 28672 x 8192:
+//    M = 64 0.72 / 1.16x cuBLAS vs 0.37 / 0.39x dequantized; M = 512 0.66 / 0.66x vs 0.52 /
+//    0.55x), dequantize from M = 1024 (0.67x vs 0.71x);
+//  - int4 with groups of 128 or per channel (one promotion per 128-K block or none): wgmma to
+//    M = 256 (g128 M = 256: 0.48 / 0.44x vs 0.40 / 0.41x), dequantize from 512 (0.39x vs 0.52x);
+//  - int4 with groups of 32 or 64: dequantize (wgmma 0.17 / 0.29x at M = 64: a promotion every
+//    32 or 64 of K stalls the tensor core; the GEMV's promotion cost, larger).
 // Full 128-row CTAs and 128-element blocks only: N % 128 == 0, K % 128 == 0.
-// LOWBIT_A16W4_LARGE=wgmma|dequant forces one for every M > 32 (A/B runs).
-constexpr int64_t kWgmmaMaxTokens = 256;
-bool wgmma_applies(int64_t M, int64_t N, int64_t K) {
+// LOWBIT_A16W4_LARGE=wgmma|dequant forces one for every M > 32 and every group (A/B runs).
+constexpr int64_t kWgmmaMaxTokensInt4 = 256, kWgmmaMaxTokensMx = 512;
+bool wgmma_applies(int64_t M, int64_t N, int64_t K, int64_t g, bool mx) {
   static const bool force_wgmma = env::is("LOWBIT_A16W4_LARGE", "wgmma");
   static const bool force_dequant = env::is("LOWBIT_A16W4_LARGE", "dequant");
   if (force_dequant || N % kWgRows != 0 || K % 128 != 0) return false;
-  return force_wgmma || M <= kWgmmaMaxTokens;
+  if (force_wgmma) return true;
+  return mx ? M <= kWgmmaMaxTokensMx : (g >= 128 && M <= kWgmmaMaxTokensInt4);
 }
 
 // mx: mxfp4 weights (E8M0 scales folded into the bf16 A operand exactly: no sums of x, no
@@ -173,14 +181,14 @@ Tensor a16w4_linear(const Tensor& x, const Tensor& w, const Tensor& scales, cons
   const Path path = forced_path();
   const bool small = path == Path::kGemv || (path == Path::kAuto && d.M <= kGemvMaxTokens);
   if (small && d.M <= kGemvMaxTokens) return gemv(x, w, scales, zeros, g, bias);
-  if (path == Path::kAuto && wgmma_applies(d.M, d.N, d.K))
+  if (path == Path::kAuto && wgmma_applies(d.M, d.N, d.K, g, /*mx=*/false))
     return wgmma_matmul(x, w, scales, zeros, g, bias, /*mx=*/false);
   return dequant_matmul(x, w, scales, zeros, g, bias);
 }
 
 // y = x w^T for mxfp4 weights, x in bf16, fp16 or fp32, y in out_dtype (bias in out_dtype):
 // the GEMV for M <= 32 when x is 16-bit and y has its dtype; the mixed-input wgmma GEMM for
-// bf16 up to 256 tokens (wgmma_applies); else the weight dequantized (bf16 holds every
+// bf16 up to 512 tokens (wgmma_applies); else the weight dequantized (bf16 holds every
 // e2m1 x 2^k exactly, so bf16 runs in bf16 and cuBLAS; anything else in fp32, one rounding).
 Tensor mx4_matmul(const Tensor& x, const Tensor& w, const Tensor& w_scale, const OptTensor& bias,
                   at::ScalarType out_dtype) {
@@ -190,7 +198,7 @@ Tensor mx4_matmul(const Tensor& x, const Tensor& w, const Tensor& w_scale, const
   const bool bf16 = x16 && out_dtype == at::kBFloat16;
   if (x16 && M <= kGemvMaxTokens && path != Path::kDequant)
     return gemv(x, w, w_scale, std::nullopt, 32, bias, /*mx=*/true);
-  if (bf16 && path == Path::kAuto && wgmma_applies(M, N, K))
+  if (bf16 && path == Path::kAuto && wgmma_applies(M, N, K, 32, /*mx=*/true))
     return wgmma_matmul(x, w, w_scale, std::nullopt, 32, bias, /*mx=*/true);
   Tensor wd = at::empty({N, K}, x.options().dtype(bf16 ? at::kBFloat16 : at::kFloat));
   launch_dequant_mx(Elem::kBF16, /*fp32_out=*/!bf16, reinterpret_cast<const uint32_t*>(w.data_ptr<int32_t>()),
@@ -221,19 +229,25 @@ Tensor a8w4_mx_dequantized(const Tensor& a, const Tensor& a_scale, const Tensor&
   return mx4_matmul(a_dq, w, w_scale, bias, out_dtype);
 }
 
-// mxfp8 (MXFP8 activations and weights): no dedicated kernel yet. Both operands are dequantized
-// exactly (e4m3 x 2^(e - 127): exact in fp32, and in bf16 down to 2^-133) to bf16 when the output
-// is bf16 (then cuBLAS bf16 with fp32 sums), else to fp32 (an fp32 GEMM): correct, about cuBLAS
-// bf16's speed at large M, slower than bf16 at small M (the weight pass). Kept here with the
-// other MX ops, whose activation dequantizer it shares.
+// mxfp8 (MXFP8 activations and weights). The activations are dequantized exactly (e4m3 x
+// 2^(e - 127): exact in fp32, and in bf16 down to 2^-133), to bf16 when the output is bf16,
+// else to fp32. M <= 32 with bf16 output: the 8-bit-row GEMV (gemm/int8/rows8_gemv.h) reads the
+// e4m3 weights once and applies their E8M0 scales exactly in registers. Else the weights are
+// dequantized the same way and cuBLAS bf16 (fp32 sums) or an fp32 GEMM runs: about cuBLAS
+// bf16's speed at large M. LOWBIT_MXFP8_PATH=dequant forces the second path (A/B runs).
+// Kept here with the other MX ops, whose activation quantizer and dequantizer it shares.
 Tensor mx8_dequantized(const Tensor& a, const Tensor& a_scale, const Tensor& b, const Tensor& b_scale,
                        const OptTensor& bias, at::ScalarType out_dtype) {
   const bool bf16 = out_dtype == at::kBFloat16;
   const auto type = a.options().dtype(bf16 ? at::kBFloat16 : at::kFloat);
   const cudaStream_t stream = at::cuda::getCurrentCUDAStream();
-  Tensor a_dq = at::empty(a.sizes(), type), b_dq = at::empty(b.sizes(), type);
+  Tensor a_dq = at::empty(a.sizes(), type);
   launch_dequant_mx8(!bf16, static_cast<const uint8_t*>(a.data_ptr()), a_scale.data_ptr<uint8_t>(), a_dq.data_ptr(),
                      a.size(0), a.size(1), stream);
+  static const bool force_dequant = env::is("LOWBIT_MXFP8_PATH", "dequant");
+  if (bf16 && a.size(0) <= int8::kA16w8MaxTokens && !force_dequant)
+    return int8::rows8_gemv(a_dq, b, b_scale, bias, /*mx=*/true);
+  Tensor b_dq = at::empty(b.sizes(), type);
   launch_dequant_mx8(!bf16, static_cast<const uint8_t*>(b.data_ptr()), b_scale.data_ptr<uint8_t>(), b_dq.data_ptr(),
                      b.size(0), b.size(1), stream);
   if (bf16) return at::linear(a_dq, b_dq, bias);

@@ -48,4 +48,17 @@ __device__ __forceinline__ uint32_t s8x2_to_pair(uint32_t word, int b) {
   }
 }
 
+// Two e4m3 bytes of `word` (bytes b and b + 1) times `scale` -> the bf16 pair (lo, hi). For
+// MXFP8 weights, scale = 2^(e - 127) of the block. cvt.rn.f16x2.e4m3x2 is exact (every e4m3
+// value is an fp16; NaN stays NaN; low byte -> low half, as cuda_fp8.h's scalar path reads
+// it), the fp32 products by a power of two are exact, and the one rounding to bf16 is exact
+// too down to bf16's smallest subnormal (2^-133): the same bound as the MX dequantizers. sm_89+.
+__device__ __forceinline__ uint32_t e4m3x2_scaled_to_bf16x2(uint32_t word, int b, float scale) {
+  uint32_t h;
+  asm("cvt.rn.f16x2.e4m3x2 %0, %1;" : "=r"(h) : "h"(uint16_t(word >> (8 * b))));
+  const float2 f = __half22float2(*reinterpret_cast<const __half2*>(&h));
+  const __nv_bfloat162 v = __floats2bfloat162_rn(__fmul_rn(f.x, scale), __fmul_rn(f.y, scale));
+  return *reinterpret_cast<const uint32_t*>(&v);
+}
+
 }  // namespace lowbit::ptx
