@@ -177,6 +177,10 @@ __device__ __forceinline__ void a16w4_wgmma_consume(const W4WgmmaParams& p, uint
       }
     }
     ptx::wgmma_wait<0>();  // this block's wgmma have read the stage
+    // Every lane's ld.shared of the weight chunk happens before lane 0's release: without
+    // this, lane 0's arrive orders only its own reads, and compute-sanitizer racecheck found
+    // the producer's next bulk copy into the stage racing the other lanes' reads (session 4).
+    __syncwarp();
     if (lane == 0) ptx::mbarrier_arrive(&empty[stage]);
     if (++stage == kWgStages) stage = 0, phase ^= 1;
   }
