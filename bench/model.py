@@ -3,8 +3,8 @@ shapes) quantized with lowbit_ext.quantize_ in each format, against the same mod
 in one run on one GPU.
 
 Per format it reports: decode speed (tokens/s at each batch size, one token per step from a
-static KV cache, the step compiled with torch.compile(mode="reduce-overhead", fullgraph=True):
-CUDA graphs, so launch overhead does not hide the kernels), prefill time for a long prompt,
+static KV cache, replayed as a CUDA graph so launch overhead does not hide the kernels),
+prefill time for a long prompt,
 weight bytes and peak memory, the quantize_ time, and the logits' relative error against bf16
 (random weights: a functional check of each format's noise, not a quality number; real
 weights are bench/minilm.py's job).
@@ -12,6 +12,12 @@ weights are bench/minilm.py's job).
     python bench/model.py --out bench/results/<date>-h100-model.json                   # GPU
     python bench/model.py --layers 8 --batch 1,16,64 --formats a16w4,w8a8_fp8          # faster
     python bench/model.py --dry-run                                                    # CPU
+
+--decode-mode: `graph` (default) captures the eager decode step in one CUDA graph: the
+kernels the model runs, no inductor fusions, seconds per format; `compile` wraps the step
+in torch.compile(mode="reduce-overhead", fullgraph=True) (what a user would run; inductor
+fuses the elementwise glue, and compiling a 32-block model takes minutes per batch size:
+session 4's run of 2 formats x 3 batch sizes needed ~450 s); `eager` launches every kernel.
 
 --dry-run runs the whole pipeline on the CPU (reference ops) with the tiny config, two
 decode steps and eager mode: it checks the harness, its numbers mean nothing. On a GPU,
@@ -53,13 +59,17 @@ def parse_args(argv=None):
     p.add_argument("--steps", type=int, default=64, help="decode steps timed per batch size")
     p.add_argument("--prefill", default="2048", help="prefill lengths timed (batch 1)")
     p.add_argument("--dtype", default="bfloat16", choices=["bfloat16", "float16"])
-    p.add_argument("--no-compile", action="store_true", help="eager decode (no CUDA graphs)")
+    p.add_argument("--decode-mode", default="graph", choices=["graph", "compile", "eager"],
+                   help="how the decode step runs (see above)")
+    p.add_argument("--no-compile", action="store_true", help="same as --decode-mode eager")
     p.add_argument("--out", default=None, help="JSON file for the results")
     p.add_argument("--dry-run", action="store_true", help="CPU, tiny model, 2 steps: checks the harness")
     a = p.parse_args(argv)
     if a.dry_run:
         a.model, a.layers, a.batch, a.prompt, a.steps, a.prefill = "tiny", 2, "1,2", 8, 2, "16"
         a.no_compile = True
+    if a.no_compile:
+        a.decode_mode = "eager"
     a.formats = [f for f in a.formats.split(",") if f]
     for f in a.formats:
         formats.get(f)
@@ -95,15 +105,30 @@ def _time_ms(fn, device, reps, warmup=2):
     return statistics.median(ts)
 
 
-def decode_step_fn(model, compile_step):
-    def step(tok, pos):
+def decode_step_fn(model, mode, tok, pos):
+    """A zero-argument decode step on the static inputs tok, pos, run as `mode` says."""
+    def step():
         return model(tok, pos)
-    if compile_step:
-        return torch.compile(step, mode="reduce-overhead", fullgraph=True)
+    if mode == "compile":
+        compiled = torch.compile(lambda t, p: model(t, p), mode="reduce-overhead", fullgraph=True)
+        return lambda: compiled(tok, pos)
+    if mode == "graph":
+        # warm up on a side stream (lazy allocations, cuBLAS handles), then capture once;
+        # replays reuse the captured memory and read tok / pos in place
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):
+            for _ in range(2):
+                step()
+        torch.cuda.current_stream().wait_stream(side)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            step()
+        return graph.replay
     return step
 
 
-def bench_decode(model, args, device, B, compile_step):
+def bench_decode(model, args, device, B, mode):
     """ms per decode step at batch B: a prompt of args.prompt tokens fills the cache first."""
     cfg = model.cfg
     model.setup_caches(max_batch=B, max_seq=args.prompt + args.steps + 8)
@@ -111,15 +136,10 @@ def bench_decode(model, args, device, B, compile_step):
     prompt = torch.randint(0, cfg.vocab_size, (B, args.prompt), generator=g).to(device)
     with torch.no_grad():
         model(prompt, torch.arange(args.prompt, device=device))
-        step = decode_step_fn(model, compile_step)
+        # the same position every time: the cache content does not change the work
         tok = torch.randint(0, cfg.vocab_size, (B, 1), generator=g).to(device)
         pos = torch.tensor([args.prompt], device=device)
-
-        def one():
-            # the same position every time: the cache content does not change the work
-            return step(tok, pos)
-
-        ms = _time_ms(one, device, reps=args.steps, warmup=3)
+        ms = _time_ms(decode_step_fn(model, mode, tok, pos), device, reps=args.steps, warmup=3)
     for b in model.layers:
         b.attn.kv_cache = None
     return ms
@@ -160,13 +180,22 @@ def run_format(name, base, args, device, ref_logits, eval_tokens):
     with torch.no_grad():
         logits = model(eval_tokens).float()
     info["rel_err_vs_bf16"] = (logits - ref_logits).norm().item() / ref_logits.norm().item()
-    compile_step = not args.no_compile and device.type == "cuda"
+    mode = args.decode_mode if device.type == "cuda" else "eager"
+    timing = {"graph": "cuda_graph", "compile": "compiled_cuda_graph", "eager": "eager"}[mode]
     for B in args.batch:
         try:
             torch._dynamo.reset()
-            ms = bench_decode(model, args, device, B, compile_step)
+            how = timing if device.type == "cuda" else "cpu"
+            try:
+                ms = bench_decode(model, args, device, B, mode)
+            except Exception as e:  # a step that cannot be captured is still timed, eagerly, and said so
+                if mode != "graph":
+                    raise
+                log(f"  {name} decode B={B}: graph capture failed ({type(e).__name__}: {e}); timing eager")
+                torch.cuda.synchronize()
+                ms, how = bench_decode(model, args, device, B, "eager"), f"eager (capture failed: {type(e).__name__})"
             rows.append(dict(format=name, phase="decode", batch=B, ms_per_step=ms, tokens_per_s=B * 1e3 / ms,
-                             timing="cuda_graph" if compile_step else ("eager" if device.type == "cuda" else "cpu")))
+                             timing=how))
             log(f"  {name:10s} decode B={B:4d}: {ms:8.3f} ms/step  {B * 1e3 / ms:10.1f} tok/s")
         except Exception as e:  # one failing shape must not lose the others' numbers
             rows.append(dict(format=name, phase="decode", batch=B, error=f"{type(e).__name__}: {e}"))

@@ -147,6 +147,9 @@ def markdown(rows, meta) -> str:
     return "\n".join(out)
 
 
+MARKER = "<!-- end of the generated table: bench/quant_quality.py keeps what follows -->"
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", default=None, help="write the markdown table here")
@@ -160,8 +163,16 @@ def main():
     md = markdown(rows, meta)
     print(md)
     if args.out:
+        # The file goes on after the table with hand-written sections (what it shows, speed,
+        # per-format cosines): keep everything from the marker on.
+        rest = MARKER + "\n"
+        if os.path.exists(args.out):
+            with open(args.out) as f:
+                old = f.read()
+            if MARKER in old:
+                rest = old[old.index(MARKER):]
         with open(args.out, "w") as f:
-            f.write(md)
+            f.write(md + "\n" + rest)
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"meta": meta, "rows": rows}, f, indent=1)

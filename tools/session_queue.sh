@@ -59,3 +59,10 @@ TAIL=60 step 150 table python3 bench/gemm.py --formats a16w4,mxfp4,mxfp8 --a16w4
   --ms 1,16,32,64,256,512,1024 --shapes 8192x8192,28672x8192 --peers none --budget-s 120 --out "$OUT/table.json"
 step 150 memcheck compute-sanitizer --tool memcheck --error-exitcode 9 python3 tests/sanitize_w4_int8.py
 fi
+# Session 5's first call (bench/NOTES.md "Session 4" -> "Next"): the racecheck of the wgmma fix,
+# then the end-to-end table (decode in captured CUDA graphs: no inductor compile per batch).
+#   PART=6 TESTS="tests/test_cuda_a16w4.py tests/test_cuda_mxfp4.py" EXTRA='bash tools/session_queue.sh' BENCH=0 bash tools/device_run.sh
+if [ "$PART" = 6 ]; then
+step 120 racecheck compute-sanitizer --tool racecheck --error-exitcode 9 python3 tests/sanitize_w4_int8.py
+TAIL=40 step 330 model python3 bench/model.py --batch 1,8,32 --prefill 2048 --out "$OUT/model.json"
+fi
