@@ -22,6 +22,9 @@ VARIANTS = [
      "matches_reference or repeatable or nan_scale or decode_exactly or extreme_scales or graph"),
     ("a16w4-gemv-smem", {"LOWBIT_A16W4_GEMV": "smem"}, ["test_cuda_a16w4.py", "test_cuda_mxfp4.py"],
      "matches_reference or repeatable or nan_scale or extreme_scales"),
+    # v7b: v7 with a register ring of blocks and the g128 scales loaded with the weights (not yet run)
+    ("a16w4-gemv-pipe", {"LOWBIT_A16W4_GEMV": "pipe"}, ["test_cuda_a16w4.py", "test_cuda_mxfp4.py"],
+     "matches_reference or repeatable or nan_scale or decode_exactly or extreme_scales or graph"),
     # mixed-input wgmma GEMM (default at 33..256 tokens, full 128-row tiles) at every M > 32,
     # and dequantize + cuBLAS at every M > 32
     ("a16w4-large-wgmma", {"LOWBIT_A16W4_LARGE": "wgmma"}, ["test_cuda_a16w4.py", "test_cuda_mxfp4.py"],

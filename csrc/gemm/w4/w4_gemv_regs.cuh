@@ -29,14 +29,24 @@
 
 namespace lowbit::w4 {
 
-template <typename T, int kTiles, int kChunks, bool kZeros, bool kMx>
+// kPipe (v7b, LOWBIT_A16W4_GEMV=pipe; written in session 4, not yet run): v7 issues kUnroll
+// blocks' loads, then computes all of them with nothing in flight, and every g128 promotion
+// waits on its scale / zero loads from L2 (a warp spends ~5.6k cycles per block at M = 1,
+// 8192^2, where HBM needs ~1.2k). v7b keeps a ring of kUnroll blocks in registers: computing
+// block b is followed by the load of block b + kUnroll into its slot, so kUnroll - 1 blocks
+// stay in flight during the compute; with groups of 128 each slot also carries its block's
+// scales and zero points, loaded with the weights. (8 and 32 tokens; 16 keep v7's loop.)
+template <typename T, int kTiles, int kChunks, bool kZeros, bool kMx, bool kPipe = false>
 __global__ void __launch_bounds__(kGemvThreads, gemv_regs_ctas_per_sm(kTiles))
     a16w4_gemv_regs_kernel(const GemvParams p) {
   static_assert(kTiles == 1 || kTiles == 2 || kTiles == 4, "8, 16 or 32 tokens");
   static_assert(kChunks == 0 || kChunks == 1 || kChunks == 2 || kChunks == 4, "groups of 32, 64, 128 or per row");
   static_assert(!kMx || (kChunks == 1 && !kZeros), "MX: one E8M0 scale per 32 elements, no zero point");
   constexpr bool kSumX = !kMx;              // the zero-point term needs sum x (z = 8 when symmetric)
-  constexpr int kUnroll = kTiles == 1 ? 4 : 2;  // blocks in flight per thread (registers)
+  // v7b's ring keeps every slot live: at 16 tokens (85 registers, 2 slots) it spilled 36-76
+  // bytes, so 16 tokens keep v7's loop; at 8 tokens 3 slots (4 spilled 60-176 bytes).
+  constexpr bool kRing = kPipe && kTiles != 2;
+  constexpr int kUnroll = kTiles == 1 ? (kRing ? 3 : 4) : 2;  // blocks in flight per thread
   using Scale = std::conditional_t<kMx, uint8_t, T>;
 
   const int row_cta = blockIdx.x, split = blockIdx.y;
@@ -94,12 +104,8 @@ __global__ void __launch_bounds__(kGemvThreads, gemv_regs_ctas_per_sm(kTiles))
   const Scale* scales = static_cast<const Scale*>(p.scales);
   const T* zeros = static_cast<const T*>(p.zeros);
   const int groups = kChunks == 0 ? 1 : p.K / p.group;
-  auto promote = [&](int g) {
-    const size_t i0 = size_t(r0c) * groups + g, i1 = size_t(r1c) * groups + g;
-    float s0, s1;
-    if constexpr (kMx) s0 = e8m0_to_float(scales[i0]), s1 = e8m0_to_float(scales[i1]);
-    else s0 = ptx::to_f32(scales[i0]), s1 = ptx::to_f32(scales[i1]);
-    const float z0 = kZeros ? ptx::to_f32(zeros[i0]) : 8.f, z1 = kZeros ? ptx::to_f32(zeros[i1]) : 8.f;
+  // (fold: the promotion with this group's scales and zero points, already in registers)
+  auto fold = [&](float s0, float s1, float z0, float z1) {
 #pragma unroll
     for (int t = 0; t < kTiles; ++t) {
 #pragma unroll
@@ -115,8 +121,39 @@ __global__ void __launch_bounds__(kGemvThreads, gemv_regs_ctas_per_sm(kTiles))
       }
     }
   };
+  auto promote = [&](int g) {
+    const size_t i0 = size_t(r0c) * groups + g, i1 = size_t(r1c) * groups + g;
+    float s0, s1;
+    if constexpr (kMx) s0 = e8m0_to_float(scales[i0]), s1 = e8m0_to_float(scales[i1]);
+    else s0 = ptx::to_f32(scales[i0]), s1 = ptx::to_f32(scales[i1]);
+    const float z0 = kZeros ? ptx::to_f32(zeros[i0]) : 8.f, z1 = kZeros ? ptx::to_f32(zeros[i1]) : 8.f;
+    fold(s0, s1, z0, z1);
+  };
 
-  auto compute_block = [&](int b, const uint4& c0, const uint4& c1) {
+  // kPipe with groups of 128: block b's group is block0 + b; its scales / zero points
+  // (as T; rows clamped like the weights; past the slice: unused).
+  constexpr bool kPrefetch = kRing && kChunks == 4 && !kMx;
+  struct GroupVals {  // the two rows' 16-bit values, packed (row r0 low, r1 high)
+    uint32_t s, z;
+  };
+  auto bits = [](T v) { return uint32_t(*reinterpret_cast<const uint16_t*>(&v)); };
+  auto half = [](uint32_t packed, int hi) {
+    const uint16_t b = uint16_t(hi ? packed >> 16 : packed);
+    return ptx::to_f32(*reinterpret_cast<const T*>(&b));
+  };
+  auto load_group = [&](int b) {
+    GroupVals v{0u, 0u};
+    if constexpr (kPrefetch) {
+      if (b < nb) {
+        const size_t i0 = size_t(r0c) * groups + block0 + b, i1 = size_t(r1c) * groups + block0 + b;
+        v.s = bits(scales[i0]) | bits(scales[i1]) << 16;
+        if constexpr (kZeros) v.z = bits(zeros[i0]) | bits(zeros[i1]) << 16;
+      }
+    }
+    return v;
+  };
+
+  auto compute_block = [&](int b, const uint4& c0, const uint4& c1, const GroupVals& gv) {
     const uint32_t wr0[4] = {c0.x, c0.y, c0.z, c0.w}, wr1[4] = {c1.x, c1.y, c1.z, c1.w};
 #pragma unroll
     for (int j = 0; j < 4; ++j) {
@@ -130,19 +167,38 @@ __global__ void __launch_bounds__(kGemvThreads, gemv_regs_ctas_per_sm(kTiles))
                           : make_uint4(0, 0, 0, 0);
       }
       mma_chunk<T, kTiles, kMx, kSumX>(acc, sum_x, wr0[j], wr1[j], xv);
-      if constexpr (kChunks > 0) {
+      if constexpr (kPrefetch) {
+        if (j == 3)
+          fold(half(gv.s, 0), half(gv.s, 1), kZeros ? half(gv.z, 0) : 8.f, kZeros ? half(gv.z, 1) : 8.f);
+      } else if constexpr (kChunks > 0) {
         if (j % kChunks == kChunks - 1) promote((k_begin + k_local) / p.group);
       }
     }
   };
 
-  for (int b0 = 0; b0 < nb; b0 += kUnroll) {
+  if constexpr (kRing) {
+    // A ring of kUnroll blocks in registers; slot u holds block b0 + u.
     uint4 c0[kUnroll], c1[kUnroll];
+    GroupVals gv[kUnroll];
 #pragma unroll
-    for (int u = 0; u < kUnroll; ++u) load_block(b0 + u, c0[u], c1[u]);  // all loads first
+    for (int u = 0; u < kUnroll; ++u) load_block(u, c0[u], c1[u]), gv[u] = load_group(u);
+    for (int b0 = 0; b0 < nb; b0 += kUnroll) {
 #pragma unroll
-    for (int u = 0; u < kUnroll; ++u)
-      if (b0 + u < nb) compute_block(b0 + u, c0[u], c1[u]);
+      for (int u = 0; u < kUnroll; ++u) {
+        if (b0 + u < nb) compute_block(b0 + u, c0[u], c1[u], gv[u]);
+        load_block(b0 + u + kUnroll, c0[u], c1[u]);  // past the slice: zeros, no access
+        gv[u] = load_group(b0 + u + kUnroll);
+      }
+    }
+  } else {
+    for (int b0 = 0; b0 < nb; b0 += kUnroll) {
+      uint4 c0[kUnroll], c1[kUnroll];
+#pragma unroll
+      for (int u = 0; u < kUnroll; ++u) load_block(b0 + u, c0[u], c1[u]);  // all loads first
+#pragma unroll
+      for (int u = 0; u < kUnroll; ++u)
+        if (b0 + u < nb) compute_block(b0 + u, c0[u], c1[u], GroupVals{0u, 0u});
+    }
   }
   if constexpr (kChunks == 0) promote(0);  // one group per row: this slice's share
 

@@ -17,8 +17,9 @@ namespace {
 template <typename T, int kTiles, int kChunks, bool kZeros, bool kMx = false>
 void gemv(const GemvParams& p, cudaStream_t stream) {
   dim3 grid((p.N + kGemvRows - 1) / kGemvRows, p.splits);
-  if (p.regs) {  // v7: no shared memory
-    a16w4_gemv_regs_kernel<T, kTiles, kChunks, kZeros, kMx><<<grid, kGemvThreads, 0, stream>>>(p);
+  if (p.regs) {  // v7 (regs == 1) or v7b (2): no shared memory
+    if (p.regs == 2) a16w4_gemv_regs_kernel<T, kTiles, kChunks, kZeros, kMx, true><<<grid, kGemvThreads, 0, stream>>>(p);
+    else a16w4_gemv_regs_kernel<T, kTiles, kChunks, kZeros, kMx><<<grid, kGemvThreads, 0, stream>>>(p);
     C10_CUDA_KERNEL_LAUNCH_CHECK();
     return;
   }

@@ -60,15 +60,18 @@ GemvPlan plan_gemv(int64_t M, int64_t N, int64_t K, int64_t g, bool zeros, int s
 }
 
 // Which GEMV: v7 (w4_gemv_regs.cuh, weights straight into registers) for the 32-token tile,
-// v6 (w4_gemv.cuh, weights staged through shared memory by bulk copies) for 1..16 tokens:
+// v6 (w4_gemv.cuh, weights staged through shared memory by bulk copies) for 1..16 tokens,
 // measured on the H100 (bench/NOTES.md session 4), v7 at M = 32 0.73-0.80x cuBLAS where v6
 // gets 0.49-0.64x, and v6 at M = 1..16 1.0-2.2x where v7 gets 0.76-1.44x.
-// LOWBIT_A16W4_GEMV=regs|smem forces one for every M <= 32 (A/B runs).
-bool gemv_uses_regs(int64_t M) {
+// LOWBIT_A16W4_GEMV=regs|smem forces one for every M <= 32 (A/B runs); =pipe the v7b variant
+// of v7 (w4_gemv_regs.cuh kPipe; written in session 4, not yet run). Returns GemvParams::regs.
+int gemv_regs_mode(int64_t M) {
   static const bool force_regs = env::is("LOWBIT_A16W4_GEMV", "regs");
   static const bool force_smem = env::is("LOWBIT_A16W4_GEMV", "smem");
-  if (force_regs || force_smem) return force_regs;
-  return gemv_tiles(M) == 4;
+  static const bool force_pipe = env::is("LOWBIT_A16W4_GEMV", "pipe");
+  if (force_pipe) return 2;
+  if (force_regs || force_smem) return force_regs ? 1 : 0;
+  return gemv_tiles(M) == 4 ? 1 : 0;
 }
 
 // The v7 GEMV (w4_gemv_regs.cuh) keeps nothing in shared memory: its CTAs per SM come from
@@ -85,7 +88,7 @@ Tensor gemv(const Tensor& x, const Tensor& w, const Tensor& scales, const OptTen
   const int64_t M = x.size(0), K = x.size(1), N = w.size(0);
   Tensor out = at::empty({M, N}, x.options());
   const int sms = at::cuda::getCurrentDeviceProperties()->multiProcessorCount;
-  const bool regs = gemv_uses_regs(M);
+  const int regs = gemv_regs_mode(M);
   const GemvPlan plan = regs ? plan_gemv_regs(M, N, K, sms)
                              : plan_gemv(M, N, K, g, zeros.has_value(), sms, int(x.element_size()),
                                          mx ? 1 : int(x.element_size()));
@@ -101,7 +104,7 @@ Tensor gemv(const Tensor& x, const Tensor& w, const Tensor& scales, const OptTen
   p.splits = plan.splits;
   static const bool bulk = env::integer("LOWBIT_A16W4_BULK", 1) != 0;  // 0: cp.async only (A/B runs)
   p.bulk = bulk ? 1 : 0;
-  p.regs = regs ? 1 : 0;
+  p.regs = regs;
   SplitBuffers split = split_buffers(plan.splits, M, N, (N + kGemvRows - 1) / kGemvRows, x.options());
   p.partial = split.partial_ptr();
   p.arrivals = split.arrivals_ptr();

@@ -24,7 +24,7 @@ struct GemvParams {
   int k_slice;            // elements of K per split: a multiple of 128
   int splits;
   int bulk;               // 1: full blocks by 1 KB bulk copies (default; LOWBIT_A16W4_BULK=0: cp.async)
-  int regs;               // 1: the register-streaming GEMV v7 (the 32-token tile; w4_ops.cpp)
+  int regs;               // 0: GEMV v6; 1: v7, register streaming (the 32-token tile); 2: v7b (w4_ops.cpp)
 };
 
 constexpr int kGemvStages = 4;                 // 128-element weight blocks in flight per warp (1 KB each)
