@@ -187,6 +187,24 @@ def test_mxfp8_linear_matches_reference(M, dtype):
     assert_close_elementwise(y, ref, a64(aq, sa), a64(b, sb), 2.0 ** -7 if dtype == BF16 else 2.0 ** -9, "mxfp8")
 
 
+# Full 128-row tiles and 128-element blocks: with LOWBIT_ROWS8_LARGE=wgmma (written in session
+# 4, not yet run: tests/test_cuda_variants.py) M > 32 with bf16 output takes the mixed-input
+# wgmma GEMM on the e4m3 rows (scales folded exactly, sums chained in fp32); else the
+# dequantize path.
+@pytest.mark.parametrize("N,K", [(128, 512), (384, 4096)])
+@pytest.mark.parametrize("M", [33, 129, 300])
+def test_mxfp8_large_m_full_tiles(M, N, K):
+    gen = torch.Generator().manual_seed(M * 5 + N + K)
+    a, sa = mx8_operand(M, K, gen, "quantized")
+    b, sb = mx8_weight(N, K, gen)
+    bias = torch.randn(N, generator=gen).to(BF16)
+    ref = ops.mxfp8_mm(a, sa, b, sb, bias, BF16)
+    poison_allocator(M * N * 2, N * K * 4, M * K * 4)
+    y = ops.mxfp8_mm(*to_cuda(a, sa, b, sb, bias), BF16)
+    assert y.is_cuda and y.dtype == BF16 and y.shape == (M, N)
+    assert_close_elementwise(y, ref, a64(a, sa), a64(b, sb), 2.0 ** -7, "mxfp8 large M")
+
+
 @pytest.mark.parametrize("M", [1, 8, 32])
 def test_mxfp8_gemv_split_k_repeatable(M):
     # K = 8192: many 64-element chunks, so the GEMV splits K across CTAs and reduces the

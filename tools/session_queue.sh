@@ -66,10 +66,17 @@ if [ "$PART" = 6 ]; then
 step 120 racecheck compute-sanitizer --tool racecheck --error-exitcode 9 python3 tests/sanitize_w4_int8.py
 TAIL=40 step 330 model python3 bench/model.py --batch 1,8,32 --prefill 2048 --out "$OUT/model.json"
 fi
-# Session 5's second call: the GEMV v7b A/B (its variant test first), then the same table.
+# Session 5's second call: the two candidates written blind in session 4, each variant test
+# first, then its A/B: GEMV v7b (LOWBIT_A16W4_GEMV=pipe) and the wgmma GEMM on 8-bit rows
+# (LOWBIT_ROWS8_LARGE=wgmma: a16w8 and mxfp8 at M > 32).
 #   PART=7 EXTRA='bash tools/session_queue.sh' BENCH=0 bash tools/device_run.sh nothing
 if [ "$PART" = 7 ]; then
-TAIL=4 step 150 variant_pipe python3 -m pytest -q -m cuda -p no:cacheprovider tests/test_cuda_variants.py -k pipe
+TAIL=4 step 200 variants_new python3 -m pytest -q -m cuda -p no:cacheprovider tests/test_cuda_variants.py -k "pipe or rows8"
+for v in "base:" "wg:LOWBIT_ROWS8_LARGE=wgmma"; do
+  name=${v%%:*}; knob=${v#*:}
+  TAIL=16 step 120 "rows8_$name" env $knob python3 bench/gemm.py --formats a16w8,mxfp8 --ms 64,256,512,1024,4096 \
+    --shapes 8192x8192,28672x8192 --peers none --budget-s 90 --out "$OUT/rows8_$name.json"
+done
 for v in "base:" "pipe:LOWBIT_A16W4_GEMV=pipe"; do
   name=${v%%:*}; knob=${v#*:}
   TAIL=20 step 120 "gemv_$name" env $knob python3 bench/gemm.py --formats a16w4,mxfp4 --ms 1,4,8,16,32 \

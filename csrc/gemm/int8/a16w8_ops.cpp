@@ -15,6 +15,7 @@
 
 #include "gemm/int8/a16w8_launch.h"
 #include "gemm/int8/rows8_gemv.h"
+#include "gemm/w4/mixed_wgmma.h"
 #include "lowbit/contracts.h"
 #include "lowbit/env.h"
 #include "lowbit/gemv_split.h"
@@ -63,6 +64,8 @@ Tensor a16w8_linear(const Tensor& x, const Tensor& w, const Tensor& w_scale, con
   if (d.M == 0) return at::empty({0, d.N}, x.options());
   static const bool force_dequant = env::is("LOWBIT_A16W8_PATH", "dequant");
   if (d.M <= kA16w8MaxTokens && !force_dequant) return rows8_gemv(x, w, w_scale, bias, /*mx=*/false);
+  if (!force_dequant && w4::rows8_wgmma_applies(d.M, d.N, d.K))  // not yet run: off unless asked
+    return w4::rows8_wgmma_matmul(x, w, w_scale, bias, /*mx=*/false);
   Tensor wd = at::empty({d.N, d.K}, x.options());
   launch_a16w8_dequant(x.scalar_type() == at::kBFloat16, w.data_ptr<int8_t>(), w_scale.data_ptr<float>(),
                        wd.data_ptr(), d.N, d.K, at::cuda::getCurrentCUDAStream());

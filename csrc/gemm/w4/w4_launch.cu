@@ -149,27 +149,28 @@ __global__ void sum_x_kernel(const T* __restrict__ x, float* __restrict__ sum_x,
   if (lane == 0) sum_x[item] = s;
 }
 
-template <typename T, int kChunks, bool kZeros, bool kMx = false>
-void wgmma_typed(const CUtensorMap& tmap_x, const W4WgmmaParams& p, cudaStream_t stream) {
-  auto kernel = a16w4_wgmma_kernel<T, kWgTokens, kChunks, kZeros, kMx>;
-  constexpr int smem = W4WgmmaSmem<kWgTokens>::kBytes;
+// tmap_w: the 8-bit rows' map (kRows8); 4-bit weights come by bulk copies and ignore it.
+template <typename T, int kChunks, bool kZeros, bool kMx = false, bool kRows8 = false>
+void wgmma_typed(const CUtensorMap& tmap_x, const CUtensorMap& tmap_w, const W4WgmmaParams& p, cudaStream_t stream) {
+  auto kernel = a16w4_wgmma_kernel<T, kWgTokens, kChunks, kZeros, kMx, kRows8>;
+  constexpr int smem = W4WgmmaSmem<kWgTokens, kRows8>::kBytes;
   static const bool configured = [&] {
     C10_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
     return true;
   }();
   (void)configured;
   dim3 grid(p.N / kWgRows, (p.M + kWgTokens - 1) / kWgTokens);
-  kernel<<<grid, kWgThreads, smem, stream>>>(tmap_x, p);
+  kernel<<<grid, kWgThreads, smem, stream>>>(tmap_x, tmap_w, p);
   C10_CUDA_KERNEL_LAUNCH_CHECK();
 }
 
 template <typename T, bool kZeros>
 void wgmma_group(const CUtensorMap& tmap_x, const W4WgmmaParams& p, cudaStream_t stream) {
   switch (p.group) {
-    case 32: return wgmma_typed<T, 1, kZeros>(tmap_x, p, stream);
-    case 64: return wgmma_typed<T, 2, kZeros>(tmap_x, p, stream);
-    case 128: return wgmma_typed<T, 4, kZeros>(tmap_x, p, stream);
-    default: return wgmma_typed<T, 0, kZeros>(tmap_x, p, stream);  // one group per row (group == K)
+    case 32: return wgmma_typed<T, 1, kZeros>(tmap_x, tmap_x, p, stream);
+    case 64: return wgmma_typed<T, 2, kZeros>(tmap_x, tmap_x, p, stream);
+    case 128: return wgmma_typed<T, 4, kZeros>(tmap_x, tmap_x, p, stream);
+    default: return wgmma_typed<T, 0, kZeros>(tmap_x, tmap_x, p, stream);  // one group per row (group == K)
   }
 }
 
@@ -245,7 +246,7 @@ void launch_sum_x(Elem t, const void* x, float* sum_x, int64_t M, int64_t K, int
 }
 
 void launch_wgmma(Elem t, const CUtensorMap& tmap_x, const W4WgmmaParams& p, bool mx, cudaStream_t stream) {
-  if (mx) return wgmma_typed<__nv_bfloat16, 0, false, true>(tmap_x, p, stream);  // bf16 only (w4_wgmma.cuh)
+  if (mx) return wgmma_typed<__nv_bfloat16, 0, false, true>(tmap_x, tmap_x, p, stream);  // bf16 only (w4_wgmma.cuh)
   const bool z = p.zeros != nullptr;
   if (t == Elem::kBF16) {
     if (z) wgmma_group<__nv_bfloat16, true>(tmap_x, p, stream);
@@ -254,6 +255,13 @@ void launch_wgmma(Elem t, const CUtensorMap& tmap_x, const W4WgmmaParams& p, boo
     if (z) wgmma_group<__half, true>(tmap_x, p, stream);
     else wgmma_group<__half, false>(tmap_x, p, stream);
   }
+}
+
+void launch_rows8_wgmma(Elem t, bool mx, const CUtensorMap& tmap_x, const CUtensorMap& tmap_w, const W4WgmmaParams& p,
+                        cudaStream_t stream) {
+  if (mx) return wgmma_typed<__nv_bfloat16, 0, false, true, true>(tmap_x, tmap_w, p, stream);  // e4m3: bf16 x only
+  if (t == Elem::kBF16) wgmma_typed<__nv_bfloat16, 0, false, false, true>(tmap_x, tmap_w, p, stream);
+  else wgmma_typed<__half, 0, false, false, true>(tmap_x, tmap_w, p, stream);
 }
 
 void launch_prepack(const uint8_t* plain, uint32_t* packed, int64_t N, int64_t K, cudaStream_t stream) {

@@ -16,6 +16,7 @@
 
 #include "gemm/int8/a16w8_params.h"
 #include "gemm/int8/rows8_gemv.h"
+#include "gemm/w4/mixed_wgmma.h"
 #include "gemm/w4/w4_launch.h"
 #include "lowbit/contracts.h"
 #include "lowbit/env.h"
@@ -175,6 +176,30 @@ Tensor wgmma_matmul(const Tensor& x, const Tensor& w, const Tensor& scales, cons
   return out;
 }
 
+}  // namespace
+
+bool rows8_wgmma_applies(int64_t M, int64_t N, int64_t K) {
+  static const bool on = env::is("LOWBIT_ROWS8_LARGE", "wgmma");
+  return on && M > 32 && N % kWgRows == 0 && K % 128 == 0;
+}
+
+Tensor rows8_wgmma_matmul(const Tensor& x, const Tensor& w, const Tensor& w_scale, const OptTensor& bias, bool mx) {
+  const int64_t M = x.size(0), K = x.size(1), N = w.size(0);
+  Tensor out = at::empty({M, N}, x.options());
+  const CUtensorMap tmap_x = tma::make_2d_sw128(x.data_ptr(), 2, M, K, K, kWgTokens);
+  const CUtensorMap tmap_w = tma::make_2d_sw128(w.data_ptr(), 1, N, K, K, kWgRows);
+  W4WgmmaParams p{};
+  p.scales = mx ? w_scale.data_ptr() : nullptr;
+  p.row_scale = mx ? nullptr : w_scale.data_ptr<float>();
+  p.bias = bias ? bias->data_ptr() : nullptr;
+  p.out = out.data_ptr();
+  p.M = int(M), p.N = int(N), p.K = int(K), p.group = int(K);
+  launch_rows8_wgmma(elem_of(x), mx, tmap_x, tmap_w, p, at::cuda::getCurrentCUDAStream());
+  return out;
+}
+
+namespace {
+
 Tensor a16w4_linear(const Tensor& x, const Tensor& w, const Tensor& scales, const OptTensor& zeros,
                     int64_t group_size, const OptTensor& bias) {
   int64_t g = 0;
@@ -250,6 +275,8 @@ Tensor mx8_dequantized(const Tensor& a, const Tensor& a_scale, const Tensor& b, 
   static const bool force_dequant = env::is("LOWBIT_MXFP8_PATH", "dequant");
   if (bf16 && a.size(0) <= int8::kA16w8MaxTokens && !force_dequant)
     return int8::rows8_gemv(a_dq, b, b_scale, bias, /*mx=*/true);
+  if (bf16 && !force_dequant && rows8_wgmma_applies(a.size(0), b.size(0), b.size(1)))
+    return rows8_wgmma_matmul(a_dq, b, b_scale, bias, /*mx=*/true);
   Tensor b_dq = at::empty(b.sizes(), type);
   launch_dequant_mx8(!bf16, static_cast<const uint8_t*>(b.data_ptr()), b_scale.data_ptr<uint8_t>(), b_dq.data_ptr(),
                      b.size(0), b.size(1), stream);

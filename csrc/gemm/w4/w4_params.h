@@ -56,17 +56,18 @@ inline GemvSmem gemv_smem_layout(int tokens, int k_slice, int elem_bytes, int gr
   return L;
 }
 
-// The mixed-input wgmma kernel for M = 33..256 (w4_wgmma.cuh).
+// The mixed-input wgmma kernel for M > 32 (w4_wgmma.cuh): 4-bit weights and 8-bit rows.
 constexpr int kWgRows = 128;     // weight rows per CTA (2 consumer warpgroups x 64)
 constexpr int kWgThreads = 384;  // producer + 2 consumer warpgroups
 constexpr int kWgStages = 5;
 constexpr int kWgTokens = 128;   // tokens per CTA (wgmma N)
 
 struct W4WgmmaParams {
-  const uint32_t* w;     // int32 (N, K/8), layout v3; N % 128 == 0, K % 128 == 0
+  const uint32_t* w;     // int32 (N, K/8), layout v3; N % 128 == 0, K % 128 == 0 (8-bit rows: by TMA)
   const void* scales;    // T (N, K / group); mxfp4: E8M0 bytes (N, K / 32)
   const void* zeros;     // T (N, K / group) or null (symmetric: z = 8)
   const float* sum_x;    // fp32 (M rounded up to kWgTokens, K / group); mxfp4: unused
+  const float* row_scale;  // int8 rows: fp32 (N,) per-channel scale; else null
   const void* bias;      // T (N,) or null
   void* out;             // T (M, N)
   int M, N, K, group;

@@ -1,6 +1,7 @@
 #pragma once
-// a16w4 and mxfp4 for M = 33..256 (w4_ops.cpp wgmma_applies; measured in session 4, bench/NOTES.md):
-// a mixed-input wgmma GEMM, Y^T tile = W tile (weights on wgmma's register A
+// a16w4 and mxfp4 for M = 33..256 / 512 (w4_ops.cpp wgmma_applies; measured in session 4,
+// bench/NOTES.md), and 8-bit weight rows (kRows8: a16w8's int8, mxfp8's e4m3; written in session 4,
+// not yet run, LOWBIT_ROWS8_LARGE=wgmma): a mixed-input wgmma GEMM, Y^T tile = W tile (weights on wgmma's register A
 // side) x X^T (activations, bf16/fp16, K-major through TMA on the shared-memory B side).
 //
 //   y[m, n] = sum_g s[n, g] * (sum_{k in g} q[n, k] x[m, k] - z[n, g] * sumx[m, g])
@@ -22,6 +23,14 @@
 // step s of the 32-element chunk j, elements 16 s + 2t (+1) sit in quad thread 2 s's word
 // and 16 s + 8 + 2t (+1) in quad thread 2 s + 1's, so each A register is one quad shuffle,
 // a shift by 4t and the GEMV's exact code -> 16-bit conversion (bench/NOTES.md).
+//
+// kRows8: the weights are plain (N, K) byte rows. The producer loads the CTA's 128 rows x 128
+// bytes of a block by one TMA box with the 128-byte swizzle (16-byte chunk c of row r at chunk
+// c ^ (r % 8)); for k16 step s a thread reads words (s ^ g) * 4 + t / 2 and + 2 of its two
+// rows (conflict-free: tools/emulate_rows8_wgmma.py) and converts bytes 2 (t % 2), + 1 of each
+// exactly: int8 -> 16-bit (ptx::s8x2_to_pair; the per-channel scale is applied at the end),
+// e4m3 x 2^(e - 127) -> bf16 (ptx::e4m3x2_scaled_to_bf16x2, E8M0 per 32 folded as for e2m1).
+// Either way the sums chain over all of K: no promotion, no sum of x.
 #include <cuda.h>
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -31,8 +40,10 @@
 
 #include "gemm/w4/w4_gemv.cuh"  // codes_to_pair
 #include "gemm/w4/w4_params.h"
+#include "lowbit/numerics.h"
 #include "lowbit/ptx/convert.cuh"
 #include "lowbit/ptx/mbarrier.cuh"
+#include "lowbit/ptx/memory.cuh"
 #include "lowbit/ptx/tma.cuh"
 #include "lowbit/ptx/warpgroup.cuh"
 #include "lowbit/ptx/wgmma.cuh"
@@ -51,14 +62,17 @@ struct RsMma<__half, kBN> {
   using Op = ptx::WgmmaRsF16<kBN>;
 };
 
-template <int kBN>
+template <int kBN, bool kRows8 = false>
 struct W4WgmmaSmem {
+  static constexpr int kStages = kRows8 ? 4 : kWgStages;  // 8-bit rows: 48 KB stages, 4 fit
   static constexpr int kXHalf = kBN * 128;            // one TMA box: kBN tokens x 64 elements
   static constexpr int kXBytes = 2 * kXHalf;          // a 128-element K block
-  static constexpr int kWBytes = kWgRows * 128 / 2;   // 128 rows x 128 codes: 8 KB
+  // 128 rows x 128 K: 8 KB of 4-bit codes, or 16 KB of bytes (one swizzled TMA box)
+  static constexpr int kWBytes = kRows8 ? kWgRows * 128 : kWgRows * 128 / 2;
   static constexpr int kStageBytes = kXBytes + kWBytes;
-  static constexpr int kBytes = 1024 + kWgStages * kStageBytes + 2 * kWgStages * 8;
+  static constexpr int kBytes = 1024 + kStages * kStageBytes + 2 * kStages * 8;
   static_assert(kXHalf % 1024 == 0, "X boxes keep the 1024-byte alignment of the 128B swizzle");
+  static_assert(kStageBytes % 1024 == 0, "every stage (and its swizzled W box) 1024-byte aligned");
   static_assert(kBytes <= 227 * 1024, "shared memory per CTA on sm_90 is at most 227 KB");
 };
 
@@ -71,17 +85,38 @@ __device__ __forceinline__ uint32_t e8m0_bf16_pair(uint32_t e) {
   return v | (v << 16);
 }
 
+// 8-bit rows (kRows8): thread (grp, tig)'s A registers for k16 step `step` of the block from
+// the swizzled box (row_lo / row_hi: its rows grp and grp + 8): words (step ^ grp) * 4 + tig / 2
+// and + 2, bytes 2 (tig % 2) and + 1 of each. kMx: e4m3 codes times the rows' E8M0 scales (low
+// bytes of e_lo / e_hi), else int8 codes.
+template <typename T, bool kMx>
+__device__ __forceinline__ void rows8_fragment(const uint32_t* row_lo, const uint32_t* row_hi, int step, int grp,
+                                               int tig, uint32_t e_lo, uint32_t e_hi, uint32_t (&a)[4]) {
+  const int wi = (step ^ grp) * 4 + (tig >> 1), b = 2 * (tig & 1);
+  const uint32_t lo0 = ptx::ld_shared_b32(row_lo + wi), hi0 = ptx::ld_shared_b32(row_lo + wi + 2);
+  const uint32_t lo1 = ptx::ld_shared_b32(row_hi + wi), hi1 = ptx::ld_shared_b32(row_hi + wi + 2);
+  if constexpr (kMx) {
+    const float f0 = e8m0_to_float(uint8_t(e_lo)), f1 = e8m0_to_float(uint8_t(e_hi));
+    a[0] = ptx::e4m3x2_scaled_to_bf16x2(lo0, b, f0), a[1] = ptx::e4m3x2_scaled_to_bf16x2(lo1, b, f1);
+    a[2] = ptx::e4m3x2_scaled_to_bf16x2(hi0, b, f0), a[3] = ptx::e4m3x2_scaled_to_bf16x2(hi1, b, f1);
+  } else {
+    a[0] = ptx::s8x2_to_pair<T>(lo0, b), a[1] = ptx::s8x2_to_pair<T>(lo1, b);
+    a[2] = ptx::s8x2_to_pair<T>(hi0, b), a[3] = ptx::s8x2_to_pair<T>(hi1, b);
+  }
+}
+
 // The consumer warpgroups (1 and 2): 64 weight rows each, a warp one 16-row tile, all kBN
 // tokens. kChunks: 32-element chunks per group (1, 2, 4 for 32, 64, 128; 0: one group per row).
-template <typename T, int kBN, int kChunks, bool kZeros, bool kMx>
+template <typename T, int kBN, int kChunks, bool kZeros, bool kMx, bool kRows8>
 __device__ __forceinline__ void a16w4_wgmma_consume(const W4WgmmaParams& p, uint8_t* smem) {
   static_assert(!kMx || (std::is_same_v<T, __nv_bfloat16> && kChunks == 0 && !kZeros),
-                "mxfp4: bf16 activations, scales folded into the operand (no groups, no zero points)");
+                "MX: bf16 activations, scales folded into the operand (no groups, no zero points)");
+  static_assert(!kRows8 || (kChunks == 0 && !kZeros), "8-bit rows: per-channel scale or MX, no groups");
   constexpr int kAccRegs = kBN / 2;
-  using Layout = W4WgmmaSmem<kBN>;
+  using Layout = W4WgmmaSmem<kBN, kRows8>;
   using Mma = typename RsMma<T, kBN>::Op;
-  uint64_t* full = reinterpret_cast<uint64_t*>(smem + kWgStages * Layout::kStageBytes);
-  uint64_t* empty = full + kWgStages;
+  uint64_t* full = reinterpret_cast<uint64_t*>(smem + Layout::kStages * Layout::kStageBytes);
+  uint64_t* empty = full + Layout::kStages;
   const int warpgroup = threadIdx.x / 128, warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int wg = warpgroup - 1, warp_in_wg = warp % 4;
   const int grp = lane / 4, tig = lane % 4, quad = lane & ~3;
@@ -124,9 +159,16 @@ __device__ __forceinline__ void a16w4_wgmma_consume(const W4WgmmaParams& p, uint
     ptx::mbarrier_wait(&full[stage], phase);
     // this warp's 1 KB chunk: row grp's 4 words at uint4 4 grp + tig, row grp + 8's at +32
     const uint8_t* w_stage = smem + stage * Layout::kStageBytes + Layout::kXBytes;
-    const uint4* chunk = reinterpret_cast<const uint4*>(w_stage) + tile * 64;
-    const uint4 c0 = chunk[4 * grp + tig], c1 = chunk[32 + 4 * grp + tig];
-    const uint32_t wr0[4] = {c0.x, c0.y, c0.z, c0.w}, wr1[4] = {c1.x, c1.y, c1.z, c1.w};
+    uint32_t wr0[4] = {}, wr1[4] = {};  // 4-bit codes: this thread's words of the warp's chunk
+    if constexpr (!kRows8) {
+      const uint4* chunk = reinterpret_cast<const uint4*>(w_stage) + tile * 64;
+      const uint4 c0 = chunk[4 * grp + tig], c1 = chunk[32 + 4 * grp + tig];
+      wr0[0] = c0.x, wr0[1] = c0.y, wr0[2] = c0.z, wr0[3] = c0.w;
+      wr1[0] = c1.x, wr1[1] = c1.y, wr1[2] = c1.z, wr1[3] = c1.w;
+    }
+    // 8-bit rows: rows tile * 16 + grp and + 8 of the swizzled box, 128 bytes each
+    const uint32_t* row_lo = reinterpret_cast<const uint32_t*>(w_stage) + (tile * 16 + grp) * 32;
+    const uint32_t* row_hi = row_lo + 8 * 32;
     uint32_t sc0 = 0, sc1 = 0;  // MX: the E8M0 bytes of rows row0, row0 + 8 for this block's 4 chunks
     if constexpr (kMx) {
       const uint8_t* e = static_cast<const uint8_t*>(p.scales) + kb * 4;
@@ -139,6 +181,10 @@ __device__ __forceinline__ void a16w4_wgmma_consume(const W4WgmmaParams& p, uint
       uint32_t a[2][4];  // the two k16 steps of chunk j
 #pragma unroll
       for (int s = 0; s < 2; ++s) {
+        if constexpr (kRows8) {
+          rows8_fragment<T, kMx>(row_lo, row_hi, 2 * j + s, grp, tig, sc0 >> (8 * j), sc1 >> (8 * j), a[s]);
+          continue;
+        }
         const uint32_t lo0 = __shfl_sync(0xffffffffu, wr0[j], quad | (2 * s));
         const uint32_t lo1 = __shfl_sync(0xffffffffu, wr1[j], quad | (2 * s));
         const uint32_t hi0 = __shfl_sync(0xffffffffu, wr0[j], quad | (2 * s + 1));
@@ -182,9 +228,9 @@ __device__ __forceinline__ void a16w4_wgmma_consume(const W4WgmmaParams& p, uint
     // the producer's next bulk copy into the stage racing the other lanes' reads (session 4).
     __syncwarp();
     if (lane == 0) ptx::mbarrier_arrive(&empty[stage]);
-    if (++stage == kWgStages) stage = 0, phase ^= 1;
+    if (++stage == Layout::kStages) stage = 0, phase ^= 1;
   }
-  if constexpr (kMx) {
+  if constexpr (kMx || kRows8) {
 #pragma unroll
     for (int r = 0; r < kAccRegs; ++r) ptx::fence_register(acc[r]), fin[r] = acc[r];
   } else if constexpr (kChunks == 0) {
@@ -196,6 +242,9 @@ __device__ __forceinline__ void a16w4_wgmma_consume(const W4WgmmaParams& p, uint
   // y[tok, row] = fin (+ bias): this thread's rows row0, row0 + 8 for its tokens
   const T* bias = static_cast<const T*>(p.bias);
   T* out = static_cast<T*>(p.out);
+  // int8 rows: the per-channel scale, then the bias (the reference's order, one rounding)
+  constexpr bool kRowScale = kRows8 && !kMx;
+  const float rs[2] = {kRowScale ? p.row_scale[row0] : 1.f, kRowScale ? p.row_scale[row0 + 8] : 1.f};
 #pragma unroll
   for (int c = 0; c < kAccRegs / 4; ++c)
 #pragma unroll
@@ -205,27 +254,29 @@ __device__ __forceinline__ void a16w4_wgmma_consume(const W4WgmmaParams& p, uint
 #pragma unroll
       for (int h = 0; h < 2; ++h) {
         const int row = row0 + 8 * h;
-        const float v = fin[4 * c + 2 * h + u];
+        const float v = kRowScale ? __fmul_rn(fin[4 * c + 2 * h + u], rs[h]) : fin[4 * c + 2 * h + u];
         out[size_t(tok) * p.N + row] = ptx::from_f32<T>(bias ? v + ptx::to_f32(bias[row]) : v);
       }
     }
 }
 
-template <typename T, int kBN, int kChunks, bool kZeros, bool kMx = false>
+template <typename T, int kBN, int kChunks, bool kZeros, bool kMx = false, bool kRows8 = false>
 __global__ void __launch_bounds__(kWgThreads, 1)
-    a16w4_wgmma_kernel(const __grid_constant__ CUtensorMap tmap_x, const W4WgmmaParams p) {
+    a16w4_wgmma_kernel(const __grid_constant__ CUtensorMap tmap_x, const __grid_constant__ CUtensorMap tmap_w,
+                       const W4WgmmaParams p) {
   static_assert(kBN == 64 || kBN == 128 || kBN == 256, "wgmma N of the RS wrappers");
   static_assert(kChunks == 0 || kChunks == 1 || kChunks == 2 || kChunks == 4, "groups of 32, 64, 128 or per row");
-  using Layout = W4WgmmaSmem<kBN>;
+  using Layout = W4WgmmaSmem<kBN, kRows8>;
   extern __shared__ __align__(1024) uint8_t smem_raw[];
   uint8_t* smem = reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(smem_raw) + 1023) & ~uintptr_t(1023));
-  uint64_t* full = reinterpret_cast<uint64_t*>(smem + kWgStages * Layout::kStageBytes);
-  uint64_t* empty = full + kWgStages;
+  uint64_t* full = reinterpret_cast<uint64_t*>(smem + Layout::kStages * Layout::kStageBytes);
+  uint64_t* empty = full + Layout::kStages;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
 
   if (threadIdx.x == 0) {
     ptx::tma_prefetch_desc(&tmap_x);
-    for (int s = 0; s < kWgStages; ++s) {
+    if constexpr (kRows8) ptx::tma_prefetch_desc(&tmap_w);
+    for (int s = 0; s < Layout::kStages; ++s) {
       ptx::mbarrier_init(&full[s], 1);
       ptx::mbarrier_init(&empty[s], 8);  // every consumer warp
     }
@@ -247,15 +298,19 @@ __global__ void __launch_bounds__(kWgThreads, 1)
         ptx::mbarrier_arrive_expect_tx(&full[stage], Layout::kStageBytes);  // OOB-filled X rows count too
         ptx::tma_load_2d(x_dst, &tmap_x, &full[stage], kb * kBlockElems, tok0);
         ptx::tma_load_2d(x_dst + Layout::kXHalf, &tmap_x, &full[stage], kb * kBlockElems + 64, tok0);
-        for (int t = 0; t < kWgRows / kTileRows; ++t)
-          ptx::bulk_copy_g2s(x_dst + Layout::kXBytes + t * 1024,
-                             tiles + size_t(t) * kTileRows * words + size_t(kb) * 256, 1024, &full[stage]);
-        if (++stage == kWgStages) stage = 0, phase ^= 1;
+        if constexpr (kRows8) {  // the CTA's 128 rows x 128 bytes of K: one swizzled box
+          ptx::tma_load_2d(x_dst + Layout::kXBytes, &tmap_w, &full[stage], kb * kBlockElems, blockIdx.x * kWgRows);
+        } else {
+          for (int t = 0; t < kWgRows / kTileRows; ++t)
+            ptx::bulk_copy_g2s(x_dst + Layout::kXBytes + t * 1024,
+                               tiles + size_t(t) * kTileRows * words + size_t(kb) * 256, 1024, &full[stage]);
+        }
+        if (++stage == Layout::kStages) stage = 0, phase ^= 1;
       }
     }
   } else {
     ptx::setmaxnreg_inc<232>();
-    a16w4_wgmma_consume<T, kBN, kChunks, kZeros, kMx>(p, smem);
+    a16w4_wgmma_consume<T, kBN, kChunks, kZeros, kMx, kRows8>(p, smem);
   }
 }
 

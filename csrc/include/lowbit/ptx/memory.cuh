@@ -22,6 +22,15 @@ namespace lowbit::ptx {
 // without passing through registers, so a warp can keep many loads in flight cheaply.
 // `bytes` valid source bytes; the rest of the destination is zero-filled (0 = all zeros,
 // nothing read).
+// 32 bits from shared memory through a generic pointer into it: an LDS, where a pointer the
+// compiler cannot prove shared (e.g. one realigned through an integer) becomes a generic LD.
+// volatile: kept after the mbarrier wait that makes the data visible.
+__device__ __forceinline__ uint32_t ld_shared_b32(const void* p) {
+  uint32_t v;
+  asm volatile("ld.shared.b32 %0, [%1];" : "=r"(v) : "r"(static_cast<uint32_t>(__cvta_generic_to_shared(p))));
+  return v;
+}
+
 __device__ __forceinline__ void cp_async_16(void* smem_dst, const void* src, uint32_t bytes) {
   asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(
                    static_cast<uint32_t>(__cvta_generic_to_shared(smem_dst))),
