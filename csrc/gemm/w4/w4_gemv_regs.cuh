@@ -137,7 +137,7 @@ __global__ void __launch_bounds__(kGemvThreads, gemv_regs_ctas_per_sm(kTiles))
     uint32_t s, z;
   };
   auto bits = [](T v) { return uint32_t(*reinterpret_cast<const uint16_t*>(&v)); };
-  auto half = [](uint32_t packed, int hi) {
+  auto unpack = [](uint32_t packed, int hi) {
     const uint16_t b = uint16_t(hi ? packed >> 16 : packed);
     return ptx::to_f32(*reinterpret_cast<const T*>(&b));
   };
@@ -169,7 +169,7 @@ __global__ void __launch_bounds__(kGemvThreads, gemv_regs_ctas_per_sm(kTiles))
       mma_chunk<T, kTiles, kMx, kSumX>(acc, sum_x, wr0[j], wr1[j], xv);
       if constexpr (kPrefetch) {
         if (j == 3)
-          fold(half(gv.s, 0), half(gv.s, 1), kZeros ? half(gv.z, 0) : 8.f, kZeros ? half(gv.z, 1) : 8.f);
+          fold(unpack(gv.s, 0), unpack(gv.s, 1), kZeros ? unpack(gv.z, 0) : 8.f, kZeros ? unpack(gv.z, 1) : 8.f);
       } else if constexpr (kChunks > 0) {
         if (j % kChunks == kChunks - 1) promote((k_begin + k_local) / p.group);
       }

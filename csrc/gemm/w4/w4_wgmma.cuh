@@ -1,8 +1,9 @@
 #pragma once
 // a16w4 and mxfp4 for M = 33..256 / 512 (w4_ops.cpp wgmma_applies; measured in session 4,
-// bench/NOTES.md), and 8-bit weight rows (kRows8: a16w8's int8, mxfp8's e4m3; written in session 4,
-// not yet run, LOWBIT_ROWS8_LARGE=wgmma): a mixed-input wgmma GEMM, Y^T tile = W tile (weights on wgmma's register A
-// side) x X^T (activations, bf16/fp16, K-major through TMA on the shared-memory B side).
+// bench/NOTES.md), and 8-bit weight rows (kRows8: a16w8's int8, mxfp8's e4m3; written in
+// session 4, not yet run, LOWBIT_ROWS8_LARGE=wgmma): a mixed-input wgmma GEMM, Y^T tile = W
+// tile (weights on wgmma's register A side) x X^T (activations, bf16/fp16, K-major through
+// TMA on the shared-memory B side).
 //
 //   y[m, n] = sum_g s[n, g] * (sum_{k in g} q[n, k] x[m, k] - z[n, g] * sumx[m, g])
 //
