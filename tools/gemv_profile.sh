@@ -1,20 +1,21 @@
 #!/usr/bin/env bash
-# Device: where the a16w4 GEMV spends its time at M=1, 8192^2, g128 (after device_run.sh built
-# the library): nsys kernel/memset durations of the op, and an ncu full-set profile with
-# per-instruction stall samples (source page as CSV). Output under $OUT.
+# Device: where the small-M GEMVs spend their time at M=1, 8192^2 (after device_run.sh built the
+# library): for the a16w4 GEMVs v6 / v7 / v7b (LOWBIT_A16W4_GEMV=smem|regs|pipe, g128) and the
+# 8-bit-row GEMV (a16w8), which streams best, an ncu full-set profile of one call: duration,
+# DRAM throughput, occupancy, registers, the warp-state (stall) breakdown, and the per-
+# instruction source page as CSV. The question (bench/NOTES.md session 4): what keeps the int4
+# GEMVs at 0.41-0.59 of cuBLAS's bandwidth where the 8-bit one reaches 0.69-0.83. Output under $OUT.
 set -uo pipefail
 OUT=${OUT:-/tmp/out}
-if command -v nsys > /dev/null; then
-  nsys profile -o "$OUT/gemv_nsys" --force-overwrite true python3 bench/profile_a16w4.py 1 1 1 1 1 > /dev/null 2>&1
-  nsys stats --report cuda_gpu_kern_sum,cuda_gpu_mem_time_sum --format csv "$OUT/gemv_nsys.nsys-rep" > "$OUT/gemv_nsys.csv" 2>&1
-  rm -f "$OUT/gemv_nsys.nsys-rep" "$OUT"/gemv_nsys.sqlite
-  grep -iE "a16w4|memset|Time" "$OUT/gemv_nsys.csv" | head -12
-else
-  echo "nsys not installed"
-fi
-ncu -k regex:a16w4_gemv -s 2 -c 1 --set full --import-source yes -o "$OUT/gemv_m1" python3 bench/profile_a16w4.py 1 1 1 > /dev/null 2>&1
-ncu -i "$OUT/gemv_m1.ncu-rep" --page details > "$OUT/gemv_m1_details.txt" 2>&1
-ncu -i "$OUT/gemv_m1.ncu-rep" --page source --csv --print-source sass > "$OUT/gemv_m1_source.csv" 2>&1
-rm -f "$OUT/gemv_m1.ncu-rep"
-grep -E "Duration|DRAM Throughput|Achieved Occupancy|Stall|stall" "$OUT/gemv_m1_details.txt" | head -30
-wc -l "$OUT/gemv_m1_source.csv"
+M=${M:-1}
+for v in "v6:a16w4:smem" "v7:a16w4:regs" "v7b:a16w4:pipe" "rows8:a16w8:"; do
+  IFS=: read -r name fmt knob <<< "$v"
+  LOWBIT_A16W4_GEMV=$knob ncu -k regex:gemv -s 2 -c 1 --set full --import-source yes -o "$OUT/gemv_$name" \
+    python3 bench/profile_a16w4.py --format "$fmt" $M $M $M > /dev/null 2>&1
+  ncu -i "$OUT/gemv_$name.ncu-rep" --page details > "$OUT/gemv_${name}_details.txt" 2>&1
+  ncu -i "$OUT/gemv_$name.ncu-rep" --page source --csv --print-source sass > "$OUT/gemv_${name}_source.csv" 2>&1
+  rm -f "$OUT/gemv_$name.ncu-rep"
+  echo "== $name ($fmt ${knob:-default}), M=$M"
+  grep -E "^ +(Duration|DRAM Throughput|Memory Throughput|Achieved Occupancy|Registers Per Thread|Stall|Warp Cycles Per Issued)" \
+    "$OUT/gemv_${name}_details.txt" | head -12
+done
