@@ -191,7 +191,7 @@ def test_mxfp8_linear_matches_reference(M, dtype):
 # 4, not yet run: tests/test_cuda_variants.py) M > 32 with bf16 output takes the mixed-input
 # wgmma GEMM on the e4m3 rows (scales folded exactly, sums chained in fp32); else the
 # dequantize path.
-@pytest.mark.parametrize("N,K", [(128, 512), (384, 4096)])
+@pytest.mark.parametrize("N,K", [(128, 512), (256, 1024), (384, 4096)])
 @pytest.mark.parametrize("M", [33, 129, 300])
 def test_mxfp8_large_m_full_tiles(M, N, K):
     gen = torch.Generator().manual_seed(M * 5 + N + K)

@@ -71,10 +71,10 @@ fi
 # (LOWBIT_ROWS8_LARGE=wgmma: a16w8 and mxfp8 at M > 32).
 #   PART=7 EXTRA='bash tools/session_queue.sh' BENCH=0 bash tools/device_run.sh nothing
 if [ "$PART" = 7 ]; then
-TAIL=4 step 200 variants_new python3 -m pytest -q -m cuda -p no:cacheprovider tests/test_cuda_variants.py -k "pipe or rows8"
-for v in "base:" "wg:LOWBIT_ROWS8_LARGE=wgmma"; do
+TAIL=4 step 240 variants_new python3 -m pytest -q -m cuda -p no:cacheprovider tests/test_cuda_variants.py -k "pipe or rows" 
+for v in "base:" "wg:LOWBIT_ROWS8_LARGE=wgmma LOWBIT_A16W4_LARGE=wgmma" "wg256:LOWBIT_ROWS8_LARGE=wgmma LOWBIT_W4_WGMMA_ROWS=256 LOWBIT_A16W4_LARGE=wgmma"; do
   name=${v%%:*}; knob=${v#*:}
-  TAIL=16 step 120 "rows8_$name" env $knob python3 bench/gemm.py --formats a16w8,mxfp8 --ms 64,256,512,1024,4096 \
+  TAIL=16 step 120 "rows8_$name" env $knob python3 bench/gemm.py --formats a16w8,mxfp8,mxfp4 --ms 64,256,512,1024,4096 \
     --shapes 8192x8192,28672x8192 --peers none --budget-s 90 --out "$OUT/rows8_$name.json"
 done
 for v in "base:" "pipe:LOWBIT_A16W4_GEMV=pipe"; do

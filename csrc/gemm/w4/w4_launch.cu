@@ -150,16 +150,16 @@ __global__ void sum_x_kernel(const T* __restrict__ x, float* __restrict__ sum_x,
 }
 
 // tmap_w: the 8-bit rows' map (kRows8); 4-bit weights come by bulk copies and ignore it.
-template <typename T, int kChunks, bool kZeros, bool kMx = false, bool kRows8 = false>
+template <typename T, int kChunks, bool kZeros, bool kMx = false, bool kRows8 = false, int kRowTiles = 1>
 void wgmma_typed(const CUtensorMap& tmap_x, const CUtensorMap& tmap_w, const W4WgmmaParams& p, cudaStream_t stream) {
-  auto kernel = a16w4_wgmma_kernel<T, kWgTokens, kChunks, kZeros, kMx, kRows8>;
-  constexpr int smem = W4WgmmaSmem<kWgTokens, kRows8>::kBytes;
+  auto kernel = a16w4_wgmma_kernel<T, kWgTokens, kChunks, kZeros, kMx, kRows8, kRowTiles>;
+  constexpr int smem = W4WgmmaSmem<kWgTokens, kRows8, kRowTiles>::kBytes;
   static const bool configured = [&] {
     C10_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
     return true;
   }();
   (void)configured;
-  dim3 grid(p.N / kWgRows, (p.M + kWgTokens - 1) / kWgTokens);
+  dim3 grid(p.N / (kWgRows * kRowTiles), (p.M + kWgTokens - 1) / kWgTokens);
   kernel<<<grid, kWgThreads, smem, stream>>>(tmap_x, tmap_w, p);
   C10_CUDA_KERNEL_LAUNCH_CHECK();
 }
@@ -245,7 +245,9 @@ void launch_sum_x(Elem t, const void* x, float* sum_x, int64_t M, int64_t K, int
   C10_CUDA_KERNEL_LAUNCH_CHECK();
 }
 
-void launch_wgmma(Elem t, const CUtensorMap& tmap_x, const W4WgmmaParams& p, bool mx, cudaStream_t stream) {
+void launch_wgmma(Elem t, const CUtensorMap& tmap_x, const W4WgmmaParams& p, bool mx, int row_tiles,
+                  cudaStream_t stream) {
+  if (mx && row_tiles == 2) return wgmma_typed<__nv_bfloat16, 0, false, true, false, 2>(tmap_x, tmap_x, p, stream);
   if (mx) return wgmma_typed<__nv_bfloat16, 0, false, true>(tmap_x, tmap_x, p, stream);  // bf16 only (w4_wgmma.cuh)
   const bool z = p.zeros != nullptr;
   if (t == Elem::kBF16) {
@@ -257,11 +259,18 @@ void launch_wgmma(Elem t, const CUtensorMap& tmap_x, const W4WgmmaParams& p, boo
   }
 }
 
+template <int kRowTiles>
+void rows8_wgmma(Elem t, bool mx, const CUtensorMap& tmap_x, const CUtensorMap& tmap_w, const W4WgmmaParams& p,
+                 cudaStream_t stream) {
+  if (mx) return wgmma_typed<__nv_bfloat16, 0, false, true, true, kRowTiles>(tmap_x, tmap_w, p, stream);  // bf16 x
+  if (t == Elem::kBF16) wgmma_typed<__nv_bfloat16, 0, false, false, true, kRowTiles>(tmap_x, tmap_w, p, stream);
+  else wgmma_typed<__half, 0, false, false, true, kRowTiles>(tmap_x, tmap_w, p, stream);
+}
+
 void launch_rows8_wgmma(Elem t, bool mx, const CUtensorMap& tmap_x, const CUtensorMap& tmap_w, const W4WgmmaParams& p,
-                        cudaStream_t stream) {
-  if (mx) return wgmma_typed<__nv_bfloat16, 0, false, true, true>(tmap_x, tmap_w, p, stream);  // e4m3: bf16 x only
-  if (t == Elem::kBF16) wgmma_typed<__nv_bfloat16, 0, false, false, true>(tmap_x, tmap_w, p, stream);
-  else wgmma_typed<__half, 0, false, false, true>(tmap_x, tmap_w, p, stream);
+                        int row_tiles, cudaStream_t stream) {
+  if (row_tiles == 2) rows8_wgmma<2>(t, mx, tmap_x, tmap_w, p, stream);
+  else rows8_wgmma<1>(t, mx, tmap_x, tmap_w, p, stream);
 }
 
 void launch_prepack(const uint8_t* plain, uint32_t* packed, int64_t N, int64_t K, cudaStream_t stream) {

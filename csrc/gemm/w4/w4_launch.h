@@ -26,12 +26,15 @@ void launch_dequant_mx(Elem t, bool fp32_out, const uint32_t* w, const uint8_t* 
 // mixed-input wgmma GEMM (w4_wgmma.cuh) with x's TMA map (boxes kWgTokens x 64, 128B swizzle);
 // mx: mxfp4 weights (E8M0 scales in p.scales, no sum_x; bf16 x only).
 void launch_sum_x(Elem t, const void* x, float* sum_x, int64_t M, int64_t K, int64_t group, cudaStream_t stream);
-void launch_wgmma(Elem t, const CUtensorMap& tmap_x, const W4WgmmaParams& p, bool mx, cudaStream_t stream);
-// The same GEMM on 8-bit weight rows (N, K) loaded by tmap_w (boxes 128 rows x 128 bytes,
-// 128B swizzle): int8 with p.row_scale per channel (x bf16 or fp16), or mx: e4m3 with E8M0
-// scales in p.scales (bf16 x).
+// row_tiles: 128-row m64 tiles per consumer warpgroup pair, 1 or 2 (256 rows per CTA, mx only;
+// N % 256 == 0).
+void launch_wgmma(Elem t, const CUtensorMap& tmap_x, const W4WgmmaParams& p, bool mx, int row_tiles,
+                  cudaStream_t stream);
+// The same GEMM on 8-bit weight rows (N, K) loaded by tmap_w (boxes 128 x row_tiles rows x 128
+// bytes, 128B swizzle): int8 with p.row_scale per channel (x bf16 or fp16), or mx: e4m3 with
+// E8M0 scales in p.scales (bf16 x).
 void launch_rows8_wgmma(Elem t, bool mx, const CUtensorMap& tmap_x, const CUtensorMap& tmap_w, const W4WgmmaParams& p,
-                        cudaStream_t stream);
+                        int row_tiles, cudaStream_t stream);
 
 // MXFP8 activations (e4m3 (M, K) + E8M0 (M, K/32)) -> bf16 or fp32 (M, K), for a8w4_mx.
 void launch_dequant_mx8(bool fp32_out, const uint8_t* q, const uint8_t* s, void* out, int64_t M, int64_t K,

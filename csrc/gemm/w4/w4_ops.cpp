@@ -148,6 +148,14 @@ bool wgmma_applies(int64_t M, int64_t N, int64_t K, int64_t g, bool mx) {
   return mx ? M <= kWgmmaMaxTokensMx : (g >= 128 && M <= kWgmmaMaxTokensInt4);
 }
 
+// Weight rows per CTA of the wgmma GEMM for the chained formats (MX, 8-bit rows): 128, or 256
+// with LOWBIT_W4_WGMMA_ROWS=256 (written in session 4, not yet run: X re-read from L2 half as
+// often, bench/NOTES.md) where N % 256 == 0. int4 (a promotion per group) keeps 128.
+int chained_row_tiles(int64_t N) {
+  static const bool rows256 = env::integer("LOWBIT_W4_WGMMA_ROWS", 128) == 256;
+  return rows256 && N % (2 * kWgRows) == 0 ? 2 : 1;
+}
+
 // mx: mxfp4 weights (E8M0 scales folded into the bf16 A operand exactly: no sums of x, no
 // zero points); else int4 with the sums of x per group from a pre-pass.
 Tensor wgmma_matmul(const Tensor& x, const Tensor& w, const Tensor& scales, const OptTensor& zeros, int64_t g,
@@ -172,7 +180,7 @@ Tensor wgmma_matmul(const Tensor& x, const Tensor& w, const Tensor& scales, cons
   p.bias = bias ? bias->data_ptr() : nullptr;
   p.out = out.data_ptr();
   p.M = int(M), p.N = int(N), p.K = int(K), p.group = int(g);
-  launch_wgmma(elem_of(x), tmap_x, p, mx, stream);
+  launch_wgmma(elem_of(x), tmap_x, p, mx, mx ? chained_row_tiles(N) : 1, stream);
   return out;
 }
 
@@ -187,14 +195,15 @@ Tensor rows8_wgmma_matmul(const Tensor& x, const Tensor& w, const Tensor& w_scal
   const int64_t M = x.size(0), K = x.size(1), N = w.size(0);
   Tensor out = at::empty({M, N}, x.options());
   const CUtensorMap tmap_x = tma::make_2d_sw128(x.data_ptr(), 2, M, K, K, kWgTokens);
-  const CUtensorMap tmap_w = tma::make_2d_sw128(w.data_ptr(), 1, N, K, K, kWgRows);
+  const int row_tiles = chained_row_tiles(N);
+  const CUtensorMap tmap_w = tma::make_2d_sw128(w.data_ptr(), 1, N, K, K, kWgRows * row_tiles);
   W4WgmmaParams p{};
   p.scales = mx ? w_scale.data_ptr() : nullptr;
   p.row_scale = mx ? nullptr : w_scale.data_ptr<float>();
   p.bias = bias ? bias->data_ptr() : nullptr;
   p.out = out.data_ptr();
   p.M = int(M), p.N = int(N), p.K = int(K), p.group = int(K);
-  launch_rows8_wgmma(elem_of(x), mx, tmap_x, tmap_w, p, at::cuda::getCurrentCUDAStream());
+  launch_rows8_wgmma(elem_of(x), mx, tmap_x, tmap_w, p, row_tiles, at::cuda::getCurrentCUDAStream());
   return out;
 }
 

@@ -63,14 +63,16 @@ struct RsMma<__half, kBN> {
   using Op = ptx::WgmmaRsF16<kBN>;
 };
 
-template <int kBN, bool kRows8 = false>
+template <int kBN, bool kRows8 = false, int kRowTiles = 1>
 struct W4WgmmaSmem {
-  static constexpr int kStages = kRows8 ? 4 : kWgStages;  // 8-bit rows: 48 KB stages, 4 fit
   static constexpr int kXHalf = kBN * 128;            // one TMA box: kBN tokens x 64 elements
   static constexpr int kXBytes = 2 * kXHalf;          // a 128-element K block
-  // 128 rows x 128 K: 8 KB of 4-bit codes, or 16 KB of bytes (one swizzled TMA box)
-  static constexpr int kWBytes = kRows8 ? kWgRows * 128 : kWgRows * 128 / 2;
+  // 128 rows (per row tile) x 128 K: 8 KB of 4-bit codes, or 16 KB of bytes (a swizzled box)
+  static constexpr int kWBytes = (kRows8 ? kWgRows * 128 : kWgRows * 128 / 2) * kRowTiles;
   static constexpr int kStageBytes = kXBytes + kWBytes;
+  // as many stages as fit, at most kWgStages: 40 KB stages 5, 48 KB 4, 64 KB 3
+  static constexpr int kFit = (227 * 1024 - 1024 - 2 * kWgStages * 8) / kStageBytes;
+  static constexpr int kStages = kFit < kWgStages ? kFit : kWgStages;
   static constexpr int kBytes = 1024 + kStages * kStageBytes + 2 * kStages * 8;
   static_assert(kXHalf % 1024 == 0, "X boxes keep the 1024-byte alignment of the 128B swizzle");
   static_assert(kStageBytes % 1024 == 0, "every stage (and its swizzled W box) 1024-byte aligned");
@@ -106,23 +108,29 @@ __device__ __forceinline__ void rows8_fragment(const uint32_t* row_lo, const uin
   }
 }
 
-// The consumer warpgroups (1 and 2): 64 weight rows each, a warp one 16-row tile, all kBN
-// tokens. kChunks: 32-element chunks per group (1, 2, 4 for 32, 64, 128; 0: one group per row).
-template <typename T, int kBN, int kChunks, bool kZeros, bool kMx, bool kRows8>
+// The consumer warpgroups (1 and 2): 64 weight rows each per m64 tile (kRowTiles tiles: the
+// second 128 rows below the first), a warp one 16-row tile of each, all kBN tokens. kChunks:
+// 32-element chunks per group (1, 2, 4 for 32, 64, 128; 0: one group per row).
+template <typename T, int kBN, int kChunks, bool kZeros, bool kMx, bool kRows8, int kRowTiles>
 __device__ __forceinline__ void a16w4_wgmma_consume(const W4WgmmaParams& p, uint8_t* smem) {
   static_assert(!kMx || (std::is_same_v<T, __nv_bfloat16> && kChunks == 0 && !kZeros),
                 "MX: bf16 activations, scales folded into the operand (no groups, no zero points)");
   static_assert(!kRows8 || (kChunks == 0 && !kZeros), "8-bit rows: per-channel scale or MX, no groups");
+  static_assert(kRowTiles == 1 || (kRowTiles == 2 && (kMx || kRows8)),
+                "two row tiles per warpgroup only where the sums chain (no promotion registers)");
   constexpr int kAccRegs = kBN / 2;
-  using Layout = W4WgmmaSmem<kBN, kRows8>;
+  constexpr bool kChained = kMx || kRows8;  // one accumulator over all of K, no promotion
+  using Layout = W4WgmmaSmem<kBN, kRows8, kRowTiles>;
   using Mma = typename RsMma<T, kBN>::Op;
   uint64_t* full = reinterpret_cast<uint64_t*>(smem + Layout::kStages * Layout::kStageBytes);
   uint64_t* empty = full + Layout::kStages;
   const int warpgroup = threadIdx.x / 128, warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int wg = warpgroup - 1, warp_in_wg = warp % 4;
   const int grp = lane / 4, tig = lane % 4, quad = lane & ~3;
-  const int tile = wg * 4 + warp_in_wg;                                  // this warp's 16-row tile
-  const int row0 = blockIdx.x * kWgRows + tile * kTileRows + grp;       // and row0 + 8
+  const int tile = wg * 4 + warp_in_wg;  // this warp's 16-row tile (+ 8 per further row tile)
+  int row0[kRowTiles];                   // its rows row0[rt] and row0[rt] + 8
+#pragma unroll
+  for (int rt = 0; rt < kRowTiles; ++rt) row0[rt] = blockIdx.x * kWgRows * kRowTiles + (tile + 8 * rt) * kTileRows + grp;
   const int tok0 = blockIdx.y * kBN;
   const int num_kb = p.K / kBlockElems;
   const int groups = kChunks == 0 ? 1 : p.K / p.group;
@@ -131,16 +139,20 @@ __device__ __forceinline__ void a16w4_wgmma_consume(const W4WgmmaParams& p, uint
   // sum_x rows are padded to a multiple of kBN (rows past M: never stored), so no clamping
   const float* sum_x_thread = p.sum_x + size_t(tok0 + 2 * tig) * groups;
 
-  float acc[kAccRegs], fin[kAccRegs];
+  float acc[kRowTiles][kAccRegs], fin[kChained ? 1 : kAccRegs];  // (fin: int4's promoted sums)
 #pragma unroll
-  for (int r = 0; r < kAccRegs; ++r) acc[r] = 0.f, fin[r] = 0.f;
+  for (int rt = 0; rt < kRowTiles; ++rt)
+#pragma unroll
+    for (int r = 0; r < kAccRegs; ++r) acc[rt][r] = 0.f;
+#pragma unroll
+  for (int r = 0; r < (kChained ? 1 : kAccRegs); ++r) fin[r] = 0.f;
 
   // Register r = 4c + 2h + u of the m64nN accumulator: weight row row0 + 8h, token
   // tok0 + 8c + 2 tig + u.
-  auto promote = [&](int g) {
+  auto promote = [&](int g) {  // int4 (one row tile)
 #pragma unroll
-    for (int r = 0; r < kAccRegs; ++r) ptx::fence_register(acc[r]);
-    const size_t i0 = size_t(row0) * groups + g, i1 = size_t(row0 + 8) * groups + g;
+    for (int r = 0; r < kAccRegs; ++r) ptx::fence_register(acc[0][r]);
+    const size_t i0 = size_t(row0[0]) * groups + g, i1 = size_t(row0[0] + 8) * groups + g;
     const float s0 = ptx::to_f32(scales[i0]), s1 = ptx::to_f32(scales[i1]);
     const float z0 = kZeros ? ptx::to_f32(zeros[i0]) : 8.f, z1 = kZeros ? ptx::to_f32(zeros[i1]) : 8.f;
 #pragma unroll
@@ -148,8 +160,8 @@ __device__ __forceinline__ void a16w4_wgmma_consume(const W4WgmmaParams& p, uint
 #pragma unroll
       for (int u = 0; u < 2; ++u) {
         const float sx = __ldg(sum_x_thread + (8 * c + u) * groups + g);
-        fin[4 * c + u] += s0 * (acc[4 * c + u] - z0 * sx);
-        fin[4 * c + 2 + u] += s1 * (acc[4 * c + 2 + u] - z1 * sx);
+        fin[4 * c + u] += s0 * (acc[0][4 * c + u] - z0 * sx);
+        fin[4 * c + 2 + u] += s1 * (acc[0][4 * c + 2 + u] - z1 * sx);
       }
   };
 
@@ -158,51 +170,60 @@ __device__ __forceinline__ void a16w4_wgmma_consume(const W4WgmmaParams& p, uint
   const uint64_t desc_x0 = ptx::smem_desc_k_major_sw128(smem);
   for (int kb = 0; kb < num_kb; ++kb) {
     ptx::mbarrier_wait(&full[stage], phase);
-    // this warp's 1 KB chunk: row grp's 4 words at uint4 4 grp + tig, row grp + 8's at +32
+    // 4-bit codes: this warp's 1 KB chunk per row tile: row grp's 4 words at uint4 4 grp + tig,
+    // row grp + 8's at +32
     const uint8_t* w_stage = smem + stage * Layout::kStageBytes + Layout::kXBytes;
-    uint32_t wr0[4] = {}, wr1[4] = {};  // 4-bit codes: this thread's words of the warp's chunk
-    if constexpr (!kRows8) {
-      const uint4* chunk = reinterpret_cast<const uint4*>(w_stage) + tile * 64;
-      const uint4 c0 = chunk[4 * grp + tig], c1 = chunk[32 + 4 * grp + tig];
-      wr0[0] = c0.x, wr0[1] = c0.y, wr0[2] = c0.z, wr0[3] = c0.w;
-      wr1[0] = c1.x, wr1[1] = c1.y, wr1[2] = c1.z, wr1[3] = c1.w;
-    }
-    // 8-bit rows: rows tile * 16 + grp and + 8 of the swizzled box, 128 bytes each
-    const uint32_t* row_lo = reinterpret_cast<const uint32_t*>(w_stage) + (tile * 16 + grp) * 32;
-    const uint32_t* row_hi = row_lo + 8 * 32;
-    uint32_t sc0 = 0, sc1 = 0;  // MX: the E8M0 bytes of rows row0, row0 + 8 for this block's 4 chunks
-    if constexpr (kMx) {
-      const uint8_t* e = static_cast<const uint8_t*>(p.scales) + kb * 4;
-      sc0 = __ldg(reinterpret_cast<const uint32_t*>(e + size_t(row0) * (p.K / 32)));
-      sc1 = __ldg(reinterpret_cast<const uint32_t*>(e + size_t(row0 + 8) * (p.K / 32)));
+    uint32_t wr0[kRowTiles][4] = {}, wr1[kRowTiles][4] = {};
+    // 8-bit rows: rows (tile + 8 rt) * 16 + grp and + 8 of the swizzled box, 128 bytes each
+    const uint32_t* row_lo[kRowTiles];
+    uint32_t sc0[kRowTiles], sc1[kRowTiles];  // MX: the E8M0 bytes of the rows for this block's 4 chunks
+#pragma unroll
+    for (int rt = 0; rt < kRowTiles; ++rt) {
+      if constexpr (!kRows8) {
+        const uint4* chunk = reinterpret_cast<const uint4*>(w_stage) + (tile + 8 * rt) * 64;
+        const uint4 c0 = chunk[4 * grp + tig], c1 = chunk[32 + 4 * grp + tig];
+        wr0[rt][0] = c0.x, wr0[rt][1] = c0.y, wr0[rt][2] = c0.z, wr0[rt][3] = c0.w;
+        wr1[rt][0] = c1.x, wr1[rt][1] = c1.y, wr1[rt][2] = c1.z, wr1[rt][3] = c1.w;
+      }
+      row_lo[rt] = reinterpret_cast<const uint32_t*>(w_stage) + ((tile + 8 * rt) * 16 + grp) * 32;
+      sc0[rt] = 0, sc1[rt] = 0;
+      if constexpr (kMx) {
+        const uint8_t* e = static_cast<const uint8_t*>(p.scales) + kb * 4;
+        sc0[rt] = __ldg(reinterpret_cast<const uint32_t*>(e + size_t(row0[rt]) * (p.K / 32)));
+        sc1[rt] = __ldg(reinterpret_cast<const uint32_t*>(e + size_t(row0[rt] + 8) * (p.K / 32)));
+      }
     }
     const uint64_t desc_x = desc_x0 + uint64_t((stage * Layout::kStageBytes) >> 4);
 #pragma unroll
     for (int j = 0; j < 4; ++j) {
-      uint32_t a[2][4];  // the two k16 steps of chunk j
+      uint32_t a[kRowTiles][2][4];  // the two k16 steps of chunk j, per row tile
 #pragma unroll
-      for (int s = 0; s < 2; ++s) {
-        if constexpr (kRows8) {
-          rows8_fragment<T, kMx>(row_lo, row_hi, 2 * j + s, grp, tig, sc0 >> (8 * j), sc1 >> (8 * j), a[s]);
-          continue;
+      for (int rt = 0; rt < kRowTiles; ++rt)
+#pragma unroll
+        for (int s = 0; s < 2; ++s) {
+          if constexpr (kRows8) {
+            rows8_fragment<T, kMx>(row_lo[rt], row_lo[rt] + 8 * 32, 2 * j + s, grp, tig, sc0[rt] >> (8 * j),
+                                   sc1[rt] >> (8 * j), a[rt][s]);
+            continue;
+          }
+          const uint32_t lo0 = __shfl_sync(0xffffffffu, wr0[rt][j], quad | (2 * s));
+          const uint32_t lo1 = __shfl_sync(0xffffffffu, wr1[rt][j], quad | (2 * s));
+          const uint32_t hi0 = __shfl_sync(0xffffffffu, wr0[rt][j], quad | (2 * s + 1));
+          const uint32_t hi1 = __shfl_sync(0xffffffffu, wr1[rt][j], quad | (2 * s + 1));
+          if constexpr (kMx) {
+            const uint32_t f0 = e8m0_bf16_pair((sc0[rt] >> (8 * j)) & 0xFFu);
+            const uint32_t f1 = e8m0_bf16_pair((sc1[rt] >> (8 * j)) & 0xFFu);
+            a[rt][s][0] = ptx::mul_x2<T>(e2m1_to_pair<T>(lo0 >> (4 * tig)), f0);
+            a[rt][s][1] = ptx::mul_x2<T>(e2m1_to_pair<T>(lo1 >> (4 * tig)), f1);
+            a[rt][s][2] = ptx::mul_x2<T>(e2m1_to_pair<T>(hi0 >> (4 * tig)), f0);
+            a[rt][s][3] = ptx::mul_x2<T>(e2m1_to_pair<T>(hi1 >> (4 * tig)), f1);
+          } else {
+            a[rt][s][0] = codes_to_pair<T>(lo0 >> (4 * tig));
+            a[rt][s][1] = codes_to_pair<T>(lo1 >> (4 * tig));
+            a[rt][s][2] = codes_to_pair<T>(hi0 >> (4 * tig));
+            a[rt][s][3] = codes_to_pair<T>(hi1 >> (4 * tig));
+          }
         }
-        const uint32_t lo0 = __shfl_sync(0xffffffffu, wr0[j], quad | (2 * s));
-        const uint32_t lo1 = __shfl_sync(0xffffffffu, wr1[j], quad | (2 * s));
-        const uint32_t hi0 = __shfl_sync(0xffffffffu, wr0[j], quad | (2 * s + 1));
-        const uint32_t hi1 = __shfl_sync(0xffffffffu, wr1[j], quad | (2 * s + 1));
-        if constexpr (kMx) {
-          const uint32_t f0 = e8m0_bf16_pair((sc0 >> (8 * j)) & 0xFFu), f1 = e8m0_bf16_pair((sc1 >> (8 * j)) & 0xFFu);
-          a[s][0] = ptx::mul_x2<T>(e2m1_to_pair<T>(lo0 >> (4 * tig)), f0);
-          a[s][1] = ptx::mul_x2<T>(e2m1_to_pair<T>(lo1 >> (4 * tig)), f1);
-          a[s][2] = ptx::mul_x2<T>(e2m1_to_pair<T>(hi0 >> (4 * tig)), f0);
-          a[s][3] = ptx::mul_x2<T>(e2m1_to_pair<T>(hi1 >> (4 * tig)), f1);
-        } else {
-          a[s][0] = codes_to_pair<T>(lo0 >> (4 * tig));
-          a[s][1] = codes_to_pair<T>(lo1 >> (4 * tig));
-          a[s][2] = codes_to_pair<T>(hi0 >> (4 * tig));
-          a[s][3] = codes_to_pair<T>(hi1 >> (4 * tig));
-        }
-      }
       // scale-d = 0 starts an accumulator: at a group's first chunk, or (one group per row)
       // at the very first step
       bool first;
@@ -213,7 +234,8 @@ __device__ __forceinline__ void a16w4_wgmma_consume(const W4WgmmaParams& p, uint
       for (int s = 0; s < 2; ++s) {
         const int step = 2 * j + s;  // k16 step of the block: +32 bytes along each X row
         const uint64_t d = desc_x + uint64_t(((step / 4) * Layout::kXHalf) >> 4) + uint64_t((step % 4) * 2);
-        Mma::mma(a[s], d, acc, !(first && s == 0));
+#pragma unroll
+        for (int rt = 0; rt < kRowTiles; ++rt) Mma::mma(a[rt][s], d, acc[rt], !(first && s == 0));
       }
       ptx::wgmma_commit();
       if constexpr (kChunks > 0) {
@@ -231,43 +253,52 @@ __device__ __forceinline__ void a16w4_wgmma_consume(const W4WgmmaParams& p, uint
     if (lane == 0) ptx::mbarrier_arrive(&empty[stage]);
     if (++stage == Layout::kStages) stage = 0, phase ^= 1;
   }
-  if constexpr (kMx || kRows8) {
+  if constexpr (kChained) {
 #pragma unroll
-    for (int r = 0; r < kAccRegs; ++r) ptx::fence_register(acc[r]), fin[r] = acc[r];
+    for (int rt = 0; rt < kRowTiles; ++rt)
+#pragma unroll
+      for (int r = 0; r < kAccRegs; ++r) ptx::fence_register(acc[rt][r]);
   } else if constexpr (kChunks == 0) {
 #pragma unroll
-    for (int r = 0; r < kAccRegs; ++r) ptx::fence_register(acc[r]);
+    for (int r = 0; r < kAccRegs; ++r) ptx::fence_register(acc[0][r]);
     promote(0);
   }
 
-  // y[tok, row] = fin (+ bias): this thread's rows row0, row0 + 8 for its tokens
+  // y[tok, row] = the sums (+ bias): this thread's rows row0[rt], row0[rt] + 8 for its tokens
   const T* bias = static_cast<const T*>(p.bias);
   T* out = static_cast<T*>(p.out);
   // int8 rows: the per-channel scale, then the bias (the reference's order, one rounding)
   constexpr bool kRowScale = kRows8 && !kMx;
-  const float rs[2] = {kRowScale ? p.row_scale[row0] : 1.f, kRowScale ? p.row_scale[row0 + 8] : 1.f};
 #pragma unroll
-  for (int c = 0; c < kAccRegs / 4; ++c)
+  for (int rt = 0; rt < kRowTiles; ++rt) {
+    const float rs[2] = {kRowScale ? p.row_scale[row0[rt]] : 1.f, kRowScale ? p.row_scale[row0[rt] + 8] : 1.f};
 #pragma unroll
-    for (int u = 0; u < 2; ++u) {
-      const int tok = tok0 + 8 * c + 2 * tig + u;
-      if (tok >= p.M) continue;
+    for (int c = 0; c < kAccRegs / 4; ++c)
 #pragma unroll
-      for (int h = 0; h < 2; ++h) {
-        const int row = row0 + 8 * h;
-        const float v = kRowScale ? __fmul_rn(fin[4 * c + 2 * h + u], rs[h]) : fin[4 * c + 2 * h + u];
-        out[size_t(tok) * p.N + row] = ptx::from_f32<T>(bias ? v + ptx::to_f32(bias[row]) : v);
+      for (int u = 0; u < 2; ++u) {
+        const int tok = tok0 + 8 * c + 2 * tig + u;
+        if (tok >= p.M) continue;
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+          const int row = row0[rt] + 8 * h;
+          const int r = 4 * c + 2 * h + u;
+          const float sum = kChained ? acc[rt][r] : fin[kChained ? 0 : r];
+          const float v = kRowScale ? __fmul_rn(sum, rs[h]) : sum;
+          out[size_t(tok) * p.N + row] = ptx::from_f32<T>(bias ? v + ptx::to_f32(bias[row]) : v);
+        }
       }
-    }
+  }
 }
 
-template <typename T, int kBN, int kChunks, bool kZeros, bool kMx = false, bool kRows8 = false>
+// kRowTiles = 2 (written in session 4, not yet run; LOWBIT_W4_WGMMA_ROWS=256): 256 weight rows
+// per CTA, so X is read from L2 once per 256 rows instead of 128 (chained formats only).
+template <typename T, int kBN, int kChunks, bool kZeros, bool kMx = false, bool kRows8 = false, int kRowTiles = 1>
 __global__ void __launch_bounds__(kWgThreads, 1)
     a16w4_wgmma_kernel(const __grid_constant__ CUtensorMap tmap_x, const __grid_constant__ CUtensorMap tmap_w,
                        const W4WgmmaParams p) {
   static_assert(kBN == 64 || kBN == 128 || kBN == 256, "wgmma N of the RS wrappers");
   static_assert(kChunks == 0 || kChunks == 1 || kChunks == 2 || kChunks == 4, "groups of 32, 64, 128 or per row");
-  using Layout = W4WgmmaSmem<kBN, kRows8>;
+  using Layout = W4WgmmaSmem<kBN, kRows8, kRowTiles>;
   extern __shared__ __align__(1024) uint8_t smem_raw[];
   uint8_t* smem = reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(smem_raw) + 1023) & ~uintptr_t(1023));
   uint64_t* full = reinterpret_cast<uint64_t*>(smem + Layout::kStages * Layout::kStageBytes);
@@ -290,7 +321,8 @@ __global__ void __launch_bounds__(kWgThreads, 1)
     ptx::setmaxnreg_dec<40>();
     if (warp == 0 && lane == 0) {
       const int words = p.K / 8, num_kb = p.K / kBlockElems, tok0 = blockIdx.y * kBN;
-      const uint32_t* tiles = p.w + size_t(blockIdx.x) * kWgRows * words;  // 8 full 16-row tiles
+      constexpr int kCtaRows = kWgRows * kRowTiles;
+      const uint32_t* tiles = p.w + size_t(blockIdx.x) * kCtaRows * words;  // 8 (16) full 16-row tiles
       int stage = 0;
       uint32_t phase = 0;
       for (int kb = 0; kb < num_kb; ++kb) {
@@ -299,10 +331,10 @@ __global__ void __launch_bounds__(kWgThreads, 1)
         ptx::mbarrier_arrive_expect_tx(&full[stage], Layout::kStageBytes);  // OOB-filled X rows count too
         ptx::tma_load_2d(x_dst, &tmap_x, &full[stage], kb * kBlockElems, tok0);
         ptx::tma_load_2d(x_dst + Layout::kXHalf, &tmap_x, &full[stage], kb * kBlockElems + 64, tok0);
-        if constexpr (kRows8) {  // the CTA's 128 rows x 128 bytes of K: one swizzled box
-          ptx::tma_load_2d(x_dst + Layout::kXBytes, &tmap_w, &full[stage], kb * kBlockElems, blockIdx.x * kWgRows);
+        if constexpr (kRows8) {  // the CTA's 128 (256) rows x 128 bytes of K: one swizzled box
+          ptx::tma_load_2d(x_dst + Layout::kXBytes, &tmap_w, &full[stage], kb * kBlockElems, blockIdx.x * kCtaRows);
         } else {
-          for (int t = 0; t < kWgRows / kTileRows; ++t)
+          for (int t = 0; t < kCtaRows / kTileRows; ++t)
             ptx::bulk_copy_g2s(x_dst + Layout::kXBytes + t * 1024,
                                tiles + size_t(t) * kTileRows * words + size_t(kb) * 256, 1024, &full[stage]);
         }
@@ -311,7 +343,7 @@ __global__ void __launch_bounds__(kWgThreads, 1)
     }
   } else {
     ptx::setmaxnreg_inc<232>();
-    a16w4_wgmma_consume<T, kBN, kChunks, kZeros, kMx, kRows8>(p, smem);
+    a16w4_wgmma_consume<T, kBN, kChunks, kZeros, kMx, kRows8, kRowTiles>(p, smem);
   }
 }
 
