@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
-# The next session's first device calls (bench/NOTES.md "The next device session's queue"), in
-# three parts that each fit a 10-minute call after tools/device_run.sh's build and tests:
-#   PART=1 EXTRA='bash tools/session_queue.sh' BENCH=0 bash tools/device_run.sh
-#   PART=2 EXTRA='bash tools/session_queue.sh' BENCH=0 bash tools/device_run.sh nothing   # (skip the tests)
-#   PART=3 ...; PART=4 (session 4: after the w4 defaults changed)
-# 1. every knob-selected kernel path through the default tests (tests/test_cuda_variants.py);
-# 2. compute-sanitizer on the w4 / int8 / MX script; 3. A/B benches of the unrun candidates
-# (a16w4 v7 GEMV, large-M mixed-input wgmma, fp8 fold 2 / 4) and fp8 accuracy per variant.
-# Each step has its own time limit so one hang cannot take the whole call. Output under $OUT.
+# Device calls queued by a session for the next one (bench/NOTES.md), in parts that each fit a
+# 10-minute call after tools/device_run.sh's build (and tests, unless a -k selecting nothing is
+# passed):  PART=n EXTRA='bash tools/session_queue.sh' BENCH=0 bash tools/device_run.sh [nothing]
+# Parts 1-3: session 3's queue (run in session 4): the knob variants and sanitizers, the A/B of
+# that session's blind candidates, fp8 fold and accuracy. Parts 4-5: session 4's measurements
+# of its new defaults. Parts 6-7: session 4's queue for session 5: the racecheck of the wgmma
+# fix and the end-to-end model table (6); the tests and A/B of GEMV v7b, the 8-bit-row wgmma
+# and the 256-row CTAs (7). Each step has its own time limit so one hang cannot take the whole
+# call. Output under $OUT.
 set -uo pipefail
 OUT=${OUT:-/tmp/out}
 step() {  # step <seconds> <name> <command...>
