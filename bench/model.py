@@ -27,7 +27,6 @@ import argparse
 import copy
 import gc
 import os
-import statistics
 import sys
 import time
 import traceback
@@ -85,47 +84,23 @@ def _sync(device):
 
 
 def _time_ms(fn, device, reps, warmup=2):
-    """Median ms of fn() over reps calls (CUDA events on a GPU, wall clock on the CPU)."""
-    for _ in range(warmup):
-        fn()
-    _sync(device)
-    ts = []
-    for _ in range(reps):
-        if device.type == "cuda":
-            a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            a.record()
-            fn()
-            b.record()
-            b.synchronize()
-            ts.append(a.elapsed_time(b))
-        else:
-            t = time.perf_counter()
-            fn()
-            ts.append((time.perf_counter() - t) * 1e3)
-    return statistics.median(ts)
+    """Median ms per fn() call: CUDA events on a GPU, wall clock on the CPU (bench/common.py)."""
+    timer = common.eager_time if device.type == "cuda" else common.cpu_time
+    return timer([fn], reps=reps, warmup=warmup)
 
 
-def decode_step_fn(model, mode, tok, pos):
-    """A zero-argument decode step on the static inputs tok, pos, run as `mode` says."""
+def time_decode_step(model, mode, tok, pos, device, reps):
+    """ms per decode step on the static inputs tok, pos, run as `mode` says: "graph" captured
+    once and replayed (bench/common.py graph_time, the benches' one capture procedure),
+    "compile" through torch.compile(mode="reduce-overhead"), "eager" launched each time."""
     def step():
         return model(tok, pos)
+    if mode == "graph":
+        return common.graph_time([step], reps=reps)
     if mode == "compile":
         compiled = torch.compile(lambda t, p: model(t, p), mode="reduce-overhead", fullgraph=True)
-        return lambda: compiled(tok, pos)
-    if mode == "graph":
-        # warm up on a side stream (lazy allocations, cuBLAS handles), then capture once;
-        # replays reuse the captured memory and read tok / pos in place
-        side = torch.cuda.Stream()
-        side.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(side):
-            for _ in range(2):
-                step()
-        torch.cuda.current_stream().wait_stream(side)
-        graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
-            step()
-        return graph.replay
-    return step
+        return _time_ms(lambda: compiled(tok, pos), device, reps=reps, warmup=3)
+    return _time_ms(step, device, reps=reps, warmup=3)
 
 
 def bench_decode(model, args, device, B, mode):
@@ -139,7 +114,7 @@ def bench_decode(model, args, device, B, mode):
         # the same position every time: the cache content does not change the work
         tok = torch.randint(0, cfg.vocab_size, (B, 1), generator=g).to(device)
         pos = torch.tensor([args.prompt], device=device)
-        ms = _time_ms(decode_step_fn(model, mode, tok, pos), device, reps=args.steps, warmup=3)
+        ms = time_decode_step(model, mode, tok, pos, device, args.steps)
     for b in model.layers:
         b.attn.kv_cache = None
     return ms
