@@ -120,6 +120,24 @@ def assert_compiled_matches_eager(layer, new_x, ms=(8, 8, 8, 40, 40, 40)):
         torch.testing.assert_close(compiled(x).clone(), layer(x), rtol=0, atol=0)
 
 
+def assert_linear_compiles_and_replays(linear, K, dtype, gen, graph_ms=(8, 64)):
+    """`linear(x)` (an op with its weights bound) inside a module: torch.compile(fullgraph=True,
+    mode="reduce-overhead") and a manual CUDA-graph capture both equal eager bitwise, at
+    assert_compiled_matches_eager's Ms and at graph_ms; x: fresh random (M, K) of dtype."""
+    torch._dynamo.reset()
+
+    class Layer(torch.nn.Module):
+        def forward(self, x):
+            return linear(x)
+
+    def new_x(M):
+        return rand_x(M, K, dtype, gen=gen).cuda()
+
+    layer = Layer()
+    assert_compiled_matches_eager(layer, new_x)
+    assert_graph_replays_match_eager(layer, new_x, graph_ms)
+
+
 def assert_close_elementwise(y, ref, x, w64, coef, what="", mask=None):
     """|y - ref| <= 2^-7 |ref| + coef * (|x| @ |w|^T), elementwise, in float64 (where mask;
     everywhere by default), and no NaN there (an unwritten, poisoned element)."""

@@ -27,8 +27,8 @@ import torch
 import lowbit_ext
 from lowbit_ext import ops
 
-from samples import (BF16, FP16, assert_close_elementwise, assert_compiled_matches_eager,
-                     assert_graph_replays_match_eager, poison_allocator, raises_with, rand_x, to_cuda)
+from samples import (BF16, FP16, assert_close_elementwise, assert_linear_compiles_and_replays, poison_allocator,
+                     raises_with, rand_x, to_cuda)
 
 pytestmark = pytest.mark.cuda
 
@@ -118,18 +118,10 @@ def test_a16w8_repeatable_bitwise(M):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_a16w8_cuda_graph_and_compile(dtype):
-    torch._dynamo.reset()
     gen = torch.Generator().manual_seed(7)
     N, K = 512, 1024
     _, w, w_scale, bias = to_cuda(*operands(1, N, K, dtype, True, gen))
-
-    class Layer(torch.nn.Module):
-        def forward(self, x):
-            return ops.a16w8_linear(x, w, w_scale, bias)
-
-    layer = Layer()
-    assert_compiled_matches_eager(layer, lambda M: rand_x(M, K, dtype, gen=gen).cuda())
-    assert_graph_replays_match_eager(layer, lambda M: rand_x(M, K, dtype, gen=gen).cuda(), (8, 64))
+    assert_linear_compiles_and_replays(lambda x: ops.a16w8_linear(x, w, w_scale, bias), K, dtype, gen)
 
 
 @pytest.mark.parametrize("M,dtype", [(3, BF16), (3, FP16), (40, BF16)])

@@ -27,8 +27,8 @@ import lowbit_ext
 from lowbit_ext import ops
 from lowbit_ext.formats._base import e8m0_to_float
 
-from samples import (BF16, FP16, assert_close_elementwise, assert_compiled_matches_eager,
-                     assert_graph_replays_match_eager, poison_allocator, raises_with, rand_x, to_cuda)
+from samples import (BF16, FP16, assert_close_elementwise, assert_linear_compiles_and_replays, poison_allocator,
+                     raises_with, rand_x, to_cuda)
 from test_cuda_mxfp4 import dequant64, mx4_operands
 from test_op_contract import run_opcheck
 
@@ -103,18 +103,10 @@ def test_a8w4_mx_linear_matches_reference(M, dtype):
 
 
 def test_a8w4_mx_cuda_graph_and_compile():
-    torch._dynamo.reset()
     gen = torch.Generator().manual_seed(7)
     N, K = 256, 1024
     w, sw = to_cuda(*mx4_operand(N, K, gen))
-
-    class Layer(torch.nn.Module):
-        def forward(self, x):
-            return ops.a8w4_mx_linear(x, w, sw)
-
-    layer = Layer()
-    assert_compiled_matches_eager(layer, lambda M: rand_x(M, K, BF16, gen=gen).cuda())
-    assert_graph_replays_match_eager(layer, lambda M: rand_x(M, K, BF16, gen=gen).cuda(), (8, 64))
+    assert_linear_compiles_and_replays(lambda x: ops.a8w4_mx_linear(x, w, sw), K, BF16, gen)
 
 
 def test_a8w4_mx_opcheck_cuda():

@@ -19,8 +19,7 @@ import torch
 import lowbit_ext
 from lowbit_ext import ops
 
-from samples import (BF16, FP16, assert_compiled_matches_eager, assert_graph_replays_match_eager, poison_allocator,
-                     raises_with, rand_x, to_cuda)
+from samples import (BF16, FP16, assert_linear_compiles_and_replays, poison_allocator, raises_with, rand_x, to_cuda)
 
 pytestmark = pytest.mark.cuda
 I8 = torch.int8
@@ -146,15 +145,7 @@ def test_cuda_graph_and_compile_reduce_overhead():
     N, K = 512, 1024
     w, ws = to_cuda(*ops.quantize_int8_per_token(torch.randn(N, K, generator=gen) * 0.05))
     bias = torch.randn(N, generator=gen).to(BF16).cuda()
-
-    class Layer(torch.nn.Module):
-        def forward(self, x):
-            return ops.w8a8_int8_linear(x, w, ws, bias)
-
-    layer = Layer()
-    assert_compiled_matches_eager(layer, lambda M: rand_x(M, K, gen=gen).cuda())
-
-    assert_graph_replays_match_eager(layer, lambda M: rand_x(M, K, gen=gen).cuda(), (8, 64))
+    assert_linear_compiles_and_replays(lambda x: ops.w8a8_int8_linear(x, w, ws, bias), K, BF16, gen)
 
 
 def test_int8_opcheck_cuda():

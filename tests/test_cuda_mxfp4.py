@@ -33,9 +33,8 @@ import lowbit_ext
 from lowbit_ext import ops
 from lowbit_ext.formats._base import e2m1_to_float, e8m0_to_float, pack_nibbles, unpack_nibbles
 
-from samples import (BF16, FP16, assert_close_elementwise, assert_compiled_matches_eager,
-                     assert_graph_replays_match_eager, pairwise_cases, poison_allocator, raises_with, rand_x,
-                     to_cuda, w4_plain, weight)
+from samples import (BF16, FP16, assert_close_elementwise, assert_linear_compiles_and_replays, pairwise_cases,
+                     poison_allocator, raises_with, rand_x, to_cuda, w4_plain, weight)
 
 pytestmark = pytest.mark.cuda
 
@@ -295,21 +294,12 @@ def test_mxfp4_repeatable_bitwise(M, N, K):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_mxfp4_cuda_graph_and_compile(dtype):
-    torch._dynamo.reset()
     gen = torch.Generator().manual_seed(7)
     N, K = 512, 1024
     w, s = to_cuda(*mx4_operands(N, K, gen))
     bias = torch.randn(N, generator=gen).to(dtype).cuda()
-
-    class Layer(torch.nn.Module):
-        def forward(self, x):
-            return ops.mxfp4_linear(x, w, s, bias)
-
-    layer = Layer()
-    # GEMV: warm-up, capture, replay; then a new shape on the dequant path
-    assert_compiled_matches_eager(layer, lambda M: rand_x(M, K, dtype, gen=gen).cuda())
-
-    assert_graph_replays_match_eager(layer, lambda M: rand_x(M, K, dtype, gen=gen).cuda(), (8, 40))
+    # GEMV: warm-up, capture, replay; then a new shape on the large-M path
+    assert_linear_compiles_and_replays(lambda x: ops.mxfp4_linear(x, w, s, bias), K, dtype, gen, graph_ms=(8, 40))
 
 
 @pytest.mark.parametrize("M,dtype", [(3, BF16), (40, FP16)])
