@@ -252,43 +252,40 @@ Tensor mxfp4_linear(const Tensor& x, const Tensor& w, const Tensor& w_scale, con
   return mx4_matmul(x, w, w_scale, bias, x.scalar_type());
 }
 
-// a8w4_mx: MXFP8 activations (quantized in the op for the linear) times MXFP4 weights. The
-// activations are dequantized (e4m3 x 2^(e - 127): exact in fp32, and in bf16 down to 2^-133)
-// into bf16 when the output is bf16, else fp32, and then go through mx4_matmul: the products
-// and their fp32 sums are the reference's (csrc/cpu/linear.cpp mx_mm) up to summation order.
-Tensor a8w4_mx_dequantized(const Tensor& a, const Tensor& a_scale, const Tensor& w, const Tensor& w_scale,
-                           const OptTensor& bias, at::ScalarType out_dtype) {
-  const int64_t M = a.size(0), K = a.size(1);
-  const bool bf16 = out_dtype == at::kBFloat16;
-  Tensor a_dq = at::empty({M, K}, a.options().dtype(bf16 ? at::kBFloat16 : at::kFloat));
-  launch_dequant_mx8(!bf16, static_cast<const uint8_t*>(a.data_ptr()), a_scale.data_ptr<uint8_t>(), a_dq.data_ptr(), M,
-                     K, at::cuda::getCurrentCUDAStream());
-  return mx4_matmul(a_dq, w, w_scale, bias, out_dtype);
+// An MXFP8 operand (e4m3 codes (rows, K), E8M0 scales per 32) dequantized: e4m3 x 2^(e - 127),
+// exact in fp32, and in bf16 down to 2^-133.
+Tensor dequant_mx8(const Tensor& q, const Tensor& scale, bool fp32) {
+  Tensor out = at::empty(q.sizes(), q.options().dtype(fp32 ? at::kFloat : at::kBFloat16));
+  launch_dequant_mx8(fp32, static_cast<const uint8_t*>(q.data_ptr()), scale.data_ptr<uint8_t>(), out.data_ptr(),
+                     q.size(0), q.size(1), at::cuda::getCurrentCUDAStream());
+  return out;
 }
 
-// mxfp8 (MXFP8 activations and weights). The activations are dequantized exactly (e4m3 x
-// 2^(e - 127): exact in fp32, and in bf16 down to 2^-133), to bf16 when the output is bf16,
-// else to fp32. M <= 32 with bf16 output: the 8-bit-row GEMV (gemm/int8/rows8_gemv.h) reads the
+// a8w4_mx: MXFP8 activations (quantized in the op for the linear) times MXFP4 weights. The
+// activations are dequantized into bf16 when the output is bf16, else fp32, and then go
+// through mx4_matmul: the products and their fp32 sums are the reference's
+// (csrc/cpu/linear.cpp mx_mm) up to summation order.
+Tensor a8w4_mx_matmul(const Tensor& a, const Tensor& a_scale, const Tensor& w, const Tensor& w_scale,
+                      const OptTensor& bias, at::ScalarType out_dtype) {
+  return mx4_matmul(dequant_mx8(a, a_scale, /*fp32=*/out_dtype != at::kBFloat16), w, w_scale, bias, out_dtype);
+}
+
+// mxfp8 (MXFP8 activations and weights). The activations are dequantized (dequant_mx8) to
+// bf16 when the output is bf16, else to fp32. M <= 32 with bf16 output: the 8-bit-row GEMV (gemm/int8/rows8_gemv.h) reads the
 // e4m3 weights once and applies their E8M0 scales exactly in registers. Else the weights are
 // dequantized the same way and cuBLAS bf16 (fp32 sums) or an fp32 GEMM runs: about cuBLAS
 // bf16's speed at large M. LOWBIT_MXFP8_PATH=dequant forces the second path (A/B runs).
 // Kept here with the other MX ops, whose activation quantizer and dequantizer it shares.
-Tensor mx8_dequantized(const Tensor& a, const Tensor& a_scale, const Tensor& b, const Tensor& b_scale,
-                       const OptTensor& bias, at::ScalarType out_dtype) {
+Tensor mx8_matmul(const Tensor& a, const Tensor& a_scale, const Tensor& b, const Tensor& b_scale,
+                  const OptTensor& bias, at::ScalarType out_dtype) {
   const bool bf16 = out_dtype == at::kBFloat16;
-  const auto type = a.options().dtype(bf16 ? at::kBFloat16 : at::kFloat);
-  const cudaStream_t stream = at::cuda::getCurrentCUDAStream();
-  Tensor a_dq = at::empty(a.sizes(), type);
-  launch_dequant_mx8(!bf16, static_cast<const uint8_t*>(a.data_ptr()), a_scale.data_ptr<uint8_t>(), a_dq.data_ptr(),
-                     a.size(0), a.size(1), stream);
+  const Tensor a_dq = dequant_mx8(a, a_scale, /*fp32=*/!bf16);
   static const bool force_dequant = env::is("LOWBIT_MXFP8_PATH", "dequant");
   if (bf16 && a.size(0) <= int8::kA16w8MaxTokens && !force_dequant)
     return int8::rows8_gemv(a_dq, b, b_scale, bias, /*mx=*/true);
   if (bf16 && !force_dequant && rows8_wgmma_applies(a.size(0), b.size(0), b.size(1)))
     return rows8_wgmma_matmul(a_dq, b, b_scale, bias, /*mx=*/true);
-  Tensor b_dq = at::empty(b.sizes(), type);
-  launch_dequant_mx8(!bf16, static_cast<const uint8_t*>(b.data_ptr()), b_scale.data_ptr<uint8_t>(), b_dq.data_ptr(),
-                     b.size(0), b.size(1), stream);
+  const Tensor b_dq = dequant_mx8(b, b_scale, /*fp32=*/!bf16);
   if (bf16) return at::linear(a_dq, b_dq, bias);
   const OptTensor bias32 = bias ? OptTensor(bias->to(at::kFloat)) : std::nullopt;
   return at::linear(a_dq, b_dq, bias32).to(out_dtype);
@@ -300,8 +297,8 @@ Tensor mx8_dequantized(const Tensor& a, const Tensor& a_scale, const Tensor& b, 
 template <bool kFourBit>
 Tensor mx_act_quantized(const Tensor& a, const Tensor& a_scale, const Tensor& b, const Tensor& b_scale,
                         const OptTensor& bias, at::ScalarType out_dtype) {
-  if constexpr (kFourBit) return a8w4_mx_dequantized(a, a_scale, b, b_scale, bias, out_dtype);
-  else return mx8_dequantized(a, a_scale, b, b_scale, bias, out_dtype);
+  if constexpr (kFourBit) return a8w4_mx_matmul(a, a_scale, b, b_scale, bias, out_dtype);
+  else return mx8_matmul(a, a_scale, b, b_scale, bias, out_dtype);
 }
 
 template <bool kFourBit>
