@@ -120,6 +120,14 @@ def assert_compiled_matches_eager(layer, new_x, ms=(8, 8, 8, 40, 40, 40)):
         torch.testing.assert_close(compiled(x).clone(), layer(x), rtol=0, atol=0)
 
 
+def bitwise_repeatable(call, runs=3):
+    """call() `runs` times; every result must equal the first bit for bit (a result that moves
+    between runs is a race, e.g. split-K partials combined out of order). Returns the first."""
+    ys = [call() for _ in range(runs)]
+    assert all(torch.equal(ys[0], y) for y in ys[1:])
+    return ys[0]
+
+
 def assert_linear_compiles_and_replays(linear, K, dtype, gen, graph_ms=(8, 64)):
     """`linear(x)` (an op with its weights bound) inside a module: torch.compile(fullgraph=True,
     mode="reduce-overhead") and a manual CUDA-graph capture both equal eager bitwise, at

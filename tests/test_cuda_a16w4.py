@@ -36,8 +36,8 @@ import torch
 import lowbit_ext
 from lowbit_ext import ops
 
-from samples import (BF16, FP16, assert_close_elementwise, assert_linear_compiles_and_replays, pairwise_cases,
-                     poison_allocator, raises_with, rand_x, to_cuda, w4_plain)
+from samples import (BF16, FP16, assert_close_elementwise, assert_linear_compiles_and_replays, bitwise_repeatable,
+                     pairwise_cases, poison_allocator, raises_with, rand_x, to_cuda, w4_plain)
 
 pytestmark = pytest.mark.cuda
 
@@ -191,8 +191,7 @@ def test_a16w4_repeatable_bitwise(M, N, K, g):
     x = rand_x(M, K, gen=gen).cuda()
     w, scales, zeros = to_cuda(*a16w4_operands(N, K, g, False, BF16, gen))
     bias = torch.randn(N, generator=gen).to(BF16).cuda()
-    ys = [ops.a16w4_linear(x, w, scales, zeros, g, bias) for _ in range(3)]
-    assert all(torch.equal(ys[0], y) for y in ys[1:])
+    bitwise_repeatable(lambda: ops.a16w4_linear(x, w, scales, zeros, g, bias))
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

@@ -33,8 +33,8 @@ import lowbit_ext
 from lowbit_ext import ops
 from lowbit_ext.formats._base import e2m1_to_float, e8m0_to_float, pack_nibbles, unpack_nibbles
 
-from samples import (BF16, FP16, assert_close_elementwise, assert_linear_compiles_and_replays, pairwise_cases,
-                     poison_allocator, raises_with, rand_x, to_cuda, w4_plain, weight)
+from samples import (BF16, FP16, assert_close_elementwise, assert_linear_compiles_and_replays, bitwise_repeatable,
+                     pairwise_cases, poison_allocator, raises_with, rand_x, to_cuda, w4_plain, weight)
 
 pytestmark = pytest.mark.cuda
 
@@ -288,8 +288,7 @@ def test_mxfp4_repeatable_bitwise(M, N, K):
     x = rand_x(M, K, gen=gen).cuda()
     w, s = to_cuda(*mx4_operands(N, K, gen))
     bias = torch.randn(N, generator=gen).to(BF16).cuda()
-    ys = [ops.mxfp4_linear(x, w, s, bias) for _ in range(3)]
-    assert all(torch.equal(ys[0], y) for y in ys[1:])
+    bitwise_repeatable(lambda: ops.mxfp4_linear(x, w, s, bias))
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
