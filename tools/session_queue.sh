@@ -83,3 +83,22 @@ for v in "base:" "pipe:LOWBIT_A16W4_GEMV=pipe"; do
     --shapes 8192x8192,28672x8192,4096x14336 --peers none --budget-s 90 --out "$OUT/gemv_$name.json"
 done
 fi
+# Session 5's first call (parts 6 and 7 did not fit one call together): the variant tests run by
+# device_run.sh (TESTS=tests/test_cuda_variants.py -k "pipe or rows"), then racecheck with the
+# defaults and with the new candidates on, then the two A/Bs with shorter budgets.
+#   PART=8 TESTS=tests/test_cuda_variants.py EXTRA='bash tools/session_queue.sh' BENCH=0 bash tools/device_run.sh "pipe or rows"
+if [ "$PART" = 8 ]; then
+for v in "base:" "pipe:LOWBIT_A16W4_GEMV=pipe"; do
+  name=${v%%:*}; knob=${v#*:}
+  TAIL=20 step 75 "gemv_$name" env $knob python3 bench/gemm.py --formats a16w4,mxfp4 --ms 1,4,8,16,32 \
+    --shapes 8192x8192,28672x8192,4096x14336 --peers none --budget-s 55 --out "$OUT/gemv_$name.json"
+done
+for v in "base:" "wg:LOWBIT_ROWS8_LARGE=wgmma" "wg256:LOWBIT_ROWS8_LARGE=wgmma LOWBIT_W4_WGMMA_ROWS=256"; do
+  name=${v%%:*}; knob=${v#*:}
+  TAIL=16 step 65 "rows8_$name" env $knob python3 bench/gemm.py --formats a16w8,mxfp8,mxfp4 --ms 64,256,512,1024 \
+    --shapes 8192x8192,28672x8192 --peers none --budget-s 45 --out "$OUT/rows8_$name.json"
+done
+step 80 racecheck compute-sanitizer --tool racecheck --error-exitcode 9 python3 tests/sanitize_w4_int8.py
+step 80 racecheck_new env LOWBIT_A16W4_GEMV=pipe LOWBIT_ROWS8_LARGE=wgmma LOWBIT_W4_WGMMA_ROWS=256 \
+  compute-sanitizer --tool racecheck --error-exitcode 9 python3 tests/sanitize_w4_int8.py
+fi
