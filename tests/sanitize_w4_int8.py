@@ -33,7 +33,7 @@ for N, K in [(3, 96), (17, 160), (40, 4160)]:
     packed = ops.prepack_w4(plain.cuda())
     assert torch.equal(packed.cpu(), ops.prepack_w4(plain)) and torch.equal(ops.unpack_w4(packed).cpu(), plain)
 # mxfp4: the GEMV (M <= 32), the mixed-input wgmma path (M = 100, full tiles) and the dequant path
-for M, N, K in [(3, 200, 384), (17, 136, 160), (40, 72, 256), (100, 256, 512)]:
+for M, N, K in [(3, 200, 384), (17, 136, 160), (40, 72, 256), (100, 256, 1280)]:
     codes, sc = ops.quantize_mxfp4(torch.randn(N, K, generator=gen))
     w = ops.prepack_w4(codes)
     x = rand_x(M, K, torch.bfloat16, gen=gen)
@@ -50,16 +50,16 @@ for M, N, K, od in [(3, 40, 128, torch.bfloat16), (40, 136, 384, torch.bfloat16)
 # mxfp8: the 8-bit-row GEMV (M <= 32, bf16 out; K = 8192: split K) and both operands
 # dequantized (bf16 and fp32 routes)
 for M, N, K, od in [(3, 40, 128, torch.bfloat16), (17, 264, 8192, torch.bfloat16), (40, 136, 384, torch.float16),
-                    (40, 136, 384, torch.bfloat16), (100, 256, 512, torch.bfloat16)]:
+                    (40, 136, 384, torch.bfloat16), (100, 256, 1280, torch.bfloat16)]:
     a, sa = a8w4_mx8_operand(M, K, gen, "quantized")
     b, sb = a8w4_mx8_weight(N, K, gen)
     ref = ops.mxfp8_mm(a, sa, b, sb, None, od)
     y = ops.mxfp8_mm(*to_cuda(a, sa, b, sb), None, od)
     assert_close_elementwise(y, ref, a8w4_a64(a, sa), a8w4_a64(b, sb), 2.0 ** -7, f"mxfp8 M={M}")
 # a16w8: the GEMV (1, 9, 17 and 32 tokens, one and several K splits, partial row CTAs and
-# chunks), the dequant path (M = 40) and the 8-bit-row wgmma path when LOWBIT_ROWS8_LARGE=wgmma
-# (M = 100: N and K multiples of 128)
-for M, N, K in [(1, 40, 48), (9, 200, 1040), (17, 4096, 4096), (32, 136, 4160), (40, 72, 256), (100, 256, 512)]:
+# chunks), the dequant path (M = 40) and the 8-bit-row wgmma path (M = 100: N and K multiples of
+# 128; K = 1280: 10 blocks, so the stage ring wraps and a release race would show)
+for M, N, K in [(1, 40, 48), (9, 200, 1040), (17, 4096, 4096), (32, 136, 4160), (40, 72, 256), (100, 256, 1280)]:
     x, w, ws, bias = a16w8_operands(M, N, K, torch.bfloat16, True, gen)
     ref = ops.a16w8_linear(x, w, ws, bias)
     y = ops.a16w8_linear(*to_cuda(x, w, ws, bias))

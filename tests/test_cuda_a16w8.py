@@ -77,10 +77,10 @@ def test_a16w8_matches_reference(M, NK, dtype, has_bias):
 
 
 # Full 128-row CTAs and 128-element blocks (N % 128 == 0, K % 128 == 0): the shapes the mixed-
-# input wgmma GEMM on 8-bit rows takes when LOWBIT_ROWS8_LARGE=wgmma (written in session 4, not
-# yet run: tests/test_cuda_variants.py); by default the dequantize path. Its products are exact
-# and its sums chain in fp32 with the scale applied once, so with the knob it is held to the
-# GEMV's bound. M: partial token tiles of 128 and several tiles.
+# input wgmma GEMM on 8-bit rows takes (by default up to 1024 tokens; LOWBIT_ROWS8_LARGE=dequant
+# or LOWBIT_A16W8_PATH=dequant send them to the dequantize path: tests/test_cuda_variants.py).
+# Its products are exact and its sums chain in fp32 with the scale applied once, so it is held to
+# the GEMV's bound. M: partial token tiles of 128 and several tiles.
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("N,K", [(128, 512), (256, 1024), (384, 4096)])
 @pytest.mark.parametrize("M", [33, 100, 129, 300])
@@ -91,7 +91,7 @@ def test_a16w8_large_m_full_tiles(M, N, K, dtype):
     poison_allocator(M * N * 2, N * K * 2)
     y = ops.a16w8_linear(*to_cuda(x, w, w_scale, bias))
     assert y.is_cuda and y.dtype == dtype and y.shape == (M, N)
-    wgmma = os.environ.get("LOWBIT_ROWS8_LARGE") == "wgmma" and os.environ.get("LOWBIT_A16W8_PATH") != "dequant"
+    wgmma = "dequant" not in (os.environ.get("LOWBIT_ROWS8_LARGE"), os.environ.get("LOWBIT_A16W8_PATH"))
     assert_close_elementwise(y, ref, x, w64(w, w_scale), 2.0 ** -9 if wgmma else 2.0 ** -7,
                              "wgmma" if wgmma else "dequant")
 

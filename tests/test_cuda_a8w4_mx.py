@@ -179,10 +179,9 @@ def test_mxfp8_linear_matches_reference(M, dtype):
     assert_close_elementwise(y, ref, a64(aq, sa), a64(b, sb), 2.0 ** -7 if dtype == BF16 else 2.0 ** -9, "mxfp8")
 
 
-# Full 128-row tiles and 128-element blocks: with LOWBIT_ROWS8_LARGE=wgmma (written in session
-# 4, not yet run: tests/test_cuda_variants.py) M > 32 with bf16 output takes the mixed-input
-# wgmma GEMM on the e4m3 rows (scales folded exactly, sums chained in fp32); else the
-# dequantize path.
+# Full 128-row tiles and 128-element blocks: M > 32 (to 512) with bf16 output takes the mixed-input
+# wgmma GEMM on the e4m3 rows (scales folded exactly, sums chained in fp32); with
+# LOWBIT_ROWS8_LARGE=dequant or LOWBIT_MXFP8_PATH=dequant the dequantize path.
 @pytest.mark.parametrize("N,K", [(128, 512), (256, 1024), (384, 4096)])
 @pytest.mark.parametrize("M", [33, 129, 300])
 def test_mxfp8_large_m_full_tiles(M, N, K):

@@ -22,7 +22,8 @@ VARIANTS = [
      "matches_reference or repeatable or nan_scale or decode_exactly or extreme_scales or graph"),
     ("a16w4-gemv-smem", {"LOWBIT_A16W4_GEMV": "smem"}, ["test_cuda_a16w4.py", "test_cuda_mxfp4.py"],
      "matches_reference or repeatable or nan_scale or extreme_scales"),
-    # v7b: v7 with a register ring of blocks and the g128 scales loaded with the weights (not yet run)
+    # v7b: v7 with a register ring of blocks and the g128 scales loaded with the weights (default
+    # for mxfp4 at 17..32 tokens; int4 only through the knob)
     ("a16w4-gemv-pipe", {"LOWBIT_A16W4_GEMV": "pipe"}, ["test_cuda_a16w4.py", "test_cuda_mxfp4.py"],
      "matches_reference or repeatable or nan_scale or decode_exactly or extreme_scales or graph"),
     # mixed-input wgmma GEMM (default at 33..256 tokens, full 128-row tiles) at every M > 32,
@@ -42,13 +43,13 @@ VARIANTS = [
     ("fp8-cluster", {"LOWBIT_SM90_CLUSTER": "2"}, ["test_cuda_fp8.py"], "matches_reference or repeatable"),
     ("fp8-one-acc", {"LOWBIT_FP8_ONE_ACC": "1"}, ["test_cuda_fp8.py"], "matches_reference"),
     ("int8-no-cluster", {"LOWBIT_SM90_CLUSTER": "1"}, ["test_cuda_int8.py"], "matches_reference or largest_sums"),
-    # the mixed-input wgmma GEMM on 8-bit rows (a16w8 and mxfp8 at M > 32; written in session 4,
-    # not yet run; full tiles only)
-    ("rows8-large-wgmma", {"LOWBIT_ROWS8_LARGE": "wgmma"}, ["test_cuda_a16w8.py", "test_cuda_a8w4_mx.py"],
+    # 8-bit rows (a16w8, mxfp8) at M > 32 dequantized + cuBLAS where the mixed-input wgmma GEMM is
+    # the default (33..1024 / 33..512 tokens, full tiles)
+    ("rows8-large-dequant", {"LOWBIT_ROWS8_LARGE": "dequant"}, ["test_cuda_a16w8.py", "test_cuda_a8w4_mx.py"],
      "large_m or matches_reference or nan or graph"),
-    # 256 weight rows per CTA for the chained formats (mxfp4, a8w4_mx; and the 8-bit rows, forced
-    # on) where N % 256 == 0 (written in session 4, not yet run)
-    ("w4-wgmma-rows256", {"LOWBIT_W4_WGMMA_ROWS": "256", "LOWBIT_ROWS8_LARGE": "wgmma"},
+    # 256 weight rows per CTA for the chained formats (mxfp4, a8w4_mx, 8-bit rows) where N % 256
+    # == 0 (by default only where it saves waves: no test shape is that large)
+    ("w4-wgmma-rows256", {"LOWBIT_W4_WGMMA_ROWS": "256"},
      ["test_cuda_mxfp4.py", "test_cuda_a8w4_mx.py", "test_cuda_a16w8.py"], "large_m or matches_reference"),
     # mxfp8 through the dequantize path at every M (the GEMV takes M <= 32 with bf16 output)
     ("mxfp8-dequant", {"LOWBIT_MXFP8_PATH": "dequant"}, ["test_cuda_a8w4_mx.py"], "mxfp8"),

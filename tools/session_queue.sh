@@ -102,3 +102,14 @@ step 80 racecheck compute-sanitizer --tool racecheck --error-exitcode 9 python3 
 step 80 racecheck_new env LOWBIT_A16W4_GEMV=pipe LOWBIT_ROWS8_LARGE=wgmma LOWBIT_W4_WGMMA_ROWS=256 \
   compute-sanitizer --tool racecheck --error-exitcode 9 python3 tests/sanitize_w4_int8.py
 fi
+# Session 5's second call: after the 8-bit-row wgmma, the wave rule for 256-row CTAs and v7b for
+# mxfp4 at 32 tokens became defaults, and the wgmma stage release moved to a named barrier:
+# racecheck, the ncu profile of the GEMVs at M = 1, the new defaults' table.
+#   PART=9 TESTS="tests/test_cuda_variants.py" EXTRA='bash tools/session_queue.sh' BENCH=0 bash tools/device_run.sh "pipe or rows"
+if [ "$PART" = 9 ]; then
+step 100 racecheck compute-sanitizer --tool racecheck --error-exitcode 9 python3 tests/sanitize_w4_int8.py
+TAIL=4 step 150 tests_rows8 python3 -m pytest -q -m cuda -p no:cacheprovider tests/test_cuda_a16w8.py tests/test_cuda_a8w4_mx.py tests/test_cuda_mxfp4.py
+TAIL=40 step 200 gemv_profile bash tools/gemv_profile.sh
+TAIL=30 step 100 table python3 bench/gemm.py --formats a16w8,mxfp8,mxfp4,a8w4_mx --ms 32,64,256,512,1024 \
+  --shapes 8192x8192,28672x8192 --peers none --budget-s 80 --out "$OUT/table.json"
+fi

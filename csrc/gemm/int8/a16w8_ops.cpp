@@ -1,9 +1,10 @@
 // a16w8_linear on CUDA: 16-bit activations times int8 weights (per-channel fp32 scale).
 // M <= 32: the tensor-core GEMV on the plain int8 weights (a16w8_gemv.cuh): exact products,
 // fp32 sums, the scale applied once, so y equals the CPU reference (csrc/cpu/linear.cpp) up
-// to summation order. M > 32: the weight dequantized (q * s rounded once to x's dtype) and
-// cuBLAS, until the mixed-input wgmma mainloop exists.
-// LOWBIT_A16W8_PATH=dequant takes the large-M path at every M (A/B benches).
+// to summation order. M = 33..1024 with N and K multiples of 128: the mixed-input wgmma GEMM on
+// the int8 rows (gemm/w4/mixed_wgmma.h: exact products, fp32 sums, the scale in the epilogue).
+// Otherwise the weight dequantized (q * s rounded once to x's dtype) and cuBLAS.
+// LOWBIT_A16W8_PATH=dequant takes the dequantize path at every M (A/B benches).
 #include <ATen/cuda/CUDAContext.h>
 #include <ATen/ops/empty.h>
 #include <ATen/ops/linear.h>
@@ -64,7 +65,7 @@ Tensor a16w8_linear(const Tensor& x, const Tensor& w, const Tensor& w_scale, con
   if (d.M == 0) return at::empty({0, d.N}, x.options());
   static const bool force_dequant = env::is("LOWBIT_A16W8_PATH", "dequant");
   if (d.M <= kA16w8MaxTokens && !force_dequant) return rows8_gemv(x, w, w_scale, bias, /*mx=*/false);
-  if (!force_dequant && w4::rows8_wgmma_applies(d.M, d.N, d.K))  // not yet run: off unless asked
+  if (!force_dequant && w4::rows8_wgmma_applies(d.M, d.N, d.K, /*mx=*/false))
     return w4::rows8_wgmma_matmul(x, w, w_scale, bias, /*mx=*/false);
   Tensor wd = at::empty({d.N, d.K}, x.options());
   launch_a16w8_dequant(x.scalar_type() == at::kBFloat16, w.data_ptr<int8_t>(), w_scale.data_ptr<float>(),

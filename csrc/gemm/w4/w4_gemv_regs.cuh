@@ -29,13 +29,15 @@
 
 namespace lowbit::w4 {
 
-// kPipe (v7b, LOWBIT_A16W4_GEMV=pipe; written in session 4, not yet run): v7 issues kUnroll
-// blocks' loads, then computes all of them with nothing in flight, and every g128 promotion
-// waits on its scale / zero loads from L2 (a warp spends ~5.6k cycles per block at M = 1,
-// 8192^2, where HBM needs ~1.2k). v7b keeps a ring of kUnroll blocks in registers: computing
-// block b is followed by the load of block b + kUnroll into its slot, so kUnroll - 1 blocks
-// stay in flight during the compute; with groups of 128 each slot also carries its block's
-// scales and zero points, loaded with the weights. (8 and 32 tokens; 16 keep v7's loop.)
+// kPipe (v7b; default for mxfp4 at 17..32 tokens, LOWBIT_A16W4_GEMV=pipe forces it): v7
+// issues kUnroll blocks' loads, then computes all of them with nothing in flight, and every g128
+// promotion waits on its scale / zero loads from L2. v7b keeps a ring of kUnroll blocks in
+// registers: computing block b is followed by the load of block b + kUnroll into its slot, so
+// kUnroll - 1 blocks stay in flight during the compute; with groups of 128 each slot also
+// carries its block's scales and zero points, loaded with the weights. (8 and 32 tokens; 16
+// keep v7's loop.) Measured (H100, session 5): the hypothesis that the promotion chain held v7
+// back failed: at 1..8 tokens v7b is 5-15% faster than v7 and still 15-40% slower than v6; at
+// 32 tokens int4 loses 13% to v7, mxfp4 gains 4-8% (bench/NOTES.md).
 template <typename T, int kTiles, int kChunks, bool kZeros, bool kMx, bool kPipe = false>
 __global__ void __launch_bounds__(kGemvThreads, gemv_regs_ctas_per_sm(kTiles))
     a16w4_gemv_regs_kernel(const GemvParams p) {

@@ -60,19 +60,22 @@ GemvPlan plan_gemv(int64_t M, int64_t N, int64_t K, int64_t g, bool zeros, int s
   return {int(slice_blocks * 128), int((blocks + slice_blocks - 1) / slice_blocks)};
 }
 
-// Which GEMV: v7 (w4_gemv_regs.cuh, weights straight into registers) for the 32-token tile,
-// v6 (w4_gemv.cuh, weights staged through shared memory by bulk copies) for 1..16 tokens,
-// measured on the H100 (bench/NOTES.md session 4), v7 at M = 32 0.73-0.80x cuBLAS where v6
-// gets 0.49-0.64x, and v6 at M = 1..16 1.0-2.2x where v7 gets 0.76-1.44x.
-// LOWBIT_A16W4_GEMV=regs|smem forces one for every M <= 32 (A/B runs); =pipe the v7b variant
-// of v7 (w4_gemv_regs.cuh kPipe; written in session 4, not yet run). Returns GemvParams::regs.
-int gemv_regs_mode(int64_t M) {
+// Which GEMV, as measured on the H100 (bench/NOTES.md sessions 4 and 5): v6 (w4_gemv.cuh,
+// weights staged through shared memory by bulk copies) for 1..16 tokens, 1.0-2.2x cuBLAS where
+// v7 gets 0.76-1.44x and v7b 0.80-1.54x; for the 32-token tile v7 (w4_gemv_regs.cuh, weights
+// straight into registers) for int4, 0.75-0.77x where v6 gets 0.49-0.58x and v7b 0.65-0.67x,
+// and v7b (v7 with a register ring of blocks) for mxfp4, 0.79 / 0.86 / 0.80x on 8192^2 /
+// 28672 x 8192 / 4096 x 14336 where v7 gets 0.76 / 0.80 / 0.75x.
+// LOWBIT_A16W4_GEMV=smem|regs|pipe forces v6 / v7 / v7b for every M <= 32 (A/B runs).
+// Returns GemvParams::regs (0 = v6, 1 = v7, 2 = v7b).
+int gemv_regs_mode(int64_t M, bool mx) {
   static const bool force_regs = env::is("LOWBIT_A16W4_GEMV", "regs");
   static const bool force_smem = env::is("LOWBIT_A16W4_GEMV", "smem");
   static const bool force_pipe = env::is("LOWBIT_A16W4_GEMV", "pipe");
   if (force_pipe) return 2;
   if (force_regs || force_smem) return force_regs ? 1 : 0;
-  return gemv_tiles(M) == 4 ? 1 : 0;
+  if (gemv_tiles(M) != 4) return 0;
+  return mx ? 2 : 1;
 }
 
 // The v7 GEMV (w4_gemv_regs.cuh) keeps nothing in shared memory: its CTAs per SM come from
@@ -89,7 +92,7 @@ Tensor gemv(const Tensor& x, const Tensor& w, const Tensor& scales, const OptTen
   const int64_t M = x.size(0), K = x.size(1), N = w.size(0);
   Tensor out = at::empty({M, N}, x.options());
   const int sms = at::cuda::getCurrentDeviceProperties()->multiProcessorCount;
-  const int regs = gemv_regs_mode(M);
+  const int regs = gemv_regs_mode(M, mx);
   const GemvPlan plan = regs ? plan_gemv_regs(M, N, K, sms)
                              : plan_gemv(M, N, K, g, zeros.has_value(), sms, int(x.element_size()),
                                          mx ? 1 : int(x.element_size()));
@@ -149,11 +152,22 @@ bool wgmma_applies(int64_t M, int64_t N, int64_t K, int64_t g, bool mx) {
 }
 
 // Weight rows per CTA of the wgmma GEMM for the chained formats (MX, 8-bit rows): 128, or 256
-// with LOWBIT_W4_WGMMA_ROWS=256 (written in session 4, not yet run: X re-read from L2 half as
-// often, bench/NOTES.md) where N % 256 == 0. int4 (a promotion per group) keeps 128.
-int chained_row_tiles(int64_t N) {
-  static const bool rows256 = env::integer("LOWBIT_W4_WGMMA_ROWS", 128) == 256;
-  return rows256 && N % (2 * kWgRows) == 0 ? 2 : 1;
+// where N % 256 == 0 and the grid's waves say so. A 256-row CTA reads X from L2 once per 256
+// rows instead of 128 and takes ~1.5-1.8x a 128-row CTA's time (H100, session 5: one CTA per
+// SM, so the grid runs in waves of SM-count CTAs); it pays where halving the CTAs cuts the
+// waves by more than that: 28672 x 8192 M = 64 (224 -> 112 CTAs, 2 -> 1 wave) 1.59 / 1.28x
+// cuBLAS (a16w8 / mxfp4) vs 1.22 / 1.13x, M = 256 0.88 / 0.72x vs 0.82 / 0.69x; and it loses
+// where the waves stay (8192^2 M = 64: 0.48 vs 0.92x) or barely drop (28672 x 8192 M = 512:
+// 4 vs 7 waves, 0.70 vs 0.74x). LOWBIT_W4_WGMMA_ROWS=128|256 forces one (A/B runs). int4 (a
+// promotion per group) keeps 128.
+int chained_row_tiles(int64_t M, int64_t N) {
+  static const int64_t forced = env::integer("LOWBIT_W4_WGMMA_ROWS", 0);
+  if (N % (2 * kWgRows) != 0 || forced == 128) return 1;
+  if (forced == 256) return 2;
+  const int64_t sms = at::cuda::getCurrentDeviceProperties()->multiProcessorCount;
+  const int64_t ctas = N / kWgRows * ((M + kWgTokens - 1) / kWgTokens);
+  auto waves = [&](int64_t c) { return (c + sms - 1) / sms; };
+  return 10 * waves(ctas) > 18 * waves(ctas / 2) ? 2 : 1;  // 256 rows: waves halved, x 1.8 time
 }
 
 // mx: mxfp4 weights (E8M0 scales folded into the bf16 A operand exactly: no sums of x, no
@@ -180,22 +194,31 @@ Tensor wgmma_matmul(const Tensor& x, const Tensor& w, const Tensor& scales, cons
   p.bias = bias ? bias->data_ptr() : nullptr;
   p.out = out.data_ptr();
   p.M = int(M), p.N = int(N), p.K = int(K), p.group = int(g);
-  launch_wgmma(elem_of(x), tmap_x, p, mx, mx ? chained_row_tiles(N) : 1, stream);
+  launch_wgmma(elem_of(x), tmap_x, p, mx, mx ? chained_row_tiles(M, N) : 1, stream);
   return out;
 }
 
 }  // namespace
 
-bool rows8_wgmma_applies(int64_t M, int64_t N, int64_t K) {
-  static const bool on = env::is("LOWBIT_ROWS8_LARGE", "wgmma");
-  return on && M > 32 && N % kWgRows == 0 && K % 128 == 0;
+// 8-bit rows above the GEMVs' 32 tokens: the mixed-input wgmma GEMM up to these M, measured on
+// the H100 (session 5, 8192^2 / 28672 x 8192, vs the weight dequantized + cuBLAS): a16w8 M = 64
+// 0.92 / 1.22x cuBLAS (dequantized: 0.34 / 0.34x), 256 0.98 / 0.82x (0.37 / 0.37x), 512 0.79 /
+// 0.74x (0.50 / 0.49x), 1024 0.74-0.78 / 0.66-0.70x (0.67 / 0.69x); mxfp8 M = 64 0.70 / 1.09x
+// (0.34 / 0.36x), 512 0.62 / 0.64x (0.48 / 0.52x), 1024 0.62-0.64 / 0.60-0.63x (0.64 / 0.72x:
+// dequantize). LOWBIT_ROWS8_LARGE=wgmma|dequant forces one for every M > 32 (A/B runs).
+constexpr int64_t kRows8WgmmaMaxTokensInt8 = 1024, kRows8WgmmaMaxTokensMx = 512;
+bool rows8_wgmma_applies(int64_t M, int64_t N, int64_t K, bool mx) {
+  static const bool force_wgmma = env::is("LOWBIT_ROWS8_LARGE", "wgmma");
+  static const bool force_dequant = env::is("LOWBIT_ROWS8_LARGE", "dequant");
+  if (force_dequant || M <= 32 || N % kWgRows != 0 || K % 128 != 0) return false;
+  return force_wgmma || M <= (mx ? kRows8WgmmaMaxTokensMx : kRows8WgmmaMaxTokensInt8);
 }
 
 Tensor rows8_wgmma_matmul(const Tensor& x, const Tensor& w, const Tensor& w_scale, const OptTensor& bias, bool mx) {
   const int64_t M = x.size(0), K = x.size(1), N = w.size(0);
   Tensor out = at::empty({M, N}, x.options());
   const CUtensorMap tmap_x = tma::make_2d_sw128(x.data_ptr(), 2, M, K, K, kWgTokens);
-  const int row_tiles = chained_row_tiles(N);
+  const int row_tiles = chained_row_tiles(M, N);
   const CUtensorMap tmap_w = tma::make_2d_sw128(w.data_ptr(), 1, N, K, K, kWgRows * row_tiles);
   W4WgmmaParams p{};
   p.scales = mx ? w_scale.data_ptr() : nullptr;
@@ -283,7 +306,7 @@ Tensor mx8_matmul(const Tensor& a, const Tensor& a_scale, const Tensor& b, const
   static const bool force_dequant = env::is("LOWBIT_MXFP8_PATH", "dequant");
   if (bf16 && a.size(0) <= int8::kA16w8MaxTokens && !force_dequant)
     return int8::rows8_gemv(a_dq, b, b_scale, bias, /*mx=*/true);
-  if (bf16 && !force_dequant && rows8_wgmma_applies(a.size(0), b.size(0), b.size(1)))
+  if (bf16 && !force_dequant && rows8_wgmma_applies(a.size(0), b.size(0), b.size(1), /*mx=*/true))
     return rows8_wgmma_matmul(a_dq, b, b_scale, bias, /*mx=*/true);
   const Tensor b_dq = dequant_mx8(b, b_scale, /*fp32=*/!bf16);
   if (bf16) return at::linear(a_dq, b_dq, bias);

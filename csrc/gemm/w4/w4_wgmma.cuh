@@ -246,11 +246,15 @@ __device__ __forceinline__ void a16w4_wgmma_consume(const W4WgmmaParams& p, uint
       }
     }
     ptx::wgmma_wait<0>();  // this block's wgmma have read the stage
-    // Every lane's ld.shared of the weight chunk happens before lane 0's release: without
-    // this, lane 0's arrive orders only its own reads, and compute-sanitizer racecheck found
-    // the producer's next bulk copy into the stage racing the other lanes' reads (session 4).
-    __syncwarp();
-    if (lane == 0) ptx::mbarrier_arrive(&empty[stage]);
+    // The warpgroup's threads meet at a named barrier (their ld.shared of the weight chunk
+    // done), then one thread per warpgroup releases the stage. One arrive per warp after
+    // __syncwarp() is enough under the PTX memory model, but compute-sanitizer racecheck
+    // orders only the arriving thread's accesses and reported the producer's next bulk copy
+    // racing the other lanes' reads (sessions 4 and 5); an arrive by every thread (count 256)
+    // satisfied it but made ptxas spill 96-120 bytes in the 256-row 8-bit-row kernels. The
+    // warps of a warpgroup are already in step (wgmma is warpgroup-collective).
+    ptx::named_barrier_sync(1 + wg, 128);
+    if (threadIdx.x % 128 == 0) ptx::mbarrier_arrive(&empty[stage]);
     if (++stage == Layout::kStages) stage = 0, phase ^= 1;
   }
   if constexpr (kChained) {
@@ -310,7 +314,7 @@ __global__ void __launch_bounds__(kWgThreads, 1)
     if constexpr (kRows8) ptx::tma_prefetch_desc(&tmap_w);
     for (int s = 0; s < Layout::kStages; ++s) {
       ptx::mbarrier_init(&full[s], 1);
-      ptx::mbarrier_init(&empty[s], 8);  // every consumer warp
+      ptx::mbarrier_init(&empty[s], 2);  // one thread per consumer warpgroup
     }
     ptx::fence_barrier_init();
   }
