@@ -113,3 +113,14 @@ TAIL=40 step 200 gemv_profile bash tools/gemv_profile.sh
 TAIL=30 step 100 table python3 bench/gemm.py --formats a16w8,mxfp8,mxfp4,a8w4_mx --ms 32,64,256,512,1024 \
   --shapes 8192x8192,28672x8192 --peers none --budget-s 80 --out "$OUT/table.json"
 fi
+# Session 5's third call: racecheck after the producer's proxy fence; the GEMV tests after the
+# one-fence-per-CTA split epilogue (all GEMVs); the v6 split plan's A/B (CTAs per SM, one wave).
+#   PART=10 TESTS="tests/test_cuda_a16w4.py tests/test_cuda_mxfp4.py tests/test_cuda_a16w8.py tests/test_cuda_a8w4_mx.py" EXTRA='bash tools/session_queue.sh' BENCH=0 bash tools/device_run.sh
+if [ "$PART" = 10 ]; then
+step 100 racecheck compute-sanitizer --tool racecheck --error-exitcode 9 python3 tests/sanitize_w4_int8.py
+for v in "base:" "wave:LOWBIT_A16W4_GEMV_ONE_WAVE=1" "c3:LOWBIT_A16W4_GEMV_CTAS=3" "c2:LOWBIT_A16W4_GEMV_CTAS=2"; do
+  name=${v%%:*}; knob=${v#*:}
+  TAIL=14 step 60 "split_$name" env $knob python3 bench/gemm.py --formats a16w4,mxfp4,a16w8 --ms 1,8,16 \
+    --shapes 8192x8192,28672x8192,4096x14336 --peers none --budget-s 45 --out "$OUT/split_$name.json"
+done
+fi

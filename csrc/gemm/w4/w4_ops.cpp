@@ -47,7 +47,12 @@ GemvPlan plan_gemv(int64_t M, int64_t N, int64_t K, int64_t g, bool zeros, int s
   const int tokens = int(M);  // x rows in shared memory: the real tokens only
   const int64_t blocks = (K + 127) / 128;
   const int64_t row_ctas = (N + kGemvRows - 1) / kGemvRows;
-  int64_t splits = std::max<int64_t>(1, (4 * sms + row_ctas - 1) / row_ctas);
+  // A/B knobs (session 5): LOWBIT_A16W4_GEMV_CTAS = CTAs per SM the split aims at (default 4,
+  // what fits), LOWBIT_A16W4_GEMV_ONE_WAVE=1 rounds the splits down (one wave, as the a16w8
+  // GEMV's plan) instead of up (28672 x 8192: 3 splits = 672 CTAs for 528 slots).
+  static const int64_t ctas = std::clamp<int64_t>(env::integer("LOWBIT_A16W4_GEMV_CTAS", 4), 1, 4);
+  static const bool one_wave = env::integer("LOWBIT_A16W4_GEMV_ONE_WAVE", 0) != 0;
+  int64_t splits = std::max<int64_t>(1, (ctas * sms + (one_wave ? 0 : row_ctas - 1)) / row_ctas);
   splits = std::min(splits, blocks);
   int64_t slice_blocks = (blocks + splits - 1) / splits;
   // Per CTA (x slice + weight ring): at 56 KB four CTAs fit an SM, so the ~4 CTAs per SM the

@@ -247,12 +247,11 @@ __device__ __forceinline__ void a16w4_wgmma_consume(const W4WgmmaParams& p, uint
     }
     ptx::wgmma_wait<0>();  // this block's wgmma have read the stage
     // The warpgroup's threads meet at a named barrier (their ld.shared of the weight chunk
-    // done), then one thread per warpgroup releases the stage. One arrive per warp after
-    // __syncwarp() is enough under the PTX memory model, but compute-sanitizer racecheck
-    // orders only the arriving thread's accesses and reported the producer's next bulk copy
-    // racing the other lanes' reads (sessions 4 and 5); an arrive by every thread (count 256)
-    // satisfied it but made ptxas spill 96-120 bytes in the 256-row 8-bit-row kernels. The
-    // warps of a warpgroup are already in step (wgmma is warpgroup-collective).
+    // done), then one thread per warpgroup releases the stage (the producer fences the proxies
+    // before refilling it). Session 4 released per warp after __syncwarp(); racecheck reported
+    // the producer's next bulk copy racing the other lanes' reads. An arrive by every thread
+    // (count 256) made ptxas spill 96-120 bytes in the 256-row 8-bit-row kernels; the warps of a
+    // warpgroup are in step anyway (wgmma is warpgroup-collective).
     ptx::named_barrier_sync(1 + wg, 128);
     if (threadIdx.x % 128 == 0) ptx::mbarrier_arrive(&empty[stage]);
     if (++stage == Layout::kStages) stage = 0, phase ^= 1;
@@ -332,6 +331,10 @@ __global__ void __launch_bounds__(kWgThreads, 1)
       for (int kb = 0; kb < num_kb; ++kb) {
         uint8_t* x_dst = smem + stage * Layout::kStageBytes;
         ptx::mbarrier_wait(&empty[stage], phase ^ 1);
+        // The consumers read the stage's weights with ld.shared (generic proxy); the copies below
+        // write it through the async proxy. As in the GEMV (w4_gemv.cuh), a proxy fence orders
+        // the two; without it racecheck reported the bulk copies racing those reads (session 5).
+        ptx::fence_proxy_async_smem();
         ptx::mbarrier_arrive_expect_tx(&full[stage], Layout::kStageBytes);  // OOB-filled X rows count too
         ptx::tma_load_2d(x_dst, &tmap_x, &full[stage], kb * kBlockElems, tok0);
         ptx::tma_load_2d(x_dst + Layout::kXHalf, &tmap_x, &full[stage], kb * kBlockElems + 64, tok0);
