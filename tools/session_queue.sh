@@ -124,3 +124,16 @@ for v in "base:" "wave:LOWBIT_A16W4_GEMV_ONE_WAVE=1" "c3:LOWBIT_A16W4_GEMV_CTAS=
     --shapes 8192x8192,28672x8192,4096x14336 --peers none --budget-s 45 --out "$OUT/split_$name.json"
 done
 fi
+# Session 5's fourth call: racecheck after the per-thread release (4-bit kernels); the GEMV v6
+# prologue / promotion changes (sums of x per group, no division per staged item) A/B'd against
+# the numbers of call 3 in the same table; the 4-bit wgmma after the release change; the model.
+#   PART=11 TESTS="tests/test_cuda_a16w4.py tests/test_cuda_mxfp4.py tests/test_cuda_a16w8.py tests/test_cuda_a8w4_mx.py" EXTRA='bash tools/session_queue.sh' BENCH=0 bash tools/device_run.sh
+if [ "$PART" = 11 ]; then
+step 100 racecheck compute-sanitizer --tool racecheck --error-exitcode 9 python3 tests/sanitize_w4_int8.py
+TAIL=24 step 60 gemv python3 bench/gemm.py --formats a16w4,mxfp4 --a16w4-groups 128,32 --ms 1,8,16 \
+  --shapes 8192x8192,28672x8192,4096x14336 --peers none --budget-s 45 --out "$OUT/gemv.json"
+TAIL=16 step 60 mid python3 bench/gemm.py --formats a16w4,mxfp4,a16w8 --ms 64,256,512 \
+  --shapes 8192x8192,28672x8192 --peers none --budget-s 45 --out "$OUT/mid.json"
+TAIL=40 step 300 model python3 bench/model.py --formats a16w4,w8a8_fp8,a16w8,mxfp4,w8a8_int8 --batch 1,8,32 \
+  --prefill 2048 --out "$OUT/model.json"
+fi

@@ -226,14 +226,17 @@ __global__ void __launch_bounds__(kGemvThreads, kTiles == 4 ? 2 : 4) a16w4_gemv_
 #pragma unroll
   for (int b = 0; b < kGemvStages; ++b) request(b);
 
-  // ---- 2. stage x's slice (tokens >= M as zeros) with its sums per 32 elements (the 4
-  // lanes holding one 32-element chunk reduce by shuffles), and the scales and zero points
-  // of this CTA's 128 rows over the slice's groups.
+  // ---- 2. stage x's slice (tokens >= M as zeros) with its sums per group (per 32 elements
+  // with one group per row): the 4 kSumLanes consecutive lanes holding one group reduce by
+  // shuffles. Then the scales and zero points of this CTA's 128 rows over the slice's groups.
+  // Item indices advance by a precomputed step (no integer division per item).
   {
-    const int vecs = p.k_slice / 8;  // a multiple of 16: 4 consecutive lanes hold one chunk
+    constexpr int kSumLanes = 4 * (kChunks > 0 ? kChunks : 1);  // 8-element vectors per sum
+    const int vecs = p.k_slice / 8;  // a multiple of 16: a group's vectors lie in aligned lanes
     const int items = p.M * vecs, items_pad = (items + 31) / 32 * 32;  // whole warps for the shuffles
+    const int dt = kGemvThreads / vecs, dv = kGemvThreads % vecs;
+    int t = threadIdx.x / vecs, v = threadIdx.x % vecs;
     for (int i = threadIdx.x; i < items_pad; i += kGemvThreads) {
-      const int t = i / vecs, v = i % vecs;
       uint4 val = make_uint4(0, 0, 0, 0);
       if (i < items && v * 8 < k_len) val = ptx::ld_global_nc_v4(x + size_t(t) * p.K + k_begin + v * 8);
       if (i < items) *reinterpret_cast<uint4*>(x_s + t * L.x_ld + v * 8) = val;
@@ -242,19 +245,25 @@ __global__ void __launch_bounds__(kGemvThreads, kTiles == 4 ? 2 : 4) a16w4_gemv_
         float sum = 0.f;
 #pragma unroll
         for (int k = 0; k < 8; ++k) sum += to_f32(e[k]);
-        sum += __shfl_xor_sync(0xffffffffu, sum, 1);
-        sum += __shfl_xor_sync(0xffffffffu, sum, 2);
-        if (i < items && v % 4 == 0) chunk_sum[t * L.chunks_ld + v / 4] = sum;
+#pragma unroll
+        for (int o = 1; o < kSumLanes; o <<= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
+        if (i < items && v % kSumLanes == 0) chunk_sum[t * L.chunks_ld + v / kSumLanes] = sum;
       }
+      v += dv, t += dt;
+      if (v >= vecs) v -= vecs, ++t;
     }
     const Scale* scales = static_cast<const Scale*>(p.scales);
     const T* zeros = static_cast<const T*>(p.zeros);
     const int groups = p.K / p.group, g_first = k_begin / p.group;
+    const int dr = kGemvThreads / L.gps, dg = kGemvThreads % L.gps;
+    int r = threadIdx.x / L.gps, gl = threadIdx.x % L.gps;
     for (int i = threadIdx.x; i < kGemvRows * L.gps; i += kGemvThreads) {
-      const int row = row_cta * kGemvRows + i / L.gps, g = g_first + i % L.gps;
+      const int row = row_cta * kGemvRows + r, g = g_first + gl;
       const bool ok = row < p.N && g < groups;
       s_s[i] = ok ? scales[size_t(row) * groups + g] : Scale(0);
       if constexpr (kZeros) z_s[i] = ok ? zeros[size_t(row) * groups + g] : from_f32<T>(0.f);
+      gl += dg, r += dr;
+      if (gl >= L.gps) gl -= L.gps, ++r;
     }
     __syncthreads();
   }
@@ -267,9 +276,11 @@ __global__ void __launch_bounds__(kGemvThreads, kTiles == 4 ? 2 : 4) a16w4_gemv_
 #pragma unroll
     for (int i = 0; i < 4; ++i) total[t][i] = 0.f, acc[t][i] = 0.f;
 
-  // Fold acc (one group's sum of q * x) into total: s * (acc - z * sum of x).
+  // Fold acc (one group's sum of q * x) into total: s * (acc - z * sum of x). chunk_sum holds
+  // the sums of x per group (kChunks > 0: one entry, g_local) or per 32 elements (one group per
+  // row: the nchunks entries of the slice).
   const int srow0 = (warp * 16 + grp) * L.gps, srow1 = srow0 + 8 * L.gps;
-  auto promote = [&](int chunk0, int nchunks, int g_local) {
+  auto promote = [&](int g_local, int nchunks) {
     if constexpr (kMx) {
       const float s0 = e8m0_to_float(s_s[srow0 + g_local]), s1 = e8m0_to_float(s_s[srow1 + g_local]);
 #pragma unroll
@@ -290,9 +301,14 @@ __global__ void __launch_bounds__(kGemvThreads, kTiles == 4 ? 2 : 4) a16w4_gemv_
     for (int t = 0; t < kTiles; ++t) {
       const int tok = t * 8 + 2 * tig;
       float xs0 = 0.f, xs1 = 0.f;
-      for (int c = 0; c < nchunks; ++c) {
-        if (tok < p.M) xs0 += chunk_sum[tok * L.chunks_ld + chunk0 + c];
-        if (tok + 1 < p.M) xs1 += chunk_sum[(tok + 1) * L.chunks_ld + chunk0 + c];
+      if constexpr (kChunks > 0) {
+        if (tok < p.M) xs0 = chunk_sum[tok * L.chunks_ld + g_local];
+        if (tok + 1 < p.M) xs1 = chunk_sum[(tok + 1) * L.chunks_ld + g_local];
+      } else {
+        for (int c = 0; c < nchunks; ++c) {
+          if (tok < p.M) xs0 += chunk_sum[tok * L.chunks_ld + c];
+          if (tok + 1 < p.M) xs1 += chunk_sum[(tok + 1) * L.chunks_ld + c];
+        }
       }
       total[t][0] += s0 * (acc[t][0] - z0 * xs0);
       total[t][1] += s0 * (acc[t][1] - z0 * xs1);
@@ -316,10 +332,7 @@ __global__ void __launch_bounds__(kGemvThreads, kTiles == 4 ? 2 : 4) a16w4_gemv_
                                   : make_uint4(0, 0, 0, 0);
       mma_chunk<T, kTiles, kMx>(acc, acc, wr0[j], wr1[j], xv);
       if constexpr (kChunks > 0) {
-        if (j % kChunks == kChunks - 1) {
-          const int chunk0 = k_local / 32 - (kChunks - 1);
-          promote(chunk0, kChunks, chunk0 / kChunks);
-        }
+        if (j % kChunks == kChunks - 1) promote(k_local / 32 / kChunks, 0);
       }
     }
   };
@@ -340,7 +353,7 @@ __global__ void __launch_bounds__(kGemvThreads, kTiles == 4 ? 2 : 4) a16w4_gemv_
     request(b + kGemvStages);           // into the slot just read
     compute_block(b, c0, c1);
   }
-  if constexpr (kChunks == 0) promote(0, k_len / 32, 0);  // one group per row: this slice's share
+  if constexpr (kChunks == 0) promote(0, k_len / 32);  // one group per row: this slice's share
 
   // ---- 3. results: y directly, or fp32 partials reduced by the last CTA of the row block
   const T* bias = static_cast<const T*>(p.bias);

@@ -246,14 +246,20 @@ __device__ __forceinline__ void a16w4_wgmma_consume(const W4WgmmaParams& p, uint
       }
     }
     ptx::wgmma_wait<0>();  // this block's wgmma have read the stage
-    // The warpgroup's threads meet at a named barrier (their ld.shared of the weight chunk
-    // done), then one thread per warpgroup releases the stage (the producer fences the proxies
-    // before refilling it). Session 4 released per warp after __syncwarp(); racecheck reported
-    // the producer's next bulk copy racing the other lanes' reads. An arrive by every thread
-    // (count 256) made ptxas spill 96-120 bytes in the 256-row 8-bit-row kernels; the warps of a
-    // warpgroup are in step anyway (wgmma is warpgroup-collective).
-    ptx::named_barrier_sync(1 + wg, 128);
-    if (threadIdx.x % 128 == 0) ptx::mbarrier_arrive(&empty[stage]);
+    // Release the stage. 4-bit weights (bulk copies): every consumer thread arrives after its
+    // own ld.shared of the chunk. 8-bit rows (a tensor TMA box): the warpgroup meets at a named
+    // barrier and one thread arrives. Both are ordered under the PTX memory model (a barrier
+    // then one release is cumulative), but compute-sanitizer racecheck orders only the arriving
+    // thread's accesses before an mbarrier arrive and reported the producer's next bulk copy
+    // racing the other lanes' reads (sessions 4 and 5: a __syncwarp() or a named barrier before
+    // one arrive did not satisfy it). Every thread arriving in the 8-bit-row kernels made
+    // ptxas spill 96-120 bytes (256-row tiles), and racecheck reports nothing on their TMA box.
+    if constexpr (kRows8) {
+      ptx::named_barrier_sync(1 + wg, 128);
+      if (threadIdx.x % 128 == 0) ptx::mbarrier_arrive(&empty[stage]);
+    } else {
+      ptx::mbarrier_arrive(&empty[stage]);
+    }
     if (++stage == Layout::kStages) stage = 0, phase ^= 1;
   }
   if constexpr (kChained) {
@@ -313,7 +319,7 @@ __global__ void __launch_bounds__(kWgThreads, 1)
     if constexpr (kRows8) ptx::tma_prefetch_desc(&tmap_w);
     for (int s = 0; s < Layout::kStages; ++s) {
       ptx::mbarrier_init(&full[s], 1);
-      ptx::mbarrier_init(&empty[s], 2);  // one thread per consumer warpgroup
+      ptx::mbarrier_init(&empty[s], kRows8 ? 2 : kWgThreads - 128);  // the consumers' releases (consume)
     }
     ptx::fence_barrier_init();
   }
