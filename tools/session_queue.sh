@@ -137,3 +137,12 @@ TAIL=16 step 60 mid python3 bench/gemm.py --formats a16w4,mxfp4,a16w8 --ms 64,25
 TAIL=40 step 300 model python3 bench/model.py --formats a16w4,w8a8_fp8,a16w8,mxfp4,w8a8_int8 --batch 1,8,32 \
   --prefill 2048 --out "$OUT/model.json"
 fi
+# Session 5's fifth call: the table of every format with this session's defaults (README), then
+# (if time is left) the compiled decode step of bf16 and a16w4 at batch 1 and 8.
+#   PART=12 EXTRA='bash tools/session_queue.sh' BENCH=0 bash tools/device_run.sh nothing
+if [ "$PART" = 12 ]; then
+TAIL=90 step 330 table python3 bench/gemm.py --ms 1,16,32,64,256,512,1024,4096 --shapes 8192x8192,28672x8192 \
+  --peers none --budget-s 300 --out "$OUT/table.json"
+TAIL=20 step 100 model_compiled python3 bench/model.py --formats a16w4 --batch 1 --prefill 2048 \
+  --decode-mode compile --out "$OUT/model_compiled.json"
+fi
