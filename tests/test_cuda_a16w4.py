@@ -41,7 +41,7 @@ from samples import (BF16, FP16, assert_close_elementwise, assert_linear_compile
 
 pytestmark = pytest.mark.cuda
 
-GEMV_MAX_M = 32  # M <= 32: GEMV kernel; M > 32: mixed-input wgmma (full tiles, g >= 128, to 256) or dequantize + cuBLAS
+GEMV_MAX_M = 32  # M <= 32: GEMV kernel; M > 32: mixed-input wgmma (full tiles, to 512) or dequantize + cuBLAS
 M_VALUES = (1, 3, 8, 16, 17, 32, 33, 100, 256)
 # (N, K): none a multiple of the tiles; K = 4160 has K % 128 = 64 (a partial last 128-block
 # of the w4 layout), K = 160 a partial block of 32.
@@ -142,9 +142,8 @@ def test_a16w4_matches_reference(M, N, K, g, symmetric, has_bias, dtype, seed):
 
 
 # Full 128-row tiles and 128-element blocks (N % 128 == 0, K % 128 == 0): the shapes the
-# mixed-input wgmma path takes (by default M = 33..256 with groups of 128 or per channel; M =
-# 300 and groups of 32 / 64 through the dequantize path; the knobs force either for every M
-# and group: tests/test_cuda_variants.py). M: partial token tiles of
+# mixed-input wgmma path takes (by default M = 33..512, every group; the knobs force it or the
+# dequantize path for every M, or its promotion variant: tests/test_cuda_variants.py). M: partial token tiles of
 # 128 and several tiles.
 @pytest.mark.parametrize("g,symmetric,dtype", [(128, False, BF16), (64, True, FP16), (32, False, BF16),
                                                (-1, False, FP16)])
@@ -265,6 +264,22 @@ def test_a16w4_bad_inputs_cuda():
     raises_with(lambda: op(x, w, s.cpu(), z, g, None), "all tensors must be on one device")
     raises_with(lambda: op(x, w, s, z.cpu(), g, None), "all tensors must be on one device")
     raises_with(lambda: op(x, w, s, z, g, bias.cpu()), "all tensors must be on one device")
+
+
+# The mixed-input wgmma path (M > 32, full tiles) folds scale and zero point into the 16-bit
+# operand: w = q s - z s rounded once to x's dtype (relative error up to 2^-9 in bf16, 2^-11 in
+# fp16, random in sign), then fp32 sums over K. Bounds: the weight rounding's RMS (~1.1e-3 /
+# 2.8e-4) plus the output rounding, with a 2x margin: 4e-3 / 1e-3 at K = 16384.
+@pytest.mark.parametrize("dtype,bound", [(BF16, 4e-3), (FP16, 1e-3)])
+@pytest.mark.parametrize("symmetric", [False, True])
+def test_a16w4_wgmma_large_k_accuracy(symmetric, dtype, bound):
+    gen = torch.Generator().manual_seed(29)
+    M, N, K, g = 64, 256, 16384, 128
+    x = rand_x(M, K, dtype, gen=gen)
+    w, scales, zeros = a16w4_operands(N, K, g, symmetric, dtype, gen)
+    ref64 = x.double() @ dequant64(w, scales, zeros, g).t()
+    y = ops.a16w4_linear(*to_cuda(x, w, scales, zeros), g)
+    assert rel64(y, ref64) <= bound
 
 
 @pytest.mark.parametrize("dtype,bound", [(BF16, 3e-3), (FP16, 5e-4)])

@@ -32,6 +32,9 @@ VARIANTS = [
      "large_m or matches_reference or graph or repeatable or nan_scale or extreme_scales"),
     ("a16w4-large-dequant", {"LOWBIT_A16W4_LARGE": "dequant"}, ["test_cuda_a16w4.py", "test_cuda_mxfp4.py"],
      "large_m or matches_reference or nan_scale"),
+    # int4 wgmma with exact codes and a promotion per group (the default folds the scales)
+    ("a16w4-wgmma-promote", {"LOWBIT_A16W4_WGMMA": "promote", "LOWBIT_A16W4_LARGE": "wgmma"}, ["test_cuda_a16w4.py"],
+     "large_m or matches_reference or repeatable or wgmma"),
     # a16w4 GEMV with cp.async only (no bulk copies)
     ("a16w4-no-bulk", {"LOWBIT_A16W4_BULK": "0"}, ["test_cuda_a16w4.py", "test_cuda_mxfp4.py"],
      "matches_reference or repeatable"),

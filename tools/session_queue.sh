@@ -146,3 +146,15 @@ TAIL=90 step 330 table python3 bench/gemm.py --ms 1,16,32,64,256,512,1024,4096 -
 TAIL=20 step 100 model_compiled python3 bench/model.py --formats a16w4 --batch 1 --prefill 2048 \
   --decode-mode compile --out "$OUT/model_compiled.json"
 fi
+# Session 5's sixth call: int4 wgmma with scales folded into the operand (new default) against
+# the promotion variant and dequantize + cuBLAS, g128 / g32 / per channel, M = 64..1024.
+#   PART=13 TESTS="tests/test_cuda_a16w4.py tests/test_cuda_mxfp4.py" EXTRA='bash tools/session_queue.sh' BENCH=0 bash tools/device_run.sh
+if [ "$PART" = 13 ]; then
+TAIL=4 step 120 variant_promote python3 -m pytest -q -m cuda -p no:cacheprovider tests/test_cuda_variants.py -k "promote or large"
+step 60 racecheck compute-sanitizer --tool racecheck --error-exitcode 9 python3 tests/sanitize_w4_int8.py
+for v in "fold:LOWBIT_A16W4_LARGE=wgmma" "promote:LOWBIT_A16W4_WGMMA=promote" "dq:LOWBIT_A16W4_LARGE=dequant"; do
+  name=${v%%:*}; knob=${v#*:}
+  TAIL=14 step 70 "w4mid_$name" env $knob python3 bench/gemm.py --formats a16w4 --a16w4-groups 128,32,-1 \
+    --ms 64,256,512,1024 --shapes 8192x8192,28672x8192 --peers none --budget-s 55 --out "$OUT/w4mid_$name.json"
+done
+fi

@@ -150,9 +150,10 @@ __global__ void sum_x_kernel(const T* __restrict__ x, float* __restrict__ sum_x,
 }
 
 // tmap_w: the 8-bit rows' map (kRows8); 4-bit weights come by bulk copies and ignore it.
-template <typename T, int kChunks, bool kZeros, bool kMx = false, bool kRows8 = false, int kRowTiles = 1>
+template <typename T, int kChunks, bool kZeros, bool kMx = false, bool kRows8 = false, int kRowTiles = 1,
+          bool kFold = false>
 void wgmma_typed(const CUtensorMap& tmap_x, const CUtensorMap& tmap_w, const W4WgmmaParams& p, cudaStream_t stream) {
-  auto kernel = a16w4_wgmma_kernel<T, kWgTokens, kChunks, kZeros, kMx, kRows8, kRowTiles>;
+  auto kernel = a16w4_wgmma_kernel<T, kWgTokens, kChunks, kZeros, kMx, kRows8, kRowTiles, kFold>;
   constexpr int smem = W4WgmmaSmem<kWgTokens, kRows8, kRowTiles>::kBytes;
   static const bool configured = [&] {
     C10_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
@@ -164,14 +165,20 @@ void wgmma_typed(const CUtensorMap& tmap_x, const CUtensorMap& tmap_w, const W4W
   C10_CUDA_KERNEL_LAUNCH_CHECK();
 }
 
-template <typename T, bool kZeros>
+template <typename T, bool kZeros, bool kFold>
 void wgmma_group(const CUtensorMap& tmap_x, const W4WgmmaParams& p, cudaStream_t stream) {
   switch (p.group) {
-    case 32: return wgmma_typed<T, 1, kZeros>(tmap_x, tmap_x, p, stream);
-    case 64: return wgmma_typed<T, 2, kZeros>(tmap_x, tmap_x, p, stream);
-    case 128: return wgmma_typed<T, 4, kZeros>(tmap_x, tmap_x, p, stream);
-    default: return wgmma_typed<T, 0, kZeros>(tmap_x, tmap_x, p, stream);  // one group per row (group == K)
+    case 32: return wgmma_typed<T, 1, kZeros, false, false, 1, kFold>(tmap_x, tmap_x, p, stream);
+    case 64: return wgmma_typed<T, 2, kZeros, false, false, 1, kFold>(tmap_x, tmap_x, p, stream);
+    case 128: return wgmma_typed<T, 4, kZeros, false, false, 1, kFold>(tmap_x, tmap_x, p, stream);
+    default: return wgmma_typed<T, 0, kZeros, false, false, 1, kFold>(tmap_x, tmap_x, p, stream);  // group == K
   }
+}
+
+template <typename T, bool kFold>
+void wgmma_int4(const CUtensorMap& tmap_x, const W4WgmmaParams& p, cudaStream_t stream) {
+  if (p.zeros) wgmma_group<T, true, kFold>(tmap_x, p, stream);
+  else wgmma_group<T, false, kFold>(tmap_x, p, stream);
 }
 
 // MXFP8 (e4m3 codes + E8M0 per 32) -> OutT: e4m3 * 2^(e - 127) in fp32, rounded once (exact
@@ -245,17 +252,16 @@ void launch_sum_x(Elem t, const void* x, float* sum_x, int64_t M, int64_t K, int
   C10_CUDA_KERNEL_LAUNCH_CHECK();
 }
 
-void launch_wgmma(Elem t, const CUtensorMap& tmap_x, const W4WgmmaParams& p, bool mx, int row_tiles,
+void launch_wgmma(Elem t, const CUtensorMap& tmap_x, const W4WgmmaParams& p, bool mx, int row_tiles, bool fold,
                   cudaStream_t stream) {
   if (mx && row_tiles == 2) return wgmma_typed<__nv_bfloat16, 0, false, true, false, 2>(tmap_x, tmap_x, p, stream);
   if (mx) return wgmma_typed<__nv_bfloat16, 0, false, true>(tmap_x, tmap_x, p, stream);  // bf16 only (w4_wgmma.cuh)
-  const bool z = p.zeros != nullptr;
   if (t == Elem::kBF16) {
-    if (z) wgmma_group<__nv_bfloat16, true>(tmap_x, p, stream);
-    else wgmma_group<__nv_bfloat16, false>(tmap_x, p, stream);
+    if (fold) wgmma_int4<__nv_bfloat16, true>(tmap_x, p, stream);
+    else wgmma_int4<__nv_bfloat16, false>(tmap_x, p, stream);
   } else {
-    if (z) wgmma_group<__half, true>(tmap_x, p, stream);
-    else wgmma_group<__half, false>(tmap_x, p, stream);
+    if (fold) wgmma_int4<__half, true>(tmap_x, p, stream);
+    else wgmma_int4<__half, false>(tmap_x, p, stream);
   }
 }
 

@@ -136,24 +136,27 @@ Tensor dequant_matmul(const Tensor& x, const Tensor& w, const Tensor& scales, co
   return at::linear(x, wd, bias);
 }
 
-// M > 32: the mixed-input wgmma GEMM (w4_wgmma.cuh; int4 after a pre-pass for the sums of x
-// per group) or dequantize + cuBLAS, as measured on the H100 (bench/NOTES.md session 4):
+// M > 32: the mixed-input wgmma GEMM (w4_wgmma.cuh) or dequantize + cuBLAS, as measured on the
+// H100 (bench/NOTES.md sessions 4 and 5):
 //  - mxfp4 (its sums chain over K, no promotion): wgmma to M = 512 (8192^2 / 28672 x 8192:
 //    M = 64 0.72 / 1.16x cuBLAS vs 0.37 / 0.39x dequantized; M = 512 0.66 / 0.66x vs 0.52 /
 //    0.55x), dequantize from M = 1024 (0.67x vs 0.71x);
-//  - int4 with groups of 128 or per channel (one promotion per 128-K block or none): wgmma to
-//    M = 256 (g128 M = 256: 0.48 / 0.44x vs 0.40 / 0.41x), dequantize from 512 (0.39x vs 0.52x);
-//  - int4 with groups of 32 or 64: dequantize (wgmma 0.17 / 0.29x at M = 64: a promotion every
-//    32 or 64 of K stalls the tensor core; the GEMV's promotion cost, larger).
+//  - int4 with scales folded into the operand (the default, session 5): every group, to M = 512
+//    (as mxfp4: the same chained loop with one fma per pair instead of mxfp4's multiply);
+//  - int4 with a promotion per group (LOWBIT_A16W4_WGMMA=promote, session 4): groups of 128 or
+//    per channel to M = 256 (g128 M = 256: 0.48 / 0.44x vs 0.40 / 0.41x); groups of 32 / 64
+//    dequantize (wgmma 0.17 / 0.29x at M = 64: a promotion every 32 or 64 of K).
 // Full 128-row CTAs and 128-element blocks only: N % 128 == 0, K % 128 == 0.
 // LOWBIT_A16W4_LARGE=wgmma|dequant forces one for every M > 32 and every group (A/B runs).
-constexpr int64_t kWgmmaMaxTokensInt4 = 256, kWgmmaMaxTokensMx = 512;
+constexpr int64_t kWgmmaMaxTokensPromote = 256, kWgmmaMaxTokensChained = 512;
 bool wgmma_applies(int64_t M, int64_t N, int64_t K, int64_t g, bool mx) {
   static const bool force_wgmma = env::is("LOWBIT_A16W4_LARGE", "wgmma");
   static const bool force_dequant = env::is("LOWBIT_A16W4_LARGE", "dequant");
+  static const bool promote = env::is("LOWBIT_A16W4_WGMMA", "promote");
   if (force_dequant || N % kWgRows != 0 || K % 128 != 0) return false;
   if (force_wgmma) return true;
-  return mx ? M <= kWgmmaMaxTokensMx : (g >= 128 && M <= kWgmmaMaxTokensInt4);
+  if (mx || !promote) return M <= kWgmmaMaxTokensChained;
+  return g >= 128 && M <= kWgmmaMaxTokensPromote;
 }
 
 // Weight rows per CTA of the wgmma GEMM for the chained formats (MX, 8-bit rows): 128, or 256
@@ -176,14 +179,19 @@ int chained_row_tiles(int64_t M, int64_t N) {
 }
 
 // mx: mxfp4 weights (E8M0 scales folded into the bf16 A operand exactly: no sums of x, no
-// zero points); else int4 with the sums of x per group from a pre-pass.
+// zero points). int4: scales and zero points folded into the A operand too (w = q s - z s
+// rounded once to x's dtype, like the dequantize path's weight; session 5), or with
+// LOWBIT_A16W4_WGMMA=promote exact codes and a promotion per group after a pre-pass for the
+// sums of x (session 4: half mxfp4's rate, the per-group wgmma wait).
 Tensor wgmma_matmul(const Tensor& x, const Tensor& w, const Tensor& scales, const OptTensor& zeros, int64_t g,
                     const OptTensor& bias, bool mx) {
   const int64_t M = x.size(0), K = x.size(1), N = w.size(0);
   const cudaStream_t stream = at::cuda::getCurrentCUDAStream();
   Tensor out = at::empty({M, N}, x.options());
+  static const bool promote = env::is("LOWBIT_A16W4_WGMMA", "promote");
+  const bool fold = !mx && !promote;
   Tensor sum_x;
-  if (!mx) {
+  if (!mx && !fold) {
     // rows padded to whole token tiles: the kernel reads them unclamped, and stores no
     // result for tokens past M
     const int64_t m_pad = (M + kWgTokens - 1) / kWgTokens * kWgTokens;
@@ -195,11 +203,11 @@ Tensor wgmma_matmul(const Tensor& x, const Tensor& w, const Tensor& scales, cons
   p.w = reinterpret_cast<const uint32_t*>(w.data_ptr<int32_t>());
   p.scales = scales.data_ptr();
   p.zeros = zeros ? zeros->data_ptr() : nullptr;
-  p.sum_x = mx ? nullptr : sum_x.data_ptr<float>();
+  p.sum_x = sum_x.defined() ? sum_x.data_ptr<float>() : nullptr;
   p.bias = bias ? bias->data_ptr() : nullptr;
   p.out = out.data_ptr();
   p.M = int(M), p.N = int(N), p.K = int(K), p.group = int(g);
-  launch_wgmma(elem_of(x), tmap_x, p, mx, mx ? chained_row_tiles(M, N) : 1, stream);
+  launch_wgmma(elem_of(x), tmap_x, p, mx, mx ? chained_row_tiles(M, N) : 1, fold, stream);
   return out;
 }
 

@@ -111,15 +111,17 @@ __device__ __forceinline__ void rows8_fragment(const uint32_t* row_lo, const uin
 // The consumer warpgroups (1 and 2): 64 weight rows each per m64 tile (kRowTiles tiles: the
 // second 128 rows below the first), a warp one 16-row tile of each, all kBN tokens. kChunks:
 // 32-element chunks per group (1, 2, 4 for 32, 64, 128; 0: one group per row).
-template <typename T, int kBN, int kChunks, bool kZeros, bool kMx, bool kRows8, int kRowTiles>
+template <typename T, int kBN, int kChunks, bool kZeros, bool kMx, bool kRows8, int kRowTiles, bool kFold>
 __device__ __forceinline__ void a16w4_wgmma_consume(const W4WgmmaParams& p, uint8_t* smem) {
   static_assert(!kMx || (std::is_same_v<T, __nv_bfloat16> && kChunks == 0 && !kZeros),
                 "MX: bf16 activations, scales folded into the operand (no groups, no zero points)");
   static_assert(!kRows8 || (kChunks == 0 && !kZeros), "8-bit rows: per-channel scale or MX, no groups");
+  static_assert(!kFold || (!kMx && !kRows8), "kFold: int4 codes with 16-bit scales (and zero points)");
   static_assert(kRowTiles == 1 || (kRowTiles == 2 && (kMx || kRows8)),
                 "two row tiles per warpgroup only where the sums chain (no promotion registers)");
   constexpr int kAccRegs = kBN / 2;
-  constexpr bool kChained = kMx || kRows8;  // one accumulator over all of K, no promotion
+  constexpr bool kChained = kMx || kRows8 || kFold;  // one accumulator over all of K, no promotion
+  constexpr int kBlockGroups = kChunks > 0 ? 4 / kChunks : 1;  // int4 groups per 128-K block
   using Layout = W4WgmmaSmem<kBN, kRows8, kRowTiles>;
   using Mma = typename RsMma<T, kBN>::Op;
   uint64_t* full = reinterpret_cast<uint64_t*>(smem + Layout::kStages * Layout::kStageBytes);
@@ -137,7 +139,7 @@ __device__ __forceinline__ void a16w4_wgmma_consume(const W4WgmmaParams& p, uint
   const T* scales = static_cast<const T*>(p.scales);
   const T* zeros = static_cast<const T*>(p.zeros);
   // sum_x rows are padded to a multiple of kBN (rows past M: never stored), so no clamping
-  const float* sum_x_thread = p.sum_x + size_t(tok0 + 2 * tig) * groups;
+  const float* sum_x_thread = kFold ? nullptr : p.sum_x + size_t(tok0 + 2 * tig) * groups;
 
   float acc[kRowTiles][kAccRegs], fin[kChained ? 1 : kAccRegs];  // (fin: int4's promoted sums)
 #pragma unroll
@@ -164,6 +166,20 @@ __device__ __forceinline__ void a16w4_wgmma_consume(const W4WgmmaParams& p, uint
         fin[4 * c + 2 + u] += s1 * (acc[0][4 * c + 2 + u] - z1 * sx);
       }
   };
+
+  // kFold: w = q s - z s in T for the A operand (one fma per pair: the weight rounded once,
+  // as the dequantize path rounds it), so the sums chain over K as MX's do. fs / fz: the pairs
+  // (s, s) and (-z s, -z s) of rows row0 and row0 + 8 for group g.
+  auto fold_pairs = [&](int g, uint32_t (&fs)[2], uint32_t (&fz)[2]) {
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      const size_t i = size_t(row0[0] + 8 * h) * groups + g;
+      const float sc = ptx::to_f32(scales[i]), z = kZeros ? ptx::to_f32(zeros[i]) : 8.f;
+      fs[h] = ptx::splat_x2<T>(sc), fz[h] = ptx::splat_x2<T>(-z * sc);
+    }
+  };
+  uint32_t fold_s[kBlockGroups][2] = {}, fold_z[kBlockGroups][2] = {};
+  if constexpr (kFold && kChunks == 0) fold_pairs(0, fold_s[0], fold_z[0]);  // one group per row
 
   int stage = 0;
   uint32_t phase = 0;
@@ -193,6 +209,10 @@ __device__ __forceinline__ void a16w4_wgmma_consume(const W4WgmmaParams& p, uint
         sc1[rt] = __ldg(reinterpret_cast<const uint32_t*>(e + size_t(row0[rt] + 8) * (p.K / 32)));
       }
     }
+    if constexpr (kFold && kChunks > 0) {
+#pragma unroll
+      for (int bg = 0; bg < kBlockGroups; ++bg) fold_pairs(kb * kBlockGroups + bg, fold_s[bg], fold_z[bg]);
+    }
     const uint64_t desc_x = desc_x0 + uint64_t((stage * Layout::kStageBytes) >> 4);
 #pragma unroll
     for (int j = 0; j < 4; ++j) {
@@ -217,6 +237,12 @@ __device__ __forceinline__ void a16w4_wgmma_consume(const W4WgmmaParams& p, uint
             a[rt][s][1] = ptx::mul_x2<T>(e2m1_to_pair<T>(lo1 >> (4 * tig)), f1);
             a[rt][s][2] = ptx::mul_x2<T>(e2m1_to_pair<T>(hi0 >> (4 * tig)), f0);
             a[rt][s][3] = ptx::mul_x2<T>(e2m1_to_pair<T>(hi1 >> (4 * tig)), f1);
+          } else if constexpr (kFold) {
+            const int bg = kChunks > 0 ? j / kChunks : 0;
+            a[rt][s][0] = ptx::fma_x2<T>(codes_to_pair<T>(lo0 >> (4 * tig)), fold_s[bg][0], fold_z[bg][0]);
+            a[rt][s][1] = ptx::fma_x2<T>(codes_to_pair<T>(lo1 >> (4 * tig)), fold_s[bg][1], fold_z[bg][1]);
+            a[rt][s][2] = ptx::fma_x2<T>(codes_to_pair<T>(hi0 >> (4 * tig)), fold_s[bg][0], fold_z[bg][0]);
+            a[rt][s][3] = ptx::fma_x2<T>(codes_to_pair<T>(hi1 >> (4 * tig)), fold_s[bg][1], fold_z[bg][1]);
           } else {
             a[rt][s][0] = codes_to_pair<T>(lo0 >> (4 * tig));
             a[rt][s][1] = codes_to_pair<T>(lo1 >> (4 * tig));
@@ -227,7 +253,7 @@ __device__ __forceinline__ void a16w4_wgmma_consume(const W4WgmmaParams& p, uint
       // scale-d = 0 starts an accumulator: at a group's first chunk, or (one group per row)
       // at the very first step
       bool first;
-      if constexpr (kChunks > 0) first = j % kChunks == 0;
+      if constexpr (kChunks > 0 && !kFold) first = j % kChunks == 0;
       else first = kb == 0 && j == 0;
       ptx::wgmma_fence();
 #pragma unroll
@@ -238,7 +264,7 @@ __device__ __forceinline__ void a16w4_wgmma_consume(const W4WgmmaParams& p, uint
         for (int rt = 0; rt < kRowTiles; ++rt) Mma::mma(a[rt][s], d, acc[rt], !(first && s == 0));
       }
       ptx::wgmma_commit();
-      if constexpr (kChunks > 0) {
+      if constexpr (kChunks > 0 && !kFold) {
         if (j % kChunks == kChunks - 1) {  // the group is complete: fold it in
           ptx::wgmma_wait<0>();
           promote((kb * kBlockElems + 32 * j) / p.group);
@@ -301,7 +327,8 @@ __device__ __forceinline__ void a16w4_wgmma_consume(const W4WgmmaParams& p, uint
 
 // kRowTiles = 2 (written in session 4, not yet run; LOWBIT_W4_WGMMA_ROWS=256): 256 weight rows
 // per CTA, so X is read from L2 once per 256 rows instead of 128 (chained formats only).
-template <typename T, int kBN, int kChunks, bool kZeros, bool kMx = false, bool kRows8 = false, int kRowTiles = 1>
+template <typename T, int kBN, int kChunks, bool kZeros, bool kMx = false, bool kRows8 = false, int kRowTiles = 1,
+          bool kFold = false>
 __global__ void __launch_bounds__(kWgThreads, 1)
     a16w4_wgmma_kernel(const __grid_constant__ CUtensorMap tmap_x, const __grid_constant__ CUtensorMap tmap_w,
                        const W4WgmmaParams p) {
@@ -356,7 +383,7 @@ __global__ void __launch_bounds__(kWgThreads, 1)
     }
   } else {
     ptx::setmaxnreg_inc<232>();
-    a16w4_wgmma_consume<T, kBN, kChunks, kZeros, kMx, kRows8, kRowTiles>(p, smem);
+    a16w4_wgmma_consume<T, kBN, kChunks, kZeros, kMx, kRows8, kRowTiles, kFold>(p, smem);
   }
 }
 

@@ -76,4 +76,36 @@ __device__ __forceinline__ uint32_t mul_x2<__half>(uint32_t a, uint32_t b) {
   return d;
 }
 
+// Packed 16-bit fused multiply-add a * b + c of pairs, one rounding to nearest.
+template <typename T>
+__device__ __forceinline__ uint32_t fma_x2(uint32_t a, uint32_t b, uint32_t c);
+template <>
+__device__ __forceinline__ uint32_t fma_x2<__nv_bfloat16>(uint32_t a, uint32_t b, uint32_t c) {
+  uint32_t d;
+  asm("fma.rn.bf16x2 %0, %1, %2, %3;" : "=r"(d) : "r"(a), "r"(b), "r"(c));
+  return d;
+}
+template <>
+__device__ __forceinline__ uint32_t fma_x2<__half>(uint32_t a, uint32_t b, uint32_t c) {
+  uint32_t d;
+  asm("fma.rn.f16x2 %0, %1, %2, %3;" : "=r"(d) : "r"(a), "r"(b), "r"(c));
+  return d;
+}
+
+// The pair (v, v) of v rounded to nearest in T (cvt.rn.{bf16,f16}x2.f32).
+template <typename T>
+__device__ __forceinline__ uint32_t splat_x2(float v);
+template <>
+__device__ __forceinline__ uint32_t splat_x2<__nv_bfloat16>(float v) {
+  uint32_t d;
+  asm("cvt.rn.bf16x2.f32 %0, %1, %1;" : "=r"(d) : "f"(v));
+  return d;
+}
+template <>
+__device__ __forceinline__ uint32_t splat_x2<__half>(float v) {
+  uint32_t d;
+  asm("cvt.rn.f16x2.f32 %0, %1, %1;" : "=r"(d) : "f"(v));
+  return d;
+}
+
 }  // namespace lowbit::ptx
