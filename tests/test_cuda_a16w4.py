@@ -143,8 +143,8 @@ def test_a16w4_matches_reference(M, N, K, g, symmetric, has_bias, dtype, seed):
 
 # Full 128-row tiles and 128-element blocks (N % 128 == 0, K % 128 == 0): the shapes the
 # mixed-input wgmma path takes (by default M = 33..512, every group; the knobs force it or the
-# dequantize path for every M, or its promotion variant: tests/test_cuda_variants.py). M: partial token tiles of
-# 128 and several tiles.
+# dequantize path for every M, or its promotion variant: tests/test_cuda_variants.py).
+# M: partial token tiles of 128 and several tiles.
 @pytest.mark.parametrize("g,symmetric,dtype", [(128, False, BF16), (64, True, FP16), (32, False, BF16),
                                                (-1, False, FP16)])
 @pytest.mark.parametrize("N,K", [(128, 512), (256, 1024), (384, 4096)])
