@@ -158,3 +158,11 @@ for v in "fold:LOWBIT_A16W4_LARGE=wgmma" "promote:LOWBIT_A16W4_WGMMA=promote" "d
     --ms 64,256,512,1024 --shapes 8192x8192,28672x8192 --peers none --budget-s 55 --out "$OUT/w4mid_$name.json"
 done
 fi
+# Session 5's seventh call: per-block scales loaded one block ahead in the mixed-input wgmma
+# (int4 folded and MX), per channel int4 wgmma to M = 1024: tests, racecheck, the mid-M table.
+#   PART=14 TESTS="tests/test_cuda_a16w4.py tests/test_cuda_mxfp4.py tests/test_cuda_a16w8.py tests/test_cuda_a8w4_mx.py" EXTRA='bash tools/session_queue.sh' BENCH=0 bash tools/device_run.sh
+if [ "$PART" = 14 ]; then
+step 60 racecheck compute-sanitizer --tool racecheck --error-exitcode 9 python3 tests/sanitize_w4_int8.py
+TAIL=40 step 100 mid python3 bench/gemm.py --formats a16w4,mxfp4,a8w4_mx,mxfp8,a16w8 --a16w4-groups 128,32,-1 \
+  --ms 64,256,512,1024 --shapes 8192x8192,28672x8192 --peers none --budget-s 85 --out "$OUT/mid.json"
+fi

@@ -168,23 +168,63 @@ __device__ __forceinline__ void a16w4_wgmma_consume(const W4WgmmaParams& p, uint
   };
 
   // kFold: w = q s - z s in T for the A operand (one fma per pair: the weight rounded once,
-  // as the dequantize path rounds it), so the sums chain over K as MX's do. fs / fz: the pairs
-  // (s, s) and (-z s, -z s) of rows row0 and row0 + 8 for group g.
-  auto fold_pairs = [&](int g, uint32_t (&fs)[2], uint32_t (&fz)[2]) {
+  // as the dequantize path rounds it), so the sums chain over K as MX's do. fold_s / fold_z:
+  // the pairs (s, s) and (-z s, -z s) of rows row0 and row0 + 8 per group of the block.
+  uint32_t fold_s[kBlockGroups][2] = {}, fold_z[kBlockGroups][2] = {};
+  auto fold_pair = [&](T sv, T zv, uint32_t& fs, uint32_t& fz) {
+    const float sc = ptx::to_f32(sv), z = kZeros ? ptx::to_f32(zv) : 8.f;
+    fs = ptx::splat_x2<T>(sc), fz = ptx::splat_x2<T>(-z * sc);
+  };
+  if constexpr (kFold && kChunks == 0) {  // one group per row: once
 #pragma unroll
     for (int h = 0; h < 2; ++h) {
-      const size_t i = size_t(row0[0] + 8 * h) * groups + g;
-      const float sc = ptx::to_f32(scales[i]), z = kZeros ? ptx::to_f32(zeros[i]) : 8.f;
-      fs[h] = ptx::splat_x2<T>(sc), fz[h] = ptx::splat_x2<T>(-z * sc);
+      const size_t i = size_t(row0[0] + 8 * h) * groups;
+      fold_pair(scales[i], kZeros ? zeros[i] : T{}, fold_s[0][h], fold_z[0][h]);
+    }
+  }
+  // Per-block scales (MX: the rows' E8M0 words; kFold with groups: s and z) are loaded one block
+  // ahead, so their L2 latency overlaps the previous block's work instead of stalling the
+  // operand build (session 5: g128 folded ran 0.66x cuBLAS at M = 64 where per channel, with
+  // no per-block load, ran 1.01x).
+  uint32_t next_e[kRowTiles][2] = {};
+  T next_s[kBlockGroups][2], next_z[kBlockGroups][2];
+  auto load_block_scales = [&](int kb) {
+    if (kb >= num_kb) return;
+    if constexpr (kMx) {
+      const uint8_t* e = static_cast<const uint8_t*>(p.scales) + kb * 4;
+#pragma unroll
+      for (int rt = 0; rt < kRowTiles; ++rt)
+#pragma unroll
+        for (int h = 0; h < 2; ++h)
+          next_e[rt][h] = __ldg(reinterpret_cast<const uint32_t*>(e + size_t(row0[rt] + 8 * h) * (p.K / 32)));
+    }
+    if constexpr (kFold && kChunks > 0) {
+#pragma unroll
+      for (int bg = 0; bg < kBlockGroups; ++bg)
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+          const size_t i = size_t(row0[0] + 8 * h) * groups + kb * kBlockGroups + bg;
+          next_s[bg][h] = scales[i];
+          if constexpr (kZeros) next_z[bg][h] = zeros[i];
+        }
     }
   };
-  uint32_t fold_s[kBlockGroups][2] = {}, fold_z[kBlockGroups][2] = {};
-  if constexpr (kFold && kChunks == 0) fold_pairs(0, fold_s[0], fold_z[0]);  // one group per row
+  load_block_scales(0);
 
   int stage = 0;
   uint32_t phase = 0;
   const uint64_t desc_x0 = ptx::smem_desc_k_major_sw128(smem);
   for (int kb = 0; kb < num_kb; ++kb) {
+    uint32_t sc0[kRowTiles], sc1[kRowTiles];  // MX: the E8M0 bytes of the rows for this block's 4 chunks
+#pragma unroll
+    for (int rt = 0; rt < kRowTiles; ++rt) sc0[rt] = next_e[rt][0], sc1[rt] = next_e[rt][1];
+    if constexpr (kFold && kChunks > 0) {
+#pragma unroll
+      for (int bg = 0; bg < kBlockGroups; ++bg)
+#pragma unroll
+        for (int h = 0; h < 2; ++h) fold_pair(next_s[bg][h], next_z[bg][h], fold_s[bg][h], fold_z[bg][h]);
+    }
+    load_block_scales(kb + 1);
     ptx::mbarrier_wait(&full[stage], phase);
     // 4-bit codes: this warp's 1 KB chunk per row tile: row grp's 4 words at uint4 4 grp + tig,
     // row grp + 8's at +32
@@ -192,7 +232,6 @@ __device__ __forceinline__ void a16w4_wgmma_consume(const W4WgmmaParams& p, uint
     uint32_t wr0[kRowTiles][4] = {}, wr1[kRowTiles][4] = {};
     // 8-bit rows: rows (tile + 8 rt) * 16 + grp and + 8 of the swizzled box, 128 bytes each
     const uint32_t* row_lo[kRowTiles];
-    uint32_t sc0[kRowTiles], sc1[kRowTiles];  // MX: the E8M0 bytes of the rows for this block's 4 chunks
 #pragma unroll
     for (int rt = 0; rt < kRowTiles; ++rt) {
       if constexpr (!kRows8) {
@@ -202,16 +241,6 @@ __device__ __forceinline__ void a16w4_wgmma_consume(const W4WgmmaParams& p, uint
         wr1[rt][0] = c1.x, wr1[rt][1] = c1.y, wr1[rt][2] = c1.z, wr1[rt][3] = c1.w;
       }
       row_lo[rt] = reinterpret_cast<const uint32_t*>(w_stage) + ((tile + 8 * rt) * 16 + grp) * 32;
-      sc0[rt] = 0, sc1[rt] = 0;
-      if constexpr (kMx) {
-        const uint8_t* e = static_cast<const uint8_t*>(p.scales) + kb * 4;
-        sc0[rt] = __ldg(reinterpret_cast<const uint32_t*>(e + size_t(row0[rt]) * (p.K / 32)));
-        sc1[rt] = __ldg(reinterpret_cast<const uint32_t*>(e + size_t(row0[rt] + 8) * (p.K / 32)));
-      }
-    }
-    if constexpr (kFold && kChunks > 0) {
-#pragma unroll
-      for (int bg = 0; bg < kBlockGroups; ++bg) fold_pairs(kb * kBlockGroups + bg, fold_s[bg], fold_z[bg]);
     }
     const uint64_t desc_x = desc_x0 + uint64_t((stage * Layout::kStageBytes) >> 4);
 #pragma unroll
