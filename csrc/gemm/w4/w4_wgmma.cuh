@@ -1,15 +1,18 @@
 #pragma once
-// a16w4 and mxfp4 for M = 33..256 / 512 (w4_ops.cpp wgmma_applies; measured in session 4,
-// bench/NOTES.md), and 8-bit weight rows (kRows8: a16w8's int8, mxfp8's e4m3; written in
-// session 4, not yet run, LOWBIT_ROWS8_LARGE=wgmma): a mixed-input wgmma GEMM, Y^T tile = W
-// tile (weights on wgmma's register A side) x X^T (activations, bf16/fp16, K-major through
-// TMA on the shared-memory B side).
+// a16w4 and mxfp4 for M > 32 (w4_ops.cpp wgmma_applies, measured in sessions 4 and 5,
+// bench/NOTES.md), and 8-bit weight rows (kRows8: a16w8's int8, mxfp8's e4m3;
+// mixed_wgmma.h): a mixed-input wgmma GEMM, Y^T tile = W tile (weights on wgmma's register A
+// side) x X^T (activations, bf16/fp16, K-major through TMA on the shared-memory B side).
+//
+// int4, kFold (the default): each pair of codes becomes w = q s - z s in x's dtype (one fma;
+// the weight rounded once, as the dequantize path rounds it) and the sums chain over all of K.
+// int4 without kFold (LOWBIT_A16W4_WGMMA=promote), as the GEMV computes it:
 //
 //   y[m, n] = sum_g s[n, g] * (sum_{k in g} q[n, k] x[m, k] - z[n, g] * sumx[m, g])
 //
-// as the GEMV computes it: the 4-bit codes become exact 16-bit integers in registers, the
-// tensor core sums q x exactly in fp32 per group, and the promotion applies scale and zero
-// point in fp32 (sumx[m, g] = sum of x over the group, a pre-pass: w4_launch.cu).
+// the 4-bit codes become exact 16-bit integers in registers, the tensor core sums q x exactly
+// in fp32 per group, and the promotion applies scale and zero point in fp32 (sumx[m, g] = sum
+// of x over the group, a pre-pass: w4_launch.cu); half the speed (a wgmma wait per group).
 //
 // CTA: 3 warpgroups. Warpgroup 0, one thread: per 128-element K block, two TMA boxes of X
 // (kBN tokens x 64 elements each, 128-byte swizzle) and the 8 one-KB chunks of the CTA's 128
@@ -354,7 +357,7 @@ __device__ __forceinline__ void a16w4_wgmma_consume(const W4WgmmaParams& p, uint
   }
 }
 
-// kRowTiles = 2 (written in session 4, not yet run; LOWBIT_W4_WGMMA_ROWS=256): 256 weight rows
+// kRowTiles = 2 (w4_ops.cpp chained_row_tiles: where it halves the waves): 256 weight rows
 // per CTA, so X is read from L2 once per 256 rows instead of 128 (chained formats only).
 template <typename T, int kBN, int kChunks, bool kZeros, bool kMx = false, bool kRows8 = false, int kRowTiles = 1,
           bool kFold = false>
