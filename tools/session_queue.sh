@@ -166,3 +166,13 @@ step 60 racecheck compute-sanitizer --tool racecheck --error-exitcode 9 python3 
 TAIL=40 step 100 mid python3 bench/gemm.py --formats a16w4,mxfp4,a8w4_mx,mxfp8,a16w8 --a16w4-groups 128,32,-1 \
   --ms 64,256,512,1024 --shapes 8192x8192,28672x8192 --peers none --budget-s 85 --out "$OUT/mid.json"
 fi
+# Session 5's last call: the folded int4 wgmma (with the prefetch) at M = 1024 / 2048 against the
+# default there (dequantize + cuBLAS), g128 and g64.
+#   PART=15 EXTRA='bash tools/session_queue.sh' BENCH=0 bash tools/device_run.sh nothing
+if [ "$PART" = 15 ]; then
+for v in "fold:LOWBIT_A16W4_LARGE=wgmma" "default:"; do
+  name=${v%%:*}; knob=${v#*:}
+  TAIL=10 step 60 "w4big_$name" env $knob python3 bench/gemm.py --formats a16w4 --a16w4-groups 128,64 \
+    --ms 256,1024,2048 --shapes 8192x8192,28672x8192 --peers none --budget-s 45 --out "$OUT/w4big_$name.json"
+done
+fi
