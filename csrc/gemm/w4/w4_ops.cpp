@@ -141,24 +141,25 @@ Tensor dequant_matmul(const Tensor& x, const Tensor& w, const Tensor& scales, co
 //  - mxfp4 (its sums chain over K, no promotion): wgmma to M = 512 (8192^2 / 28672 x 8192:
 //    M = 64 0.72 / 1.16x cuBLAS vs 0.37 / 0.39x dequantized; M = 512 0.66 / 0.66x vs 0.52 /
 //    0.55x), dequantize from M = 1024 (0.67x vs 0.71x);
-//  - int4 with scales folded into the operand (the default, session 5): groups of 128 to M = 512
-//    (8192^2, M = 64 / 256 / 512: 0.88 / 0.90 / 0.77x vs promotion 0.44 / 0.48 / 0.54x and
-//    dequantize 0.37 / 0.40 / 0.54x; dequantize from 1024), per channel to 1024 (1.01 / 1.04 /
-//    0.88 / 0.81x vs 0.38 / 0.40 / 0.55 / 0.73x dequantized), groups of 32 / 64 to M = 256
-//    (g32 0.51 / 0.57x vs 0.36 / 0.39x; at 512 0.48x vs 0.53x);
+//  - int4 with scales folded into the operand (the default, session 5): groups of 128 and per
+//    channel to M = 1024 (8192^2, g128 M = 64 / 256 / 512 / 1024: 0.88 / 0.90 / 0.77 / 0.74x vs
+//    promotion 0.44 / 0.48 / 0.54 / 0.71x and dequantize 0.37 / 0.40 / 0.54 / 0.69x; 28672 x
+//    8192 at 1024 0.75 vs 0.76x; at 2048 0.72 vs 0.81x: dequantize; per channel 1.01 / 1.04 /
+//    0.88 / 0.81x vs 0.38 / 0.40 / 0.55 / 0.73x), groups of 32 / 64 to M = 256 (g32 0.51 / 0.57x
+//    vs 0.36 / 0.39x; at 512 0.48x vs 0.53x);
 //  - int4 with a promotion per group (LOWBIT_A16W4_WGMMA=promote, session 4): groups of 128 or
 //    per channel to M = 256 (g128 M = 256: 0.48 / 0.44x vs 0.40 / 0.41x); groups of 32 / 64
 //    dequantize (wgmma 0.17 / 0.29x at M = 64: a promotion every 32 or 64 of K).
 // Full 128-row CTAs and 128-element blocks only: N % 128 == 0, K % 128 == 0.
 // LOWBIT_A16W4_LARGE=wgmma|dequant forces one for every M > 32 and every group (A/B runs).
-constexpr int64_t kWgmmaMaxTokensPromote = 256, kWgmmaMaxTokensChained = 512, kWgmmaMaxTokensPerChannel = 1024;
+constexpr int64_t kWgmmaMaxTokensPromote = 256, kWgmmaMaxTokensChained = 512, kWgmmaMaxTokensFold128 = 1024;
 bool wgmma_applies(int64_t M, int64_t N, int64_t K, int64_t g, bool mx) {
   static const bool force_wgmma = env::is("LOWBIT_A16W4_LARGE", "wgmma");
   static const bool force_dequant = env::is("LOWBIT_A16W4_LARGE", "dequant");
   static const bool promote = env::is("LOWBIT_A16W4_WGMMA", "promote");
   if (force_dequant || N % kWgRows != 0 || K % 128 != 0) return false;
   if (force_wgmma) return true;
-  if (!mx && !promote && g >= K) return M <= kWgmmaMaxTokensPerChannel;
+  if (!mx && !promote && g >= 128) return M <= kWgmmaMaxTokensFold128;
   if (!mx && !promote && g < 128) return M <= kWgmmaMaxTokensPromote;  // g32 M = 512: 0.48x vs 0.53x
   if (mx || !promote) return M <= kWgmmaMaxTokensChained;
   return g >= 128 && M <= kWgmmaMaxTokensPromote;
