@@ -1,6 +1,7 @@
 // 4-bit weight and MX ops on CUDA: a16w4_linear, mxfp4_linear and a8w4_mx_mm / a8w4_mx_linear
-// (GEMV for M <= 32, mixed-input wgmma to 256 / 512, dequantize + cuBLAS above), mxfp8_mm / mxfp8_linear
-// (the 8-bit-row GEMV of gemm/int8 for M <= 32 with bf16 output, else dequantize + cuBLAS),
+// (GEMV for M <= 32, the mixed-input wgmma GEMM above it to a measured M, dequantize + cuBLAS
+// beyond), mxfp8_mm / mxfp8_linear (with bf16 output: the 8-bit-row GEMV of gemm/int8 for
+// M <= 32, the mixed-input wgmma on e4m3 rows to 512; else dequantize + cuBLAS),
 // prepack_w4 / unpack_w4. Semantics: csrc/cpu/linear.cpp, csrc/cpu/w4_layout.cpp.
 // This file: argument contracts, the path and split plan, allocation.
 #include <ATen/core/dispatch/Dispatcher.h>
@@ -47,12 +48,9 @@ GemvPlan plan_gemv(int64_t M, int64_t N, int64_t K, int64_t g, bool zeros, int s
   const int tokens = int(M);  // x rows in shared memory: the real tokens only
   const int64_t blocks = (K + 127) / 128;
   const int64_t row_ctas = (N + kGemvRows - 1) / kGemvRows;
-  // A/B knobs (session 5): LOWBIT_A16W4_GEMV_CTAS = CTAs per SM the split aims at (default 4,
-  // what fits), LOWBIT_A16W4_GEMV_ONE_WAVE=1 rounds the splits down (one wave, as the a16w8
-  // GEMV's plan) instead of up (28672 x 8192: 3 splits = 672 CTAs for 528 slots).
-  static const int64_t ctas = std::clamp<int64_t>(env::integer("LOWBIT_A16W4_GEMV_CTAS", 4), 1, 4);
-  static const bool one_wave = env::integer("LOWBIT_A16W4_GEMV_ONE_WAVE", 0) != 0;
-  int64_t splits = std::max<int64_t>(1, (ctas * sms + (one_wave ? 0 : row_ctas - 1)) / row_ctas);
+  // (2 or 3 CTAs per SM, or rounding the splits down to one wave as the a16w8 GEMV's plan
+  // does, measured no faster in session 5: bench/NOTES.md)
+  int64_t splits = std::max<int64_t>(1, (4 * sms + row_ctas - 1) / row_ctas);
   splits = std::min(splits, blocks);
   int64_t slice_blocks = (blocks + splits - 1) / splits;
   // Per CTA (x slice + weight ring): at 56 KB four CTAs fit an SM, so the ~4 CTAs per SM the
@@ -152,17 +150,21 @@ Tensor dequant_matmul(const Tensor& x, const Tensor& w, const Tensor& scales, co
 //    dequantize (wgmma 0.17 / 0.29x at M = 64: a promotion every 32 or 64 of K).
 // Full 128-row CTAs and 128-element blocks only: N % 128 == 0, K % 128 == 0.
 // LOWBIT_A16W4_LARGE=wgmma|dequant forces one for every M > 32 and every group (A/B runs).
-constexpr int64_t kWgmmaMaxTokensPromote = 256, kWgmmaMaxTokensChained = 512, kWgmmaMaxTokensFold128 = 1024;
+bool int4_wgmma_folds() {
+  static const bool promote = env::is("LOWBIT_A16W4_WGMMA", "promote");
+  return !promote;
+}
+
+constexpr int64_t kWgmmaMaxTokensMx = 512, kWgmmaMaxTokensFold = 1024, kWgmmaMaxTokensSmallGroups = 256,
+                  kWgmmaMaxTokensPromote = 256;
 bool wgmma_applies(int64_t M, int64_t N, int64_t K, int64_t g, bool mx) {
   static const bool force_wgmma = env::is("LOWBIT_A16W4_LARGE", "wgmma");
   static const bool force_dequant = env::is("LOWBIT_A16W4_LARGE", "dequant");
-  static const bool promote = env::is("LOWBIT_A16W4_WGMMA", "promote");
   if (force_dequant || N % kWgRows != 0 || K % 128 != 0) return false;
   if (force_wgmma) return true;
-  if (!mx && !promote && g >= 128) return M <= kWgmmaMaxTokensFold128;
-  if (!mx && !promote && g < 128) return M <= kWgmmaMaxTokensPromote;  // g32 M = 512: 0.48x vs 0.53x
-  if (mx || !promote) return M <= kWgmmaMaxTokensChained;
-  return g >= 128 && M <= kWgmmaMaxTokensPromote;
+  if (mx) return M <= kWgmmaMaxTokensMx;
+  if (!int4_wgmma_folds()) return g >= 128 && M <= kWgmmaMaxTokensPromote;
+  return M <= (g >= 128 ? kWgmmaMaxTokensFold : kWgmmaMaxTokensSmallGroups);  // g32 M = 512: 0.48x vs 0.53x
 }
 
 // Weight rows per CTA of the wgmma GEMM for the chained formats (MX, 8-bit rows): 128, or 256
@@ -172,8 +174,8 @@ bool wgmma_applies(int64_t M, int64_t N, int64_t K, int64_t g, bool mx) {
 // waves by more than that: 28672 x 8192 M = 64 (224 -> 112 CTAs, 2 -> 1 wave) 1.59 / 1.28x
 // cuBLAS (a16w8 / mxfp4) vs 1.22 / 1.13x, M = 256 0.88 / 0.72x vs 0.82 / 0.69x; and it loses
 // where the waves stay (8192^2 M = 64: 0.48 vs 0.92x) or barely drop (28672 x 8192 M = 512:
-// 4 vs 7 waves, 0.70 vs 0.74x). LOWBIT_W4_WGMMA_ROWS=128|256 forces one (A/B runs). int4 (a
-// promotion per group) keeps 128.
+// 4 vs 7 waves, 0.70 vs 0.74x). LOWBIT_W4_WGMMA_ROWS=128|256 forces one (A/B runs). int4
+// keeps 128 (its 256-row kernels are not instantiated).
 int chained_row_tiles(int64_t M, int64_t N) {
   static const int64_t forced = env::integer("LOWBIT_W4_WGMMA_ROWS", 0);
   if (N % (2 * kWgRows) != 0 || forced == 128) return 1;
@@ -194,8 +196,7 @@ Tensor wgmma_matmul(const Tensor& x, const Tensor& w, const Tensor& scales, cons
   const int64_t M = x.size(0), K = x.size(1), N = w.size(0);
   const cudaStream_t stream = at::cuda::getCurrentCUDAStream();
   Tensor out = at::empty({M, N}, x.options());
-  static const bool promote = env::is("LOWBIT_A16W4_WGMMA", "promote");
-  const bool fold = !mx && !promote;
+  const bool fold = !mx && int4_wgmma_folds();
   Tensor sum_x;
   if (!mx && !fold) {
     // rows padded to whole token tiles: the kernel reads them unclamped, and stores no
@@ -313,10 +314,11 @@ Tensor a8w4_mx_matmul(const Tensor& a, const Tensor& a_scale, const Tensor& w, c
 }
 
 // mxfp8 (MXFP8 activations and weights). The activations are dequantized (dequant_mx8) to
-// bf16 when the output is bf16, else to fp32. M <= 32 with bf16 output: the 8-bit-row GEMV (gemm/int8/rows8_gemv.h) reads the
-// e4m3 weights once and applies their E8M0 scales exactly in registers. Else the weights are
-// dequantized the same way and cuBLAS bf16 (fp32 sums) or an fp32 GEMM runs: about cuBLAS
-// bf16's speed at large M. LOWBIT_MXFP8_PATH=dequant forces the second path (A/B runs).
+// bf16 when the output is bf16, else to fp32. With bf16 output, M <= 32: the 8-bit-row GEMV
+// (gemm/int8/rows8_gemv.h); M = 33..512 (rows8_wgmma_applies): the mixed-input wgmma on the e4m3
+// rows; both read the weights once and apply their E8M0 scales exactly in registers. Else the
+// weights are dequantized the same way and cuBLAS bf16 (fp32 sums) or an fp32 GEMM runs.
+// LOWBIT_MXFP8_PATH=dequant forces the last path (A/B runs).
 // Kept here with the other MX ops, whose activation quantizer and dequantizer it shares.
 Tensor mx8_matmul(const Tensor& a, const Tensor& a_scale, const Tensor& b, const Tensor& b_scale,
                   const OptTensor& bias, at::ScalarType out_dtype) {

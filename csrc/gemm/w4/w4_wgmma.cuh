@@ -142,7 +142,7 @@ __device__ __forceinline__ void a16w4_wgmma_consume(const W4WgmmaParams& p, uint
   const T* scales = static_cast<const T*>(p.scales);
   const T* zeros = static_cast<const T*>(p.zeros);
   // sum_x rows are padded to a multiple of kBN (rows past M: never stored), so no clamping
-  const float* sum_x_thread = kFold ? nullptr : p.sum_x + size_t(tok0 + 2 * tig) * groups;
+  const float* sum_x_thread = kChained ? nullptr : p.sum_x + size_t(tok0 + 2 * tig) * groups;
 
   float acc[kRowTiles][kAccRegs], fin[kChained ? 1 : kAccRegs];  // (fin: int4's promoted sums)
 #pragma unroll
