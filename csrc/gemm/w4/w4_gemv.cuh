@@ -131,6 +131,36 @@ __device__ __forceinline__ void request_block(uint4* dst, const uint32_t* row, i
   }
 }
 
+// Where a thread of either 4-bit GEMV (v6 below, v7 in w4_gemv_regs.cuh) works: the CTA's 128
+// rows (grid x) and K slice (grid y), its warp's 16-row tile, and its rows r0 = grp, r1 = grp + 8
+// of the tile in mma's layout (past N for a partial tile: clamped for loads, never stored).
+struct GemvCoords {
+  int row_cta, split, k_begin, k_len;  // k_len: the slice's length, a multiple of 32
+  int lane, warp, grp, tig, r0, r1;
+  int words;                           // 32-bit words per weight row: K / 8
+  int nb, block0;                      // 128-element blocks in the slice; the first one's index
+  int tile_row0;                       // the warp's first row
+  bool full_tile;                      // 16 rows below N: stored tile-contiguously (layout v3)
+  int full_blocks;                     // whole 128-element blocks per row
+  __device__ explicit GemvCoords(const GemvParams& p)
+      : row_cta(blockIdx.x),
+        split(blockIdx.y),
+        k_begin(split * p.k_slice),
+        k_len(min(p.K, k_begin + p.k_slice) - k_begin),
+        lane(threadIdx.x % 32),
+        warp(threadIdx.x / 32),
+        grp(lane / 4),
+        tig(lane % 4),
+        r0(row_cta * kGemvRows + warp * 16 + grp),
+        r1(r0 + 8),
+        words(p.K / 8),
+        nb((k_len + kBlockElems - 1) / kBlockElems),
+        block0(k_begin / kBlockElems),
+        tile_row0(row_cta * kGemvRows + warp * 16),
+        full_tile(tile_row0 + kTileRows <= p.N),
+        full_blocks(words / kBlockWords) {}
+};
+
 // kTiles: 8-token MMA tiles (M <= 8 * kTiles); kChunks: 32-element chunks per group
 // (1, 2, 4 for groups of 32, 64, 128; 0 = one group per row, the scale applied once).
 // kMx: the weight policy: false = int4 codes with 16-bit scales (and zero points),
@@ -153,18 +183,11 @@ __global__ void __launch_bounds__(kGemvThreads, kTiles == 4 ? 2 : 4) a16w4_gemv_
   Scale* s_s = reinterpret_cast<Scale*>(smem + L.scale_off);         // [kGemvRows][gps]
   T* z_s = reinterpret_cast<T*>(smem + L.zero_off);
 
-  const int row_cta = blockIdx.x, split = blockIdx.y;
-  const int k_begin = split * p.k_slice;
-  const int k_len = min(p.K, k_begin + p.k_slice) - k_begin;  // a multiple of 32
+  const auto [row_cta, split, k_begin, k_len, lane, warp, grp, tig, r0, r1, words, nb, block0, tile_row0, full_tile,
+              full_blocks] = GemvCoords(p);
   const T* x = static_cast<const T*>(p.x);
-  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
-  const int grp = lane / 4, tig = lane % 4;
-  const int r0 = row_cta * kGemvRows + warp * 16 + grp, r1 = r0 + 8;
-  const int words = p.K / 8;
   const uint32_t* w0 = p.w + size_t(min(r0, p.N - 1)) * words;  // rows past N: clamped, never stored
   const uint32_t* w1 = p.w + size_t(min(r1, p.N - 1)) * words;
-  const int nb = (k_len + kBlockElems - 1) / kBlockElems;  // 128-element blocks in this slice
-  const int block0 = k_begin / kBlockElems;
 
   // ---- 1. this warp's first kGemvStages blocks are requested first, so their HBM latency
   // overlaps the staging below; afterwards each block is requested kGemvStages blocks ahead
@@ -173,10 +196,8 @@ __global__ void __launch_bounds__(kGemvThreads, kTiles == 4 ? 2 : 4) a16w4_gemv_
   // 1 KB chunk, rows 0-7 then 8-15, 16 bytes per quad thread); the rows of a partial last
   // tile keep the per-row layout.
   uint4* ring = reinterpret_cast<uint4*>(smem + L.ring_off) + size_t(warp) * kGemvStages * 64;  // [stage][lane][2]
-  const int tile_row0 = row_cta * kGemvRows + warp * 16;
-  const bool full_tile = tile_row0 + kTileRows <= p.N;
   const uint32_t* tile = p.w + size_t(min(tile_row0, p.N - 1)) * words;
-  const int full_blocks = words / kBlockWords, pwords = words - full_blocks * kBlockWords;
+  const int pwords = words - full_blocks * kBlockWords;
   // Full blocks of full tiles come as one 1 KB bulk copy per warp (lane 0, TMA unit, an
   // mbarrier per ring slot) instead of 64 cp.async of 16 bytes: +12-16% weight bandwidth at
   // M <= 8 (bench/NOTES.md, a16w4 v6), fewer requests for the same bytes. The slot then holds

@@ -51,21 +51,11 @@ __global__ void __launch_bounds__(kGemvThreads, gemv_regs_ctas_per_sm(kTiles))
   constexpr int kUnroll = kTiles == 1 ? (kRing ? 3 : 4) : 2;  // blocks in flight per thread
   using Scale = std::conditional_t<kMx, uint8_t, T>;
 
-  const int row_cta = blockIdx.x, split = blockIdx.y;
-  const int k_begin = split * p.k_slice;
-  const int k_len = min(p.K, k_begin + p.k_slice) - k_begin;  // a multiple of 32
+  const auto [row_cta, split, k_begin, k_len, lane, warp, grp, tig, r0, r1, words, nb, block0, tile_row0, full_tile,
+              full_blocks] = GemvCoords(p);
   const T* x = static_cast<const T*>(p.x);
-  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
-  const int grp = lane / 4, tig = lane % 4;
-  const int r0 = row_cta * kGemvRows + warp * 16 + grp, r1 = r0 + 8;
   const int r0c = min(r0, p.N - 1), r1c = min(r1, p.N - 1);  // rows past N: clamped, never stored
-  const int words = p.K / 8;
-  const int nb = (k_len + kBlockElems - 1) / kBlockElems;
-  const int block0 = k_begin / kBlockElems;
-  const int tile_row0 = row_cta * kGemvRows + warp * 16;
-  const bool full_tile = tile_row0 + kTileRows <= p.N;
   const uint32_t* tile = p.w + size_t(min(tile_row0, p.N - 1)) * words;
-  const int full_blocks = words / kBlockWords;
 
   // Block b of the slice: this thread's logical words 4j + tig (j = 0..3) of rows r0 and r1.
   auto load_block = [&](int b, uint4& c0, uint4& c1) {
