@@ -6,6 +6,7 @@
 
 #include "gemm/int8/a16w8_gemv.cuh"
 #include "gemm/int8/a16w8_launch.h"
+#include "lowbit/gemv_split.h"  // gemv_token_tiles
 
 namespace lowbit::int8 {
 namespace {
@@ -19,7 +20,7 @@ void gemv(const A16w8Params& p, cudaStream_t stream) {
 
 template <typename T, bool kMx>
 void gemv_typed(const A16w8Params& p, cudaStream_t stream) {
-  switch (a16w8_tiles(p.M)) {
+  switch (gemv_token_tiles(p.M)) {
     case 1: return gemv<T, 1, kMx>(p, stream);
     case 2: return gemv<T, 2, kMx>(p, stream);
     default: return gemv<T, 4, kMx>(p, stream);

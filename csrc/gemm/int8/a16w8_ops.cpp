@@ -31,7 +31,7 @@ A16w8Params plan(int64_t M, int64_t N, int64_t K, int sms) {
   A16w8Params p{};
   const int64_t row_ctas = (N + kA16w8Rows - 1) / kA16w8Rows;
   const KSplit s = one_wave_split((K + kA16w8Chunk - 1) / kA16w8Chunk, row_ctas,
-                                  int64_t(a16w8_ctas_per_sm(a16w8_tiles(M))) * sms);
+                                  int64_t(a16w8_ctas_per_sm(gemv_token_tiles(M))) * sms);
   p.M = int(M), p.N = int(N), p.K = int(K);
   p.k_slice = int(s.slice_steps * kA16w8Chunk);
   p.splits = int(s.splits);

@@ -11,9 +11,8 @@ constexpr int kA16w8Rows = 16 * kA16w8Warps;  // weight rows per CTA
 constexpr int kA16w8Chunk = 64;                // K elements per chunk: 4 k16 steps
 constexpr int kA16w8MaxTokens = 32;
 
-// Tiles of 8 tokens for M tokens, and the CTAs per SM the kernel's launch bounds leave room
-// for (64 / 85 / 128 registers): the host plan fills those slots once.
-constexpr int a16w8_tiles(int64_t M) { return M <= 8 ? 1 : M <= 16 ? 2 : 4; }
+// The CTAs per SM the kernel's launch bounds leave room for with 1 / 2 / 4 tiles of 8 tokens
+// (64 / 85 / 128 registers): the host plan fills those slots once.
 constexpr int a16w8_ctas_per_sm(int tiles) { return tiles == 1 ? 4 : tiles == 2 ? 3 : 2; }
 
 // One kernel, two weight formats of 8-bit rows: int8 codes with a per-channel fp32 scale

@@ -9,6 +9,7 @@
 #include "gemm/w4/w4_gemv_regs.cuh"
 #include "gemm/w4/w4_wgmma.cuh"
 #include "gemm/w4/w4_launch.h"
+#include "lowbit/gemv_split.h"  // gemv_token_tiles
 #include "lowbit/w4_layout.h"
 
 namespace lowbit::w4 {
@@ -52,7 +53,7 @@ void gemv_tiles_typed(const GemvParams& p, bool mx, cudaStream_t stream) {
 
 template <typename T>
 void gemv_typed(const GemvParams& p, bool mx, cudaStream_t stream) {
-  switch (gemv_tiles(p.M)) {
+  switch (gemv_token_tiles(p.M)) {
     case 1: return gemv_tiles_typed<T, 1>(p, mx, stream);
     case 2: return gemv_tiles_typed<T, 2>(p, mx, stream);
     default: return gemv_tiles_typed<T, 4>(p, mx, stream);

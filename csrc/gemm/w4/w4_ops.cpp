@@ -77,7 +77,7 @@ int gemv_regs_mode(int64_t M, bool mx) {
   static const bool force_pipe = env::is("LOWBIT_A16W4_GEMV", "pipe");
   if (force_pipe) return 2;
   if (force_regs || force_smem) return force_regs ? 1 : 0;
-  if (gemv_tiles(M) != 4) return 0;
+  if (gemv_token_tiles(M) != 4) return 0;
   return mx ? 2 : 1;
 }
 
@@ -85,7 +85,7 @@ int gemv_regs_mode(int64_t M, bool mx) {
 // its launch bounds, and the split fills those slots at most once (as the a16w8 GEMV).
 GemvPlan plan_gemv_regs(int64_t M, int64_t N, int64_t K, int sms) {
   const KSplit s = one_wave_split((K + 127) / 128, (N + kGemvRows - 1) / kGemvRows,
-                                  int64_t(gemv_regs_ctas_per_sm(gemv_tiles(M))) * sms);
+                                  int64_t(gemv_regs_ctas_per_sm(gemv_token_tiles(M))) * sms);
   return {int(s.slice_steps * 128), int(s.splits)};
 }
 

@@ -29,9 +29,8 @@ struct GemvParams {
 
 constexpr int kGemvStages = 4;                 // 128-element weight blocks in flight per warp (1 KB each)
 
-// Tiles of 8 tokens for M tokens, and the CTAs per SM the v7 GEMV's launch bounds leave room
-// for (85 / 128 registers; it keeps nothing in shared memory): its plan fills them once.
-constexpr int gemv_tiles(int64_t M) { return M <= 8 ? 1 : M <= 16 ? 2 : 4; }
+// The CTAs per SM the v7 GEMV's launch bounds leave room for with 1-2 / 4 tiles of 8 tokens
+// (85 / 128 registers; it keeps nothing in shared memory): its plan fills them once.
 constexpr int gemv_regs_ctas_per_sm(int tiles) { return tiles == 4 ? 2 : 3; }
 
 // Shared memory of one GEMV CTA: the slice of x (tokens x (k_slice + pad)), its sums per
@@ -66,7 +65,7 @@ struct W4WgmmaParams {
   const uint32_t* w;     // int32 (N, K/8), layout v3; N % 128 == 0, K % 128 == 0 (8-bit rows: by TMA)
   const void* scales;    // T (N, K / group); mxfp4: E8M0 bytes (N, K / 32)
   const void* zeros;     // T (N, K / group) or null (symmetric: z = 8)
-  const float* sum_x;    // fp32 (M rounded up to kWgTokens, K / group); mxfp4: unused
+  const float* sum_x;    // fp32 (M rounded up to kWgTokens, K / group): int4 with promotion only; else null
   const float* row_scale;  // int8 rows: fp32 (N,) per-channel scale; else null
   const void* bias;      // T (N,) or null
   void* out;             // T (M, N)

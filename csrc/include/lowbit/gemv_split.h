@@ -10,6 +10,9 @@
 
 namespace lowbit {
 
+// Tiles of 8 tokens (mma.sync's N side) both GEMVs run for M <= 32 tokens: 1, 2 or 4.
+constexpr int gemv_token_tiles(int64_t M) { return M <= 8 ? 1 : M <= 16 ? 2 : 4; }
+
 struct KSplit {
   int64_t slice_steps;  // K steps (blocks / chunks) per split
   int64_t splits;       // no empty split

@@ -39,8 +39,9 @@ __device__ __forceinline__ void gemv_store(const float (&total)[kTiles][4], int 
   __shared__ bool last;
   // The CTA's partials visible device-wide before its arrival is counted: the barrier orders
   // every thread's stores before thread 0's gpu-scope fence, which is cumulative (the pattern of
-  // CUTLASS's split-K semaphore). One fence per CTA instead of one per thread: ncu showed the
-  // per-thread fences (ERRBAR) taking ~12% of the a16w4 GEMV's warp time at M = 1 (session 5).
+  // CUTLASS's split-K semaphore). One fence per CTA instead of one per thread: ncu attributed
+  // ~12% of the a16w4 GEMV's stall samples at M = 1 to the per-thread fences (ERRBAR); the
+  // timing did not change (session 5, bench/NOTES.md).
   __syncthreads();
   if (threadIdx.x == 0) {
     __threadfence();
