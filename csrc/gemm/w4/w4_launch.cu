@@ -151,11 +151,10 @@ __global__ void sum_x_kernel(const T* __restrict__ x, float* __restrict__ sum_x,
 }
 
 // tmap_w: the 8-bit rows' map (kRows8); 4-bit weights come by bulk copies and ignore it.
-template <typename T, int kChunks, bool kZeros, bool kMx = false, bool kRows8 = false, int kRowTiles = 1,
-          bool kFold = false>
+template <typename T, WgmmaWeights kW, int kChunks = 0, bool kZeros = false, int kRowTiles = 1>
 void wgmma_typed(const CUtensorMap& tmap_x, const CUtensorMap& tmap_w, const W4WgmmaParams& p, cudaStream_t stream) {
-  auto kernel = a16w4_wgmma_kernel<T, kWgTokens, kChunks, kZeros, kMx, kRows8, kRowTiles, kFold>;
-  constexpr int smem = W4WgmmaSmem<kWgTokens, kRows8, kRowTiles>::kBytes;
+  auto kernel = a16w4_wgmma_kernel<T, kW, kWgTokens, kChunks, kZeros, kRowTiles>;
+  constexpr int smem = W4WgmmaSmem<kWgTokens, wgmma_rows8(kW), kRowTiles>::kBytes;
   static const bool configured = [&] {
     C10_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
     return true;
@@ -166,20 +165,20 @@ void wgmma_typed(const CUtensorMap& tmap_x, const CUtensorMap& tmap_w, const W4W
   C10_CUDA_KERNEL_LAUNCH_CHECK();
 }
 
-template <typename T, bool kZeros, bool kFold>
+template <typename T, WgmmaWeights kW, bool kZeros>
 void wgmma_group(const CUtensorMap& tmap_x, const W4WgmmaParams& p, cudaStream_t stream) {
   switch (p.group) {
-    case 32: return wgmma_typed<T, 1, kZeros, false, false, 1, kFold>(tmap_x, tmap_x, p, stream);
-    case 64: return wgmma_typed<T, 2, kZeros, false, false, 1, kFold>(tmap_x, tmap_x, p, stream);
-    case 128: return wgmma_typed<T, 4, kZeros, false, false, 1, kFold>(tmap_x, tmap_x, p, stream);
-    default: return wgmma_typed<T, 0, kZeros, false, false, 1, kFold>(tmap_x, tmap_x, p, stream);  // group == K
+    case 32: return wgmma_typed<T, kW, 1, kZeros>(tmap_x, tmap_x, p, stream);
+    case 64: return wgmma_typed<T, kW, 2, kZeros>(tmap_x, tmap_x, p, stream);
+    case 128: return wgmma_typed<T, kW, 4, kZeros>(tmap_x, tmap_x, p, stream);
+    default: return wgmma_typed<T, kW, 0, kZeros>(tmap_x, tmap_x, p, stream);  // one group per row (group == K)
   }
 }
 
-template <typename T, bool kFold>
+template <typename T, WgmmaWeights kW>
 void wgmma_int4(const CUtensorMap& tmap_x, const W4WgmmaParams& p, cudaStream_t stream) {
-  if (p.zeros) wgmma_group<T, true, kFold>(tmap_x, p, stream);
-  else wgmma_group<T, false, kFold>(tmap_x, p, stream);
+  if (p.zeros) wgmma_group<T, kW, true>(tmap_x, p, stream);
+  else wgmma_group<T, kW, false>(tmap_x, p, stream);
 }
 
 // MXFP8 (e4m3 codes + E8M0 per 32) -> OutT: e4m3 * 2^(e - 127) in fp32, rounded once (exact
@@ -255,23 +254,25 @@ void launch_sum_x(Elem t, const void* x, float* sum_x, int64_t M, int64_t K, int
 
 void launch_wgmma(Elem t, const CUtensorMap& tmap_x, const W4WgmmaParams& p, bool mx, int row_tiles, bool fold,
                   cudaStream_t stream) {
-  if (mx && row_tiles == 2) return wgmma_typed<__nv_bfloat16, 0, false, true, false, 2>(tmap_x, tmap_x, p, stream);
-  if (mx) return wgmma_typed<__nv_bfloat16, 0, false, true>(tmap_x, tmap_x, p, stream);  // bf16 only (w4_wgmma.cuh)
+  using enum WgmmaWeights;
+  if (mx && row_tiles == 2) return wgmma_typed<__nv_bfloat16, kMxfp4, 0, false, 2>(tmap_x, tmap_x, p, stream);
+  if (mx) return wgmma_typed<__nv_bfloat16, kMxfp4>(tmap_x, tmap_x, p, stream);  // bf16 only (w4_wgmma.cuh)
   if (t == Elem::kBF16) {
-    if (fold) wgmma_int4<__nv_bfloat16, true>(tmap_x, p, stream);
-    else wgmma_int4<__nv_bfloat16, false>(tmap_x, p, stream);
+    if (fold) wgmma_int4<__nv_bfloat16, kInt4Fold>(tmap_x, p, stream);
+    else wgmma_int4<__nv_bfloat16, kInt4Promote>(tmap_x, p, stream);
   } else {
-    if (fold) wgmma_int4<__half, true>(tmap_x, p, stream);
-    else wgmma_int4<__half, false>(tmap_x, p, stream);
+    if (fold) wgmma_int4<__half, kInt4Fold>(tmap_x, p, stream);
+    else wgmma_int4<__half, kInt4Promote>(tmap_x, p, stream);
   }
 }
 
 template <int kRowTiles>
 void rows8_wgmma(Elem t, bool mx, const CUtensorMap& tmap_x, const CUtensorMap& tmap_w, const W4WgmmaParams& p,
                  cudaStream_t stream) {
-  if (mx) return wgmma_typed<__nv_bfloat16, 0, false, true, true, kRowTiles>(tmap_x, tmap_w, p, stream);  // bf16 x
-  if (t == Elem::kBF16) wgmma_typed<__nv_bfloat16, 0, false, false, true, kRowTiles>(tmap_x, tmap_w, p, stream);
-  else wgmma_typed<__half, 0, false, false, true, kRowTiles>(tmap_x, tmap_w, p, stream);
+  using enum WgmmaWeights;
+  if (mx) return wgmma_typed<__nv_bfloat16, kMxfp8Rows, 0, false, kRowTiles>(tmap_x, tmap_w, p, stream);  // bf16 x
+  if (t == Elem::kBF16) wgmma_typed<__nv_bfloat16, kInt8Rows, 0, false, kRowTiles>(tmap_x, tmap_w, p, stream);
+  else wgmma_typed<__half, kInt8Rows, 0, false, kRowTiles>(tmap_x, tmap_w, p, stream);
 }
 
 void launch_rows8_wgmma(Elem t, bool mx, const CUtensorMap& tmap_x, const CUtensorMap& tmap_w, const W4WgmmaParams& p,

@@ -61,6 +61,19 @@ constexpr int kWgThreads = 384;  // producer + 2 consumer warpgroups
 constexpr int kWgStages = 5;
 constexpr int kWgTokens = 128;   // tokens per CTA (wgmma N)
 
+// The weight operand of the mixed-input wgmma kernel (w4_wgmma.cuh): one kernel, five policies.
+enum class WgmmaWeights {
+  kInt4Promote,  // int4 codes exact, an fp32 promotion per group (needs sum_x; LOWBIT_A16W4_WGMMA=promote)
+  kInt4Fold,     // int4, scale and zero point folded into the 16-bit operand (default)
+  kMxfp4,        // e2m1 codes, E8M0 per 32 folded exactly (bf16 x)
+  kInt8Rows,     // int8 rows by a TMA box, the per-channel scale in the epilogue
+  kMxfp8Rows,    // e4m3 rows by a TMA box, E8M0 per 32 folded exactly (bf16 x)
+};
+// E8M0 scales per 32 (kMx), 8-bit rows by TMA (kRows8), int4 folded (kFold): what the kernel's
+// branches test.
+constexpr bool wgmma_mx(WgmmaWeights w) { return w == WgmmaWeights::kMxfp4 || w == WgmmaWeights::kMxfp8Rows; }
+constexpr bool wgmma_rows8(WgmmaWeights w) { return w == WgmmaWeights::kInt8Rows || w == WgmmaWeights::kMxfp8Rows; }
+
 struct W4WgmmaParams {
   const uint32_t* w;     // int32 (N, K/8), layout v3; N % 128 == 0, K % 128 == 0 (8-bit rows: by TMA)
   const void* scales;    // T (N, K / group); mxfp4: E8M0 bytes (N, K / 32)

@@ -4,6 +4,9 @@
 // mixed_wgmma.h): a mixed-input wgmma GEMM, Y^T tile = W tile (weights on wgmma's register A
 // side) x X^T (activations, bf16/fp16, K-major through TMA on the shared-memory B side).
 //
+// The weight policy is one template argument, WgmmaWeights (w4_params.h); kMx, kRows8 and
+// kFold below are derived from it.
+//
 // int4, kFold (the default): each pair of codes becomes w = q s - z s in x's dtype (one fma;
 // the weight rounded once, as the dequantize path rounds it) and the sums chain over all of K.
 // int4 without kFold (LOWBIT_A16W4_WGMMA=promote), as the GEMV computes it:
@@ -114,8 +117,9 @@ __device__ __forceinline__ void rows8_fragment(const uint32_t* row_lo, const uin
 // The consumer warpgroups (1 and 2): 64 weight rows each per m64 tile (kRowTiles tiles: the
 // second 128 rows below the first), a warp one 16-row tile of each, all kBN tokens. kChunks:
 // 32-element chunks per group (1, 2, 4 for 32, 64, 128; 0: one group per row).
-template <typename T, int kBN, int kChunks, bool kZeros, bool kMx, bool kRows8, int kRowTiles, bool kFold>
+template <typename T, WgmmaWeights kW, int kBN, int kChunks, bool kZeros, int kRowTiles>
 __device__ __forceinline__ void a16w4_wgmma_consume(const W4WgmmaParams& p, uint8_t* smem) {
+  constexpr bool kMx = wgmma_mx(kW), kRows8 = wgmma_rows8(kW), kFold = kW == WgmmaWeights::kInt4Fold;
   static_assert(!kMx || (std::is_same_v<T, __nv_bfloat16> && kChunks == 0 && !kZeros),
                 "MX: bf16 activations, scales folded into the operand (no groups, no zero points)");
   static_assert(!kRows8 || (kChunks == 0 && !kZeros), "8-bit rows: per-channel scale or MX, no groups");
@@ -359,11 +363,11 @@ __device__ __forceinline__ void a16w4_wgmma_consume(const W4WgmmaParams& p, uint
 
 // kRowTiles = 2 (w4_ops.cpp chained_row_tiles: where it halves the waves): 256 weight rows
 // per CTA, so X is read from L2 once per 256 rows instead of 128 (chained formats only).
-template <typename T, int kBN, int kChunks, bool kZeros, bool kMx = false, bool kRows8 = false, int kRowTiles = 1,
-          bool kFold = false>
+template <typename T, WgmmaWeights kW, int kBN, int kChunks, bool kZeros, int kRowTiles>
 __global__ void __launch_bounds__(kWgThreads, 1)
     a16w4_wgmma_kernel(const __grid_constant__ CUtensorMap tmap_x, const __grid_constant__ CUtensorMap tmap_w,
                        const W4WgmmaParams p) {
+  constexpr bool kRows8 = wgmma_rows8(kW);
   static_assert(kBN == 64 || kBN == 128 || kBN == 256, "wgmma N of the RS wrappers");
   static_assert(kChunks == 0 || kChunks == 1 || kChunks == 2 || kChunks == 4, "groups of 32, 64, 128 or per row");
   using Layout = W4WgmmaSmem<kBN, kRows8, kRowTiles>;
@@ -415,7 +419,7 @@ __global__ void __launch_bounds__(kWgThreads, 1)
     }
   } else {
     ptx::setmaxnreg_inc<232>();
-    a16w4_wgmma_consume<T, kBN, kChunks, kZeros, kMx, kRows8, kRowTiles, kFold>(p, smem);
+    a16w4_wgmma_consume<T, kW, kBN, kChunks, kZeros, kRowTiles>(p, smem);
   }
 }
 
