@@ -3,19 +3,19 @@ MXFP8) and their linears (x quantized to MXFP8 in the op) against the CPU refere
 dequantized exactly to fp32, an fp32 GEMM, one rounding) and float64.
 
 The CUDA ops dequantize the activations (e4m3 x 2^(e - 127): exact in fp32, and in bf16 down
-to 2^-133) to bf16 when the output is bf16, else fp32, and run the mxfp4 paths on them: the
-GEMV for M <= 32 (bf16 output), the weight dequantized + cuBLAS above (bf16), or an fp32
-GEMM (fp16 output: a bf16 kernel's rounded output would be rounded again).
-
-mxfp8 has no dedicated kernel yet: both operands are dequantized the same way (bf16 output:
-bf16 operands and cuBLAS; fp16 output: fp32 operands and an fp32 GEMM).
+to 2^-133) to bf16 when the output is bf16, else fp32. a8w4_mx then runs the mxfp4 paths on
+them: the GEMV for M <= 32 (bf16 output), the mixed-input wgmma GEMM to M = 512 (bf16, full
+tiles), the weight dequantized + cuBLAS above (bf16), or an fp32 GEMM (fp16 output: a bf16
+kernel's rounded output would be rounded again). mxfp8 with bf16 output: the 8-bit-row GEMV for
+M <= 32, the mixed-input wgmma on the e4m3 rows to M = 512 (full tiles); else both operands
+dequantized the same way (bf16 operands and cuBLAS; fp16 output: fp32 operands, an fp32 GEMM).
 
 Tolerances (elementwise vs the CPU reference; A = |a| @ |w|^T from the exact operands in
 float64, the scale of a dot product's rounding errors):
 - GEMV and fp32 paths: |y - ref| <= 2^-7 |ref| + 2^-9 A: one output ulp apart at most (the
   fp32 values differ by summation order only, <= K 2^-24 A, under 2^-10 A for K <= 16384).
-- bf16 dequant path (M > 32; mxfp8 at every M): 2^-7 A, as tests/test_cuda_mxfp4.py's:
-  cuBLAS's reduction.
+- M > 32 with bf16 output (wgmma or dequantize path): 2^-7 A, as tests/test_cuda_mxfp4.py's
+  (cuBLAS's reduction; the wgmma paths' fp32 sums are within it).
 Outputs are poisoned (samples.poison_allocator).
 """
 import itertools
