@@ -2,12 +2,15 @@
 reference ops (the spec, csrc/cpu/linear.cpp: w = (q - z) * s in fp32, z = 8 when zeros
 is None) and against float64.
 
-The CUDA a16w4_linear has two paths, chosen by M (LOWBIT_A16W4_PATH=gemv|dequant forces
-one, read once per process; these tests never set it and reach both paths through M):
+The CUDA a16w4_linear has three paths, chosen by M and shape (LOWBIT_A16W4_PATH=gemv|dequant
+and LOWBIT_A16W4_LARGE force one, read once per process; these tests reach each through M and
+full-tile shapes; tests/test_cuda_variants.py runs the knobs):
 - M <= 32, tensor-core GEMV: integer codes exact through the MMA, fp32 accumulation,
   scales and zeros applied in fp32 per group; the fp32 value differs from the reference's
   only by summation order, then is rounded once to the output dtype.
-- M > 32, dequantize to bf16/fp16 + cuBLAS: each weight (q - z) * s is rounded once to
+- M > 32 with N, K multiples of 128 (to M = 256 / 1024 by group size), the mixed-input wgmma
+  GEMM: each weight q s - z s is built once in the 16-bit dtype (one fma), fp32 sums over K.
+- otherwise, dequantize to bf16/fp16 + cuBLAS: each weight (q - z) * s is rounded once to
   the 16-bit dtype (relative error <= 2^-8 in bf16, 2^-11 in fp16), then an fp32-accumulated GEMM.
 
 Tolerances, and why (elementwise vs the CPU reference; A = |x| @ |w|^T in float64 from the
@@ -17,7 +20,7 @@ where terms cancel):
   by the summation order only (worst case K * 2^-24 * A, <= 2^-10 A for K <= 16384) to
   the same 16-bit grid: at most one ulp apart, and one bf16 ulp is <= 2^-7 of the value
   (unit roundoff 2^-8; fp16 is finer). 2^-9 A bounds the fp32 order difference with room.
-- dequant path: |y - ref| <= 2^-7 |ref| + 2^-7 A: the same one-ulp term, plus the weight
+- wgmma and dequant paths: |y - ref| <= 2^-7 |ref| + 2^-7 A: the same one-ulp term, plus the weight
   rounding (<= 2^-8 A in bf16) and whatever the 16-bit GEMM's reduction adds (cuBLAS may
   reduce in reduced precision where torch allows it), together within 2^-7 A.
 - vs float64 at K = 16384 (test_a16w4_large_k_accuracy), GEMV path, normwise relative

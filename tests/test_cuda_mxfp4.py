@@ -2,11 +2,14 @@
 csrc/cpu/linear.cpp: w[n, k] = e2m1(q[n, k]) * 2^(w_scale[n, k/32] - 127) in fp32, an fp32
 matmul, + bias, one rounding to x's dtype; numerics.h: E8M0 0xFF = NaN, 0 = 2^-127).
 
-The CUDA op has two paths, chosen by M (these tests reach both through M):
+The CUDA op has three paths, chosen by M and shape (these tests reach each through M and
+full-tile shapes):
 - M <= 32, tensor-core GEMV: every e2m1 value enters the MMA exactly, the E8M0 scale is
   applied per 32 in fp32; the fp32 value differs from the reference's only by summation
   order, then is rounded once to the output dtype.
-- M > 32: bf16 x: the weight dequantized to bf16 (exact: e2m1 has 2 significant bits and
+- M = 33..512, bf16 x, N and K multiples of 128: the mixed-input wgmma GEMM, every e2m1 value
+  times its E8M0 scale exact in the bf16 operand, fp32 sums over K.
+- otherwise M > 32: bf16 x: the weight dequantized to bf16 (exact: e2m1 has 2 significant bits and
   bf16 fp32's exponent range) + cuBLAS with fp32 accumulation; fp16 x: computed in fp32
   (fp16 cannot hold the weight's range), then rounded once.
 
@@ -16,8 +19,8 @@ terms cancel):
 - GEMV, and the fp16 dequant path: |y - ref| <= 2^-7 |ref| + 2^-9 A: one ulp of the 16-bit
   output (<= 2^-7 of the value in bf16) plus the fp32 summation-order difference
   (<= K * 2^-24 * A, below 2^-10 A for the K here).
-- bf16 dequant path: |y - ref| <= 2^-7 |ref| + 2^-7 A: cuBLAS may reduce in reduced
-  precision where torch allows it.
+- bf16 wgmma and dequant paths: |y - ref| <= 2^-7 |ref| + 2^-7 A: cuBLAS may reduce in
+  reduced precision where torch allows it (the wgmma path's fp32 sums are within it).
 
 Outputs are poisoned (samples.poison_allocator: blocks of the output's size and of a
 dequantized weight's are filled with 0xFF bytes, NaN in bf16/fp16, then freed), so an
