@@ -1,16 +1,18 @@
 """a16w8 on the GPU (issue 5): a16w8_linear against the CPU reference op (the spec,
 csrc/cpu/linear.cpp: y = (x @ q^T in fp32) * s + bias, one rounding) and against float64.
 
-Two paths, chosen by M:
+Three paths, chosen by M and shape:
 - M <= 32, tensor-core GEMV: int8 codes exact through the MMA (|q| <= 128 is exact in bf16
   and fp16), fp32 sums, the scale applied once; the fp32 value differs from the reference's
   only by summation order, then is rounded once to the output dtype.
-- M > 32, dequantize (q * s rounded once to x's dtype: relative error <= 2^-8 in bf16,
-  2^-11 in fp16) + cuBLAS.
+- M = 33..1024 with N and K multiples of 128: the mixed-input wgmma GEMM on the int8 rows,
+  exact products, fp32 sums, the scale applied once (held to the GEMV's bound).
+- otherwise M > 32, dequantize (q * s rounded once to x's dtype: relative error <= 2^-8 in
+  bf16, 2^-11 in fp16) + cuBLAS.
 
 Tolerances (elementwise vs the CPU reference; A = |x| @ |q s|^T in float64, the scale of a
 dot product's rounding errors, which |ref| is not where terms cancel):
-- GEMV: |y - ref| <= 2^-7 |ref| + 2^-9 A: one output ulp (<= 2^-7 of the value in bf16)
+- GEMV and wgmma: |y - ref| <= 2^-7 |ref| + 2^-9 A: one output ulp (<= 2^-7 of the value in bf16)
   plus the fp32 summation-order difference (<= K 2^-24 A, under 2^-10 A for K <= 16384).
 - dequant: |y - ref| <= 2^-7 |ref| + 2^-7 A: the same ulp, the weight rounding (<= 2^-8 A)
   and cuBLAS's reduction.
