@@ -7,7 +7,11 @@ and LOWBIT_A16W4_LARGE force one, read once per process; these tests reach each 
 full-tile shapes; tests/test_cuda_variants.py runs the knobs):
 - M <= 32, tensor-core GEMV: integer codes exact through the MMA, fp32 accumulation,
   scales and zeros applied in fp32 per group; the fp32 value differs from the reference's
-  only by summation order, then is rounded once to the output dtype.
+  only by summation order, then is rounded once to the output dtype. (v8, the default at
+  M <= 16 on full 16-row tiles and 128-element blocks, feeds base + q (bf16 128 + q, fp16
+  1024 + q) and takes (z + base) sum x off per group: its fp32 sums are up to ~16x / ~128x
+  larger before that subtraction, rounding errors of ~2^-24 * 143 / 1039 per group of |x| |q|,
+  still far inside the 2^-9 A term below.)
 - M > 32 with N, K multiples of 128 (to M = 256 / 1024 by group size), the mixed-input wgmma
   GEMM: each weight q s - z s is built once in the 16-bit dtype (one fma), fp32 sums over K.
 - otherwise, dequantize to bf16/fp16 + cuBLAS: each weight (q - z) * s is rounded once to
@@ -46,9 +50,10 @@ pytestmark = pytest.mark.cuda
 
 GEMV_MAX_M = 32  # M <= 32: GEMV kernel; M > 32: mixed-input wgmma (full tiles, to 512) or dequantize + cuBLAS
 M_VALUES = (1, 3, 8, 16, 17, 32, 33, 100, 256)
-# (N, K): none a multiple of the tiles; K = 4160 has K % 128 = 64 (a partial last 128-block
-# of the w4 layout), K = 160 a partial block of 32.
-NK_SHAPES = ((40, 128), (200, 384), (264, 1024), (72, 4160), (136, 160))
+# (N, K): none but the last a multiple of the tiles; K = 4160 has K % 128 = 64 (a partial last
+# 128-block of the w4 layout), K = 160 a partial block of 32. (48, 640): full 16-row tiles and
+# 128-element blocks, the shapes the GEMV v8 takes at M <= 16 (w4_gemv_stream.cuh).
+NK_SHAPES = ((40, 128), (200, 384), (264, 1024), (72, 4160), (136, 160), (48, 640))
 GROUPS = (32, 64, 128, -1)
 DTYPES = (BF16, FP16)
 DTYPE_NAME = {BF16: "bf16", FP16: "fp16"}

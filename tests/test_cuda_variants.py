@@ -21,7 +21,11 @@ VARIANTS = [
     ("a16w4-gemv-regs", {"LOWBIT_A16W4_GEMV": "regs"}, ["test_cuda_a16w4.py", "test_cuda_mxfp4.py"],
      "matches_reference or repeatable or nan_scale or decode_exactly or extreme_scales or graph"),
     ("a16w4-gemv-smem", {"LOWBIT_A16W4_GEMV": "smem"}, ["test_cuda_a16w4.py", "test_cuda_mxfp4.py"],
-     "matches_reference or repeatable or nan_scale or extreme_scales"),
+     "matches_reference or repeatable or nan_scale or extreme_scales or large_k"),
+    # v8 (default at 1..16 tokens on full tiles) with one warp per SM as the split's aim: long
+    # per-warp streams that wrap the ring of bulk copies many times, and few splits
+    ("a16w4-gemv-stream-long", {"LOWBIT_A16W4_STREAM_WARPS": "1"}, ["test_cuda_a16w4.py", "test_cuda_mxfp4.py"],
+     "matches_reference or repeatable or nan_scale or extreme_scales or large_k"),
     # v7b: v7 with a register ring of blocks and the g128 scales loaded with the weights (default
     # for mxfp4 at 17..32 tokens; int4 only through the knob)
     ("a16w4-gemv-pipe", {"LOWBIT_A16W4_GEMV": "pipe"}, ["test_cuda_a16w4.py", "test_cuda_mxfp4.py"],

@@ -177,3 +177,17 @@ for v in "fold:LOWBIT_A16W4_LARGE=wgmma" "default:"; do
     --ms 256,1024,2048 --shapes 8192x8192,28672x8192 --peers none --budget-s 45 --out "$OUT/w4big_$name.json"
 done
 fi
+# Session 6's first call: GEMV v8 (w4_gemv_stream.cuh, default at 1..16 tokens on full tiles):
+# the a16w4 / mxfp4 tests ran by device_run.sh first; here the v6 and long-stream variants,
+# racecheck, then v8 against v6 (LOWBIT_A16W4_GEMV=smem) and v8's split aim (warps per SM).
+#   PART=16 LOWBIT_KERNELS=quant,w4,int8 TESTS="tests/test_cuda_a16w4.py tests/test_cuda_mxfp4.py" \
+#     EXTRA='bash tools/session_queue.sh' BENCH=0 bash tools/device_run.sh
+if [ "$PART" = 16 ]; then
+TAIL=4 step 150 variants_gemv python3 -m pytest -q -m cuda -p no:cacheprovider tests/test_cuda_variants.py -k "gemv"
+step 150 racecheck compute-sanitizer --tool racecheck --error-exitcode 9 python3 tests/sanitize_w4_int8.py
+for v in "v8:" "v6:LOWBIT_A16W4_GEMV=smem" "v8w8:LOWBIT_A16W4_STREAM_WARPS=8" "v8w20:LOWBIT_A16W4_STREAM_WARPS=20"; do
+  name=${v%%:*}; knob=${v#*:}
+  TAIL=30 step 80 "gemv_$name" env $knob python3 bench/gemm.py --formats a16w4,mxfp4 --ms 1,8,16 \
+    --shapes 8192x8192,28672x8192,4096x14336,14336x4096 --peers none --no-ceilings --budget-s 70 --out "$OUT/gemv_$name.json"
+done
+fi

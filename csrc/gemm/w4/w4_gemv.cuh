@@ -47,16 +47,24 @@ struct Magic;  // a 16-bit pair whose low mantissa bits take a 4-bit code: value
 template <>
 struct Magic<__nv_bfloat16> {
   static constexpr uint32_t kPair = 0x43004300u;  // bf16 128.0: 7 mantissa bits
+  static constexpr float kBase = 128.f;
 };
 template <>
 struct Magic<__half> {
   static constexpr uint32_t kPair = 0x64006400u;  // fp16 1024.0: 10 mantissa bits
+  static constexpr float kBase = 1024.f;
 };
+
+// Codes (bits 0-3 and 16-19 of v) -> the exact 16-bit pair (base + q_lo, base + q_hi), one LOP3.
+template <typename T>
+__device__ __forceinline__ uint32_t codes_to_biased_pair(uint32_t v) {
+  return ptx::lop3_and_or(v, 0x000F000Fu, Magic<T>::kPair);
+}
 
 // Codes (bits 0-3 and 16-19 of v) -> the exact 16-bit pair (q_lo, q_hi).
 template <typename T>
 __device__ __forceinline__ uint32_t codes_to_pair(uint32_t v) {
-  return ptx::sub_x2<T>(ptx::lop3_and_or(v, 0x000F000Fu, Magic<T>::kPair), Magic<T>::kPair);
+  return ptx::sub_x2<T>(codes_to_biased_pair<T>(v), Magic<T>::kPair);
 }
 
 // e2m1 codes (S E E M in bits 0-3 and 16-19 of v) -> the exact 16-bit pair (e2m1_lo, e2m1_hi).
@@ -96,14 +104,19 @@ struct OnePair<__half> {
 // kTiles tiles of 8 tokens: the two k16 MMAs in the layout's K order (nibbles 8h .. 8h + 7 of a
 // word hold elements 4h .. 4h + 3 of its 8-element run, as fragment pairs), x in the same order
 // (xv[t] = x[token 8t + g][32 j + 8 tig .. + 7]). kSumX also sums x into sum_x (an all-ones A
-// operand: the sums land in the C layout the zero-point term needs).
-template <typename T, int kTiles, bool kMx, bool kSumX = false>
+// operand: the sums land in the C layout the zero-point term needs). kBiased (int4 only): the
+// codes enter as base + q (Magic<T>::kBase; one LOP3 per pair instead of LOP3 + subtraction),
+// and the caller takes base * sum x off with the zero point: sum (base + q) x - (z + base) sum x.
+template <typename T, int kTiles, bool kMx, bool kSumX = false, bool kBiased = false>
 __device__ __forceinline__ void mma_chunk(float (&acc)[kTiles][4], float (&sum_x)[kTiles][4], uint32_t w0, uint32_t w1,
                                           const uint4 (&xv)[kTiles]) {
+  static_assert(!(kBiased && kMx), "biased codes: int4 only");
   constexpr uint32_t kOnes[4] = {OnePair<T>::kValue, OnePair<T>::kValue, OnePair<T>::kValue, OnePair<T>::kValue};
 #pragma unroll
   for (int h = 0; h < 2; ++h) {
-    auto pair = [](uint32_t v) { return kMx ? e2m1_to_pair<T>(v) : codes_to_pair<T>(v); };
+    auto pair = [](uint32_t v) {
+      return kMx ? e2m1_to_pair<T>(v) : kBiased ? codes_to_biased_pair<T>(v) : codes_to_pair<T>(v);
+    };
     const uint32_t a[4] = {pair(w0 >> (8 * h)), pair(w1 >> (8 * h)), pair(w0 >> (8 * h + 4)), pair(w1 >> (8 * h + 4))};
 #pragma unroll
     for (int t = 0; t < kTiles; ++t) {

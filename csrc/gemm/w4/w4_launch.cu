@@ -7,6 +7,7 @@
 
 #include "gemm/w4/w4_gemv.cuh"
 #include "gemm/w4/w4_gemv_regs.cuh"
+#include "gemm/w4/w4_gemv_stream.cuh"
 #include "gemm/w4/w4_wgmma.cuh"
 #include "gemm/w4/w4_launch.h"
 #include "lowbit/gemv_split.h"  // gemv_token_tiles
@@ -17,6 +18,16 @@ namespace {
 
 template <typename T, int kTiles, int kChunks, bool kZeros, bool kMx = false>
 void gemv(const GemvParams& p, cudaStream_t stream) {
+  // (v8 is not built for int4 groups of 32 at 16 tokens: it spilled there; w4_ops.cpp sends those to v6)
+  if constexpr (kTiles <= 2 && !(kTiles == 2 && kChunks == 1 && !kMx)) {
+    if (p.regs == 3) {  // v8: one warp per (16-row tile, K split)
+      const int warps = p.N / kTileRows * p.splits;
+      a16w4_gemv_stream_kernel<T, kTiles, kChunks, kZeros, kMx>
+          <<<(warps + kStreamWarps - 1) / kStreamWarps, kStreamWarps * 32, 0, stream>>>(p);
+      C10_CUDA_KERNEL_LAUNCH_CHECK();
+      return;
+    }
+  }
   dim3 grid((p.N + kGemvRows - 1) / kGemvRows, p.splits);
   if (p.regs) {  // v7 (regs == 1) or v7b (2): no shared memory
     if (p.regs == 2) a16w4_gemv_regs_kernel<T, kTiles, kChunks, kZeros, kMx, true><<<grid, kGemvThreads, 0, stream>>>(p);

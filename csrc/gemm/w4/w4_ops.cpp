@@ -23,6 +23,7 @@
 #include "lowbit/env.h"
 #include "lowbit/gemv_split.h"
 #include "lowbit/tma_desc.h"
+#include "lowbit/w4_layout.h"
 #include "lowbit/ops.h"
 
 namespace lowbit::w4 {
@@ -81,6 +82,31 @@ int gemv_regs_mode(int64_t M, bool mx) {
   return mx ? 2 : 1;
 }
 
+// v8 (w4_gemv_stream.cuh) takes 1..16 tokens on full tiles and blocks, with the scales (and
+// zero points) and x aligned for its vector loads (torch's allocations are; a view may not be).
+// LOWBIT_A16W4_GEMV=smem|regs|pipe forces the older kernels instead.
+bool gemv_stream_applies(int64_t M, int64_t N, int64_t K, int64_t g, bool mx, const Tensor& x, const Tensor& scales,
+                         const OptTensor& zeros) {
+  static const bool forced_other = env::is("LOWBIT_A16W4_GEMV", "smem") || env::is("LOWBIT_A16W4_GEMV", "regs") ||
+                                   env::is("LOWBIT_A16W4_GEMV", "pipe");
+  auto aligned = [](const Tensor& t, int bytes) { return reinterpret_cast<uintptr_t>(t.data_ptr()) % bytes == 0; };
+  return !forced_other && gemv_token_tiles(M) <= 2 && N % kTileRows == 0 && K % kBlockElems == 0 &&
+         (g == 32 || g == 64 || g == 128 || g == K) && !(g == 32 && !mx && gemv_token_tiles(M) == 2) &&
+         aligned(x, 16) && aligned(scales, 8) &&
+         (!zeros || aligned(*zeros, 8));
+}
+
+// v8's split: about LOWBIT_A16W4_STREAM_WARPS (default 16) warps per SM in all, one wave (the
+// launch bounds leave room for 16-20), each warp one tile over K / splits.
+GemvPlan plan_gemv_stream(int64_t M, int64_t N, int64_t K, int sms) {
+  static const int64_t knob = env::integer("LOWBIT_A16W4_STREAM_WARPS", 16);
+  const int64_t per_sm = std::clamp<int64_t>(knob, 1, int64_t(kStreamWarps) * stream_ctas_per_sm(gemv_token_tiles(M)));
+  const int64_t tiles = N / kTileRows, blocks = K / kBlockElems;
+  const int64_t splits = std::clamp<int64_t>((per_sm * sms + tiles / 2) / tiles, 1, blocks);
+  const int64_t slice = (blocks + splits - 1) / splits;
+  return {int(slice * kBlockElems), int((blocks + slice - 1) / slice)};
+}
+
 // The v7 GEMV (w4_gemv_regs.cuh) keeps nothing in shared memory: its CTAs per SM come from
 // its launch bounds, and the split fills those slots at most once (as the a16w8 GEMV).
 GemvPlan plan_gemv_regs(int64_t M, int64_t N, int64_t K, int sms) {
@@ -95,10 +121,12 @@ Tensor gemv(const Tensor& x, const Tensor& w, const Tensor& scales, const OptTen
   const int64_t M = x.size(0), K = x.size(1), N = w.size(0);
   Tensor out = at::empty({M, N}, x.options());
   const int sms = at::cuda::getCurrentDeviceProperties()->multiProcessorCount;
-  const int regs = gemv_regs_mode(M, mx);
-  const GemvPlan plan = regs ? plan_gemv_regs(M, N, K, sms)
-                             : plan_gemv(M, N, K, g, zeros.has_value(), sms, int(x.element_size()),
-                                         mx ? 1 : int(x.element_size()));
+  const bool stream = gemv_stream_applies(M, N, K, g, mx, x, scales, zeros);
+  const int regs = stream ? 3 : gemv_regs_mode(M, mx);
+  const GemvPlan plan = stream ? plan_gemv_stream(M, N, K, sms)
+                        : regs ? plan_gemv_regs(M, N, K, sms)
+                               : plan_gemv(M, N, K, g, zeros.has_value(), sms, int(x.element_size()),
+                                           mx ? 1 : int(x.element_size()));
   GemvParams p{};
   p.x = x.data_ptr();
   p.w = reinterpret_cast<const uint32_t*>(w.data_ptr<int32_t>());
@@ -112,13 +140,16 @@ Tensor gemv(const Tensor& x, const Tensor& w, const Tensor& scales, const OptTen
   static const bool bulk = env::integer("LOWBIT_A16W4_BULK", 1) != 0;  // 0: cp.async only (A/B runs)
   p.bulk = bulk ? 1 : 0;
   p.regs = regs;
-  SplitBuffers split = split_buffers(plan.splits, M, N, (N + kGemvRows - 1) / kGemvRows, x.options());
+  // arrival counters: per 128-row CTA, or per 16-row tile (v8)
+  SplitBuffers split =
+      split_buffers(plan.splits, M, N, stream ? N / kTileRows : (N + kGemvRows - 1) / kGemvRows, x.options());
   p.partial = split.partial_ptr();
   p.arrivals = split.arrivals_ptr();
   static const bool debug = env::flag("LOWBIT_DEBUG");
   if (debug)
-    std::fprintf(stderr, "[lowbit a16w4] gemv M=%lld N=%lld K=%lld g=%lld k_slice=%d splits=%d\n", (long long)M,
-                 (long long)N, (long long)K, (long long)g, plan.k_slice, plan.splits);
+    std::fprintf(stderr, "[lowbit a16w4] gemv v%d M=%lld N=%lld K=%lld g=%lld k_slice=%d splits=%d\n",
+                 stream ? 8 : regs == 0 ? 6 : 7, (long long)M, (long long)N, (long long)K, (long long)g, plan.k_slice,
+                 plan.splits);
   launch_gemv(elem_of(x), p, mx, at::cuda::getCurrentCUDAStream());
   return out;
 }

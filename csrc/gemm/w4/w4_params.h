@@ -24,8 +24,17 @@ struct GemvParams {
   int k_slice;            // elements of K per split: a multiple of 128
   int splits;
   int bulk;               // 1: full blocks by 1 KB bulk copies (default; LOWBIT_A16W4_BULK=0: cp.async)
-  int regs;               // 0: GEMV v6; 1: v7, register streaming (the 32-token tile); 2: v7b (w4_ops.cpp)
+  int regs;               // 0: GEMV v6; 1: v7, register streaming (the 32-token tile); 2: v7b; 3: v8 (w4_ops.cpp)
 };
+
+// GEMV v8 (w4_gemv_stream.cuh): warps that work alone, each one 16-row tile over one K split,
+// its blocks through a ring of 1 KB bulk copies. Full tiles and blocks only (N % 16 == 0,
+// K % 128 == 0), 1..16 tokens. Split partials and arrival counters are per tile.
+constexpr int kStreamWarps = 4;   // warps per CTA (independent: no CTA barrier)
+constexpr int kStreamStages = 8;  // 1 KB blocks in flight per warp (a power of two: b % 8 is a mask)
+// CTAs per SM the launch bounds leave room for: 8 tokens <= 102 registers per thread, 16 tokens
+// <= 128 (at 102 the 16-token kernels spilled 8-52 bytes).
+constexpr int stream_ctas_per_sm(int tiles) { return tiles == 1 ? 5 : 4; }
 
 constexpr int kGemvStages = 4;                 // 128-element weight blocks in flight per warp (1 KB each)
 

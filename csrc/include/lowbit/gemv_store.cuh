@@ -59,4 +59,47 @@ __device__ __forceinline__ void gemv_store(const float (&total)[kTiles][4], int 
   }
 }
 
+// The same for a GEMV whose warps work alone (a16w4 v8, w4_gemv_stream.cuh): a warp holds one
+// 16-row tile (s.row_cta: the tile's index, arrivals per tile) over one K split, and the last
+// warp of a tile to arrive reduces the tile's partials. The warp barrier orders every lane's
+// partial stores before lane 0's gpu-scope fence and arrival, as the CTA barrier does above.
+template <int kTiles, class Store>
+__device__ __forceinline__ void gemv_store_warp(const float (&total)[kTiles][4], int r0, int r1, int lane,
+                                                const GemvSplit& s, Store store) {
+  const int tig = lane % 4;
+  if (s.splits == 1) {
+#pragma unroll
+    for (int t = 0; t < kTiles; ++t)
+#pragma unroll
+      for (int i = 0; i < 4; ++i) {
+        const int tok = t * 8 + 2 * tig + (i % 2), row = i < 2 ? r0 : r1;
+        if (tok < s.M) store(total[t][i], tok, row);
+      }
+    return;
+  }
+#pragma unroll
+  for (int t = 0; t < kTiles; ++t)
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      const int tok = t * 8 + 2 * tig + (i % 2), row = i < 2 ? r0 : r1;
+      if (tok < s.M) s.partial[(size_t(s.split) * s.M + tok) * s.N + row] = total[t][i];
+    }
+  __syncwarp();
+  int last = 0;
+  if (lane == 0) {
+    __threadfence();
+    last = atomicAdd(&s.arrivals[s.row_cta], 1) == s.splits - 1;
+    if (last) __threadfence();  // acquire: the other warps' partials before the lanes read them
+  }
+  last = __shfl_sync(0xffffffffu, last, 0);
+  if (!last) return;
+  __syncwarp();  // lane 0's acquire before every lane's loads
+  for (int i = lane; i < s.M * 16; i += 32) {
+    const int tok = i / 16, row = s.row_cta * 16 + i % 16;
+    float v = 0.f;
+    for (int sp = 0; sp < s.splits; ++sp) v += __ldcg(&s.partial[(size_t(sp) * s.M + tok) * s.N + row]);
+    store(v, tok, row);
+  }
+}
+
 }  // namespace lowbit
