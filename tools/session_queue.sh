@@ -183,11 +183,16 @@ fi
 #   PART=16 LOWBIT_KERNELS=quant,w4,int8 TESTS="tests/test_cuda_a16w4.py tests/test_cuda_mxfp4.py" \
 #     EXTRA='bash tools/session_queue.sh' BENCH=0 bash tools/device_run.sh
 if [ "$PART" = 16 ]; then
-TAIL=4 step 150 variants_gemv python3 -m pytest -q -m cuda -p no:cacheprovider tests/test_cuda_variants.py -k "gemv"
-step 150 racecheck compute-sanitizer --tool racecheck --error-exitcode 9 python3 tests/sanitize_w4_int8.py
-for v in "v8:" "v6:LOWBIT_A16W4_GEMV=smem" "v8w8:LOWBIT_A16W4_STREAM_WARPS=8" "v8w20:LOWBIT_A16W4_STREAM_WARPS=20"; do
+for v in "v8:" "v6:LOWBIT_A16W4_GEMV=smem"; do
   name=${v%%:*}; knob=${v#*:}
-  TAIL=30 step 80 "gemv_$name" env $knob python3 bench/gemm.py --formats a16w4,mxfp4 --ms 1,8,16 \
-    --shapes 8192x8192,28672x8192,4096x14336,14336x4096 --peers none --no-ceilings --budget-s 70 --out "$OUT/gemv_$name.json"
+  TAIL=30 step 70 "gemv_$name" env $knob python3 bench/gemm.py --formats a16w4,mxfp4 --ms 1,8,16 \
+    --shapes 8192x8192,28672x8192,4096x14336,14336x4096 --peers none --no-ceilings --budget-s 60 --out "$OUT/gemv_$name.json"
 done
+for v in "v8w8:LOWBIT_A16W4_STREAM_WARPS=8" "v8w20:LOWBIT_A16W4_STREAM_WARPS=20"; do
+  name=${v%%:*}; knob=${v#*:}
+  TAIL=12 step 40 "gemv_$name" env $knob python3 bench/gemm.py --formats a16w4 --ms 1,16 \
+    --shapes 8192x8192,28672x8192 --peers none --no-ceilings --budget-s 30 --out "$OUT/gemv_$name.json"
+done
+TAIL=4 step 120 variants_gemv python3 -m pytest -q -m cuda -p no:cacheprovider tests/test_cuda_variants.py -k "smem or stream"
+step 100 racecheck compute-sanitizer --tool racecheck --error-exitcode 9 python3 tests/sanitize_w4_int8.py
 fi
