@@ -196,3 +196,18 @@ done
 TAIL=4 step 120 variants_gemv python3 -m pytest -q -m cuda -p no:cacheprovider tests/test_cuda_variants.py -k "smem or stream"
 step 100 racecheck compute-sanitizer --tool racecheck --error-exitcode 9 python3 tests/sanitize_w4_int8.py
 fi
+# Session 6's second call: v8 with x and scales loaded one block ahead (default) against v8
+# without (LOWBIT_A16W4_STREAM_PREFETCH=0) and v6; the other group sizes; racecheck.
+#   PART=17 LOWBIT_KERNELS=quant,w4,int8 TESTS="tests/test_cuda_a16w4.py tests/test_cuda_mxfp4.py" \
+#     EXTRA='bash tools/session_queue.sh' BENCH=0 bash tools/device_run.sh
+if [ "$PART" = 17 ]; then
+for v in "pf:" "nopf:LOWBIT_A16W4_STREAM_PREFETCH=0" "v6:LOWBIT_A16W4_GEMV=smem"; do
+  name=${v%%:*}; knob=${v#*:}
+  TAIL=30 step 70 "gemv_$name" env $knob python3 bench/gemm.py --formats a16w4,mxfp4 --ms 1,8,16 \
+    --shapes 8192x8192,28672x8192,4096x14336,14336x4096 --peers none --no-ceilings --budget-s 60 --out "$OUT/gemv_$name.json"
+done
+TAIL=30 step 60 gemv_groups python3 bench/gemm.py --formats a16w4 --a16w4-groups 32,64,-1 --ms 1,16 \
+  --shapes 8192x8192,28672x8192 --peers none --no-ceilings --budget-s 50 --out "$OUT/gemv_groups.json"
+TAIL=4 step 90 variants_gemv python3 -m pytest -q -m cuda -p no:cacheprovider tests/test_cuda_variants.py -k "smem or stream"
+step 100 racecheck compute-sanitizer --tool racecheck --error-exitcode 9 python3 tests/sanitize_w4_int8.py
+fi

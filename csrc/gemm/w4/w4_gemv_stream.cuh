@@ -55,8 +55,11 @@ struct ScaleVec<8> {
 
 // kTiles: 8-token MMA tiles (M <= 8 kTiles, 1 or 2); kChunks: 32-element chunks per group (1, 2,
 // 4 for groups of 32, 64, 128; 0 = one group per row); kMx: mxfp4 (e2m1 codes, E8M0 per 32).
-template <typename T, int kTiles, int kChunks, bool kZeros, bool kMx = false>
-__global__ void __launch_bounds__(kStreamWarps * 32, stream_ctas_per_sm(kTiles)) a16w4_gemv_stream_kernel(const GemvParams p) {
+// kPrefetch: x and scales one block ahead (default; LOWBIT_A16W4_STREAM_PREFETCH=0: at the top of
+// the block that uses them, v8's first version).
+template <typename T, int kTiles, int kChunks, bool kZeros, bool kMx = false, bool kPrefetch = true>
+__global__ void __launch_bounds__(kStreamWarps * 32, stream_ctas_per_sm(kTiles, kPrefetch))
+    a16w4_gemv_stream_kernel(const GemvParams p) {
   static_assert(kTiles == 1 || kTiles == 2, "8 or 16 tokens");
   static_assert(kChunks == 0 || kChunks == 1 || kChunks == 2 || kChunks == 4, "groups of 32, 64, 128 or per row");
   static_assert(!kMx || (kChunks == 1 && !kZeros), "MX: one E8M0 scale per 32 elements, no zero point");
@@ -119,26 +122,36 @@ __global__ void __launch_bounds__(kStreamWarps * 32, stream_ctas_per_sm(kTiles))
 #pragma unroll
     for (int i = 0; i < 4; ++i) total[t][i] = 0.f;
 
-  for (int b = 0; b < nb; ++b) {
-    const int s = b % kStreamStages;
-    // ---- loads that do not depend on the ring: x of this block, its scales
-    // (pointers advance by a constant each block: no index arithmetic in the loop)
-    uint4 xv[4][kTiles];
+  // x and the scales of a block are loaded one block ahead (kPrefetch; registers: In[2], swapped
+  // by unrolling the loop by two), so their L1 / L2 latency overlaps a whole block of work; v8's
+  // first version loads them at the top of the block that uses them.
+  struct In {
+    uint4 x[4][kTiles];
+    Vec s[2], z[2];
+  };
+  auto load_in = [&](In& in) {  // pointers advance by a constant per block: no index arithmetic
 #pragma unroll
     for (int j = 0; j < 4; ++j)
 #pragma unroll
-      for (int t = 0; t < kTiles; ++t) xv[j][t] = ptx::ld_global_nc_v4(xp[t] + 32 * j);
+      for (int t = 0; t < kTiles; ++t) in.x[j][t] = ptx::ld_global_nc_v4(xp[t] + 32 * j);
 #pragma unroll
     for (int t = 0; t < kTiles; ++t) xp[t] += kBlockElems;
-    Vec sv[2], zv[2];
-    sv[0] = __ldg(s_row0);
-    sv[1] = __ldg(s_row1);
+    in.s[0] = __ldg(s_row0);
+    in.s[1] = __ldg(s_row1);
     s_row0 += kVecStep, s_row1 += kVecStep;
     if constexpr (kZeros) {
-      zv[0] = __ldg(z_row0);
-      zv[1] = __ldg(z_row1);
+      in.z[0] = __ldg(z_row0);
+      in.z[1] = __ldg(z_row1);
       z_row0 += kVecStep, z_row1 += kVecStep;
     }
+  };
+  auto block = [&](int b, In& in, In& next) {
+    if constexpr (kPrefetch) {
+      if (b + 1 < nb) load_in(next);
+    } else {
+      load_in(in);
+    }
+    const int s = b % kStreamStages;
     // ---- the block's weights: this thread's words of rows grp and grp + 8 (layout v3 chunk)
     ptx::mbarrier_wait(&bar[s], (b / kStreamStages) & 1);
     const uint4 c0 = slots[s * 64 + 4 * grp + tig], c1 = slots[s * 64 + 32 + 4 * grp + tig];
@@ -151,11 +164,11 @@ __global__ void __launch_bounds__(kStreamWarps * 32, stream_ctas_per_sm(kTiles))
     refill += 256;
 
     Scale sc[2][kGroups], zc[2][kGroups];
-    memcpy(sc[0], &sv[0], sizeof(Vec));
-    memcpy(sc[1], &sv[1], sizeof(Vec));
+    memcpy(sc[0], &in.s[0], sizeof(Vec));
+    memcpy(sc[1], &in.s[1], sizeof(Vec));
     if constexpr (kZeros) {
-      memcpy(zc[0], &zv[0], sizeof(Vec));
-      memcpy(zc[1], &zv[1], sizeof(Vec));
+      memcpy(zc[0], &in.z[0], sizeof(Vec));
+      memcpy(zc[1], &in.z[1], sizeof(Vec));
     }
     const uint32_t wr0[4] = {c0.x, c0.y, c0.z, c0.w}, wr1[4] = {c1.x, c1.y, c1.z, c1.w};
     float acc[kTiles][4], sum_x[kTiles][4];
@@ -165,7 +178,7 @@ __global__ void __launch_bounds__(kStreamWarps * 32, stream_ctas_per_sm(kTiles))
       for (int i = 0; i < 4; ++i) acc[t][i] = 0.f, sum_x[t][i] = 0.f;
 #pragma unroll
     for (int j = 0; j < 4; ++j) {
-      mma_chunk<T, kTiles, kMx, kSumX, !kMx>(acc, sum_x, wr0[j], wr1[j], xv[j]);
+      mma_chunk<T, kTiles, kMx, kSumX, !kMx>(acc, sum_x, wr0[j], wr1[j], in.x[j]);
       constexpr int kPer = kChunks == 0 ? 4 : kChunks;  // per channel: fold every block (bounded sums)
       if (j % kPer != kPer - 1) continue;
       const int gi = kChunks == 0 ? 0 : j / kChunks;
@@ -190,7 +203,15 @@ __global__ void __launch_bounds__(kStreamWarps * 32, stream_ctas_per_sm(kTiles))
         for (int i = 0; i < 4; ++i) acc[t][i] = 0.f, sum_x[t][i] = 0.f;
       }
     }
+  };
+  In in[2];
+  if (kPrefetch && nb > 0) load_in(in[0]);
+  int b = 0;
+  for (; b + 1 < nb; b += 2) {
+    block(b, in[0], in[1]);
+    block(b + 1, in[1], in[0]);
   }
+  if (b < nb) block(b, in[0], in[1]);
 
   const T* bias = static_cast<const T*>(p.bias);
   T* out = static_cast<T*>(p.out);

@@ -21,9 +21,9 @@ void gemv(const GemvParams& p, cudaStream_t stream) {
   // (v8 is not built for int4 groups of 32 at 16 tokens: it spilled there; w4_ops.cpp sends those to v6)
   if constexpr (kTiles <= 2 && !(kTiles == 2 && kChunks == 1 && !kMx)) {
     if (p.regs == 3) {  // v8: one warp per (16-row tile, K split)
-      const int warps = p.N / kTileRows * p.splits;
-      a16w4_gemv_stream_kernel<T, kTiles, kChunks, kZeros, kMx>
-          <<<(warps + kStreamWarps - 1) / kStreamWarps, kStreamWarps * 32, 0, stream>>>(p);
+      const int ctas = (p.N / kTileRows * p.splits + kStreamWarps - 1) / kStreamWarps;
+      if (p.prefetch) a16w4_gemv_stream_kernel<T, kTiles, kChunks, kZeros, kMx, true><<<ctas, kStreamWarps * 32, 0, stream>>>(p);
+      else a16w4_gemv_stream_kernel<T, kTiles, kChunks, kZeros, kMx, false><<<ctas, kStreamWarps * 32, 0, stream>>>(p);
       C10_CUDA_KERNEL_LAUNCH_CHECK();
       return;
     }

@@ -25,6 +25,7 @@ struct GemvParams {
   int splits;
   int bulk;               // 1: full blocks by 1 KB bulk copies (default; LOWBIT_A16W4_BULK=0: cp.async)
   int regs;               // 0: GEMV v6; 1: v7, register streaming (the 32-token tile); 2: v7b; 3: v8 (w4_ops.cpp)
+  int prefetch;           // v8: x and scales one block ahead (default 1; LOWBIT_A16W4_STREAM_PREFETCH=0)
 };
 
 // GEMV v8 (w4_gemv_stream.cuh): warps that work alone, each one 16-row tile over one K split,
@@ -32,9 +33,9 @@ struct GemvParams {
 // K % 128 == 0), 1..16 tokens. Split partials and arrival counters are per tile.
 constexpr int kStreamWarps = 4;   // warps per CTA (independent: no CTA barrier)
 constexpr int kStreamStages = 8;  // 1 KB blocks in flight per warp (a power of two: b % 8 is a mask)
-// CTAs per SM the launch bounds leave room for: 8 tokens <= 102 registers per thread, 16 tokens
-// <= 128 (at 102 the 16-token kernels spilled 8-52 bytes).
-constexpr int stream_ctas_per_sm(int tiles) { return tiles == 1 ? 5 : 4; }
+// CTAs per SM the launch bounds leave room for: 4 (<= 128 registers per thread), 3 (<= 168) for
+// 16 tokens with x loaded a block ahead (at 128 those spilled 12-268 bytes; 8 tokens at 96: 16-40).
+constexpr int stream_ctas_per_sm(int tiles, bool prefetch) { return tiles == 2 && prefetch ? 3 : 4; }
 
 constexpr int kGemvStages = 4;                 // 128-element weight blocks in flight per warp (1 KB each)
 
