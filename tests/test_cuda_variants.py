@@ -26,7 +26,9 @@ VARIANTS = [
     # per-warp streams that wrap the ring of bulk copies many times, and few splits
     ("a16w4-gemv-stream-long", {"LOWBIT_A16W4_STREAM_WARPS": "1"}, ["test_cuda_a16w4.py", "test_cuda_mxfp4.py"],
      "matches_reference or repeatable or nan_scale or extreme_scales or large_k"),
-    # v8 with x and scales loaded at the top of each block instead of one block ahead
+    # v8 with x and scales loaded one block ahead at every M (default: 1..8 tokens), and at none
+    ("a16w4-gemv-stream-prefetch", {"LOWBIT_A16W4_STREAM_PREFETCH": "1"}, ["test_cuda_a16w4.py", "test_cuda_mxfp4.py"],
+     "matches_reference or repeatable or nan_scale or large_k"),
     ("a16w4-gemv-stream-no-prefetch", {"LOWBIT_A16W4_STREAM_PREFETCH": "0"}, ["test_cuda_a16w4.py", "test_cuda_mxfp4.py"],
      "matches_reference or repeatable or nan_scale or large_k"),
     # v7b: v7 with a register ring of blocks and the g128 scales loaded with the weights (default

@@ -8,7 +8,9 @@
 set -uo pipefail
 OUT=${OUT:-/tmp/out}
 M=${M:-1}
-for v in "v6:a16w4:smem" "v7:a16w4:regs" "v7b:a16w4:pipe" "rows8:a16w8:"; do
+# VARIANTS="name:format:knob ..." replaces the list below (knob: LOWBIT_A16W4_GEMV's value, or
+# empty for the default kernel, e.g. VARIANTS="v8:a16w4:" for GEMV v8).
+for v in ${VARIANTS:-"v6:a16w4:smem" "v7:a16w4:regs" "v7b:a16w4:pipe" "rows8:a16w8:"}; do
   IFS=: read -r name fmt knob <<< "$v"
   LOWBIT_A16W4_GEMV=$knob ncu -k regex:gemv -s 2 -c 1 --set full --import-source yes -o "$OUT/gemv_$name" \
     python3 bench/profile_a16w4.py --format "$fmt" $M $M $M > /dev/null 2>&1

@@ -211,3 +211,15 @@ TAIL=30 step 60 gemv_groups python3 bench/gemm.py --formats a16w4 --a16w4-groups
 TAIL=4 step 90 variants_gemv python3 -m pytest -q -m cuda -p no:cacheprovider tests/test_cuda_variants.py -k "smem or stream"
 step 100 racecheck compute-sanitizer --tool racecheck --error-exitcode 9 python3 tests/sanitize_w4_int8.py
 fi
+# Session 6's third call: v8's defaults (prefetch at 1..8 tokens only): ncu of v8 at M = 1 and 16
+# (8192^2, g128), the 4-bit table at M = 1..32 with tinygemm beside it, the v8 knob variants.
+#   PART=18 LOWBIT_KERNELS=quant,w4,int8 TESTS="tests/test_cuda_a16w4.py tests/test_cuda_mxfp4.py" \
+#     EXTRA='bash tools/session_queue.sh' BENCH=0 bash tools/device_run.sh
+if [ "$PART" = 18 ]; then
+TAIL=14 step 90 ncu_m1 env VARIANTS="v8:a16w4:" M=1 bash tools/gemv_profile.sh
+mkdir -p "$OUT/m1" && mv "$OUT"/gemv_v8_* "$OUT/m1/" 2>/dev/null
+TAIL=14 step 90 ncu_m16 env VARIANTS="v8:a16w4:" M=16 bash tools/gemv_profile.sh
+TAIL=60 step 170 table4 python3 bench/gemm.py --formats a16w4,mxfp4,a8w4_mx --ms 1,8,16,32 \
+  --shapes 8192x8192,28672x8192,4096x14336,14336x4096 --peers tinygemm --no-ceilings --budget-s 160 --out "$OUT/table4.json"
+TAIL=4 step 100 variants_stream python3 -m pytest -q -m cuda -p no:cacheprovider tests/test_cuda_variants.py -k "stream"
+fi

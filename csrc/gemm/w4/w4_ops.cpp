@@ -98,14 +98,17 @@ bool gemv_stream_applies(int64_t M, int64_t N, int64_t K, int64_t g, bool mx, co
 
 // v8's split: about LOWBIT_A16W4_STREAM_WARPS (default 16) warps per SM in all, at most one wave
 // (the launch bounds leave room for 12-16), each warp one tile over K / splits.
-bool gemv_stream_prefetch() {
-  static const bool on = env::integer("LOWBIT_A16W4_STREAM_PREFETCH", 1) != 0;
-  return on;
+// x and scales one block ahead: for 8 tokens (+1-3% at M = 1 over loading them at the top of
+// the block); 16 tokens without (the prefetch costs them a CTA per SM: 3 instead of 4, and 2-16%).
+// LOWBIT_A16W4_STREAM_PREFETCH=0|1 forces either (A/B runs).
+bool gemv_stream_prefetch(int64_t M) {
+  static const int64_t knob = env::integer("LOWBIT_A16W4_STREAM_PREFETCH", -1);
+  return knob < 0 ? gemv_token_tiles(M) == 1 : knob != 0;
 }
 GemvPlan plan_gemv_stream(int64_t M, int64_t N, int64_t K, int sms) {
   static const int64_t knob = env::integer("LOWBIT_A16W4_STREAM_WARPS", 16);
   const int64_t per_sm = std::clamp<int64_t>(
-      knob, 1, int64_t(kStreamWarps) * stream_ctas_per_sm(gemv_token_tiles(M), gemv_stream_prefetch()));
+      knob, 1, int64_t(kStreamWarps) * stream_ctas_per_sm(gemv_token_tiles(M), gemv_stream_prefetch(M)));
   const int64_t tiles = N / kTileRows, blocks = K / kBlockElems;
   const int64_t splits = std::clamp<int64_t>((per_sm * sms + tiles / 2) / tiles, 1, blocks);
   const int64_t slice = (blocks + splits - 1) / splits;
@@ -145,7 +148,7 @@ Tensor gemv(const Tensor& x, const Tensor& w, const Tensor& scales, const OptTen
   static const bool bulk = env::integer("LOWBIT_A16W4_BULK", 1) != 0;  // 0: cp.async only (A/B runs)
   p.bulk = bulk ? 1 : 0;
   p.regs = regs;
-  p.prefetch = gemv_stream_prefetch() ? 1 : 0;
+  p.prefetch = gemv_stream_prefetch(M) ? 1 : 0;
   // arrival counters: per 128-row CTA, or per 16-row tile (v8)
   SplitBuffers split =
       split_buffers(plan.splits, M, N, stream ? N / kTileRows : (N + kGemvRows - 1) / kGemvRows, x.options());

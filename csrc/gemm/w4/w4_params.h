@@ -25,7 +25,7 @@ struct GemvParams {
   int splits;
   int bulk;               // 1: full blocks by 1 KB bulk copies (default; LOWBIT_A16W4_BULK=0: cp.async)
   int regs;               // 0: GEMV v6; 1: v7, register streaming (the 32-token tile); 2: v7b; 3: v8 (w4_ops.cpp)
-  int prefetch;           // v8: x and scales one block ahead (default 1; LOWBIT_A16W4_STREAM_PREFETCH=0)
+  int prefetch;           // v8: x and scales one block ahead (w4_ops.cpp gemv_stream_prefetch)
 };
 
 // GEMV v8 (w4_gemv_stream.cuh): warps that work alone, each one 16-row tile over one K split,
