@@ -223,13 +223,3 @@ TAIL=60 step 170 table4 python3 bench/gemm.py --formats a16w4,mxfp4,a8w4_mx --ms
   --shapes 8192x8192,28672x8192,4096x14336,14336x4096 --peers tinygemm --no-ceilings --budget-s 160 --out "$OUT/table4.json"
 TAIL=4 step 100 variants_stream python3 -m pytest -q -m cuda -p no:cacheprovider tests/test_cuda_variants.py -k "stream"
 fi
-# Session 6's fourth call: v8 with L1 prefetches of x and scales 4 (default) or 8 blocks ahead, or none.
-#   PART=19 LOWBIT_KERNELS=quant,w4,int8 TESTS="tests/test_cuda_a16w4.py tests/test_cuda_mxfp4.py" \
-#     EXTRA='bash tools/session_queue.sh' BENCH=0 bash tools/device_run.sh
-if [ "$PART" = 19 ]; then
-for v in "l1a4:" "l1off:LOWBIT_A16W4_STREAM_L1_AHEAD=0" "l1a8:LOWBIT_A16W4_STREAM_L1_AHEAD=8"; do
-  name=${v%%:*}; knob=${v#*:}
-  TAIL=30 step 70 "gemv_$name" env $knob python3 bench/gemm.py --formats a16w4,mxfp4 --ms 1,8,16 \
-    --shapes 8192x8192,28672x8192,4096x14336,14336x4096 --peers none --no-ceilings --budget-s 60 --out "$OUT/gemv_$name.json"
-done
-fi

@@ -151,24 +151,6 @@ __global__ void __launch_bounds__(kStreamWarps * 32, stream_ctas_per_sm(kTiles, 
     } else {
       load_in(in);
     }
-    // Warm L1 for block b + l1_ahead: x's two 128-byte lines per token (lanes tig 0-1 and 2-3,
-    // from the pointers load_in advanced to block b + kAhead) and the scale lines, which miss to
-    // DRAM once per 16 blocks (ncu, session 6: 25% of v8's stall samples at M = 1 waited on
-    // these loads with the one-block prefetch alone).
-    if (b + p.l1_ahead < nb && p.l1_ahead > 0) {
-      constexpr int kAhead = kPrefetch ? 2 : 1;
-      const int d = p.l1_ahead - kAhead;
-#pragma unroll
-      for (int t = 0; t < kTiles; ++t) ptx::prefetch_l1(xp[t] + d * kBlockElems + 24 * tig);
-      if constexpr (kVecStep > 0) {
-        ptx::prefetch_l1(s_row0 + d);
-        ptx::prefetch_l1(s_row1 + d);
-        if constexpr (kZeros) {
-          ptx::prefetch_l1(z_row0 + d);
-          ptx::prefetch_l1(z_row1 + d);
-        }
-      }
-    }
     const int s = b % kStreamStages;
     // ---- the block's weights: this thread's words of rows grp and grp + 8 (layout v3 chunk)
     ptx::mbarrier_wait(&bar[s], (b / kStreamStages) & 1);

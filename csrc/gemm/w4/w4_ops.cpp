@@ -149,8 +149,6 @@ Tensor gemv(const Tensor& x, const Tensor& w, const Tensor& scales, const OptTen
   p.bulk = bulk ? 1 : 0;
   p.regs = regs;
   p.prefetch = gemv_stream_prefetch(M) ? 1 : 0;
-  static const int l1_ahead = int(std::clamp<int64_t>(env::integer("LOWBIT_A16W4_STREAM_L1_AHEAD", 4), 0, 64));
-  p.l1_ahead = l1_ahead;  // v8: L1 prefetch distance in blocks (0: off; A/B runs)
   // arrival counters: per 128-row CTA, or per 16-row tile (v8)
   SplitBuffers split =
       split_buffers(plan.splits, M, N, stream ? N / kTileRows : (N + kGemvRows - 1) / kGemvRows, x.options());

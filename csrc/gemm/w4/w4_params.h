@@ -26,7 +26,6 @@ struct GemvParams {
   int bulk;               // 1: full blocks by 1 KB bulk copies (default; LOWBIT_A16W4_BULK=0: cp.async)
   int regs;               // 0: GEMV v6; 1: v7, register streaming (the 32-token tile); 2: v7b; 3: v8 (w4_ops.cpp)
   int prefetch;           // v8: x and scales one block ahead (w4_ops.cpp gemv_stream_prefetch)
-  int l1_ahead;           // v8: x and scale lines of block b + l1_ahead prefetched into L1 at block b (0: off)
 };
 
 // GEMV v8 (w4_gemv_stream.cuh): warps that work alone, each one 16-row tile over one K split,

@@ -14,9 +14,6 @@ __device__ __forceinline__ uint4 ld_global_nc_v4(const void* p) {
   return v;
 }
 
-// Bring the line holding p into L1 (a hint: no register, no wait, nothing returned).
-__device__ __forceinline__ void prefetch_l1(const void* p) { asm volatile("prefetch.global.L1 [%0];" ::"l"(p)); }
-
 }  // namespace lowbit::ptx
 
 namespace lowbit::ptx {
