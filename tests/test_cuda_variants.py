@@ -17,7 +17,7 @@ _TESTS = os.path.dirname(os.path.abspath(__file__))
 # (id, environment, test files, -k selection)
 VARIANTS = [
     # a16w4 / mxfp4 GEMV: v7 (register streaming, default at 17..32 tokens) at every M <= 32,
-    # and v6 (shared-memory staging, default at 1..16) at every M <= 32
+    # and v6 (shared-memory staging, default at 1..16 where v8 does not apply) at every M <= 32
     ("a16w4-gemv-regs", {"LOWBIT_A16W4_GEMV": "regs"}, ["test_cuda_a16w4.py", "test_cuda_mxfp4.py"],
      "matches_reference or repeatable or nan_scale or decode_exactly or extreme_scales or graph"),
     ("a16w4-gemv-smem", {"LOWBIT_A16W4_GEMV": "smem"}, ["test_cuda_a16w4.py", "test_cuda_mxfp4.py"],

@@ -10,7 +10,10 @@
 //    copies. No CTA barrier, no staging prologue; the split is chosen so a warp streams 16-64
 //    blocks, and the last warp of a tile to arrive sums the split partials (deterministic).
 //  - x comes from global (L1: the warps of a CTA share their K split, so their x slice), 16
-//    bytes per token tile per 32 elements, issued before the block's barrier wait.
+//    bytes per token tile per 32 elements, loaded one block ahead at 1..8 tokens (kPrefetch).
+//  - Measured (H100, session 6, bench/NOTES.md): M = 1 / 16 2.0-2.7x / 1.4-2.0x cuBLAS bf16
+//    (v6: 1.6-2.2x / 1.0-1.4x); ncu at M = 1: 188 instructions per KB, issue 30% busy,
+//    latency-bound (a quarter of the stalls wait on the previous block's x / scale loads).
 //  - int4 codes enter the tensor core as base + q (one LOP3 per pair: bf16 128 + q, fp16
 //    1024 + q, exact); the promotion takes base * sum x off with the zero point:
 //    y += s * (sum (base + q) x - (z + base) * sum x), sum x from an all-ones MMA (exact).
@@ -18,7 +21,7 @@
 //    their rounding is that much larger: ~1e-6 (bf16) / ~1e-5 (fp16) of |x| |w|, two orders
 //    under the output's rounding (tests/test_cuda_a16w4.py states the tolerance).
 //  - Scales (and zero points) of a block: one load per row (the block's 1-4 groups as one
-//    2-8 byte vector), issued with the x loads; per channel, once.
+//    2-8 byte vector), issued with the x loads (per channel: the same vector every block).
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 

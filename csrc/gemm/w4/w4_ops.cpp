@@ -64,14 +64,16 @@ GemvPlan plan_gemv(int64_t M, int64_t N, int64_t K, int64_t g, bool zeros, int s
   return {int(slice_blocks * 128), int((blocks + slice_blocks - 1) / slice_blocks)};
 }
 
-// Which GEMV, as measured on the H100 (bench/NOTES.md sessions 4 and 5): v6 (w4_gemv.cuh,
-// weights staged through shared memory by bulk copies) for 1..16 tokens, 1.0-2.2x cuBLAS where
-// v7 gets 0.76-1.44x and v7b 0.80-1.54x; for the 32-token tile v7 (w4_gemv_regs.cuh, weights
+// Which GEMV, as measured on the H100 (bench/NOTES.md sessions 4-6): v8 (w4_gemv_stream.cuh) for
+// 1..16 tokens on full tiles and blocks (gemv_stream_applies: 2.0-2.7x cuBLAS at M = 1, 1.4-2.0x
+// at 16, where v6 gets 1.6-2.2x and 1.0-1.4x); else v6 (w4_gemv.cuh, weights staged through
+// shared memory by bulk copies) for 1..16 tokens, 1.0-2.2x cuBLAS where v7 gets 0.76-1.44x and
+// v7b 0.80-1.54x; for the 32-token tile v7 (w4_gemv_regs.cuh, weights
 // straight into registers) for int4, 0.75-0.77x where v6 gets 0.49-0.58x and v7b 0.65-0.67x,
 // and v7b (v7 with a register ring of blocks) for mxfp4, 0.79 / 0.86 / 0.80x on 8192^2 /
 // 28672 x 8192 / 4096 x 14336 where v7 gets 0.76 / 0.80 / 0.75x.
 // LOWBIT_A16W4_GEMV=smem|regs|pipe forces v6 / v7 / v7b for every M <= 32 (A/B runs).
-// Returns GemvParams::regs (0 = v6, 1 = v7, 2 = v7b).
+// Returns GemvParams::regs (0 = v6, 1 = v7, 2 = v7b) where v8 does not apply.
 int gemv_regs_mode(int64_t M, bool mx) {
   static const bool force_regs = env::is("LOWBIT_A16W4_GEMV", "regs");
   static const bool force_smem = env::is("LOWBIT_A16W4_GEMV", "smem");
