@@ -3,7 +3,9 @@ grouped-query KV heads, SwiGLU MLP, an optional static KV cache for decode.
 
 Used by the tests (``CONFIGS["tiny"]``) and by bench/model.py (the real Llama-3 layer shapes,
 with fewer layers so that a model fits and builds quickly). Every projection is a plain
-``nn.Linear`` without bias, so ``lowbit_ext.quantize_`` converts all of them.
+``nn.Linear`` without bias, so ``lowbit_ext.quantize_`` converts all of them;
+``fuse_projections(model)`` merges q / k / v and gate / up into one linear each (as serving
+stacks run them).
 
     from bench.llama import Transformer, CONFIGS
     model = Transformer(CONFIGS["tiny"]).to(torch.bfloat16)
@@ -80,14 +82,23 @@ class Attention(nn.Module):
         self.v_proj = nn.Linear(cfg.dim, cfg.n_kv_heads * hd, bias=False)
         self.o_proj = nn.Linear(cfg.n_heads * hd, cfg.dim, bias=False)
         self.kv_cache: Optional[KVCache] = None
+        self.fused = False  # fuse_projections: q, k, v from one qkv_proj
+
+    def project(self, x: Tensor):
+        """q, k, v (B, T, heads * hd each) from the three projections or the fused one."""
+        if not self.fused:
+            return self.q_proj(x), self.k_proj(x), self.v_proj(x)
+        cfg, hd = self.cfg, self.cfg.head_dim
+        return self.qkv_proj(x).split([cfg.n_heads * hd, cfg.n_kv_heads * hd, cfg.n_kv_heads * hd], dim=-1)
 
     def forward(self, x: Tensor, cos: Tensor, sin: Tensor, input_pos: Optional[Tensor]) -> Tensor:
         cfg = self.cfg
         B, T, _ = x.shape
         hd = cfg.head_dim
-        q = apply_rope(self.q_proj(x).view(B, T, cfg.n_heads, hd), cos, sin).transpose(1, 2)
-        k = apply_rope(self.k_proj(x).view(B, T, cfg.n_kv_heads, hd), cos, sin).transpose(1, 2)
-        v = self.v_proj(x).view(B, T, cfg.n_kv_heads, hd).transpose(1, 2)
+        q, k, v = self.project(x)
+        q = apply_rope(q.view(B, T, cfg.n_heads, hd), cos, sin).transpose(1, 2)
+        k = apply_rope(k.view(B, T, cfg.n_kv_heads, hd), cos, sin).transpose(1, 2)
+        v = v.view(B, T, cfg.n_kv_heads, hd).transpose(1, 2)
         if self.kv_cache is not None and input_pos is not None:
             k, v = self.kv_cache.update(input_pos, k, v)
             # causal over the cache: query at position p sees keys 0..p
@@ -109,9 +120,14 @@ class MLP(nn.Module):
         self.gate_proj = nn.Linear(cfg.dim, cfg.intermediate_size, bias=False)
         self.up_proj = nn.Linear(cfg.dim, cfg.intermediate_size, bias=False)
         self.down_proj = nn.Linear(cfg.intermediate_size, cfg.dim, bias=False)
+        self.fused = False  # fuse_projections: gate and up from one gate_up_proj
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))
+        if self.fused:
+            gate, up = self.gate_up_proj(x).chunk(2, dim=-1)
+        else:
+            gate, up = self.gate_proj(x), self.up_proj(x)
+        return self.down_proj(F.silu(gate) * up)
 
 
 class Block(nn.Module):
@@ -184,6 +200,34 @@ def build(name_or_cfg="tiny", dtype=torch.bfloat16, device=None, seed=0, **overr
             elif isinstance(mod, (nn.Linear, nn.Embedding)):
                 mod.weight.normal_(0.0, 0.02, generator=g)
     return model.eval()
+
+
+def _cat_linear(linears) -> nn.Linear:
+    """One bias-free nn.Linear whose output rows are the given layers' rows, in order."""
+    w = torch.cat([m.weight.detach() for m in linears], dim=0)
+    fused = nn.Linear(w.shape[1], w.shape[0], bias=False, device=w.device, dtype=w.dtype)
+    with torch.no_grad():
+        fused.weight.copy_(w)
+    return fused
+
+
+def fuse_projections(model: Transformer) -> Transformer:
+    """In place: each block's q / k / v projections become one qkv_proj (N = (heads + 2 kv
+    heads) * head_dim) and gate / up one gate_up_proj (N = 2 * intermediate), as serving stacks
+    run them: one launch instead of three / two, and longer weight streams per launch (what the
+    memory-bound decode kernels want). The same rows, so the same outputs up to summation order,
+    and every row-wise quantizer gives the same codes. Call before quantize_."""
+    for b in model.layers:
+        a, m = b.attn, b.mlp
+        if not a.fused:
+            a.qkv_proj = _cat_linear([a.q_proj, a.k_proj, a.v_proj])
+            del a.q_proj, a.k_proj, a.v_proj
+            a.fused = True
+        if not m.fused:
+            m.gate_up_proj = _cat_linear([m.gate_proj, m.up_proj])
+            del m.gate_proj, m.up_proj
+            m.fused = True
+    return model
 
 
 def param_count(model: nn.Module) -> int:

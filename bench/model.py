@@ -61,6 +61,8 @@ def parse_args(argv=None):
     p.add_argument("--decode-mode", default="graph", choices=["graph", "compile", "eager"],
                    help="how the decode step runs (see above)")
     p.add_argument("--no-compile", action="store_true", help="same as --decode-mode eager")
+    p.add_argument("--fused", action="store_true",
+                   help="one qkv_proj and one gate_up_proj per block (llama.fuse_projections), for every format")
     p.add_argument("--out", default=None, help="JSON file for the results")
     p.add_argument("--dry-run", action="store_true", help="CPU, tiny model, 2 steps: checks the harness")
     a = p.parse_args(argv)
@@ -219,7 +221,10 @@ def main(argv=None):
     log(f"model {args.model} ({cfg.n_layers} layers) {args.dtype} on {meta.get('card')}")
     t = time.perf_counter()
     base = llama.build(cfg, dtype=dtype, device=device)
-    log(f"built in {time.perf_counter() - t:.1f} s, {llama.param_count(base) / 1e9:.2f} B parameters")
+    if args.fused:
+        llama.fuse_projections(base)
+    log(f"built in {time.perf_counter() - t:.1f} s, {llama.param_count(base) / 1e9:.2f} B parameters"
+        + (", fused qkv / gate-up projections" if args.fused else ""))
     g = torch.Generator().manual_seed(0)
     eval_tokens = torch.randint(0, cfg.vocab_size, (1, 64 if not args.dry_run else 8), generator=g).to(device)
     with torch.no_grad():

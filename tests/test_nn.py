@@ -417,6 +417,36 @@ def test_bench_model_dry_run(tmp_path):
     assert (tmp_path / "r.json").exists()
 
 
+def test_bench_model_dry_run_fused(tmp_path):
+    from bench import model as bench_model
+    out = bench_model.main(["--dry-run", "--fused", "--formats", "a16w4", "--out", str(tmp_path / "r.json")])
+    # per block: qkv_proj, o_proj, gate_up_proj, down_proj (2 blocks), and the lm_head
+    assert out["formats"][1]["converted"] == 2 * 4 + 1
+    assert out["formats"][1]["rel_err_vs_bf16"] <= BOUNDS["a16w4"]
+
+
+# ---------------------------------------------------------------- bench/llama.py fused projections
+@pytest.mark.parametrize("fmt", [None, "a16w4", "w8a8_int8"])
+def test_fused_projections_compute_the_same(fmt):
+    """fuse_projections concatenates the rows of q / k / v and of gate / up: the same dot
+    products (so, in bf16, the same logits up to summation order and one rounding: rel err
+    <= 1e-2), and every row-wise quantizer gives those rows the same codes and scales, so the
+    quantized fused model matches the quantized unfused one as closely."""
+    from bench import llama
+    m = build_tiny(seed=3)
+    f = llama.fuse_projections(copy.deepcopy(m))
+    assert f.layers[0].attn.fused and not hasattr(f.layers[0].attn, "q_proj")
+    assert f.layers[0].attn.qkv_proj.weight.shape[0] == (m.cfg.n_heads + 2 * m.cfg.n_kv_heads) * m.cfg.head_dim
+    assert f.layers[0].mlp.gate_up_proj.weight.shape[0] == 2 * m.cfg.intermediate_size
+    if fmt is not None:
+        L.quantize_(m, fmt, progress=False)
+        L.quantize_(f, fmt, progress=False)
+        assert isinstance(f.layers[0].attn.qkv_proj, L.LowBitLinear)
+    ids = tokens()
+    with torch.no_grad():
+        assert rel_err(f(ids), m(ids)) <= 1e-2
+
+
 # ---------------------------------------------------------------- CUDA (Hopper)
 FP8_ACTIVATIONS = {"w8a8_fp8", "fp8_block", "mxfp8", "a8w4_mx"}
 
