@@ -26,6 +26,9 @@ VARIANTS = [
     # per-warp streams that wrap the ring of bulk copies many times, and few splits
     ("a16w4-gemv-stream-long", {"LOWBIT_A16W4_STREAM_WARPS": "1"}, ["test_cuda_a16w4.py", "test_cuda_mxfp4.py"],
      "matches_reference or repeatable or nan_scale or extreme_scales or large_k"),
+    # v8 at 17..32 tokens too (int4 g128 / per channel; written in session 6, not measured)
+    ("a16w4-gemv-stream-32", {"LOWBIT_A16W4_STREAM_MAX_TOKENS": "32"}, ["test_cuda_a16w4.py", "test_cuda_mxfp4.py"],
+     "matches_reference or repeatable or large_k or graph"),
     # v8 with x and scales loaded one block ahead at every M (default: 1..8 tokens), and at none
     ("a16w4-gemv-stream-prefetch", {"LOWBIT_A16W4_STREAM_PREFETCH": "1"}, ["test_cuda_a16w4.py", "test_cuda_mxfp4.py"],
      "matches_reference or repeatable or nan_scale or large_k"),

@@ -223,11 +223,17 @@ TAIL=60 step 170 table4 python3 bench/gemm.py --formats a16w4,mxfp4,a8w4_mx --ms
   --shapes 8192x8192,28672x8192,4096x14336,14336x4096 --peers tinygemm --no-ceilings --budget-s 160 --out "$OUT/table4.json"
 TAIL=4 step 100 variants_stream python3 -m pytest -q -m cuda -p no:cacheprovider tests/test_cuda_variants.py -k "stream"
 fi
-# Next session's first model call (written in session 6, not run): the decode table with fused
-# qkv / gate-up projections (bench/llama.py fuse_projections) against the unfused model, for
-# bf16 and the formats whose small-M kernels changed (GEMV v8: a16w4, mxfp4).
+# Next session's first call (written in session 6, not run): v8 at 17..32 tokens against v7
+# (LOWBIT_A16W4_STREAM_MAX_TOKENS=32), then the decode table with fused qkv / gate-up projections
+# (bench/llama.py fuse_projections) against the unfused model.
 #   PART=20 EXTRA='bash tools/session_queue.sh' BENCH=0 bash tools/device_run.sh nothing
 if [ "$PART" = 20 ]; then
+TAIL=4 step 100 variant_stream32 python3 -m pytest -q -m cuda -p no:cacheprovider tests/test_cuda_variants.py -k "stream-32"
+for v in "v7:" "v8:LOWBIT_A16W4_STREAM_MAX_TOKENS=32"; do
+  name=${v%%:*}; knob=${v#*:}
+  TAIL=12 step 60 "gemv32_$name" env $knob python3 bench/gemm.py --formats a16w4 --a16w4-groups 128,-1 --ms 17,24,32 \
+    --shapes 8192x8192,28672x8192,4096x14336,14336x4096 --peers none --no-ceilings --budget-s 50 --out "$OUT/gemv32_$name.json"
+done
 TAIL=20 step 240 model_fused python3 bench/model.py --fused --formats a16w4,mxfp4,w8a8_int8 --batch 1,8,32 \
   --prefill 2048 --out "$OUT/model_fused.json"
 TAIL=20 step 240 model_unfused python3 bench/model.py --formats a16w4,mxfp4,w8a8_int8 --batch 1,8,32 \

@@ -63,7 +63,8 @@ struct ScaleVec<8> {
 template <typename T, int kTiles, int kChunks, bool kZeros, bool kMx = false, bool kPrefetch = true>
 __global__ void __launch_bounds__(kStreamWarps * 32, stream_ctas_per_sm(kTiles, kPrefetch))
     a16w4_gemv_stream_kernel(const GemvParams p) {
-  static_assert(kTiles == 1 || kTiles == 2, "8 or 16 tokens");
+  static_assert(kTiles == 1 || kTiles == 2 || kTiles == 4, "8, 16 or 32 tokens");
+  static_assert(kTiles != 4 || !kPrefetch, "32 tokens: x loaded at the top of the block (registers)");
   static_assert(kChunks == 0 || kChunks == 1 || kChunks == 2 || kChunks == 4, "groups of 32, 64, 128 or per row");
   static_assert(!kMx || (kChunks == 1 && !kZeros), "MX: one E8M0 scale per 32 elements, no zero point");
   constexpr bool kSumX = !kMx;                           // int4: the (z + base) * sum x term

@@ -1,6 +1,7 @@
 // 4-bit weight kernels: the a16w4 GEMV instantiations (w4_gemv.cuh), the dequantizer of
 // the large-M path, and the layout conversions.
 #include <c10/cuda/CUDAException.h>
+#include <c10/util/Exception.h>
 
 #include <algorithm>
 #include <type_traits>
@@ -18,16 +19,21 @@ namespace {
 
 template <typename T, int kTiles, int kChunks, bool kZeros, bool kMx = false>
 void gemv(const GemvParams& p, cudaStream_t stream) {
-  // (v8 is not built for int4 groups of 32 at 16 tokens: it spilled there; w4_ops.cpp sends those to v6)
-  if constexpr (kTiles <= 2 && !(kTiles == 2 && kChunks == 1 && !kMx)) {
+  // (v8 is not built where it spilled: int4 groups of 32 at 16 or 32 tokens, and at 32 tokens all
+  // but int4 g128 / per channel; w4_ops.cpp gemv_stream_applies sends those to v6 / v7 / v7b)
+  if constexpr (!(kTiles >= 2 && kChunks == 1 && !kMx) && (kTiles < 4 || (!kMx && kChunks % 4 == 0))) {
     if (p.regs == 3) {  // v8: one warp per (16-row tile, K split)
       const int ctas = (p.N / kTileRows * p.splits + kStreamWarps - 1) / kStreamWarps;
-      if (p.prefetch) a16w4_gemv_stream_kernel<T, kTiles, kChunks, kZeros, kMx, true><<<ctas, kStreamWarps * 32, 0, stream>>>(p);
+      if (p.prefetch && kTiles <= 2)
+        a16w4_gemv_stream_kernel<T, kTiles, kChunks, kZeros, kMx, kTiles <= 2><<<ctas, kStreamWarps * 32, 0, stream>>>(p);
       else a16w4_gemv_stream_kernel<T, kTiles, kChunks, kZeros, kMx, false><<<ctas, kStreamWarps * 32, 0, stream>>>(p);
       C10_CUDA_KERNEL_LAUNCH_CHECK();
       return;
     }
   }
+  // v8's plan (per-tile splits and counters) must never reach the other kernels
+  TORCH_CHECK(p.regs != 3, "lowbit a16w4: GEMV v8 was planned for a kernel it is not built for (w4_ops.cpp "
+              "gemv_stream_applies and w4_launch.cu disagree): M=", p.M, " group=", p.group);
   dim3 grid((p.N + kGemvRows - 1) / kGemvRows, p.splits);
   if (p.regs) {  // v7 (regs == 1) or v7b (2): no shared memory
     if (p.regs == 2) a16w4_gemv_regs_kernel<T, kTiles, kChunks, kZeros, kMx, true><<<grid, kGemvThreads, 0, stream>>>(p);

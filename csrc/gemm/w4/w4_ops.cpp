@@ -92,8 +92,13 @@ bool gemv_stream_applies(int64_t M, int64_t N, int64_t K, int64_t g, bool mx, co
   static const bool forced_other = env::is("LOWBIT_A16W4_GEMV", "smem") || env::is("LOWBIT_A16W4_GEMV", "regs") ||
                                    env::is("LOWBIT_A16W4_GEMV", "pipe");
   auto aligned = [](const Tensor& t, int bytes) { return reinterpret_cast<uintptr_t>(t.data_ptr()) % bytes == 0; };
-  return !forced_other && gemv_token_tiles(M) <= 2 && N % kTileRows == 0 && K % kBlockElems == 0 &&
-         (g == 32 || g == 64 || g == 128 || g == K) && !(g == 32 && !mx && gemv_token_tiles(M) == 2) &&
+  // v8 up to 16 tokens by default; LOWBIT_A16W4_STREAM_MAX_TOKENS=32 lets it take 17..32 too (an
+  // A/B against v7 / v7b, written in session 6 and not measured yet).
+  static const int64_t max_tokens = env::integer("LOWBIT_A16W4_STREAM_MAX_TOKENS", 16);
+  const int tiles = gemv_token_tiles(M);
+  const bool built = tiles < 4 ? !(g == 32 && !mx && tiles == 2) : (!mx && (g == 128 || g == K));  // w4_launch.cu
+  return !forced_other && M <= max_tokens && N % kTileRows == 0 && K % kBlockElems == 0 &&
+         (g == 32 || g == 64 || g == 128 || g == K) && built &&
          aligned(x, 16) && aligned(scales, 8) &&
          (!zeros || aligned(*zeros, 8));
 }
@@ -105,7 +110,7 @@ bool gemv_stream_applies(int64_t M, int64_t N, int64_t K, int64_t g, bool mx, co
 // LOWBIT_A16W4_STREAM_PREFETCH=0|1 forces either (A/B runs).
 bool gemv_stream_prefetch(int64_t M) {
   static const int64_t knob = env::integer("LOWBIT_A16W4_STREAM_PREFETCH", -1);
-  return knob < 0 ? gemv_token_tiles(M) == 1 : knob != 0;
+  return gemv_token_tiles(M) <= 2 && (knob < 0 ? gemv_token_tiles(M) == 1 : knob != 0);  // 32 tokens: never
 }
 GemvPlan plan_gemv_stream(int64_t M, int64_t N, int64_t K, int sms) {
   static const int64_t knob = env::integer("LOWBIT_A16W4_STREAM_WARPS", 16);

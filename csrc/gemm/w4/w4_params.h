@@ -35,7 +35,8 @@ constexpr int kStreamWarps = 4;   // warps per CTA (independent: no CTA barrier)
 constexpr int kStreamStages = 8;  // 1 KB blocks in flight per warp (a power of two: b % 8 is a mask)
 // CTAs per SM the launch bounds leave room for: 4 (<= 128 registers per thread), 3 (<= 168) for
 // 16 tokens with x loaded a block ahead (at 128 those spilled 12-268 bytes; 8 tokens at 96: 16-40).
-constexpr int stream_ctas_per_sm(int tiles, bool prefetch) { return tiles == 2 && prefetch ? 3 : 4; }
+// 32 tokens (no prefetch; LOWBIT_A16W4_STREAM_MAX_TOKENS=32, not measured yet): 3 (<= 168).
+constexpr int stream_ctas_per_sm(int tiles, bool prefetch) { return tiles == 4 || (tiles == 2 && prefetch) ? 3 : 4; }
 
 constexpr int kGemvStages = 4;                 // 128-element weight blocks in flight per warp (1 KB each)
 
