@@ -16,26 +16,32 @@ struct GemvSplit {
   int* arrivals;   // [row CTAs], zero on entry
 };
 
-template <int kTiles, int kRows, int kThreads, class Store>
-__device__ __forceinline__ void gemv_store(const float (&total)[kTiles][4], int r0, int r1, int tig, const GemvSplit& s,
-                                           Store store) {
-  if (s.splits == 1) {
-#pragma unroll
-    for (int t = 0; t < kTiles; ++t)
-#pragma unroll
-      for (int i = 0; i < 4; ++i) {
-        const int tok = t * 8 + 2 * tig + (i % 2), row = i < 2 ? r0 : r1;
-        if (tok < s.M && row < s.N) store(total[t][i], tok, row);
-      }
-    return;
-  }
+// f(v, tok, row) for each of this thread's sums whose token and row exist (tok < M, row < N).
+template <int kTiles, class F>
+__device__ __forceinline__ void for_each_sum(const float (&total)[kTiles][4], int r0, int r1, int tig,
+                                             const GemvSplit& s, F f) {
 #pragma unroll
   for (int t = 0; t < kTiles; ++t)
 #pragma unroll
     for (int i = 0; i < 4; ++i) {
       const int tok = t * 8 + 2 * tig + (i % 2), row = i < 2 ? r0 : r1;
-      if (tok < s.M && row < s.N) s.partial[(size_t(s.split) * s.M + tok) * s.N + row] = total[t][i];
+      if (tok < s.M && row < s.N) f(total[t][i], tok, row);
     }
+}
+
+// The fp32 partials of (tok, row) summed in split order (deterministic), read from L2.
+__device__ __forceinline__ float sum_partials(const GemvSplit& s, int tok, int row) {
+  float v = 0.f;
+  for (int sp = 0; sp < s.splits; ++sp) v += __ldcg(&s.partial[(size_t(sp) * s.M + tok) * s.N + row]);
+  return v;
+}
+
+template <int kTiles, int kRows, int kThreads, class Store>
+__device__ __forceinline__ void gemv_store(const float (&total)[kTiles][4], int r0, int r1, int tig, const GemvSplit& s,
+                                           Store store) {
+  if (s.splits == 1) return for_each_sum(total, r0, r1, tig, s, store);
+  for_each_sum(total, r0, r1, tig, s,
+               [&](float v, int tok, int row) { s.partial[(size_t(s.split) * s.M + tok) * s.N + row] = v; });
   __shared__ bool last;
   // The CTA's partials visible device-wide before its arrival is counted: the barrier orders
   // every thread's stores before thread 0's gpu-scope fence, which is cumulative (the pattern of
@@ -52,10 +58,7 @@ __device__ __forceinline__ void gemv_store(const float (&total)[kTiles][4], int 
   if (!last) return;
   for (int i = threadIdx.x; i < s.M * kRows; i += kThreads) {
     const int tok = i / kRows, row = s.row_cta * kRows + i % kRows;
-    if (row >= s.N) continue;
-    float v = 0.f;
-    for (int sp = 0; sp < s.splits; ++sp) v += __ldcg(&s.partial[(size_t(sp) * s.M + tok) * s.N + row]);
-    store(v, tok, row);
+    if (row < s.N) store(sum_partials(s, tok, row), tok, row);
   }
 }
 
@@ -67,23 +70,9 @@ template <int kTiles, class Store>
 __device__ __forceinline__ void gemv_store_warp(const float (&total)[kTiles][4], int r0, int r1, int lane,
                                                 const GemvSplit& s, Store store) {
   const int tig = lane % 4;
-  if (s.splits == 1) {
-#pragma unroll
-    for (int t = 0; t < kTiles; ++t)
-#pragma unroll
-      for (int i = 0; i < 4; ++i) {
-        const int tok = t * 8 + 2 * tig + (i % 2), row = i < 2 ? r0 : r1;
-        if (tok < s.M) store(total[t][i], tok, row);
-      }
-    return;
-  }
-#pragma unroll
-  for (int t = 0; t < kTiles; ++t)
-#pragma unroll
-    for (int i = 0; i < 4; ++i) {
-      const int tok = t * 8 + 2 * tig + (i % 2), row = i < 2 ? r0 : r1;
-      if (tok < s.M) s.partial[(size_t(s.split) * s.M + tok) * s.N + row] = total[t][i];
-    }
+  if (s.splits == 1) return for_each_sum(total, r0, r1, tig, s, store);
+  for_each_sum(total, r0, r1, tig, s,
+               [&](float v, int tok, int row) { s.partial[(size_t(s.split) * s.M + tok) * s.N + row] = v; });
   __syncwarp();
   int last = 0;
   if (lane == 0) {
@@ -96,9 +85,7 @@ __device__ __forceinline__ void gemv_store_warp(const float (&total)[kTiles][4],
   __syncwarp();  // lane 0's acquire before every lane's loads
   for (int i = lane; i < s.M * 16; i += 32) {
     const int tok = i / 16, row = s.row_cta * 16 + i % 16;
-    float v = 0.f;
-    for (int sp = 0; sp < s.splits; ++sp) v += __ldcg(&s.partial[(size_t(sp) * s.M + tok) * s.N + row]);
-    store(v, tok, row);
+    store(sum_partials(s, tok, row), tok, row);
   }
 }
 
