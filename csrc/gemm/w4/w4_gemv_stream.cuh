@@ -209,13 +209,19 @@ __global__ void __launch_bounds__(kStreamWarps * 32, stream_ctas_per_sm(kTiles, 
     }
   };
   In in[2];
-  if (kPrefetch && nb > 0) load_in(in[0]);
-  int b = 0;
-  for (; b + 1 < nb; b += 2) {
-    block(b, in[0], in[1]);
-    block(b + 1, in[1], in[0]);
+  if constexpr (kPrefetch) {
+    if (nb > 0) load_in(in[0]);
+    int b = 0;
+    for (; b + 1 < nb; b += 2) {
+      block(b, in[0], in[1]);
+      block(b + 1, in[1], in[0]);
+    }
+    if (b < nb) block(b, in[0], in[1]);
+  } else {
+    // one block per iteration: unrolled by two like the prefetching loop, the 16- and 32-token
+    // kernels spilled 4 bytes at their register caps
+    for (int b = 0; b < nb; ++b) block(b, in[0], in[1]);
   }
-  if (b < nb) block(b, in[0], in[1]);
 
   const T* bias = static_cast<const T*>(p.bias);
   T* out = static_cast<T*>(p.out);
