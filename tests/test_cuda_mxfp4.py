@@ -46,9 +46,10 @@ WGMMA_MAX_M = 512  # the wgmma path's last M for mxfp4 (csrc/gemm/w4/w4_ops.cpp 
 MX_BLOCK = 32
 M_VALUES = (1, 3, 8, 16, 17, 32, 33, 100)
 # (N, K): none but the last a multiple of the tiles; K = 4160 has K % 128 = 64 (a partial last
-# 128-block of the w4 layout), K = 160 a partial block of 32. (48, 640): full 16-row tiles and
-# 128-element blocks, the shapes the GEMV v8 takes at M <= 16 (w4_gemv_stream.cuh).
-NK_SHAPES = ((40, 128), (200, 384), (264, 1024), (72, 4160), (136, 160), (48, 640))
+# 128-block of the w4 layout), K = 160 a partial block of 32. (96, 640): full 16-row tiles and
+# 128-element blocks, the shapes the GEMV v8 takes at M <= 16 (w4_gemv_stream.cuh); N % 32 == 0 also
+# lets its 32-rows-per-warp variant take it.
+NK_SHAPES = ((40, 128), (200, 384), (264, 1024), (72, 4160), (136, 160), (96, 640))
 DTYPES = (BF16, FP16)
 DTYPE_NAME = {BF16: "bf16", FP16: "fp16"}
 SOURCES = ("codes", "quantized")  # random plain codes + random scales 120..130, or ops.quantize_mxfp4(W)
@@ -187,7 +188,7 @@ def test_mxfp4_nan_scale(M, dtype):
     # E8M0 0xFF is NaN: every element of its block is NaN, whatever the code (zero codes
     # included), so every output of that weight row is NaN, and only those.
     gen = torch.Generator().manual_seed(31 + M)
-    N, K = 48, 256  # full 16-row tiles: GEMV v8 at M = 1 (LOWBIT_A16W4_GEMV=smem: v6)
+    N, K = 64, 256  # full 16-row tiles: GEMV v8 at M = 1 (LOWBIT_A16W4_GEMV=smem: v6)
     x = rand_x(M, K, dtype, gen=gen)
     w, s = mx4_operands(N, K, gen)
     codes = codes_of(w)
@@ -215,7 +216,7 @@ def test_mxfp4_codes_decode_exactly(M, dtype):
     # (every such value is representable in bf16 and in fp16 for the scales used). All 16
     # codes occur, among them the subnormal +-0.5 (1, 9) and the zeros 0 and 8 (-0).
     gen = torch.Generator().manual_seed(41 + M)
-    N, K = 48, 256  # full 16-row tiles: GEMV v8 at M = 1 (LOWBIT_A16W4_GEMV=smem: v6)
+    N, K = 64, 256  # full 16-row tiles: GEMV v8 at M = 1 (LOWBIT_A16W4_GEMV=smem: v6)
     n_idx = torch.arange(N).unsqueeze(1)
     k_idx = torch.arange(K).unsqueeze(0)
     codes = ((n_idx + 3 * k_idx) % 16).to(torch.uint8)
@@ -254,7 +255,7 @@ def test_mxfp4_extreme_scales(M, dtype, extreme):
     # to inf there, in the reference too, and must match it where it is finite and equal it
     # (same signed inf) where it is not.
     gen = torch.Generator().manual_seed(53 + M)
-    N, K = 48, 256  # full 16-row tiles: GEMV v8 at M = 1 (LOWBIT_A16W4_GEMV=smem: v6)
+    N, K = 64, 256  # full 16-row tiles: GEMV v8 at M = 1 (LOWBIT_A16W4_GEMV=smem: v6)
     x = rand_x(M, K, dtype, gen=gen)
     if extreme == "max":
         x = (x.float() * 2.0 ** -10).to(dtype)
@@ -308,7 +309,7 @@ def test_mxfp4_cuda_graph_and_compile(dtype):
 @pytest.mark.parametrize("M,dtype", [(3, BF16), (40, FP16)])
 def test_mxfp4_opcheck_cuda(M, dtype):
     gen = torch.Generator().manual_seed(M)
-    N, K = 48, 256  # full 16-row tiles: GEMV v8 at M = 1 (LOWBIT_A16W4_GEMV=smem: v6)
+    N, K = 64, 256  # full 16-row tiles: GEMV v8 at M = 1 (LOWBIT_A16W4_GEMV=smem: v6)
     x = rand_x(M, K, dtype, gen=gen)
     w, s = mx4_operands(N, K, gen)
     bias = torch.randn(N, generator=gen).to(dtype)

@@ -223,12 +223,21 @@ TAIL=60 step 170 table4 python3 bench/gemm.py --formats a16w4,mxfp4,a8w4_mx --ms
   --shapes 8192x8192,28672x8192,4096x14336,14336x4096 --peers tinygemm --no-ceilings --budget-s 160 --out "$OUT/table4.json"
 TAIL=4 step 100 variants_stream python3 -m pytest -q -m cuda -p no:cacheprovider tests/test_cuda_variants.py -k "stream"
 fi
-# Next session's first call (written in session 6, not run): v8 at 17..32 tokens against v7
-# (LOWBIT_A16W4_STREAM_MAX_TOKENS=32), then the decode table with fused qkv / gate-up projections
-# (bench/llama.py fuse_projections) against the unfused model.
-#   PART=20 EXTRA='bash tools/session_queue.sh' BENCH=0 bash tools/device_run.sh nothing
+# Next session's first call (written in session 6, not run), after device_run.sh's a16w4 / mxfp4
+# CUDA tests: v8 with 32 rows per warp (LOWBIT_A16W4_STREAM_ROWS=32) and at 17..32 tokens
+# (LOWBIT_A16W4_STREAM_MAX_TOKENS=32) against the defaults, then the decode table with fused
+# qkv / gate-up projections (bench/llama.py fuse_projections) against the unfused model.
+#   PART=20 LOWBIT_KERNELS=quant,w4,int8,fp8 TESTS="tests/test_cuda_a16w4.py tests/test_cuda_mxfp4.py" \
+#     EXTRA='bash tools/session_queue.sh' BENCH=0 bash tools/device_run.sh
 if [ "$PART" = 20 ]; then
-TAIL=4 step 100 variant_stream32 python3 -m pytest -q -m cuda -p no:cacheprovider tests/test_cuda_variants.py -k "stream-32"
+TAIL=4 step 150 variants_new python3 -m pytest -q -m cuda -p no:cacheprovider tests/test_cuda_variants.py -k "stream-32 or rows32"
+TAIL=4 step 90 racecheck_rows32 env LOWBIT_A16W4_STREAM_ROWS=32 compute-sanitizer --tool racecheck --error-exitcode 9 \
+  python3 tests/sanitize_w4_int8.py
+for v in "r16:" "r32:LOWBIT_A16W4_STREAM_ROWS=32"; do
+  name=${v%%:*}; knob=${v#*:}
+  TAIL=12 step 60 "gemv_$name" env $knob python3 bench/gemm.py --formats a16w4,mxfp4 --ms 1,8 \
+    --shapes 8192x8192,28672x8192,4096x14336,14336x4096 --peers none --no-ceilings --budget-s 50 --out "$OUT/gemv_$name.json"
+done
 for v in "v7:" "v8:LOWBIT_A16W4_STREAM_MAX_TOKENS=32"; do
   name=${v%%:*}; knob=${v#*:}
   TAIL=12 step 60 "gemv32_$name" env $knob python3 bench/gemm.py --formats a16w4 --a16w4-groups 128,-1 --ms 17,24,32 \

@@ -26,6 +26,7 @@ struct GemvParams {
   int bulk;               // 1: full blocks by 1 KB bulk copies (default; LOWBIT_A16W4_BULK=0: cp.async)
   int regs;               // 0: GEMV v6; 1: v7, register streaming (the 32-token tile); 2: v7b; 3: v8 (w4_ops.cpp)
   int prefetch;           // v8: x and scales one block ahead (w4_ops.cpp gemv_stream_prefetch)
+  int row_tiles;          // v8: 16-row tiles per warp, 1 or 2 (w4_ops.cpp gemv_stream_row_tiles)
 };
 
 // GEMV v8 (w4_gemv_stream.cuh): warps that work alone, each one 16-row tile over one K split,
@@ -35,8 +36,11 @@ constexpr int kStreamWarps = 4;   // warps per CTA (independent: no CTA barrier)
 constexpr int kStreamStages = 8;  // 1 KB blocks in flight per warp (a power of two: b % 8 is a mask)
 // CTAs per SM the launch bounds leave room for: 4 (<= 128 registers per thread), 3 (<= 168) for
 // 16 tokens with x loaded a block ahead (at 128 those spilled 12-268 bytes; 8 tokens at 96: 16-40).
-// 32 tokens (no prefetch; LOWBIT_A16W4_STREAM_MAX_TOKENS=32, not measured yet): 3 (<= 168).
-constexpr int stream_ctas_per_sm(int tiles, bool prefetch) { return tiles == 4 || (tiles == 2 && prefetch) ? 3 : 4; }
+// 32 tokens (no prefetch; LOWBIT_A16W4_STREAM_MAX_TOKENS=32, not measured yet) and 32 rows per
+// warp (LOWBIT_A16W4_STREAM_ROWS=32, not measured yet; at 128 registers 36-208 bytes spilled): 3.
+constexpr int stream_ctas_per_sm(int tiles, bool prefetch, int row_tiles = 1) {
+  return tiles == 4 || (tiles == 2 && prefetch) || row_tiles == 2 ? 3 : 4;
+}
 
 constexpr int kGemvStages = 4;                 // 128-element weight blocks in flight per warp (1 KB each)
 
