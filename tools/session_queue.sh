@@ -225,9 +225,8 @@ TAIL=4 step 100 variants_stream python3 -m pytest -q -m cuda -p no:cacheprovider
 fi
 # Next session's first call (written in session 6, not run), after device_run.sh's a16w4 / mxfp4
 # CUDA tests: v8 with 32 rows per warp (LOWBIT_A16W4_STREAM_ROWS=32) and at 17..32 tokens
-# (LOWBIT_A16W4_STREAM_MAX_TOKENS=32) against the defaults, then the decode table with fused
-# qkv / gate-up projections (bench/llama.py fuse_projections) against the unfused model.
-#   PART=20 LOWBIT_KERNELS=quant,w4,int8,fp8 TESTS="tests/test_cuda_a16w4.py tests/test_cuda_mxfp4.py" \
+# (LOWBIT_A16W4_STREAM_MAX_TOKENS=32) against the defaults.
+#   PART=20 LOWBIT_KERNELS=quant,w4,int8 TESTS="tests/test_cuda_a16w4.py tests/test_cuda_mxfp4.py" \
 #     EXTRA='bash tools/session_queue.sh' BENCH=0 bash tools/device_run.sh
 if [ "$PART" = 20 ]; then
 TAIL=4 step 150 variants_new python3 -m pytest -q -m cuda -p no:cacheprovider tests/test_cuda_variants.py -k "stream-32 or rows32"
@@ -243,6 +242,11 @@ for v in "v7:" "v8:LOWBIT_A16W4_STREAM_MAX_TOKENS=32"; do
   TAIL=12 step 60 "gemv32_$name" env $knob python3 bench/gemm.py --formats a16w4 --a16w4-groups 128,-1 --ms 17,24,32 \
     --shapes 8192x8192,28672x8192,4096x14336,14336x4096 --peers none --no-ceilings --budget-s 50 --out "$OUT/gemv32_$name.json"
 done
+fi
+# Its second: the decode table with fused qkv / gate-up projections (bench/llama.py
+# fuse_projections) against the unfused model.
+#   PART=21 LOWBIT_KERNELS=quant,w4,int8 EXTRA='bash tools/session_queue.sh' BENCH=0 bash tools/device_run.sh nothing
+if [ "$PART" = 21 ]; then
 TAIL=20 step 240 model_fused python3 bench/model.py --fused --formats a16w4,mxfp4,w8a8_int8 --batch 1,8,32 \
   --prefill 2048 --out "$OUT/model_fused.json"
 TAIL=20 step 240 model_unfused python3 bench/model.py --formats a16w4,mxfp4,w8a8_int8 --batch 1,8,32 \
