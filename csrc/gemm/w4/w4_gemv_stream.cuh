@@ -202,15 +202,18 @@ __global__ void __launch_bounds__(kStreamWarps * 32, stream_ctas_per_sm(kTiles, 
         memcpy(sc[rt][h], &in.s[rt][h], sizeof(Vec));
         if constexpr (kZeros) memcpy(zc[rt][h], &in.z[rt][h], sizeof(Vec));
       }
-    float acc[kRowTiles][kTiles][4], sum_x[kTiles][4];
+    float acc[kRowTiles][kTiles][4], sum_x[kTiles][4];  // one group's sums, zeroed per group
+    auto zero_sums = [&] {
 #pragma unroll
-    for (int t = 0; t < kTiles; ++t)
+      for (int t = 0; t < kTiles; ++t)
 #pragma unroll
-      for (int i = 0; i < 4; ++i) {
-        sum_x[t][i] = 0.f;
+        for (int i = 0; i < 4; ++i) {
+          sum_x[t][i] = 0.f;
 #pragma unroll
-        for (int rt = 0; rt < kRowTiles; ++rt) acc[rt][t][i] = 0.f;
-      }
+          for (int rt = 0; rt < kRowTiles; ++rt) acc[rt][t][i] = 0.f;
+        }
+    };
+    zero_sums();
 #pragma unroll
     for (int j = 0; j < 4; ++j) {
       // sum x (the all-ones MMA) once for every row tile: it does not depend on the rows
@@ -241,14 +244,7 @@ __global__ void __launch_bounds__(kStreamWarps * 32, stream_ctas_per_sm(kTiles, 
             tot[3] = fmaf(s1, fmaf(-zb1, sum_x[t][3], a[3]), tot[3]);
           }
         }
-#pragma unroll
-      for (int t = 0; t < kTiles; ++t)
-#pragma unroll
-        for (int i = 0; i < 4; ++i) {
-          sum_x[t][i] = 0.f;
-#pragma unroll
-          for (int rt = 0; rt < kRowTiles; ++rt) acc[rt][t][i] = 0.f;
-        }
+      zero_sums();
     }
   };
   In in[2];
