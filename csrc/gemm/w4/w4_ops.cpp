@@ -103,9 +103,7 @@ bool gemv_stream_applies(int64_t M, int64_t N, int64_t K, int64_t g, bool mx, co
          (!zeros || aligned(*zeros, 8));
 }
 
-// v8's split: about LOWBIT_A16W4_STREAM_WARPS (default 16) warps per SM in all, at most one wave
-// (the launch bounds leave room for 12-16), each warp one tile over K / splits.
-// x and scales one block ahead: for 8 tokens (+1-3% at M = 1 over loading them at the top of
+// v8's x and scales one block ahead: for 8 tokens (+1-3% at M = 1 over loading them at the top of
 // the block); 16 tokens without (the prefetch costs them a CTA per SM: 3 instead of 4, and 2-16%).
 // LOWBIT_A16W4_STREAM_PREFETCH=0|1 forces either (A/B runs).
 bool gemv_stream_prefetch(int64_t M) {
@@ -119,12 +117,14 @@ int gemv_stream_row_tiles(int64_t M, int64_t N, int64_t g, bool mx) {
   const bool built = mx || g != 32;  // w4_launch.cu: int4 g32 spilled
   return rows32 && built && gemv_token_tiles(M) == 1 && gemv_stream_prefetch(M) && N % (2 * kTileRows) == 0 ? 2 : 1;
 }
+// v8's split: about LOWBIT_A16W4_STREAM_WARPS (default 16) warps per SM in all, at most one wave
+// (the launch bounds leave room for 12-16), each warp one unit of row tiles over K / splits.
 GemvPlan plan_gemv_stream(int64_t M, int64_t N, int64_t K, int64_t g, bool mx, int sms) {
   static const int64_t knob = env::integer("LOWBIT_A16W4_STREAM_WARPS", 16);
-  const int64_t per_sm = std::clamp<int64_t>(
-      knob, 1,
-      int64_t(kStreamWarps) * stream_ctas_per_sm(gemv_token_tiles(M), gemv_stream_prefetch(M), gemv_stream_row_tiles(M, N, g, mx)));
-  const int64_t tiles = N / (kTileRows * gemv_stream_row_tiles(M, N, g, mx)), blocks = K / kBlockElems;  // warps per split
+  const int row_tiles = gemv_stream_row_tiles(M, N, g, mx);
+  const int ctas_per_sm = stream_ctas_per_sm(gemv_token_tiles(M), gemv_stream_prefetch(M), row_tiles);
+  const int64_t per_sm = std::clamp<int64_t>(knob, 1, int64_t(kStreamWarps) * ctas_per_sm);
+  const int64_t tiles = N / (kTileRows * row_tiles), blocks = K / kBlockElems;  // tiles: warps per split
   const int64_t splits = std::clamp<int64_t>((per_sm * sms + tiles / 2) / tiles, 1, blocks);
   const int64_t slice = (blocks + splits - 1) / splits;
   return {int(slice * kBlockElems), int((blocks + slice - 1) / slice)};
