@@ -35,6 +35,33 @@
 
 namespace lowbit::int8 {
 
+// One 64-element chunk of rows g and g + 8 (c0 / c1: the thread's 16 bytes of each, at k = 16 tig)
+// against x's 16 values at the same k per token tile (xv[t][0..1]): 4 k16 MMAs. The bytes become
+// 16-bit values exactly: int8 codes (ptx::s8x2_to_pair), or e4m3 times their E8M0 scale sc0 / sc1
+// (kMx, bf16). Shared with the streaming variant (rows8_gemv_stream.cuh).
+template <typename T, int kTiles, bool kMx>
+__device__ __forceinline__ void rows8_mma_chunk(float (&acc)[kTiles][4], const uint4& c0, const uint4& c1,
+                                                const uint4 (&xv)[kTiles][2], float sc0, float sc1) {
+  const uint32_t wr0[4] = {c0.x, c0.y, c0.z, c0.w}, wr1[4] = {c1.x, c1.y, c1.z, c1.w};
+#pragma unroll
+  for (int j = 0; j < 4; ++j) {  // k16 step j: bytes 4 j .. 4 j + 3 of the thread's 16
+    uint32_t a[4];
+    if constexpr (kMx) {
+      a[0] = ptx::e4m3x2_scaled_to_bf16x2(wr0[j], 0, sc0), a[1] = ptx::e4m3x2_scaled_to_bf16x2(wr1[j], 0, sc1);
+      a[2] = ptx::e4m3x2_scaled_to_bf16x2(wr0[j], 2, sc0), a[3] = ptx::e4m3x2_scaled_to_bf16x2(wr1[j], 2, sc1);
+    } else {
+      a[0] = ptx::s8x2_to_pair<T>(wr0[j], 0), a[1] = ptx::s8x2_to_pair<T>(wr1[j], 0);
+      a[2] = ptx::s8x2_to_pair<T>(wr0[j], 2), a[3] = ptx::s8x2_to_pair<T>(wr1[j], 2);
+    }
+#pragma unroll
+    for (int t = 0; t < kTiles; ++t) {
+      const uint4& h = xv[t][j / 2];  // step j: x values 4j .. 4j + 3 = words 2 (j % 2), + 1
+      const uint32_t b0 = (j % 2) ? h.z : h.x, b1 = (j % 2) ? h.w : h.y;
+      ptx::mma_m16n8k16<T>(acc[t], a, b0, b1);
+    }
+  }
+}
+
 template <typename T, int kTiles, bool kMx>
 __global__ void __launch_bounds__(kA16w8Threads, a16w8_ctas_per_sm(kTiles)) a16w8_gemv_kernel(const A16w8Params p) {
   static_assert(kTiles == 1 || kTiles == 2 || kTiles == 4, "8, 16 or 32 tokens");
@@ -84,24 +111,7 @@ __global__ void __launch_bounds__(kA16w8Threads, a16w8_ctas_per_sm(kTiles)) a16w
       xv[t][0] = ok ? __ldg(src) : make_uint4(0, 0, 0, 0);
       xv[t][1] = ok ? __ldg(src + 1) : make_uint4(0, 0, 0, 0);
     }
-    const uint32_t wr0[4] = {c0.x, c0.y, c0.z, c0.w}, wr1[4] = {c1.x, c1.y, c1.z, c1.w};
-#pragma unroll
-    for (int j = 0; j < 4; ++j) {
-      uint32_t a[4];
-      if constexpr (kMx) {
-        a[0] = ptx::e4m3x2_scaled_to_bf16x2(wr0[j], 0, sc0), a[1] = ptx::e4m3x2_scaled_to_bf16x2(wr1[j], 0, sc1);
-        a[2] = ptx::e4m3x2_scaled_to_bf16x2(wr0[j], 2, sc0), a[3] = ptx::e4m3x2_scaled_to_bf16x2(wr1[j], 2, sc1);
-      } else {
-        a[0] = ptx::s8x2_to_pair<T>(wr0[j], 0), a[1] = ptx::s8x2_to_pair<T>(wr1[j], 0);
-        a[2] = ptx::s8x2_to_pair<T>(wr0[j], 2), a[3] = ptx::s8x2_to_pair<T>(wr1[j], 2);
-      }
-#pragma unroll
-      for (int t = 0; t < kTiles; ++t) {
-        const uint4& h = xv[t][j / 2];  // step j: x values 4j .. 4j + 3 = words 2 (j % 2), + 1
-        const uint32_t b0 = (j % 2) ? h.z : h.x, b1 = (j % 2) ? h.w : h.y;
-        ptx::mma_m16n8k16<T>(acc[t], a, b0, b1);
-      }
-    }
+    rows8_mma_chunk<T, kTiles, kMx>(acc, c0, c1, xv, sc0, sc1);
   };
 
   for (int k0 = k_begin; k0 < k_end; k0 += kUnroll * kA16w8Chunk) {

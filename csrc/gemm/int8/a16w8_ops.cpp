@@ -48,12 +48,10 @@ bool stream_applies(int64_t M, int64_t N, int64_t K, const Tensor& x, const Tens
 // Its split: about 16 warps per SM (4 CTAs of 4), one 16-row tile per warp, slices of whole blocks.
 A16w8Params plan_stream(int64_t M, int64_t N, int64_t K, int sms) {
   A16w8Params p{};
-  const int64_t tiles = N / 16, blocks = K / kR8StreamBlock;
-  const int64_t splits = std::clamp<int64_t>((16 * sms + tiles / 2) / tiles, 1, blocks);
-  const int64_t slice = (blocks + splits - 1) / splits;
+  const KSplit s = warp_stream_split(K / kR8StreamBlock, N / 16, int64_t(16) * sms);
   p.M = int(M), p.N = int(N), p.K = int(K);
-  p.k_slice = int(slice * kR8StreamBlock);
-  p.splits = int((blocks + slice - 1) / slice);
+  p.k_slice = int(s.slice_steps * kR8StreamBlock);
+  p.splits = int(s.splits);
   return p;
 }
 

@@ -12,8 +12,8 @@
 // row-major (N, K) weights: 32 bulk copies of 64 bytes (one per lane: row l / 2, half l % 2)
 // into a 2 KB ring slot, all on one mbarrier. Odd rows store their two 64-byte halves swapped,
 // so the 16-byte reads of a quad phase (rows g and g + 1, 4 lanes each) fall on the two halves
-// of the banks (no conflict). The arithmetic per 64-element chunk is a16w8_gemv.cuh's (the same
-// K order: thread tig's 16 bytes with x's 16 values at the same k), fp32 sums, the per-channel
+// of the banks (no conflict). The arithmetic per 64-element chunk is a16w8_gemv.cuh's
+// (rows8_mma_chunk: thread tig's 16 bytes with x's 16 values at the same k), fp32 sums, the per-channel
 // scale (or E8M0 per 32, exact while the bytes become bf16) as there; the split partials are
 // reduced by the last warp of each tile (gemv_store_warp, deterministic).
 #include <cuda_bf16.h>
@@ -22,6 +22,7 @@
 #include <cstdint>
 #include <type_traits>
 
+#include "gemm/int8/a16w8_gemv.cuh"  // rows8_mma_chunk
 #include "gemm/int8/a16w8_params.h"
 #include "lowbit/gemv_store.cuh"
 #include "lowbit/numerics.h"
@@ -124,25 +125,7 @@ __global__ void __launch_bounds__(kR8StreamWarps * 32, 4) rows8_gemv_stream_kern
       request(s, b + kStages);
     }
 #pragma unroll
-    for (int c = 0; c < 2; ++c) {
-      const uint32_t wr0[4] = {w0[c].x, w0[c].y, w0[c].z, w0[c].w}, wr1[4] = {w1[c].x, w1[c].y, w1[c].z, w1[c].w};
-#pragma unroll
-      for (int j = 0; j < 4; ++j) {  // k16 step j: bytes 4 j .. 4 j + 3 of the thread's 16
-        uint32_t a[4];
-        if constexpr (kMx) {
-          a[0] = ptx::e4m3x2_scaled_to_bf16x2(wr0[j], 0, sc0[c]), a[1] = ptx::e4m3x2_scaled_to_bf16x2(wr1[j], 0, sc1[c]);
-          a[2] = ptx::e4m3x2_scaled_to_bf16x2(wr0[j], 2, sc0[c]), a[3] = ptx::e4m3x2_scaled_to_bf16x2(wr1[j], 2, sc1[c]);
-        } else {
-          a[0] = ptx::s8x2_to_pair<T>(wr0[j], 0), a[1] = ptx::s8x2_to_pair<T>(wr1[j], 0);
-          a[2] = ptx::s8x2_to_pair<T>(wr0[j], 2), a[3] = ptx::s8x2_to_pair<T>(wr1[j], 2);
-        }
-#pragma unroll
-        for (int t = 0; t < kTiles; ++t) {
-          const uint4& h = xv[c][t][j / 2];  // x values 4 j .. 4 j + 3 of the thread's 16
-          ptx::mma_m16n8k16<T>(acc[t], a, (j % 2) ? h.z : h.x, (j % 2) ? h.w : h.y);
-        }
-      }
-    }
+    for (int c = 0; c < 2; ++c) rows8_mma_chunk<T, kTiles, kMx>(acc, w0[c], w1[c], xv[c], sc0[c], sc1[c]);
   }
 
   const T* bias = static_cast<const T*>(p.bias);

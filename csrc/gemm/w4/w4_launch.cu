@@ -19,12 +19,11 @@ namespace {
 
 template <typename T, int kTiles, int kChunks, bool kZeros, bool kMx = false>
 void gemv(const GemvParams& p, cudaStream_t stream) {
-  // (v8 is not built where it spilled: int4 groups of 32 at 16 or 32 tokens, and at 32 tokens all
-  // but int4 g128 / per channel; w4_ops.cpp gemv_stream_applies sends those to v6 / v7 / v7b)
-  if constexpr (!(kTiles >= 2 && kChunks == 1 && !kMx) && (kTiles < 4 || (!kMx && kChunks % 4 == 0))) {
+  // (v8 exists where stream_built says; w4_ops.cpp gemv_stream_applies sends the rest to v6 / v7 / v7b)
+  if constexpr (stream_built(kTiles, kChunks, kMx)) {
     if (p.regs == 3) {  // v8: one warp per (16-row tile, K split)
       const int ctas = (p.N / (kTileRows * p.row_tiles) * p.splits + kStreamWarps - 1) / kStreamWarps;
-      if constexpr (kTiles == 1 && (kMx || kChunks != 1)) {  // (int4 g32 spilled 16 bytes)
+      if constexpr (stream_rows32_built(kTiles, kChunks, kMx)) {
         if (p.row_tiles == 2 && p.prefetch) {  // 32 rows per warp (built with the prefetch only)
           a16w4_gemv_stream_kernel<T, 1, kChunks, kZeros, kMx, true, 2><<<ctas, kStreamWarps * 32, 0, stream>>>(p);
           C10_CUDA_KERNEL_LAUNCH_CHECK();
@@ -64,9 +63,9 @@ void gemv(const GemvParams& p, cudaStream_t stream) {
 template <typename T, int kTiles, bool kZeros>
 void gemv_group(const GemvParams& p, cudaStream_t stream) {
   switch (p.group) {
-    case 32: return gemv<T, kTiles, 1, kZeros>(p, stream);
-    case 64: return gemv<T, kTiles, 2, kZeros>(p, stream);
-    case 128: return gemv<T, kTiles, 4, kZeros>(p, stream);
+    case 32: return gemv<T, kTiles, gemv_group_chunks(32), kZeros>(p, stream);
+    case 64: return gemv<T, kTiles, gemv_group_chunks(64), kZeros>(p, stream);
+    case 128: return gemv<T, kTiles, gemv_group_chunks(128), kZeros>(p, stream);
     default: return gemv<T, kTiles, 0, kZeros>(p, stream);  // one group per row (group == K)
   }
 }

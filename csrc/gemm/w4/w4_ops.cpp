@@ -95,10 +95,8 @@ bool gemv_stream_applies(int64_t M, int64_t N, int64_t K, int64_t g, bool mx, co
   // v8 up to 16 tokens by default; LOWBIT_A16W4_STREAM_MAX_TOKENS=32 lets it take 17..32 too (an
   // A/B against v7 / v7b, written in session 6 and not measured yet).
   static const int64_t max_tokens = env::integer("LOWBIT_A16W4_STREAM_MAX_TOKENS", 16);
-  const int tiles = gemv_token_tiles(M);
-  const bool built = tiles < 4 ? !(g == 32 && !mx && tiles == 2) : (!mx && (g == 128 || g == K));  // w4_launch.cu
   return !forced_other && M <= max_tokens && N % kTileRows == 0 && K % kBlockElems == 0 &&
-         (g == 32 || g == 64 || g == 128 || g == K) && built &&
+         (g == 32 || g == 64 || g == 128 || g == K) && stream_built(gemv_token_tiles(M), gemv_group_chunks(g), mx) &&
          aligned(x, 16) && aligned(scales, 8) &&
          (!zeros || aligned(*zeros, 8));
 }
@@ -114,8 +112,8 @@ bool gemv_stream_prefetch(int64_t M) {
 // on N % 32 == 0 (written in session 6, not measured: two MMA chains per warp, x for 32 rows).
 int gemv_stream_row_tiles(int64_t M, int64_t N, int64_t g, bool mx) {
   static const bool rows32 = env::integer("LOWBIT_A16W4_STREAM_ROWS", 16) == 32;
-  const bool built = mx || g != 32;  // w4_launch.cu: int4 g32 spilled
-  return rows32 && built && gemv_token_tiles(M) == 1 && gemv_stream_prefetch(M) && N % (2 * kTileRows) == 0 ? 2 : 1;
+  const bool built = stream_rows32_built(gemv_token_tiles(M), gemv_group_chunks(g), mx);
+  return rows32 && built && gemv_stream_prefetch(M) && N % (2 * kTileRows) == 0 ? 2 : 1;
 }
 // v8's split: about LOWBIT_A16W4_STREAM_WARPS (default 16) warps per SM in all, at most one wave
 // (the launch bounds leave room for 12-16), each warp one unit of row tiles over K / splits.
@@ -124,10 +122,8 @@ GemvPlan plan_gemv_stream(int64_t M, int64_t N, int64_t K, int64_t g, bool mx, i
   const int row_tiles = gemv_stream_row_tiles(M, N, g, mx);
   const int ctas_per_sm = stream_ctas_per_sm(gemv_token_tiles(M), gemv_stream_prefetch(M), row_tiles);
   const int64_t per_sm = std::clamp<int64_t>(knob, 1, int64_t(kStreamWarps) * ctas_per_sm);
-  const int64_t tiles = N / (kTileRows * row_tiles), blocks = K / kBlockElems;  // tiles: warps per split
-  const int64_t splits = std::clamp<int64_t>((per_sm * sms + tiles / 2) / tiles, 1, blocks);
-  const int64_t slice = (blocks + splits - 1) / splits;
-  return {int(slice * kBlockElems), int((blocks + slice - 1) / slice)};
+  const KSplit s = warp_stream_split(K / kBlockElems, N / (kTileRows * row_tiles), per_sm * sms);
+  return {int(s.slice_steps * kBlockElems), int(s.splits)};
 }
 
 // The v7 GEMV (w4_gemv_regs.cuh) keeps nothing in shared memory: its CTAs per SM come from

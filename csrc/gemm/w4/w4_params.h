@@ -38,6 +38,17 @@ constexpr int kStreamStages = 8;  // 1 KB blocks in flight per warp (a power of 
 // 16 tokens with x loaded a block ahead (at 128 those spilled 12-268 bytes; 8 tokens at 96: 16-40).
 // 32 tokens (no prefetch; LOWBIT_A16W4_STREAM_MAX_TOKENS=32, not measured yet) and 32 rows per
 // warp (LOWBIT_A16W4_STREAM_ROWS=32, not measured yet; at 128 registers 36-208 bytes spilled): 3.
+// 32-element chunks per group of the GEMV kernels' kChunks: 1, 2, 4 for groups of 32, 64, 128; 0 for
+// one group per row (group == K).
+constexpr int gemv_group_chunks(int64_t group) { return group == 32 ? 1 : group == 64 ? 2 : group == 128 ? 4 : 0; }
+// Which v8 kernels exist (the others spilled: int4 g32 at 16 or 32 tokens; at 32 tokens all but
+// int4 g128 / per channel; 32 rows per warp: 8 tokens, not int4 g32). The host plan
+// (w4_ops.cpp) and the launch (w4_launch.cu) both ask these.
+constexpr bool stream_built(int tiles, int chunks, bool mx) {
+  return !(tiles >= 2 && chunks == 1 && !mx) && (tiles < 4 || (!mx && chunks % 4 == 0));
+}
+constexpr bool stream_rows32_built(int tiles, int chunks, bool mx) { return tiles == 1 && (mx || chunks != 1); }
+
 constexpr int stream_ctas_per_sm(int tiles, bool prefetch, int row_tiles = 1) {
   return tiles == 4 || (tiles == 2 && prefetch) || row_tiles == 2 ? 3 : 4;
 }
