@@ -229,19 +229,19 @@ fi
 #   PART=20 LOWBIT_KERNELS=quant,w4,int8 TESTS="tests/test_cuda_a16w4.py tests/test_cuda_mxfp4.py" \
 #     EXTRA='bash tools/session_queue.sh' BENCH=0 bash tools/device_run.sh
 if [ "$PART" = 20 ]; then
-TAIL=4 step 150 variants_new python3 -m pytest -q -m cuda -p no:cacheprovider tests/test_cuda_variants.py -k "stream-32 or rows32 or rows8-gemv-stream"
-TAIL=4 step 90 racecheck_rows32 env LOWBIT_A16W4_STREAM_ROWS=32 compute-sanitizer --tool racecheck --error-exitcode 9 \
-  python3 tests/sanitize_w4_int8.py
+TAIL=4 step 120 variants_new python3 -m pytest -q -m cuda -p no:cacheprovider tests/test_cuda_variants.py -k "stream-32 or rows32 or rows8-gemv-stream"
 for v in "r16:" "r32:LOWBIT_A16W4_STREAM_ROWS=32"; do
   name=${v%%:*}; knob=${v#*:}
-  TAIL=12 step 60 "gemv_$name" env $knob python3 bench/gemm.py --formats a16w4,mxfp4 --ms 1,8 \
-    --shapes 8192x8192,28672x8192,4096x14336,14336x4096 --peers none --no-ceilings --budget-s 50 --out "$OUT/gemv_$name.json"
+  TAIL=12 step 50 "gemv_$name" env $knob python3 bench/gemm.py --formats a16w4,mxfp4 --ms 1,8 \
+    --shapes 8192x8192,28672x8192,4096x14336,14336x4096 --peers none --no-ceilings --budget-s 38 --out "$OUT/gemv_$name.json"
 done
 for v in "v7:" "v8:LOWBIT_A16W4_STREAM_MAX_TOKENS=32"; do
   name=${v%%:*}; knob=${v#*:}
-  TAIL=12 step 60 "gemv32_$name" env $knob python3 bench/gemm.py --formats a16w4 --a16w4-groups 128,-1 --ms 17,24,32 \
-    --shapes 8192x8192,28672x8192,4096x14336,14336x4096 --peers none --no-ceilings --budget-s 50 --out "$OUT/gemv32_$name.json"
+  TAIL=12 step 45 "gemv32_$name" env $knob python3 bench/gemm.py --formats a16w4 --a16w4-groups 128,-1 --ms 17,24,32 \
+    --shapes 8192x8192,28672x8192,4096x14336,14336x4096 --peers none --no-ceilings --budget-s 35 --out "$OUT/gemv32_$name.json"
 done
+TAIL=4 step 90 racecheck_rows32 env LOWBIT_A16W4_STREAM_ROWS=32 compute-sanitizer --tool racecheck --error-exitcode 9 \
+  python3 tests/sanitize_w4_int8.py
 fi
 # Its second (before the model, if the tests passed): the streaming 8-bit-row GEMV against the default.
 #   PART=22 LOWBIT_KERNELS=quant,w4,int8 TESTS="tests/test_cuda_a16w8.py tests/test_cuda_a8w4_mx.py" \
