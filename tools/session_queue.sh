@@ -264,3 +264,25 @@ TAIL=20 step 240 model_fused python3 bench/model.py --fused --formats a16w4,mxfp
 TAIL=20 step 240 model_unfused python3 bench/model.py --formats a16w4,mxfp4,w8a8_int8 --batch 1,8,32 \
   --prefill 2048 --out "$OUT/model_unfused.json"
 fi
+# Session 7's second call, after the refill reorder (v8 and the streaming 8-bit-row GEMV release a
+# slot through an empty mbarrier at the top of the next block, not behind a proxy fence: the
+# fence compiled to MEMBAR.ALL.CTA and waited every block for the loads just prefetched) and v8 at
+# 17..32 tokens as default: tests ran by device_run.sh (a16w4, mxfp4, a16w8, a8w4_mx files), then
+# racecheck (v8 + the streaming 8-bit rows), the 4-bit table (compare with s7-call1's r16 run),
+# 32 rows per warp again, the 8-bit-row A/B.
+#   PART=23 LOWBIT_KERNELS=quant,w4,int8 TESTS="tests/test_cuda_a16w4.py tests/test_cuda_mxfp4.py tests/test_cuda_a16w8.py tests/test_cuda_a8w4_mx.py" \
+#     EXTRA='bash tools/session_queue.sh' BENCH=0 bash tools/device_run.sh
+if [ "$PART" = 23 ]; then
+TAIL=4 step 80 racecheck_stream env LOWBIT_ROWS8_GEMV=stream compute-sanitizer --tool racecheck --error-exitcode 9 \
+  python3 tests/sanitize_w4_int8.py
+TAIL=30 step 55 gemv python3 bench/gemm.py --formats a16w4,mxfp4 --ms 1,8,16,32 \
+  --shapes 8192x8192,28672x8192,4096x14336,14336x4096 --peers none --no-ceilings --budget-s 45 --out "$OUT/gemv.json"
+for v in "rows8:" "rows8s:LOWBIT_ROWS8_GEMV=stream"; do
+  name=${v%%:*}; knob=${v#*:}
+  TAIL=14 step 45 "gemv_$name" env $knob python3 bench/gemm.py --formats a16w8,mxfp8 --ms 1,8,16 \
+    --shapes 8192x8192,28672x8192,4096x14336,14336x4096 --peers none --no-ceilings --budget-s 38 --out "$OUT/gemv_$name.json"
+done
+TAIL=12 step 45 gemv_r32 env LOWBIT_A16W4_STREAM_ROWS=32 python3 bench/gemm.py --formats a16w4,mxfp4 --ms 1,8 \
+  --shapes 8192x8192,28672x8192,4096x14336,14336x4096 --peers none --no-ceilings --budget-s 38 --out "$OUT/gemv_r32.json"
+TAIL=4 step 90 variants_rows8s python3 -m pytest -q -m cuda -p no:cacheprovider tests/test_cuda_variants.py -k "rows8-gemv-stream or stream-16"
+fi

@@ -42,6 +42,7 @@ __global__ void __launch_bounds__(kR8StreamWarps * 32, 4) rows8_gemv_stream_kern
   constexpr int kSlot = 16 * kR8StreamBlock;  // bytes per slot: 16 rows x 128 bytes
   __shared__ __align__(128) uint8_t ring[kR8StreamWarps][kStages * kSlot];
   __shared__ __align__(8) uint64_t full[kR8StreamWarps][kStages];
+  __shared__ __align__(8) uint64_t empty[kR8StreamWarps][kStages];  // the 32 lanes done reading a slot
 
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, grp = lane / 4, tig = lane % 4;
   const int tiles = p.N / 16;
@@ -52,6 +53,7 @@ __global__ void __launch_bounds__(kR8StreamWarps * 32, 4) rows8_gemv_stream_kern
   const int nb = min(p.K / kR8StreamBlock - kb0, p.k_slice / kR8StreamBlock);
   uint8_t* slots = ring[warp];
   uint64_t* bar = full[warp];
+  uint64_t* ebar = empty[warp];
 
   // This lane's copy: row cr = lane / 2 of the tile, half ch = lane % 2 of each 128-byte block,
   // stored at half ch ^ (cr & 1) of the row's 128 bytes in the slot.
@@ -66,7 +68,7 @@ __global__ void __launch_bounds__(kR8StreamWarps * 32, 4) rows8_gemv_stream_kern
   };
   if (lane == 0) {
 #pragma unroll
-    for (int s = 0; s < kStages; ++s) ptx::mbarrier_init(&bar[s], 1);
+    for (int s = 0; s < kStages; ++s) ptx::mbarrier_init(&bar[s], 1), ptx::mbarrier_init(&ebar[s], 32);
     ptx::fence_barrier_init();
   }
   __syncwarp();
@@ -92,6 +94,17 @@ __global__ void __launch_bounds__(kR8StreamWarps * 32, 4) rows8_gemv_stream_kern
 
   for (int b = 0; b < nb; ++b) {
     const int s = b % kStages;
+    // Refill the slot block b - 1 read (its data already went through block b - 1's MMAs) with
+    // block b - 1 + kStages: each lane releases its reads on the slot's empty barrier and waits
+    // for all 32 before its copy (the TMA pipelines' consumer-release / producer-wait). Not a
+    // proxy fence: that compiles to MEMBAR.ALL.CTA, which waits for every load in flight (after
+    // this block's x loads, as until session 7, it exposed their latency every block).
+    if (b > 0 && b - 1 + kStages < nb) {  // (warp-uniform)
+      const int sp = (b - 1) % kStages;
+      ptx::mbarrier_arrive(&ebar[sp]);
+      ptx::mbarrier_wait(&ebar[sp], ((b - 1) / kStages) & 1);
+      request(sp, b - 1 + kStages);
+    }
     // x (2 chunks x 16 values per token tile) and the E8M0 bytes of this thread's two 32-blocks
     // per row, issued before the barrier wait
     uint4 xv[2][kTiles][2];
@@ -118,11 +131,6 @@ __global__ void __launch_bounds__(kR8StreamWarps * 32, 4) rows8_gemv_stream_kern
       const int half = c ^ (grp & 1);
       w0[c] = *reinterpret_cast<const uint4*>(slots + s * kSlot + grp * kR8StreamBlock + 64 * half + 16 * tig);
       w1[c] = *reinterpret_cast<const uint4*>(slots + s * kSlot + (grp + 8) * kR8StreamBlock + 64 * half + 16 * tig);
-    }
-    __syncwarp();  // every lane has read the slot before the lanes refill it
-    if (b + kStages < nb) {
-      ptx::fence_proxy_async_smem();  // the warp's reads (generic proxy) before the copies (async proxy)
-      request(s, b + kStages);
     }
 #pragma unroll
     for (int c = 0; c < 2; ++c) rows8_mma_chunk<T, kTiles, kMx>(acc, w0[c], w1[c], xv[c], sc0[c], sc1[c]);

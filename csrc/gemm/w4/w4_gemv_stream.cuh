@@ -79,6 +79,7 @@ __global__ void __launch_bounds__(kStreamWarps * 32, stream_ctas_per_sm(kTiles, 
 
   __shared__ __align__(128) uint4 ring[kStreamWarps][kStages * kSlot];  // 8 KB per warp
   __shared__ __align__(8) uint64_t full[kStreamWarps][kStages];
+  __shared__ __align__(8) uint64_t empty[kStreamWarps][kStages];  // the 32 lanes done reading a slot
 
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, grp = lane / 4, tig = lane % 4;
   const int units = p.N / (kTileRows * kRowTiles);  // a warp's rows: one unit of kRowTiles tiles
@@ -94,6 +95,7 @@ __global__ void __launch_bounds__(kStreamWarps * 32, stream_ctas_per_sm(kTiles, 
   const uint32_t* src = p.w + size_t(tile) * tile_words + size_t(kb0) * 256;  // block b: + 256 b words
   uint4* slots = ring[warp];
   uint64_t* bar = full[warp];
+  uint64_t* ebar = empty[warp];
   // Block b of each row tile into slot s (lane 0): kRowTiles bulk copies on one barrier.
   auto request = [&](int s, const uint32_t* from) {
     ptx::mbarrier_arrive_expect_tx(&bar[s], 1024 * kRowTiles);
@@ -104,7 +106,7 @@ __global__ void __launch_bounds__(kStreamWarps * 32, stream_ctas_per_sm(kTiles, 
 
   if (lane == 0) {
 #pragma unroll
-    for (int s = 0; s < kStages; ++s) ptx::mbarrier_init(&bar[s], 1);
+    for (int s = 0; s < kStages; ++s) ptx::mbarrier_init(&bar[s], 1), ptx::mbarrier_init(&ebar[s], 32);
     ptx::fence_barrier_init();
 #pragma unroll
     for (int s = 0; s < kStages; ++s)
@@ -171,12 +173,31 @@ __global__ void __launch_bounds__(kStreamWarps * 32, stream_ctas_per_sm(kTiles, 
       }
   };
   auto block = [&](int b, In& in, In& next) {
+    const int s = b % kStages;
+    // ---- refill the slot block b - 1 read (its data already went through block b - 1's MMAs)
+    // with block b - 1 + kStages. Until session 7 the refill came after this block's slot reads
+    // behind a proxy fence (MEMBAR.ALL.CTA), which waited every block for the x / scale loads
+    // just issued one block ahead: the prefetch hid nothing (and an L1 prefetch made it slower).
+    if (b > 0) {
+      const int sp = (b - 1) % kStages;
+      if (b - 1 + kStages < nb) {  // (warp-uniform)
+        // Release, then acquire by the lane that copies: every lane's reads of the slot happen
+        // before the bulk copy overwrites it (the consumer-release / producer-wait pattern of
+        // TMA pipelines). Not a proxy fence: that compiles to MEMBAR.ALL.CTA, which waits for
+        // every load the thread has in flight (ptxas hoists the prefetch's loads above it).
+        ptx::mbarrier_arrive(&ebar[sp]);
+        if (lane == 0) {
+          ptx::mbarrier_wait(&ebar[sp], ((b - 1) / kStages) & 1);
+          request(sp, refill);
+        }
+      }
+      refill += 256;
+    }
     if constexpr (kPrefetch) {
       if (b + 1 < nb) load_in(next);
     } else {
       load_in(in);
     }
-    const int s = b % kStages;
     // ---- the block's weights: this thread's words of rows grp and grp + 8 of each row tile
     // (layout v3 chunks)
     ptx::mbarrier_wait(&bar[s], (b / kStages) & 1);
@@ -187,12 +208,6 @@ __global__ void __launch_bounds__(kStreamWarps * 32, stream_ctas_per_sm(kTiles, 
       wr0[rt][0] = c0.x, wr0[rt][1] = c0.y, wr0[rt][2] = c0.z, wr0[rt][3] = c0.w;
       wr1[rt][0] = c1.x, wr1[rt][1] = c1.y, wr1[rt][2] = c1.z, wr1[rt][3] = c1.w;
     }
-    __syncwarp();  // every lane has read the slot before lane 0 refills it
-    if (lane == 0 && b + kStages < nb) {
-      ptx::fence_proxy_async_smem();  // the slot's reads (generic proxy) before the copy (async proxy)
-      request(s, refill);
-    }
-    refill += 256;
 
     Scale sc[kRowTiles][2][kGroups], zc[kRowTiles][2][kGroups];
 #pragma unroll

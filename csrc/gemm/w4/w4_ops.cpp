@@ -92,9 +92,10 @@ bool gemv_stream_applies(int64_t M, int64_t N, int64_t K, int64_t g, bool mx, co
   static const bool forced_other = env::is("LOWBIT_A16W4_GEMV", "smem") || env::is("LOWBIT_A16W4_GEMV", "regs") ||
                                    env::is("LOWBIT_A16W4_GEMV", "pipe");
   auto aligned = [](const Tensor& t, int bytes) { return reinterpret_cast<uintptr_t>(t.data_ptr()) % bytes == 0; };
-  // v8 up to 16 tokens by default; LOWBIT_A16W4_STREAM_MAX_TOKENS=32 lets it take 17..32 too (an
-  // A/B against v7 / v7b, written in session 6 and not measured yet).
-  static const int64_t max_tokens = env::integer("LOWBIT_A16W4_STREAM_MAX_TOKENS", 16);
+  // v8 up to 32 tokens where it is built (17..32: int4 g128 / per channel; session 7: 1.03-1.28x
+  // against v7's 0.74-0.88x on 8192^2 / 28672x8192); LOWBIT_A16W4_STREAM_MAX_TOKENS=16 gives 17..32
+  // back to v7 / v7b (A/B runs).
+  static const int64_t max_tokens = env::integer("LOWBIT_A16W4_STREAM_MAX_TOKENS", 32);
   return !forced_other && M <= max_tokens && N % kTileRows == 0 && K % kBlockElems == 0 &&
          (g == 32 || g == 64 || g == 128 || g == K) && stream_built(gemv_token_tiles(M), gemv_group_chunks(g), mx) &&
          aligned(x, 16) && aligned(scales, 8) &&

@@ -36,8 +36,9 @@ constexpr int kStreamWarps = 4;   // warps per CTA (independent: no CTA barrier)
 constexpr int kStreamStages = 8;  // 1 KB blocks in flight per warp (a power of two: b % 8 is a mask)
 // CTAs per SM the launch bounds leave room for: 4 (<= 128 registers per thread), 3 (<= 168) for
 // 16 tokens with x loaded a block ahead (at 128 those spilled 12-268 bytes; 8 tokens at 96: 16-40).
-// 32 tokens (no prefetch; LOWBIT_A16W4_STREAM_MAX_TOKENS=32, not measured yet) and 32 rows per
-// warp (LOWBIT_A16W4_STREAM_ROWS=32, not measured yet; at 128 registers 36-208 bytes spilled): 3.
+// 32 tokens (no prefetch; default for int4 g128 / per channel at 17..32) and 32 rows per warp
+// (LOWBIT_A16W4_STREAM_ROWS=32: slower than one row tile in session 7; at 128 registers 36-208
+// bytes spilled): 3.
 // 32-element chunks per group of the GEMV kernels' kChunks: 1, 2, 4 for groups of 32, 64, 128; 0 for
 // one group per row (group == K).
 constexpr int gemv_group_chunks(int64_t group) { return group == 32 ? 1 : group == 64 ? 2 : group == 128 ? 4 : 0; }
