@@ -50,7 +50,10 @@ constexpr bool stream_built(int tiles, int chunks, bool mx) {
 }
 constexpr bool stream_rows32_built(int tiles, int chunks, bool mx) { return tiles == 1 && (mx || chunks != 1); }
 
+// 1..8 tokens without the prefetch (LOWBIT_A16W4_STREAM_PREFETCH=0, 64-94 registers at 4 CTAs):
+// 5 CTAs, 20 warps per SM (session 7's A/B with LOWBIT_A16W4_STREAM_WARPS=20).
 constexpr int stream_ctas_per_sm(int tiles, bool prefetch, int row_tiles = 1) {
+  if (tiles == 1 && !prefetch && row_tiles == 1) return 5;
   return tiles == 4 || (tiles == 2 && prefetch) || row_tiles == 2 ? 3 : 4;
 }
 
