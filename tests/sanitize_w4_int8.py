@@ -61,9 +61,8 @@ for M, N, K, od in [(3, 40, 128, torch.bfloat16), (17, 264, 8192, torch.bfloat16
     assert_close_elementwise(y, ref, a8w4_a64(a, sa), a8w4_a64(b, sb), 2.0 ** -7, f"mxfp8 M={M}")
 # a16w8: the GEMV (1, 9, 17 and 32 tokens, one and several K splits, partial row CTAs and
 # chunks), the dequant path (M = 40) and the 8-bit-row wgmma path (M = 100: N and K multiples of
-# 128; K = 1280: 10 blocks, so the stage ring wraps and a release race would show); full tiles for
-# the streaming variant (LOWBIT_ROWS8_GEMV=stream: 8192 x 4096 gives 8 blocks per warp, the ring of
-# 5 wraps)
+# 128; K = 1280: 10 blocks, so the stage ring wraps and a release race would show); full tiles, and a
+# long K split (8192 x 4096)
 for M, N, K in [(1, 40, 48), (9, 200, 1040), (17, 4096, 4096), (32, 136, 4160), (40, 72, 256), (100, 256, 1280),
                 (1, 96, 640), (16, 256, 1024), (1, 8192, 4096)]:
     x, w, ws, bias = a16w8_operands(M, N, K, torch.bfloat16, True, gen)

@@ -38,7 +38,7 @@ GEMV_MAX_M = 32
 M_VALUES = (1, 3, 8, 9, 16, 17, 32, 33, 100)
 # (N, K): K a multiple of 16 (the contract) but mostly not of the 64-element chunk or of the
 # 4-chunk unroll; N not a multiple of the 128-row CTA (N = 40: one partial CTA). (96, 640): full
-# 16-row tiles and 128-byte blocks, the shapes the streaming variant (LOWBIT_ROWS8_GEMV=stream) takes.
+# 16-row tiles and 128-byte blocks.
 NK_SHAPES = ((40, 16), (200, 48), (136, 1040), (264, 4096), (72, 4160), (96, 640))
 DTYPES = (BF16, FP16)
 

@@ -69,10 +69,6 @@ VARIANTS = [
     # == 0 (by default only where it saves waves: no test shape is that large)
     ("w4-wgmma-rows256", {"LOWBIT_W4_WGMMA_ROWS": "256"},
      ["test_cuda_mxfp4.py", "test_cuda_a8w4_mx.py", "test_cuda_a16w8.py"], "large_m or matches_reference"),
-    # the 8-bit-row GEMV as warps streaming alone at 1..16 tokens on full tiles (written in session
-    # 6, not measured)
-    ("rows8-gemv-stream", {"LOWBIT_ROWS8_GEMV": "stream"}, ["test_cuda_a16w8.py", "test_cuda_a8w4_mx.py"],
-     "matches_reference or repeatable or large_k or graph or nan or split_k"),
     # mxfp8 through the dequantize path at every M (the GEMV takes M <= 32 with bf16 output)
     ("mxfp8-dequant", {"LOWBIT_MXFP8_PATH": "dequant"}, ["test_cuda_a8w4_mx.py"], "mxfp8"),
     # a16w8 through the large-M path at every M

@@ -38,7 +38,7 @@ namespace lowbit::int8 {
 // One 64-element chunk of rows g and g + 8 (c0 / c1: the thread's 16 bytes of each, at k = 16 tig)
 // against x's 16 values at the same k per token tile (xv[t][0..1]): 4 k16 MMAs. The bytes become
 // 16-bit values exactly: int8 codes (ptx::s8x2_to_pair), or e4m3 times their E8M0 scale sc0 / sc1
-// (kMx, bf16). Shared with the streaming variant (rows8_gemv_stream.cuh).
+// (kMx, bf16).
 template <typename T, int kTiles, bool kMx>
 __device__ __forceinline__ void rows8_mma_chunk(float (&acc)[kTiles][4], const uint4& c0, const uint4& c1,
                                                 const uint4 (&xv)[kTiles][2], float sc0, float sc1) {

@@ -5,7 +5,6 @@
 #include <algorithm>
 
 #include "gemm/int8/a16w8_gemv.cuh"
-#include "gemm/int8/rows8_gemv_stream.cuh"
 #include "gemm/int8/a16w8_launch.h"
 #include "lowbit/gemv_split.h"  // gemv_token_tiles
 
@@ -53,21 +52,6 @@ void launch_a16w8_gemv(bool bf16, const A16w8Params& p, cudaStream_t stream) {
   if (p.w_mx_scale) gemv_typed<__nv_bfloat16, true>(p, stream);
   else if (bf16) gemv_typed<__nv_bfloat16, false>(p, stream);
   else gemv_typed<__half, false>(p, stream);
-}
-
-void launch_rows8_gemv_stream(bool bf16, const A16w8Params& p, cudaStream_t stream) {
-  TORCH_CHECK(!p.w_mx_scale || bf16, "lowbit: the MXFP8-weight GEMV takes bf16 x");
-  TORCH_CHECK(p.M <= 16 && p.N % 16 == 0 && p.K % kR8StreamBlock == 0,
-              "lowbit: the streaming 8-bit-row GEMV takes M <= 16, N % 16 == 0, K % 128 == 0");
-  const int ctas = (p.N / 16 * p.splits + kR8StreamWarps - 1) / kR8StreamWarps;
-  auto run = [&](auto kernel) {
-    kernel<<<ctas, kR8StreamWarps * 32, 0, stream>>>(p);
-    C10_CUDA_KERNEL_LAUNCH_CHECK();
-  };
-  const bool one = gemv_token_tiles(p.M) == 1;
-  if (p.w_mx_scale) run(one ? rows8_gemv_stream_kernel<__nv_bfloat16, 1, true> : rows8_gemv_stream_kernel<__nv_bfloat16, 2, true>);
-  else if (bf16) run(one ? rows8_gemv_stream_kernel<__nv_bfloat16, 1, false> : rows8_gemv_stream_kernel<__nv_bfloat16, 2, false>);
-  else run(one ? rows8_gemv_stream_kernel<__half, 1, false> : rows8_gemv_stream_kernel<__half, 2, false>);
 }
 
 void launch_a16w8_dequant(bool bf16, const int8_t* w, const float* w_scale, void* out, int64_t N, int64_t K,

@@ -38,42 +38,23 @@ A16w8Params plan(int64_t M, int64_t N, int64_t K, int sms) {
   return p;
 }
 
-// LOWBIT_ROWS8_GEMV=stream: the warp-streaming kernel (rows8_gemv_stream.cuh; written in session 6,
-// not measured) at 1..16 tokens on N % 16 == 0, K % 128 == 0 and 16-byte aligned operands.
-bool stream_applies(int64_t M, int64_t N, int64_t K, const Tensor& x, const Tensor& w) {
-  static const bool on = env::is("LOWBIT_ROWS8_GEMV", "stream");
-  auto aligned = [](const Tensor& t) { return reinterpret_cast<uintptr_t>(t.data_ptr()) % 16 == 0; };
-  return on && M <= 16 && N % 16 == 0 && K % kR8StreamBlock == 0 && aligned(x) && aligned(w);
-}
-// Its split: about 16 warps per SM (4 CTAs of 4), one 16-row tile per warp, slices of whole blocks.
-A16w8Params plan_stream(int64_t M, int64_t N, int64_t K, int sms) {
-  A16w8Params p{};
-  const KSplit s = warp_stream_split(K / kR8StreamBlock, N / 16, int64_t(16) * sms);
-  p.M = int(M), p.N = int(N), p.K = int(K);
-  p.k_slice = int(s.slice_steps * kR8StreamBlock);
-  p.splits = int(s.splits);
-  return p;
-}
-
 }  // namespace
 
 Tensor rows8_gemv(const Tensor& x, const Tensor& w, const Tensor& w_scale, const OptTensor& bias, bool mx) {
   const int64_t M = x.size(0), K = x.size(1), N = w.size(0);
   Tensor out = at::empty({M, N}, x.options());
   const int sms = at::cuda::getCurrentDeviceProperties()->multiProcessorCount;
-  const bool stream = stream_applies(M, N, K, x, w);
-  A16w8Params p = stream ? plan_stream(M, N, K, sms) : plan(M, N, K, sms);
+  A16w8Params p = plan(M, N, K, sms);
   p.x = x.data_ptr();
   p.w = static_cast<const int8_t*>(w.data_ptr());
   p.w_scale = mx ? nullptr : w_scale.data_ptr<float>();
   p.w_mx_scale = mx ? w_scale.data_ptr<uint8_t>() : nullptr;
   p.bias = bias ? bias->data_ptr() : nullptr;
   p.out = out.data_ptr();
-  SplitBuffers split = split_buffers(p.splits, M, N, stream ? N / 16 : (N + kA16w8Rows - 1) / kA16w8Rows, x.options());
+  SplitBuffers split = split_buffers(p.splits, M, N, (N + kA16w8Rows - 1) / kA16w8Rows, x.options());
   p.partial = split.partial_ptr();
   p.arrivals = split.arrivals_ptr();
-  if (stream) launch_rows8_gemv_stream(x.scalar_type() == at::kBFloat16, p, at::cuda::getCurrentCUDAStream());
-  else launch_a16w8_gemv(x.scalar_type() == at::kBFloat16, p, at::cuda::getCurrentCUDAStream());
+  launch_a16w8_gemv(x.scalar_type() == at::kBFloat16, p, at::cuda::getCurrentCUDAStream());
   return out;
 }
 

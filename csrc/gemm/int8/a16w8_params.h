@@ -15,12 +15,6 @@ constexpr int kA16w8MaxTokens = 32;
 // (64 / 85 / 128 registers): the host plan fills those slots once.
 constexpr int a16w8_ctas_per_sm(int tiles) { return tiles == 1 ? 4 : tiles == 2 ? 3 : 2; }
 
-// The warp-streaming variant (rows8_gemv_stream.cuh; LOWBIT_ROWS8_GEMV=stream, written in session 6,
-// not run): 4 warps per CTA, each a ring of 5 slots of 16 rows x 128 bytes (40 KB per CTA).
-constexpr int kR8StreamWarps = 4;
-constexpr int kR8StreamStages = 5;
-constexpr int kR8StreamBlock = 128;  // K elements (bytes) per block
-
 // One kernel, two weight formats of 8-bit rows: int8 codes with a per-channel fp32 scale
 // (a16w8), or e4m3 codes with an E8M0 scale per 32 along K (MXFP8 weights, bf16 x: mxfp8).
 struct A16w8Params {
@@ -33,7 +27,7 @@ struct A16w8Params {
   float* partial;        // fp32 [splits][M][N], splits > 1
   int* arrivals;         // [row CTAs] (stream: [16-row tiles]), zero on entry, splits > 1
   int M, N, K;
-  int k_slice;           // elements of K per split: a multiple of kA16w8Chunk (stream: of kR8StreamBlock)
+  int k_slice;           // elements of K per split: a multiple of kA16w8Chunk
   int splits;
 };
 

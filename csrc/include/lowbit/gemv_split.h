@@ -26,7 +26,7 @@ inline KSplit one_wave_split(int64_t steps, int64_t row_ctas, int64_t slots) {
   return {slice, (steps + slice - 1) / slice};
 }
 
-// The warp-streaming GEMVs (a16w4 v8, the streaming 8-bit-row GEMV): `units` warps per K split
+// The warp-streaming GEMV (a16w4 v8): `units` warps per K split
 // (one row unit each) and about `warps` warps in all, each split at least one K step.
 inline KSplit warp_stream_split(int64_t steps, int64_t units, int64_t warps) {
   const int64_t splits = std::clamp<int64_t>((warps + units / 2) / units, 1, steps);
