@@ -26,9 +26,6 @@ VARIANTS = [
     # per-warp streams that wrap the ring of bulk copies many times, and few splits
     ("a16w4-gemv-stream-long", {"LOWBIT_A16W4_STREAM_WARPS": "1"}, ["test_cuda_a16w4.py", "test_cuda_mxfp4.py"],
      "matches_reference or repeatable or nan_scale or extreme_scales or large_k"),
-    # v8 with 32 rows per warp at 1..8 tokens (N % 32 == 0; written in session 6, not measured)
-    ("a16w4-gemv-stream-rows32", {"LOWBIT_A16W4_STREAM_ROWS": "32"}, ["test_cuda_a16w4.py", "test_cuda_mxfp4.py"],
-     "matches_reference or repeatable or nan_scale or extreme_scales or decode_exactly or large_k or graph"),
     # v8 at 1..16 tokens only (default: 1..32 where built): v7 / v7b take 17..32
     ("a16w4-gemv-stream-16", {"LOWBIT_A16W4_STREAM_MAX_TOKENS": "16"}, ["test_cuda_a16w4.py", "test_cuda_mxfp4.py"],
      "matches_reference or repeatable or large_k or graph"),

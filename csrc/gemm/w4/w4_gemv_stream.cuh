@@ -59,21 +59,17 @@ struct ScaleVec<8> {
 // kTiles: 8-token MMA tiles (M <= 8 kTiles, 1 or 2); kChunks: 32-element chunks per group (1, 2,
 // 4 for groups of 32, 64, 128; 0 = one group per row); kMx: mxfp4 (e2m1 codes, E8M0 per 32).
 // kPrefetch: x and scales one block ahead (default at 1..8 tokens; LOWBIT_A16W4_STREAM_PREFETCH).
-// kRowTiles: 16-row tiles per warp, 1 (default) or 2 (LOWBIT_A16W4_STREAM_ROWS=32, written in
-// session 6, not run): two independent MMA chains per warp, x and sum x once for 32 rows, one
-// barrier wait / refill per 2 KB; the ring keeps 8 KB per warp (4 stages of 2 KB).
-template <typename T, int kTiles, int kChunks, bool kZeros, bool kMx = false, bool kPrefetch = true, int kRowTiles = 1>
-__global__ void __launch_bounds__(kStreamWarps * 32, stream_ctas_per_sm(kTiles, kPrefetch, kRowTiles))
+template <typename T, int kTiles, int kChunks, bool kZeros, bool kMx = false, bool kPrefetch = true>
+__global__ void __launch_bounds__(kStreamWarps * 32, stream_ctas_per_sm(kTiles, kPrefetch))
     a16w4_gemv_stream_kernel(const GemvParams p) {
   static_assert(kTiles == 1 || kTiles == 2 || kTiles == 4, "8, 16 or 32 tokens");
   static_assert(kTiles != 4 || !kPrefetch, "32 tokens: x loaded at the top of the block (registers)");
   static_assert(kChunks == 0 || kChunks == 1 || kChunks == 2 || kChunks == 4, "groups of 32, 64, 128 or per row");
   static_assert(!kMx || (kChunks == 1 && !kZeros), "MX: one E8M0 scale per 32 elements, no zero point");
-  static_assert(kRowTiles == 1 || (kRowTiles == 2 && kTiles == 1), "32 rows per warp: 8 tokens only (registers)");
   constexpr bool kSumX = !kMx;                           // int4: the (z + base) * sum x term
   constexpr int kGroups = kChunks == 0 ? 1 : 4 / kChunks;  // scale entries per row and block
-  constexpr int kStages = kStreamStages / kRowTiles;       // ring slots of kRowTiles KB
-  constexpr int kSlot = 64 * kRowTiles;                    // uint4 per slot
+  constexpr int kStages = kStreamStages;                   // ring slots of 1 KB
+  constexpr int kSlot = 64;                                // uint4 per slot
   using Scale = std::conditional_t<kMx, uint8_t, T>;
   using Vec = typename ScaleVec<kGroups * sizeof(Scale)>::type;  // one load per row and block
 
@@ -82,26 +78,24 @@ __global__ void __launch_bounds__(kStreamWarps * 32, stream_ctas_per_sm(kTiles, 
   __shared__ __align__(8) uint64_t empty[kStreamWarps][kStages];  // the 32 lanes done reading a slot
 
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, grp = lane / 4, tig = lane % 4;
-  const int units = p.N / (kTileRows * kRowTiles);  // a warp's rows: one unit of kRowTiles tiles
+  const int units = p.N / kTileRows;  // a warp's rows: one 16-row tile
   const int wid = blockIdx.x * kStreamWarps + warp;
   if (wid >= units * p.splits) return;  // a whole warp; nothing below synchronizes the CTA
   // Split-major: the warps of a CTA take consecutive tiles of one split, so they share x's slice in L1.
-  const int split = wid / units, tile = (wid % units) * kRowTiles;
+  const int split = wid / units, tile = wid % units;
   const int slice_blocks = p.k_slice / kBlockElems;
   const int kb0 = split * slice_blocks;
   const int nb = min(p.K / kBlockElems - kb0, slice_blocks);
   const int words = p.K / 8;
-  const size_t tile_words = size_t(kTileRows) * words;  // row tile rt + 1 is this far after rt
+  const size_t tile_words = size_t(kTileRows) * words;  // tile + 1 is this far after tile
   const uint32_t* src = p.w + size_t(tile) * tile_words + size_t(kb0) * 256;  // block b: + 256 b words
   uint4* slots = ring[warp];
   uint64_t* bar = full[warp];
   uint64_t* ebar = empty[warp];
-  // Block b of each row tile into slot s (lane 0): kRowTiles bulk copies on one barrier.
+  // Block b of the row tile into slot s (lane 0): one bulk copy on the slot's barrier.
   auto request = [&](int s, const uint32_t* from) {
-    ptx::mbarrier_arrive_expect_tx(&bar[s], 1024 * kRowTiles);
-#pragma unroll
-    for (int rt = 0; rt < kRowTiles; ++rt)
-      ptx::bulk_copy_g2s(slots + s * kSlot + rt * 64, from + rt * tile_words, 1024, &bar[s]);
+    ptx::mbarrier_arrive_expect_tx(&bar[s], 1024);
+    ptx::bulk_copy_g2s(slots + s * kSlot, from, 1024, &bar[s]);
   };
 
   if (lane == 0) {
@@ -114,7 +108,7 @@ __global__ void __launch_bounds__(kStreamWarps * 32, stream_ctas_per_sm(kTiles, 
   }
   __syncwarp();
 
-  // This thread's rows: r0 = tile row grp and r1 = grp + 8 of each row tile (+ 16 rt).
+  // This thread's rows: r0 = tile row grp and r1 = grp + 8.
   const int r0 = tile * kTileRows + grp, r1 = r0 + 8;
   // x's column grp of token tile t is token 8t + grp; past M it reads token M - 1 instead of
   // zeros (no predicates): those MMA columns are tokens >= M, never stored.
@@ -125,33 +119,29 @@ __global__ void __launch_bounds__(kStreamWarps * 32, stream_ctas_per_sm(kTiles, 
   // Scales (N, groups) row-major: this block's kGroups entries of a row are contiguous.
   const int groups = kMx ? p.K / 32 : (kChunks == 0 ? 1 : p.K / p.group);
   const int g0 = kChunks == 0 ? 0 : kb0 * kGroups;
-  const Vec* s_row[kRowTiles][2];
-  const Vec* z_row[kRowTiles][2];
+  const Vec* s_row[2];
+  const Vec* z_row[2];
 #pragma unroll
-  for (int rt = 0; rt < kRowTiles; ++rt)
-#pragma unroll
-    for (int h = 0; h < 2; ++h) {
-      const size_t row = size_t(r0 + 16 * rt + 8 * h);
-      s_row[rt][h] = reinterpret_cast<const Vec*>(static_cast<const Scale*>(p.scales) + row * groups + g0);
-      z_row[rt][h] = kZeros ? reinterpret_cast<const Vec*>(static_cast<const T*>(p.zeros) + row * groups + g0) : nullptr;
-    }
+  for (int h = 0; h < 2; ++h) {
+    const size_t row = size_t(r0 + 8 * h);
+    s_row[h] = reinterpret_cast<const Vec*>(static_cast<const Scale*>(p.scales) + row * groups + g0);
+    z_row[h] = kZeros ? reinterpret_cast<const Vec*>(static_cast<const T*>(p.zeros) + row * groups + g0) : nullptr;
+  }
   constexpr int kVecStep = kChunks == 0 ? 0 : 1;  // vectors per block (per channel: the same one)
   const uint32_t* refill = src + size_t(kStages) * 256;  // the block kStages ahead
 
-  float total[kRowTiles][kTiles][4];
+  float total[kTiles][4];
 #pragma unroll
-  for (int rt = 0; rt < kRowTiles; ++rt)
+  for (int t = 0; t < kTiles; ++t)
 #pragma unroll
-    for (int t = 0; t < kTiles; ++t)
-#pragma unroll
-      for (int i = 0; i < 4; ++i) total[rt][t][i] = 0.f;
+    for (int i = 0; i < 4; ++i) total[t][i] = 0.f;
 
   // x and the scales of a block are loaded one block ahead (kPrefetch; registers: In[2], swapped
   // by unrolling the loop by two), so their L1 / L2 latency overlaps a whole block of work; v8's
   // first version loads them at the top of the block that uses them.
   struct In {
     uint4 x[4][kTiles];
-    Vec s[kRowTiles][2], z[kRowTiles][2];
+    Vec s[2], z[2];
   };
   auto load_in = [&](In& in) {  // pointers advance by a constant per block: no index arithmetic
 #pragma unroll
@@ -161,16 +151,14 @@ __global__ void __launch_bounds__(kStreamWarps * 32, stream_ctas_per_sm(kTiles, 
 #pragma unroll
     for (int t = 0; t < kTiles; ++t) xp[t] += kBlockElems;
 #pragma unroll
-    for (int rt = 0; rt < kRowTiles; ++rt)
-#pragma unroll
-      for (int h = 0; h < 2; ++h) {
-        in.s[rt][h] = __ldg(s_row[rt][h]);
-        s_row[rt][h] += kVecStep;
-        if constexpr (kZeros) {
-          in.z[rt][h] = __ldg(z_row[rt][h]);
-          z_row[rt][h] += kVecStep;
-        }
+    for (int h = 0; h < 2; ++h) {
+      in.s[h] = __ldg(s_row[h]);
+      s_row[h] += kVecStep;
+      if constexpr (kZeros) {
+        in.z[h] = __ldg(z_row[h]);
+        z_row[h] += kVecStep;
       }
+    }
   };
   auto block = [&](int b, In& in, In& next) {
     const int s = b % kStages;
@@ -198,67 +186,51 @@ __global__ void __launch_bounds__(kStreamWarps * 32, stream_ctas_per_sm(kTiles, 
     } else {
       load_in(in);
     }
-    // ---- the block's weights: this thread's words of rows grp and grp + 8 of each row tile
-    // (layout v3 chunks)
+    // ---- the block's weights: this thread's words of rows grp and grp + 8 (layout v3 chunks)
     ptx::mbarrier_wait(&bar[s], (b / kStages) & 1);
-    uint32_t wr0[kRowTiles][4], wr1[kRowTiles][4];
-#pragma unroll
-    for (int rt = 0; rt < kRowTiles; ++rt) {
-      const uint4 c0 = slots[s * kSlot + rt * 64 + 4 * grp + tig], c1 = slots[s * kSlot + rt * 64 + 32 + 4 * grp + tig];
-      wr0[rt][0] = c0.x, wr0[rt][1] = c0.y, wr0[rt][2] = c0.z, wr0[rt][3] = c0.w;
-      wr1[rt][0] = c1.x, wr1[rt][1] = c1.y, wr1[rt][2] = c1.z, wr1[rt][3] = c1.w;
-    }
+    const uint4 c0 = slots[s * kSlot + 4 * grp + tig], c1 = slots[s * kSlot + 32 + 4 * grp + tig];
+    const uint32_t wr0[4] = {c0.x, c0.y, c0.z, c0.w}, wr1[4] = {c1.x, c1.y, c1.z, c1.w};
 
-    Scale sc[kRowTiles][2][kGroups], zc[kRowTiles][2][kGroups];
+    Scale sc[2][kGroups], zc[2][kGroups];
 #pragma unroll
-    for (int rt = 0; rt < kRowTiles; ++rt)
-#pragma unroll
-      for (int h = 0; h < 2; ++h) {
-        memcpy(sc[rt][h], &in.s[rt][h], sizeof(Vec));
-        if constexpr (kZeros) memcpy(zc[rt][h], &in.z[rt][h], sizeof(Vec));
-      }
-    float acc[kRowTiles][kTiles][4], sum_x[kTiles][4];  // one group's sums, zeroed per group
+    for (int h = 0; h < 2; ++h) {
+      memcpy(sc[h], &in.s[h], sizeof(Vec));
+      if constexpr (kZeros) memcpy(zc[h], &in.z[h], sizeof(Vec));
+    }
+    float acc[kTiles][4], sum_x[kTiles][4];  // one group's sums, zeroed per group
     auto zero_sums = [&] {
 #pragma unroll
       for (int t = 0; t < kTiles; ++t)
 #pragma unroll
-        for (int i = 0; i < 4; ++i) {
-          sum_x[t][i] = 0.f;
-#pragma unroll
-          for (int rt = 0; rt < kRowTiles; ++rt) acc[rt][t][i] = 0.f;
-        }
+        for (int i = 0; i < 4; ++i) sum_x[t][i] = 0.f, acc[t][i] = 0.f;
     };
     zero_sums();
 #pragma unroll
     for (int j = 0; j < 4; ++j) {
-      // sum x (the all-ones MMA) once for every row tile: it does not depend on the rows
-      mma_chunk<T, kTiles, kMx, kSumX, !kMx>(acc[0], sum_x, wr0[0][j], wr1[0][j], in.x[j]);
-      if constexpr (kRowTiles == 2) mma_chunk<T, kTiles, kMx, false, !kMx>(acc[1], acc[1], wr0[1][j], wr1[1][j], in.x[j]);
+      mma_chunk<T, kTiles, kMx, kSumX, !kMx>(acc, sum_x, wr0[j], wr1[j], in.x[j]);
       constexpr int kPer = kChunks == 0 ? 4 : kChunks;  // per channel: fold every block (bounded sums)
       if (j % kPer != kPer - 1) continue;
       const int gi = kChunks == 0 ? 0 : j / kChunks;
 #pragma unroll
-      for (int rt = 0; rt < kRowTiles; ++rt)
-#pragma unroll
-        for (int t = 0; t < kTiles; ++t) {
-          float(&tot)[4] = total[rt][t];
-          const float(&a)[4] = acc[rt][t];
-          if constexpr (kMx) {
-            const float s0 = e8m0_to_float(sc[rt][0][gi]), s1 = e8m0_to_float(sc[rt][1][gi]);
-            tot[0] = fmaf(s0, a[0], tot[0]);
-            tot[1] = fmaf(s0, a[1], tot[1]);
-            tot[2] = fmaf(s1, a[2], tot[2]);
-            tot[3] = fmaf(s1, a[3], tot[3]);
-          } else {
-            const float s0 = to_f32(sc[rt][0][gi]), s1 = to_f32(sc[rt][1][gi]);
-            const float zb0 = (kZeros ? to_f32(zc[rt][0][gi]) : 8.f) + Magic<T>::kBase;
-            const float zb1 = (kZeros ? to_f32(zc[rt][1][gi]) : 8.f) + Magic<T>::kBase;
-            tot[0] = fmaf(s0, fmaf(-zb0, sum_x[t][0], a[0]), tot[0]);
-            tot[1] = fmaf(s0, fmaf(-zb0, sum_x[t][1], a[1]), tot[1]);
-            tot[2] = fmaf(s1, fmaf(-zb1, sum_x[t][2], a[2]), tot[2]);
-            tot[3] = fmaf(s1, fmaf(-zb1, sum_x[t][3], a[3]), tot[3]);
-          }
+      for (int t = 0; t < kTiles; ++t) {
+        float(&tot)[4] = total[t];
+        const float(&a)[4] = acc[t];
+        if constexpr (kMx) {
+          const float s0 = e8m0_to_float(sc[0][gi]), s1 = e8m0_to_float(sc[1][gi]);
+          tot[0] = fmaf(s0, a[0], tot[0]);
+          tot[1] = fmaf(s0, a[1], tot[1]);
+          tot[2] = fmaf(s1, a[2], tot[2]);
+          tot[3] = fmaf(s1, a[3], tot[3]);
+        } else {
+          const float s0 = to_f32(sc[0][gi]), s1 = to_f32(sc[1][gi]);
+          const float zb0 = (kZeros ? to_f32(zc[0][gi]) : 8.f) + Magic<T>::kBase;
+          const float zb1 = (kZeros ? to_f32(zc[1][gi]) : 8.f) + Magic<T>::kBase;
+          tot[0] = fmaf(s0, fmaf(-zb0, sum_x[t][0], a[0]), tot[0]);
+          tot[1] = fmaf(s0, fmaf(-zb0, sum_x[t][1], a[1]), tot[1]);
+          tot[2] = fmaf(s1, fmaf(-zb1, sum_x[t][2], a[2]), tot[2]);
+          tot[3] = fmaf(s1, fmaf(-zb1, sum_x[t][3], a[3]), tot[3]);
         }
+      }
       zero_sums();
     }
   };
@@ -279,13 +251,10 @@ __global__ void __launch_bounds__(kStreamWarps * 32, stream_ctas_per_sm(kTiles, 
 
   const T* bias = static_cast<const T*>(p.bias);
   T* out = static_cast<T*>(p.out);
-#pragma unroll
-  for (int rt = 0; rt < kRowTiles; ++rt)
-    gemv_store_warp<kTiles>(total[rt], r0 + 16 * rt, r1 + 16 * rt, lane,
-                            GemvSplit{p.M, p.N, p.splits, split, tile + rt, p.partial, p.arrivals},
-                            [&](float v, int tok, int row) {
-                              out[size_t(tok) * p.N + row] = from_f32<T>(bias ? v + to_f32(bias[row]) : v);
-                            });
+  gemv_store_warp<kTiles>(total, r0, r1, lane, GemvSplit{p.M, p.N, p.splits, split, tile, p.partial, p.arrivals},
+                          [&](float v, int tok, int row) {
+                            out[size_t(tok) * p.N + row] = from_f32<T>(bias ? v + to_f32(bias[row]) : v);
+                          });
 }
 
 }  // namespace lowbit::w4

@@ -22,16 +22,7 @@ void gemv(const GemvParams& p, cudaStream_t stream) {
   // (v8 exists where stream_built says; w4_ops.cpp gemv_stream_applies sends the rest to v6 / v7 / v7b)
   if constexpr (stream_built(kTiles, kChunks, kMx)) {
     if (p.regs == 3) {  // v8: one warp per (16-row tile, K split)
-      const int ctas = (p.N / (kTileRows * p.row_tiles) * p.splits + kStreamWarps - 1) / kStreamWarps;
-      if constexpr (stream_rows32_built(kTiles, kChunks, kMx)) {
-        if (p.row_tiles == 2 && p.prefetch) {  // 32 rows per warp (built with the prefetch only)
-          a16w4_gemv_stream_kernel<T, 1, kChunks, kZeros, kMx, true, 2><<<ctas, kStreamWarps * 32, 0, stream>>>(p);
-          C10_CUDA_KERNEL_LAUNCH_CHECK();
-          return;
-        }
-      }
-      TORCH_CHECK(p.row_tiles == 1, "lowbit a16w4: GEMV v8 with 32 rows per warp is built for 1..8 tokens with the "
-                                    "prefetch, not int4 groups of 32 (w4_ops.cpp gemv_stream_row_tiles)");
+      const int ctas = (p.N / kTileRows * p.splits + kStreamWarps - 1) / kStreamWarps;
       if (p.prefetch && kTiles <= 2)
         a16w4_gemv_stream_kernel<T, kTiles, kChunks, kZeros, kMx, kTiles <= 2><<<ctas, kStreamWarps * 32, 0, stream>>>(p);
       else a16w4_gemv_stream_kernel<T, kTiles, kChunks, kZeros, kMx, false><<<ctas, kStreamWarps * 32, 0, stream>>>(p);

@@ -109,21 +109,13 @@ bool gemv_stream_prefetch(int64_t M) {
   static const int64_t knob = env::integer("LOWBIT_A16W4_STREAM_PREFETCH", -1);
   return gemv_token_tiles(M) <= 2 && (knob < 0 ? gemv_token_tiles(M) == 1 : knob != 0);  // 32 tokens: never
 }
-// 16-row tiles per warp: 1, or 2 with LOWBIT_A16W4_STREAM_ROWS=32 at 1..8 tokens with the prefetch
-// on N % 32 == 0 (written in session 6, not measured: two MMA chains per warp, x for 32 rows).
-int gemv_stream_row_tiles(int64_t M, int64_t N, int64_t g, bool mx) {
-  static const bool rows32 = env::integer("LOWBIT_A16W4_STREAM_ROWS", 16) == 32;
-  const bool built = stream_rows32_built(gemv_token_tiles(M), gemv_group_chunks(g), mx);
-  return rows32 && built && gemv_stream_prefetch(M) && N % (2 * kTileRows) == 0 ? 2 : 1;
-}
 // v8's split: about LOWBIT_A16W4_STREAM_WARPS (default 16) warps per SM in all, at most one wave
-// (the launch bounds leave room for 12-16), each warp one unit of row tiles over K / splits.
-GemvPlan plan_gemv_stream(int64_t M, int64_t N, int64_t K, int64_t g, bool mx, int sms) {
+// (the launch bounds leave room for 12-20), each warp one 16-row tile over K / splits.
+GemvPlan plan_gemv_stream(int64_t M, int64_t N, int64_t K, int sms) {
   static const int64_t knob = env::integer("LOWBIT_A16W4_STREAM_WARPS", 16);
-  const int row_tiles = gemv_stream_row_tiles(M, N, g, mx);
-  const int ctas_per_sm = stream_ctas_per_sm(gemv_token_tiles(M), gemv_stream_prefetch(M), row_tiles);
+  const int ctas_per_sm = stream_ctas_per_sm(gemv_token_tiles(M), gemv_stream_prefetch(M));
   const int64_t per_sm = std::clamp<int64_t>(knob, 1, int64_t(kStreamWarps) * ctas_per_sm);
-  const KSplit s = warp_stream_split(K / kBlockElems, N / (kTileRows * row_tiles), per_sm * sms);
+  const KSplit s = warp_stream_split(K / kBlockElems, N / kTileRows, per_sm * sms);
   return {int(s.slice_steps * kBlockElems), int(s.splits)};
 }
 
@@ -143,7 +135,7 @@ Tensor gemv(const Tensor& x, const Tensor& w, const Tensor& scales, const OptTen
   const int sms = at::cuda::getCurrentDeviceProperties()->multiProcessorCount;
   const bool stream = gemv_stream_applies(M, N, K, g, mx, x, scales, zeros);
   const int regs = stream ? 3 : gemv_regs_mode(M, mx);
-  const GemvPlan plan = stream ? plan_gemv_stream(M, N, K, g, mx, sms)
+  const GemvPlan plan = stream ? plan_gemv_stream(M, N, K, sms)
                         : regs ? plan_gemv_regs(M, N, K, sms)
                                : plan_gemv(M, N, K, g, zeros.has_value(), sms, int(x.element_size()),
                                            mx ? 1 : int(x.element_size()));
@@ -161,7 +153,6 @@ Tensor gemv(const Tensor& x, const Tensor& w, const Tensor& scales, const OptTen
   p.bulk = bulk ? 1 : 0;
   p.regs = regs;
   p.prefetch = gemv_stream_prefetch(M) ? 1 : 0;
-  p.row_tiles = stream ? gemv_stream_row_tiles(M, N, g, mx) : 1;
   // arrival counters: per 128-row CTA, or per 16-row tile (v8)
   SplitBuffers split =
       split_buffers(plan.splits, M, N, stream ? N / kTileRows : (N + kGemvRows - 1) / kGemvRows, x.options());

@@ -26,7 +26,6 @@ struct GemvParams {
   int bulk;               // 1: full blocks by 1 KB bulk copies (default; LOWBIT_A16W4_BULK=0: cp.async)
   int regs;               // 0: GEMV v6; 1: v7, register streaming (the 32-token tile); 2: v7b; 3: v8 (w4_ops.cpp)
   int prefetch;           // v8: x and scales one block ahead (w4_ops.cpp gemv_stream_prefetch)
-  int row_tiles;          // v8: 16-row tiles per warp, 1 or 2 (w4_ops.cpp gemv_stream_row_tiles)
 };
 
 // GEMV v8 (w4_gemv_stream.cuh): warps that work alone, each one 16-row tile over one K split,
@@ -36,25 +35,21 @@ constexpr int kStreamWarps = 4;   // warps per CTA (independent: no CTA barrier)
 constexpr int kStreamStages = 8;  // 1 KB blocks in flight per warp (a power of two: b % 8 is a mask)
 // CTAs per SM the launch bounds leave room for: 4 (<= 128 registers per thread), 3 (<= 168) for
 // 16 tokens with x loaded a block ahead (at 128 those spilled 12-268 bytes; 8 tokens at 96: 16-40).
-// 32 tokens (no prefetch; default for int4 g128 / per channel at 17..32) and 32 rows per warp
-// (LOWBIT_A16W4_STREAM_ROWS=32: slower than one row tile in session 7; at 128 registers 36-208
-// bytes spilled): 3.
+// 32 tokens (no prefetch; default for int4 g128 / per channel at 17..32): 3.
 // 32-element chunks per group of the GEMV kernels' kChunks: 1, 2, 4 for groups of 32, 64, 128; 0 for
 // one group per row (group == K).
 constexpr int gemv_group_chunks(int64_t group) { return group == 32 ? 1 : group == 64 ? 2 : group == 128 ? 4 : 0; }
 // Which v8 kernels exist (the others spilled: int4 g32 at 16 or 32 tokens; at 32 tokens all but
-// int4 g128 / per channel; 32 rows per warp: 8 tokens, not int4 g32). The host plan
-// (w4_ops.cpp) and the launch (w4_launch.cu) both ask these.
+// int4 g128 / per channel). The host plan (w4_ops.cpp) and the launch (w4_launch.cu) both ask this.
 constexpr bool stream_built(int tiles, int chunks, bool mx) {
   return !(tiles >= 2 && chunks == 1 && !mx) && (tiles < 4 || (!mx && chunks % 4 == 0));
 }
-constexpr bool stream_rows32_built(int tiles, int chunks, bool mx) { return tiles == 1 && (mx || chunks != 1); }
 
 // 1..8 tokens without the prefetch (LOWBIT_A16W4_STREAM_PREFETCH=0, 64-94 registers at 4 CTAs):
 // 5 CTAs, 20 warps per SM (session 7's A/B with LOWBIT_A16W4_STREAM_WARPS=20).
-constexpr int stream_ctas_per_sm(int tiles, bool prefetch, int row_tiles = 1) {
-  if (tiles == 1 && !prefetch && row_tiles == 1) return 5;
-  return tiles == 4 || (tiles == 2 && prefetch) || row_tiles == 2 ? 3 : 4;
+constexpr int stream_ctas_per_sm(int tiles, bool prefetch) {
+  if (tiles == 1 && !prefetch) return 5;
+  return tiles == 4 || (tiles == 2 && prefetch) ? 3 : 4;
 }
 
 constexpr int kGemvStages = 4;                 // 128-element weight blocks in flight per warp (1 KB each)
