@@ -289,14 +289,14 @@ fi
 # Session 7's third call: where v8 spends its time at M = 1 after the refill change made no
 # difference (ncu, source page kept), v8 without the prefetch at 5 CTAs / 20 warps per SM against
 # the default (prefetch, 4 CTAs / 16 warps), the model with fused qkv / gate-up projections.
-#   PART=24 LOWBIT_KERNELS=quant,w4 EXTRA='bash tools/session_queue.sh' BENCH=0 bash tools/device_run.sh nothing
+#   PART=24 LOWBIT_KERNELS=quant,w4,int8 EXTRA='bash tools/session_queue.sh' BENCH=0 bash tools/device_run.sh nothing
 if [ "$PART" = 24 ]; then
-TAIL=4 step 60 variants_nopf python3 -m pytest -q -m cuda -p no:cacheprovider tests/test_cuda_variants.py -k "stream-no-prefetch"
-for v in "pf16:" "nopf20:LOWBIT_A16W4_STREAM_PREFETCH=0 LOWBIT_A16W4_STREAM_WARPS=20" "nopf16:LOWBIT_A16W4_STREAM_PREFETCH=0"; do
+for v in "pf16:" "nopf20:LOWBIT_A16W4_STREAM_PREFETCH=0 LOWBIT_A16W4_STREAM_WARPS=20"; do
   name=${v%%:*}; knob=${v#*:}
   TAIL=12 step 45 "gemv_$name" env $knob python3 bench/gemm.py --formats a16w4,mxfp4 --ms 1,8 \
     --shapes 8192x8192,28672x8192,4096x14336,14336x4096 --peers none --no-ceilings --budget-s 38 --out "$OUT/gemv_$name.json"
 done
+TAIL=4 step 60 variants_nopf python3 -m pytest -q -m cuda -p no:cacheprovider tests/test_cuda_variants.py -k "stream-no-prefetch"
 TAIL=14 step 100 ncu_m1 env VARIANTS="v8:a16w4:" M=1 bash tools/gemv_profile.sh
 gzip -f "$OUT"/gemv_v8_source.csv 2>/dev/null
 TAIL=20 step 200 model_fused python3 bench/model.py --fused --formats a16w4 --batch 1,8,32 --prefill 2048 \
