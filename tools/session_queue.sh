@@ -302,3 +302,14 @@ gzip -f "$OUT"/gemv_v8_source.csv 2>/dev/null
 TAIL=20 step 200 model_fused python3 bench/model.py --fused --formats a16w4 --batch 1,8,32 --prefill 2048 \
   --out "$OUT/model_fused.json"
 fi
+# Session 7's last call (little device time left): v8 with x through the ring (LOWBIT_A16W4_STREAM_X=ring)
+# -- its tests ran by device_run.sh with the knob set (-k matches_reference), then a short A/B.
+#   LOWBIT_A16W4_STREAM_X=ring PART=25 LOWBIT_KERNELS=quant,w4,int8 TESTS="tests/test_cuda_a16w4.py tests/test_cuda_mxfp4.py" \
+#     EXTRA='bash tools/session_queue.sh' BENCH=0 bash tools/device_run.sh matches_reference
+if [ "$PART" = 25 ]; then
+for v in "xring:LOWBIT_A16W4_STREAM_X=ring" "base:LOWBIT_A16W4_STREAM_X=off"; do
+  name=${v%%:*}; knob=${v#*:}
+  TAIL=10 step 30 "gemv_$name" env $knob python3 bench/gemm.py --formats a16w4,mxfp4 --ms 1,8 \
+    --shapes 8192x8192,28672x8192 --peers none --no-ceilings --budget-s 20 --out "$OUT/gemv_$name.json"
+done
+fi

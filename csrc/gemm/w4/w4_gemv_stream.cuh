@@ -59,21 +59,30 @@ struct ScaleVec<8> {
 // kTiles: 8-token MMA tiles (M <= 8 kTiles, 1 or 2); kChunks: 32-element chunks per group (1, 2,
 // 4 for groups of 32, 64, 128; 0 = one group per row); kMx: mxfp4 (e2m1 codes, E8M0 per 32).
 // kPrefetch: x and scales one block ahead (default at 1..8 tokens; LOWBIT_A16W4_STREAM_PREFETCH).
-template <typename T, int kTiles, int kChunks, bool kZeros, bool kMx = false, bool kPrefetch = true>
+// kXRing (1..8 tokens; LOWBIT_A16W4_STREAM_X=ring, written in session 7, not run): x comes with the
+// weights, through the ring: each slot holds the block's 1 KB of codes and the M tokens' 256 bytes
+// of x (one bulk copy per token, issued by lanes 1..M on the slot's barrier), so the MMAs read x
+// from shared memory instead of waiting on global loads (session 7's ncu source page: 22% of v8's
+// stall samples at M = 1 sit on the first MMA of a block, waiting for x loaded a block ahead).
+// kXRingStages slots per warp in dynamic shared memory (1024 + 256 M bytes each).
+template <typename T, int kTiles, int kChunks, bool kZeros, bool kMx = false, bool kPrefetch = true,
+          bool kXRing = false>
 __global__ void __launch_bounds__(kStreamWarps * 32, stream_ctas_per_sm(kTiles, kPrefetch))
     a16w4_gemv_stream_kernel(const GemvParams p) {
   static_assert(kTiles == 1 || kTiles == 2 || kTiles == 4, "8, 16 or 32 tokens");
   static_assert(kTiles != 4 || !kPrefetch, "32 tokens: x loaded at the top of the block (registers)");
   static_assert(kChunks == 0 || kChunks == 1 || kChunks == 2 || kChunks == 4, "groups of 32, 64, 128 or per row");
   static_assert(!kMx || (kChunks == 1 && !kZeros), "MX: one E8M0 scale per 32 elements, no zero point");
+  static_assert(!kXRing || kTiles == 1, "x through the ring: 1..8 tokens (256 bytes of x per token and block)");
   constexpr bool kSumX = !kMx;                           // int4: the (z + base) * sum x term
   constexpr int kGroups = kChunks == 0 ? 1 : 4 / kChunks;  // scale entries per row and block
-  constexpr int kStages = kStreamStages;                   // ring slots of 1 KB
-  constexpr int kSlot = 64;                                // uint4 per slot
+  constexpr int kStages = kXRing ? kXRingStages : kStreamStages;  // ring slots per warp
+  constexpr int kWSlot = 64;                                      // uint4 of codes per slot
   using Scale = std::conditional_t<kMx, uint8_t, T>;
   using Vec = typename ScaleVec<kGroups * sizeof(Scale)>::type;  // one load per row and block
 
-  __shared__ __align__(128) uint4 ring[kStreamWarps][kStages * kSlot];  // 8 KB per warp
+  __shared__ __align__(128) uint4 ring[kStreamWarps][kXRing ? 1 : kStages * kWSlot];  // 8 KB per warp
+  extern __shared__ __align__(128) uint4 stream_xring[];  // kXRing: kStages x (1024 + 256 M) bytes per warp
   __shared__ __align__(8) uint64_t full[kStreamWarps][kStages];
   __shared__ __align__(8) uint64_t empty[kStreamWarps][kStages];  // the 32 lanes done reading a slot
 
@@ -89,13 +98,23 @@ __global__ void __launch_bounds__(kStreamWarps * 32, stream_ctas_per_sm(kTiles, 
   const int words = p.K / 8;
   const size_t tile_words = size_t(kTileRows) * words;  // tile + 1 is this far after tile
   const uint32_t* src = p.w + size_t(tile) * tile_words + size_t(kb0) * 256;  // block b: + 256 b words
-  uint4* slots = ring[warp];
+  const int slot_u4 = kXRing ? kWSlot + 16 * p.M : kWSlot;  // uint4 per slot: codes, then x's M rows
+  uint4* slots = kXRing ? stream_xring + warp * kStages * slot_u4 : ring[warp];
   uint64_t* bar = full[warp];
   uint64_t* ebar = empty[warp];
   // Block b of the row tile into slot s (lane 0): one bulk copy on the slot's barrier.
   auto request = [&](int s, const uint32_t* from) {
-    ptx::mbarrier_arrive_expect_tx(&bar[s], 1024);
-    ptx::bulk_copy_g2s(slots + s * kSlot, from, 1024, &bar[s]);
+    ptx::mbarrier_arrive_expect_tx(&bar[s], kXRing ? 1024 + 256 * p.M : 1024);
+    ptx::bulk_copy_g2s(slots + s * slot_u4, from, 1024, &bar[s]);
+  };
+  // kXRing: block b's x (128 elements of each token) into slot s, lane 1 + t copying token t,
+  // after lane 0 announced the slot's bytes (the __syncwarp orders that arrival first).
+  const T* x_blocks = static_cast<const T*>(p.x) + size_t(kb0) * kBlockElems;
+  auto request_x = [&](int s, int b) {
+    __syncwarp();
+    if (lane >= 1 && lane <= p.M)
+      ptx::bulk_copy_g2s(slots + s * slot_u4 + kWSlot + 16 * (lane - 1),
+                         x_blocks + size_t(lane - 1) * p.K + size_t(b) * kBlockElems, 2 * kBlockElems, &bar[s]);
   };
 
   if (lane == 0) {
@@ -105,6 +124,11 @@ __global__ void __launch_bounds__(kStreamWarps * 32, stream_ctas_per_sm(kTiles, 
 #pragma unroll
     for (int s = 0; s < kStages; ++s)
       if (s < nb) request(s, src + size_t(s) * 256);
+  }
+  if constexpr (kXRing) {
+#pragma unroll
+    for (int s = 0; s < kStages; ++s)
+      if (s < nb) request_x(s, s);
   }
   __syncwarp();
 
@@ -144,12 +168,14 @@ __global__ void __launch_bounds__(kStreamWarps * 32, stream_ctas_per_sm(kTiles, 
     Vec s[2], z[2];
   };
   auto load_in = [&](In& in) {  // pointers advance by a constant per block: no index arithmetic
+    if constexpr (!kXRing) {  // (kXRing: x comes with the block's slot)
 #pragma unroll
-    for (int j = 0; j < 4; ++j)
+      for (int j = 0; j < 4; ++j)
 #pragma unroll
-      for (int t = 0; t < kTiles; ++t) in.x[j][t] = ptx::ld_global_nc_v4(xp[t] + 32 * j);
+        for (int t = 0; t < kTiles; ++t) in.x[j][t] = ptx::ld_global_nc_v4(xp[t] + 32 * j);
 #pragma unroll
-    for (int t = 0; t < kTiles; ++t) xp[t] += kBlockElems;
+      for (int t = 0; t < kTiles; ++t) xp[t] += kBlockElems;
+    }
 #pragma unroll
     for (int h = 0; h < 2; ++h) {
       in.s[h] = __ldg(s_row[h]);
@@ -178,6 +204,7 @@ __global__ void __launch_bounds__(kStreamWarps * 32, stream_ctas_per_sm(kTiles, 
           ptx::mbarrier_wait(&ebar[sp], ((b - 1) / kStages) & 1);
           request(sp, refill);
         }
+        if constexpr (kXRing) request_x(sp, b - 1 + kStages);  // (after lane 0's wait: the __syncwarp in it)
       }
       refill += 256;
     }
@@ -188,8 +215,19 @@ __global__ void __launch_bounds__(kStreamWarps * 32, stream_ctas_per_sm(kTiles, 
     }
     // ---- the block's weights: this thread's words of rows grp and grp + 8 (layout v3 chunks)
     ptx::mbarrier_wait(&bar[s], (b / kStages) & 1);
-    const uint4 c0 = slots[s * kSlot + 4 * grp + tig], c1 = slots[s * kSlot + 32 + 4 * grp + tig];
+    const uint4 c0 = slots[s * slot_u4 + 4 * grp + tig], c1 = slots[s * slot_u4 + 32 + 4 * grp + tig];
     const uint32_t wr0[4] = {c0.x, c0.y, c0.z, c0.w}, wr1[4] = {c1.x, c1.y, c1.z, c1.w};
+    // x of this thread's token (grp; past M token M - 1) at this thread's 8 elements of each chunk:
+    // from the slot (kXRing; rows 256 bytes apart: a quad phase's two tokens share banks, 2-way)
+    // or from the registers loaded from global.
+    uint4 xv[4][kTiles];
+#pragma unroll
+    for (int j = 0; j < 4; ++j)
+#pragma unroll
+      for (int t = 0; t < kTiles; ++t) {
+        if constexpr (kXRing) xv[j][t] = slots[s * slot_u4 + kWSlot + 16 * min(grp, p.M - 1) + 4 * j + tig];
+        else xv[j][t] = in.x[j][t];
+      }
 
     Scale sc[2][kGroups], zc[2][kGroups];
 #pragma unroll
@@ -207,7 +245,7 @@ __global__ void __launch_bounds__(kStreamWarps * 32, stream_ctas_per_sm(kTiles, 
     zero_sums();
 #pragma unroll
     for (int j = 0; j < 4; ++j) {
-      mma_chunk<T, kTiles, kMx, kSumX, !kMx>(acc, sum_x, wr0[j], wr1[j], in.x[j]);
+      mma_chunk<T, kTiles, kMx, kSumX, !kMx>(acc, sum_x, wr0[j], wr1[j], xv[j]);
       constexpr int kPer = kChunks == 0 ? 4 : kChunks;  // per channel: fold every block (bounded sums)
       if (j % kPer != kPer - 1) continue;
       const int gi = kChunks == 0 ? 0 : j / kChunks;

@@ -23,6 +23,21 @@ void gemv(const GemvParams& p, cudaStream_t stream) {
   if constexpr (stream_built(kTiles, kChunks, kMx)) {
     if (p.regs == 3) {  // v8: one warp per (16-row tile, K split)
       const int ctas = (p.N / kTileRows * p.splits + kStreamWarps - 1) / kStreamWarps;
+      if constexpr (kTiles == 1) {
+        if (p.xring) {  // x through the ring: dynamic shared memory sized by M
+          auto kernel = p.prefetch ? a16w4_gemv_stream_kernel<T, 1, kChunks, kZeros, kMx, true, true>
+                                   : a16w4_gemv_stream_kernel<T, 1, kChunks, kZeros, kMx, false, true>;
+          const int smem = kStreamWarps * kXRingStages * (1024 + 256 * p.M);
+          static int configured[2] = {0, 0};  // the largest dynamic shared memory each kernel was opened to
+          if (smem > configured[p.prefetch ? 1 : 0]) {
+            C10_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+            configured[p.prefetch ? 1 : 0] = smem;
+          }
+          kernel<<<ctas, kStreamWarps * 32, smem, stream>>>(p);
+          C10_CUDA_KERNEL_LAUNCH_CHECK();
+          return;
+        }
+      }
       if (p.prefetch && kTiles <= 2)
         a16w4_gemv_stream_kernel<T, kTiles, kChunks, kZeros, kMx, kTiles <= 2><<<ctas, kStreamWarps * 32, 0, stream>>>(p);
       else a16w4_gemv_stream_kernel<T, kTiles, kChunks, kZeros, kMx, false><<<ctas, kStreamWarps * 32, 0, stream>>>(p);

@@ -109,8 +109,14 @@ bool gemv_stream_prefetch(int64_t M) {
   static const int64_t knob = env::integer("LOWBIT_A16W4_STREAM_PREFETCH", -1);
   return gemv_token_tiles(M) <= 2 && (knob < 0 ? gemv_token_tiles(M) == 1 : knob != 0);  // 32 tokens: never
 }
+// v8 with x through the ring at 1..8 tokens (LOWBIT_A16W4_STREAM_X=ring; written in session 7,
+// not measured): x comes with the codes by bulk copies instead of global loads.
+bool gemv_stream_xring(int64_t M) {
+  static const bool knob = env::is("LOWBIT_A16W4_STREAM_X", "ring");
+  return knob && gemv_token_tiles(M) == 1;
+}
 // v8's split: about LOWBIT_A16W4_STREAM_WARPS (default 16) warps per SM in all, at most one wave
-// (the launch bounds leave room for 12-20), each warp one 16-row tile over K / splits.
+// (the launch bounds leave room for 12-16), each warp one 16-row tile over K / splits.
 GemvPlan plan_gemv_stream(int64_t M, int64_t N, int64_t K, int sms) {
   static const int64_t knob = env::integer("LOWBIT_A16W4_STREAM_WARPS", 16);
   const int ctas_per_sm = stream_ctas_per_sm(gemv_token_tiles(M), gemv_stream_prefetch(M));
@@ -153,6 +159,7 @@ Tensor gemv(const Tensor& x, const Tensor& w, const Tensor& scales, const OptTen
   p.bulk = bulk ? 1 : 0;
   p.regs = regs;
   p.prefetch = gemv_stream_prefetch(M) ? 1 : 0;
+  p.xring = stream && gemv_stream_xring(M) ? 1 : 0;
   // arrival counters: per 128-row CTA, or per 16-row tile (v8)
   SplitBuffers split =
       split_buffers(plan.splits, M, N, stream ? N / kTileRows : (N + kGemvRows - 1) / kGemvRows, x.options());
