@@ -19,13 +19,14 @@ from test_cuda_int8 import assert_bitwise, int8_operands  # noqa: E402
 gen = torch.Generator().manual_seed(0)
 # a16w4: GEMV (M <= 32: 1, 8 and 16 and 32 tokens, one and several K splits, a partial row
 # tile, partial last 128-blocks), the mixed-input wgmma path (M = 100, full tiles) and the
-# dequant path (M = 40); GEMV v8 (full 16-row tiles and 128-blocks, M <= 16): per channel, g32 at
-# 1 token, g128 at 16 tokens, and 16 blocks per warp (two K splits of 16384 x 4096: the ring of
-# 8 bulk copies wraps)
+# dequant path (M = 40); GEMV v8 (full 16-row tiles and 128-blocks): per channel, g32 at 1 token,
+# g128 at 16 tokens, and 16 blocks per warp (two K splits of 16384 x 4096: the ring of 8 bulk
+# copies wraps); at 17..32 tokens (g128 at 24, per channel at 32)
 for M, N, K, g, sym in [(1, 40, 160, 32, False), (3, 264, 4160, 64, True), (17, 200, 1024, 128, False),
                         (32, 136, 384, -1, False), (40, 72, 256, 128, True), (5, 4096, 4096, 128, False),
                         (100, 256, 1024, 128, False), (8, 264, 1024, 128, False), (1, 48, 640, 32, False),
-                        (16, 256, 1280, 128, True), (3, 128, 2048, -1, False), (1, 16384, 4096, 128, False)]:
+                        (16, 256, 1280, 128, True), (3, 128, 2048, -1, False), (1, 16384, 4096, 128, False),
+                        (24, 256, 2048, 128, False), (32, 128, 1024, -1, True)]:
     x = rand_x(M, K, torch.bfloat16, gen=gen)
     w, s, z = a16w4_operands(N, K, g, sym, torch.bfloat16, gen)
     ref = ops.a16w4_linear(x, w, s, z, g, None)
