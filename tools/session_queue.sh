@@ -302,14 +302,22 @@ gzip -f "$OUT"/gemv_v8_source.csv 2>/dev/null
 TAIL=20 step 200 model_fused python3 bench/model.py --fused --formats a16w4 --batch 1,8,32 --prefill 2048 \
   --out "$OUT/model_fused.json"
 fi
-# Session 7's last call (little device time left): v8 with x through the ring (LOWBIT_A16W4_STREAM_X=ring)
-# -- its tests ran by device_run.sh with the knob set (-k matches_reference), then a short A/B.
+# Next session's first call (written in session 7; session 7 had no device time left for it): v8
+# with x through the ring (LOWBIT_A16W4_STREAM_X=ring) -- its tests ran by device_run.sh with the knob
+# set, then the A/B at 1 and 8 tokens, racecheck with the knob and with the defaults (v8 at 24 / 32
+# tokens is new in the sanitizer cases).
 #   LOWBIT_A16W4_STREAM_X=ring PART=25 LOWBIT_KERNELS=quant,w4,int8 TESTS="tests/test_cuda_a16w4.py tests/test_cuda_mxfp4.py" \
-#     EXTRA='bash tools/session_queue.sh' BENCH=0 bash tools/device_run.sh matches_reference
+#     EXTRA='bash tools/session_queue.sh' BENCH=0 bash tools/device_run.sh
 if [ "$PART" = 25 ]; then
 for v in "xring:LOWBIT_A16W4_STREAM_X=ring" "base:LOWBIT_A16W4_STREAM_X=off"; do
   name=${v%%:*}; knob=${v#*:}
-  TAIL=10 step 30 "gemv_$name" env $knob python3 bench/gemm.py --formats a16w4,mxfp4 --ms 1,8 \
-    --shapes 8192x8192,28672x8192 --peers none --no-ceilings --budget-s 20 --out "$OUT/gemv_$name.json"
+  TAIL=30 step 55 "gemv_$name" env $knob python3 bench/gemm.py --formats a16w4,mxfp4 --ms 1,4,8 \
+    --shapes 8192x8192,28672x8192,4096x14336,14336x4096 --peers none --no-ceilings --budget-s 45 --out "$OUT/gemv_$name.json"
 done
+TAIL=4 step 100 racecheck_xring env LOWBIT_A16W4_STREAM_X=ring compute-sanitizer --tool racecheck --error-exitcode 9 \
+  python3 tests/sanitize_w4_int8.py
+TAIL=4 step 100 racecheck env -u LOWBIT_A16W4_STREAM_X compute-sanitizer --tool racecheck --error-exitcode 9 \
+  python3 tests/sanitize_w4_int8.py
+TAIL=4 step 120 variants_xring env -u LOWBIT_A16W4_STREAM_X python3 -m pytest -q -m cuda -p no:cacheprovider \
+  tests/test_cuda_variants.py -k "xring"
 fi
