@@ -61,14 +61,14 @@ struct ScaleVec<8> {
 // kPrefetch: x and scales one block ahead (default at 1..8 tokens; LOWBIT_A16W4_STREAM_PREFETCH).
 // kXRing (1..8 tokens; LOWBIT_A16W4_STREAM_X=ring, written in session 7, not run): x comes with the
 // weights, through the ring: each slot holds the block's 1 KB of codes and the M tokens' 256 bytes
-// of x (one bulk copy per token, issued by lanes 1..M on the slot's barrier), so the MMAs read x
-// from shared memory instead of waiting on global loads (session 7's ncu source page: 22% of v8's
-// stall samples at M = 1 sit on the first MMA of a block, waiting for x loaded a block ahead).
+// of x (one TMA box of M x 128 elements, x_map, on the slot's barrier), so the MMAs read x from
+// shared memory instead of waiting on global loads (session 7's ncu source page: 22% of v8's stall
+// samples at M = 1 sit on the first MMA of a block, waiting for x loaded a block ahead).
 // kXRingStages slots per warp in dynamic shared memory (1024 + 256 M bytes each).
 template <typename T, int kTiles, int kChunks, bool kZeros, bool kMx = false, bool kPrefetch = true,
           bool kXRing = false>
 __global__ void __launch_bounds__(kStreamWarps * 32, stream_ctas_per_sm(kTiles, kPrefetch))
-    a16w4_gemv_stream_kernel(const GemvParams p) {
+    a16w4_gemv_stream_kernel(const GemvParams p, const __grid_constant__ CUtensorMap x_map) {
   static_assert(kTiles == 1 || kTiles == 2 || kTiles == 4, "8, 16 or 32 tokens");
   static_assert(kTiles != 4 || !kPrefetch, "32 tokens: x loaded at the top of the block (registers)");
   static_assert(kChunks == 0 || kChunks == 1 || kChunks == 2 || kChunks == 4, "groups of 32, 64, 128 or per row");
@@ -99,22 +99,18 @@ __global__ void __launch_bounds__(kStreamWarps * 32, stream_ctas_per_sm(kTiles, 
   const size_t tile_words = size_t(kTileRows) * words;  // tile + 1 is this far after tile
   const uint32_t* src = p.w + size_t(tile) * tile_words + size_t(kb0) * 256;  // block b: + 256 b words
   const int slot_u4 = kXRing ? kWSlot + 16 * p.M : kWSlot;  // uint4 per slot: codes, then x's M rows
-  uint4* slots = kXRing ? stream_xring + warp * kStages * slot_u4 : ring[warp];
+  // (the TMA box lands 128-byte aligned: the dynamic region is aligned up, the launch adds 128 bytes)
+  // (offset from the shared array itself, not through an integer: the loads stay ld.shared)
+  uint4* xring_base = stream_xring + ((128 - (ptx::smem_addr(stream_xring) & 127)) & 127) / 16;
+  uint4* slots = kXRing ? xring_base + warp * kStages * slot_u4 : ring[warp];
   uint64_t* bar = full[warp];
   uint64_t* ebar = empty[warp];
-  // Block b of the row tile into slot s (lane 0): one bulk copy on the slot's barrier.
-  auto request = [&](int s, const uint32_t* from) {
+  // Block b (of the split) of the row tile into slot s (lane 0): one bulk copy on the slot's
+  // barrier, and with kXRing the block's x (M tokens x 128 elements) as one TMA box after it.
+  auto request = [&](int s, const uint32_t* from, int b) {
     ptx::mbarrier_arrive_expect_tx(&bar[s], kXRing ? 1024 + 256 * p.M : 1024);
     ptx::bulk_copy_g2s(slots + s * slot_u4, from, 1024, &bar[s]);
-  };
-  // kXRing: block b's x (128 elements of each token) into slot s, lane 1 + t copying token t,
-  // after lane 0 announced the slot's bytes (the __syncwarp orders that arrival first).
-  const T* x_blocks = static_cast<const T*>(p.x) + size_t(kb0) * kBlockElems;
-  auto request_x = [&](int s, int b) {
-    __syncwarp();
-    if (lane >= 1 && lane <= p.M)
-      ptx::bulk_copy_g2s(slots + s * slot_u4 + kWSlot + 16 * (lane - 1),
-                         x_blocks + size_t(lane - 1) * p.K + size_t(b) * kBlockElems, 2 * kBlockElems, &bar[s]);
+    if constexpr (kXRing) ptx::tma_load_2d(slots + s * slot_u4 + kWSlot, &x_map, &bar[s], (kb0 + b) * kBlockElems, 0);
   };
 
   if (lane == 0) {
@@ -123,12 +119,7 @@ __global__ void __launch_bounds__(kStreamWarps * 32, stream_ctas_per_sm(kTiles, 
     ptx::fence_barrier_init();
 #pragma unroll
     for (int s = 0; s < kStages; ++s)
-      if (s < nb) request(s, src + size_t(s) * 256);
-  }
-  if constexpr (kXRing) {
-#pragma unroll
-    for (int s = 0; s < kStages; ++s)
-      if (s < nb) request_x(s, s);
+      if (s < nb) request(s, src + size_t(s) * 256, s);
   }
   __syncwarp();
 
@@ -202,9 +193,8 @@ __global__ void __launch_bounds__(kStreamWarps * 32, stream_ctas_per_sm(kTiles, 
         ptx::mbarrier_arrive(&ebar[sp]);
         if (lane == 0) {
           ptx::mbarrier_wait(&ebar[sp], ((b - 1) / kStages) & 1);
-          request(sp, refill);
+          request(sp, refill, b - 1 + kStages);
         }
-        if constexpr (kXRing) request_x(sp, b - 1 + kStages);  // (after lane 0's wait: the __syncwarp in it)
       }
       refill += 256;
     }

@@ -17,8 +17,9 @@
 namespace lowbit::w4 {
 namespace {
 
+// x_map: x's TMA map for v8 with x through the ring (p.xring), else unused.
 template <typename T, int kTiles, int kChunks, bool kZeros, bool kMx = false>
-void gemv(const GemvParams& p, cudaStream_t stream) {
+void gemv(const GemvParams& p, const CUtensorMap& x_map, cudaStream_t stream) {
   // (v8 exists where stream_built says; w4_ops.cpp gemv_stream_applies sends the rest to v6 / v7 / v7b)
   if constexpr (stream_built(kTiles, kChunks, kMx)) {
     if (p.regs == 3) {  // v8: one warp per (16-row tile, K split)
@@ -27,20 +28,21 @@ void gemv(const GemvParams& p, cudaStream_t stream) {
         if (p.xring) {  // x through the ring: dynamic shared memory sized by M
           auto kernel = p.prefetch ? a16w4_gemv_stream_kernel<T, 1, kChunks, kZeros, kMx, true, true>
                                    : a16w4_gemv_stream_kernel<T, 1, kChunks, kZeros, kMx, false, true>;
-          const int smem = kStreamWarps * kXRingStages * (1024 + 256 * p.M);
+          const int smem = kStreamWarps * kXRingStages * (1024 + 256 * p.M) + 128;  // + alignment slack
           static int configured[2] = {0, 0};  // the largest dynamic shared memory each kernel was opened to
           if (smem > configured[p.prefetch ? 1 : 0]) {
             C10_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
             configured[p.prefetch ? 1 : 0] = smem;
           }
-          kernel<<<ctas, kStreamWarps * 32, smem, stream>>>(p);
+          kernel<<<ctas, kStreamWarps * 32, smem, stream>>>(p, x_map);
           C10_CUDA_KERNEL_LAUNCH_CHECK();
           return;
         }
       }
       if (p.prefetch && kTiles <= 2)
-        a16w4_gemv_stream_kernel<T, kTiles, kChunks, kZeros, kMx, kTiles <= 2><<<ctas, kStreamWarps * 32, 0, stream>>>(p);
-      else a16w4_gemv_stream_kernel<T, kTiles, kChunks, kZeros, kMx, false><<<ctas, kStreamWarps * 32, 0, stream>>>(p);
+        a16w4_gemv_stream_kernel<T, kTiles, kChunks, kZeros, kMx, kTiles <= 2>
+            <<<ctas, kStreamWarps * 32, 0, stream>>>(p, x_map);
+      else a16w4_gemv_stream_kernel<T, kTiles, kChunks, kZeros, kMx, false><<<ctas, kStreamWarps * 32, 0, stream>>>(p, x_map);
       C10_CUDA_KERNEL_LAUNCH_CHECK();
       return;
     }
@@ -67,27 +69,27 @@ void gemv(const GemvParams& p, cudaStream_t stream) {
 }
 
 template <typename T, int kTiles, bool kZeros>
-void gemv_group(const GemvParams& p, cudaStream_t stream) {
+void gemv_group(const GemvParams& p, const CUtensorMap& x_map, cudaStream_t stream) {
   switch (p.group) {
-    case 32: return gemv<T, kTiles, gemv_group_chunks(32), kZeros>(p, stream);
-    case 64: return gemv<T, kTiles, gemv_group_chunks(64), kZeros>(p, stream);
-    case 128: return gemv<T, kTiles, gemv_group_chunks(128), kZeros>(p, stream);
-    default: return gemv<T, kTiles, 0, kZeros>(p, stream);  // one group per row (group == K)
+    case 32: return gemv<T, kTiles, gemv_group_chunks(32), kZeros>(p, x_map, stream);
+    case 64: return gemv<T, kTiles, gemv_group_chunks(64), kZeros>(p, x_map, stream);
+    case 128: return gemv<T, kTiles, gemv_group_chunks(128), kZeros>(p, x_map, stream);
+    default: return gemv<T, kTiles, 0, kZeros>(p, x_map, stream);  // one group per row (group == K)
   }
 }
 
 template <typename T, int kTiles>
-void gemv_tiles_typed(const GemvParams& p, bool mx, cudaStream_t stream) {
-  if (mx) return gemv<T, kTiles, 1, false, true>(p, stream);  // mxfp4: groups of 32, E8M0 scales, no zero point
-  return p.zeros ? gemv_group<T, kTiles, true>(p, stream) : gemv_group<T, kTiles, false>(p, stream);
+void gemv_tiles_typed(const GemvParams& p, const CUtensorMap& x_map, bool mx, cudaStream_t stream) {
+  if (mx) return gemv<T, kTiles, 1, false, true>(p, x_map, stream);  // mxfp4: groups of 32, E8M0 scales, no zero point
+  return p.zeros ? gemv_group<T, kTiles, true>(p, x_map, stream) : gemv_group<T, kTiles, false>(p, x_map, stream);
 }
 
 template <typename T>
-void gemv_typed(const GemvParams& p, bool mx, cudaStream_t stream) {
+void gemv_typed(const GemvParams& p, const CUtensorMap& x_map, bool mx, cudaStream_t stream) {
   switch (gemv_token_tiles(p.M)) {
-    case 1: return gemv_tiles_typed<T, 1>(p, mx, stream);
-    case 2: return gemv_tiles_typed<T, 2>(p, mx, stream);
-    default: return gemv_tiles_typed<T, 4>(p, mx, stream);
+    case 1: return gemv_tiles_typed<T, 1>(p, x_map, mx, stream);
+    case 2: return gemv_tiles_typed<T, 2>(p, x_map, mx, stream);
+    default: return gemv_tiles_typed<T, 4>(p, x_map, mx, stream);
   }
 }
 
@@ -236,9 +238,12 @@ int grid_for(int64_t items) { return int(std::min<int64_t>((items + 255) / 256, 
 
 }  // namespace
 
-void launch_gemv(Elem t, const GemvParams& p, bool mx, cudaStream_t stream) {
-  if (t == Elem::kBF16) gemv_typed<__nv_bfloat16>(p, mx, stream);
-  else gemv_typed<__half>(p, mx, stream);
+void launch_gemv(Elem t, const GemvParams& p, bool mx, cudaStream_t stream, const CUtensorMap* x_map) {
+  TORCH_CHECK(!p.xring || x_map, "lowbit a16w4: v8 with x through the ring needs x's TMA map");
+  static const CUtensorMap kNoMap{};  // (the kernels that do not read x through TMA ignore it)
+  const CUtensorMap& map = x_map ? *x_map : kNoMap;
+  if (t == Elem::kBF16) gemv_typed<__nv_bfloat16>(p, map, mx, stream);
+  else gemv_typed<__half>(p, map, mx, stream);
 }
 
 void launch_dequant(Elem t, const uint32_t* w, const void* scales, const void* zeros, void* out, int64_t N, int64_t K,

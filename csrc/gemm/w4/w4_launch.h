@@ -11,8 +11,9 @@ namespace lowbit::w4 {
 enum class Elem { kBF16, kF16 };
 
 // 4-bit weight GEMV (M <= 32): grid (ceil(N / 128), splits); mx: mxfp4 codes and E8M0
-// scales instead of int4 codes with 16-bit scales and zero points.
-void launch_gemv(Elem t, const GemvParams& p, bool mx, cudaStream_t stream);
+// scales instead of int4 codes with 16-bit scales and zero points. x_map: x's TMA map (boxes of
+// M x 128 elements, no swizzle) when p.xring.
+void launch_gemv(Elem t, const GemvParams& p, bool mx, cudaStream_t stream, const CUtensorMap* x_map = nullptr);
 
 // a16w4 weight -> 16-bit (N, K): w = (q - z) * s in fp32, rounded once (the large-M path).
 void launch_dequant(Elem t, const uint32_t* w, const void* scales, const void* zeros, void* out, int64_t N,

@@ -160,6 +160,8 @@ Tensor gemv(const Tensor& x, const Tensor& w, const Tensor& scales, const OptTen
   p.regs = regs;
   p.prefetch = gemv_stream_prefetch(M) ? 1 : 0;
   p.xring = stream && gemv_stream_xring(M) ? 1 : 0;
+  CUtensorMap x_map{};
+  if (p.xring) x_map = tma::make_2d_rows16(x.data_ptr(), M, K, K, uint32_t(M), kBlockElems);
   // arrival counters: per 128-row CTA, or per 16-row tile (v8)
   SplitBuffers split =
       split_buffers(plan.splits, M, N, stream ? N / kTileRows : (N + kGemvRows - 1) / kGemvRows, x.options());
@@ -170,7 +172,7 @@ Tensor gemv(const Tensor& x, const Tensor& w, const Tensor& scales, const OptTen
     std::fprintf(stderr, "[lowbit a16w4] gemv v%d M=%lld N=%lld K=%lld g=%lld k_slice=%d splits=%d\n",
                  stream ? 8 : regs == 0 ? 6 : 7, (long long)M, (long long)N, (long long)K, (long long)g, plan.k_slice,
                  plan.splits);
-  launch_gemv(elem_of(x), p, mx, at::cuda::getCurrentCUDAStream());
+  launch_gemv(elem_of(x), p, mx, at::cuda::getCurrentCUDAStream(), p.xring ? &x_map : nullptr);
   return out;
 }
 
