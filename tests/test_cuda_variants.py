@@ -34,12 +34,9 @@ VARIANTS = [
      "matches_reference or repeatable or nan_scale or large_k"),
     ("a16w4-gemv-stream-no-prefetch", {"LOWBIT_A16W4_STREAM_PREFETCH": "0"}, ["test_cuda_a16w4.py", "test_cuda_mxfp4.py"],
      "matches_reference or repeatable or nan_scale or large_k"),
-    # v8 with x through the ring of bulk copies at 1..8 tokens (written in session 7, not measured),
-    # with the scales' prefetch (default) and without
+    # v8 with x through a ring of the CTA (TMA boxes; N % 64 == 0; written in session 7, not measured)
     ("a16w4-gemv-stream-xring", {"LOWBIT_A16W4_STREAM_X": "ring"}, ["test_cuda_a16w4.py", "test_cuda_mxfp4.py"],
      "matches_reference or repeatable or nan_scale or extreme_scales or decode_exactly or large_k or graph"),
-    ("a16w4-gemv-stream-xring-no-prefetch", {"LOWBIT_A16W4_STREAM_X": "ring", "LOWBIT_A16W4_STREAM_PREFETCH": "0"},
-     ["test_cuda_a16w4.py", "test_cuda_mxfp4.py"], "matches_reference or repeatable or large_k"),
     # v7b: v7 with a register ring of blocks and the g128 scales loaded with the weights (default
     # for mxfp4 at 17..32 tokens; int4 only through the knob)
     ("a16w4-gemv-pipe", {"LOWBIT_A16W4_GEMV": "pipe"}, ["test_cuda_a16w4.py", "test_cuda_mxfp4.py"],

@@ -59,12 +59,14 @@ struct ScaleVec<8> {
 // kTiles: 8-token MMA tiles (M <= 8 kTiles, 1 or 2); kChunks: 32-element chunks per group (1, 2,
 // 4 for groups of 32, 64, 128; 0 = one group per row); kMx: mxfp4 (e2m1 codes, E8M0 per 32).
 // kPrefetch: x and scales one block ahead (default at 1..8 tokens; LOWBIT_A16W4_STREAM_PREFETCH).
-// kXRing (1..8 tokens; LOWBIT_A16W4_STREAM_X=ring, written in session 7, not run): x comes with the
-// weights, through the ring: each slot holds the block's 1 KB of codes and the M tokens' 256 bytes
-// of x (one TMA box of M x 128 elements, x_map, on the slot's barrier), so the MMAs read x from
-// shared memory instead of waiting on global loads (session 7's ncu source page: 22% of v8's stall
-// samples at M = 1 sit on the first MMA of a block, waiting for x loaded a block ahead).
-// kXRingStages slots per warp in dynamic shared memory (1024 + 256 M bytes each).
+// kXRing (LOWBIT_A16W4_STREAM_X=ring, written in session 7, not run; N % 64 == 0 so the four warps
+// of a CTA share their K split): x comes through a ring of the CTA, kXRingStages slots of one
+// block's x each (M tokens x 128 elements, one TMA box by x_map), filled by warp 0 and released by
+// all 128 threads, so the MMAs read x from shared memory instead of waiting on global loads
+// (session 7's ncu source page: 22% of v8's stall samples at M = 1 sit on the first MMA of a block,
+// waiting for x loaded a block ahead). One copy of x per CTA, not per warp: per-warp copies would
+// move M x 256 bytes from L2 per KB of codes (3x the weight bytes at 8 tokens) where the warps'
+// global loads of the same x hit L1. Dynamic shared memory: kXRingStages x M x 256 bytes + 128.
 template <typename T, int kTiles, int kChunks, bool kZeros, bool kMx = false, bool kPrefetch = true,
           bool kXRing = false>
 __global__ void __launch_bounds__(kStreamWarps * 32, stream_ctas_per_sm(kTiles, kPrefetch))
@@ -73,18 +75,20 @@ __global__ void __launch_bounds__(kStreamWarps * 32, stream_ctas_per_sm(kTiles, 
   static_assert(kTiles != 4 || !kPrefetch, "32 tokens: x loaded at the top of the block (registers)");
   static_assert(kChunks == 0 || kChunks == 1 || kChunks == 2 || kChunks == 4, "groups of 32, 64, 128 or per row");
   static_assert(!kMx || (kChunks == 1 && !kZeros), "MX: one E8M0 scale per 32 elements, no zero point");
-  static_assert(!kXRing || kTiles == 1, "x through the ring: 1..8 tokens (256 bytes of x per token and block)");
   constexpr bool kSumX = !kMx;                           // int4: the (z + base) * sum x term
   constexpr int kGroups = kChunks == 0 ? 1 : 4 / kChunks;  // scale entries per row and block
-  constexpr int kStages = kXRing ? kXRingStages : kStreamStages;  // ring slots per warp
-  constexpr int kWSlot = 64;                                      // uint4 of codes per slot
+  constexpr int kStages = kStreamStages;  // ring slots of 1 KB per warp
+  constexpr int kSlot = 64;               // uint4 per slot
   using Scale = std::conditional_t<kMx, uint8_t, T>;
   using Vec = typename ScaleVec<kGroups * sizeof(Scale)>::type;  // one load per row and block
 
-  __shared__ __align__(128) uint4 ring[kStreamWarps][kXRing ? 1 : kStages * kWSlot];  // 8 KB per warp
-  extern __shared__ __align__(128) uint4 stream_xring[];  // kXRing: kStages x (1024 + 256 M) bytes per warp
+  __shared__ __align__(128) uint4 ring[kStreamWarps][kStages * kSlot];  // 8 KB per warp
   __shared__ __align__(8) uint64_t full[kStreamWarps][kStages];
   __shared__ __align__(8) uint64_t empty[kStreamWarps][kStages];  // the 32 lanes done reading a slot
+  // kXRing: the CTA's x ring (dynamic) and its barriers
+  extern __shared__ __align__(128) uint4 stream_xring[];
+  __shared__ __align__(8) uint64_t x_full[kXRing ? kXRingStages : 1];
+  __shared__ __align__(8) uint64_t x_empty[kXRing ? kXRingStages : 1];  // all 128 threads done with a slot
 
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, grp = lane / 4, tig = lane % 4;
   const int units = p.N / kTileRows;  // a warp's rows: one 16-row tile
@@ -98,30 +102,50 @@ __global__ void __launch_bounds__(kStreamWarps * 32, stream_ctas_per_sm(kTiles, 
   const int words = p.K / 8;
   const size_t tile_words = size_t(kTileRows) * words;  // tile + 1 is this far after tile
   const uint32_t* src = p.w + size_t(tile) * tile_words + size_t(kb0) * 256;  // block b: + 256 b words
-  const int slot_u4 = kXRing ? kWSlot + 16 * p.M : kWSlot;  // uint4 per slot: codes, then x's M rows
-  // (the TMA box lands 128-byte aligned: the dynamic region is aligned up, the launch adds 128 bytes)
-  // (offset from the shared array itself, not through an integer: the loads stay ld.shared)
-  uint4* xring_base = stream_xring + ((128 - (ptx::smem_addr(stream_xring) & 127)) & 127) / 16;
-  uint4* slots = kXRing ? xring_base + warp * kStages * slot_u4 : ring[warp];
+  uint4* slots = ring[warp];
   uint64_t* bar = full[warp];
   uint64_t* ebar = empty[warp];
-  // Block b (of the split) of the row tile into slot s (lane 0): one bulk copy on the slot's
-  // barrier, and with kXRing the block's x (M tokens x 128 elements) as one TMA box after it.
-  auto request = [&](int s, const uint32_t* from, int b) {
-    ptx::mbarrier_arrive_expect_tx(&bar[s], kXRing ? 1024 + 256 * p.M : 1024);
-    ptx::bulk_copy_g2s(slots + s * slot_u4, from, 1024, &bar[s]);
-    if constexpr (kXRing) ptx::tma_load_2d(slots + s * slot_u4 + kWSlot, &x_map, &bar[s], (kb0 + b) * kBlockElems, 0);
+  // Block b of the row tile into slot s (lane 0): one bulk copy on the slot's barrier.
+  auto request = [&](int s, const uint32_t* from) {
+    ptx::mbarrier_arrive_expect_tx(&bar[s], 1024);
+    ptx::bulk_copy_g2s(slots + s * kSlot, from, 1024, &bar[s]);
+  };
+  // kXRing: x slot k holds block b's x (b % kXRingStages == k) as M rows of 256 bytes; the TMA
+  // boxes land 128-byte aligned (the region is aligned up from the array itself, so its loads stay
+  // ld.shared; the launch adds 128 bytes). Warp 0's lane 0 fills the slots.
+  uint4* xs = stream_xring + ((128 - (ptx::smem_addr(stream_xring) & 127)) & 127) / 16;
+  const int xs_u4 = 16 * p.M;  // uint4 per x slot
+  auto request_x = [&](int k, int b) {
+    ptx::mbarrier_arrive_expect_tx(&x_full[k], 256 * p.M);
+    ptx::tma_load_2d(xs + k * xs_u4, &x_map, &x_full[k], (kb0 + b) * kBlockElems, 0);
   };
 
   if (lane == 0) {
 #pragma unroll
     for (int s = 0; s < kStages; ++s) ptx::mbarrier_init(&bar[s], 1), ptx::mbarrier_init(&ebar[s], 32);
+    if constexpr (kXRing) {
+      if (warp == 0) {
+#pragma unroll
+        for (int k = 0; k < kXRingStages; ++k)
+          ptx::mbarrier_init(&x_full[k], 1), ptx::mbarrier_init(&x_empty[k], kStreamWarps * 32);
+      }
+    }
     ptx::fence_barrier_init();
 #pragma unroll
     for (int s = 0; s < kStages; ++s)
-      if (s < nb) request(s, src + size_t(s) * 256, s);
+      if (s < nb) request(s, src + size_t(s) * 256);
+    if constexpr (kXRing) {
+      if (warp == 0) {
+#pragma unroll
+        for (int k = 0; k < kXRingStages; ++k)
+          if (k < nb) request_x(k, k);
+      }
+    }
   }
-  __syncwarp();
+  // kXRing: the other warps wait on barriers warp 0 initialized (every warp of the CTA is active:
+  // the host takes this path only when the CTA's four tiles are in one split)
+  if constexpr (kXRing) __syncthreads();
+  else __syncwarp();
 
   // This thread's rows: r0 = tile row grp and r1 = grp + 8.
   const int r0 = tile * kTileRows + grp, r1 = r0 + 8;
@@ -193,10 +217,20 @@ __global__ void __launch_bounds__(kStreamWarps * 32, stream_ctas_per_sm(kTiles, 
         ptx::mbarrier_arrive(&ebar[sp]);
         if (lane == 0) {
           ptx::mbarrier_wait(&ebar[sp], ((b - 1) / kStages) & 1);
-          request(sp, refill, b - 1 + kStages);
+          request(sp, refill);
         }
       }
       refill += 256;
+      if constexpr (kXRing) {  // the same for the CTA's x slot of block b - 1, refilled by warp 0
+        const int kp = (b - 1) % kXRingStages;
+        if (b - 1 + kXRingStages < nb) {  // (CTA-uniform: one split)
+          ptx::mbarrier_arrive(&x_empty[kp]);
+          if (warp == 0 && lane == 0) {
+            ptx::mbarrier_wait(&x_empty[kp], ((b - 1) / kXRingStages) & 1);
+            request_x(kp, b - 1 + kXRingStages);
+          }
+        }
+      }
     }
     if constexpr (kPrefetch) {
       if (b + 1 < nb) load_in(next);
@@ -205,17 +239,18 @@ __global__ void __launch_bounds__(kStreamWarps * 32, stream_ctas_per_sm(kTiles, 
     }
     // ---- the block's weights: this thread's words of rows grp and grp + 8 (layout v3 chunks)
     ptx::mbarrier_wait(&bar[s], (b / kStages) & 1);
-    const uint4 c0 = slots[s * slot_u4 + 4 * grp + tig], c1 = slots[s * slot_u4 + 32 + 4 * grp + tig];
+    const uint4 c0 = slots[s * kSlot + 4 * grp + tig], c1 = slots[s * kSlot + 32 + 4 * grp + tig];
     const uint32_t wr0[4] = {c0.x, c0.y, c0.z, c0.w}, wr1[4] = {c1.x, c1.y, c1.z, c1.w};
-    // x of this thread's token (grp; past M token M - 1) at this thread's 8 elements of each chunk:
-    // from the slot (kXRing; rows 256 bytes apart: a quad phase's two tokens share banks, 2-way)
-    // or from the registers loaded from global.
+    // x of this thread's token of each token tile (8t + grp; past M token M - 1) at its 8 elements
+    // of each chunk: from the CTA's x slot (kXRing; rows 256 bytes apart: a quad phase's two
+    // tokens share banks, 2-way) or from the registers loaded from global.
     uint4 xv[4][kTiles];
+    if constexpr (kXRing) ptx::mbarrier_wait(&x_full[b % kXRingStages], (b / kXRingStages) & 1);
 #pragma unroll
     for (int j = 0; j < 4; ++j)
 #pragma unroll
       for (int t = 0; t < kTiles; ++t) {
-        if constexpr (kXRing) xv[j][t] = slots[s * slot_u4 + kWSlot + 16 * min(grp, p.M - 1) + 4 * j + tig];
+        if constexpr (kXRing) xv[j][t] = xs[(b % kXRingStages) * xs_u4 + 16 * min(8 * t + grp, p.M - 1) + 4 * j + tig];
         else xv[j][t] = in.x[j][t];
       }
 

@@ -24,20 +24,18 @@ void gemv(const GemvParams& p, const CUtensorMap& x_map, cudaStream_t stream) {
   if constexpr (stream_built(kTiles, kChunks, kMx)) {
     if (p.regs == 3) {  // v8: one warp per (16-row tile, K split)
       const int ctas = (p.N / kTileRows * p.splits + kStreamWarps - 1) / kStreamWarps;
-      if constexpr (kTiles == 1) {
-        if (p.xring) {  // x through the ring: dynamic shared memory sized by M
-          auto kernel = p.prefetch ? a16w4_gemv_stream_kernel<T, 1, kChunks, kZeros, kMx, true, true>
-                                   : a16w4_gemv_stream_kernel<T, 1, kChunks, kZeros, kMx, false, true>;
-          const int smem = kStreamWarps * kXRingStages * (1024 + 256 * p.M) + 128;  // + alignment slack
-          static int configured[2] = {0, 0};  // the largest dynamic shared memory each kernel was opened to
-          if (smem > configured[p.prefetch ? 1 : 0]) {
-            C10_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
-            configured[p.prefetch ? 1 : 0] = smem;
-          }
-          kernel<<<ctas, kStreamWarps * 32, smem, stream>>>(p, x_map);
-          C10_CUDA_KERNEL_LAUNCH_CHECK();
-          return;
+      if (p.xring) {  // x through the CTA's ring (dynamic shared memory sized by M), the default prefetch
+        TORCH_CHECK(p.prefetch == (kTiles == 1 ? 1 : 0), "lowbit a16w4: v8's x ring is built with the default prefetch");
+        auto kernel = a16w4_gemv_stream_kernel<T, kTiles, kChunks, kZeros, kMx, kTiles == 1, true>;
+        const int smem = kXRingStages * 256 * p.M + 128;  // + alignment slack
+        static int configured = 0;  // the largest dynamic shared memory this kernel was opened to
+        if (smem > configured) {
+          C10_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+          configured = smem;
         }
+        kernel<<<ctas, kStreamWarps * 32, smem, stream>>>(p, x_map);
+        C10_CUDA_KERNEL_LAUNCH_CHECK();
+        return;
       }
       if (p.prefetch && kTiles <= 2)
         a16w4_gemv_stream_kernel<T, kTiles, kChunks, kZeros, kMx, kTiles <= 2>

@@ -109,11 +109,13 @@ bool gemv_stream_prefetch(int64_t M) {
   static const int64_t knob = env::integer("LOWBIT_A16W4_STREAM_PREFETCH", -1);
   return gemv_token_tiles(M) <= 2 && (knob < 0 ? gemv_token_tiles(M) == 1 : knob != 0);  // 32 tokens: never
 }
-// v8 with x through the ring at 1..8 tokens (LOWBIT_A16W4_STREAM_X=ring; written in session 7,
-// not measured): x comes with the codes by bulk copies instead of global loads.
-bool gemv_stream_xring(int64_t M) {
+// v8 with x through a ring of the CTA (LOWBIT_A16W4_STREAM_X=ring; written in session 7, not
+// measured): x by TMA boxes into shared memory instead of global loads. The CTA's four warps must
+// share their K split: N % 64 == 0. It runs v8's default prefetch (scales one block ahead at 1..8
+// tokens); LOWBIT_A16W4_STREAM_PREFETCH does not apply to it.
+bool gemv_stream_xring(int64_t M, int64_t N) {
   static const bool knob = env::is("LOWBIT_A16W4_STREAM_X", "ring");
-  return knob && gemv_token_tiles(M) == 1;
+  return knob && N % (kTileRows * kStreamWarps) == 0;
 }
 // v8's split: about LOWBIT_A16W4_STREAM_WARPS (default 16) warps per SM in all, at most one wave
 // (the launch bounds leave room for 12-16), each warp one 16-row tile over K / splits.
@@ -158,9 +160,9 @@ Tensor gemv(const Tensor& x, const Tensor& w, const Tensor& scales, const OptTen
   static const bool bulk = env::integer("LOWBIT_A16W4_BULK", 1) != 0;  // 0: cp.async only (A/B runs)
   p.bulk = bulk ? 1 : 0;
   p.regs = regs;
-  p.prefetch = gemv_stream_prefetch(M) ? 1 : 0;
-  p.xring = stream && gemv_stream_xring(M) ? 1 : 0;
-  CUtensorMap x_map{};
+  p.xring = stream && gemv_stream_xring(M, N) ? 1 : 0;
+  p.prefetch = (p.xring ? gemv_token_tiles(M) == 1 : gemv_stream_prefetch(M)) ? 1 : 0;
+  CUtensorMap x_map{};  // boxes of M x 128 elements (one block of every token)
   if (p.xring) x_map = tma::make_2d_rows16(x.data_ptr(), M, K, K, uint32_t(M), kBlockElems);
   // arrival counters: per 128-row CTA, or per 16-row tile (v8)
   SplitBuffers split =

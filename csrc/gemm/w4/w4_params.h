@@ -26,7 +26,7 @@ struct GemvParams {
   int bulk;               // 1: full blocks by 1 KB bulk copies (default; LOWBIT_A16W4_BULK=0: cp.async)
   int regs;               // 0: GEMV v6; 1: v7, register streaming (the 32-token tile); 2: v7b; 3: v8 (w4_ops.cpp)
   int prefetch;           // v8: x and scales one block ahead (w4_ops.cpp gemv_stream_prefetch)
-  int xring;              // v8 at 1..8 tokens: x through the ring with the codes (LOWBIT_A16W4_STREAM_X=ring)
+  int xring;              // v8: x through a ring of the CTA by TMA boxes (LOWBIT_A16W4_STREAM_X=ring)
 };
 
 // GEMV v8 (w4_gemv_stream.cuh): warps that work alone, each one 16-row tile over one K split,
@@ -34,9 +34,9 @@ struct GemvParams {
 // K % 128 == 0), 1..16 tokens. Split partials and arrival counters are per tile.
 constexpr int kStreamWarps = 4;   // warps per CTA (independent: no CTA barrier)
 constexpr int kStreamStages = 8;  // 1 KB blocks in flight per warp (a power of two: b % 8 is a mask)
-// With x through the ring (kXRing): 4 slots of 1 KB + 256 M bytes per warp, 16 + 4 M KB per CTA
-// (48 KB at 8 tokens: 4 CTAs per SM still fit). tools/stream_probe.cu: 16 warps per SM with 4
-// slots of 1 KB each already stream 2.8 TB/s.
+// With x through the CTA's ring (kXRing): 4 slots of M x 256 bytes (2 / 4 / 8 KB per slot at 8 /
+// 16 / 32 tokens), beside the warps' 32 KB of code slots: at most 64 KB per CTA (3 CTAs at 32
+// tokens fit).
 constexpr int kXRingStages = 4;
 // CTAs per SM the launch bounds leave room for: 4 (<= 128 registers per thread), 3 (<= 168) for
 // 16 tokens with x loaded a block ahead (at 128 those spilled 12-268 bytes; 8 tokens at 96: 16-40).
