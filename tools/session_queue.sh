@@ -303,15 +303,15 @@ TAIL=20 step 200 model_fused python3 bench/model.py --fused --formats a16w4 --ba
   --out "$OUT/model_fused.json"
 fi
 # Next session's first call (written in session 7; session 7 had no device time left for it): v8
-# with x through the ring (LOWBIT_A16W4_STREAM_X=ring) -- its tests ran by device_run.sh with the knob
-# set, then the A/B at 1 and 8 tokens, racecheck with the knob and with the defaults (v8 at 24 / 32
+# with x through a ring of the CTA (LOWBIT_A16W4_STREAM_X=ring) -- its tests ran by device_run.sh with the knob
+# set, then the A/B at 1 / 8 / 16 / 32 tokens, racecheck with the knob and with the defaults (v8 at 24 / 32
 # tokens is new in the sanitizer cases).
 #   LOWBIT_A16W4_STREAM_X=ring PART=25 LOWBIT_KERNELS=quant,w4,int8 TESTS="tests/test_cuda_a16w4.py tests/test_cuda_mxfp4.py" \
 #     EXTRA='bash tools/session_queue.sh' BENCH=0 bash tools/device_run.sh
 if [ "$PART" = 25 ]; then
 for v in "xring:LOWBIT_A16W4_STREAM_X=ring" "base:LOWBIT_A16W4_STREAM_X=off"; do
   name=${v%%:*}; knob=${v#*:}
-  TAIL=30 step 55 "gemv_$name" env $knob python3 bench/gemm.py --formats a16w4,mxfp4 --ms 1,4,8 \
+  TAIL=30 step 60 "gemv_$name" env $knob python3 bench/gemm.py --formats a16w4,mxfp4 --ms 1,8,16,32 \
     --shapes 8192x8192,28672x8192,4096x14336,14336x4096 --peers none --no-ceilings --budget-s 45 --out "$OUT/gemv_$name.json"
 done
 TAIL=4 step 100 racecheck_xring env LOWBIT_A16W4_STREAM_X=ring compute-sanitizer --tool racecheck --error-exitcode 9 \
