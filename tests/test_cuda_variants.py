@@ -34,6 +34,10 @@ VARIANTS = [
      "matches_reference or repeatable or nan_scale or large_k"),
     ("a16w4-gemv-stream-no-prefetch", {"LOWBIT_A16W4_STREAM_PREFETCH": "0"}, ["test_cuda_a16w4.py", "test_cuda_mxfp4.py"],
      "matches_reference or repeatable or nan_scale or large_k"),
+    # v8 with the sums of x per group from a pass instead of the all-ones MMA (int4 at 9..32 tokens;
+    # written in session 7, not measured)
+    ("a16w4-gemv-stream-sumx", {"LOWBIT_A16W4_STREAM_SUMX": "pass"}, ["test_cuda_a16w4.py"],
+     "matches_reference or repeatable or large_k or graph"),
     # v8 with x through a ring of the CTA (TMA boxes; N % 64 == 0; written in session 7, not measured)
     ("a16w4-gemv-stream-xring", {"LOWBIT_A16W4_STREAM_X": "ring"}, ["test_cuda_a16w4.py", "test_cuda_mxfp4.py"],
      "matches_reference or repeatable or nan_scale or extreme_scales or decode_exactly or large_k or graph"),

@@ -309,7 +309,7 @@ fi
 #   LOWBIT_A16W4_STREAM_X=ring PART=25 LOWBIT_KERNELS=quant,w4,int8 TESTS="tests/test_cuda_a16w4.py tests/test_cuda_mxfp4.py" \
 #     EXTRA='bash tools/session_queue.sh' BENCH=0 bash tools/device_run.sh
 if [ "$PART" = 25 ]; then
-for v in "xring:LOWBIT_A16W4_STREAM_X=ring" "base:LOWBIT_A16W4_STREAM_X=off"; do
+for v in "xring:LOWBIT_A16W4_STREAM_X=ring" "base:LOWBIT_A16W4_STREAM_X=off" "sumx:LOWBIT_A16W4_STREAM_X=off LOWBIT_A16W4_STREAM_SUMX=pass"; do
   name=${v%%:*}; knob=${v#*:}
   TAIL=30 step 60 "gemv_$name" env $knob python3 bench/gemm.py --formats a16w4,mxfp4 --ms 1,8,16,32 \
     --shapes 8192x8192,28672x8192,4096x14336,14336x4096 --peers none --no-ceilings --budget-s 45 --out "$OUT/gemv_$name.json"
@@ -319,5 +319,5 @@ TAIL=4 step 100 racecheck_xring env LOWBIT_A16W4_STREAM_X=ring compute-sanitizer
 TAIL=4 step 100 racecheck env -u LOWBIT_A16W4_STREAM_X compute-sanitizer --tool racecheck --error-exitcode 9 \
   python3 tests/sanitize_w4_int8.py
 TAIL=4 step 120 variants_xring env -u LOWBIT_A16W4_STREAM_X python3 -m pytest -q -m cuda -p no:cacheprovider \
-  tests/test_cuda_variants.py -k "xring"
+  tests/test_cuda_variants.py -k "xring or sumx"
 fi

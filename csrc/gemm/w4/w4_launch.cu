@@ -37,6 +37,17 @@ void gemv(const GemvParams& p, const CUtensorMap& x_map, cudaStream_t stream) {
         C10_CUDA_KERNEL_LAUNCH_CHECK();
         return;
       }
+      if constexpr (kTiles >= 2 && !kMx) {
+        if (p.sum_x_ld > 0) {  // the sums of x per group from the pass (w4_ops.cpp), x from global
+          if (p.prefetch && kTiles == 2)
+            a16w4_gemv_stream_kernel<T, kTiles, kChunks, kZeros, false, kTiles == 2, false, true>
+                <<<ctas, kStreamWarps * 32, 0, stream>>>(p, x_map);
+          else a16w4_gemv_stream_kernel<T, kTiles, kChunks, kZeros, false, false, false, true>
+                   <<<ctas, kStreamWarps * 32, 0, stream>>>(p, x_map);
+          C10_CUDA_KERNEL_LAUNCH_CHECK();
+          return;
+        }
+      }
       if (p.prefetch && kTiles <= 2)
         a16w4_gemv_stream_kernel<T, kTiles, kChunks, kZeros, kMx, kTiles <= 2>
             <<<ctas, kStreamWarps * 32, 0, stream>>>(p, x_map);
@@ -166,19 +177,24 @@ __global__ void unpack_kernel(const uint32_t* __restrict__ packed, uint8_t* __re
   }
 }
 
-// sum_x[m, g] = sum of x[m, k] over group g, in fp32: one warp per (token, group).
+// sum_x[m * m_stride + g * g_stride] = sum of x[m, k] over group g, in fp32, for tokens m <
+// m_out (0 for m >= M: padding): one warp per (token, group).
 template <typename T>
-__global__ void sum_x_kernel(const T* __restrict__ x, float* __restrict__ sum_x, int64_t M, int64_t K, int64_t group) {
+__global__ void sum_x_kernel(const T* __restrict__ x, float* __restrict__ sum_x, int64_t M, int64_t K, int64_t group,
+                             int64_t m_out, int64_t m_stride, int64_t g_stride) {
   const int64_t groups = K / group;
   const int64_t item = (int64_t(blockIdx.x) * blockDim.x + threadIdx.x) / 32;
   const int lane = threadIdx.x % 32;
-  if (item >= M * groups) return;
-  const T* row = x + (item / groups) * K + (item % groups) * group;
+  if (item >= m_out * groups) return;
+  const int64_t m = item / groups, g = item % groups;
   float s = 0.f;
-  for (int64_t k = lane; k < group; k += 32) s += ptx::to_f32(row[k]);
+  if (m < M) {
+    const T* row = x + m * K + g * group;
+    for (int64_t k = lane; k < group; k += 32) s += ptx::to_f32(row[k]);
 #pragma unroll
-  for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
-  if (lane == 0) sum_x[item] = s;
+    for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
+  }
+  if (lane == 0) sum_x[m * m_stride + g * g_stride] = s;
 }
 
 // tmap_w: the 8-bit rows' map (kRows8); 4-bit weights come by bulk copies and ignore it.
@@ -276,13 +292,18 @@ void launch_dequant_mx8(bool fp32_out, const uint8_t* q, const uint8_t* s, void*
   C10_CUDA_KERNEL_LAUNCH_CHECK();
 }
 
-void launch_sum_x(Elem t, const void* x, float* sum_x, int64_t M, int64_t K, int64_t group, cudaStream_t stream) {
-  const int64_t warps = M * (K / group);
+void launch_sum_x(Elem t, const void* x, float* sum_x, int64_t M, int64_t K, int64_t group, cudaStream_t stream,
+                  int64_t m_out, bool by_group) {
+  if (m_out < M) m_out = M;
+  const int64_t groups = K / group;
+  const int64_t warps = m_out * groups;
   const int grid = int((warps * 32 + 255) / 256);
+  const int64_t m_stride = by_group ? 1 : groups, g_stride = by_group ? m_out : 1;
   if (t == Elem::kBF16)
-    sum_x_kernel<<<grid, 256, 0, stream>>>(static_cast<const __nv_bfloat16*>(x), sum_x, M, K, group);
+    sum_x_kernel<<<grid, 256, 0, stream>>>(static_cast<const __nv_bfloat16*>(x), sum_x, M, K, group, m_out, m_stride,
+                                           g_stride);
   else
-    sum_x_kernel<<<grid, 256, 0, stream>>>(static_cast<const __half*>(x), sum_x, M, K, group);
+    sum_x_kernel<<<grid, 256, 0, stream>>>(static_cast<const __half*>(x), sum_x, M, K, group, m_out, m_stride, g_stride);
   C10_CUDA_KERNEL_LAUNCH_CHECK();
 }
 

@@ -117,6 +117,13 @@ bool gemv_stream_xring(int64_t M, int64_t N) {
   static const bool knob = env::is("LOWBIT_A16W4_STREAM_X", "ring");
   return knob && N % (kTileRows * kStreamWarps) == 0;
 }
+// v8 with the sums of x per group from a pass before the kernel (LOWBIT_A16W4_STREAM_SUMX=pass; int4
+// at 9..32 tokens; written in session 7, not measured): half of v8's MMAs at 16-32 tokens are the
+// all-ones MMA that sums x, and there the mma.sync pipe is the estimated limit.
+bool gemv_stream_sumx_pass(int64_t M, bool mx, bool xring) {
+  static const bool knob = env::is("LOWBIT_A16W4_STREAM_SUMX", "pass");
+  return knob && !mx && !xring && gemv_token_tiles(M) >= 2;
+}
 // v8's split: about LOWBIT_A16W4_STREAM_WARPS (default 16) warps per SM in all, at most one wave
 // (the launch bounds leave room for 12-16), each warp one 16-row tile over K / splits.
 GemvPlan plan_gemv_stream(int64_t M, int64_t N, int64_t K, int sms) {
@@ -163,6 +170,17 @@ Tensor gemv(const Tensor& x, const Tensor& w, const Tensor& scales, const OptTen
   p.xring = stream && gemv_stream_xring(M, N) ? 1 : 0;
   p.prefetch = (p.xring ? gemv_token_tiles(M) == 1 : gemv_stream_prefetch(M)) ? 1 : 0;
   CUtensorMap x_map{};  // boxes of M x 128 elements (one block of every token)
+  // the sum-x pass: (K / G, tokens rounded up to the token tiles) fp32, G = the group (per
+  // channel: the 128-element block, v8's promotion step there), zeros past M
+  Tensor sum_x;
+  if (stream && gemv_stream_sumx_pass(M, mx, p.xring)) {
+    const int64_t G = g == K ? kBlockElems : g, ld = 8 * int64_t(gemv_token_tiles(M));
+    sum_x = at::empty({K / G, ld}, x.options().dtype(at::kFloat));
+    launch_sum_x(elem_of(x), x.data_ptr(), sum_x.data_ptr<float>(), M, K, G, at::cuda::getCurrentCUDAStream(), ld,
+                 /*by_group=*/true);
+    p.sum_x = sum_x.data_ptr<float>();
+    p.sum_x_ld = int(ld);
+  }
   if (p.xring) x_map = tma::make_2d_rows16(x.data_ptr(), M, K, K, uint32_t(M), kBlockElems);
   // arrival counters: per 128-row CTA, or per 16-row tile (v8)
   SplitBuffers split =

@@ -27,6 +27,8 @@ struct GemvParams {
   int regs;               // 0: GEMV v6; 1: v7, register streaming (the 32-token tile); 2: v7b; 3: v8 (w4_ops.cpp)
   int prefetch;           // v8: x and scales one block ahead (w4_ops.cpp gemv_stream_prefetch)
   int xring;              // v8: x through a ring of the CTA by TMA boxes (LOWBIT_A16W4_STREAM_X=ring)
+  const float* sum_x;     // v8's sum-x pass (LOWBIT_A16W4_STREAM_SUMX=pass): fp32 (K / sum_x_group, sum_x_ld)
+  int sum_x_ld;           //   tokens per row of sum_x (M rounded up to the token tiles), or 0: no pass
 };
 
 // GEMV v8 (w4_gemv_stream.cuh): warps that work alone, each one 16-row tile over one K split,
