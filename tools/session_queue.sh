@@ -319,5 +319,5 @@ TAIL=4 step 100 racecheck_xring env LOWBIT_A16W4_STREAM_X=ring compute-sanitizer
 TAIL=4 step 100 racecheck env -u LOWBIT_A16W4_STREAM_X compute-sanitizer --tool racecheck --error-exitcode 9 \
   python3 tests/sanitize_w4_int8.py
 TAIL=4 step 120 variants_xring env -u LOWBIT_A16W4_STREAM_X python3 -m pytest -q -m cuda -p no:cacheprovider \
-  tests/test_cuda_variants.py -k "xring or sumx"
+  tests/test_cuda_variants.py -k "xring or sumx or promote"
 fi
