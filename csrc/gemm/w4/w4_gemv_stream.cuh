@@ -1,6 +1,7 @@
 #pragma once
-// a16w4 / mxfp4 GEMV v8 ("stream"): the default for 1..16 tokens when every 16-row tile and
-// every 128-element block is full (N % 16 == 0, K % 128 == 0: the shapes of real models).
+// a16w4 / mxfp4 GEMV v8 ("stream"): the default for 1..16 tokens (and 17..32 for int4 g128 / per
+// channel) when every 16-row tile and every 128-element block is full (N % 16 == 0, K % 128 == 0:
+// the shapes of real models).
 // Same arithmetic as v6 (w4_gemv.cuh), written for the fewest instructions per weight byte:
 // ncu put v6 at M = 1 at 372 warp instructions per KB of weights and at half of cuBLAS's HBM
 // bandwidth, bound by instruction issue and by the ~30% of its instructions outside the loop
@@ -11,9 +12,11 @@
 //    blocks, and the last warp of a tile to arrive sums the split partials (deterministic).
 //  - x comes from global (L1: the warps of a CTA share their K split, so their x slice), 16
 //    bytes per token tile per 32 elements, loaded one block ahead at 1..8 tokens (kPrefetch).
-//  - Measured (H100, session 6, bench/NOTES.md): M = 1 / 16 2.0-2.7x / 1.4-2.0x cuBLAS bf16
-//    (v6: 1.6-2.2x / 1.0-1.4x); ncu at M = 1: 188 instructions per KB, issue 30% busy,
-//    latency-bound (a quarter of the stalls wait on the previous block's x / scale loads).
+//  - Measured (H100, sessions 6-7, bench/NOTES.md): M = 1 / 16 / 32 1.9-2.7x / 1.4-1.9x /
+//    0.8-1.0x cuBLAS bf16 (v6 at 1 / 16: 1.6-2.2x / 1.0-1.4x; v7 at 32: 0.7-0.8x); ncu at M = 1:
+//    ~200 instructions per KB, issue ~35% busy, latency-bound: 22% of the stall samples on a
+//    block's first MMA waiting for x (session 7), the target of kXRing below; the bare stream of
+//    these rings runs at 2.8 TB/s (tools/stream_probe.cu).
 //  - int4 codes enter the tensor core as base + q (one LOP3 per pair: bf16 128 + q, fp16
 //    1024 + q, exact); the promotion takes base * sum x off with the zero point:
 //    y += s * (sum (base + q) x - (z + base) * sum x), sum x from an all-ones MMA (exact).
