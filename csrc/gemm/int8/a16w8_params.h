@@ -25,7 +25,7 @@ struct A16w8Params {
   const void* bias;      // T (N,) or null
   void* out;             // T (M, N)
   float* partial;        // fp32 [splits][M][N], splits > 1
-  int* arrivals;         // [row CTAs] (stream: [16-row tiles]), zero on entry, splits > 1
+  int* arrivals;         // [row CTAs], zero on entry, splits > 1
   int M, N, K;
   int k_slice;           // elements of K per split: a multiple of kA16w8Chunk
   int splits;

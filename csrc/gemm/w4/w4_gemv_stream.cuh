@@ -225,6 +225,18 @@ __global__ void __launch_bounds__(kStreamWarps * 32, stream_ctas_per_sm(kTiles, 
       sx_ptr += kSxPerBlock * p.sum_x_ld / 2;
     }
   };
+  // Release a slot, then refill it: every thread arrives on the slot's empty barrier (its reads
+  // are done), and the producing thread waits for all of them before its copy overwrites the slot
+  // (the consumer-release / producer-wait pattern of TMA pipelines). Not a proxy fence: that
+  // compiles to MEMBAR.ALL.CTA, which waits for every load the thread has in flight (ptxas hoists
+  // the prefetch's loads above it).
+  auto release_then_refill = [&](uint64_t* empty_bar, uint32_t parity, bool producer, auto&& refill_slot) {
+    ptx::mbarrier_arrive(empty_bar);
+    if (producer) {
+      ptx::mbarrier_wait(empty_bar, parity);
+      refill_slot();
+    }
+  };
   auto block = [&](int b, In& in, In& next) {
     const int s = b % kStages;
     // ---- refill the slot block b - 1 read (its data already went through block b - 1's MMAs)
@@ -233,27 +245,14 @@ __global__ void __launch_bounds__(kStreamWarps * 32, stream_ctas_per_sm(kTiles, 
     // just issued one block ahead: the prefetch hid nothing (and an L1 prefetch made it slower).
     if (b > 0) {
       const int sp = (b - 1) % kStages;
-      if (b - 1 + kStages < nb) {  // (warp-uniform)
-        // Release, then acquire by the lane that copies: every lane's reads of the slot happen
-        // before the bulk copy overwrites it (the consumer-release / producer-wait pattern of
-        // TMA pipelines). Not a proxy fence: that compiles to MEMBAR.ALL.CTA, which waits for
-        // every load the thread has in flight (ptxas hoists the prefetch's loads above it).
-        ptx::mbarrier_arrive(&ebar[sp]);
-        if (lane == 0) {
-          ptx::mbarrier_wait(&ebar[sp], ((b - 1) / kStages) & 1);
-          request(sp, refill);
-        }
-      }
+      if (b - 1 + kStages < nb)  // (warp-uniform) the warp's slot, refilled by its lane 0
+        release_then_refill(&ebar[sp], ((b - 1) / kStages) & 1, lane == 0, [&] { request(sp, refill); });
       refill += 256;
-      if constexpr (kXRing) {  // the same for the CTA's x slot of block b - 1, refilled by warp 0
+      if constexpr (kXRing) {  // the CTA's x slot of block b - 1, refilled by warp 0
         const int kp = (b - 1) % kXRingStages;
-        if (b - 1 + kXRingStages < nb) {  // (CTA-uniform: one split)
-          ptx::mbarrier_arrive(&x_empty[kp]);
-          if (warp == 0 && lane == 0) {
-            ptx::mbarrier_wait(&x_empty[kp], ((b - 1) / kXRingStages) & 1);
-            request_x(kp, b - 1 + kXRingStages);
-          }
-        }
+        if (b - 1 + kXRingStages < nb)  // (CTA-uniform: one split)
+          release_then_refill(&x_empty[kp], ((b - 1) / kXRingStages) & 1, warp == 0 && lane == 0,
+                              [&] { request_x(kp, b - 1 + kXRingStages); });
       }
     }
     if constexpr (kPrefetch) {

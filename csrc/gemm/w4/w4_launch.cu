@@ -22,36 +22,30 @@ template <typename T, int kTiles, int kChunks, bool kZeros, bool kMx = false>
 void gemv(const GemvParams& p, const CUtensorMap& x_map, cudaStream_t stream) {
   // (v8 exists where stream_built says; w4_ops.cpp gemv_stream_applies sends the rest to v6 / v7 / v7b)
   if constexpr (stream_built(kTiles, kChunks, kMx)) {
-    if (p.regs == 3) {  // v8: one warp per (16-row tile, K split)
-      const int ctas = (p.N / kTileRows * p.splits + kStreamWarps - 1) / kStreamWarps;
+    if (p.regs == 3) {  // v8: one warp per (16-row tile, K split); the variant picked, then one launch
+      void (*kernel)(GemvParams, CUtensorMap) = nullptr;
+      int smem = 0;  // dynamic: the x ring's
       if (p.xring) {  // x through the CTA's ring (dynamic shared memory sized by M), the default prefetch
         TORCH_CHECK(p.prefetch == (kTiles == 1 ? 1 : 0), "lowbit a16w4: v8's x ring is built with the default prefetch");
-        auto kernel = a16w4_gemv_stream_kernel<T, kTiles, kChunks, kZeros, kMx, kTiles == 1, true>;
-        const int smem = kXRingStages * 256 * p.M + 128;  // + alignment slack
+        kernel = a16w4_gemv_stream_kernel<T, kTiles, kChunks, kZeros, kMx, kTiles == 1, true>;
+        smem = kXRingStages * 256 * p.M + 128;  // + alignment slack
         static int configured = 0;  // the largest dynamic shared memory this kernel was opened to
         if (smem > configured) {
           C10_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
           configured = smem;
         }
-        kernel<<<ctas, kStreamWarps * 32, smem, stream>>>(p, x_map);
-        C10_CUDA_KERNEL_LAUNCH_CHECK();
-        return;
       }
       if constexpr (kTiles >= 2 && !kMx) {
-        if (p.sum_x_ld > 0) {  // the sums of x per group from the pass (w4_ops.cpp), x from global
-          if (p.prefetch && kTiles == 2)
-            a16w4_gemv_stream_kernel<T, kTiles, kChunks, kZeros, false, kTiles == 2, false, true>
-                <<<ctas, kStreamWarps * 32, 0, stream>>>(p, x_map);
-          else a16w4_gemv_stream_kernel<T, kTiles, kChunks, kZeros, false, false, false, true>
-                   <<<ctas, kStreamWarps * 32, 0, stream>>>(p, x_map);
-          C10_CUDA_KERNEL_LAUNCH_CHECK();
-          return;
-        }
+        if (!kernel && p.sum_x_ld > 0)  // the sums of x per group from the pass (w4_ops.cpp), x from global
+          kernel = p.prefetch && kTiles == 2
+                       ? a16w4_gemv_stream_kernel<T, kTiles, kChunks, kZeros, false, kTiles == 2, false, true>
+                       : a16w4_gemv_stream_kernel<T, kTiles, kChunks, kZeros, false, false, false, true>;
       }
-      if (p.prefetch && kTiles <= 2)
-        a16w4_gemv_stream_kernel<T, kTiles, kChunks, kZeros, kMx, kTiles <= 2>
-            <<<ctas, kStreamWarps * 32, 0, stream>>>(p, x_map);
-      else a16w4_gemv_stream_kernel<T, kTiles, kChunks, kZeros, kMx, false><<<ctas, kStreamWarps * 32, 0, stream>>>(p, x_map);
+      if (!kernel)
+        kernel = p.prefetch && kTiles <= 2 ? a16w4_gemv_stream_kernel<T, kTiles, kChunks, kZeros, kMx, kTiles <= 2>
+                                           : a16w4_gemv_stream_kernel<T, kTiles, kChunks, kZeros, kMx, false>;
+      const int ctas = (p.N / kTileRows * p.splits + kStreamWarps - 1) / kStreamWarps;
+      kernel<<<ctas, kStreamWarps * 32, smem, stream>>>(p, x_map);
       C10_CUDA_KERNEL_LAUNCH_CHECK();
       return;
     }

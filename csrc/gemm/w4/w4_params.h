@@ -33,7 +33,8 @@ struct GemvParams {
 
 // GEMV v8 (w4_gemv_stream.cuh): warps that work alone, each one 16-row tile over one K split,
 // its blocks through a ring of 1 KB bulk copies. Full tiles and blocks only (N % 16 == 0,
-// K % 128 == 0), 1..16 tokens. Split partials and arrival counters are per tile.
+// K % 128 == 0), 1..32 tokens where stream_built says. Split partials and arrival counters are
+// per tile.
 constexpr int kStreamWarps = 4;   // warps per CTA (independent: no CTA barrier)
 constexpr int kStreamStages = 8;  // 1 KB blocks in flight per warp (a power of two: b % 8 is a mask)
 // With x through the CTA's ring (kXRing): 4 slots of M x 256 bytes (2 / 4 / 8 KB per slot at 8 /

@@ -29,10 +29,22 @@ __device__ __forceinline__ void for_each_sum(const float (&total)[kTiles][4], in
     }
 }
 
+// Split sp's fp32 partial of (tok, row): partial[sp][tok][row].
+__device__ __forceinline__ float* partial_at(const GemvSplit& s, int sp, int tok, int row) {
+  return &s.partial[(size_t(sp) * s.M + tok) * s.N + row];
+}
+
+// This thread's sums as its split's partials.
+template <int kTiles>
+__device__ __forceinline__ void store_partials(const float (&total)[kTiles][4], int r0, int r1, int tig,
+                                               const GemvSplit& s) {
+  for_each_sum(total, r0, r1, tig, s, [&](float v, int tok, int row) { *partial_at(s, s.split, tok, row) = v; });
+}
+
 // The fp32 partials of (tok, row) summed in split order (deterministic), read from L2.
 __device__ __forceinline__ float sum_partials(const GemvSplit& s, int tok, int row) {
   float v = 0.f;
-  for (int sp = 0; sp < s.splits; ++sp) v += __ldcg(&s.partial[(size_t(sp) * s.M + tok) * s.N + row]);
+  for (int sp = 0; sp < s.splits; ++sp) v += __ldcg(partial_at(s, sp, tok, row));
   return v;
 }
 
@@ -40,8 +52,7 @@ template <int kTiles, int kRows, int kThreads, class Store>
 __device__ __forceinline__ void gemv_store(const float (&total)[kTiles][4], int r0, int r1, int tig, const GemvSplit& s,
                                            Store store) {
   if (s.splits == 1) return for_each_sum(total, r0, r1, tig, s, store);
-  for_each_sum(total, r0, r1, tig, s,
-               [&](float v, int tok, int row) { s.partial[(size_t(s.split) * s.M + tok) * s.N + row] = v; });
+  store_partials(total, r0, r1, tig, s);
   __shared__ bool last;
   // The CTA's partials visible device-wide before its arrival is counted: the barrier orders
   // every thread's stores before thread 0's gpu-scope fence, which is cumulative (the pattern of
@@ -71,8 +82,7 @@ __device__ __forceinline__ void gemv_store_warp(const float (&total)[kTiles][4],
                                                 const GemvSplit& s, Store store) {
   const int tig = lane % 4;
   if (s.splits == 1) return for_each_sum(total, r0, r1, tig, s, store);
-  for_each_sum(total, r0, r1, tig, s,
-               [&](float v, int tok, int row) { s.partial[(size_t(s.split) * s.M + tok) * s.N + row] = v; });
+  store_partials(total, r0, r1, tig, s);
   __syncwarp();
   int last = 0;
   if (lane == 0) {
