@@ -21,12 +21,14 @@ gen = torch.Generator().manual_seed(0)
 # tile, partial last 128-blocks), the mixed-input wgmma path (M = 100, full tiles) and the
 # dequant path (M = 40); GEMV v8 (full 16-row tiles and 128-blocks): per channel, g32 at 1 token,
 # g128 at 16 tokens, and 16 blocks per warp (two K splits of 16384 x 4096: the ring of 8 bulk
-# copies wraps); at 17..32 tokens (g128 at 24, per channel at 32)
+# copies wraps); at 17..32 tokens (g128 at 24, per channel at 32). The wgmma path splits K where its
+# tiles are fewer than the SMs: M = 100 at 256 x 1024 (8 splits of one block), M = 64 at 1280 x
+# 2048 (64 tokens per CTA, 8 splits of 2 blocks: the stage ring runs within a split)
 for M, N, K, g, sym in [(1, 40, 160, 32, False), (3, 264, 4160, 64, True), (17, 200, 1024, 128, False),
                         (32, 136, 384, -1, False), (40, 72, 256, 128, True), (5, 4096, 4096, 128, False),
                         (100, 256, 1024, 128, False), (8, 264, 1024, 128, False), (1, 48, 640, 32, False),
                         (16, 256, 1280, 128, True), (3, 128, 2048, -1, False), (1, 16384, 4096, 128, False),
-                        (24, 256, 2048, 128, False), (32, 128, 1024, -1, True)]:
+                        (24, 256, 2048, 128, False), (32, 128, 1024, -1, True), (64, 1280, 2048, 128, True)]:
     x = rand_x(M, K, torch.bfloat16, gen=gen)
     w, s, z = a16w4_operands(N, K, g, sym, torch.bfloat16, gen)
     ref = ops.a16w4_linear(x, w, s, z, g, None)
@@ -37,7 +39,8 @@ for N, K in [(3, 96), (17, 160), (40, 4160)]:
     packed = ops.prepack_w4(plain.cuda())
     assert torch.equal(packed.cpu(), ops.prepack_w4(plain)) and torch.equal(ops.unpack_w4(packed).cpu(), plain)
 # mxfp4: the GEMV (M <= 32), the mixed-input wgmma path (M = 100, full tiles) and the dequant path
-for M, N, K in [(3, 200, 384), (17, 136, 160), (40, 72, 256), (100, 256, 1280), (1, 48, 640), (16, 256, 1280)]:
+for M, N, K in [(3, 200, 384), (17, 136, 160), (40, 72, 256), (100, 256, 1280), (1, 48, 640), (16, 256, 1280),
+                (64, 1280, 2048)]:
     codes, sc = ops.quantize_mxfp4(torch.randn(N, K, generator=gen))
     w = ops.prepack_w4(codes)
     x = rand_x(M, K, torch.bfloat16, gen=gen)
@@ -65,7 +68,7 @@ for M, N, K, od in [(3, 40, 128, torch.bfloat16), (17, 264, 8192, torch.bfloat16
 # 128; K = 1280: 10 blocks, so the stage ring wraps and a release race would show); full tiles, and a
 # long K split (8192 x 4096)
 for M, N, K in [(1, 40, 48), (9, 200, 1040), (17, 4096, 4096), (32, 136, 4160), (40, 72, 256), (100, 256, 1280),
-                (1, 96, 640), (16, 256, 1024), (1, 8192, 4096)]:
+                (1, 96, 640), (16, 256, 1024), (1, 8192, 4096), (64, 1280, 2048)]:
     x, w, ws, bias = a16w8_operands(M, N, K, torch.bfloat16, True, gen)
     ref = ops.a16w8_linear(x, w, ws, bias)
     y = ops.a16w8_linear(*to_cuda(x, w, ws, bias))

@@ -156,8 +156,8 @@ def test_a16w4_matches_reference(M, N, K, g, symmetric, has_bias, dtype, seed):
 # M: partial token tiles of 128 and several tiles.
 @pytest.mark.parametrize("g,symmetric,dtype", [(128, False, BF16), (64, True, FP16), (32, False, BF16),
                                                (-1, False, FP16)])
-@pytest.mark.parametrize("N,K", [(128, 512), (256, 1024), (384, 4096)])
-@pytest.mark.parametrize("M", [33, 100, 129, 300])
+@pytest.mark.parametrize("N,K", [(128, 512), (256, 1024), (384, 4096), (1280, 2048)])
+@pytest.mark.parametrize("M", [33, 64, 100, 129, 300])
 def test_a16w4_large_m_full_tiles(M, N, K, g, symmetric, dtype):
     gen = torch.Generator().manual_seed(M * 7 + N + K)
     x = rand_x(M, K, dtype, gen=gen)

@@ -85,8 +85,8 @@ def test_a16w8_matches_reference(M, NK, dtype, has_bias):
 # Its products are exact and its sums chain in fp32 with the scale applied once, so it is held to
 # the GEMV's bound. M: partial token tiles of 128 and several tiles.
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("N,K", [(128, 512), (256, 1024), (384, 4096)])
-@pytest.mark.parametrize("M", [33, 100, 129, 300])
+@pytest.mark.parametrize("N,K", [(128, 512), (256, 1024), (384, 4096), (1280, 2048)])
+@pytest.mark.parametrize("M", [33, 64, 100, 129, 300])
 def test_a16w8_large_m_full_tiles(M, N, K, dtype):
     gen = torch.Generator().manual_seed(M * 7 + N + K)
     x, w, w_scale, bias = operands(M, N, K, dtype, True, gen)

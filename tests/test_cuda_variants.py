@@ -34,13 +34,12 @@ VARIANTS = [
      "matches_reference or repeatable or nan_scale or large_k"),
     ("a16w4-gemv-stream-no-prefetch", {"LOWBIT_A16W4_STREAM_PREFETCH": "0"}, ["test_cuda_a16w4.py", "test_cuda_mxfp4.py"],
      "matches_reference or repeatable or nan_scale or large_k"),
-    # v8 with the sums of x per group from a pass instead of the all-ones MMA (int4 at 9..32 tokens;
-    # written in session 7, not measured)
-    ("a16w4-gemv-stream-sumx", {"LOWBIT_A16W4_STREAM_SUMX": "pass"}, ["test_cuda_a16w4.py"],
-     "matches_reference or repeatable or large_k or graph"),
-    # v8 with x through a ring of the CTA (TMA boxes; N % 64 == 0; written in session 7, not measured)
+    # v8 with x through a ring of the CTA (TMA boxes; N % 64 == 0) at every token count (default:
+    # 17..32), and at none
     ("a16w4-gemv-stream-xring", {"LOWBIT_A16W4_STREAM_X": "ring"}, ["test_cuda_a16w4.py", "test_cuda_mxfp4.py"],
      "matches_reference or repeatable or nan_scale or extreme_scales or decode_exactly or large_k or graph"),
+    ("a16w4-gemv-stream-no-xring", {"LOWBIT_A16W4_STREAM_X": "off"}, ["test_cuda_a16w4.py"],
+     "matches_reference or repeatable or large_k or graph"),
     # v7b: v7 with a register ring of blocks and the g128 scales loaded with the weights (default
     # for mxfp4 at 17..32 tokens; int4 only through the knob)
     ("a16w4-gemv-pipe", {"LOWBIT_A16W4_GEMV": "pipe"}, ["test_cuda_a16w4.py", "test_cuda_mxfp4.py"],
@@ -51,6 +50,10 @@ VARIANTS = [
      "large_m or matches_reference or graph or repeatable or nan_scale or extreme_scales"),
     ("a16w4-large-dequant", {"LOWBIT_A16W4_LARGE": "dequant"}, ["test_cuda_a16w4.py", "test_cuda_mxfp4.py"],
      "large_m or matches_reference or nan_scale"),
+    # the mixed-input wgmma as in session 7: 128 tokens per CTA, no K split (default: 64 tokens up
+    # to M = 64, K split where the tiles are fewer than the SMs)
+    ("w4-wgmma-no-split", {"LOWBIT_W4_WGMMA_SPLIT": "off", "LOWBIT_W4_WGMMA_TOKENS": "128"},
+     ["test_cuda_a16w4.py", "test_cuda_mxfp4.py", "test_cuda_a16w8.py"], "large_m or repeatable or wgmma"),
     # int4 wgmma with exact codes and a promotion per group (the default folds the scales)
     ("a16w4-wgmma-promote", {"LOWBIT_A16W4_WGMMA": "promote", "LOWBIT_A16W4_LARGE": "wgmma"}, ["test_cuda_a16w4.py"],
      "large_m or matches_reference or repeatable or wgmma"),

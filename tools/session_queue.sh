@@ -321,3 +321,21 @@ TAIL=4 step 100 racecheck env -u LOWBIT_A16W4_STREAM_X compute-sanitizer --tool 
 TAIL=4 step 120 variants_xring env -u LOWBIT_A16W4_STREAM_X python3 -m pytest -q -m cuda -p no:cacheprovider \
   tests/test_cuda_variants.py -k "xring or sumx or promote"
 fi
+# Session 8: the mixed-input wgmma with a K split where its tiles are fewer than the SMs and 64
+# tokens per CTA up to M = 64 (default now) vs session 7's kernel (no split, 128 tokens) and the
+# split alone; racecheck (the split's last-CTA reduction); the no-split variant's tests.
+#   PART=26 LOWBIT_KERNELS=quant,w4,int8 TESTS="tests/test_cuda_a16w4.py tests/test_cuda_mxfp4.py tests/test_cuda_a16w8.py" \
+#     EXTRA='bash tools/session_queue.sh' BENCH=0 bash tools/device_run.sh "large_m or wgmma"
+if [ "$PART" = 26 ]; then
+for v in "split:" "base:LOWBIT_W4_WGMMA_SPLIT=off LOWBIT_W4_WGMMA_TOKENS=128"; do
+  name=${v%%:*}; knob=${v#*:}
+  TAIL=40 step 100 "wg_$name" env $knob python3 bench/gemm.py --formats a16w4,mxfp4,a16w8,mxfp8 --ms 40,64,128,256 \
+    --shapes 8192x8192,28672x8192,4096x14336,14336x4096 --peers none --no-ceilings --budget-s 80 --out "$OUT/wg_$name.json"
+done
+TAIL=20 step 40 "wg_split128" env LOWBIT_W4_WGMMA_TOKENS=128 python3 bench/gemm.py --formats a16w4,a16w8 --ms 40,64 \
+  --shapes 8192x8192,4096x14336 --peers none --no-ceilings --budget-s 30 --out "$OUT/wg_split128.json"
+TAIL=4 step 110 racecheck compute-sanitizer --tool racecheck --error-exitcode 9 python3 tests/sanitize_w4_int8.py
+fi
+if [ "$PART" = 27 ]; then  # the rest of part 26 when its call ran short
+TAIL=4 step 120 variants_nosplit python3 -m pytest -q -m cuda -p no:cacheprovider tests/test_cuda_variants.py -k "no-split"
+fi

@@ -70,21 +70,17 @@ struct ScaleVec<8> {
 // waiting for x loaded a block ahead). One copy of x per CTA, not per warp: per-warp copies would
 // move M x 256 bytes from L2 per KB of codes (3x the weight bytes at 8 tokens) where the warps'
 // global loads of the same x hit L1. Dynamic shared memory: kXRingStages x M x 256 bytes + 128.
-// kSumXPass (int4 at 9..32 tokens; LOWBIT_A16W4_STREAM_SUMX=pass, written in session 7, not run):
-// the sums of x per group come from a pass before the kernel (p.sum_x, (groups, tokens) fp32; per
-// channel: per 128-block) instead of the all-ones MMA, which is half of v8's MMAs: at 16-32 tokens
-// the mma.sync pipe is the estimated limit (bench/NOTES.md, session 7 "Next").
+// (Session 8 measured and removed a variant with the sums of x per group from a pass instead of
+// the all-ones MMA, half of the MMAs at 16-32 tokens: 0-12% slower; bench/NOTES.md.)
 template <typename T, int kTiles, int kChunks, bool kZeros, bool kMx = false, bool kPrefetch = true,
-          bool kXRing = false, bool kSumXPass = false>
+          bool kXRing = false>
 __global__ void __launch_bounds__(kStreamWarps * 32, stream_ctas_per_sm(kTiles, kPrefetch))
     a16w4_gemv_stream_kernel(const GemvParams p, const __grid_constant__ CUtensorMap x_map) {
   static_assert(kTiles == 1 || kTiles == 2 || kTiles == 4, "8, 16 or 32 tokens");
   static_assert(kTiles != 4 || !kPrefetch, "32 tokens: x loaded at the top of the block (registers)");
   static_assert(kChunks == 0 || kChunks == 1 || kChunks == 2 || kChunks == 4, "groups of 32, 64, 128 or per row");
   static_assert(!kMx || (kChunks == 1 && !kZeros), "MX: one E8M0 scale per 32 elements, no zero point");
-  static_assert(!kSumXPass || (!kMx && !kXRing), "the sum-x pass: int4 (MX has no zero point), x from global");
-  constexpr bool kSumX = !kMx;                           // int4: the (z + base) * sum x term
-  constexpr bool kSumXMma = kSumX && !kSumXPass;         // ... summed by the all-ones MMA
+  constexpr bool kSumX = !kMx;                           // int4: the (z + base) * sum x term (all-ones MMA)
   constexpr int kGroups = kChunks == 0 ? 1 : 4 / kChunks;  // scale entries per row and block
   constexpr int kStages = kStreamStages;  // ring slots of 1 KB per warp
   constexpr int kSlot = 64;               // uint4 per slot
@@ -176,12 +172,6 @@ __global__ void __launch_bounds__(kStreamWarps * 32, stream_ctas_per_sm(kTiles, 
     z_row[h] = kZeros ? reinterpret_cast<const Vec*>(static_cast<const T*>(p.zeros) + row * groups + g0) : nullptr;
   }
   constexpr int kVecStep = kChunks == 0 ? 0 : 1;  // vectors per block (per channel: the same one)
-  // kSumXPass: this thread's two tokens (8t + 2 tig, + 1: its accumulator columns) of each token
-  // tile, per group of the block (per channel: one per block), one float2 each
-  constexpr int kSxPerBlock = kChunks == 0 ? 1 : kGroups;
-  const float2* sx_ptr = kSumXPass ? reinterpret_cast<const float2*>(p.sum_x + size_t(kb0) * kSxPerBlock * p.sum_x_ld +
-                                                                     2 * tig)
-                                   : nullptr;
   const uint32_t* refill = src + size_t(kStages) * 256;  // the block kStages ahead
 
   float total[kTiles][4];
@@ -193,11 +183,9 @@ __global__ void __launch_bounds__(kStreamWarps * 32, stream_ctas_per_sm(kTiles, 
   // x and the scales of a block are loaded one block ahead (kPrefetch; registers: In[2], swapped
   // by unrolling the loop by two), so their L1 / L2 latency overlaps a whole block of work; v8's
   // first version loads them at the top of the block that uses them.
-  struct NoSums {};
   struct In {
     uint4 x[4][kTiles];
     Vec s[2], z[2];
-    std::conditional_t<kSumXPass, float2[kSxPerBlock][kTiles], NoSums> sx;  // kSumXPass only
   };
   auto load_in = [&](In& in) {  // pointers advance by a constant per block: no index arithmetic
     if constexpr (!kXRing) {  // (kXRing: x comes with the block's slot)
@@ -216,13 +204,6 @@ __global__ void __launch_bounds__(kStreamWarps * 32, stream_ctas_per_sm(kTiles, 
         in.z[h] = __ldg(z_row[h]);
         z_row[h] += kVecStep;
       }
-    }
-    if constexpr (kSumXPass) {
-#pragma unroll
-      for (int gi = 0; gi < kSxPerBlock; ++gi)
-#pragma unroll
-        for (int t = 0; t < kTiles; ++t) in.sx[gi][t] = __ldg(sx_ptr + (gi * p.sum_x_ld + 8 * t) / 2);
-      sx_ptr += kSxPerBlock * p.sum_x_ld / 2;
     }
   };
   // Release a slot, then refill it: every thread arrives on the slot's empty barrier (its reads
@@ -293,7 +274,7 @@ __global__ void __launch_bounds__(kStreamWarps * 32, stream_ctas_per_sm(kTiles, 
     zero_sums();
 #pragma unroll
     for (int j = 0; j < 4; ++j) {
-      mma_chunk<T, kTiles, kMx, kSumXMma, !kMx>(acc, sum_x, wr0[j], wr1[j], xv[j]);
+      mma_chunk<T, kTiles, kMx, kSumX, !kMx>(acc, sum_x, wr0[j], wr1[j], xv[j]);
       constexpr int kPer = kChunks == 0 ? 4 : kChunks;  // per channel: fold every block (bounded sums)
       if (j % kPer != kPer - 1) continue;
       const int gi = kChunks == 0 ? 0 : j / kChunks;
@@ -311,15 +292,11 @@ __global__ void __launch_bounds__(kStreamWarps * 32, stream_ctas_per_sm(kTiles, 
           const float s0 = to_f32(sc[0][gi]), s1 = to_f32(sc[1][gi]);
           const float zb0 = (kZeros ? to_f32(zc[0][gi]) : 8.f) + Magic<T>::kBase;
           const float zb1 = (kZeros ? to_f32(zc[1][gi]) : 8.f) + Magic<T>::kBase;
-          // sum x of accumulator column 2 tig + (i & 1): from the MMA (sum_x[t][i]) or the pass
-          auto sxv = [&](int i) -> float {
-            if constexpr (kSumXPass) return (i & 1) ? in.sx[kChunks == 0 ? 0 : gi][t].y : in.sx[kChunks == 0 ? 0 : gi][t].x;
-            else return sum_x[t][i];
-          };
-          tot[0] = fmaf(s0, fmaf(-zb0, sxv(0), a[0]), tot[0]);
-          tot[1] = fmaf(s0, fmaf(-zb0, sxv(1), a[1]), tot[1]);
-          tot[2] = fmaf(s1, fmaf(-zb1, sxv(2), a[2]), tot[2]);
-          tot[3] = fmaf(s1, fmaf(-zb1, sxv(3), a[3]), tot[3]);
+          const float(&sx)[4] = sum_x[t];  // sum x of accumulator column 2 tig + (i & 1)
+          tot[0] = fmaf(s0, fmaf(-zb0, sx[0], a[0]), tot[0]);
+          tot[1] = fmaf(s0, fmaf(-zb0, sx[1], a[1]), tot[1]);
+          tot[2] = fmaf(s1, fmaf(-zb1, sx[2], a[2]), tot[2]);
+          tot[3] = fmaf(s1, fmaf(-zb1, sx[3], a[3]), tot[3]);
         }
       }
       zero_sums();

@@ -1,5 +1,7 @@
 // 4-bit weight kernels: the a16w4 GEMV instantiations (w4_gemv.cuh), the dequantizer of
-// the large-M path, and the layout conversions.
+// the large-M path, the sums of x, and the layout conversions. (The mixed-input wgmma GEMM's
+// instantiations: w4_wgmma_launch.cu, a translation unit of their own so the two compile in
+// parallel.)
 #include <c10/cuda/CUDAException.h>
 #include <c10/util/Exception.h>
 
@@ -9,7 +11,6 @@
 #include "gemm/w4/w4_gemv.cuh"
 #include "gemm/w4/w4_gemv_regs.cuh"
 #include "gemm/w4/w4_gemv_stream.cuh"
-#include "gemm/w4/w4_wgmma.cuh"
 #include "gemm/w4/w4_launch.h"
 #include "lowbit/gemv_split.h"  // gemv_token_tiles
 #include "lowbit/w4_layout.h"
@@ -34,12 +35,6 @@ void gemv(const GemvParams& p, const CUtensorMap& x_map, cudaStream_t stream) {
           C10_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
           configured = smem;
         }
-      }
-      if constexpr (kTiles >= 2 && !kMx) {
-        if (!kernel && p.sum_x_ld > 0)  // the sums of x per group from the pass (w4_ops.cpp), x from global
-          kernel = p.prefetch && kTiles == 2
-                       ? a16w4_gemv_stream_kernel<T, kTiles, kChunks, kZeros, false, kTiles == 2, false, true>
-                       : a16w4_gemv_stream_kernel<T, kTiles, kChunks, kZeros, false, false, false, true>;
       }
       if (!kernel)
         kernel = p.prefetch && kTiles <= 2 ? a16w4_gemv_stream_kernel<T, kTiles, kChunks, kZeros, kMx, kTiles <= 2>
@@ -171,56 +166,21 @@ __global__ void unpack_kernel(const uint32_t* __restrict__ packed, uint8_t* __re
   }
 }
 
-// sum_x[m * m_stride + g * g_stride] = sum of x[m, k] over group g, in fp32, for tokens m <
-// m_out (0 for m >= M: padding): one warp per (token, group).
+// sum_x[m, g] = sum of x[m, k] over group g, in fp32: one warp per (token, group).
 template <typename T>
-__global__ void sum_x_kernel(const T* __restrict__ x, float* __restrict__ sum_x, int64_t M, int64_t K, int64_t group,
-                             int64_t m_out, int64_t m_stride, int64_t g_stride) {
+__global__ void sum_x_kernel(const T* __restrict__ x, float* __restrict__ sum_x, int64_t M, int64_t K, int64_t group) {
   const int64_t groups = K / group;
   const int64_t item = (int64_t(blockIdx.x) * blockDim.x + threadIdx.x) / 32;
   const int lane = threadIdx.x % 32;
-  if (item >= m_out * groups) return;
-  const int64_t m = item / groups, g = item % groups;
+  if (item >= M * groups) return;
+  const T* row = x + (item / groups) * K + (item % groups) * group;
   float s = 0.f;
-  if (m < M) {
-    const T* row = x + m * K + g * group;
-    for (int64_t k = lane; k < group; k += 32) s += ptx::to_f32(row[k]);
+  for (int64_t k = lane; k < group; k += 32) s += ptx::to_f32(row[k]);
 #pragma unroll
-    for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
-  }
-  if (lane == 0) sum_x[m * m_stride + g * g_stride] = s;
+  for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
+  if (lane == 0) sum_x[item] = s;
 }
 
-// tmap_w: the 8-bit rows' map (kRows8); 4-bit weights come by bulk copies and ignore it.
-template <typename T, WgmmaWeights kW, int kChunks = 0, bool kZeros = false, int kRowTiles = 1>
-void wgmma_typed(const CUtensorMap& tmap_x, const CUtensorMap& tmap_w, const W4WgmmaParams& p, cudaStream_t stream) {
-  auto kernel = a16w4_wgmma_kernel<T, kW, kWgTokens, kChunks, kZeros, kRowTiles>;
-  constexpr int smem = W4WgmmaSmem<kWgTokens, wgmma_rows8(kW), kRowTiles>::kBytes;
-  static const bool configured = [&] {
-    C10_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
-    return true;
-  }();
-  (void)configured;
-  dim3 grid(p.N / (kWgRows * kRowTiles), (p.M + kWgTokens - 1) / kWgTokens);
-  kernel<<<grid, kWgThreads, smem, stream>>>(tmap_x, tmap_w, p);
-  C10_CUDA_KERNEL_LAUNCH_CHECK();
-}
-
-template <typename T, WgmmaWeights kW, bool kZeros>
-void wgmma_group(const CUtensorMap& tmap_x, const W4WgmmaParams& p, cudaStream_t stream) {
-  switch (p.group) {
-    case 32: return wgmma_typed<T, kW, 1, kZeros>(tmap_x, tmap_x, p, stream);
-    case 64: return wgmma_typed<T, kW, 2, kZeros>(tmap_x, tmap_x, p, stream);
-    case 128: return wgmma_typed<T, kW, 4, kZeros>(tmap_x, tmap_x, p, stream);
-    default: return wgmma_typed<T, kW, 0, kZeros>(tmap_x, tmap_x, p, stream);  // one group per row (group == K)
-  }
-}
-
-template <typename T, WgmmaWeights kW>
-void wgmma_int4(const CUtensorMap& tmap_x, const W4WgmmaParams& p, cudaStream_t stream) {
-  if (p.zeros) wgmma_group<T, kW, true>(tmap_x, p, stream);
-  else wgmma_group<T, kW, false>(tmap_x, p, stream);
-}
 
 // MXFP8 (e4m3 codes + E8M0 per 32) -> OutT: e4m3 * 2^(e - 127) in fp32, rounded once (exact
 // in fp32; in bf16 too, except values under bf16's smallest subnormal 2^-133).
@@ -286,48 +246,14 @@ void launch_dequant_mx8(bool fp32_out, const uint8_t* q, const uint8_t* s, void*
   C10_CUDA_KERNEL_LAUNCH_CHECK();
 }
 
-void launch_sum_x(Elem t, const void* x, float* sum_x, int64_t M, int64_t K, int64_t group, cudaStream_t stream,
-                  int64_t m_out, bool by_group) {
-  if (m_out < M) m_out = M;
-  const int64_t groups = K / group;
-  const int64_t warps = m_out * groups;
+void launch_sum_x(Elem t, const void* x, float* sum_x, int64_t M, int64_t K, int64_t group, cudaStream_t stream) {
+  const int64_t warps = M * (K / group);
   const int grid = int((warps * 32 + 255) / 256);
-  const int64_t m_stride = by_group ? 1 : groups, g_stride = by_group ? m_out : 1;
   if (t == Elem::kBF16)
-    sum_x_kernel<<<grid, 256, 0, stream>>>(static_cast<const __nv_bfloat16*>(x), sum_x, M, K, group, m_out, m_stride,
-                                           g_stride);
+    sum_x_kernel<<<grid, 256, 0, stream>>>(static_cast<const __nv_bfloat16*>(x), sum_x, M, K, group);
   else
-    sum_x_kernel<<<grid, 256, 0, stream>>>(static_cast<const __half*>(x), sum_x, M, K, group, m_out, m_stride, g_stride);
+    sum_x_kernel<<<grid, 256, 0, stream>>>(static_cast<const __half*>(x), sum_x, M, K, group);
   C10_CUDA_KERNEL_LAUNCH_CHECK();
-}
-
-void launch_wgmma(Elem t, const CUtensorMap& tmap_x, const W4WgmmaParams& p, bool mx, int row_tiles, bool fold,
-                  cudaStream_t stream) {
-  using enum WgmmaWeights;
-  if (mx && row_tiles == 2) return wgmma_typed<__nv_bfloat16, kMxfp4, 0, false, 2>(tmap_x, tmap_x, p, stream);
-  if (mx) return wgmma_typed<__nv_bfloat16, kMxfp4>(tmap_x, tmap_x, p, stream);  // bf16 only (w4_wgmma.cuh)
-  if (t == Elem::kBF16) {
-    if (fold) wgmma_int4<__nv_bfloat16, kInt4Fold>(tmap_x, p, stream);
-    else wgmma_int4<__nv_bfloat16, kInt4Promote>(tmap_x, p, stream);
-  } else {
-    if (fold) wgmma_int4<__half, kInt4Fold>(tmap_x, p, stream);
-    else wgmma_int4<__half, kInt4Promote>(tmap_x, p, stream);
-  }
-}
-
-template <int kRowTiles>
-void rows8_wgmma(Elem t, bool mx, const CUtensorMap& tmap_x, const CUtensorMap& tmap_w, const W4WgmmaParams& p,
-                 cudaStream_t stream) {
-  using enum WgmmaWeights;
-  if (mx) return wgmma_typed<__nv_bfloat16, kMxfp8Rows, 0, false, kRowTiles>(tmap_x, tmap_w, p, stream);  // bf16 x
-  if (t == Elem::kBF16) wgmma_typed<__nv_bfloat16, kInt8Rows, 0, false, kRowTiles>(tmap_x, tmap_w, p, stream);
-  else wgmma_typed<__half, kInt8Rows, 0, false, kRowTiles>(tmap_x, tmap_w, p, stream);
-}
-
-void launch_rows8_wgmma(Elem t, bool mx, const CUtensorMap& tmap_x, const CUtensorMap& tmap_w, const W4WgmmaParams& p,
-                        int row_tiles, cudaStream_t stream) {
-  if (row_tiles == 2) rows8_wgmma<2>(t, mx, tmap_x, tmap_w, p, stream);
-  else rows8_wgmma<1>(t, mx, tmap_x, tmap_w, p, stream);
 }
 
 void launch_prepack(const uint8_t* plain, uint32_t* packed, int64_t N, int64_t K, cudaStream_t stream) {

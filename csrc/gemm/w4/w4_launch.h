@@ -24,14 +24,11 @@ void launch_dequant_mx(Elem t, bool fp32_out, const uint32_t* w, const uint8_t* 
                        int64_t K, cudaStream_t stream);
 
 // M > 32 (w4_ops.cpp wgmma_applies): the mixed-input wgmma GEMM (w4_wgmma.cuh) with x's TMA map
-// (boxes kWgTokens x 64, 128B swizzle). int4: fold = scales and zero points folded into the A
+// (boxes p.tokens x 64, 128B swizzle; p.splits K splits with fp32 partials, w4_ops.cpp wgmma_plan). int4: fold = scales and zero points folded into the A
 // operand (w = q s - z s in x's dtype, sums chained over K); else exact codes with a promotion
-// per group, which needs sum_x (M, K / group) fp32 sums of x per group first (launch_sum_x; with
-// m_out > M the rows past M are zeros; by_group: stored (K / group, m_out) instead, for GEMV v8's
-// sum-x pass).
+// per group, which needs sum_x (M, K / group) fp32 sums of x per group first (launch_sum_x).
 // mx: mxfp4 weights (E8M0 scales in p.scales, no sum_x; bf16 x only).
-void launch_sum_x(Elem t, const void* x, float* sum_x, int64_t M, int64_t K, int64_t group, cudaStream_t stream,
-                  int64_t m_out = 0, bool by_group = false);
+void launch_sum_x(Elem t, const void* x, float* sum_x, int64_t M, int64_t K, int64_t group, cudaStream_t stream);
 // row_tiles: 128-row m64 tiles per consumer warpgroup pair, 1 or 2 (256 rows per CTA, mx only;
 // N % 256 == 0).
 void launch_wgmma(Elem t, const CUtensorMap& tmap_x, const W4WgmmaParams& p, bool mx, int row_tiles, bool fold,

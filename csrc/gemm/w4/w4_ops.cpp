@@ -109,20 +109,16 @@ bool gemv_stream_prefetch(int64_t M) {
   static const int64_t knob = env::integer("LOWBIT_A16W4_STREAM_PREFETCH", -1);
   return gemv_token_tiles(M) <= 2 && (knob < 0 ? gemv_token_tiles(M) == 1 : knob != 0);  // 32 tokens: never
 }
-// v8 with x through a ring of the CTA (LOWBIT_A16W4_STREAM_X=ring; written in session 7, not
-// measured): x by TMA boxes into shared memory instead of global loads. The CTA's four warps must
-// share their K split: N % 64 == 0. It runs v8's default prefetch (scales one block ahead at 1..8
-// tokens); LOWBIT_A16W4_STREAM_PREFETCH does not apply to it.
+// v8 with x through a ring of the CTA: x by TMA boxes into shared memory instead of global loads.
+// The CTA's four warps must share their K split: N % 64 == 0. Default at 17..32 tokens (int4 g128
+// / per channel, v8's range there; session 8, same-call A/B at 32 tokens: 1.05 / 1.07 / 1.01 /
+// 0.86x cuBLAS vs 1.01 / 0.99 / 0.96 / 0.79x on 8192^2 / 28672x8192 / 4096x14336 / 14336x4096);
+// not at 1..16 (M = 1: 1.83-2.42x vs 1.94-2.64x, slower; 16: within +-6%). It runs v8's default
+// prefetch (scales one block ahead at 1..8 tokens); LOWBIT_A16W4_STREAM_PREFETCH does not apply
+// to it. LOWBIT_A16W4_STREAM_X=ring|off forces it at every v8 token count, or never (A/B runs).
 bool gemv_stream_xring(int64_t M, int64_t N) {
-  static const bool knob = env::is("LOWBIT_A16W4_STREAM_X", "ring");
-  return knob && N % (kTileRows * kStreamWarps) == 0;
-}
-// v8 with the sums of x per group from a pass before the kernel (LOWBIT_A16W4_STREAM_SUMX=pass; int4
-// at 9..32 tokens; written in session 7, not measured): half of v8's MMAs at 16-32 tokens are the
-// all-ones MMA that sums x, and there the mma.sync pipe is the estimated limit.
-bool gemv_stream_sumx_pass(int64_t M, bool mx, bool xring) {
-  static const bool knob = env::is("LOWBIT_A16W4_STREAM_SUMX", "pass");
-  return knob && !mx && !xring && gemv_token_tiles(M) >= 2;
+  static const bool on = env::is("LOWBIT_A16W4_STREAM_X", "ring"), off = env::is("LOWBIT_A16W4_STREAM_X", "off");
+  return !off && (on || gemv_token_tiles(M) == 4) && N % (kTileRows * kStreamWarps) == 0;
 }
 // v8's split: about LOWBIT_A16W4_STREAM_WARPS (default 16) warps per SM in all, at most one wave
 // (the launch bounds leave room for 12-16), each warp one 16-row tile over K / splits.
@@ -170,17 +166,6 @@ Tensor gemv(const Tensor& x, const Tensor& w, const Tensor& scales, const OptTen
   p.xring = stream && gemv_stream_xring(M, N) ? 1 : 0;
   p.prefetch = (p.xring ? gemv_token_tiles(M) == 1 : gemv_stream_prefetch(M)) ? 1 : 0;
   CUtensorMap x_map{};  // boxes of M x 128 elements (one block of every token)
-  // the sum-x pass: (K / G, tokens rounded up to the token tiles) fp32, G = the group (per
-  // channel: the 128-element block, v8's promotion step there), zeros past M
-  Tensor sum_x;
-  if (stream && gemv_stream_sumx_pass(M, mx, p.xring)) {
-    const int64_t G = g == K ? kBlockElems : g, ld = 8 * int64_t(gemv_token_tiles(M));
-    sum_x = at::empty({K / G, ld}, x.options().dtype(at::kFloat));
-    launch_sum_x(elem_of(x), x.data_ptr(), sum_x.data_ptr<float>(), M, K, G, at::cuda::getCurrentCUDAStream(), ld,
-                 /*by_group=*/true);
-    p.sum_x = sum_x.data_ptr<float>();
-    p.sum_x_ld = int(ld);
-  }
   if (p.xring) x_map = tma::make_2d_rows16(x.data_ptr(), M, K, K, uint32_t(M), kBlockElems);
   // arrival counters: per 128-row CTA, or per 16-row tile (v8)
   SplitBuffers split =
@@ -259,6 +244,46 @@ int chained_row_tiles(int64_t M, int64_t N) {
   return 10 * waves(ctas) > 18 * waves(ctas / 2) ? 2 : 1;  // 256 rows: waves halved, x 1.8 time
 }
 
+// The mixed-input wgmma's launch plan: tokens per CTA (wgmma N) and the K split. One CTA per
+// SM (its stages fill shared memory), so a grid of fewer (rows x tokens) tiles than SMs left SMs
+// idle: 8192 x 8192 at M = 64 ran 64 CTAs on 132 SMs, 4096 x 14336 32 (sessions 4-7: 0.88x /
+// 0.96x cuBLAS). The K blocks are split so the tiles x splits fill one wave
+// (one_wave_split), each split's fp32 partials summed by the tile's last CTA
+// (w4_wgmma.cuh). 64 tokens per CTA up to 64 tokens (wgmma_tokens): at M = 33..64 a 128-token
+// CTA multiplied zero rows for half of its tensor work. promote: the int4 promotion variant
+// (LOWBIT_A16W4_WGMMA=promote) keeps 128 tokens and one split (w4_params.h wgmma_splits), as do
+// 256-row CTAs (chosen only where 128-row CTAs overfill a wave: never split).
+// LOWBIT_W4_WGMMA_SPLIT=off and LOWBIT_W4_WGMMA_TOKENS=128 restore the session-7 kernel (A/B).
+struct WgmmaPlan {
+  int tokens;
+  KSplit split;
+  int64_t tiles;  // (rows, tokens) tiles: the arrival counters of a split
+};
+WgmmaPlan wgmma_plan(int64_t M, int64_t N, int64_t K, int row_tiles, bool promote) {
+  static const bool no_split = env::is("LOWBIT_W4_WGMMA_SPLIT", "off");
+  static const int forced_tokens = env::integer("LOWBIT_W4_WGMMA_TOKENS", 0);
+  const bool splittable = wgmma_splits(promote ? WgmmaWeights::kInt4Promote : WgmmaWeights::kInt4Fold, row_tiles);
+  const int tokens = promote ? kWgTokens
+                     : forced_tokens == 64 || forced_tokens == kWgTokens ? forced_tokens
+                                                                         : wgmma_tokens(M);
+  const int64_t tiles = N / (kWgRows * row_tiles) * ((M + tokens - 1) / tokens);
+  const int64_t sms = at::cuda::getCurrentDeviceProperties()->multiProcessorCount;
+  const int64_t blocks = K / 128;
+  const KSplit split = splittable && !no_split ? one_wave_split(blocks, tiles, sms) : KSplit{blocks, 1};
+  return {tokens, split, tiles};
+}
+
+// Fill p's plan fields; the split's buffers (kept alive by the caller until the launch is queued).
+SplitBuffers apply_wgmma_plan(const WgmmaPlan& plan, W4WgmmaParams& p, const Tensor& x) {
+  p.tokens = plan.tokens;
+  p.splits = int(plan.split.splits);
+  p.kb_per_split = int(plan.split.slice_steps);
+  SplitBuffers buf = split_buffers(plan.split.splits, p.M, p.N, plan.tiles, x.options());
+  p.partial = buf.partial_ptr();
+  p.arrivals = buf.arrivals_ptr();
+  return buf;
+}
+
 // mx: mxfp4 weights (E8M0 scales folded into the bf16 A operand exactly: no sums of x, no
 // zero points). int4: scales and zero points folded into the A operand too (w = q s - z s
 // rounded once to x's dtype, like the dequantize path's weight; session 5), or with
@@ -278,7 +303,9 @@ Tensor wgmma_matmul(const Tensor& x, const Tensor& w, const Tensor& scales, cons
     sum_x = at::empty({m_pad, K / g}, x.options().dtype(at::kFloat));
     launch_sum_x(elem_of(x), x.data_ptr(), sum_x.data_ptr<float>(), M, K, g, stream);
   }
-  const CUtensorMap tmap_x = tma::make_2d_sw128(x.data_ptr(), 2, M, K, K, kWgTokens);
+  const int row_tiles = mx ? chained_row_tiles(M, N) : 1;
+  const WgmmaPlan plan = wgmma_plan(M, N, K, row_tiles, /*promote=*/!mx && !fold);
+  const CUtensorMap tmap_x = tma::make_2d_sw128(x.data_ptr(), 2, M, K, K, plan.tokens);
   W4WgmmaParams p{};
   p.w = reinterpret_cast<const uint32_t*>(w.data_ptr<int32_t>());
   p.scales = scales.data_ptr();
@@ -287,7 +314,8 @@ Tensor wgmma_matmul(const Tensor& x, const Tensor& w, const Tensor& scales, cons
   p.bias = bias ? bias->data_ptr() : nullptr;
   p.out = out.data_ptr();
   p.M = int(M), p.N = int(N), p.K = int(K), p.group = int(g);
-  launch_wgmma(elem_of(x), tmap_x, p, mx, mx ? chained_row_tiles(M, N) : 1, fold, stream);
+  const SplitBuffers split = apply_wgmma_plan(plan, p, x);
+  launch_wgmma(elem_of(x), tmap_x, p, mx, row_tiles, fold, stream);
   return out;
 }
 
@@ -310,8 +338,9 @@ bool rows8_wgmma_applies(int64_t M, int64_t N, int64_t K, bool mx) {
 Tensor rows8_wgmma_matmul(const Tensor& x, const Tensor& w, const Tensor& w_scale, const OptTensor& bias, bool mx) {
   const int64_t M = x.size(0), K = x.size(1), N = w.size(0);
   Tensor out = at::empty({M, N}, x.options());
-  const CUtensorMap tmap_x = tma::make_2d_sw128(x.data_ptr(), 2, M, K, K, kWgTokens);
   const int row_tiles = chained_row_tiles(M, N);
+  const WgmmaPlan plan = wgmma_plan(M, N, K, row_tiles, /*promote=*/false);
+  const CUtensorMap tmap_x = tma::make_2d_sw128(x.data_ptr(), 2, M, K, K, plan.tokens);
   const CUtensorMap tmap_w = tma::make_2d_sw128(w.data_ptr(), 1, N, K, K, kWgRows * row_tiles);
   W4WgmmaParams p{};
   p.scales = mx ? w_scale.data_ptr() : nullptr;
@@ -319,6 +348,7 @@ Tensor rows8_wgmma_matmul(const Tensor& x, const Tensor& w, const Tensor& w_scal
   p.bias = bias ? bias->data_ptr() : nullptr;
   p.out = out.data_ptr();
   p.M = int(M), p.N = int(N), p.K = int(K), p.group = int(K);
+  const SplitBuffers split = apply_wgmma_plan(plan, p, x);
   launch_rows8_wgmma(elem_of(x), mx, tmap_x, tmap_w, p, row_tiles, at::cuda::getCurrentCUDAStream());
   return out;
 }

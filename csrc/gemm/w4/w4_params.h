@@ -26,9 +26,7 @@ struct GemvParams {
   int bulk;               // 1: full blocks by 1 KB bulk copies (default; LOWBIT_A16W4_BULK=0: cp.async)
   int regs;               // 0: GEMV v6; 1: v7, register streaming (the 32-token tile); 2: v7b; 3: v8 (w4_ops.cpp)
   int prefetch;           // v8: x and scales one block ahead (w4_ops.cpp gemv_stream_prefetch)
-  int xring;              // v8: x through a ring of the CTA by TMA boxes (LOWBIT_A16W4_STREAM_X=ring)
-  const float* sum_x;     // v8's sum-x pass (LOWBIT_A16W4_STREAM_SUMX=pass): fp32 (K / sum_x_group, sum_x_ld)
-  int sum_x_ld;           //   tokens per row of sum_x (M rounded up to the token tiles), or 0: no pass
+  int xring;              // v8: x through a ring of the CTA by TMA boxes (w4_ops.cpp gemv_stream_xring)
 };
 
 // GEMV v8 (w4_gemv_stream.cuh): warps that work alone, each one 16-row tile over one K split,
@@ -89,7 +87,11 @@ inline GemvSmem gemv_smem_layout(int tokens, int k_slice, int elem_bytes, int gr
 constexpr int kWgRows = 128;     // weight rows per CTA (2 consumer warpgroups x 64)
 constexpr int kWgThreads = 384;  // producer + 2 consumer warpgroups
 constexpr int kWgStages = 5;
-constexpr int kWgTokens = 128;   // tokens per CTA (wgmma N)
+constexpr int kWgTokens = 128;   // tokens per CTA (wgmma N) above 64 tokens
+// Tokens per CTA (wgmma N, a template argument of the kernel; the host's TMA box of x has as many
+// rows): 64 up to 64 tokens (half of a 128-token CTA's tensor work would multiply the OOB-filled
+// zero rows), else 128. The host plan (w4_ops.cpp) and the launch (w4_wgmma_launch.cu) both ask.
+constexpr int wgmma_tokens(int64_t M) { return M <= 64 ? 64 : kWgTokens; }
 
 // The weight operand of the mixed-input wgmma kernel (w4_wgmma.cuh): one kernel, five policies.
 enum class WgmmaWeights {
@@ -103,6 +105,12 @@ enum class WgmmaWeights {
 // branches test.
 constexpr bool wgmma_mx(WgmmaWeights w) { return w == WgmmaWeights::kMxfp4 || w == WgmmaWeights::kMxfp8Rows; }
 constexpr bool wgmma_rows8(WgmmaWeights w) { return w == WgmmaWeights::kInt8Rows || w == WgmmaWeights::kMxfp8Rows; }
+// Which kernels have the K split's epilogue: not the int4 promotion variant (its per-channel sums
+// of x cover all of K), not 256-row CTAs (chosen only where 128-row CTAs fill more than a wave,
+// so never split; their epilogue spilled 32 bytes with it).
+constexpr bool wgmma_splits(WgmmaWeights w, int row_tiles) {
+  return w != WgmmaWeights::kInt4Promote && row_tiles == 1;
+}
 
 struct W4WgmmaParams {
   const uint32_t* w;     // int32 (N, K/8), layout v3; N % 128 == 0, K % 128 == 0 (8-bit rows: by TMA)
@@ -112,7 +120,12 @@ struct W4WgmmaParams {
   const float* row_scale;  // int8 rows: fp32 (N,) per-channel scale; else null
   const void* bias;      // T (N,) or null
   void* out;             // T (M, N)
+  float* partial;        // splits > 1: fp32 [splits][M][N] (the sums before row scale and bias)
+  int* arrivals;         // splits > 1: [row CTAs x token CTAs], zero on entry
   int M, N, K, group;
+  int tokens;            // tokens per CTA: wgmma_tokens(M), or forced (LOWBIT_W4_WGMMA_TOKENS)
+  int splits;            // K splits (grid z), each kb_per_split 128-element blocks (the last fewer)
+  int kb_per_split;
 };
 
 }  // namespace lowbit::w4

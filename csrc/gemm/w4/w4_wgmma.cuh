@@ -141,7 +141,8 @@ __device__ __forceinline__ void a16w4_wgmma_consume(const W4WgmmaParams& p, uint
 #pragma unroll
   for (int rt = 0; rt < kRowTiles; ++rt) row0[rt] = blockIdx.x * kWgRows * kRowTiles + (tile + 8 * rt) * kTileRows + grp;
   const int tok0 = blockIdx.y * kBN;
-  const int num_kb = p.K / kBlockElems;
+  const int kb0 = blockIdx.z * p.kb_per_split;  // this CTA's K split: blocks kb0 .. kb1 - 1
+  const int kb1 = min(p.K / kBlockElems, kb0 + p.kb_per_split);
   const int groups = kChunks == 0 ? 1 : p.K / p.group;
   const T* scales = static_cast<const T*>(p.scales);
   const T* zeros = static_cast<const T*>(p.zeros);
@@ -196,7 +197,7 @@ __device__ __forceinline__ void a16w4_wgmma_consume(const W4WgmmaParams& p, uint
   uint32_t next_e[kRowTiles][2] = {};
   T next_s[kBlockGroups][2], next_z[kBlockGroups][2];
   auto load_block_scales = [&](int kb) {
-    if (kb >= num_kb) return;
+    if (kb >= kb1) return;
     if constexpr (kMx) {
       const uint8_t* e = static_cast<const uint8_t*>(p.scales) + kb * 4;
 #pragma unroll
@@ -216,12 +217,12 @@ __device__ __forceinline__ void a16w4_wgmma_consume(const W4WgmmaParams& p, uint
         }
     }
   };
-  load_block_scales(0);
+  load_block_scales(kb0);
 
   int stage = 0;
   uint32_t phase = 0;
   const uint64_t desc_x0 = ptx::smem_desc_k_major_sw128(smem);
-  for (int kb = 0; kb < num_kb; ++kb) {
+  for (int kb = kb0; kb < kb1; ++kb) {
     uint32_t sc0[kRowTiles], sc1[kRowTiles];  // MX: the E8M0 bytes of the rows for this block's 4 chunks
 #pragma unroll
     for (int rt = 0; rt < kRowTiles; ++rt) sc0[rt] = next_e[rt][0], sc1[rt] = next_e[rt][1];
@@ -287,10 +288,10 @@ __device__ __forceinline__ void a16w4_wgmma_consume(const W4WgmmaParams& p, uint
           }
         }
       // scale-d = 0 starts an accumulator: at a group's first chunk, or (one group per row)
-      // at the very first step
+      // at the split's first step
       bool first;
       if constexpr (kChunks > 0 && !kFold) first = j % kChunks == 0;
-      else first = kb == 0 && j == 0;
+      else first = kb == kb0 && j == 0;
       ptx::wgmma_fence();
 #pragma unroll
       for (int s = 0; s < 2; ++s) {
@@ -329,7 +330,7 @@ __device__ __forceinline__ void a16w4_wgmma_consume(const W4WgmmaParams& p, uint
     for (int rt = 0; rt < kRowTiles; ++rt)
 #pragma unroll
       for (int r = 0; r < kAccRegs; ++r) ptx::fence_register(acc[rt][r]);
-  } else if constexpr (kChunks == 0) {
+  } else if constexpr (kChunks == 0) {  // (one split only: sum_x covers all of K)
 #pragma unroll
     for (int r = 0; r < kAccRegs; ++r) ptx::fence_register(acc[0][r]);
     promote(0);
@@ -338,26 +339,55 @@ __device__ __forceinline__ void a16w4_wgmma_consume(const W4WgmmaParams& p, uint
   // y[tok, row] = the sums (+ bias): this thread's rows row0[rt], row0[rt] + 8 for its tokens
   const T* bias = static_cast<const T*>(p.bias);
   T* out = static_cast<T*>(p.out);
-  // int8 rows: the per-channel scale, then the bias (the reference's order, one rounding)
+  // int8 rows: the per-channel scale rs, then the bias (the reference's order, one rounding)
   constexpr bool kRowScale = kRows8 && !kMx;
+  auto store = [&](float sum, float rs, int tok, int row) {
+    const float v = kRowScale ? __fmul_rn(sum, rs) : sum;
+    out[size_t(tok) * p.N + row] = ptx::from_f32<T>(bias ? v + ptx::to_f32(bias[row]) : v);
+  };
+  auto for_each_sum = [&](auto f) {  // f(sum, rs, tok, row) for this thread's sums of tokens < M
 #pragma unroll
-  for (int rt = 0; rt < kRowTiles; ++rt) {
-    const float rs[2] = {kRowScale ? p.row_scale[row0[rt]] : 1.f, kRowScale ? p.row_scale[row0[rt] + 8] : 1.f};
+    for (int rt = 0; rt < kRowTiles; ++rt) {
+      const float rs[2] = {kRowScale ? p.row_scale[row0[rt]] : 1.f, kRowScale ? p.row_scale[row0[rt] + 8] : 1.f};
 #pragma unroll
-    for (int c = 0; c < kAccRegs / 4; ++c)
+      for (int c = 0; c < kAccRegs / 4; ++c)
 #pragma unroll
-      for (int u = 0; u < 2; ++u) {
-        const int tok = tok0 + 8 * c + 2 * tig + u;
-        if (tok >= p.M) continue;
+        for (int u = 0; u < 2; ++u) {
+          const int tok = tok0 + 8 * c + 2 * tig + u;
+          if (tok >= p.M) continue;
 #pragma unroll
-        for (int h = 0; h < 2; ++h) {
-          const int row = row0[rt] + 8 * h;
-          const int r = 4 * c + 2 * h + u;
-          const float sum = kChained ? acc[rt][r] : fin[kChained ? 0 : r];
-          const float v = kRowScale ? __fmul_rn(sum, rs[h]) : sum;
-          out[size_t(tok) * p.N + row] = ptx::from_f32<T>(bias ? v + ptx::to_f32(bias[row]) : v);
+          for (int h = 0; h < 2; ++h) {
+            const int r = 4 * c + 2 * h + u;
+            f(kChained ? acc[rt][r] : fin[kChained ? 0 : r], rs[h], tok, row0[rt] + 8 * h);
+          }
         }
-      }
+    }
+  };
+  if (!wgmma_splits(kW, kRowTiles) || p.splits == 1) return for_each_sum(store);
+
+  // K split (small grids, w4_ops.cpp wgmma_plan): the sums go to this split's fp32 partials and
+  // the last CTA of the (rows, tokens) tile to arrive adds them in split order (deterministic)
+  // and finishes them: the GEMVs' protocol (lowbit/gemv_store.cuh) over the 256 consumer threads,
+  // whose named barrier orders every thread's partial stores before one thread's gpu-scope fence.
+  float* own = p.partial + size_t(blockIdx.z) * p.M * p.N;
+  for_each_sum([&](float sum, float, int tok, int row) { own[size_t(tok) * p.N + row] = sum; });
+  constexpr uint32_t kBarSplit = 3;  // (1 and 2: the 8-bit-row warpgroups' stage releases)
+  __shared__ int last;
+  ptx::named_barrier_sync(kBarSplit, kWgThreads - 128);
+  if (threadIdx.x == 128) {
+    __threadfence();
+    last = atomicAdd(&p.arrivals[blockIdx.y * gridDim.x + blockIdx.x], 1) == p.splits - 1;
+    if (last) __threadfence();  // acquire: the other splits' partials before the barrier below
+  }
+  ptx::named_barrier_sync(kBarSplit, kWgThreads - 128);
+  if (!last) return;
+  constexpr int kCtaRows = kWgRows * kRowTiles;
+  const int row_base = blockIdx.x * kCtaRows, tokens = min(kBN, p.M - tok0);
+  for (int i = threadIdx.x - 128; i < tokens * kCtaRows; i += kWgThreads - 128) {
+    const int tok = tok0 + i / kCtaRows, row = row_base + i % kCtaRows;
+    float v = 0.f;
+    for (int sp = 0; sp < p.splits; ++sp) v += __ldcg(&p.partial[(size_t(sp) * p.M + tok) * p.N + row]);
+    store(v, kRowScale ? p.row_scale[row] : 1.f, tok, row);
   }
 }
 
@@ -392,12 +422,13 @@ __global__ void __launch_bounds__(kWgThreads, 1)
     // ------------------------------------------------------------ producer (one thread)
     ptx::setmaxnreg_dec<40>();
     if (warp == 0 && lane == 0) {
-      const int words = p.K / 8, num_kb = p.K / kBlockElems, tok0 = blockIdx.y * kBN;
+      const int words = p.K / 8, tok0 = blockIdx.y * kBN;
+      const int kb0 = blockIdx.z * p.kb_per_split, kb1 = min(p.K / kBlockElems, kb0 + p.kb_per_split);
       constexpr int kCtaRows = kWgRows * kRowTiles;
       const uint32_t* tiles = p.w + size_t(blockIdx.x) * kCtaRows * words;  // 8 (16) full 16-row tiles
       int stage = 0;
       uint32_t phase = 0;
-      for (int kb = 0; kb < num_kb; ++kb) {
+      for (int kb = kb0; kb < kb1; ++kb) {
         uint8_t* x_dst = smem + stage * Layout::kStageBytes;
         ptx::mbarrier_wait(&empty[stage], phase ^ 1);
         // The consumers read the stage's weights with ld.shared (generic proxy); the copies below

@@ -1,0 +1,89 @@
+// The mixed-input wgmma GEMM's instantiations (w4_wgmma.cuh): 4-bit weights (int4 folded or
+// promoted, mxfp4) and 8-bit rows (int8, e4m3), by tokens per CTA (64 / 128) and K split.
+#include <c10/cuda/CUDAException.h>
+#include <c10/util/Exception.h>
+
+#include "gemm/w4/w4_launch.h"
+#include "gemm/w4/w4_wgmma.cuh"
+
+namespace lowbit::w4 {
+namespace {
+
+// tmap_w: the 8-bit rows' map (kRows8); 4-bit weights come by bulk copies and ignore it.
+template <typename T, WgmmaWeights kW, int kChunks, bool kZeros, int kRowTiles, int kBN>
+void wgmma_tokens_typed(const CUtensorMap& tmap_x, const CUtensorMap& tmap_w, const W4WgmmaParams& p,
+                        cudaStream_t stream) {
+  auto kernel = a16w4_wgmma_kernel<T, kW, kBN, kChunks, kZeros, kRowTiles>;
+  constexpr int smem = W4WgmmaSmem<kBN, wgmma_rows8(kW), kRowTiles>::kBytes;
+  static const bool configured = [&] {
+    C10_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+    return true;
+  }();
+  (void)configured;
+  dim3 grid(p.N / (kWgRows * kRowTiles), (p.M + kBN - 1) / kBN, p.splits);
+  kernel<<<grid, kWgThreads, smem, stream>>>(tmap_x, tmap_w, p);
+  C10_CUDA_KERNEL_LAUNCH_CHECK();
+}
+
+// p.tokens per CTA (the host's TMA box of x has as many rows): 64 or 128; the promotion variant
+// (LOWBIT_A16W4_WGMMA=promote, not the default) 128 only. K splits where wgmma_splits says.
+template <typename T, WgmmaWeights kW, int kChunks = 0, bool kZeros = false, int kRowTiles = 1>
+void wgmma_typed(const CUtensorMap& tmap_x, const CUtensorMap& tmap_w, const W4WgmmaParams& p, cudaStream_t stream) {
+  TORCH_CHECK(p.tokens == 64 || p.tokens == kWgTokens, "lowbit: the mixed-input wgmma runs 64 or 128 tokens per CTA");
+  TORCH_CHECK(p.splits == 1 || wgmma_splits(kW, kRowTiles), "lowbit: a K split planned for a wgmma kernel without one");
+  if constexpr (kW == WgmmaWeights::kInt4Promote) {
+    TORCH_CHECK(p.tokens == kWgTokens, "lowbit: the int4 promotion variant runs 128 tokens per CTA");
+  } else {
+    if (p.tokens == 64) return wgmma_tokens_typed<T, kW, kChunks, kZeros, kRowTiles, 64>(tmap_x, tmap_w, p, stream);
+  }
+  wgmma_tokens_typed<T, kW, kChunks, kZeros, kRowTiles, kWgTokens>(tmap_x, tmap_w, p, stream);
+}
+
+template <typename T, WgmmaWeights kW, bool kZeros>
+void wgmma_group(const CUtensorMap& tmap_x, const W4WgmmaParams& p, cudaStream_t stream) {
+  switch (p.group) {
+    case 32: return wgmma_typed<T, kW, 1, kZeros>(tmap_x, tmap_x, p, stream);
+    case 64: return wgmma_typed<T, kW, 2, kZeros>(tmap_x, tmap_x, p, stream);
+    case 128: return wgmma_typed<T, kW, 4, kZeros>(tmap_x, tmap_x, p, stream);
+    default: return wgmma_typed<T, kW, 0, kZeros>(tmap_x, tmap_x, p, stream);  // one group per row (group == K)
+  }
+}
+
+template <typename T, WgmmaWeights kW>
+void wgmma_int4(const CUtensorMap& tmap_x, const W4WgmmaParams& p, cudaStream_t stream) {
+  if (p.zeros) wgmma_group<T, kW, true>(tmap_x, p, stream);
+  else wgmma_group<T, kW, false>(tmap_x, p, stream);
+}
+
+}  // namespace
+
+void launch_wgmma(Elem t, const CUtensorMap& tmap_x, const W4WgmmaParams& p, bool mx, int row_tiles, bool fold,
+                  cudaStream_t stream) {
+  using enum WgmmaWeights;
+  if (mx && row_tiles == 2) return wgmma_typed<__nv_bfloat16, kMxfp4, 0, false, 2>(tmap_x, tmap_x, p, stream);
+  if (mx) return wgmma_typed<__nv_bfloat16, kMxfp4>(tmap_x, tmap_x, p, stream);  // bf16 only (w4_wgmma.cuh)
+  if (t == Elem::kBF16) {
+    if (fold) wgmma_int4<__nv_bfloat16, kInt4Fold>(tmap_x, p, stream);
+    else wgmma_int4<__nv_bfloat16, kInt4Promote>(tmap_x, p, stream);
+  } else {
+    if (fold) wgmma_int4<__half, kInt4Fold>(tmap_x, p, stream);
+    else wgmma_int4<__half, kInt4Promote>(tmap_x, p, stream);
+  }
+}
+
+template <int kRowTiles>
+void rows8_wgmma(Elem t, bool mx, const CUtensorMap& tmap_x, const CUtensorMap& tmap_w, const W4WgmmaParams& p,
+                 cudaStream_t stream) {
+  using enum WgmmaWeights;
+  if (mx) return wgmma_typed<__nv_bfloat16, kMxfp8Rows, 0, false, kRowTiles>(tmap_x, tmap_w, p, stream);  // bf16 x
+  if (t == Elem::kBF16) wgmma_typed<__nv_bfloat16, kInt8Rows, 0, false, kRowTiles>(tmap_x, tmap_w, p, stream);
+  else wgmma_typed<__half, kInt8Rows, 0, false, kRowTiles>(tmap_x, tmap_w, p, stream);
+}
+
+void launch_rows8_wgmma(Elem t, bool mx, const CUtensorMap& tmap_x, const CUtensorMap& tmap_w, const W4WgmmaParams& p,
+                        int row_tiles, cudaStream_t stream) {
+  if (row_tiles == 2) rows8_wgmma<2>(t, mx, tmap_x, tmap_w, p, stream);
+  else rows8_wgmma<1>(t, mx, tmap_x, tmap_w, p, stream);
+}
+
+}  // namespace lowbit::w4
