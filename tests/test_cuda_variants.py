@@ -72,10 +72,15 @@ VARIANTS = [
     # the default (33..1024 / 33..512 tokens, full tiles)
     ("rows8-large-dequant", {"LOWBIT_ROWS8_LARGE": "dequant"}, ["test_cuda_a16w8.py", "test_cuda_a8w4_mx.py"],
      "large_m or matches_reference or nan or graph"),
-    # 256 weight rows per CTA for the chained formats (mxfp4, a8w4_mx, 8-bit rows) where N % 256
+    # 256 weight rows per CTA (int4 g128 / per channel folded, mxfp4, a8w4_mx, 8-bit rows) where N % 256
     # == 0 (by default only where it saves waves: no test shape is that large)
     ("w4-wgmma-rows256", {"LOWBIT_W4_WGMMA_ROWS": "256"},
-     ["test_cuda_mxfp4.py", "test_cuda_a8w4_mx.py", "test_cuda_a16w8.py"], "large_m or matches_reference"),
+     ["test_cuda_a16w4.py", "test_cuda_mxfp4.py", "test_cuda_a8w4_mx.py", "test_cuda_a16w8.py"],
+     "large_m or matches_reference or wgmma"),
+    # the GEMVs' 17..32 tokens through the mixed-input wgmma (32 tokens per CTA)
+    ("w4-wgmma-from-17", {"LOWBIT_W4_WGMMA_MIN_TOKENS": "17"},
+     ["test_cuda_a16w4.py", "test_cuda_mxfp4.py", "test_cuda_a8w4_mx.py", "test_cuda_a16w8.py"],
+     "matches_reference or repeatable or graph"),
     # mxfp8 through the dequantize path at every M (the GEMV takes M <= 32 with bf16 output)
     ("mxfp8-dequant", {"LOWBIT_MXFP8_PATH": "dequant"}, ["test_cuda_a8w4_mx.py"], "mxfp8"),
     # a16w8 through the large-M path at every M

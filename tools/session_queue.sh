@@ -339,3 +339,26 @@ fi
 if [ "$PART" = 27 ]; then  # the rest of part 26 when its call ran short
 TAIL=4 step 120 variants_nosplit python3 -m pytest -q -m cuda -p no:cacheprovider tests/test_cuda_variants.py -k "no-split"
 fi
+# Session 8, call 3: the GEMVs' 17..32 tokens through the mixed-input wgmma (32 tokens per CTA,
+# K split) vs the GEMVs; 256-row CTAs (now int4 too, with the split at <= 64 tokens) vs 128.
+#   PART=28 LOWBIT_KERNELS=quant,w4,int8 TESTS="tests/test_cuda_a16w4.py tests/test_cuda_mxfp4.py tests/test_cuda_a16w8.py tests/test_cuda_a8w4_mx.py" \
+#     EXTRA='bash tools/session_queue.sh' BENCH=0 bash tools/device_run.sh "large_m or wgmma"
+if [ "$PART" = 28 ]; then
+for v in "gemv:" "wg17:LOWBIT_W4_WGMMA_MIN_TOKENS=17"; do
+  name=${v%%:*}; knob=${v#*:}
+  TAIL=34 step 75 "small_$name" env $knob python3 bench/gemm.py --formats a16w4,mxfp4,a16w8,mxfp8 --ms 17,24,32 \
+    --shapes 8192x8192,28672x8192,4096x14336,14336x4096 --peers none --no-ceilings --budget-s 60 --out "$OUT/small_$name.json"
+done
+for v in "r128:" "r256:LOWBIT_W4_WGMMA_ROWS=256"; do
+  name=${v%%:*}; knob=${v#*:}
+  TAIL=34 step 95 "mid_$name" env $knob python3 bench/gemm.py --formats a16w4,mxfp4,a16w8,mxfp8 --ms 40,64,128,256 \
+    --shapes 8192x8192,28672x8192,4096x14336,14336x4096 --peers none --no-ceilings --budget-s 80 --out "$OUT/mid_$name.json"
+done
+fi
+if [ "$PART" = 29 ]; then  # session 8, call 4: the knobs' tests and racecheck
+TAIL=4 step 100 racecheck compute-sanitizer --tool racecheck --error-exitcode 9 python3 tests/sanitize_w4_int8.py
+TAIL=4 step 100 racecheck_wg17 env LOWBIT_W4_WGMMA_MIN_TOKENS=17 LOWBIT_W4_WGMMA_ROWS=256 compute-sanitizer --tool racecheck \
+  --error-exitcode 9 python3 tests/sanitize_w4_int8.py
+TAIL=6 step 300 variants python3 -m pytest -q -m cuda -p no:cacheprovider tests/test_cuda_variants.py \
+  -k "no-split or rows256 or from-17 or no-xring"
+fi

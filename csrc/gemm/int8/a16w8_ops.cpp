@@ -65,9 +65,10 @@ Tensor a16w8_linear(const Tensor& x, const Tensor& w, const Tensor& w_scale, con
   c10::cuda::CUDAGuard guard(x.device());
   if (d.M == 0) return at::empty({0, d.N}, x.options());
   static const bool force_dequant = env::is("LOWBIT_A16W8_PATH", "dequant");
-  if (d.M <= kA16w8MaxTokens && !force_dequant) return rows8_gemv(x, w, w_scale, bias, /*mx=*/false);
+  // (the wgmma first: it takes M <= 32 only through LOWBIT_W4_WGMMA_MIN_TOKENS, an A/B knob)
   if (!force_dequant && w4::rows8_wgmma_applies(d.M, d.N, d.K, /*mx=*/false))
     return w4::rows8_wgmma_matmul(x, w, w_scale, bias, /*mx=*/false);
+  if (d.M <= kA16w8MaxTokens && !force_dequant) return rows8_gemv(x, w, w_scale, bias, /*mx=*/false);
   Tensor wd = at::empty({d.N, d.K}, x.options());
   launch_a16w8_dequant(x.scalar_type() == at::kBFloat16, w.data_ptr<int8_t>(), w_scale.data_ptr<float>(),
                        wd.data_ptr(), d.N, d.K, at::cuda::getCurrentCUDAStream());

@@ -236,7 +236,7 @@ bool wgmma_applies(int64_t M, int64_t N, int64_t K, int64_t g, bool mx) {
 // keeps 128 (its 256-row kernels are not instantiated).
 int chained_row_tiles(int64_t M, int64_t N) {
   static const int64_t forced = env::integer("LOWBIT_W4_WGMMA_ROWS", 0);
-  if (N % (2 * kWgRows) != 0 || forced == 128) return 1;
+  if (N % (2 * kWgRows) != 0 || forced == 128 || M <= 32) return 1;  // (32 tokens per CTA: 128 rows only)
   if (forced == 256) return 2;
   const int64_t sms = at::cuda::getCurrentDeviceProperties()->multiProcessorCount;
   const int64_t ctas = N / kWgRows * ((M + kWgTokens - 1) / kWgTokens);
@@ -259,13 +259,25 @@ struct WgmmaPlan {
   KSplit split;
   int64_t tiles;  // (rows, tokens) tiles: the arrival counters of a split
 };
+}  // namespace
+
+// The GEMVs' token counts (M <= 32) the mixed-input wgmma takes instead: M >= this knob's value
+// (LOWBIT_W4_WGMMA_MIN_TOKENS; default 33: none), with 32 tokens per CTA (A/B runs).
+bool wgmma_takes_gemv_tokens(int64_t M) {
+  static const int64_t min_tokens = env::integer("LOWBIT_W4_WGMMA_MIN_TOKENS", kGemvMaxTokens + 1);
+  return M <= kGemvMaxTokens && M >= min_tokens;
+}
+
+namespace {
+
 WgmmaPlan wgmma_plan(int64_t M, int64_t N, int64_t K, int row_tiles, bool promote) {
   static const bool no_split = env::is("LOWBIT_W4_WGMMA_SPLIT", "off");
   static const int forced_tokens = env::integer("LOWBIT_W4_WGMMA_TOKENS", 0);
-  const bool splittable = wgmma_splits(promote ? WgmmaWeights::kInt4Promote : WgmmaWeights::kInt4Fold, row_tiles);
   const int tokens = promote ? kWgTokens
                      : forced_tokens == 64 || forced_tokens == kWgTokens ? forced_tokens
                                                                          : wgmma_tokens(M);
+  const bool splittable =
+      wgmma_splits(promote ? WgmmaWeights::kInt4Promote : WgmmaWeights::kInt4Fold, row_tiles, tokens);
   const int64_t tiles = N / (kWgRows * row_tiles) * ((M + tokens - 1) / tokens);
   const int64_t sms = at::cuda::getCurrentDeviceProperties()->multiProcessorCount;
   const int64_t blocks = K / 128;
@@ -303,7 +315,11 @@ Tensor wgmma_matmul(const Tensor& x, const Tensor& w, const Tensor& scales, cons
     sum_x = at::empty({m_pad, K / g}, x.options().dtype(at::kFloat));
     launch_sum_x(elem_of(x), x.data_ptr(), sum_x.data_ptr<float>(), M, K, g, stream);
   }
-  const int row_tiles = mx ? chained_row_tiles(M, N) : 1;
+  // int4: 256-row CTAs only where forced (LOWBIT_W4_WGMMA_ROWS=256; groups of 128 / per channel;
+  // not measured yet); MX by the wave rule
+  static const bool int4_rows256 = env::integer("LOWBIT_W4_WGMMA_ROWS", 0) == 256;
+  const bool int4_256 = fold && int4_rows256 && (g == 128 || g == K) && N % (2 * kWgRows) == 0 && M > 32;
+  const int row_tiles = mx ? chained_row_tiles(M, N) : int4_256 ? 2 : 1;
   const WgmmaPlan plan = wgmma_plan(M, N, K, row_tiles, /*promote=*/!mx && !fold);
   const CUtensorMap tmap_x = tma::make_2d_sw128(x.data_ptr(), 2, M, K, K, plan.tokens);
   W4WgmmaParams p{};
@@ -331,7 +347,8 @@ constexpr int64_t kRows8WgmmaMaxTokensInt8 = 1024, kRows8WgmmaMaxTokensMx = 512;
 bool rows8_wgmma_applies(int64_t M, int64_t N, int64_t K, bool mx) {
   static const bool force_wgmma = env::is("LOWBIT_ROWS8_LARGE", "wgmma");
   static const bool force_dequant = env::is("LOWBIT_ROWS8_LARGE", "dequant");
-  if (force_dequant || M <= 32 || N % kWgRows != 0 || K % 128 != 0) return false;
+  if (force_dequant || (M <= kGemvMaxTokens && !wgmma_takes_gemv_tokens(M)) || N % kWgRows != 0 || K % 128 != 0)
+    return false;
   return force_wgmma || M <= (mx ? kRows8WgmmaMaxTokensMx : kRows8WgmmaMaxTokensInt8);
 }
 
@@ -363,6 +380,8 @@ Tensor a16w4_linear(const Tensor& x, const Tensor& w, const Tensor& scales, cons
   if (d.M == 0) return at::empty({0, d.N}, x.options());
   const Path path = forced_path();
   const bool small = path == Path::kGemv || (path == Path::kAuto && d.M <= kGemvMaxTokens);
+  if (path == Path::kAuto && wgmma_takes_gemv_tokens(d.M) && wgmma_applies(d.M, d.N, d.K, g, /*mx=*/false))
+    return wgmma_matmul(x, w, scales, zeros, g, bias, /*mx=*/false);
   if (small && d.M <= kGemvMaxTokens) return gemv(x, w, scales, zeros, g, bias);
   if (path == Path::kAuto && wgmma_applies(d.M, d.N, d.K, g, /*mx=*/false))
     return wgmma_matmul(x, w, scales, zeros, g, bias, /*mx=*/false);
@@ -379,6 +398,8 @@ Tensor mx4_matmul(const Tensor& x, const Tensor& w, const Tensor& w_scale, const
   const Path path = forced_path();
   const bool x16 = x.scalar_type() == out_dtype && x.scalar_type() != at::kFloat;
   const bool bf16 = x16 && out_dtype == at::kBFloat16;
+  if (bf16 && path == Path::kAuto && wgmma_takes_gemv_tokens(M) && wgmma_applies(M, N, K, 32, /*mx=*/true))
+    return wgmma_matmul(x, w, w_scale, std::nullopt, 32, bias, /*mx=*/true);
   if (x16 && M <= kGemvMaxTokens && path != Path::kDequant)
     return gemv(x, w, w_scale, std::nullopt, 32, bias, /*mx=*/true);
   if (bf16 && path == Path::kAuto && wgmma_applies(M, N, K, 32, /*mx=*/true))
@@ -428,10 +449,11 @@ Tensor mx8_matmul(const Tensor& a, const Tensor& a_scale, const Tensor& b, const
   const bool bf16 = out_dtype == at::kBFloat16;
   const Tensor a_dq = dequant_mx8(a, a_scale, /*fp32=*/!bf16);
   static const bool force_dequant = env::is("LOWBIT_MXFP8_PATH", "dequant");
-  if (bf16 && a.size(0) <= int8::kA16w8MaxTokens && !force_dequant)
-    return int8::rows8_gemv(a_dq, b, b_scale, bias, /*mx=*/true);
+  // (the wgmma first: it takes M <= 32 only through LOWBIT_W4_WGMMA_MIN_TOKENS, an A/B knob)
   if (bf16 && !force_dequant && rows8_wgmma_applies(a.size(0), b.size(0), b.size(1), /*mx=*/true))
     return rows8_wgmma_matmul(a_dq, b, b_scale, bias, /*mx=*/true);
+  if (bf16 && a.size(0) <= int8::kA16w8MaxTokens && !force_dequant)
+    return int8::rows8_gemv(a_dq, b, b_scale, bias, /*mx=*/true);
   const Tensor b_dq = dequant_mx8(b, b_scale, /*fp32=*/!bf16);
   if (bf16) return at::linear(a_dq, b_dq, bias);
   const OptTensor bias32 = bias ? OptTensor(bias->to(at::kFloat)) : std::nullopt;

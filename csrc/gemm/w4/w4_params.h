@@ -90,8 +90,9 @@ constexpr int kWgStages = 5;
 constexpr int kWgTokens = 128;   // tokens per CTA (wgmma N) above 64 tokens
 // Tokens per CTA (wgmma N, a template argument of the kernel; the host's TMA box of x has as many
 // rows): 64 up to 64 tokens (half of a 128-token CTA's tensor work would multiply the OOB-filled
-// zero rows), else 128. The host plan (w4_ops.cpp) and the launch (w4_wgmma_launch.cu) both ask.
-constexpr int wgmma_tokens(int64_t M) { return M <= 64 ? 64 : kWgTokens; }
+// zero rows), else 128; 32 where the GEMVs' token counts come here (LOWBIT_W4_WGMMA_MIN_TOKENS,
+// w4_ops.cpp). The host plan (w4_ops.cpp) and the launch (w4_wgmma_launch.cu) both ask.
+constexpr int wgmma_tokens(int64_t M) { return M <= 32 ? 32 : M <= 64 ? 64 : kWgTokens; }
 
 // The weight operand of the mixed-input wgmma kernel (w4_wgmma.cuh): one kernel, five policies.
 enum class WgmmaWeights {
@@ -106,10 +107,9 @@ enum class WgmmaWeights {
 constexpr bool wgmma_mx(WgmmaWeights w) { return w == WgmmaWeights::kMxfp4 || w == WgmmaWeights::kMxfp8Rows; }
 constexpr bool wgmma_rows8(WgmmaWeights w) { return w == WgmmaWeights::kInt8Rows || w == WgmmaWeights::kMxfp8Rows; }
 // Which kernels have the K split's epilogue: not the int4 promotion variant (its per-channel sums
-// of x cover all of K), not 256-row CTAs (chosen only where 128-row CTAs fill more than a wave,
-// so never split; their epilogue spilled 32 bytes with it).
-constexpr bool wgmma_splits(WgmmaWeights w, int row_tiles) {
-  return w != WgmmaWeights::kInt4Promote && row_tiles == 1;
+// of x cover all of K), not 256-row CTAs of 128 tokens (their epilogue spilled 32 bytes with it).
+constexpr bool wgmma_splits(WgmmaWeights w, int row_tiles, int tokens) {
+  return w != WgmmaWeights::kInt4Promote && (row_tiles == 1 || tokens <= 64);
 }
 
 struct W4WgmmaParams {

@@ -124,7 +124,7 @@ __device__ __forceinline__ void a16w4_wgmma_consume(const W4WgmmaParams& p, uint
                 "MX: bf16 activations, scales folded into the operand (no groups, no zero points)");
   static_assert(!kRows8 || (kChunks == 0 && !kZeros), "8-bit rows: per-channel scale or MX, no groups");
   static_assert(!kFold || (!kMx && !kRows8), "kFold: int4 codes with 16-bit scales (and zero points)");
-  static_assert(kRowTiles == 1 || (kRowTiles == 2 && (kMx || kRows8)),
+  static_assert(kRowTiles == 1 || (kRowTiles == 2 && (kMx || kRows8 || kFold)),
                 "two row tiles per warpgroup only where the sums chain (no promotion registers)");
   constexpr int kAccRegs = kBN / 2;
   constexpr bool kChained = kMx || kRows8 || kFold;  // one accumulator over all of K, no promotion
@@ -177,25 +177,27 @@ __device__ __forceinline__ void a16w4_wgmma_consume(const W4WgmmaParams& p, uint
 
   // kFold: w = q s - z s in T for the A operand (one fma per pair: the weight rounded once,
   // as the dequantize path rounds it), so the sums chain over K as MX's do. fold_s / fold_z:
-  // the pairs (s, s) and (-z s, -z s) of rows row0 and row0 + 8 per group of the block.
-  uint32_t fold_s[kBlockGroups][2] = {}, fold_z[kBlockGroups][2] = {};
+  // the pairs (s, s) and (-z s, -z s) of rows row0[rt] and row0[rt] + 8 per group of the block.
+  uint32_t fold_s[kRowTiles][kBlockGroups][2] = {}, fold_z[kRowTiles][kBlockGroups][2] = {};
   auto fold_pair = [&](T sv, T zv, uint32_t& fs, uint32_t& fz) {
     const float sc = ptx::to_f32(sv), z = kZeros ? ptx::to_f32(zv) : 8.f;
     fs = ptx::splat_x2<T>(sc), fz = ptx::splat_x2<T>(-z * sc);
   };
   if constexpr (kFold && kChunks == 0) {  // one group per row: once
 #pragma unroll
-    for (int h = 0; h < 2; ++h) {
-      const size_t i = size_t(row0[0] + 8 * h) * groups;
-      fold_pair(scales[i], kZeros ? zeros[i] : T{}, fold_s[0][h], fold_z[0][h]);
-    }
+    for (int rt = 0; rt < kRowTiles; ++rt)
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        const size_t i = size_t(row0[rt] + 8 * h) * groups;
+        fold_pair(scales[i], kZeros ? zeros[i] : T{}, fold_s[rt][0][h], fold_z[rt][0][h]);
+      }
   }
   // Per-block scales (MX: the rows' E8M0 words; kFold with groups: s and z) are loaded one block
   // ahead, so their L2 latency overlaps the previous block's work instead of stalling the
   // operand build (session 5: g128 folded ran 0.66x cuBLAS at M = 64 where per channel, with
   // no per-block load, ran 1.01x).
   uint32_t next_e[kRowTiles][2] = {};
-  T next_s[kBlockGroups][2], next_z[kBlockGroups][2];
+  T next_s[kRowTiles][kBlockGroups][2], next_z[kRowTiles][kBlockGroups][2];
   auto load_block_scales = [&](int kb) {
     if (kb >= kb1) return;
     if constexpr (kMx) {
@@ -208,13 +210,15 @@ __device__ __forceinline__ void a16w4_wgmma_consume(const W4WgmmaParams& p, uint
     }
     if constexpr (kFold && kChunks > 0) {
 #pragma unroll
-      for (int bg = 0; bg < kBlockGroups; ++bg)
+      for (int rt = 0; rt < kRowTiles; ++rt)
 #pragma unroll
-        for (int h = 0; h < 2; ++h) {
-          const size_t i = size_t(row0[0] + 8 * h) * groups + kb * kBlockGroups + bg;
-          next_s[bg][h] = scales[i];
-          if constexpr (kZeros) next_z[bg][h] = zeros[i];
-        }
+        for (int bg = 0; bg < kBlockGroups; ++bg)
+#pragma unroll
+          for (int h = 0; h < 2; ++h) {
+            const size_t i = size_t(row0[rt] + 8 * h) * groups + kb * kBlockGroups + bg;
+            next_s[rt][bg][h] = scales[i];
+            if constexpr (kZeros) next_z[rt][bg][h] = zeros[i];
+          }
     }
   };
   load_block_scales(kb0);
@@ -228,9 +232,12 @@ __device__ __forceinline__ void a16w4_wgmma_consume(const W4WgmmaParams& p, uint
     for (int rt = 0; rt < kRowTiles; ++rt) sc0[rt] = next_e[rt][0], sc1[rt] = next_e[rt][1];
     if constexpr (kFold && kChunks > 0) {
 #pragma unroll
-      for (int bg = 0; bg < kBlockGroups; ++bg)
+      for (int rt = 0; rt < kRowTiles; ++rt)
 #pragma unroll
-        for (int h = 0; h < 2; ++h) fold_pair(next_s[bg][h], next_z[bg][h], fold_s[bg][h], fold_z[bg][h]);
+        for (int bg = 0; bg < kBlockGroups; ++bg)
+#pragma unroll
+          for (int h = 0; h < 2; ++h)
+            fold_pair(next_s[rt][bg][h], next_z[rt][bg][h], fold_s[rt][bg][h], fold_z[rt][bg][h]);
     }
     load_block_scales(kb + 1);
     ptx::mbarrier_wait(&full[stage], phase);
@@ -276,10 +283,11 @@ __device__ __forceinline__ void a16w4_wgmma_consume(const W4WgmmaParams& p, uint
             a[rt][s][3] = ptx::mul_x2<T>(e2m1_to_pair<T>(hi1 >> (4 * tig)), f1);
           } else if constexpr (kFold) {
             const int bg = kChunks > 0 ? j / kChunks : 0;
-            a[rt][s][0] = ptx::fma_x2<T>(codes_to_pair<T>(lo0 >> (4 * tig)), fold_s[bg][0], fold_z[bg][0]);
-            a[rt][s][1] = ptx::fma_x2<T>(codes_to_pair<T>(lo1 >> (4 * tig)), fold_s[bg][1], fold_z[bg][1]);
-            a[rt][s][2] = ptx::fma_x2<T>(codes_to_pair<T>(hi0 >> (4 * tig)), fold_s[bg][0], fold_z[bg][0]);
-            a[rt][s][3] = ptx::fma_x2<T>(codes_to_pair<T>(hi1 >> (4 * tig)), fold_s[bg][1], fold_z[bg][1]);
+            const uint32_t(&fs)[2] = fold_s[rt][bg], (&fz)[2] = fold_z[rt][bg];
+            a[rt][s][0] = ptx::fma_x2<T>(codes_to_pair<T>(lo0 >> (4 * tig)), fs[0], fz[0]);
+            a[rt][s][1] = ptx::fma_x2<T>(codes_to_pair<T>(lo1 >> (4 * tig)), fs[1], fz[1]);
+            a[rt][s][2] = ptx::fma_x2<T>(codes_to_pair<T>(hi0 >> (4 * tig)), fs[0], fz[0]);
+            a[rt][s][3] = ptx::fma_x2<T>(codes_to_pair<T>(hi1 >> (4 * tig)), fs[1], fz[1]);
           } else {
             a[rt][s][0] = codes_to_pair<T>(lo0 >> (4 * tig));
             a[rt][s][1] = codes_to_pair<T>(lo1 >> (4 * tig));
@@ -363,7 +371,7 @@ __device__ __forceinline__ void a16w4_wgmma_consume(const W4WgmmaParams& p, uint
         }
     }
   };
-  if (!wgmma_splits(kW, kRowTiles) || p.splits == 1) return for_each_sum(store);
+  if (!wgmma_splits(kW, kRowTiles, kBN) || p.splits == 1) return for_each_sum(store);
 
   // K split (small grids, w4_ops.cpp wgmma_plan): the sums go to this split's fp32 partials and
   // the last CTA of the (rows, tokens) tile to arrive adds them in split order (deterministic)
@@ -398,7 +406,7 @@ __global__ void __launch_bounds__(kWgThreads, 1)
     a16w4_wgmma_kernel(const __grid_constant__ CUtensorMap tmap_x, const __grid_constant__ CUtensorMap tmap_w,
                        const W4WgmmaParams p) {
   constexpr bool kRows8 = wgmma_rows8(kW);
-  static_assert(kBN == 64 || kBN == 128 || kBN == 256, "wgmma N of the RS wrappers");
+  static_assert(kBN == 32 || kBN == 64 || kBN == 128 || kBN == 256, "wgmma N of the RS wrappers");
   static_assert(kChunks == 0 || kChunks == 1 || kChunks == 2 || kChunks == 4, "groups of 32, 64, 128 or per row");
   using Layout = W4WgmmaSmem<kBN, kRows8, kRowTiles>;
   extern __shared__ __align__(1024) uint8_t smem_raw[];

@@ -25,15 +25,21 @@ void wgmma_tokens_typed(const CUtensorMap& tmap_x, const CUtensorMap& tmap_w, co
   C10_CUDA_KERNEL_LAUNCH_CHECK();
 }
 
-// p.tokens per CTA (the host's TMA box of x has as many rows): 64 or 128; the promotion variant
-// (LOWBIT_A16W4_WGMMA=promote, not the default) 128 only. K splits where wgmma_splits says.
+// p.tokens per CTA (the host's TMA box of x has as many rows): 32 (128-row CTAs), 64 or 128; the
+// promotion variant (LOWBIT_A16W4_WGMMA=promote, not the default) 128 only. K splits where
+// wgmma_splits says.
 template <typename T, WgmmaWeights kW, int kChunks = 0, bool kZeros = false, int kRowTiles = 1>
 void wgmma_typed(const CUtensorMap& tmap_x, const CUtensorMap& tmap_w, const W4WgmmaParams& p, cudaStream_t stream) {
-  TORCH_CHECK(p.tokens == 64 || p.tokens == kWgTokens, "lowbit: the mixed-input wgmma runs 64 or 128 tokens per CTA");
-  TORCH_CHECK(p.splits == 1 || wgmma_splits(kW, kRowTiles), "lowbit: a K split planned for a wgmma kernel without one");
+  TORCH_CHECK(p.tokens == 32 || p.tokens == 64 || p.tokens == kWgTokens,
+              "lowbit: the mixed-input wgmma runs 32, 64 or 128 tokens per CTA");
+  TORCH_CHECK(p.tokens != 32 || kRowTiles == 1, "lowbit: 32 tokens per CTA with 128-row CTAs only");
+  TORCH_CHECK(p.splits == 1 || wgmma_splits(kW, kRowTiles, p.tokens),
+              "lowbit: a K split planned for a wgmma kernel without one");
   if constexpr (kW == WgmmaWeights::kInt4Promote) {
     TORCH_CHECK(p.tokens == kWgTokens, "lowbit: the int4 promotion variant runs 128 tokens per CTA");
   } else {
+    if constexpr (kRowTiles == 1)
+      if (p.tokens == 32) return wgmma_tokens_typed<T, kW, kChunks, kZeros, kRowTiles, 32>(tmap_x, tmap_w, p, stream);
     if (p.tokens == 64) return wgmma_tokens_typed<T, kW, kChunks, kZeros, kRowTiles, 64>(tmap_x, tmap_w, p, stream);
   }
   wgmma_tokens_typed<T, kW, kChunks, kZeros, kRowTiles, kWgTokens>(tmap_x, tmap_w, p, stream);
@@ -55,6 +61,15 @@ void wgmma_int4(const CUtensorMap& tmap_x, const W4WgmmaParams& p, cudaStream_t 
   else wgmma_group<T, kW, false>(tmap_x, p, stream);
 }
 
+// int4 folded in 256-row CTAs (LOWBIT_W4_WGMMA_ROWS=256; groups of 128 or per channel)
+template <typename T, bool kZeros>
+void wgmma_int4_rows256(const CUtensorMap& tmap_x, const W4WgmmaParams& p, cudaStream_t stream) {
+  using enum WgmmaWeights;
+  TORCH_CHECK(p.group == 128 || p.group == p.K, "lowbit: 256-row int4 wgmma CTAs for groups of 128 or per channel");
+  if (p.group == 128) wgmma_typed<T, kInt4Fold, 4, kZeros, 2>(tmap_x, tmap_x, p, stream);
+  else wgmma_typed<T, kInt4Fold, 0, kZeros, 2>(tmap_x, tmap_x, p, stream);
+}
+
 }  // namespace
 
 void launch_wgmma(Elem t, const CUtensorMap& tmap_x, const W4WgmmaParams& p, bool mx, int row_tiles, bool fold,
@@ -62,6 +77,13 @@ void launch_wgmma(Elem t, const CUtensorMap& tmap_x, const W4WgmmaParams& p, boo
   using enum WgmmaWeights;
   if (mx && row_tiles == 2) return wgmma_typed<__nv_bfloat16, kMxfp4, 0, false, 2>(tmap_x, tmap_x, p, stream);
   if (mx) return wgmma_typed<__nv_bfloat16, kMxfp4>(tmap_x, tmap_x, p, stream);  // bf16 only (w4_wgmma.cuh)
+  if (fold && row_tiles == 2) {
+    if (t == Elem::kBF16) return p.zeros ? wgmma_int4_rows256<__nv_bfloat16, true>(tmap_x, p, stream)
+                                         : wgmma_int4_rows256<__nv_bfloat16, false>(tmap_x, p, stream);
+    return p.zeros ? wgmma_int4_rows256<__half, true>(tmap_x, p, stream)
+                   : wgmma_int4_rows256<__half, false>(tmap_x, p, stream);
+  }
+  TORCH_CHECK(row_tiles == 1, "lowbit: 256-row CTAs for the int4 promotion variant are not built");
   if (t == Elem::kBF16) {
     if (fold) wgmma_int4<__nv_bfloat16, kInt4Fold>(tmap_x, p, stream);
     else wgmma_int4<__nv_bfloat16, kInt4Promote>(tmap_x, p, stream);
