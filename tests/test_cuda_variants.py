@@ -77,10 +77,14 @@ VARIANTS = [
     ("w4-wgmma-rows256", {"LOWBIT_W4_WGMMA_ROWS": "256"},
      ["test_cuda_a16w4.py", "test_cuda_mxfp4.py", "test_cuda_a8w4_mx.py", "test_cuda_a16w8.py"],
      "large_m or matches_reference or wgmma"),
-    # the GEMVs' 17..32 tokens through the mixed-input wgmma (32 tokens per CTA)
-    ("w4-wgmma-from-17", {"LOWBIT_W4_WGMMA_MIN_TOKENS": "17"},
+    # the mixed-input wgmma from 1 token (16 / 32 tokens per CTA; default from 17), and the GEMVs to
+    # 32 tokens (the default before session 8)
+    ("w4-wgmma-from-1", {"LOWBIT_W4_WGMMA_MIN_TOKENS": "1"},
      ["test_cuda_a16w4.py", "test_cuda_mxfp4.py", "test_cuda_a8w4_mx.py", "test_cuda_a16w8.py"],
      "matches_reference or repeatable or graph"),
+    ("w4-gemv-to-32", {"LOWBIT_W4_WGMMA_MIN_TOKENS": "33"},
+     ["test_cuda_a16w4.py", "test_cuda_mxfp4.py", "test_cuda_a8w4_mx.py", "test_cuda_a16w8.py"],
+     "matches_reference or repeatable or large_k or graph"),
     # mxfp8 through the dequantize path at every M (the GEMV takes M <= 32 with bf16 output)
     ("mxfp8-dequant", {"LOWBIT_MXFP8_PATH": "dequant"}, ["test_cuda_a8w4_mx.py"], "mxfp8"),
     # a16w8 through the large-M path at every M

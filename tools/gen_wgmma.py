@@ -31,7 +31,7 @@ struct {struct}<{n}> {{
 
 # A from registers (RS form), 16-bit operands, fp32 accumulators: (struct name, ptx types)
 RS_KINDS = [("WgmmaRsBf16", "f32.bf16.bf16"), ("WgmmaRsF16", "f32.f16.f16")]
-RS_NS = [32, 64, 128, 256]
+RS_NS = [16, 32, 64, 128, 256]
 
 
 def one_rs(struct, suffix, n):

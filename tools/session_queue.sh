@@ -362,3 +362,18 @@ TAIL=4 step 100 racecheck_wg17 env LOWBIT_W4_WGMMA_MIN_TOKENS=17 LOWBIT_W4_WGMMA
 TAIL=6 step 300 variants python3 -m pytest -q -m cuda -p no:cacheprovider tests/test_cuda_variants.py \
   -k "no-split or rows256 or from-17 or no-xring"
 fi
+# Session 8, call 4: after the defaults changed (the wgmma from 17 tokens with 32 per CTA, int4 in
+# 256-row CTAs by the wave rule, the split GEMVs' last-warp reduction by float4 in flight): the
+# GEMVs vs the wgmma at 1..16 tokens (16 per CTA), then racecheck and the knobs' tests.
+#   PART=30 LOWBIT_KERNELS=quant,w4,int8 TESTS="tests/test_cuda_a16w4.py tests/test_cuda_mxfp4.py tests/test_cuda_a16w8.py tests/test_cuda_a8w4_mx.py" \
+#     EXTRA='bash tools/session_queue.sh' BENCH=0 bash tools/device_run.sh
+if [ "$PART" = 30 ]; then
+for v in "gemv:" "wg1:LOWBIT_W4_WGMMA_MIN_TOKENS=1"; do
+  name=${v%%:*}; knob=${v#*:}
+  TAIL=34 step 80 "tiny_$name" env $knob python3 bench/gemm.py --formats a16w4,mxfp4,a16w8,mxfp8 --ms 1,8,16,32 \
+    --shapes 8192x8192,28672x8192,4096x14336,14336x4096 --peers none --no-ceilings --budget-s 65 --out "$OUT/tiny_$name.json"
+done
+TAIL=4 step 100 racecheck compute-sanitizer --tool racecheck --error-exitcode 9 python3 tests/sanitize_w4_int8.py
+TAIL=6 step 200 variants python3 -m pytest -q -m cuda -p no:cacheprovider tests/test_cuda_variants.py \
+  -k "from-1 or gemv-to-32 or rows256"
+fi

@@ -225,18 +225,20 @@ bool wgmma_applies(int64_t M, int64_t N, int64_t K, int64_t g, bool mx) {
   return M <= (g >= 128 ? kWgmmaMaxTokensFold : kWgmmaMaxTokensSmallGroups);  // g32 M = 512: 0.48x vs 0.53x
 }
 
-// Weight rows per CTA of the wgmma GEMM for the chained formats (MX, 8-bit rows): 128, or 256
+// Weight rows per CTA of the wgmma GEMM for the chained formats (MX, 8-bit rows, int4 folded
+// with groups of 128 or per channel): 128, or 256
 // where N % 256 == 0 and the grid's waves say so. A 256-row CTA reads X from L2 once per 256
 // rows instead of 128 and takes ~1.5-1.8x a 128-row CTA's time (H100, session 5: one CTA per
 // SM, so the grid runs in waves of SM-count CTAs); it pays where halving the CTAs cuts the
 // waves by more than that: 28672 x 8192 M = 64 (224 -> 112 CTAs, 2 -> 1 wave) 1.59 / 1.28x
 // cuBLAS (a16w8 / mxfp4) vs 1.22 / 1.13x, M = 256 0.88 / 0.72x vs 0.82 / 0.69x; and it loses
 // where the waves stay (8192^2 M = 64: 0.48 vs 0.92x) or barely drop (28672 x 8192 M = 512:
-// 4 vs 7 waves, 0.70 vs 0.74x). LOWBIT_W4_WGMMA_ROWS=128|256 forces one (A/B runs). int4
-// keeps 128 (its 256-row kernels are not instantiated).
+// 4 vs 7 waves, 0.70 vs 0.74x). LOWBIT_W4_WGMMA_ROWS=128|256 forces one (A/B runs). Since the
+// K split (session 8) a grid short of a wave is split instead, so the rule only decides where
+// 128-row CTAs overfill a wave.
 int chained_row_tiles(int64_t M, int64_t N) {
   static const int64_t forced = env::integer("LOWBIT_W4_WGMMA_ROWS", 0);
-  if (N % (2 * kWgRows) != 0 || forced == 128 || M <= 32) return 1;  // (32 tokens per CTA: 128 rows only)
+  if (N % (2 * kWgRows) != 0 || forced == 128 || M <= 32) return 1;  // (16 / 32 tokens per CTA: 128 rows only)
   if (forced == 256) return 2;
   const int64_t sms = at::cuda::getCurrentDeviceProperties()->multiProcessorCount;
   const int64_t ctas = N / kWgRows * ((M + kWgTokens - 1) / kWgTokens);
@@ -261,10 +263,15 @@ struct WgmmaPlan {
 };
 }  // namespace
 
-// The GEMVs' token counts (M <= 32) the mixed-input wgmma takes instead: M >= this knob's value
-// (LOWBIT_W4_WGMMA_MIN_TOKENS; default 33: none), with 32 tokens per CTA (A/B runs).
+// The GEMVs' token counts (M <= 32) the mixed-input wgmma takes instead (32 tokens per CTA, K
+// split): 17..32 by default (session 8, same call, M = 17 / 24 / 32, 8192^2 / 28672x8192 /
+// 4096x14336 / 14336x4096: a16w4 g128 1.38-1.54 / 1.89-1.93 / 1.60-1.78 / 2.00-2.01x cuBLAS vs the
+// GEMV's 1.05-1.21 / 1.11-1.29 / 0.99-1.15 / 0.84-0.99x; a16w8 1.22-1.36 / 1.74 / 1.30-1.44 / 1.72
+// vs 0.92-1.00 / 1.06-1.11 / 0.91-1.01 / 0.83-0.92; mxfp4 1.26-1.38 / 1.63-1.66 / 1.40-1.54 /
+// 1.64-1.66 vs 0.72-0.88; mxfp8 1.04-1.46 vs 0.82-1.18). LOWBIT_W4_WGMMA_MIN_TOKENS=n moves the
+// boundary (33: the GEMVs to 32 tokens, as before session 8).
 bool wgmma_takes_gemv_tokens(int64_t M) {
-  static const int64_t min_tokens = env::integer("LOWBIT_W4_WGMMA_MIN_TOKENS", kGemvMaxTokens + 1);
+  static const int64_t min_tokens = env::integer("LOWBIT_W4_WGMMA_MIN_TOKENS", 17);
   return M <= kGemvMaxTokens && M >= min_tokens;
 }
 
@@ -315,11 +322,10 @@ Tensor wgmma_matmul(const Tensor& x, const Tensor& w, const Tensor& scales, cons
     sum_x = at::empty({m_pad, K / g}, x.options().dtype(at::kFloat));
     launch_sum_x(elem_of(x), x.data_ptr(), sum_x.data_ptr<float>(), M, K, g, stream);
   }
-  // int4: 256-row CTAs only where forced (LOWBIT_W4_WGMMA_ROWS=256; groups of 128 / per channel;
-  // not measured yet); MX by the wave rule
-  static const bool int4_rows256 = env::integer("LOWBIT_W4_WGMMA_ROWS", 0) == 256;
-  const bool int4_256 = fold && int4_rows256 && (g == 128 || g == K) && N % (2 * kWgRows) == 0 && M > 32;
-  const int row_tiles = mx ? chained_row_tiles(M, N) : int4_256 ? 2 : 1;
+  // 256-row CTAs by the wave rule (chained_row_tiles): MX, and int4 folded with groups of 128 or
+  // per channel (session 8, 28672 x 8192 g128 M = 40 / 64 / 128: 1.76 / 1.78 / 1.45x cuBLAS vs
+  // 1.60 / 1.63 / 1.43x in 128-row CTAs; forced where the rule says no, 0.30-0.92x vs 0.63-1.72x)
+  const int row_tiles = mx || (fold && (g == 128 || g == K)) ? chained_row_tiles(M, N) : 1;
   const WgmmaPlan plan = wgmma_plan(M, N, K, row_tiles, /*promote=*/!mx && !fold);
   const CUtensorMap tmap_x = tma::make_2d_sw128(x.data_ptr(), 2, M, K, K, plan.tokens);
   W4WgmmaParams p{};

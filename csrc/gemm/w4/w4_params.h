@@ -90,9 +90,10 @@ constexpr int kWgStages = 5;
 constexpr int kWgTokens = 128;   // tokens per CTA (wgmma N) above 64 tokens
 // Tokens per CTA (wgmma N, a template argument of the kernel; the host's TMA box of x has as many
 // rows): 64 up to 64 tokens (half of a 128-token CTA's tensor work would multiply the OOB-filled
-// zero rows), else 128; 32 where the GEMVs' token counts come here (LOWBIT_W4_WGMMA_MIN_TOKENS,
-// w4_ops.cpp). The host plan (w4_ops.cpp) and the launch (w4_wgmma_launch.cu) both ask.
-constexpr int wgmma_tokens(int64_t M) { return M <= 32 ? 32 : M <= 64 ? 64 : kWgTokens; }
+// zero rows), else 128; 16 / 32 where the GEMVs' token counts come here (17..32 by default,
+// w4_ops.cpp wgmma_takes_gemv_tokens). The host plan (w4_ops.cpp) and the launch
+// (w4_wgmma_launch.cu) both ask.
+constexpr int wgmma_tokens(int64_t M) { return M <= 16 ? 16 : M <= 32 ? 32 : M <= 64 ? 64 : kWgTokens; }
 
 // The weight operand of the mixed-input wgmma kernel (w4_wgmma.cuh): one kernel, five policies.
 enum class WgmmaWeights {

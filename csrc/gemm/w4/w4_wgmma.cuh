@@ -47,6 +47,7 @@
 
 #include "gemm/w4/w4_gemv.cuh"  // codes_to_pair
 #include "gemm/w4/w4_params.h"
+#include "lowbit/gemv_store.cuh"  // the K split's partials (GemvSplit, reduce_partials)
 #include "lowbit/numerics.h"
 #include "lowbit/ptx/convert.cuh"
 #include "lowbit/ptx/mbarrier.cuh"
@@ -377,26 +378,23 @@ __device__ __forceinline__ void a16w4_wgmma_consume(const W4WgmmaParams& p, uint
   // the last CTA of the (rows, tokens) tile to arrive adds them in split order (deterministic)
   // and finishes them: the GEMVs' protocol (lowbit/gemv_store.cuh) over the 256 consumer threads,
   // whose named barrier orders every thread's partial stores before one thread's gpu-scope fence.
-  float* own = p.partial + size_t(blockIdx.z) * p.M * p.N;
-  for_each_sum([&](float sum, float, int tok, int row) { own[size_t(tok) * p.N + row] = sum; });
+  const GemvSplit split{p.M, p.N, p.splits, int(blockIdx.z), int(blockIdx.y * gridDim.x + blockIdx.x), p.partial,
+                        p.arrivals};
+  for_each_sum([&](float sum, float, int tok, int row) { *partial_at(split, split.split, tok, row) = sum; });
   constexpr uint32_t kBarSplit = 3;  // (1 and 2: the 8-bit-row warpgroups' stage releases)
   __shared__ int last;
   ptx::named_barrier_sync(kBarSplit, kWgThreads - 128);
   if (threadIdx.x == 128) {
     __threadfence();
-    last = atomicAdd(&p.arrivals[blockIdx.y * gridDim.x + blockIdx.x], 1) == p.splits - 1;
+    last = atomicAdd(&split.arrivals[split.row_cta], 1) == p.splits - 1;
     if (last) __threadfence();  // acquire: the other splits' partials before the barrier below
   }
   ptx::named_barrier_sync(kBarSplit, kWgThreads - 128);
   if (!last) return;
   constexpr int kCtaRows = kWgRows * kRowTiles;
-  const int row_base = blockIdx.x * kCtaRows, tokens = min(kBN, p.M - tok0);
-  for (int i = threadIdx.x - 128; i < tokens * kCtaRows; i += kWgThreads - 128) {
-    const int tok = tok0 + i / kCtaRows, row = row_base + i % kCtaRows;
-    float v = 0.f;
-    for (int sp = 0; sp < p.splits; ++sp) v += __ldcg(&p.partial[(size_t(sp) * p.M + tok) * p.N + row]);
-    store(v, kRowScale ? p.row_scale[row] : 1.f, tok, row);
-  }
+  reduce_partials<kCtaRows>(split, tok0, min(kBN, p.M - tok0), blockIdx.x * kCtaRows, threadIdx.x - 128,
+                            kWgThreads - 128,
+                            [&](float v, int tok, int row) { store(v, kRowScale ? p.row_scale[row] : 1.f, tok, row); });
 }
 
 // kRowTiles = 2 (w4_ops.cpp chained_row_tiles: where it halves the waves): 256 weight rows
@@ -406,7 +404,7 @@ __global__ void __launch_bounds__(kWgThreads, 1)
     a16w4_wgmma_kernel(const __grid_constant__ CUtensorMap tmap_x, const __grid_constant__ CUtensorMap tmap_w,
                        const W4WgmmaParams p) {
   constexpr bool kRows8 = wgmma_rows8(kW);
-  static_assert(kBN == 32 || kBN == 64 || kBN == 128 || kBN == 256, "wgmma N of the RS wrappers");
+  static_assert(kBN == 16 || kBN == 32 || kBN == 64 || kBN == 128 || kBN == 256, "wgmma N of the RS wrappers");
   static_assert(kChunks == 0 || kChunks == 1 || kChunks == 2 || kChunks == 4, "groups of 32, 64, 128 or per row");
   using Layout = W4WgmmaSmem<kBN, kRows8, kRowTiles>;
   extern __shared__ __align__(1024) uint8_t smem_raw[];

@@ -41,11 +41,57 @@ __device__ __forceinline__ void store_partials(const float (&total)[kTiles][4], 
   for_each_sum(total, r0, r1, tig, s, [&](float v, int tok, int row) { *partial_at(s, s.split, tok, row) = v; });
 }
 
-// The fp32 partials of (tok, row) summed in split order (deterministic), read from L2.
-__device__ __forceinline__ float sum_partials(const GemvSplit& s, int tok, int row) {
-  float v = 0.f;
-  for (int sp = 0; sp < s.splits; ++sp) v += __ldcg(partial_at(s, sp, tok, row));
-  return v;
+// The last CTA (or warp) of a row block: the partials of tokens [tok0, tok0 + tokens) x rows
+// [row0, row0 + kRows) (those < N) summed in split order (deterministic: 0 + p0 + p1 + ...) and
+// stored by `threads` threads (this one: t). Their time is L2 latency at the end of the kernel, so
+// each thread keeps kInFlight float4 of four rows in flight per split (where N % 4 == 0) instead of
+// one element per loop trip: that loop was about M x kRows / threads dependent L2 round trips
+// (16 at 32 tokens for a 16-row tile's warp; session 8). (kInFlight 2 in the register-capped
+// CTA GEMVs: 4 spilled 4 bytes in v6.)
+template <int kRows, int kInFlight = 4, class Store>
+__device__ __forceinline__ void reduce_partials(const GemvSplit& s, int tok0, int tokens, int row0, int t, int threads,
+                                                Store store) {
+  static_assert(kRows % 4 == 0, "row blocks of whole float4");
+  constexpr int kVecsPerTok = kRows / 4;
+  if (s.N % 4 == 0) {  // (row0 % 4 == 0: row blocks of kRows) four rows per float4, all < N or none
+    const int vecs = tokens * kVecsPerTok;
+    for (int v0 = t; v0 < vecs; v0 += threads * kInFlight) {
+      float4 acc[kInFlight];
+      int tok[kInFlight], row[kInFlight];
+      bool ok[kInFlight];
+#pragma unroll
+      for (int u = 0; u < kInFlight; ++u) {
+        const int v = v0 + u * threads;
+        tok[u] = tok0 + v / kVecsPerTok, row[u] = row0 + (v % kVecsPerTok) * 4;
+        ok[u] = v < vecs && row[u] < s.N;
+        acc[u] = make_float4(0.f, 0.f, 0.f, 0.f);
+      }
+      for (int sp = 0; sp < s.splits; ++sp) {
+#pragma unroll
+        for (int u = 0; u < kInFlight; ++u) {
+          if (!ok[u]) continue;
+          const float4 p = __ldcg(reinterpret_cast<const float4*>(partial_at(s, sp, tok[u], row[u])));
+          acc[u].x += p.x, acc[u].y += p.y, acc[u].z += p.z, acc[u].w += p.w;
+        }
+      }
+#pragma unroll
+      for (int u = 0; u < kInFlight; ++u) {
+        if (!ok[u]) continue;
+        store(acc[u].x, tok[u], row[u]);
+        store(acc[u].y, tok[u], row[u] + 1);
+        store(acc[u].z, tok[u], row[u] + 2);
+        store(acc[u].w, tok[u], row[u] + 3);
+      }
+    }
+    return;
+  }
+  for (int i = t; i < tokens * kRows; i += threads) {
+    const int tok = tok0 + i / kRows, row = row0 + i % kRows;
+    if (row >= s.N) continue;
+    float v = 0.f;
+    for (int sp = 0; sp < s.splits; ++sp) v += __ldcg(partial_at(s, sp, tok, row));
+    store(v, tok, row);
+  }
 }
 
 template <int kTiles, int kRows, int kThreads, class Store>
@@ -67,10 +113,7 @@ __device__ __forceinline__ void gemv_store(const float (&total)[kTiles][4], int 
   }
   __syncthreads();
   if (!last) return;
-  for (int i = threadIdx.x; i < s.M * kRows; i += kThreads) {
-    const int tok = i / kRows, row = s.row_cta * kRows + i % kRows;
-    if (row < s.N) store(sum_partials(s, tok, row), tok, row);
-  }
+  reduce_partials<kRows, 2>(s, 0, s.M, s.row_cta * kRows, threadIdx.x, kThreads, store);
 }
 
 // The same for a GEMV whose warps work alone (a16w4 v8, w4_gemv_stream.cuh): a warp holds one
@@ -93,10 +136,7 @@ __device__ __forceinline__ void gemv_store_warp(const float (&total)[kTiles][4],
   last = __shfl_sync(0xffffffffu, last, 0);
   if (!last) return;
   __syncwarp();  // lane 0's acquire before every lane's loads
-  for (int i = lane; i < s.M * 16; i += 32) {
-    const int tok = i / 16, row = s.row_cta * 16 + i % 16;
-    store(sum_partials(s, tok, row), tok, row);
-  }
+  reduce_partials<16>(s, 0, s.M, s.row_cta * 16, lane, 32, store);
 }
 
 }  // namespace lowbit
