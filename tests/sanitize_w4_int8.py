@@ -21,8 +21,8 @@ gen = torch.Generator().manual_seed(0)
 # tile, partial last 128-blocks), the mixed-input wgmma path (M = 100, full tiles) and the
 # dequant path (M = 40); GEMV v8 (full 16-row tiles and 128-blocks): per channel, g32 at 1 token,
 # g128 at 16 tokens, and 16 blocks per warp (two K splits of 16384 x 4096: the ring of 8 bulk
-# copies wraps); at 17..32 tokens on full 128-row tiles the wgmma path (32 tokens per CTA; g128 at 24,
-# per channel at 32), else v8 (M = 17). The wgmma path splits K where its
+# copies wraps); at 9..32 tokens on full 128-row tiles the wgmma path (16 / 32 tokens per CTA; g128
+# at 16 and 24, per channel at 32), else v8 (M = 17). The wgmma path splits K where its
 # tiles are fewer than the SMs: M = 100 at 256 x 1024 (8 splits of one block), M = 64 at 1280 x
 # 2048 (64 tokens per CTA, 8 splits of 2 blocks: the stage ring runs within a split)
 for M, N, K, g, sym in [(1, 40, 160, 32, False), (3, 264, 4160, 64, True), (17, 200, 1024, 128, False),
@@ -34,8 +34,8 @@ for M, N, K, g, sym in [(1, 40, 160, 32, False), (3, 264, 4160, 64, True), (17, 
     w, s, z = a16w4_operands(N, K, g, sym, torch.bfloat16, gen)
     ref = ops.a16w4_linear(x, w, s, z, g, None)
     y = ops.a16w4_linear(*to_cuda(x, w, s, z), g, None)
-    # (full tiles from 17 tokens: the wgmma path, its weights rounded to bf16 once: 2^-7 A)
-    gemv = M <= 16 or (M <= 32 and (N % 128 or K % 128))
+    # (full tiles from 9 tokens: the wgmma path, its weights rounded to bf16 once: 2^-7 A)
+    gemv = M <= 8 or (M <= 32 and (N % 128 or K % 128))
     assert_close_elementwise(y, ref, x, dequant64(w, s, z, g), 2.0 ** -9 if gemv else 2.0 ** -7, f"a16w4 M={M}")
 for N, K in [(3, 96), (17, 160), (40, 4160)]:
     plain = w4_plain(N, K, gen=gen)

@@ -12,8 +12,10 @@ full-tile shapes; tests/test_cuda_variants.py runs the knobs):
   1024 + q) and takes (z + base) sum x off per group: its fp32 sums are up to ~16x / ~128x
   larger before that subtraction, rounding errors of ~2^-24 * 143 / 1039 per group of |x| |q|,
   still far inside the 2^-9 A term below.)
-- M > 32 with N, K multiples of 128 (to M = 256 / 1024 by group size), the mixed-input wgmma
-  GEMM: each weight q s - z s is built once in the 16-bit dtype (one fma), fp32 sums over K.
+- M > 32 with N, K multiples of 128 (to M = 256 / 1024 by group size), and from 9 tokens on
+  such shapes (session 8; LOWBIT_W4_WGMMA_MIN_TOKENS moves it), the mixed-input wgmma GEMM: each
+  weight q s - z s is built once in the 16-bit dtype (one fma), fp32 sums over K. (The tests
+  below with M <= 32 on full tiles: repeatable, graph, the wgmma accuracy at M = 16.)
 - otherwise, dequantize to bf16/fp16 + cuBLAS: each weight (q - z) * s is rounded once to
   the 16-bit dtype (relative error <= 2^-8 in bf16, 2^-11 in fp16), then an fp32-accumulated GEMM.
 
@@ -279,11 +281,13 @@ def test_a16w4_bad_inputs_cuda():
 # operand: w = q s - z s rounded once to x's dtype (relative error up to 2^-9 in bf16, 2^-11 in
 # fp16, random in sign), then fp32 sums over K. Bounds: the weight rounding's RMS (~1.1e-3 /
 # 2.8e-4) plus the output rounding, with a 2x margin: 4e-3 / 1e-3 at K = 16384.
+# (M = 16: full tiles from 9 tokens take the wgmma path too, 16 tokens per CTA)
 @pytest.mark.parametrize("dtype,bound", [(BF16, 4e-3), (FP16, 1e-3)])
 @pytest.mark.parametrize("symmetric", [False, True])
-def test_a16w4_wgmma_large_k_accuracy(symmetric, dtype, bound):
-    gen = torch.Generator().manual_seed(29)
-    M, N, K, g = 64, 256, 16384, 128
+@pytest.mark.parametrize("M", [16, 64])
+def test_a16w4_wgmma_large_k_accuracy(M, symmetric, dtype, bound):
+    gen = torch.Generator().manual_seed(29 + M)
+    N, K, g = 256, 16384, 128
     x = rand_x(M, K, dtype, gen=gen)
     w, scales, zeros = a16w4_operands(N, K, g, symmetric, dtype, gen)
     ref64 = x.double() @ dequant64(w, scales, zeros, g).t()
@@ -293,7 +297,7 @@ def test_a16w4_wgmma_large_k_accuracy(symmetric, dtype, bound):
 
 @pytest.mark.parametrize("dtype,bound", [(BF16, 3e-3), (FP16, 5e-4)])
 @pytest.mark.parametrize("symmetric", [False, True])
-@pytest.mark.parametrize("M", [1, 16])
+@pytest.mark.parametrize("M", [1, 8])  # the GEMV (full tiles take the wgmma from 9 tokens)
 def test_a16w4_large_k_accuracy(M, symmetric, dtype, bound):
     # why these bounds: see the top of the file (one output rounding dominates).
     gen = torch.Generator().manual_seed(11 + M)

@@ -377,3 +377,20 @@ TAIL=4 step 100 racecheck compute-sanitizer --tool racecheck --error-exitcode 9 
 TAIL=6 step 200 variants python3 -m pytest -q -m cuda -p no:cacheprovider tests/test_cuda_variants.py \
   -k "from-1 or gemv-to-32 or rows256"
 fi
+# Session 8, call 5: the final defaults (the wgmma from 9 tokens for 4-bit weights, from 1 for 8-bit
+# rows); the x-box rotation experiment (LOWBIT_W4_WGMMA_ROTATE=1) at 40..128 tokens; racecheck; the
+# model's decode at batch 1..32.
+#   PART=31 LOWBIT_KERNELS=quant,w4,int8 TESTS="tests/test_cuda_a16w4.py tests/test_cuda_mxfp4.py tests/test_cuda_a16w8.py tests/test_cuda_a8w4_mx.py" \
+#     EXTRA='bash tools/session_queue.sh' BENCH=0 bash tools/device_run.sh
+if [ "$PART" = 31 ]; then
+TAIL=40 step 75 table python3 bench/gemm.py --formats a16w4,mxfp4,a16w8,mxfp8 --ms 1,9,16,64 \
+  --shapes 8192x8192,28672x8192,4096x14336,14336x4096 --peers none --no-ceilings --budget-s 60 --out "$OUT/table.json"
+for v in "base:" "rot:LOWBIT_W4_WGMMA_ROTATE=1"; do
+  name=${v%%:*}; knob=${v#*:}
+  TAIL=24 step 55 "mid_$name" env $knob python3 bench/gemm.py --formats a16w4,a16w8 --ms 40,64,128 \
+    --shapes 8192x8192,28672x8192,4096x14336,14336x4096 --peers none --no-ceilings --budget-s 42 --out "$OUT/mid_$name.json"
+done
+TAIL=4 step 100 racecheck compute-sanitizer --tool racecheck --error-exitcode 9 python3 tests/sanitize_w4_int8.py
+TAIL=30 step 170 model python3 bench/model.py --fused --formats a16w4,a16w8 --batch 1,8,16,32 --prefill 2048 \
+  --out "$OUT/model.json"
+fi

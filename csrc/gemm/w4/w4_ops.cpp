@@ -263,15 +263,21 @@ struct WgmmaPlan {
 };
 }  // namespace
 
-// The GEMVs' token counts (M <= 32) the mixed-input wgmma takes instead (32 tokens per CTA, K
-// split): 17..32 by default (session 8, same call, M = 17 / 24 / 32, 8192^2 / 28672x8192 /
-// 4096x14336 / 14336x4096: a16w4 g128 1.38-1.54 / 1.89-1.93 / 1.60-1.78 / 2.00-2.01x cuBLAS vs the
-// GEMV's 1.05-1.21 / 1.11-1.29 / 0.99-1.15 / 0.84-0.99x; a16w8 1.22-1.36 / 1.74 / 1.30-1.44 / 1.72
-// vs 0.92-1.00 / 1.06-1.11 / 0.91-1.01 / 0.83-0.92; mxfp4 1.26-1.38 / 1.63-1.66 / 1.40-1.54 /
-// 1.64-1.66 vs 0.72-0.88; mxfp8 1.04-1.46 vs 0.82-1.18). LOWBIT_W4_WGMMA_MIN_TOKENS=n moves the
-// boundary (33: the GEMVs to 32 tokens, as before session 8).
-bool wgmma_takes_gemv_tokens(int64_t M) {
-  static const int64_t min_tokens = env::integer("LOWBIT_W4_WGMMA_MIN_TOKENS", 17);
+// The GEMVs' token counts (M <= 32) the mixed-input wgmma takes instead (16 or 32 tokens per CTA,
+// K split), measured in session 8 (same call, 8192^2 / 28672x8192 / 4096x14336 / 14336x4096):
+//  - 17..32, every format: M = 17 / 24 / 32, a16w4 g128 1.38-1.54 / 1.89-1.93 / 1.60-1.78 /
+//    2.00-2.01x cuBLAS vs the GEMV's 1.05-1.21 / 1.11-1.29 / 0.99-1.15 / 0.84-0.99x; a16w8
+//    1.22-1.75 vs 0.83-1.11; mxfp4 1.26-1.66 vs 0.72-0.88; mxfp8 1.04-1.46 vs 0.82-1.18;
+//  - 8-bit rows (a16w8, mxfp8) from 1 token: a16w8 M = 1 1.54 / 1.80 / 1.58 / 1.64x vs 1.41 / 1.62 /
+//    1.44 / 1.40x (0.77-0.90 of cuBLAS's bandwidth), M = 8 1.54-1.76 vs 1.28-1.52; mxfp8 M = 1
+//    1.32-1.53 vs 1.15-1.47, M = 8 1.31-1.49 vs 1.10-1.39;
+//  - 4-bit weights from 9 tokens: M = 16 a16w4 1.84 / 1.99 / 2.04 / 2.03x vs 1.54 / 1.86 / 1.56 /
+//    1.46x, mxfp4 1.31 / 1.69 / 1.74 / 1.58x vs 1.46 / 1.64 / 1.44 / 1.30x; at 8 and below the
+//    GEMV keeps them (a16w4 M = 1: 1.92-2.67x vs 1.85-2.03x, M = 8 28672x8192: 2.55 vs 2.00x).
+// LOWBIT_W4_WGMMA_MIN_TOKENS=n sets one boundary for all (33: the GEMVs to 32 tokens, as before).
+bool wgmma_takes_gemv_tokens(int64_t M, bool rows8) {
+  static const int64_t knob = env::integer("LOWBIT_W4_WGMMA_MIN_TOKENS", 0);
+  const int64_t min_tokens = knob > 0 ? knob : rows8 ? 1 : 9;
   return M <= kGemvMaxTokens && M >= min_tokens;
 }
 
@@ -297,6 +303,8 @@ SplitBuffers apply_wgmma_plan(const WgmmaPlan& plan, W4WgmmaParams& p, const Ten
   p.tokens = plan.tokens;
   p.splits = int(plan.split.splits);
   p.kb_per_split = int(plan.split.slice_steps);
+  static const bool rotate = env::flag("LOWBIT_W4_WGMMA_ROTATE");  // an experiment (w4_wgmma.cuh KOrder)
+  p.rotate = rotate ? 1 : 0;
   SplitBuffers buf = split_buffers(plan.split.splits, p.M, p.N, plan.tiles, x.options());
   p.partial = buf.partial_ptr();
   p.arrivals = buf.arrivals_ptr();
@@ -353,7 +361,8 @@ constexpr int64_t kRows8WgmmaMaxTokensInt8 = 1024, kRows8WgmmaMaxTokensMx = 512;
 bool rows8_wgmma_applies(int64_t M, int64_t N, int64_t K, bool mx) {
   static const bool force_wgmma = env::is("LOWBIT_ROWS8_LARGE", "wgmma");
   static const bool force_dequant = env::is("LOWBIT_ROWS8_LARGE", "dequant");
-  if (force_dequant || (M <= kGemvMaxTokens && !wgmma_takes_gemv_tokens(M)) || N % kWgRows != 0 || K % 128 != 0)
+  if (force_dequant || (M <= kGemvMaxTokens && !wgmma_takes_gemv_tokens(M, /*rows8=*/true)) || N % kWgRows != 0 ||
+      K % 128 != 0)
     return false;
   return force_wgmma || M <= (mx ? kRows8WgmmaMaxTokensMx : kRows8WgmmaMaxTokensInt8);
 }
@@ -386,7 +395,8 @@ Tensor a16w4_linear(const Tensor& x, const Tensor& w, const Tensor& scales, cons
   if (d.M == 0) return at::empty({0, d.N}, x.options());
   const Path path = forced_path();
   const bool small = path == Path::kGemv || (path == Path::kAuto && d.M <= kGemvMaxTokens);
-  if (path == Path::kAuto && wgmma_takes_gemv_tokens(d.M) && wgmma_applies(d.M, d.N, d.K, g, /*mx=*/false))
+  if (path == Path::kAuto && wgmma_takes_gemv_tokens(d.M, /*rows8=*/false) &&
+      wgmma_applies(d.M, d.N, d.K, g, /*mx=*/false))
     return wgmma_matmul(x, w, scales, zeros, g, bias, /*mx=*/false);
   if (small && d.M <= kGemvMaxTokens) return gemv(x, w, scales, zeros, g, bias);
   if (path == Path::kAuto && wgmma_applies(d.M, d.N, d.K, g, /*mx=*/false))
@@ -404,7 +414,8 @@ Tensor mx4_matmul(const Tensor& x, const Tensor& w, const Tensor& w_scale, const
   const Path path = forced_path();
   const bool x16 = x.scalar_type() == out_dtype && x.scalar_type() != at::kFloat;
   const bool bf16 = x16 && out_dtype == at::kBFloat16;
-  if (bf16 && path == Path::kAuto && wgmma_takes_gemv_tokens(M) && wgmma_applies(M, N, K, 32, /*mx=*/true))
+  if (bf16 && path == Path::kAuto && wgmma_takes_gemv_tokens(M, /*rows8=*/false) &&
+      wgmma_applies(M, N, K, 32, /*mx=*/true))
     return wgmma_matmul(x, w, w_scale, std::nullopt, 32, bias, /*mx=*/true);
   if (x16 && M <= kGemvMaxTokens && path != Path::kDequant)
     return gemv(x, w, w_scale, std::nullopt, 32, bias, /*mx=*/true);

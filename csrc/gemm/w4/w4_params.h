@@ -90,8 +90,8 @@ constexpr int kWgStages = 5;
 constexpr int kWgTokens = 128;   // tokens per CTA (wgmma N) above 64 tokens
 // Tokens per CTA (wgmma N, a template argument of the kernel; the host's TMA box of x has as many
 // rows): 64 up to 64 tokens (half of a 128-token CTA's tensor work would multiply the OOB-filled
-// zero rows), else 128; 16 / 32 where the GEMVs' token counts come here (17..32 by default,
-// w4_ops.cpp wgmma_takes_gemv_tokens). The host plan (w4_ops.cpp) and the launch
+// zero rows), else 128; 16 / 32 where the GEMVs' token counts come here (w4_ops.cpp
+// wgmma_takes_gemv_tokens: 9..32 for 4-bit weights, 1..32 for 8-bit rows). The host plan (w4_ops.cpp) and the launch
 // (w4_wgmma_launch.cu) both ask.
 constexpr int wgmma_tokens(int64_t M) { return M <= 16 ? 16 : M <= 32 ? 32 : M <= 64 ? 64 : kWgTokens; }
 
@@ -127,6 +127,7 @@ struct W4WgmmaParams {
   int tokens;            // tokens per CTA: wgmma_tokens(M), or forced (LOWBIT_W4_WGMMA_TOKENS)
   int splits;            // K splits (grid z), each kb_per_split 128-element blocks (the last fewer)
   int kb_per_split;
+  int rotate;            // 1: each row tile's CTA starts its K blocks at its own offset (w4_wgmma.cuh KOrder)
 };
 
 }  // namespace lowbit::w4

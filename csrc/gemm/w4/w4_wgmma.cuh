@@ -115,6 +115,23 @@ __device__ __forceinline__ void rows8_fragment(const uint32_t* row_lo, const uin
   }
 }
 
+// The K blocks of this CTA's split (blocks kb0 .. kb0 + nb - 1), in the order its producer loads
+// and its consumers use them: i -> kb0 + (i + rot) % nb. rot = 0, or with p.rotate (an experiment,
+// LOWBIT_W4_WGMMA_ROTATE=1) the row tile's index mod nb, so CTAs of different row tiles read
+// different boxes of x at any one time instead of all the same one.
+struct KOrder {
+  int kb0, nb, rot;
+  __device__ __forceinline__ int operator()(int i) const {
+    const int r = i + rot;
+    return kb0 + (r >= nb ? r - nb : r);
+  }
+};
+__device__ __forceinline__ KOrder k_order(const W4WgmmaParams& p) {
+  const int kb0 = blockIdx.z * p.kb_per_split;
+  const int nb = max(0, min(p.K / kBlockElems - kb0, p.kb_per_split));
+  return {kb0, nb, p.rotate && nb > 0 ? int(blockIdx.x % unsigned(nb)) : 0};
+}
+
 // The consumer warpgroups (1 and 2): 64 weight rows each per m64 tile (kRowTiles tiles: the
 // second 128 rows below the first), a warp one 16-row tile of each, all kBN tokens. kChunks:
 // 32-element chunks per group (1, 2, 4 for 32, 64, 128; 0: one group per row).
@@ -142,8 +159,7 @@ __device__ __forceinline__ void a16w4_wgmma_consume(const W4WgmmaParams& p, uint
 #pragma unroll
   for (int rt = 0; rt < kRowTiles; ++rt) row0[rt] = blockIdx.x * kWgRows * kRowTiles + (tile + 8 * rt) * kTileRows + grp;
   const int tok0 = blockIdx.y * kBN;
-  const int kb0 = blockIdx.z * p.kb_per_split;  // this CTA's K split: blocks kb0 .. kb1 - 1
-  const int kb1 = min(p.K / kBlockElems, kb0 + p.kb_per_split);
+  const KOrder order = k_order(p);  // this CTA's K split, block i of it: order(i)
   const int groups = kChunks == 0 ? 1 : p.K / p.group;
   const T* scales = static_cast<const T*>(p.scales);
   const T* zeros = static_cast<const T*>(p.zeros);
@@ -199,8 +215,9 @@ __device__ __forceinline__ void a16w4_wgmma_consume(const W4WgmmaParams& p, uint
   // no per-block load, ran 1.01x).
   uint32_t next_e[kRowTiles][2] = {};
   T next_s[kRowTiles][kBlockGroups][2], next_z[kRowTiles][kBlockGroups][2];
-  auto load_block_scales = [&](int kb) {
-    if (kb >= kb1) return;
+  auto load_block_scales = [&](int i) {  // (of the split's block i)
+    if (i >= order.nb) return;
+    const int kb = order(i);
     if constexpr (kMx) {
       const uint8_t* e = static_cast<const uint8_t*>(p.scales) + kb * 4;
 #pragma unroll
@@ -222,12 +239,13 @@ __device__ __forceinline__ void a16w4_wgmma_consume(const W4WgmmaParams& p, uint
           }
     }
   };
-  load_block_scales(kb0);
+  load_block_scales(0);
 
   int stage = 0;
   uint32_t phase = 0;
   const uint64_t desc_x0 = ptx::smem_desc_k_major_sw128(smem);
-  for (int kb = kb0; kb < kb1; ++kb) {
+  for (int i = 0; i < order.nb; ++i) {
+    const int kb = order(i);
     uint32_t sc0[kRowTiles], sc1[kRowTiles];  // MX: the E8M0 bytes of the rows for this block's 4 chunks
 #pragma unroll
     for (int rt = 0; rt < kRowTiles; ++rt) sc0[rt] = next_e[rt][0], sc1[rt] = next_e[rt][1];
@@ -240,7 +258,7 @@ __device__ __forceinline__ void a16w4_wgmma_consume(const W4WgmmaParams& p, uint
           for (int h = 0; h < 2; ++h)
             fold_pair(next_s[rt][bg][h], next_z[rt][bg][h], fold_s[rt][bg][h], fold_z[rt][bg][h]);
     }
-    load_block_scales(kb + 1);
+    load_block_scales(i + 1);
     ptx::mbarrier_wait(&full[stage], phase);
     // 4-bit codes: this warp's 1 KB chunk per row tile: row grp's 4 words at uint4 4 grp + tig,
     // row grp + 8's at +32
@@ -300,7 +318,7 @@ __device__ __forceinline__ void a16w4_wgmma_consume(const W4WgmmaParams& p, uint
       // at the split's first step
       bool first;
       if constexpr (kChunks > 0 && !kFold) first = j % kChunks == 0;
-      else first = kb == kb0 && j == 0;
+      else first = i == 0 && j == 0;
       ptx::wgmma_fence();
 #pragma unroll
       for (int s = 0; s < 2; ++s) {
@@ -429,12 +447,13 @@ __global__ void __launch_bounds__(kWgThreads, 1)
     ptx::setmaxnreg_dec<40>();
     if (warp == 0 && lane == 0) {
       const int words = p.K / 8, tok0 = blockIdx.y * kBN;
-      const int kb0 = blockIdx.z * p.kb_per_split, kb1 = min(p.K / kBlockElems, kb0 + p.kb_per_split);
+      const KOrder order = k_order(p);
       constexpr int kCtaRows = kWgRows * kRowTiles;
       const uint32_t* tiles = p.w + size_t(blockIdx.x) * kCtaRows * words;  // 8 (16) full 16-row tiles
       int stage = 0;
       uint32_t phase = 0;
-      for (int kb = kb0; kb < kb1; ++kb) {
+      for (int i = 0; i < order.nb; ++i) {
+        const int kb = order(i);
         uint8_t* x_dst = smem + stage * Layout::kStageBytes;
         ptx::mbarrier_wait(&empty[stage], phase ^ 1);
         // The consumers read the stage's weights with ld.shared (generic proxy); the copies below
