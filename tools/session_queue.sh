@@ -394,3 +394,13 @@ TAIL=4 step 100 racecheck compute-sanitizer --tool racecheck --error-exitcode 9 
 TAIL=30 step 170 model python3 bench/model.py --fused --formats a16w4,a16w8 --batch 1,8,16,32 --prefill 2048 \
   --out "$OUT/model.json"
 fi
+# Session 8, call 6: the table for the closing notes with this session's defaults (the K-block
+# rotation removed again: its tests and the wgmma tests first).
+#   PART=32 LOWBIT_KERNELS=quant,w4,int8 TESTS="tests/test_cuda_a16w4.py tests/test_cuda_mxfp4.py tests/test_cuda_a16w8.py tests/test_cuda_a8w4_mx.py" \
+#     EXTRA='bash tools/session_queue.sh' BENCH=0 bash tools/device_run.sh "large_m or wgmma or repeatable or graph"
+if [ "$PART" = 32 ]; then
+TAIL=120 step 330 table python3 bench/gemm.py --formats a16w4,mxfp4,a8w4_mx,a16w8,mxfp8,w8a8_int8 \
+  --ms 1,16,64,256,1024,4096 --peers none --no-ceilings --budget-s 300 --out "$OUT/table.json"
+TAIL=40 step 80 groups python3 bench/gemm.py --formats a16w4 --a16w4-groups 32,64,-1 --ms 1,16,64,256 \
+  --peers none --no-ceilings --budget-s 65 --out "$OUT/groups.json"
+fi

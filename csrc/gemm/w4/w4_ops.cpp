@@ -303,8 +303,6 @@ SplitBuffers apply_wgmma_plan(const WgmmaPlan& plan, W4WgmmaParams& p, const Ten
   p.tokens = plan.tokens;
   p.splits = int(plan.split.splits);
   p.kb_per_split = int(plan.split.slice_steps);
-  static const bool rotate = env::flag("LOWBIT_W4_WGMMA_ROTATE");  // an experiment (w4_wgmma.cuh KOrder)
-  p.rotate = rotate ? 1 : 0;
   SplitBuffers buf = split_buffers(plan.split.splits, p.M, p.N, plan.tiles, x.options());
   p.partial = buf.partial_ptr();
   p.arrivals = buf.arrivals_ptr();

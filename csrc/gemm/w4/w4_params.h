@@ -127,7 +127,6 @@ struct W4WgmmaParams {
   int tokens;            // tokens per CTA: wgmma_tokens(M), or forced (LOWBIT_W4_WGMMA_TOKENS)
   int splits;            // K splits (grid z), each kb_per_split 128-element blocks (the last fewer)
   int kb_per_split;
-  int rotate;            // 1: each row tile's CTA starts its K blocks at its own offset (w4_wgmma.cuh KOrder)
 };
 
 }  // namespace lowbit::w4

@@ -115,21 +115,16 @@ __device__ __forceinline__ void rows8_fragment(const uint32_t* row_lo, const uin
   }
 }
 
-// The K blocks of this CTA's split (blocks kb0 .. kb0 + nb - 1), in the order its producer loads
-// and its consumers use them: i -> kb0 + (i + rot) % nb. rot = 0, or with p.rotate (an experiment,
-// LOWBIT_W4_WGMMA_ROTATE=1) the row tile's index mod nb, so CTAs of different row tiles read
-// different boxes of x at any one time instead of all the same one.
+// The K blocks of this CTA's split: block i of it is kb0 + i, i < nb. (Session 8 measured
+// starting each row tile's CTA at its own block, so CTAs read different boxes of x at one time:
+// 0-3% slower at 40..128 tokens; removed.)
 struct KOrder {
-  int kb0, nb, rot;
-  __device__ __forceinline__ int operator()(int i) const {
-    const int r = i + rot;
-    return kb0 + (r >= nb ? r - nb : r);
-  }
+  int kb0, nb;
+  __device__ __forceinline__ int operator()(int i) const { return kb0 + i; }
 };
 __device__ __forceinline__ KOrder k_order(const W4WgmmaParams& p) {
   const int kb0 = blockIdx.z * p.kb_per_split;
-  const int nb = max(0, min(p.K / kBlockElems - kb0, p.kb_per_split));
-  return {kb0, nb, p.rotate && nb > 0 ? int(blockIdx.x % unsigned(nb)) : 0};
+  return {kb0, max(0, min(p.K / kBlockElems - kb0, p.kb_per_split))};
 }
 
 // The consumer warpgroups (1 and 2): 64 weight rows each per m64 tile (kRowTiles tiles: the
