@@ -404,3 +404,16 @@ TAIL=120 step 330 table python3 bench/gemm.py --formats a16w4,mxfp4,a8w4_mx,a16w
 TAIL=40 step 80 groups python3 bench/gemm.py --formats a16w4 --a16w4-groups 32,64,-1 --ms 1,16,64,256 \
   --peers none --no-ceilings --budget-s 65 --out "$OUT/groups.json"
 fi
+# Session 8, call 7: two CTAs per SM for the wgmma at <= 64 tokens (LOWBIT_W4_WGMMA_CTAS=2): the
+# tests with the knob (device_run's TESTS), A/B, racecheck with the knob.
+#   LOWBIT_W4_WGMMA_CTAS=2 PART=33 LOWBIT_KERNELS=quant,w4,int8 TESTS="tests/test_cuda_a16w4.py tests/test_cuda_mxfp4.py tests/test_cuda_a16w8.py tests/test_cuda_a8w4_mx.py" \
+#     EXTRA='bash tools/session_queue.sh' BENCH=0 bash tools/device_run.sh "large_m or wgmma or repeatable or graph or matches_reference"
+if [ "$PART" = 33 ]; then
+for v in "one:LOWBIT_W4_WGMMA_CTAS=1" "two:LOWBIT_W4_WGMMA_CTAS=2"; do
+  name=${v%%:*}; knob=${v#*:}
+  TAIL=34 step 80 "ctas_$name" env $knob python3 bench/gemm.py --formats a16w4,mxfp4,a16w8,mxfp8 --ms 1,16,32,64 \
+    --shapes 8192x8192,28672x8192,4096x14336,14336x4096 --peers none --no-ceilings --budget-s 65 --out "$OUT/ctas_$name.json"
+done
+TAIL=4 step 110 racecheck_two env LOWBIT_W4_WGMMA_CTAS=2 compute-sanitizer --tool racecheck --error-exitcode 9 \
+  python3 tests/sanitize_w4_int8.py
+fi

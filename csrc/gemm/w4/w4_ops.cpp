@@ -257,7 +257,7 @@ int chained_row_tiles(int64_t M, int64_t N) {
 // 256-row CTAs (chosen only where 128-row CTAs overfill a wave: never split).
 // LOWBIT_W4_WGMMA_SPLIT=off and LOWBIT_W4_WGMMA_TOKENS=128 restore the session-7 kernel (A/B).
 struct WgmmaPlan {
-  int tokens;
+  int tokens, ctas_per_sm;
   KSplit split;
   int64_t tiles;  // (rows, tokens) tiles: the arrival counters of a split
 };
@@ -289,18 +289,22 @@ WgmmaPlan wgmma_plan(int64_t M, int64_t N, int64_t K, int row_tiles, bool promot
   const int tokens = promote ? kWgTokens
                      : forced_tokens == 64 || forced_tokens == kWgTokens ? forced_tokens
                                                                          : wgmma_tokens(M);
-  const bool splittable =
-      wgmma_splits(promote ? WgmmaWeights::kInt4Promote : WgmmaWeights::kInt4Fold, row_tiles, tokens);
+  const WgmmaWeights w = promote ? WgmmaWeights::kInt4Promote : WgmmaWeights::kInt4Fold;
+  const bool splittable = wgmma_splits(w, row_tiles, tokens);
+  // two CTAs per SM (an experiment: LOWBIT_W4_WGMMA_CTAS=2) where built
+  static const int ctas_knob = env::integer("LOWBIT_W4_WGMMA_CTAS", 1);
+  const int ctas = ctas_knob == 2 && wgmma_two_ctas(w, row_tiles, tokens) ? 2 : 1;
   const int64_t tiles = N / (kWgRows * row_tiles) * ((M + tokens - 1) / tokens);
   const int64_t sms = at::cuda::getCurrentDeviceProperties()->multiProcessorCount;
   const int64_t blocks = K / 128;
-  const KSplit split = splittable && !no_split ? one_wave_split(blocks, tiles, sms) : KSplit{blocks, 1};
-  return {tokens, split, tiles};
+  const KSplit split = splittable && !no_split ? one_wave_split(blocks, tiles, ctas * sms) : KSplit{blocks, 1};
+  return {tokens, ctas, split, tiles};
 }
 
 // Fill p's plan fields; the split's buffers (kept alive by the caller until the launch is queued).
 SplitBuffers apply_wgmma_plan(const WgmmaPlan& plan, W4WgmmaParams& p, const Tensor& x) {
   p.tokens = plan.tokens;
+  p.ctas_per_sm = plan.ctas_per_sm;
   p.splits = int(plan.split.splits);
   p.kb_per_split = int(plan.split.slice_steps);
   SplitBuffers buf = split_buffers(plan.split.splits, p.M, p.N, plan.tiles, x.options());

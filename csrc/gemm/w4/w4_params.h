@@ -112,6 +112,11 @@ constexpr bool wgmma_rows8(WgmmaWeights w) { return w == WgmmaWeights::kInt8Rows
 constexpr bool wgmma_splits(WgmmaWeights w, int row_tiles, int tokens) {
   return w != WgmmaWeights::kInt4Promote && (row_tiles == 1 || tokens <= 64);
 }
+// Which kernels also exist for two CTAs per SM (96 registers per consumer thread, half the shared
+// memory; LOWBIT_W4_WGMMA_CTAS, w4_ops.cpp): 128-row CTAs of <= 64 tokens, not the promotion variant.
+constexpr bool wgmma_two_ctas(WgmmaWeights w, int row_tiles, int tokens) {
+  return w != WgmmaWeights::kInt4Promote && row_tiles == 1 && tokens <= 64;
+}
 
 struct W4WgmmaParams {
   const uint32_t* w;     // int32 (N, K/8), layout v3; N % 128 == 0, K % 128 == 0 (8-bit rows: by TMA)
@@ -125,6 +130,7 @@ struct W4WgmmaParams {
   int* arrivals;         // splits > 1: [row CTAs x token CTAs], zero on entry
   int M, N, K, group;
   int tokens;            // tokens per CTA: wgmma_tokens(M), or forced (LOWBIT_W4_WGMMA_TOKENS)
+  int ctas_per_sm;       // 1, or 2 where wgmma_two_ctas (LOWBIT_W4_WGMMA_CTAS=2)
   int splits;            // K splits (grid z), each kb_per_split 128-element blocks (the last fewer)
   int kb_per_split;
 };

@@ -70,7 +70,9 @@ struct RsMma<__half, kBN> {
   using Op = ptx::WgmmaRsF16<kBN>;
 };
 
-template <int kBN, bool kRows8 = false, int kRowTiles = 1>
+// kCtas: CTAs per SM the kernel is built for (1, or 2: w4_params.h wgmma_two_ctas); each gets
+// half of the SM's shared memory (228 KB, 1 KB reserved per CTA, this kernel's ~2 KB static).
+template <int kBN, bool kRows8 = false, int kRowTiles = 1, int kCtas = 1>
 struct W4WgmmaSmem {
   static constexpr int kXHalf = kBN * 128;            // one TMA box: kBN tokens x 64 elements
   static constexpr int kXBytes = 2 * kXHalf;          // a 128-element K block
@@ -78,12 +80,14 @@ struct W4WgmmaSmem {
   static constexpr int kWBytes = (kRows8 ? kWgRows * 128 : kWgRows * 128 / 2) * kRowTiles;
   static constexpr int kStageBytes = kXBytes + kWBytes;
   // as many stages as fit, at most kWgStages: 40 KB stages 5, 48 KB 4, 64 KB 3
-  static constexpr int kFit = (227 * 1024 - 1024 - 2 * kWgStages * 8) / kStageBytes;
+  static constexpr int kBudget = kCtas == 1 ? 227 * 1024 : 110 * 1024;
+  static constexpr int kFit = (kBudget - 1024 - 2 * kWgStages * 8) / kStageBytes;
   static constexpr int kStages = kFit < kWgStages ? kFit : kWgStages;
   static constexpr int kBytes = 1024 + kStages * kStageBytes + 2 * kStages * 8;
   static_assert(kXHalf % 1024 == 0, "X boxes keep the 1024-byte alignment of the 128B swizzle");
   static_assert(kStageBytes % 1024 == 0, "every stage (and its swizzled W box) 1024-byte aligned");
-  static_assert(kBytes <= 227 * 1024, "shared memory per CTA on sm_90 is at most 227 KB");
+  static_assert(kBytes <= kBudget, "shared memory per CTA on sm_90 is at most 227 KB (kCtas CTAs per SM share 228)");
+  static_assert(kStages >= 3, "at least 3 stages in flight");
 };
 
 // mxfp4 weights (kMx, bf16 only): each e2m1 code times its block's 2^(e - 127) is exact in
@@ -130,7 +134,7 @@ __device__ __forceinline__ KOrder k_order(const W4WgmmaParams& p) {
 // The consumer warpgroups (1 and 2): 64 weight rows each per m64 tile (kRowTiles tiles: the
 // second 128 rows below the first), a warp one 16-row tile of each, all kBN tokens. kChunks:
 // 32-element chunks per group (1, 2, 4 for 32, 64, 128; 0: one group per row).
-template <typename T, WgmmaWeights kW, int kBN, int kChunks, bool kZeros, int kRowTiles>
+template <typename T, WgmmaWeights kW, int kBN, int kChunks, bool kZeros, int kRowTiles, int kCtas>
 __device__ __forceinline__ void a16w4_wgmma_consume(const W4WgmmaParams& p, uint8_t* smem) {
   constexpr bool kMx = wgmma_mx(kW), kRows8 = wgmma_rows8(kW), kFold = kW == WgmmaWeights::kInt4Fold;
   static_assert(!kMx || (std::is_same_v<T, __nv_bfloat16> && kChunks == 0 && !kZeros),
@@ -142,7 +146,7 @@ __device__ __forceinline__ void a16w4_wgmma_consume(const W4WgmmaParams& p, uint
   constexpr int kAccRegs = kBN / 2;
   constexpr bool kChained = kMx || kRows8 || kFold;  // one accumulator over all of K, no promotion
   constexpr int kBlockGroups = kChunks > 0 ? 4 / kChunks : 1;  // int4 groups per 128-K block
-  using Layout = W4WgmmaSmem<kBN, kRows8, kRowTiles>;
+  using Layout = W4WgmmaSmem<kBN, kRows8, kRowTiles, kCtas>;
   using Mma = typename RsMma<T, kBN>::Op;
   uint64_t* full = reinterpret_cast<uint64_t*>(smem + Layout::kStages * Layout::kStageBytes);
   uint64_t* empty = full + Layout::kStages;
@@ -412,14 +416,17 @@ __device__ __forceinline__ void a16w4_wgmma_consume(const W4WgmmaParams& p, uint
 
 // kRowTiles = 2 (w4_ops.cpp chained_row_tiles: where it halves the waves): 256 weight rows
 // per CTA, so X is read from L2 once per 256 rows instead of 128 (chained formats only).
-template <typename T, WgmmaWeights kW, int kBN, int kChunks, bool kZeros, int kRowTiles>
-__global__ void __launch_bounds__(kWgThreads, 1)
+// kCtas = 2: two CTAs per SM (w4_params.h wgmma_two_ctas), twice the warps to hide the consumers'
+// latency, at half the shared memory (fewer stages) and 96 registers per consumer thread.
+template <typename T, WgmmaWeights kW, int kBN, int kChunks, bool kZeros, int kRowTiles, int kCtas = 1>
+__global__ void __launch_bounds__(kWgThreads, kCtas)
     a16w4_wgmma_kernel(const __grid_constant__ CUtensorMap tmap_x, const __grid_constant__ CUtensorMap tmap_w,
                        const W4WgmmaParams p) {
   constexpr bool kRows8 = wgmma_rows8(kW);
   static_assert(kBN == 16 || kBN == 32 || kBN == 64 || kBN == 128 || kBN == 256, "wgmma N of the RS wrappers");
   static_assert(kChunks == 0 || kChunks == 1 || kChunks == 2 || kChunks == 4, "groups of 32, 64, 128 or per row");
-  using Layout = W4WgmmaSmem<kBN, kRows8, kRowTiles>;
+  static_assert(kCtas == 1 || wgmma_two_ctas(kW, kRowTiles, kBN), "two CTAs per SM: w4_params.h wgmma_two_ctas");
+  using Layout = W4WgmmaSmem<kBN, kRows8, kRowTiles, kCtas>;
   extern __shared__ __align__(1024) uint8_t smem_raw[];
   uint8_t* smem = reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(smem_raw) + 1023) & ~uintptr_t(1023));
   uint64_t* full = reinterpret_cast<uint64_t*>(smem + Layout::kStages * Layout::kStageBytes);
@@ -469,8 +476,10 @@ __global__ void __launch_bounds__(kWgThreads, 1)
       }
     }
   } else {
-    ptx::setmaxnreg_inc<232>();
-    a16w4_wgmma_consume<T, kW, kBN, kChunks, kZeros, kRowTiles>(p, smem);
+    // (the producer's 128 x (launch - 40) registers to the 256 consumer threads: launch 168 -> 232;
+    // two CTAs: launch 80 -> 96, of the 100 it would allow)
+    ptx::setmaxnreg_inc<kCtas == 1 ? 232 : 96>();
+    a16w4_wgmma_consume<T, kW, kBN, kChunks, kZeros, kRowTiles, kCtas>(p, smem);
   }
 }
 

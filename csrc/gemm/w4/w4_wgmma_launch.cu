@@ -10,11 +10,10 @@ namespace lowbit::w4 {
 namespace {
 
 // tmap_w: the 8-bit rows' map (kRows8); 4-bit weights come by bulk copies and ignore it.
-template <typename T, WgmmaWeights kW, int kChunks, bool kZeros, int kRowTiles, int kBN>
-void wgmma_tokens_typed(const CUtensorMap& tmap_x, const CUtensorMap& tmap_w, const W4WgmmaParams& p,
-                        cudaStream_t stream) {
-  auto kernel = a16w4_wgmma_kernel<T, kW, kBN, kChunks, kZeros, kRowTiles>;
-  constexpr int smem = W4WgmmaSmem<kBN, wgmma_rows8(kW), kRowTiles>::kBytes;
+template <typename T, WgmmaWeights kW, int kChunks, bool kZeros, int kRowTiles, int kBN, int kCtas>
+void wgmma_launch(const CUtensorMap& tmap_x, const CUtensorMap& tmap_w, const W4WgmmaParams& p, cudaStream_t stream) {
+  auto kernel = a16w4_wgmma_kernel<T, kW, kBN, kChunks, kZeros, kRowTiles, kCtas>;
+  constexpr int smem = W4WgmmaSmem<kBN, wgmma_rows8(kW), kRowTiles, kCtas>::kBytes;
   static const bool configured = [&] {
     C10_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
     return true;
@@ -23,6 +22,17 @@ void wgmma_tokens_typed(const CUtensorMap& tmap_x, const CUtensorMap& tmap_w, co
   dim3 grid(p.N / (kWgRows * kRowTiles), (p.M + kBN - 1) / kBN, p.splits);
   kernel<<<grid, kWgThreads, smem, stream>>>(tmap_x, tmap_w, p);
   C10_CUDA_KERNEL_LAUNCH_CHECK();
+}
+
+// p.ctas_per_sm: the two-CTA build where it exists (w4_params.h wgmma_two_ctas)
+template <typename T, WgmmaWeights kW, int kChunks, bool kZeros, int kRowTiles, int kBN>
+void wgmma_tokens_typed(const CUtensorMap& tmap_x, const CUtensorMap& tmap_w, const W4WgmmaParams& p,
+                        cudaStream_t stream) {
+  if constexpr (wgmma_two_ctas(kW, kRowTiles, kBN)) {
+    if (p.ctas_per_sm == 2) return wgmma_launch<T, kW, kChunks, kZeros, kRowTiles, kBN, 2>(tmap_x, tmap_w, p, stream);
+  }
+  TORCH_CHECK(p.ctas_per_sm == 1, "lowbit: two CTAs per SM planned for a wgmma kernel built for one");
+  wgmma_launch<T, kW, kChunks, kZeros, kRowTiles, kBN, 1>(tmap_x, tmap_w, p, stream);
 }
 
 // p.tokens per CTA (the host's TMA box of x has as many rows): 16 or 32 (128-row CTAs), 64 or 128; the
