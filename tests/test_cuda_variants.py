@@ -77,7 +77,8 @@ VARIANTS = [
     ("w4-wgmma-rows256", {"LOWBIT_W4_WGMMA_ROWS": "256"},
      ["test_cuda_a16w4.py", "test_cuda_mxfp4.py", "test_cuda_a8w4_mx.py", "test_cuda_a16w8.py"],
      "large_m or matches_reference or wgmma"),
-    # two CTAs per SM for the mixed-input wgmma at <= 64 tokens (an experiment, session 8)
+    # two CTAs per SM for the mixed-input wgmma at <= 64 tokens everywhere (default: only where one
+    # CTA per SM would overfill a wave, which no test shape does)
     ("w4-wgmma-two-ctas", {"LOWBIT_W4_WGMMA_CTAS": "2"},
      ["test_cuda_a16w4.py", "test_cuda_mxfp4.py", "test_cuda_a8w4_mx.py", "test_cuda_a16w8.py"],
      "large_m or repeatable or wgmma or graph"),

@@ -417,3 +417,13 @@ done
 TAIL=4 step 110 racecheck_two env LOWBIT_W4_WGMMA_CTAS=2 compute-sanitizer --tool racecheck --error-exitcode 9 \
   python3 tests/sanitize_w4_int8.py
 fi
+# Session 8, call 8: two CTAs per SM by default where one per SM overfills a wave (28672 x 8192 at
+# <= 32 tokens): that shape's table and the model's decode.
+#   PART=34 LOWBIT_KERNELS=quant,w4,int8 TESTS="tests/test_cuda_a16w4.py tests/test_cuda_mxfp4.py tests/test_cuda_a16w8.py tests/test_cuda_a8w4_mx.py" \
+#     EXTRA='bash tools/session_queue.sh' BENCH=0 bash tools/device_run.sh "large_m or wgmma or repeatable or graph"
+if [ "$PART" = 34 ]; then
+TAIL=20 step 50 mlp python3 bench/gemm.py --formats a16w4,mxfp4,a16w8,mxfp8 --ms 1,16,32,64 --shapes 28672x8192 \
+  --peers none --no-ceilings --budget-s 40 --out "$OUT/mlp.json"
+TAIL=30 step 200 model python3 bench/model.py --fused --formats a16w4,a16w8,mxfp4 --batch 1,8,16,32 --prefill 2048 \
+  --out "$OUT/model.json"
+fi

@@ -283,7 +283,8 @@ bool wgmma_takes_gemv_tokens(int64_t M, bool rows8) {
 
 namespace {
 
-WgmmaPlan wgmma_plan(int64_t M, int64_t N, int64_t K, int row_tiles, bool promote) {
+// chunks: the int4 group's 32-element chunks (w4_params.h gemv_group_chunks; 0 otherwise)
+WgmmaPlan wgmma_plan(int64_t M, int64_t N, int64_t K, int row_tiles, bool promote, int chunks = 0) {
   static const bool no_split = env::is("LOWBIT_W4_WGMMA_SPLIT", "off");
   static const int forced_tokens = env::integer("LOWBIT_W4_WGMMA_TOKENS", 0);
   const int tokens = promote ? kWgTokens
@@ -291,11 +292,17 @@ WgmmaPlan wgmma_plan(int64_t M, int64_t N, int64_t K, int row_tiles, bool promot
                                                                          : wgmma_tokens(M);
   const WgmmaWeights w = promote ? WgmmaWeights::kInt4Promote : WgmmaWeights::kInt4Fold;
   const bool splittable = wgmma_splits(w, row_tiles, tokens);
-  // two CTAs per SM (an experiment: LOWBIT_W4_WGMMA_CTAS=2) where built
-  static const int ctas_knob = env::integer("LOWBIT_W4_WGMMA_CTAS", 1);
-  const int ctas = ctas_knob == 2 && wgmma_two_ctas(w, row_tiles, tokens) ? 2 : 1;
   const int64_t tiles = N / (kWgRows * row_tiles) * ((M + tokens - 1) / tokens);
   const int64_t sms = at::cuda::getCurrentDeviceProperties()->multiProcessorCount;
+  // Two CTAs per SM where built (<= 64 tokens, 128-row CTAs) and one CTA per SM would overfill a
+  // wave (no split there). Session 8, same call, 28672 x 8192 (224 tiles): a16w4 g128 M = 16 / 32
+  // 2.42 / 2.24x vs 2.14 / 2.04x, mxfp4 2.01 / 2.00 vs 1.73 / 1.75, mxfp8 1.71 / 1.68 vs 1.58 / 1.47,
+  // a16w8 1.86 / 1.89 vs 1.90 / 1.83; where the split fills the SMs instead (tiles < SMs) two CTAs
+  // lost up to 14% (fewer stages, 96 registers). LOWBIT_W4_WGMMA_CTAS=1|2 forces one or two where
+  // built (A/B runs).
+  static const int ctas_knob = env::integer("LOWBIT_W4_WGMMA_CTAS", 0);
+  const bool two_built = wgmma_two_ctas(w, row_tiles, tokens, chunks);
+  const int ctas = two_built && (ctas_knob == 2 || (ctas_knob == 0 && tiles > sms)) ? 2 : 1;
   const int64_t blocks = K / 128;
   const KSplit split = splittable && !no_split ? one_wave_split(blocks, tiles, ctas * sms) : KSplit{blocks, 1};
   return {tokens, ctas, split, tiles};
@@ -336,7 +343,8 @@ Tensor wgmma_matmul(const Tensor& x, const Tensor& w, const Tensor& scales, cons
   // per channel (session 8, 28672 x 8192 g128 M = 40 / 64 / 128: 1.76 / 1.78 / 1.45x cuBLAS vs
   // 1.60 / 1.63 / 1.43x in 128-row CTAs; forced where the rule says no, 0.30-0.92x vs 0.63-1.72x)
   const int row_tiles = mx || (fold && (g == 128 || g == K)) ? chained_row_tiles(M, N) : 1;
-  const WgmmaPlan plan = wgmma_plan(M, N, K, row_tiles, /*promote=*/!mx && !fold);
+  const WgmmaPlan plan = wgmma_plan(M, N, K, row_tiles, /*promote=*/!mx && !fold,
+                                    /*chunks=*/mx ? 0 : gemv_group_chunks(g));  // (as the launch switches on the group)
   const CUtensorMap tmap_x = tma::make_2d_sw128(x.data_ptr(), 2, M, K, K, plan.tokens);
   W4WgmmaParams p{};
   p.w = reinterpret_cast<const uint32_t*>(w.data_ptr<int32_t>());

@@ -113,9 +113,12 @@ constexpr bool wgmma_splits(WgmmaWeights w, int row_tiles, int tokens) {
   return w != WgmmaWeights::kInt4Promote && (row_tiles == 1 || tokens <= 64);
 }
 // Which kernels also exist for two CTAs per SM (96 registers per consumer thread, half the shared
-// memory; LOWBIT_W4_WGMMA_CTAS, w4_ops.cpp): 128-row CTAs of <= 64 tokens, not the promotion variant.
-constexpr bool wgmma_two_ctas(WgmmaWeights w, int row_tiles, int tokens) {
-  return w != WgmmaWeights::kInt4Promote && row_tiles == 1 && tokens <= 64;
+// memory; chosen where one CTA per SM would overfill a wave, w4_ops.cpp wgmma_plan): 128-row CTAs of
+// <= 64 tokens, not the promotion variant, not int4 groups of 32 (chunks == 1: its 64-token build
+// spilled 20 bytes).
+constexpr bool wgmma_two_ctas(WgmmaWeights w, int row_tiles, int tokens, int chunks) {
+  return w != WgmmaWeights::kInt4Promote && row_tiles == 1 && tokens <= 64 &&
+         !(w == WgmmaWeights::kInt4Fold && chunks == 1);
 }
 
 struct W4WgmmaParams {
@@ -130,7 +133,7 @@ struct W4WgmmaParams {
   int* arrivals;         // splits > 1: [row CTAs x token CTAs], zero on entry
   int M, N, K, group;
   int tokens;            // tokens per CTA: wgmma_tokens(M), or forced (LOWBIT_W4_WGMMA_TOKENS)
-  int ctas_per_sm;       // 1, or 2 where wgmma_two_ctas (LOWBIT_W4_WGMMA_CTAS=2)
+  int ctas_per_sm;       // 1, or 2 (wgmma_two_ctas; w4_ops.cpp wgmma_plan, LOWBIT_W4_WGMMA_CTAS)
   int splits;            // K splits (grid z), each kb_per_split 128-element blocks (the last fewer)
   int kb_per_split;
 };

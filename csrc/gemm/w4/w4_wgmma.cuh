@@ -425,7 +425,7 @@ __global__ void __launch_bounds__(kWgThreads, kCtas)
   constexpr bool kRows8 = wgmma_rows8(kW);
   static_assert(kBN == 16 || kBN == 32 || kBN == 64 || kBN == 128 || kBN == 256, "wgmma N of the RS wrappers");
   static_assert(kChunks == 0 || kChunks == 1 || kChunks == 2 || kChunks == 4, "groups of 32, 64, 128 or per row");
-  static_assert(kCtas == 1 || wgmma_two_ctas(kW, kRowTiles, kBN), "two CTAs per SM: w4_params.h wgmma_two_ctas");
+  static_assert(kCtas == 1 || wgmma_two_ctas(kW, kRowTiles, kBN, kChunks), "two CTAs per SM: w4_params.h wgmma_two_ctas");
   using Layout = W4WgmmaSmem<kBN, kRows8, kRowTiles, kCtas>;
   extern __shared__ __align__(1024) uint8_t smem_raw[];
   uint8_t* smem = reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(smem_raw) + 1023) & ~uintptr_t(1023));

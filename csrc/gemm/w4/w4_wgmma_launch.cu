@@ -28,7 +28,7 @@ void wgmma_launch(const CUtensorMap& tmap_x, const CUtensorMap& tmap_w, const W4
 template <typename T, WgmmaWeights kW, int kChunks, bool kZeros, int kRowTiles, int kBN>
 void wgmma_tokens_typed(const CUtensorMap& tmap_x, const CUtensorMap& tmap_w, const W4WgmmaParams& p,
                         cudaStream_t stream) {
-  if constexpr (wgmma_two_ctas(kW, kRowTiles, kBN)) {
+  if constexpr (wgmma_two_ctas(kW, kRowTiles, kBN, kChunks)) {
     if (p.ctas_per_sm == 2) return wgmma_launch<T, kW, kChunks, kZeros, kRowTiles, kBN, 2>(tmap_x, tmap_w, p, stream);
   }
   TORCH_CHECK(p.ctas_per_sm == 1, "lowbit: two CTAs per SM planned for a wgmma kernel built for one");
