@@ -283,8 +283,10 @@ bool wgmma_takes_gemv_tokens(int64_t M, bool rows8) {
 
 namespace {
 
-// chunks: the int4 group's 32-element chunks (w4_params.h gemv_group_chunks; 0 otherwise)
-WgmmaPlan wgmma_plan(int64_t M, int64_t N, int64_t K, int row_tiles, bool promote, int chunks = 0) {
+// chunks: the int4 group's 32-element chunks (w4_params.h gemv_group_chunks; 0 otherwise).
+// two_ctas_auto: whether the rule below may pick two CTAs per SM (not for int8 rows).
+WgmmaPlan wgmma_plan(int64_t M, int64_t N, int64_t K, int row_tiles, bool promote, int chunks = 0,
+                     bool two_ctas_auto = true) {
   static const bool no_split = env::is("LOWBIT_W4_WGMMA_SPLIT", "off");
   static const int forced_tokens = env::integer("LOWBIT_W4_WGMMA_TOKENS", 0);
   const int tokens = promote ? kWgTokens
@@ -298,11 +300,12 @@ WgmmaPlan wgmma_plan(int64_t M, int64_t N, int64_t K, int row_tiles, bool promot
   // wave (no split there). Session 8, same call, 28672 x 8192 (224 tiles): a16w4 g128 M = 16 / 32
   // 2.42 / 2.24x vs 2.14 / 2.04x, mxfp4 2.01 / 2.00 vs 1.73 / 1.75, mxfp8 1.71 / 1.68 vs 1.58 / 1.47,
   // a16w8 1.86 / 1.89 vs 1.90 / 1.83; where the split fills the SMs instead (tiles < SMs) two CTAs
-  // lost up to 14% (fewer stages, 96 registers). LOWBIT_W4_WGMMA_CTAS=1|2 forces one or two where
-  // built (A/B runs).
+  // lost up to 14% (fewer stages, 96 registers). int8 rows keep one (28672x8192 M = 1 / 16 / 32:
+  // 1.81 / 1.86 / 1.89x with two vs 1.88 / 1.90 / 1.83x with one; s8-call8 with two: 1.71 / 1.72 /
+  // 1.73x). LOWBIT_W4_WGMMA_CTAS=1|2 forces one or two where built (A/B runs).
   static const int ctas_knob = env::integer("LOWBIT_W4_WGMMA_CTAS", 0);
   const bool two_built = wgmma_two_ctas(w, row_tiles, tokens, chunks);
-  const int ctas = two_built && (ctas_knob == 2 || (ctas_knob == 0 && tiles > sms)) ? 2 : 1;
+  const int ctas = two_built && (ctas_knob == 2 || (ctas_knob == 0 && two_ctas_auto && tiles > sms)) ? 2 : 1;
   const int64_t blocks = K / 128;
   const KSplit split = splittable && !no_split ? one_wave_split(blocks, tiles, ctas * sms) : KSplit{blocks, 1};
   return {tokens, ctas, split, tiles};
@@ -381,7 +384,7 @@ Tensor rows8_wgmma_matmul(const Tensor& x, const Tensor& w, const Tensor& w_scal
   const int64_t M = x.size(0), K = x.size(1), N = w.size(0);
   Tensor out = at::empty({M, N}, x.options());
   const int row_tiles = chained_row_tiles(M, N);
-  const WgmmaPlan plan = wgmma_plan(M, N, K, row_tiles, /*promote=*/false);
+  const WgmmaPlan plan = wgmma_plan(M, N, K, row_tiles, /*promote=*/false, /*chunks=*/0, /*two_ctas_auto=*/mx);
   const CUtensorMap tmap_x = tma::make_2d_sw128(x.data_ptr(), 2, M, K, K, plan.tokens);
   const CUtensorMap tmap_w = tma::make_2d_sw128(w.data_ptr(), 1, N, K, K, kWgRows * row_tiles);
   W4WgmmaParams p{};
