@@ -427,3 +427,13 @@ TAIL=20 step 50 mlp python3 bench/gemm.py --formats a16w4,mxfp4,a16w8,mxfp8 --ms
 TAIL=30 step 200 model python3 bench/model.py --fused --formats a16w4,a16w8,mxfp4 --batch 1,8,16,32 --prefill 2048 \
   --out "$OUT/model.json"
 fi
+# Next session's first call (written in session 8, no device time left): where the mixed-input
+# wgmma spends its time at small M (bench/NOTES.md session 8 "Next" 1-2): ncu source pages of the
+# 4-bit kernel at M = 1 (through the wgmma: LOWBIT_W4_WGMMA_MIN_TOKENS=1), 16 and 64, and of the
+# 8-bit rows at M = 1 (0.79-0.89 of cuBLAS's bandwidth through the same kernel), 8192^2.
+#   PART=35 LOWBIT_KERNELS=quant,w4,int8 EXTRA='bash tools/session_queue.sh' BENCH=0 bash tools/device_run.sh "nothing_selected"
+if [ "$PART" = 35 ]; then
+TAIL=40 step 400 ncu_wgmma env LOWBIT_W4_WGMMA_MIN_TOKENS=1 SOURCE=1 \
+  VARIANTS="a16w4_m1:a16w4:1:wgmma a16w4_m16:a16w4:16:wgmma a16w4_m64:a16w4:64:wgmma a16w8_m1:a16w8:1:wgmma" \
+  bash tools/wgmma_profile.sh
+fi

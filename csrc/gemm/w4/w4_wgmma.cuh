@@ -23,6 +23,10 @@
 // of a ring (full / empty mbarriers). Warpgroups 1 and 2: 64 weight rows each (a warp: one
 // 16-row tile), all kBN tokens; per block: 8 wgmma m64nNk16 (RS), each A fragment built
 // from the warp's chunk in shared memory.
+// Grid (w4_ops.cpp wgmma_plan): (rows / 128 or 256, tokens / kBN, K splits). kBN = 16 / 32 / 64
+// / 128 tokens by M; where the (rows, tokens) tiles are fewer than the SMs the K blocks are split
+// (grid z) and the tile's last CTA sums the splits' fp32 partials (lowbit/gemv_store.cuh
+// reduce_partials); kCtas = 2 builds for two CTAs per SM where one would overfill a wave.
 //
 // The A fragment (mma.m16n8k16 layout: thread (g, t) holds rows g, g + 8 at k = 2t, 2t + 1
 // and 2t + 8, 2t + 9 of the k16 step) from layout v3, where quad thread c's word j holds
