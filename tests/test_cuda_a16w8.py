@@ -5,8 +5,9 @@ Three paths, chosen by M and shape:
 - M <= 32, tensor-core GEMV: int8 codes exact through the MMA (|q| <= 128 is exact in bf16
   and fp16), fp32 sums, the scale applied once; the fp32 value differs from the reference's
   only by summation order, then is rounded once to the output dtype.
-- M = 33..1024 with N and K multiples of 128: the mixed-input wgmma GEMM on the int8 rows,
-  exact products, fp32 sums, the scale applied once (held to the GEMV's bound).
+- M = 1..1024 with N and K multiples of 128 (from 1 token since session 8; the GEMV keeps the
+  other shapes): the mixed-input wgmma GEMM on the int8 rows, exact products, fp32 sums, the
+  scale applied once (held to the GEMV's bound).
 - otherwise M > 32, dequantize (q * s rounded once to x's dtype: relative error <= 2^-8 in
   bf16, 2^-11 in fp16) + cuBLAS.
 

@@ -4,10 +4,11 @@ dequantized exactly to fp32, an fp32 GEMM, one rounding) and float64.
 
 The CUDA ops dequantize the activations (e4m3 x 2^(e - 127): exact in fp32, and in bf16 down
 to 2^-133) to bf16 when the output is bf16, else fp32. a8w4_mx then runs the mxfp4 paths on
-them: the GEMV for M <= 32 (bf16 output), the mixed-input wgmma GEMM to M = 512 (bf16, full
-tiles), the weight dequantized + cuBLAS above (bf16), or an fp32 GEMM (fp16 output: a bf16
-kernel's rounded output would be rounded again). mxfp8 with bf16 output: the 8-bit-row GEMV for
-M <= 32, the mixed-input wgmma on the e4m3 rows to M = 512 (full tiles); else both operands
+them: the mixed-input wgmma GEMM from 9 to 512 tokens (bf16, full tiles), the GEMV for the
+other M <= 32 (bf16 output), the weight dequantized + cuBLAS above (bf16), or an fp32 GEMM (fp16
+output: a bf16 kernel's rounded output would be rounded again). mxfp8 with bf16 output: the
+mixed-input wgmma on the e4m3 rows to M = 512 (full tiles, from 1 token), the 8-bit-row GEMV for
+other shapes at M <= 32; else both operands
 dequantized the same way (bf16 operands and cuBLAS; fp16 output: fp32 operands, an fp32 GEMM).
 
 Tolerances (elementwise vs the CPU reference; A = |a| @ |w|^T from the exact operands in
@@ -146,7 +147,8 @@ def test_mxfp8_has_cuda_kernels():
 
 
 # M <= 32 with bf16 output: the 8-bit-row GEMV on the e4m3 weights (scales applied in
-# registers); else both operands dequantized + cuBLAS / an fp32 GEMM. (72, 160): K a multiple
+# registers; the full-tile shape (256, 1024) takes the wgmma on the e4m3 rows instead); else both
+# operands dequantized + cuBLAS / an fp32 GEMM. (72, 160): K a multiple
 # of 32 but not of the GEMV's 64-element chunk.
 @pytest.mark.parametrize("M,NK,out_dtype",
                          list(itertools.product((1, 17, 32, 100), NK_SHAPES + ((72, 160),), (BF16, FP16))))

@@ -7,8 +7,9 @@ full-tile shapes):
 - M <= 32, tensor-core GEMV: every e2m1 value enters the MMA exactly, the E8M0 scale is
   applied per 32 in fp32; the fp32 value differs from the reference's only by summation
   order, then is rounded once to the output dtype.
-- M = 33..512, bf16 x, N and K multiples of 128: the mixed-input wgmma GEMM, every e2m1 value
-  times its E8M0 scale exact in the bf16 operand, fp32 sums over K.
+- M = 33..512 (and 9..32 since session 8), bf16 x, N and K multiples of 128: the mixed-input
+  wgmma GEMM, every e2m1 value times its E8M0 scale exact in the bf16 operand, fp32 sums over K
+  (within the GEMV's bound as well: the products are exact).
 - otherwise M > 32: bf16 x: the weight dequantized to bf16 (exact: e2m1 has 2 significant bits and
   bf16 fp32's exponent range) + cuBLAS with fp32 accumulation; fp16 x: computed in fp32
   (fp16 cannot hold the weight's range), then rounded once.

@@ -14,35 +14,40 @@ pytestmark = pytest.mark.cuda
 
 _TESTS = os.path.dirname(os.path.abspath(__file__))
 
+# The GEMV knobs' variants also keep 9..32 tokens on full 128-row tiles in the GEMVs (the mixed-input
+# wgmma takes them by default since session 8), so the GEMV they select is what those tests run.
+GEMV_ONLY = {"LOWBIT_W4_WGMMA_MIN_TOKENS": "33"}
+
 # (id, environment, test files, -k selection)
 VARIANTS = [
-    # a16w4 / mxfp4 GEMV: v7 (register streaming, default at 17..32 tokens) at every M <= 32,
+    # a16w4 / mxfp4 GEMV: v7 (register streaming, default at 17..32 tokens where neither the
+    # wgmma nor v8 applies) at every M <= 32,
     # and v6 (shared-memory staging, default at 1..16 where v8 does not apply) at every M <= 32
-    ("a16w4-gemv-regs", {"LOWBIT_A16W4_GEMV": "regs"}, ["test_cuda_a16w4.py", "test_cuda_mxfp4.py"],
+    ("a16w4-gemv-regs", {"LOWBIT_A16W4_GEMV": "regs", **GEMV_ONLY}, ["test_cuda_a16w4.py", "test_cuda_mxfp4.py"],
      "matches_reference or repeatable or nan_scale or decode_exactly or extreme_scales or graph"),
-    ("a16w4-gemv-smem", {"LOWBIT_A16W4_GEMV": "smem"}, ["test_cuda_a16w4.py", "test_cuda_mxfp4.py"],
+    ("a16w4-gemv-smem", {"LOWBIT_A16W4_GEMV": "smem", **GEMV_ONLY}, ["test_cuda_a16w4.py", "test_cuda_mxfp4.py"],
      "matches_reference or repeatable or nan_scale or extreme_scales or large_k"),
     # v8 (default at 1..16 tokens on full tiles) with one warp per SM as the split's aim: long
     # per-warp streams that wrap the ring of bulk copies many times, and few splits
-    ("a16w4-gemv-stream-long", {"LOWBIT_A16W4_STREAM_WARPS": "1"}, ["test_cuda_a16w4.py", "test_cuda_mxfp4.py"],
+    ("a16w4-gemv-stream-long", {"LOWBIT_A16W4_STREAM_WARPS": "1", **GEMV_ONLY}, ["test_cuda_a16w4.py", "test_cuda_mxfp4.py"],
      "matches_reference or repeatable or nan_scale or extreme_scales or large_k"),
     # v8 at 1..16 tokens only (default: 1..32 where built): v7 / v7b take 17..32
-    ("a16w4-gemv-stream-16", {"LOWBIT_A16W4_STREAM_MAX_TOKENS": "16"}, ["test_cuda_a16w4.py", "test_cuda_mxfp4.py"],
+    ("a16w4-gemv-stream-16", {"LOWBIT_A16W4_STREAM_MAX_TOKENS": "16", **GEMV_ONLY}, ["test_cuda_a16w4.py", "test_cuda_mxfp4.py"],
      "matches_reference or repeatable or large_k or graph"),
     # v8 with x and scales loaded one block ahead at every M (default: 1..8 tokens), and at none
-    ("a16w4-gemv-stream-prefetch", {"LOWBIT_A16W4_STREAM_PREFETCH": "1"}, ["test_cuda_a16w4.py", "test_cuda_mxfp4.py"],
+    ("a16w4-gemv-stream-prefetch", {"LOWBIT_A16W4_STREAM_PREFETCH": "1", **GEMV_ONLY}, ["test_cuda_a16w4.py", "test_cuda_mxfp4.py"],
      "matches_reference or repeatable or nan_scale or large_k"),
-    ("a16w4-gemv-stream-no-prefetch", {"LOWBIT_A16W4_STREAM_PREFETCH": "0"}, ["test_cuda_a16w4.py", "test_cuda_mxfp4.py"],
+    ("a16w4-gemv-stream-no-prefetch", {"LOWBIT_A16W4_STREAM_PREFETCH": "0", **GEMV_ONLY}, ["test_cuda_a16w4.py", "test_cuda_mxfp4.py"],
      "matches_reference or repeatable or nan_scale or large_k"),
     # v8 with x through a ring of the CTA (TMA boxes; N % 64 == 0) at every token count (default:
     # 17..32), and at none
-    ("a16w4-gemv-stream-xring", {"LOWBIT_A16W4_STREAM_X": "ring"}, ["test_cuda_a16w4.py", "test_cuda_mxfp4.py"],
+    ("a16w4-gemv-stream-xring", {"LOWBIT_A16W4_STREAM_X": "ring", **GEMV_ONLY}, ["test_cuda_a16w4.py", "test_cuda_mxfp4.py"],
      "matches_reference or repeatable or nan_scale or extreme_scales or decode_exactly or large_k or graph"),
-    ("a16w4-gemv-stream-no-xring", {"LOWBIT_A16W4_STREAM_X": "off"}, ["test_cuda_a16w4.py"],
+    ("a16w4-gemv-stream-no-xring", {"LOWBIT_A16W4_STREAM_X": "off", **GEMV_ONLY}, ["test_cuda_a16w4.py"],
      "matches_reference or repeatable or large_k or graph"),
     # v7b: v7 with a register ring of blocks and the g128 scales loaded with the weights (default
     # for mxfp4 at 17..32 tokens; int4 only through the knob)
-    ("a16w4-gemv-pipe", {"LOWBIT_A16W4_GEMV": "pipe"}, ["test_cuda_a16w4.py", "test_cuda_mxfp4.py"],
+    ("a16w4-gemv-pipe", {"LOWBIT_A16W4_GEMV": "pipe", **GEMV_ONLY}, ["test_cuda_a16w4.py", "test_cuda_mxfp4.py"],
      "matches_reference or repeatable or nan_scale or decode_exactly or extreme_scales or graph"),
     # mixed-input wgmma GEMM (default at 33..256 tokens, full 128-row tiles) at every M > 32,
     # and dequantize + cuBLAS at every M > 32
@@ -58,7 +63,7 @@ VARIANTS = [
     ("a16w4-wgmma-promote", {"LOWBIT_A16W4_WGMMA": "promote", "LOWBIT_A16W4_LARGE": "wgmma"}, ["test_cuda_a16w4.py"],
      "large_m or matches_reference or repeatable or wgmma"),
     # a16w4 GEMV with cp.async only (no bulk copies)
-    ("a16w4-no-bulk", {"LOWBIT_A16W4_BULK": "0"}, ["test_cuda_a16w4.py", "test_cuda_mxfp4.py"],
+    ("a16w4-no-bulk", {"LOWBIT_A16W4_BULK": "0", **GEMV_ONLY}, ["test_cuda_a16w4.py", "test_cuda_mxfp4.py"],
      "matches_reference or repeatable"),
     # fp8 promotion every 2 / 4 K blocks (experimental; bf16 output, M > 64)
     ("fp8-fold2", {"LOWBIT_FP8_FOLD_EVERY": "2"}, ["test_cuda_fp8.py"], "matches_reference or long_k or repeatable"),

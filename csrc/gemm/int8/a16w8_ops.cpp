@@ -1,9 +1,10 @@
 // a16w8_linear on CUDA: 16-bit activations times int8 weights (per-channel fp32 scale).
-// M <= 32: the tensor-core GEMV on the plain int8 weights (a16w8_gemv.cuh): exact products,
-// fp32 sums, the scale applied once, so y equals the CPU reference (csrc/cpu/linear.cpp) up
-// to summation order. M = 33..1024 with N and K multiples of 128: the mixed-input wgmma GEMM on
-// the int8 rows (gemm/w4/mixed_wgmma.h: exact products, fp32 sums, the scale in the epilogue).
-// Otherwise the weight dequantized (q * s rounded once to x's dtype) and cuBLAS.
+// M <= 1024 with N and K multiples of 128: the mixed-input wgmma GEMM on the int8 rows
+// (gemm/w4/mixed_wgmma.h: exact products, fp32 sums, the scale in the epilogue; from 1 token
+// since session 8). Other shapes at M <= 32: the tensor-core GEMV on the plain int8 weights
+// (a16w8_gemv.cuh): exact products, fp32 sums, the scale applied once, so either equals the CPU
+// reference (csrc/cpu/linear.cpp) up to summation order. Otherwise the weight dequantized
+// (q * s rounded once to x's dtype) and cuBLAS.
 // LOWBIT_A16W8_PATH=dequant takes the dequantize path at every M (A/B benches).
 #include <ATen/cuda/CUDAContext.h>
 #include <ATen/ops/empty.h>
@@ -65,7 +66,7 @@ Tensor a16w8_linear(const Tensor& x, const Tensor& w, const Tensor& w_scale, con
   c10::cuda::CUDAGuard guard(x.device());
   if (d.M == 0) return at::empty({0, d.N}, x.options());
   static const bool force_dequant = env::is("LOWBIT_A16W8_PATH", "dequant");
-  // (the wgmma first: it takes M <= 32 only through LOWBIT_W4_WGMMA_MIN_TOKENS, an A/B knob)
+  // (the wgmma first: it takes full tiles from 1 token, w4_ops.cpp wgmma_takes_gemv_tokens)
   if (!force_dequant && w4::rows8_wgmma_applies(d.M, d.N, d.K, /*mx=*/false))
     return w4::rows8_wgmma_matmul(x, w, w_scale, bias, /*mx=*/false);
   if (d.M <= kA16w8MaxTokens && !force_dequant) return rows8_gemv(x, w, w_scale, bias, /*mx=*/false);

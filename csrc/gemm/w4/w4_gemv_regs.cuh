@@ -1,5 +1,6 @@
 #pragma once
-// a16w4 / mxfp4 GEMV v7, the default for 17..32 tokens (w4_ops.cpp gemv_uses_regs; measured
+// a16w4 / mxfp4 GEMV v7, the default for 17..32 tokens where neither the wgmma (full 128-row tiles,
+// session 8) nor v8 takes them (w4_ops.cpp gemv_uses_regs; measured
 // in session 4: faster than v6 at 32 tokens, slower at 1..16): the same arithmetic as
 // w4_gemv.cuh, streamed the way the a16w8 GEMV streams: no shared memory.
 //  - weights: each thread loads its two 16-byte words per 128-element block straight into

@@ -1,7 +1,8 @@
 #pragma once
 // a16w4 / mxfp4 GEMV v8 ("stream"): the default for 1..16 tokens (and 17..32 for int4 g128 / per
 // channel) when every 16-row tile and every 128-element block is full (N % 16 == 0, K % 128 == 0:
-// the shapes of real models).
+// the shapes of real models). Since session 8 the mixed-input wgmma takes 9..32 tokens where the
+// 128-row tiles are full too (w4_ops.cpp wgmma_takes_gemv_tokens), so v8 keeps 1..8 there.
 // Same arithmetic as v6 (w4_gemv.cuh), written for the fewest instructions per weight byte:
 // ncu put v6 at M = 1 at 372 warp instructions per KB of weights and at half of cuBLAS's HBM
 // bandwidth, bound by instruction issue and by the ~30% of its instructions outside the loop

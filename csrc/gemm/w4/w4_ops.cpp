@@ -1,7 +1,8 @@
 // 4-bit weight and MX ops on CUDA: a16w4_linear, mxfp4_linear and a8w4_mx_mm / a8w4_mx_linear
-// (GEMV for M <= 32, the mixed-input wgmma GEMM above it to a measured M, dequantize + cuBLAS
-// beyond), mxfp8_mm / mxfp8_linear (with bf16 output: the 8-bit-row GEMV of gemm/int8 for
-// M <= 32, the mixed-input wgmma on e4m3 rows to 512; else dequantize + cuBLAS),
+// (on full 128-row tiles the GEMV to 8 tokens and the mixed-input wgmma GEMM from 9 to a measured
+// M; other shapes the GEMV to 32; dequantize + cuBLAS beyond), mxfp8_mm / mxfp8_linear (with bf16
+// output: the mixed-input wgmma on e4m3 rows to 512 on full tiles, the 8-bit-row GEMV of
+// gemm/int8 for other shapes at M <= 32; else dequantize + cuBLAS),
 // prepack_w4 / unpack_w4. Semantics: csrc/cpu/linear.cpp, csrc/cpu/w4_layout.cpp.
 // This file: argument contracts, the path and split plan, allocation.
 #include <ATen/core/dispatch/Dispatcher.h>
@@ -418,8 +419,9 @@ Tensor a16w4_linear(const Tensor& x, const Tensor& w, const Tensor& scales, cons
 }
 
 // y = x w^T for mxfp4 weights, x in bf16, fp16 or fp32, y in out_dtype (bias in out_dtype):
-// the GEMV for M <= 32 when x is 16-bit and y has its dtype; the mixed-input wgmma GEMM for
-// bf16 up to 512 tokens (wgmma_applies); else the weight dequantized (bf16 holds every
+// the mixed-input wgmma GEMM for bf16 on full tiles from 9 to 512 tokens (wgmma_takes_gemv_tokens,
+// wgmma_applies); the GEMV for the other M <= 32 when x is 16-bit and y has its dtype; else the
+// weight dequantized (bf16 holds every
 // e2m1 x 2^k exactly, so bf16 runs in bf16 and cuBLAS; anything else in fp32, one rounding).
 Tensor mx4_matmul(const Tensor& x, const Tensor& w, const Tensor& w_scale, const OptTensor& bias,
                   at::ScalarType out_dtype) {
@@ -468,9 +470,9 @@ Tensor a8w4_mx_matmul(const Tensor& a, const Tensor& a_scale, const Tensor& w, c
 }
 
 // mxfp8 (MXFP8 activations and weights). The activations are dequantized (dequant_mx8) to
-// bf16 when the output is bf16, else to fp32. With bf16 output, M <= 32: the 8-bit-row GEMV
-// (gemm/int8/rows8_gemv.h); M = 33..512 (rows8_wgmma_applies): the mixed-input wgmma on the e4m3
-// rows; both read the weights once and apply their E8M0 scales exactly in registers. Else the
+// bf16 when the output is bf16, else to fp32. With bf16 output, M <= 512 on full tiles
+// (rows8_wgmma_applies): the mixed-input wgmma on the e4m3 rows; other shapes at M <= 32: the
+// 8-bit-row GEMV (gemm/int8/rows8_gemv.h); both read the weights once and apply their E8M0 scales exactly in registers. Else the
 // weights are dequantized the same way and cuBLAS bf16 (fp32 sums) or an fp32 GEMM runs.
 // LOWBIT_MXFP8_PATH=dequant forces the last path (A/B runs).
 // Kept here with the other MX ops, whose activation quantizer and dequantizer it shares.
@@ -479,7 +481,7 @@ Tensor mx8_matmul(const Tensor& a, const Tensor& a_scale, const Tensor& b, const
   const bool bf16 = out_dtype == at::kBFloat16;
   const Tensor a_dq = dequant_mx8(a, a_scale, /*fp32=*/!bf16);
   static const bool force_dequant = env::is("LOWBIT_MXFP8_PATH", "dequant");
-  // (the wgmma first: it takes M <= 32 only through LOWBIT_W4_WGMMA_MIN_TOKENS, an A/B knob)
+  // (the wgmma first: it takes full tiles from 1 token, wgmma_takes_gemv_tokens)
   if (bf16 && !force_dequant && rows8_wgmma_applies(a.size(0), b.size(0), b.size(1), /*mx=*/true))
     return rows8_wgmma_matmul(a_dq, b, b_scale, bias, /*mx=*/true);
   if (bf16 && a.size(0) <= int8::kA16w8MaxTokens && !force_dequant)
