@@ -16,8 +16,9 @@
 //  - Measured (H100, sessions 6-7, bench/NOTES.md): M = 1 / 16 / 32 1.9-2.7x / 1.4-1.9x /
 //    0.8-1.0x cuBLAS bf16 (v6 at 1 / 16: 1.6-2.2x / 1.0-1.4x; v7 at 32: 0.7-0.8x); ncu at M = 1:
 //    ~200 instructions per KB, issue ~35% busy, latency-bound: 22% of the stall samples on a
-//    block's first MMA waiting for x (session 7), the target of kXRing below; the bare stream of
-//    these rings runs at 2.8 TB/s (tools/stream_probe.cu).
+//    block's first MMA waiting for x (session 7), the target of kXRing below (session 8: +4-9% at
+//    32 tokens, slower at 1..8); the bare stream of these rings runs at 2.8 TB/s
+//    (tools/stream_probe.cu).
 //  - int4 codes enter the tensor core as base + q (one LOP3 per pair: bf16 128 + q, fp16
 //    1024 + q, exact); the promotion takes base * sum x off with the zero point:
 //    y += s * (sum (base + q) x - (z + base) * sum x), sum x from an all-ones MMA (exact).
@@ -63,7 +64,7 @@ struct ScaleVec<8> {
 // kTiles: 8-token MMA tiles (M <= 8 kTiles, 1 or 2); kChunks: 32-element chunks per group (1, 2,
 // 4 for groups of 32, 64, 128; 0 = one group per row); kMx: mxfp4 (e2m1 codes, E8M0 per 32).
 // kPrefetch: x and scales one block ahead (default at 1..8 tokens; LOWBIT_A16W4_STREAM_PREFETCH).
-// kXRing (LOWBIT_A16W4_STREAM_X=ring, written in session 7, not run; N % 64 == 0 so the four warps
+// kXRing (default at 17..32 tokens, w4_ops.cpp gemv_stream_xring; N % 64 == 0 so the four warps
 // of a CTA share their K split): x comes through a ring of the CTA, kXRingStages slots of one
 // block's x each (M tokens x 128 elements, one TMA box by x_map), filled by warp 0 and released by
 // all 128 threads, so the MMAs read x from shared memory instead of waiting on global loads

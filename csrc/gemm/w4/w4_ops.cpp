@@ -207,11 +207,30 @@ Tensor dequant_matmul(const Tensor& x, const Tensor& w, const Tensor& scales, co
 //  - int4 with a promotion per group (LOWBIT_A16W4_WGMMA=promote, session 4): groups of 128 or
 //    per channel to M = 256 (g128 M = 256: 0.48 / 0.44x vs 0.40 / 0.41x); groups of 32 / 64
 //    dequantize (wgmma 0.17 / 0.29x at M = 64: a promotion every 32 or 64 of K).
-// Full 128-row CTAs and 128-element blocks only: N % 128 == 0, K % 128 == 0.
+// Full 128-row CTAs and 128-element blocks only: N % 128 == 0, K % 128 == 0. At M <= 32 only
+// the token counts wgmma_takes_gemv_tokens gives it.
 // LOWBIT_A16W4_LARGE=wgmma|dequant forces one for every M > 32 and every group (A/B runs).
 bool int4_wgmma_folds() {
   static const bool promote = env::is("LOWBIT_A16W4_WGMMA", "promote");
   return !promote;
+}
+
+// The GEMVs' token counts (M <= 32) the mixed-input wgmma takes instead (16 or 32 tokens per CTA,
+// K split), measured in session 8 (same call, 8192^2 / 28672x8192 / 4096x14336 / 14336x4096):
+//  - 17..32, every format: M = 17 / 24 / 32, a16w4 g128 1.38-1.54 / 1.89-1.93 / 1.60-1.78 /
+//    2.00-2.01x cuBLAS vs the GEMV's 1.05-1.21 / 1.11-1.29 / 0.99-1.15 / 0.84-0.99x; a16w8
+//    1.22-1.75 vs 0.83-1.11; mxfp4 1.26-1.66 vs 0.72-0.88; mxfp8 1.04-1.46 vs 0.82-1.18;
+//  - 8-bit rows (a16w8, mxfp8) from 1 token: a16w8 M = 1 1.54 / 1.80 / 1.58 / 1.64x vs 1.41 / 1.62 /
+//    1.44 / 1.40x (0.77-0.90 of cuBLAS's bandwidth), M = 8 1.54-1.76 vs 1.28-1.52; mxfp8 M = 1
+//    1.32-1.53 vs 1.15-1.47, M = 8 1.31-1.49 vs 1.10-1.39;
+//  - 4-bit weights from 9 tokens: M = 16 a16w4 1.84 / 1.99 / 2.04 / 2.03x vs 1.54 / 1.86 / 1.56 /
+//    1.46x, mxfp4 1.31 / 1.69 / 1.74 / 1.58x vs 1.46 / 1.64 / 1.44 / 1.30x; at 8 and below the
+//    GEMV keeps them (a16w4 M = 1: 1.92-2.67x vs 1.85-2.03x, M = 8 28672x8192: 2.55 vs 2.00x).
+// LOWBIT_W4_WGMMA_MIN_TOKENS=n sets one boundary for all (33: the GEMVs to 32 tokens, as before).
+bool wgmma_takes_gemv_tokens(int64_t M, bool rows8) {
+  static const int64_t knob = env::integer("LOWBIT_W4_WGMMA_MIN_TOKENS", 0);
+  const int64_t min_tokens = knob > 0 ? knob : rows8 ? 1 : 9;
+  return M <= kGemvMaxTokens && M >= min_tokens;
 }
 
 constexpr int64_t kWgmmaMaxTokensMx = 512, kWgmmaMaxTokensFold = 1024, kWgmmaMaxTokensSmallGroups = 256,
@@ -220,6 +239,7 @@ bool wgmma_applies(int64_t M, int64_t N, int64_t K, int64_t g, bool mx) {
   static const bool force_wgmma = env::is("LOWBIT_A16W4_LARGE", "wgmma");
   static const bool force_dequant = env::is("LOWBIT_A16W4_LARGE", "dequant");
   if (force_dequant || N % kWgRows != 0 || K % 128 != 0) return false;
+  if (M <= kGemvMaxTokens && !wgmma_takes_gemv_tokens(M, /*rows8=*/false)) return false;  // the GEMVs'
   if (force_wgmma) return true;
   if (mx) return M <= kWgmmaMaxTokensMx;
   if (!int4_wgmma_folds()) return g >= 128 && M <= kWgmmaMaxTokensPromote;
@@ -262,38 +282,16 @@ struct WgmmaPlan {
   KSplit split;
   int64_t tiles;  // (rows, tokens) tiles: the arrival counters of a split
 };
-}  // namespace
 
-// The GEMVs' token counts (M <= 32) the mixed-input wgmma takes instead (16 or 32 tokens per CTA,
-// K split), measured in session 8 (same call, 8192^2 / 28672x8192 / 4096x14336 / 14336x4096):
-//  - 17..32, every format: M = 17 / 24 / 32, a16w4 g128 1.38-1.54 / 1.89-1.93 / 1.60-1.78 /
-//    2.00-2.01x cuBLAS vs the GEMV's 1.05-1.21 / 1.11-1.29 / 0.99-1.15 / 0.84-0.99x; a16w8
-//    1.22-1.75 vs 0.83-1.11; mxfp4 1.26-1.66 vs 0.72-0.88; mxfp8 1.04-1.46 vs 0.82-1.18;
-//  - 8-bit rows (a16w8, mxfp8) from 1 token: a16w8 M = 1 1.54 / 1.80 / 1.58 / 1.64x vs 1.41 / 1.62 /
-//    1.44 / 1.40x (0.77-0.90 of cuBLAS's bandwidth), M = 8 1.54-1.76 vs 1.28-1.52; mxfp8 M = 1
-//    1.32-1.53 vs 1.15-1.47, M = 8 1.31-1.49 vs 1.10-1.39;
-//  - 4-bit weights from 9 tokens: M = 16 a16w4 1.84 / 1.99 / 2.04 / 2.03x vs 1.54 / 1.86 / 1.56 /
-//    1.46x, mxfp4 1.31 / 1.69 / 1.74 / 1.58x vs 1.46 / 1.64 / 1.44 / 1.30x; at 8 and below the
-//    GEMV keeps them (a16w4 M = 1: 1.92-2.67x vs 1.85-2.03x, M = 8 28672x8192: 2.55 vs 2.00x).
-// LOWBIT_W4_WGMMA_MIN_TOKENS=n sets one boundary for all (33: the GEMVs to 32 tokens, as before).
-bool wgmma_takes_gemv_tokens(int64_t M, bool rows8) {
-  static const int64_t knob = env::integer("LOWBIT_W4_WGMMA_MIN_TOKENS", 0);
-  const int64_t min_tokens = knob > 0 ? knob : rows8 ? 1 : 9;
-  return M <= kGemvMaxTokens && M >= min_tokens;
-}
-
-namespace {
-
-// chunks: the int4 group's 32-element chunks (w4_params.h gemv_group_chunks; 0 otherwise).
-// two_ctas_auto: whether the rule below may pick two CTAs per SM (not for int8 rows).
-WgmmaPlan wgmma_plan(int64_t M, int64_t N, int64_t K, int row_tiles, bool promote, int chunks = 0,
-                     bool two_ctas_auto = true) {
+// w: the kernel's weight policy; chunks: the int4 group's 32-element chunks (w4_params.h
+// gemv_group_chunks, as the launch switches on the group; 0 otherwise).
+WgmmaPlan wgmma_plan(int64_t M, int64_t N, int64_t K, int row_tiles, WgmmaWeights w, int chunks = 0) {
+  const bool promote = w == WgmmaWeights::kInt4Promote;
   static const bool no_split = env::is("LOWBIT_W4_WGMMA_SPLIT", "off");
   static const int forced_tokens = env::integer("LOWBIT_W4_WGMMA_TOKENS", 0);
   const int tokens = promote ? kWgTokens
                      : forced_tokens == 64 || forced_tokens == kWgTokens ? forced_tokens
                                                                          : wgmma_tokens(M);
-  const WgmmaWeights w = promote ? WgmmaWeights::kInt4Promote : WgmmaWeights::kInt4Fold;
   const bool splittable = wgmma_splits(w, row_tiles, tokens);
   const int64_t tiles = N / (kWgRows * row_tiles) * ((M + tokens - 1) / tokens);
   const int64_t sms = at::cuda::getCurrentDeviceProperties()->multiProcessorCount;
@@ -306,7 +304,8 @@ WgmmaPlan wgmma_plan(int64_t M, int64_t N, int64_t K, int row_tiles, bool promot
   // 1.73x). LOWBIT_W4_WGMMA_CTAS=1|2 forces one or two where built (A/B runs).
   static const int ctas_knob = env::integer("LOWBIT_W4_WGMMA_CTAS", 0);
   const bool two_built = wgmma_two_ctas(w, row_tiles, tokens, chunks);
-  const int ctas = two_built && (ctas_knob == 2 || (ctas_knob == 0 && two_ctas_auto && tiles > sms)) ? 2 : 1;
+  const bool two_auto = w != WgmmaWeights::kInt8Rows && tiles > sms;
+  const int ctas = two_built && (ctas_knob == 2 || (ctas_knob == 0 && two_auto)) ? 2 : 1;
   const int64_t blocks = K / 128;
   const KSplit split = splittable && !no_split ? one_wave_split(blocks, tiles, ctas * sms) : KSplit{blocks, 1};
   return {tokens, ctas, split, tiles};
@@ -347,8 +346,9 @@ Tensor wgmma_matmul(const Tensor& x, const Tensor& w, const Tensor& scales, cons
   // per channel (session 8, 28672 x 8192 g128 M = 40 / 64 / 128: 1.76 / 1.78 / 1.45x cuBLAS vs
   // 1.60 / 1.63 / 1.43x in 128-row CTAs; forced where the rule says no, 0.30-0.92x vs 0.63-1.72x)
   const int row_tiles = mx || (fold && (g == 128 || g == K)) ? chained_row_tiles(M, N) : 1;
-  const WgmmaPlan plan = wgmma_plan(M, N, K, row_tiles, /*promote=*/!mx && !fold,
-                                    /*chunks=*/mx ? 0 : gemv_group_chunks(g));  // (as the launch switches on the group)
+  using enum WgmmaWeights;
+  const WgmmaPlan plan =
+      wgmma_plan(M, N, K, row_tiles, mx ? kMxfp4 : fold ? kInt4Fold : kInt4Promote, mx ? 0 : gemv_group_chunks(g));
   const CUtensorMap tmap_x = tma::make_2d_sw128(x.data_ptr(), 2, M, K, K, plan.tokens);
   W4WgmmaParams p{};
   p.w = reinterpret_cast<const uint32_t*>(w.data_ptr<int32_t>());
@@ -385,7 +385,8 @@ Tensor rows8_wgmma_matmul(const Tensor& x, const Tensor& w, const Tensor& w_scal
   const int64_t M = x.size(0), K = x.size(1), N = w.size(0);
   Tensor out = at::empty({M, N}, x.options());
   const int row_tiles = chained_row_tiles(M, N);
-  const WgmmaPlan plan = wgmma_plan(M, N, K, row_tiles, /*promote=*/false, /*chunks=*/0, /*two_ctas_auto=*/mx);
+  const WgmmaPlan plan =
+      wgmma_plan(M, N, K, row_tiles, mx ? WgmmaWeights::kMxfp8Rows : WgmmaWeights::kInt8Rows);
   const CUtensorMap tmap_x = tma::make_2d_sw128(x.data_ptr(), 2, M, K, K, plan.tokens);
   const CUtensorMap tmap_w = tma::make_2d_sw128(w.data_ptr(), 1, N, K, K, kWgRows * row_tiles);
   W4WgmmaParams p{};
@@ -409,12 +410,9 @@ Tensor a16w4_linear(const Tensor& x, const Tensor& w, const Tensor& scales, cons
   if (d.M == 0) return at::empty({0, d.N}, x.options());
   const Path path = forced_path();
   const bool small = path == Path::kGemv || (path == Path::kAuto && d.M <= kGemvMaxTokens);
-  if (path == Path::kAuto && wgmma_takes_gemv_tokens(d.M, /*rows8=*/false) &&
-      wgmma_applies(d.M, d.N, d.K, g, /*mx=*/false))
-    return wgmma_matmul(x, w, scales, zeros, g, bias, /*mx=*/false);
-  if (small && d.M <= kGemvMaxTokens) return gemv(x, w, scales, zeros, g, bias);
   if (path == Path::kAuto && wgmma_applies(d.M, d.N, d.K, g, /*mx=*/false))
     return wgmma_matmul(x, w, scales, zeros, g, bias, /*mx=*/false);
+  if (small && d.M <= kGemvMaxTokens) return gemv(x, w, scales, zeros, g, bias);
   return dequant_matmul(x, w, scales, zeros, g, bias);
 }
 
@@ -429,13 +427,10 @@ Tensor mx4_matmul(const Tensor& x, const Tensor& w, const Tensor& w_scale, const
   const Path path = forced_path();
   const bool x16 = x.scalar_type() == out_dtype && x.scalar_type() != at::kFloat;
   const bool bf16 = x16 && out_dtype == at::kBFloat16;
-  if (bf16 && path == Path::kAuto && wgmma_takes_gemv_tokens(M, /*rows8=*/false) &&
-      wgmma_applies(M, N, K, 32, /*mx=*/true))
+  if (bf16 && path == Path::kAuto && wgmma_applies(M, N, K, 32, /*mx=*/true))
     return wgmma_matmul(x, w, w_scale, std::nullopt, 32, bias, /*mx=*/true);
   if (x16 && M <= kGemvMaxTokens && path != Path::kDequant)
     return gemv(x, w, w_scale, std::nullopt, 32, bias, /*mx=*/true);
-  if (bf16 && path == Path::kAuto && wgmma_applies(M, N, K, 32, /*mx=*/true))
-    return wgmma_matmul(x, w, w_scale, std::nullopt, 32, bias, /*mx=*/true);
   Tensor wd = at::empty({N, K}, x.options().dtype(bf16 ? at::kBFloat16 : at::kFloat));
   launch_dequant_mx(Elem::kBF16, /*fp32_out=*/!bf16, reinterpret_cast<const uint32_t*>(w.data_ptr<int32_t>()),
                     w_scale.data_ptr<uint8_t>(), wd.data_ptr(), N, K, at::cuda::getCurrentCUDAStream());

@@ -123,16 +123,15 @@ __device__ __forceinline__ void rows8_fragment(const uint32_t* row_lo, const uin
   }
 }
 
-// The K blocks of this CTA's split: block i of it is kb0 + i, i < nb. (Session 8 measured
-// starting each row tile's CTA at its own block, so CTAs read different boxes of x at one time:
-// 0-3% slower at 40..128 tokens; removed.)
-struct KOrder {
-  int kb0, nb;
-  __device__ __forceinline__ int operator()(int i) const { return kb0 + i; }
+// The 128-element K blocks of this CTA's split: kb0 .. kb1 - 1. (Session 8 measured starting
+// each row tile's CTA at its own block, so CTAs read different boxes of x at one time: 0-3%
+// slower at 40..128 tokens; removed.)
+struct KBlocks {
+  int kb0, kb1;
 };
-__device__ __forceinline__ KOrder k_order(const W4WgmmaParams& p) {
+__device__ __forceinline__ KBlocks split_k_blocks(const W4WgmmaParams& p) {
   const int kb0 = blockIdx.z * p.kb_per_split;
-  return {kb0, max(0, min(p.K / kBlockElems - kb0, p.kb_per_split))};
+  return {kb0, min(p.K / kBlockElems, kb0 + p.kb_per_split)};
 }
 
 // The consumer warpgroups (1 and 2): 64 weight rows each per m64 tile (kRowTiles tiles: the
@@ -162,7 +161,7 @@ __device__ __forceinline__ void a16w4_wgmma_consume(const W4WgmmaParams& p, uint
 #pragma unroll
   for (int rt = 0; rt < kRowTiles; ++rt) row0[rt] = blockIdx.x * kWgRows * kRowTiles + (tile + 8 * rt) * kTileRows + grp;
   const int tok0 = blockIdx.y * kBN;
-  const KOrder order = k_order(p);  // this CTA's K split, block i of it: order(i)
+  const KBlocks kbs = split_k_blocks(p);
   const int groups = kChunks == 0 ? 1 : p.K / p.group;
   const T* scales = static_cast<const T*>(p.scales);
   const T* zeros = static_cast<const T*>(p.zeros);
@@ -218,9 +217,8 @@ __device__ __forceinline__ void a16w4_wgmma_consume(const W4WgmmaParams& p, uint
   // no per-block load, ran 1.01x).
   uint32_t next_e[kRowTiles][2] = {};
   T next_s[kRowTiles][kBlockGroups][2], next_z[kRowTiles][kBlockGroups][2];
-  auto load_block_scales = [&](int i) {  // (of the split's block i)
-    if (i >= order.nb) return;
-    const int kb = order(i);
+  auto load_block_scales = [&](int kb) {
+    if (kb >= kbs.kb1) return;
     if constexpr (kMx) {
       const uint8_t* e = static_cast<const uint8_t*>(p.scales) + kb * 4;
 #pragma unroll
@@ -242,13 +240,12 @@ __device__ __forceinline__ void a16w4_wgmma_consume(const W4WgmmaParams& p, uint
           }
     }
   };
-  load_block_scales(0);
+  load_block_scales(kbs.kb0);
 
   int stage = 0;
   uint32_t phase = 0;
   const uint64_t desc_x0 = ptx::smem_desc_k_major_sw128(smem);
-  for (int i = 0; i < order.nb; ++i) {
-    const int kb = order(i);
+  for (int kb = kbs.kb0; kb < kbs.kb1; ++kb) {
     uint32_t sc0[kRowTiles], sc1[kRowTiles];  // MX: the E8M0 bytes of the rows for this block's 4 chunks
 #pragma unroll
     for (int rt = 0; rt < kRowTiles; ++rt) sc0[rt] = next_e[rt][0], sc1[rt] = next_e[rt][1];
@@ -261,7 +258,7 @@ __device__ __forceinline__ void a16w4_wgmma_consume(const W4WgmmaParams& p, uint
           for (int h = 0; h < 2; ++h)
             fold_pair(next_s[rt][bg][h], next_z[rt][bg][h], fold_s[rt][bg][h], fold_z[rt][bg][h]);
     }
-    load_block_scales(i + 1);
+    load_block_scales(kb + 1);
     ptx::mbarrier_wait(&full[stage], phase);
     // 4-bit codes: this warp's 1 KB chunk per row tile: row grp's 4 words at uint4 4 grp + tig,
     // row grp + 8's at +32
@@ -321,7 +318,7 @@ __device__ __forceinline__ void a16w4_wgmma_consume(const W4WgmmaParams& p, uint
       // at the split's first step
       bool first;
       if constexpr (kChunks > 0 && !kFold) first = j % kChunks == 0;
-      else first = i == 0 && j == 0;
+      else first = kb == kbs.kb0 && j == 0;
       ptx::wgmma_fence();
 #pragma unroll
       for (int s = 0; s < 2; ++s) {
@@ -375,7 +372,7 @@ __device__ __forceinline__ void a16w4_wgmma_consume(const W4WgmmaParams& p, uint
     const float v = kRowScale ? __fmul_rn(sum, rs) : sum;
     out[size_t(tok) * p.N + row] = ptx::from_f32<T>(bias ? v + ptx::to_f32(bias[row]) : v);
   };
-  auto for_each_sum = [&](auto f) {  // f(sum, rs, tok, row) for this thread's sums of tokens < M
+  auto for_each_acc = [&](auto f) {  // f(sum, rs, tok, row) for this thread's sums of tokens < M
 #pragma unroll
     for (int rt = 0; rt < kRowTiles; ++rt) {
       const float rs[2] = {kRowScale ? p.row_scale[row0[rt]] : 1.f, kRowScale ? p.row_scale[row0[rt] + 8] : 1.f};
@@ -393,23 +390,19 @@ __device__ __forceinline__ void a16w4_wgmma_consume(const W4WgmmaParams& p, uint
         }
     }
   };
-  if (!wgmma_splits(kW, kRowTiles, kBN) || p.splits == 1) return for_each_sum(store);
+  if (!wgmma_splits(kW, kRowTiles, kBN) || p.splits == 1) return for_each_acc(store);
 
   // K split (small grids, w4_ops.cpp wgmma_plan): the sums go to this split's fp32 partials and
   // the last CTA of the (rows, tokens) tile to arrive adds them in split order (deterministic)
   // and finishes them: the GEMVs' protocol (lowbit/gemv_store.cuh) over the 256 consumer threads,
-  // whose named barrier orders every thread's partial stores before one thread's gpu-scope fence.
+  // whose named barrier orders every thread's partial stores before thread 128's arrival.
   const GemvSplit split{p.M, p.N, p.splits, int(blockIdx.z), int(blockIdx.y * gridDim.x + blockIdx.x), p.partial,
                         p.arrivals};
-  for_each_sum([&](float sum, float, int tok, int row) { *partial_at(split, split.split, tok, row) = sum; });
+  for_each_acc([&](float sum, float, int tok, int row) { *partial_at(split, split.split, tok, row) = sum; });
   constexpr uint32_t kBarSplit = 3;  // (1 and 2: the 8-bit-row warpgroups' stage releases)
   __shared__ int last;
   ptx::named_barrier_sync(kBarSplit, kWgThreads - 128);
-  if (threadIdx.x == 128) {
-    __threadfence();
-    last = atomicAdd(&split.arrivals[split.row_cta], 1) == p.splits - 1;
-    if (last) __threadfence();  // acquire: the other splits' partials before the barrier below
-  }
+  if (threadIdx.x == 128) last = leader_arrives_last(split);
   ptx::named_barrier_sync(kBarSplit, kWgThreads - 128);
   if (!last) return;
   constexpr int kCtaRows = kWgRows * kRowTiles;
@@ -453,13 +446,12 @@ __global__ void __launch_bounds__(kWgThreads, kCtas)
     ptx::setmaxnreg_dec<40>();
     if (warp == 0 && lane == 0) {
       const int words = p.K / 8, tok0 = blockIdx.y * kBN;
-      const KOrder order = k_order(p);
+      const KBlocks kbs = split_k_blocks(p);
       constexpr int kCtaRows = kWgRows * kRowTiles;
       const uint32_t* tiles = p.w + size_t(blockIdx.x) * kCtaRows * words;  // 8 (16) full 16-row tiles
       int stage = 0;
       uint32_t phase = 0;
-      for (int i = 0; i < order.nb; ++i) {
-        const int kb = order(i);
+      for (int kb = kbs.kb0; kb < kbs.kb1; ++kb) {
         uint8_t* x_dst = smem + stage * Layout::kStageBytes;
         ptx::mbarrier_wait(&empty[stage], phase ^ 1);
         // The consumers read the stage's weights with ld.shared (generic proxy); the copies below

@@ -1,5 +1,6 @@
 // The mixed-input wgmma GEMM's instantiations (w4_wgmma.cuh): 4-bit weights (int4 folded or
-// promoted, mxfp4) and 8-bit rows (int8, e4m3), by tokens per CTA (64 / 128) and K split.
+// promoted, mxfp4) and 8-bit rows (int8, e4m3), by tokens per CTA (16 / 32 / 64 / 128), rows per
+// CTA (128 / 256) and CTAs per SM (1 / 2).
 #include <c10/cuda/CUDAException.h>
 #include <c10/util/Exception.h>
 
@@ -57,29 +58,23 @@ void wgmma_typed(const CUtensorMap& tmap_x, const CUtensorMap& tmap_w, const W4W
   wgmma_tokens_typed<T, kW, kChunks, kZeros, kRowTiles, kWgTokens>(tmap_x, tmap_w, p, stream);
 }
 
-template <typename T, WgmmaWeights kW, bool kZeros>
+// int4 by group size (kChunks); 256-row CTAs (kRowTiles = 2) for groups of 128 or per channel only
+template <typename T, WgmmaWeights kW, bool kZeros, int kRowTiles>
 void wgmma_group(const CUtensorMap& tmap_x, const W4WgmmaParams& p, cudaStream_t stream) {
-  switch (p.group) {
-    case 32: return wgmma_typed<T, kW, 1, kZeros>(tmap_x, tmap_x, p, stream);
-    case 64: return wgmma_typed<T, kW, 2, kZeros>(tmap_x, tmap_x, p, stream);
-    case 128: return wgmma_typed<T, kW, 4, kZeros>(tmap_x, tmap_x, p, stream);
-    default: return wgmma_typed<T, kW, 0, kZeros>(tmap_x, tmap_x, p, stream);  // one group per row (group == K)
+  if constexpr (kRowTiles == 1) {
+    if (p.group == 32) return wgmma_typed<T, kW, 1, kZeros>(tmap_x, tmap_x, p, stream);
+    if (p.group == 64) return wgmma_typed<T, kW, 2, kZeros>(tmap_x, tmap_x, p, stream);
+  } else {
+    TORCH_CHECK(p.group == 128 || p.group == p.K, "lowbit: 256-row int4 wgmma CTAs for groups of 128 or per channel");
   }
+  if (p.group == 128) return wgmma_typed<T, kW, 4, kZeros, kRowTiles>(tmap_x, tmap_x, p, stream);
+  wgmma_typed<T, kW, 0, kZeros, kRowTiles>(tmap_x, tmap_x, p, stream);  // one group per row (group == K)
 }
 
-template <typename T, WgmmaWeights kW>
+template <typename T, WgmmaWeights kW, int kRowTiles = 1>
 void wgmma_int4(const CUtensorMap& tmap_x, const W4WgmmaParams& p, cudaStream_t stream) {
-  if (p.zeros) wgmma_group<T, kW, true>(tmap_x, p, stream);
-  else wgmma_group<T, kW, false>(tmap_x, p, stream);
-}
-
-// int4 folded in 256-row CTAs (LOWBIT_W4_WGMMA_ROWS=256; groups of 128 or per channel)
-template <typename T, bool kZeros>
-void wgmma_int4_rows256(const CUtensorMap& tmap_x, const W4WgmmaParams& p, cudaStream_t stream) {
-  using enum WgmmaWeights;
-  TORCH_CHECK(p.group == 128 || p.group == p.K, "lowbit: 256-row int4 wgmma CTAs for groups of 128 or per channel");
-  if (p.group == 128) wgmma_typed<T, kInt4Fold, 4, kZeros, 2>(tmap_x, tmap_x, p, stream);
-  else wgmma_typed<T, kInt4Fold, 0, kZeros, 2>(tmap_x, tmap_x, p, stream);
+  if (p.zeros) wgmma_group<T, kW, true, kRowTiles>(tmap_x, p, stream);
+  else wgmma_group<T, kW, false, kRowTiles>(tmap_x, p, stream);
 }
 
 }  // namespace
@@ -89,13 +84,11 @@ void launch_wgmma(Elem t, const CUtensorMap& tmap_x, const W4WgmmaParams& p, boo
   using enum WgmmaWeights;
   if (mx && row_tiles == 2) return wgmma_typed<__nv_bfloat16, kMxfp4, 0, false, 2>(tmap_x, tmap_x, p, stream);
   if (mx) return wgmma_typed<__nv_bfloat16, kMxfp4>(tmap_x, tmap_x, p, stream);  // bf16 only (w4_wgmma.cuh)
-  if (fold && row_tiles == 2) {
-    if (t == Elem::kBF16) return p.zeros ? wgmma_int4_rows256<__nv_bfloat16, true>(tmap_x, p, stream)
-                                         : wgmma_int4_rows256<__nv_bfloat16, false>(tmap_x, p, stream);
-    return p.zeros ? wgmma_int4_rows256<__half, true>(tmap_x, p, stream)
-                   : wgmma_int4_rows256<__half, false>(tmap_x, p, stream);
+  TORCH_CHECK(fold || row_tiles == 1, "lowbit: 256-row CTAs for the int4 promotion variant are not built");
+  if (row_tiles == 2) {  // int4 folded
+    if (t == Elem::kBF16) return wgmma_int4<__nv_bfloat16, kInt4Fold, 2>(tmap_x, p, stream);
+    return wgmma_int4<__half, kInt4Fold, 2>(tmap_x, p, stream);
   }
-  TORCH_CHECK(row_tiles == 1, "lowbit: 256-row CTAs for the int4 promotion variant are not built");
   if (t == Elem::kBF16) {
     if (fold) wgmma_int4<__nv_bfloat16, kInt4Fold>(tmap_x, p, stream);
     else wgmma_int4<__nv_bfloat16, kInt4Promote>(tmap_x, p, stream);

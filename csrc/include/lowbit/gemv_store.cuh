@@ -94,23 +94,28 @@ __device__ __forceinline__ void reduce_partials(const GemvSplit& s, int tok0, in
   }
 }
 
+// One group of threads (a CTA, a warp, the consumer warpgroups of a CTA) arrives on its row
+// block's counter through its leader, after a barrier of the group ordered every thread's partial
+// stores before the leader's gpu-scope fence, which is cumulative (the pattern of CUTLASS's
+// split-K semaphore). The last group to arrive fences again (acquire), so the other groups'
+// partials are visible to its threads after the group's next barrier.
+__device__ __forceinline__ bool leader_arrives_last(const GemvSplit& s) {
+  __threadfence();
+  const bool last = atomicAdd(&s.arrivals[s.row_cta], 1) == s.splits - 1;
+  if (last) __threadfence();
+  return last;
+}
+
 template <int kTiles, int kRows, int kThreads, class Store>
 __device__ __forceinline__ void gemv_store(const float (&total)[kTiles][4], int r0, int r1, int tig, const GemvSplit& s,
                                            Store store) {
   if (s.splits == 1) return for_each_sum(total, r0, r1, tig, s, store);
   store_partials(total, r0, r1, tig, s);
   __shared__ bool last;
-  // The CTA's partials visible device-wide before its arrival is counted: the barrier orders
-  // every thread's stores before thread 0's gpu-scope fence, which is cumulative (the pattern of
-  // CUTLASS's split-K semaphore). One fence per CTA instead of one per thread: ncu attributed
-  // ~12% of the a16w4 GEMV's stall samples at M = 1 to the per-thread fences (ERRBAR); the
-  // timing did not change (session 5, bench/NOTES.md).
+  // One fence per CTA instead of one per thread: ncu attributed ~12% of the a16w4 GEMV's stall
+  // samples at M = 1 to the per-thread fences (ERRBAR); the timing did not change (session 5).
   __syncthreads();
-  if (threadIdx.x == 0) {
-    __threadfence();
-    last = atomicAdd(&s.arrivals[s.row_cta], 1) == s.splits - 1;
-    if (last) __threadfence();  // acquire: the other CTAs' partials before the barrier below
-  }
+  if (threadIdx.x == 0) last = leader_arrives_last(s);
   __syncthreads();
   if (!last) return;
   reduce_partials<kRows, 2>(s, 0, s.M, s.row_cta * kRows, threadIdx.x, kThreads, store);
@@ -118,8 +123,8 @@ __device__ __forceinline__ void gemv_store(const float (&total)[kTiles][4], int 
 
 // The same for a GEMV whose warps work alone (a16w4 v8, w4_gemv_stream.cuh): a warp holds one
 // 16-row tile (s.row_cta: the tile's index, arrivals per tile) over one K split, and the last
-// warp of a tile to arrive reduces the tile's partials. The warp barrier orders every lane's
-// partial stores before lane 0's gpu-scope fence and arrival, as the CTA barrier does above.
+// warp of a tile to arrive reduces the tile's partials (the group: the warp, its barrier
+// __syncwarp, its leader lane 0).
 template <int kTiles, class Store>
 __device__ __forceinline__ void gemv_store_warp(const float (&total)[kTiles][4], int r0, int r1, int lane,
                                                 const GemvSplit& s, Store store) {
@@ -128,11 +133,7 @@ __device__ __forceinline__ void gemv_store_warp(const float (&total)[kTiles][4],
   store_partials(total, r0, r1, tig, s);
   __syncwarp();
   int last = 0;
-  if (lane == 0) {
-    __threadfence();
-    last = atomicAdd(&s.arrivals[s.row_cta], 1) == s.splits - 1;
-    if (last) __threadfence();  // acquire: the other warps' partials before the lanes read them
-  }
+  if (lane == 0) last = leader_arrives_last(s);
   last = __shfl_sync(0xffffffffu, last, 0);
   if (!last) return;
   __syncwarp();  // lane 0's acquire before every lane's loads
