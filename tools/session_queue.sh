@@ -437,3 +437,15 @@ TAIL=40 step 400 ncu_wgmma env LOWBIT_W4_WGMMA_MIN_TOKENS=1 SOURCE=1 \
   VARIANTS="a16w4_m1:a16w4:1:wgmma a16w4_m16:a16w4:16:wgmma a16w4_m64:a16w4:64:wgmma a16w8_m1:a16w8:1:wgmma" \
   bash tools/wgmma_profile.sh
 fi
+# Session 9, call 1: session 8's last commit (the review: one leader-arrival helper, the int4
+# 256-row launch through the group switch, int8 rows out of the two-CTA rule) on the GPU: the
+# tests (device_run's TESTS), racecheck, the variants (the GEMV knobs with 9..32 tokens kept in
+# the GEMVs, two CTAs, from 1, rows256), then the ncu source page of the 4-bit wgmma at M = 1.
+#   PART=36 LOWBIT_KERNELS=quant,w4,int8 TESTS="tests/test_cuda_a16w4.py tests/test_cuda_mxfp4.py tests/test_cuda_a16w8.py tests/test_cuda_a8w4_mx.py" \
+#     EXTRA='bash tools/session_queue.sh' BENCH=0 bash tools/device_run.sh
+if [ "$PART" = 36 ]; then
+TAIL=4 step 100 racecheck compute-sanitizer --tool racecheck --error-exitcode 9 python3 tests/sanitize_w4_int8.py
+TAIL=8 step 220 variants python3 -m pytest -q -m cuda -p no:cacheprovider tests/test_cuda_variants.py \
+  -k "gemv or two-ctas or from-1 or rows256"
+TAIL=20 step 100 ncu_m1 env LOWBIT_W4_WGMMA_MIN_TOKENS=1 SOURCE=1 VARIANTS="a16w4_m1:a16w4:1:wgmma" bash tools/wgmma_profile.sh
+fi
