@@ -449,3 +449,18 @@ TAIL=8 step 220 variants python3 -m pytest -q -m cuda -p no:cacheprovider tests/
   -k "gemv or two-ctas or from-1 or rows256"
 TAIL=20 step 100 ncu_m1 env LOWBIT_W4_WGMMA_MIN_TOKENS=1 SOURCE=1 VARIANTS="a16w4_m1:a16w4:1:wgmma" bash tools/wgmma_profile.sh
 fi
+# Session 9, call 2: one wgmma group in flight across chunks and blocks (the stage released one
+# chunk later) and the weight chunks read by ld.shared (they compiled to generic LD.E.128): the
+# tests run by device_run (TESTS), racecheck, then the A/B against draining every block
+# (LOWBIT_W4_WGMMA_DRAIN=1, the same build) at 1 (wgmma from 1 token) / 16 / 64 / 256 / 1024 tokens.
+#   PART=37 LOWBIT_KERNELS=quant,w4,int8 TESTS="tests/test_cuda_a16w4.py tests/test_cuda_mxfp4.py tests/test_cuda_a16w8.py tests/test_cuda_a8w4_mx.py" \
+#     EXTRA='bash tools/session_queue.sh' BENCH=0 bash tools/device_run.sh
+if [ "$PART" = 37 ]; then
+TAIL=4 step 100 racecheck compute-sanitizer --tool racecheck --error-exitcode 9 python3 tests/sanitize_w4_int8.py
+for v in "flight:LOWBIT_W4_WGMMA_MIN_TOKENS=1" "drain:LOWBIT_W4_WGMMA_MIN_TOKENS=1 LOWBIT_W4_WGMMA_DRAIN=1"; do
+  name=${v%%:*}; knob=${v#*:}
+  TAIL=44 step 100 "ab_$name" env $knob python3 bench/gemm.py --formats a16w4,mxfp4,a16w8,mxfp8 --ms 1,16,64,256,1024 \
+    --shapes 8192x8192,28672x8192,4096x14336,14336x4096 --peers none --no-ceilings --budget-s 80 --out "$OUT/ab_$name.json"
+done
+TAIL=8 step 90 variants python3 -m pytest -q -m cuda -p no:cacheprovider tests/test_cuda_variants.py -k "two-ctas or from-1"
+fi

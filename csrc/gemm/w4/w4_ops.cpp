@@ -317,6 +317,10 @@ SplitBuffers apply_wgmma_plan(const WgmmaPlan& plan, W4WgmmaParams& p, const Ten
   p.ctas_per_sm = plan.ctas_per_sm;
   p.splits = int(plan.split.splits);
   p.kb_per_split = int(plan.split.slice_steps);
+  // One wgmma group in flight across chunks and blocks (session 9); LOWBIT_W4_WGMMA_DRAIN=1: every
+  // block drains its groups before releasing its stage (sessions 4-8), for the A/B.
+  static const bool drain = env::is("LOWBIT_W4_WGMMA_DRAIN", "1");
+  p.in_flight = drain ? 0 : 1;
   SplitBuffers buf = split_buffers(plan.split.splits, p.M, p.N, plan.tiles, x.options());
   p.partial = buf.partial_ptr();
   p.arrivals = buf.arrivals_ptr();

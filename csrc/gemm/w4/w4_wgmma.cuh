@@ -149,6 +149,10 @@ __device__ __forceinline__ void a16w4_wgmma_consume(const W4WgmmaParams& p, uint
   constexpr int kAccRegs = kBN / 2;
   constexpr bool kChained = kMx || kRows8 || kFold;  // one accumulator over all of K, no promotion
   constexpr int kBlockGroups = kChunks > 0 ? 4 / kChunks : 1;  // int4 groups per 128-K block
+  // A wgmma group left in flight across chunks and blocks (p.in_flight) where the registers
+  // allow it: ptxas spilled 24-68 bytes with it in the 256-row 128-token CTAs (128 accumulators)
+  // and the two-CTA 64-token ones (96 registers), which keep draining every block.
+  constexpr bool kInFlight = kChained && kAccRegs * kRowTiles <= (kCtas == 1 ? 64 : 16);
   using Layout = W4WgmmaSmem<kBN, kRows8, kRowTiles, kCtas>;
   using Mma = typename RsMma<T, kBN>::Op;
   uint64_t* full = reinterpret_cast<uint64_t*>(smem + Layout::kStages * Layout::kStageBytes);
@@ -242,7 +246,23 @@ __device__ __forceinline__ void a16w4_wgmma_consume(const W4WgmmaParams& p, uint
   };
   load_block_scales(kbs.kb0);
 
-  int stage = 0;
+  // Release a stage. 4-bit weights (bulk copies): every consumer thread arrives after its
+  // own ld.shared of the chunk. 8-bit rows (a tensor TMA box): the warpgroup meets at a named
+  // barrier and one thread arrives. Both are ordered under the PTX memory model (a barrier
+  // then one release is cumulative), but compute-sanitizer racecheck orders only the arriving
+  // thread's accesses before an mbarrier arrive and reported the producer's next bulk copy
+  // racing the other lanes' reads (sessions 4 and 5: a __syncwarp() or a named barrier before
+  // one arrive did not satisfy it). Every thread arriving in the 8-bit-row kernels made
+  // ptxas spill 96-120 bytes (256-row tiles), and racecheck reports nothing on their TMA box.
+  auto release = [&](int s) {
+    if constexpr (kRows8) {
+      ptx::named_barrier_sync(1 + wg, 128);
+      if (threadIdx.x % 128 == 0) ptx::mbarrier_arrive(&empty[s]);
+    } else {
+      ptx::mbarrier_arrive(&empty[s]);
+    }
+  };
+  int stage = 0, prev_stage = 0;
   uint32_t phase = 0;
   const uint64_t desc_x0 = ptx::smem_desc_k_major_sw128(smem);
   for (int kb = kbs.kb0; kb < kbs.kb1; ++kb) {
@@ -270,7 +290,7 @@ __device__ __forceinline__ void a16w4_wgmma_consume(const W4WgmmaParams& p, uint
     for (int rt = 0; rt < kRowTiles; ++rt) {
       if constexpr (!kRows8) {
         const uint4* chunk = reinterpret_cast<const uint4*>(w_stage) + (tile + 8 * rt) * 64;
-        const uint4 c0 = chunk[4 * grp + tig], c1 = chunk[32 + 4 * grp + tig];
+        const uint4 c0 = ptx::ld_shared_v4(chunk + 4 * grp + tig), c1 = ptx::ld_shared_v4(chunk + 32 + 4 * grp + tig);
         wr0[rt][0] = c0.x, wr0[rt][1] = c0.y, wr0[rt][2] = c0.z, wr0[rt][3] = c0.w;
         wr1[rt][0] = c1.x, wr1[rt][1] = c1.y, wr1[rt][2] = c1.z, wr1[rt][3] = c1.w;
       }
@@ -334,24 +354,24 @@ __device__ __forceinline__ void a16w4_wgmma_consume(const W4WgmmaParams& p, uint
           promote((kb * kBlockElems + 32 * j) / p.group);
         }
       }
+      // Chained sums: one group (chunk j's two k16 steps) stays in flight while the next chunk's
+      // operand is built, across the blocks too; group j - 1 has then read its A registers and,
+      // at j = 0, the previous block's last group its stage's X, so that stage is released here.
+      if constexpr (kInFlight) {
+        if (p.in_flight) {
+          ptx::wgmma_wait<1>();
+          if (j == 0 && kb > kbs.kb0) release(prev_stage);
+        }
+      }
     }
-    ptx::wgmma_wait<0>();  // this block's wgmma have read the stage
-    // Release the stage. 4-bit weights (bulk copies): every consumer thread arrives after its
-    // own ld.shared of the chunk. 8-bit rows (a tensor TMA box): the warpgroup meets at a named
-    // barrier and one thread arrives. Both are ordered under the PTX memory model (a barrier
-    // then one release is cumulative), but compute-sanitizer racecheck orders only the arriving
-    // thread's accesses before an mbarrier arrive and reported the producer's next bulk copy
-    // racing the other lanes' reads (sessions 4 and 5: a __syncwarp() or a named barrier before
-    // one arrive did not satisfy it). Every thread arriving in the 8-bit-row kernels made
-    // ptxas spill 96-120 bytes (256-row tiles), and racecheck reports nothing on their TMA box.
-    if constexpr (kRows8) {
-      ptx::named_barrier_sync(1 + wg, 128);
-      if (threadIdx.x % 128 == 0) ptx::mbarrier_arrive(&empty[stage]);
-    } else {
-      ptx::mbarrier_arrive(&empty[stage]);
+    if (!kInFlight || !p.in_flight) {
+      ptx::wgmma_wait<0>();  // this block's wgmma have read the stage
+      release(stage);
     }
+    prev_stage = stage;
     if (++stage == Layout::kStages) stage = 0, phase ^= 1;
   }
+  ptx::wgmma_wait<0>();
   if constexpr (kChained) {
 #pragma unroll
     for (int rt = 0; rt < kRowTiles; ++rt)

@@ -31,6 +31,16 @@ __device__ __forceinline__ uint32_t ld_shared_b32(const void* p) {
   return v;
 }
 
+// 16 bytes from shared memory, the same way (the 4-bit wgmma's weight chunks: a plain uint4
+// read of the realigned dynamic shared memory compiled to a generic LD.E.128).
+__device__ __forceinline__ uint4 ld_shared_v4(const void* p) {
+  uint4 v;
+  asm volatile("ld.shared.v4.u32 {%0, %1, %2, %3}, [%4];"
+               : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
+               : "r"(static_cast<uint32_t>(__cvta_generic_to_shared(p))));
+  return v;
+}
+
 __device__ __forceinline__ void cp_async_16(void* smem_dst, const void* src, uint32_t bytes) {
   asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(
                    static_cast<uint32_t>(__cvta_generic_to_shared(smem_dst))),
