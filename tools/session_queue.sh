@@ -464,3 +464,19 @@ for v in "flight:LOWBIT_W4_WGMMA_MIN_TOKENS=1" "drain:LOWBIT_W4_WGMMA_MIN_TOKENS
 done
 TAIL=8 step 90 variants python3 -m pytest -q -m cuda -p no:cacheprovider tests/test_cuda_variants.py -k "two-ctas or from-1"
 fi
+# Session 9, call 3: x permuted in shared memory at <= 32 tokens per CTA (the 4-bit A fragments
+# from each thread's own words, no quad shuffles; w4_wgmma.cuh permute_x_blocks): the tests
+# (TESTS), racecheck, the A/B against the shuffles (LOWBIT_W4_WGMMA_XPERM=off) with the wgmma from
+# 1 token, the GEMVs' 1 / 8 tokens (defaults), the variants that run the permuted kernels in other
+# builds (two CTAs per SM, from 1 token).
+#   PART=38 LOWBIT_KERNELS=quant,w4,int8 TESTS="tests/test_cuda_a16w4.py tests/test_cuda_mxfp4.py tests/test_cuda_a16w8.py tests/test_cuda_a8w4_mx.py" \
+#     EXTRA='bash tools/session_queue.sh' BENCH=0 bash tools/device_run.sh
+if [ "$PART" = 38 ]; then
+TAIL=4 step 90 racecheck compute-sanitizer --tool racecheck --error-exitcode 9 python3 tests/sanitize_w4_int8.py
+for v in "xperm:LOWBIT_W4_WGMMA_MIN_TOKENS=1" "shfl:LOWBIT_W4_WGMMA_MIN_TOKENS=1 LOWBIT_W4_WGMMA_XPERM=off" "gemv:"; do
+  name=${v%%:*}; knob=${v#*:}
+  TAIL=30 step 70 "ab_$name" env $knob python3 bench/gemm.py --formats a16w4,mxfp4 --ms 1,8,16,32,256 \
+    --shapes 8192x8192,28672x8192,4096x14336,14336x4096 --peers none --no-ceilings --budget-s 55 --out "$OUT/ab_$name.json"
+done
+TAIL=8 step 90 variants python3 -m pytest -q -m cuda -p no:cacheprovider tests/test_cuda_variants.py -k "two-ctas or from-1"
+fi

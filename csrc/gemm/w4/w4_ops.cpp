@@ -321,6 +321,10 @@ SplitBuffers apply_wgmma_plan(const WgmmaPlan& plan, W4WgmmaParams& p, const Ten
   // block drains its groups before releasing its stage (sessions 4-8), for the A/B.
   static const bool drain = env::is("LOWBIT_W4_WGMMA_DRAIN", "1");
   p.in_flight = drain ? 0 : 1;
+  // x permuted in shared memory where the kernel can (<= 32 tokens, 4-bit weights; session 9);
+  // LOWBIT_W4_WGMMA_XPERM=off: the quad shuffles of sessions 4-8, for the A/B.
+  static const bool no_xperm = env::is("LOWBIT_W4_WGMMA_XPERM", "off");
+  p.x_permuted = no_xperm ? 0 : 1;
   SplitBuffers buf = split_buffers(plan.split.splits, p.M, p.N, plan.tiles, x.options());
   p.partial = buf.partial_ptr();
   p.arrivals = buf.arrivals_ptr();

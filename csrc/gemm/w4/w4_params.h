@@ -112,6 +112,15 @@ constexpr bool wgmma_rows8(WgmmaWeights w) { return w == WgmmaWeights::kInt8Rows
 constexpr bool wgmma_splits(WgmmaWeights w, int row_tiles, int tokens) {
   return w != WgmmaWeights::kInt4Promote && (row_tiles == 1 || tokens <= 64);
 }
+// Which kernels can take x permuted in shared memory (w4_wgmma.cuh permute_x_block: the A
+// fragments then come from each thread's own words of the weight chunk, no quad shuffles):
+// 4-bit weights at <= 32 tokens per CTA, not the promotion variant. (The permutation reads and
+// writes the X tile once more in shared memory, next to the two warpgroups' wgmma reads of it;
+// at 16 / 32 tokens the tile is 4 / 8 KB a block.)
+constexpr bool wgmma_x_permutable(WgmmaWeights w, int tokens) {
+  return !wgmma_rows8(w) && w != WgmmaWeights::kInt4Promote && tokens <= 32;
+}
+constexpr int kXPermuteThreads = 96;  // warps 1-3 of the producer warpgroup
 // Which kernels also exist for two CTAs per SM (96 registers per consumer thread, half the shared
 // memory; chosen where one CTA per SM would overfill a wave, w4_ops.cpp wgmma_plan): 128-row CTAs of
 // <= 64 tokens, not the promotion variant, not int4 groups of 32 (chunks == 1: its 64-token build
@@ -136,6 +145,8 @@ struct W4WgmmaParams {
   int ctas_per_sm;       // 1, or 2 (wgmma_two_ctas; w4_ops.cpp wgmma_plan, LOWBIT_W4_WGMMA_CTAS)
   int splits;            // K splits (grid z), each kb_per_split 128-element blocks (the last fewer)
   int kb_per_split;
+  int x_permuted;        // x permuted in shared memory where the kernel can (wgmma_x_permutable;
+                         // LOWBIT_W4_WGMMA_XPERM=off: quad shuffles, sessions 4-8)
   int in_flight;         // chained formats: wgmma groups left in flight across k32 chunks and blocks
                          // (1); 0 drains them at the end of every block (sessions 4-8; A/B knob
                          // LOWBIT_W4_WGMMA_DRAIN=1)

@@ -85,9 +85,10 @@ struct W4WgmmaSmem {
   static constexpr int kStageBytes = kXBytes + kWBytes;
   // as many stages as fit, at most kWgStages: 40 KB stages 5, 48 KB 4, 64 KB 3
   static constexpr int kBudget = kCtas == 1 ? 227 * 1024 : 110 * 1024;
-  static constexpr int kFit = (kBudget - 1024 - 2 * kWgStages * 8) / kStageBytes;
+  // barriers per stage: full, empty, and x_ready (x permuted: permute_x_block)
+  static constexpr int kFit = (kBudget - 1024 - 3 * kWgStages * 8) / kStageBytes;
   static constexpr int kStages = kFit < kWgStages ? kFit : kWgStages;
-  static constexpr int kBytes = 1024 + kStages * kStageBytes + 2 * kStages * 8;
+  static constexpr int kBytes = 1024 + kStages * kStageBytes + 3 * kStages * 8;
   static_assert(kXHalf % 1024 == 0, "X boxes keep the 1024-byte alignment of the 128B swizzle");
   static_assert(kStageBytes % 1024 == 0, "every stage (and its swizzled W box) 1024-byte aligned");
   static_assert(kBytes <= kBudget, "shared memory per CTA on sm_90 is at most 227 KB (kCtas CTAs per SM share 228)");
@@ -134,6 +135,45 @@ __device__ __forceinline__ KBlocks split_k_blocks(const W4WgmmaParams& p) {
   return {kb0, min(p.K / kBlockElems, kb0 + p.kb_per_split)};
 }
 
+// x permuted in shared memory (wgmma_x_permutable, p.x_permuted), so that each consumer thread's
+// A fragments come from its own words of the weight chunk. Layout v3 gives quad thread t's word
+// j the elements 32 j + 8 t .. + 7 of its row, pairs (2u, 2u + 1) at bits 4u and 16 + 4u; the
+// thread takes pair u = 2 s + hi for register hi of k16 step s, whose B rows are the logical k
+// 16 s + 8 hi + 2 t (+1) of the chunk. So x's physical 4-byte pair 4 t + a of a 64-byte chunk
+// (32 elements) must sit at logical pair 4 a + t: a 4 x 4 transpose of the chunk's words, the
+// 16-byte units of the 128-byte swizzle being the rows of the transpose. Warps 1-3 of the
+// producer warpgroup do it per stage, after the TMA and before the wgmma (x_ready), in place:
+// one thread per 64-byte chunk (4 kBN of them a block), four 16-byte loads and stores.
+template <int kBN, int kRowTiles, int kCtas>
+__device__ __forceinline__ void permute_x_blocks(const W4WgmmaParams& p, uint8_t* smem, uint64_t* full,
+                                                 uint64_t* x_ready) {
+  using Layout = W4WgmmaSmem<kBN, false, kRowTiles, kCtas>;
+  const KBlocks kbs = split_k_blocks(p);
+  const int thread = threadIdx.x - 32;
+  int stage = 0;
+  uint32_t phase = 0;
+  for (int kb = kbs.kb0; kb < kbs.kb1; ++kb) {
+    ptx::mbarrier_wait(&full[stage], phase);
+    uint8_t* x_stage = smem + stage * Layout::kStageBytes;
+    for (int c = thread; c < 4 * kBN; c += kXPermuteThreads) {
+      const int box = c / (2 * kBN), row = (c / 2) % kBN, half = c % 2;  // 64-byte chunk `half` of the box row
+      uint8_t* x_row = x_stage + box * Layout::kXHalf + row * 128;
+      uint4 u[4];
+#pragma unroll
+      for (int i = 0; i < 4; ++i) u[i] = ptx::ld_shared_v4(x_row + 16 * ((4 * half + i) ^ (row % 8)));
+      const uint4 v[4] = {{u[0].x, u[1].x, u[2].x, u[3].x},
+                          {u[0].y, u[1].y, u[2].y, u[3].y},
+                          {u[0].z, u[1].z, u[2].z, u[3].z},
+                          {u[0].w, u[1].w, u[2].w, u[3].w}};
+#pragma unroll
+      for (int i = 0; i < 4; ++i) ptx::st_shared_v4(x_row + 16 * ((4 * half + i) ^ (row % 8)), v[i]);
+    }
+    ptx::fence_proxy_async_smem();  // the generic stores before the wgmma's (async proxy) reads
+    ptx::mbarrier_arrive(&x_ready[stage]);
+    if (++stage == Layout::kStages) stage = 0, phase ^= 1;
+  }
+}
+
 // The consumer warpgroups (1 and 2): 64 weight rows each per m64 tile (kRowTiles tiles: the
 // second 128 rows below the first), a warp one 16-row tile of each, all kBN tokens. kChunks:
 // 32-element chunks per group (1, 2, 4 for 32, 64, 128; 0: one group per row).
@@ -157,6 +197,9 @@ __device__ __forceinline__ void a16w4_wgmma_consume(const W4WgmmaParams& p, uint
   using Mma = typename RsMma<T, kBN>::Op;
   uint64_t* full = reinterpret_cast<uint64_t*>(smem + Layout::kStages * Layout::kStageBytes);
   uint64_t* empty = full + Layout::kStages;
+  uint64_t* x_ready = empty + Layout::kStages;
+  constexpr bool kPermutable = wgmma_x_permutable(kW, kBN);
+  const bool x_permuted = kPermutable && p.x_permuted;
   const int warpgroup = threadIdx.x / 128, warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int wg = warpgroup - 1, warp_in_wg = warp % 4;
   const int grp = lane / 4, tig = lane % 4, quad = lane & ~3;
@@ -280,6 +323,7 @@ __device__ __forceinline__ void a16w4_wgmma_consume(const W4WgmmaParams& p, uint
     }
     load_block_scales(kb + 1);
     ptx::mbarrier_wait(&full[stage], phase);
+    if (x_permuted) ptx::mbarrier_wait(&x_ready[stage], phase);
     // 4-bit codes: this warp's 1 KB chunk per row tile: row grp's 4 words at uint4 4 grp + tig,
     // row grp + 8's at +32
     const uint8_t* w_stage = smem + stage * Layout::kStageBytes + Layout::kXBytes;
@@ -309,29 +353,37 @@ __device__ __forceinline__ void a16w4_wgmma_consume(const W4WgmmaParams& p, uint
                                    sc1[rt] >> (8 * j), a[rt][s]);
             continue;
           }
-          const uint32_t lo0 = __shfl_sync(0xffffffffu, wr0[rt][j], quad | (2 * s));
-          const uint32_t lo1 = __shfl_sync(0xffffffffu, wr1[rt][j], quad | (2 * s));
-          const uint32_t hi0 = __shfl_sync(0xffffffffu, wr0[rt][j], quad | (2 * s + 1));
-          const uint32_t hi1 = __shfl_sync(0xffffffffu, wr1[rt][j], quad | (2 * s + 1));
+          // the codes of the four registers at bits 0 and 16: x permuted, pairs 2 s and 2 s + 1 of
+          // the thread's own words; else quad thread 2 s's and 2 s + 1's words, pair tig
+          uint32_t lo0, lo1, hi0, hi1;
+          if (kPermutable && x_permuted) {
+            lo0 = wr0[rt][j] >> (8 * s), lo1 = wr1[rt][j] >> (8 * s);
+            hi0 = wr0[rt][j] >> (8 * s + 4), hi1 = wr1[rt][j] >> (8 * s + 4);
+          } else {
+            lo0 = __shfl_sync(0xffffffffu, wr0[rt][j], quad | (2 * s)) >> (4 * tig);
+            lo1 = __shfl_sync(0xffffffffu, wr1[rt][j], quad | (2 * s)) >> (4 * tig);
+            hi0 = __shfl_sync(0xffffffffu, wr0[rt][j], quad | (2 * s + 1)) >> (4 * tig);
+            hi1 = __shfl_sync(0xffffffffu, wr1[rt][j], quad | (2 * s + 1)) >> (4 * tig);
+          }
           if constexpr (kMx) {
             const uint32_t f0 = e8m0_bf16_pair((sc0[rt] >> (8 * j)) & 0xFFu);
             const uint32_t f1 = e8m0_bf16_pair((sc1[rt] >> (8 * j)) & 0xFFu);
-            a[rt][s][0] = ptx::mul_x2<T>(e2m1_to_pair<T>(lo0 >> (4 * tig)), f0);
-            a[rt][s][1] = ptx::mul_x2<T>(e2m1_to_pair<T>(lo1 >> (4 * tig)), f1);
-            a[rt][s][2] = ptx::mul_x2<T>(e2m1_to_pair<T>(hi0 >> (4 * tig)), f0);
-            a[rt][s][3] = ptx::mul_x2<T>(e2m1_to_pair<T>(hi1 >> (4 * tig)), f1);
+            a[rt][s][0] = ptx::mul_x2<T>(e2m1_to_pair<T>(lo0), f0);
+            a[rt][s][1] = ptx::mul_x2<T>(e2m1_to_pair<T>(lo1), f1);
+            a[rt][s][2] = ptx::mul_x2<T>(e2m1_to_pair<T>(hi0), f0);
+            a[rt][s][3] = ptx::mul_x2<T>(e2m1_to_pair<T>(hi1), f1);
           } else if constexpr (kFold) {
             const int bg = kChunks > 0 ? j / kChunks : 0;
             const uint32_t(&fs)[2] = fold_s[rt][bg], (&fz)[2] = fold_z[rt][bg];
-            a[rt][s][0] = ptx::fma_x2<T>(codes_to_pair<T>(lo0 >> (4 * tig)), fs[0], fz[0]);
-            a[rt][s][1] = ptx::fma_x2<T>(codes_to_pair<T>(lo1 >> (4 * tig)), fs[1], fz[1]);
-            a[rt][s][2] = ptx::fma_x2<T>(codes_to_pair<T>(hi0 >> (4 * tig)), fs[0], fz[0]);
-            a[rt][s][3] = ptx::fma_x2<T>(codes_to_pair<T>(hi1 >> (4 * tig)), fs[1], fz[1]);
+            a[rt][s][0] = ptx::fma_x2<T>(codes_to_pair<T>(lo0), fs[0], fz[0]);
+            a[rt][s][1] = ptx::fma_x2<T>(codes_to_pair<T>(lo1), fs[1], fz[1]);
+            a[rt][s][2] = ptx::fma_x2<T>(codes_to_pair<T>(hi0), fs[0], fz[0]);
+            a[rt][s][3] = ptx::fma_x2<T>(codes_to_pair<T>(hi1), fs[1], fz[1]);
           } else {
-            a[rt][s][0] = codes_to_pair<T>(lo0 >> (4 * tig));
-            a[rt][s][1] = codes_to_pair<T>(lo1 >> (4 * tig));
-            a[rt][s][2] = codes_to_pair<T>(hi0 >> (4 * tig));
-            a[rt][s][3] = codes_to_pair<T>(hi1 >> (4 * tig));
+            a[rt][s][0] = codes_to_pair<T>(lo0);
+            a[rt][s][1] = codes_to_pair<T>(lo1);
+            a[rt][s][2] = codes_to_pair<T>(hi0);
+            a[rt][s][3] = codes_to_pair<T>(hi1);
           }
         }
       // scale-d = 0 starts an accumulator: at a group's first chunk, or (one group per row)
@@ -444,10 +496,20 @@ __global__ void __launch_bounds__(kWgThreads, kCtas)
   static_assert(kChunks == 0 || kChunks == 1 || kChunks == 2 || kChunks == 4, "groups of 32, 64, 128 or per row");
   static_assert(kCtas == 1 || wgmma_two_ctas(kW, kRowTiles, kBN, kChunks), "two CTAs per SM: w4_params.h wgmma_two_ctas");
   using Layout = W4WgmmaSmem<kBN, kRows8, kRowTiles, kCtas>;
+  // The producer warpgroup's registers go to the 256 consumer threads: launch 168 -> 40 / 232
+  // (128 x 40 + 256 x 232 = 384 x 168); two CTAs: launch 80 -> 48 / 96. Where warps 1-3 permute x
+  // (<= 32 tokens: 8-16 accumulators) they keep 56 (ptxas spilled their addresses at 40) and the
+  // consumers take 224.
+  constexpr bool kPermutable = wgmma_x_permutable(kW, kBN);
+  constexpr int kProducerRegs = kCtas == 2 ? 48 : kPermutable ? 56 : 40;
+  constexpr int kConsumerRegs = kCtas == 2 ? 96 : kPermutable ? 224 : 232;
+  static_assert(128 * kProducerRegs + 256 * kConsumerRegs <= kWgThreads * (kCtas == 1 ? 168 : 80),
+                "setmaxnreg: the warpgroups' registers within the CTA's allocation");
   extern __shared__ __align__(1024) uint8_t smem_raw[];
   uint8_t* smem = reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(smem_raw) + 1023) & ~uintptr_t(1023));
   uint64_t* full = reinterpret_cast<uint64_t*>(smem + Layout::kStages * Layout::kStageBytes);
   uint64_t* empty = full + Layout::kStages;
+  uint64_t* x_ready = empty + Layout::kStages;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
 
   if (threadIdx.x == 0) {
@@ -456,6 +518,7 @@ __global__ void __launch_bounds__(kWgThreads, kCtas)
     for (int s = 0; s < Layout::kStages; ++s) {
       ptx::mbarrier_init(&full[s], 1);
       ptx::mbarrier_init(&empty[s], kRows8 ? 2 : kWgThreads - 128);  // the consumers' releases (consume)
+      ptx::mbarrier_init(&x_ready[s], kXPermuteThreads);              // permute_x_blocks
     }
     ptx::fence_barrier_init();
   }
@@ -463,7 +526,7 @@ __global__ void __launch_bounds__(kWgThreads, kCtas)
 
   if (threadIdx.x < 128) {
     // ------------------------------------------------------------ producer (one thread)
-    ptx::setmaxnreg_dec<40>();
+    ptx::setmaxnreg_dec<kProducerRegs>();
     if (warp == 0 && lane == 0) {
       const int words = p.K / 8, tok0 = blockIdx.y * kBN;
       const KBlocks kbs = split_k_blocks(p);
@@ -491,10 +554,11 @@ __global__ void __launch_bounds__(kWgThreads, kCtas)
         if (++stage == Layout::kStages) stage = 0, phase ^= 1;
       }
     }
+    if constexpr (kPermutable) {
+      if (warp > 0 && p.x_permuted) permute_x_blocks<kBN, kRowTiles, kCtas>(p, smem, full, x_ready);
+    }
   } else {
-    // (the producer's 128 x (launch - 40) registers to the 256 consumer threads: launch 168 -> 232;
-    // two CTAs: launch 80 -> 96, of the 100 it would allow)
-    ptx::setmaxnreg_inc<kCtas == 1 ? 232 : 96>();
+    ptx::setmaxnreg_inc<kConsumerRegs>();
     a16w4_wgmma_consume<T, kW, kBN, kChunks, kZeros, kRowTiles, kCtas>(p, smem);
   }
 }
