@@ -480,3 +480,17 @@ for v in "xperm:LOWBIT_W4_WGMMA_MIN_TOKENS=1" "shfl:LOWBIT_W4_WGMMA_MIN_TOKENS=1
 done
 TAIL=8 step 90 variants python3 -m pytest -q -m cuda -p no:cacheprovider tests/test_cuda_variants.py -k "two-ctas or from-1"
 fi
+# Session 9, call 4: x permuted at 64 tokens per CTA too (33..64 tokens): tests (TESTS), racecheck,
+# the A/B against the shuffles at 40 / 64 tokens, then ncu source pages of the 4-bit wgmma at
+# 16 and 64 tokens with the permutation (8192^2).
+#   PART=39 LOWBIT_KERNELS=quant,w4,int8 TESTS="tests/test_cuda_a16w4.py tests/test_cuda_mxfp4.py tests/test_cuda_a16w8.py tests/test_cuda_a8w4_mx.py" \
+#     EXTRA='bash tools/session_queue.sh' BENCH=0 bash tools/device_run.sh
+if [ "$PART" = 39 ]; then
+TAIL=4 step 90 racecheck compute-sanitizer --tool racecheck --error-exitcode 9 python3 tests/sanitize_w4_int8.py
+for v in "xperm:" "shfl:LOWBIT_W4_WGMMA_XPERM=off"; do
+  name=${v%%:*}; knob=${v#*:}
+  TAIL=24 step 50 "mid_$name" env $knob python3 bench/gemm.py --formats a16w4,mxfp4 --ms 40,64 \
+    --shapes 8192x8192,28672x8192,4096x14336,14336x4096 --peers none --no-ceilings --budget-s 40 --out "$OUT/mid_$name.json"
+done
+TAIL=30 step 150 ncu_wgmma env SOURCE=1 VARIANTS="a16w4_m16:a16w4:16:wgmma a16w4_m64:a16w4:64:wgmma" bash tools/wgmma_profile.sh
+fi

@@ -114,11 +114,12 @@ constexpr bool wgmma_splits(WgmmaWeights w, int row_tiles, int tokens) {
 }
 // Which kernels can take x permuted in shared memory (w4_wgmma.cuh permute_x_block: the A
 // fragments then come from each thread's own words of the weight chunk, no quad shuffles):
-// 4-bit weights at <= 32 tokens per CTA, not the promotion variant. (The permutation reads and
-// writes the X tile once more in shared memory, next to the two warpgroups' wgmma reads of it;
-// at 16 / 32 tokens the tile is 4 / 8 KB a block.)
+// 4-bit weights at <= 64 tokens per CTA, not the promotion variant. (The permutation reads and
+// writes the X tile once more in shared memory, next to the two warpgroups' wgmma reads of it:
+// 4 / 8 / 16 KB a block at 16 / 32 / 64 tokens; not at 128, where the tile is 32 KB a block.)
+// Session 9 (s9-call3), at 1..32 tokens: a16w4 g128 +8-40%, mxfp4 +6-17% over the shuffles.
 constexpr bool wgmma_x_permutable(WgmmaWeights w, int tokens) {
-  return !wgmma_rows8(w) && w != WgmmaWeights::kInt4Promote && tokens <= 32;
+  return !wgmma_rows8(w) && w != WgmmaWeights::kInt4Promote && tokens <= 64;
 }
 constexpr int kXPermuteThreads = 96;  // warps 1-3 of the producer warpgroup
 // Which kernels also exist for two CTAs per SM (96 registers per consumer thread, half the shared

@@ -498,7 +498,7 @@ __global__ void __launch_bounds__(kWgThreads, kCtas)
   using Layout = W4WgmmaSmem<kBN, kRows8, kRowTiles, kCtas>;
   // The producer warpgroup's registers go to the 256 consumer threads: launch 168 -> 40 / 232
   // (128 x 40 + 256 x 232 = 384 x 168); two CTAs: launch 80 -> 48 / 96. Where warps 1-3 permute x
-  // (<= 32 tokens: 8-16 accumulators) they keep 56 (ptxas spilled their addresses at 40) and the
+  // (<= 64 tokens: 8-64 accumulators) they keep 56 (ptxas spilled their addresses at 40) and the
   // consumers take 224.
   constexpr bool kPermutable = wgmma_x_permutable(kW, kBN);
   constexpr int kProducerRegs = kCtas == 2 ? 48 : kPermutable ? 56 : 40;
