@@ -10,6 +10,10 @@ OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
 export MAX_JOBS=${MAX_JOBS:-16} LOWBIT_CUDA=1 LOWBIT_CUDA_ARCHS=${LOWBIT_CUDA_ARCHS:-90a} PYTHONUNBUFFERED=1
 KEXPR=${1:-}; shift || true
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv | tee "$OUT/gpu.txt"
+# clocks, power and temperature before the build and after the extra steps: session 9 saw the
+# compute-bound kernels 5-17% slower than session 8 at M = 256 / 1024 with cuBLAS unchanged
+CLOCKS=clocks.sm,clocks.max.sm,clocks.mem,power.draw,power.limit,temperature.gpu,clocks_throttle_reasons.active
+nvidia-smi --query-gpu=$CLOCKS --format=csv >> "$OUT/gpu.txt" 2>&1
 python3 -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda)' | tee -a "$OUT/gpu.txt"
 
 t0=$(date +%s)
@@ -40,10 +44,14 @@ if [ "${SANITIZE:-0}" = 1 ]; then
     echo "compute-sanitizer $tool: exit $?"; tail -3 "$OUT/sanitize_$tool.log"
   done
 fi
+# (a trace every second while the extra steps and benches run: clocks_trace.csv)
+nvidia-smi --query-gpu=timestamp,$CLOCKS --format=csv -l 1 > "$OUT/clocks_trace.csv" 2>&1 &
+TRACE=$!
 [ -n "${EXTRA:-}" ] && bash -c "$EXTRA" 2>&1 | tee "$OUT/extra.log" | tail -40
 if [ "${BENCH:-1}" = 1 ]; then
   python3 bench/gemm.py --out "$OUT/bench.json" "$@" 2>&1 | tee "$OUT/bench.log" | tail -80
 fi
 # Only a few files come back from a device call (the first ones by name): everything under
 # $OUT also goes into one archive that sorts first.
+kill $TRACE 2>/dev/null
 tar czf "$OUT/0_all.tgz" -C "$OUT" --exclude=0_all.tgz . 2>/dev/null || true
