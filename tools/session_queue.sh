@@ -494,3 +494,20 @@ for v in "xperm:" "shfl:LOWBIT_W4_WGMMA_XPERM=off"; do
 done
 TAIL=30 step 150 ncu_wgmma env SOURCE=1 VARIANTS="a16w4_m16:a16w4:16:wgmma a16w4_m64:a16w4:64:wgmma" bash tools/wgmma_profile.sh
 fi
+# Session 9, call 5: x always permuted at <= 64 tokens (knob removed), the scale rows' pointers
+# hoisted, 256-row CTAs built at 16 / 32 tokens for 4-bit weights (forced by
+# LOWBIT_W4_WGMMA_ROWS=256: two independent row tiles per warp, the per-block work amortized over
+# twice the rows): tests (TESTS), racecheck, A/B base / rows256 / drain (one group in flight or not,
+# now with the permutation) with the wgmma from 1 token, the rows256 variant's tests.
+#   PART=40 LOWBIT_KERNELS=quant,w4,int8 TESTS="tests/test_cuda_a16w4.py tests/test_cuda_mxfp4.py tests/test_cuda_a16w8.py tests/test_cuda_a8w4_mx.py" \
+#     EXTRA='bash tools/session_queue.sh' BENCH=0 bash tools/device_run.sh
+if [ "$PART" = 40 ]; then
+TAIL=4 step 90 racecheck compute-sanitizer --tool racecheck --error-exitcode 9 python3 tests/sanitize_w4_int8.py
+for v in "base:LOWBIT_W4_WGMMA_MIN_TOKENS=1" "r256:LOWBIT_W4_WGMMA_MIN_TOKENS=1 LOWBIT_W4_WGMMA_ROWS=256" \
+         "drain:LOWBIT_W4_WGMMA_MIN_TOKENS=1 LOWBIT_W4_WGMMA_DRAIN=1"; do
+  name=${v%%:*}; knob=${v#*:}
+  TAIL=24 step 60 "ab_$name" env $knob python3 bench/gemm.py --formats a16w4,mxfp4 --ms 1,16,32,64 \
+    --shapes 8192x8192,28672x8192,4096x14336,14336x4096 --peers none --no-ceilings --budget-s 45 --out "$OUT/ab_$name.json"
+done
+TAIL=8 step 80 variants python3 -m pytest -q -m cuda -p no:cacheprovider tests/test_cuda_variants.py -k "rows256"
+fi

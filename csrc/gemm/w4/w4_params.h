@@ -117,7 +117,8 @@ constexpr bool wgmma_splits(WgmmaWeights w, int row_tiles, int tokens) {
 // 4-bit weights at <= 64 tokens per CTA, not the promotion variant. (The permutation reads and
 // writes the X tile once more in shared memory, next to the two warpgroups' wgmma reads of it:
 // 4 / 8 / 16 KB a block at 16 / 32 / 64 tokens; not at 128, where the tile is 32 KB a block.)
-// Session 9 (s9-call3), at 1..32 tokens: a16w4 g128 +8-40%, mxfp4 +6-17% over the shuffles.
+// Session 9, same calls, over the quad shuffles (sessions 4-8): a16w4 g128 +8-40% at 1..32
+// tokens and +6-21% at 40 / 64, mxfp4 +6-17% / +3-8% (s9-call3, s9-call4).
 constexpr bool wgmma_x_permutable(WgmmaWeights w, int tokens) {
   return !wgmma_rows8(w) && w != WgmmaWeights::kInt4Promote && tokens <= 64;
 }
@@ -146,8 +147,6 @@ struct W4WgmmaParams {
   int ctas_per_sm;       // 1, or 2 (wgmma_two_ctas; w4_ops.cpp wgmma_plan, LOWBIT_W4_WGMMA_CTAS)
   int splits;            // K splits (grid z), each kb_per_split 128-element blocks (the last fewer)
   int kb_per_split;
-  int x_permuted;        // x permuted in shared memory where the kernel can (wgmma_x_permutable;
-                         // LOWBIT_W4_WGMMA_XPERM=off: quad shuffles, sessions 4-8)
   int in_flight;         // chained formats: wgmma groups left in flight across k32 chunks and blocks
                          // (1); 0 drains them at the end of every block (sessions 4-8; A/B knob
                          // LOWBIT_W4_WGMMA_DRAIN=1)

@@ -135,7 +135,7 @@ __device__ __forceinline__ KBlocks split_k_blocks(const W4WgmmaParams& p) {
   return {kb0, min(p.K / kBlockElems, kb0 + p.kb_per_split)};
 }
 
-// x permuted in shared memory (wgmma_x_permutable, p.x_permuted), so that each consumer thread's
+// x permuted in shared memory (wgmma_x_permutable: <= 64 tokens), so that each consumer thread's
 // A fragments come from its own words of the weight chunk. Layout v3 gives quad thread t's word
 // j the elements 32 j + 8 t .. + 7 of its row, pairs (2u, 2u + 1) at bits 4u and 16 + 4u; the
 // thread takes pair u = 2 s + hi for register hi of k16 step s, whose B rows are the logical k
@@ -198,8 +198,7 @@ __device__ __forceinline__ void a16w4_wgmma_consume(const W4WgmmaParams& p, uint
   uint64_t* full = reinterpret_cast<uint64_t*>(smem + Layout::kStages * Layout::kStageBytes);
   uint64_t* empty = full + Layout::kStages;
   uint64_t* x_ready = empty + Layout::kStages;
-  constexpr bool kPermutable = wgmma_x_permutable(kW, kBN);
-  const bool x_permuted = kPermutable && p.x_permuted;
+  constexpr bool kXPermuted = wgmma_x_permutable(kW, kBN);  // (permute_x_blocks)
   const int warpgroup = threadIdx.x / 128, warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int wg = warpgroup - 1, warp_in_wg = warp % 4;
   const int grp = lane / 4, tig = lane % 4, quad = lane & ~3;
@@ -264,15 +263,25 @@ __device__ __forceinline__ void a16w4_wgmma_consume(const W4WgmmaParams& p, uint
   // no per-block load, ran 1.01x).
   uint32_t next_e[kRowTiles][2] = {};
   T next_s[kRowTiles][kBlockGroups][2], next_z[kRowTiles][kBlockGroups][2];
+  // the rows' scale (and zero point) rows, so a block's loads are an offset from them (the
+  // 64-bit index arithmetic per load was ~20 instructions a block in the SASS, s9-call4)
+  const uint8_t* e_row[kRowTiles][2];
+  const T *s_row[kRowTiles][2], *z_row[kRowTiles][2];
+#pragma unroll
+  for (int rt = 0; rt < kRowTiles; ++rt)
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      e_row[rt][h] = static_cast<const uint8_t*>(p.scales) + size_t(row0[rt] + 8 * h) * (p.K / 32);
+      s_row[rt][h] = scales + size_t(row0[rt] + 8 * h) * groups;
+      z_row[rt][h] = kZeros ? zeros + size_t(row0[rt] + 8 * h) * groups : nullptr;
+    }
   auto load_block_scales = [&](int kb) {
     if (kb >= kbs.kb1) return;
     if constexpr (kMx) {
-      const uint8_t* e = static_cast<const uint8_t*>(p.scales) + kb * 4;
 #pragma unroll
       for (int rt = 0; rt < kRowTiles; ++rt)
 #pragma unroll
-        for (int h = 0; h < 2; ++h)
-          next_e[rt][h] = __ldg(reinterpret_cast<const uint32_t*>(e + size_t(row0[rt] + 8 * h) * (p.K / 32)));
+        for (int h = 0; h < 2; ++h) next_e[rt][h] = __ldg(reinterpret_cast<const uint32_t*>(e_row[rt][h] + kb * 4));
     }
     if constexpr (kFold && kChunks > 0) {
 #pragma unroll
@@ -281,9 +290,8 @@ __device__ __forceinline__ void a16w4_wgmma_consume(const W4WgmmaParams& p, uint
         for (int bg = 0; bg < kBlockGroups; ++bg)
 #pragma unroll
           for (int h = 0; h < 2; ++h) {
-            const size_t i = size_t(row0[rt] + 8 * h) * groups + kb * kBlockGroups + bg;
-            next_s[rt][bg][h] = scales[i];
-            if constexpr (kZeros) next_z[rt][bg][h] = zeros[i];
+            next_s[rt][bg][h] = s_row[rt][h][kb * kBlockGroups + bg];
+            if constexpr (kZeros) next_z[rt][bg][h] = z_row[rt][h][kb * kBlockGroups + bg];
           }
     }
   };
@@ -323,7 +331,7 @@ __device__ __forceinline__ void a16w4_wgmma_consume(const W4WgmmaParams& p, uint
     }
     load_block_scales(kb + 1);
     ptx::mbarrier_wait(&full[stage], phase);
-    if (x_permuted) ptx::mbarrier_wait(&x_ready[stage], phase);
+    if constexpr (kXPermuted) ptx::mbarrier_wait(&x_ready[stage], phase);
     // 4-bit codes: this warp's 1 KB chunk per row tile: row grp's 4 words at uint4 4 grp + tig,
     // row grp + 8's at +32
     const uint8_t* w_stage = smem + stage * Layout::kStageBytes + Layout::kXBytes;
@@ -356,7 +364,7 @@ __device__ __forceinline__ void a16w4_wgmma_consume(const W4WgmmaParams& p, uint
           // the codes of the four registers at bits 0 and 16: x permuted, pairs 2 s and 2 s + 1 of
           // the thread's own words; else quad thread 2 s's and 2 s + 1's words, pair tig
           uint32_t lo0, lo1, hi0, hi1;
-          if (kPermutable && x_permuted) {
+          if constexpr (kXPermuted) {
             lo0 = wr0[rt][j] >> (8 * s), lo1 = wr1[rt][j] >> (8 * s);
             hi0 = wr0[rt][j] >> (8 * s + 4), hi1 = wr1[rt][j] >> (8 * s + 4);
           } else {
@@ -500,9 +508,9 @@ __global__ void __launch_bounds__(kWgThreads, kCtas)
   // (128 x 40 + 256 x 232 = 384 x 168); two CTAs: launch 80 -> 48 / 96. Where warps 1-3 permute x
   // (<= 64 tokens: 8-64 accumulators) they keep 56 (ptxas spilled their addresses at 40) and the
   // consumers take 224.
-  constexpr bool kPermutable = wgmma_x_permutable(kW, kBN);
-  constexpr int kProducerRegs = kCtas == 2 ? 48 : kPermutable ? 56 : 40;
-  constexpr int kConsumerRegs = kCtas == 2 ? 96 : kPermutable ? 224 : 232;
+  constexpr bool kXPermuted = wgmma_x_permutable(kW, kBN);
+  constexpr int kProducerRegs = kCtas == 2 ? 48 : kXPermuted ? 56 : 40;
+  constexpr int kConsumerRegs = kCtas == 2 ? 96 : kXPermuted ? 224 : 232;
   static_assert(128 * kProducerRegs + 256 * kConsumerRegs <= kWgThreads * (kCtas == 1 ? 168 : 80),
                 "setmaxnreg: the warpgroups' registers within the CTA's allocation");
   extern __shared__ __align__(1024) uint8_t smem_raw[];
@@ -554,8 +562,8 @@ __global__ void __launch_bounds__(kWgThreads, kCtas)
         if (++stage == Layout::kStages) stage = 0, phase ^= 1;
       }
     }
-    if constexpr (kPermutable) {
-      if (warp > 0 && p.x_permuted) permute_x_blocks<kBN, kRowTiles, kCtas>(p, smem, full, x_ready);
+    if constexpr (kXPermuted) {
+      if (warp > 0) permute_x_blocks<kBN, kRowTiles, kCtas>(p, smem, full, x_ready);
     }
   } else {
     ptx::setmaxnreg_inc<kConsumerRegs>();
