@@ -511,3 +511,27 @@ for v in "base:LOWBIT_W4_WGMMA_MIN_TOKENS=1" "r256:LOWBIT_W4_WGMMA_MIN_TOKENS=1 
 done
 TAIL=8 step 80 variants python3 -m pytest -q -m cuda -p no:cacheprovider tests/test_cuda_variants.py -k "rows256"
 fi
+# Session 9, call 6: the session's final kernels (x permuted at <= 64 tokens; the in-flight and
+# 256-row-at-<=32 experiments removed): tests (TESTS), racecheck, the table for the closing notes.
+#   PART=41 LOWBIT_KERNELS=quant,w4,int8 TESTS="tests/test_cuda_a16w4.py tests/test_cuda_mxfp4.py tests/test_cuda_a16w8.py tests/test_cuda_a8w4_mx.py" \
+#     EXTRA='bash tools/session_queue.sh' BENCH=0 bash tools/device_run.sh
+if [ "$PART" = 41 ]; then
+TAIL=4 step 90 racecheck compute-sanitizer --tool racecheck --error-exitcode 9 python3 tests/sanitize_w4_int8.py
+TAIL=120 step 270 table python3 bench/gemm.py --formats a16w4,mxfp4,a8w4_mx,a16w8,mxfp8 \
+  --ms 1,16,64,256,1024,4096 --peers none --no-ceilings --budget-s 240 --out "$OUT/table.json"
+fi
+# Session 9, call 7: the model (decode in graphs, prefill), the group sizes, and the per-CTA fixed
+# cost of the wgmma at 16 tokens: K swept at N = 8192 with the split off (64 CTAs, 16..256 blocks
+# each: time = fixed + blocks x per-block) and on.
+#   PART=42 LOWBIT_KERNELS=quant,w4,int8 EXTRA='bash tools/session_queue.sh' BENCH=0 bash tools/device_run.sh nothing_selected
+if [ "$PART" = 42 ]; then
+for v in "split:" "nosplit:LOWBIT_W4_WGMMA_SPLIT=off"; do
+  name=${v%%:*}; knob=${v#*:}
+  TAIL=14 step 40 "ksweep_$name" env $knob python3 bench/gemm.py --formats a16w4 --ms 16 \
+    --shapes 8192x2048,8192x4096,8192x8192,8192x16384,8192x32768 --peers none --no-ceilings --budget-s 30 --out "$OUT/ksweep_$name.json"
+done
+TAIL=40 step 80 groups python3 bench/gemm.py --formats a16w4 --a16w4-groups 32,64,-1 --ms 1,16,64,256 \
+  --peers none --no-ceilings --budget-s 65 --out "$OUT/groups.json"
+TAIL=30 step 220 model python3 bench/model.py --fused --formats a16w4,a16w8,mxfp4 --batch 1,8,16,32 --prefill 2048 \
+  --out "$OUT/model.json"
+fi

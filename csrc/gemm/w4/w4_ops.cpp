@@ -257,10 +257,11 @@ bool wgmma_applies(int64_t M, int64_t N, int64_t K, int64_t g, bool mx) {
 // 4 vs 7 waves, 0.70 vs 0.74x). LOWBIT_W4_WGMMA_ROWS=128|256 forces one (A/B runs). Since the
 // K split (session 8) a grid short of a wave is split instead, so the rule only decides where
 // 128-row CTAs overfill a wave.
-// At <= 32 tokens per CTA: 128 rows unless forced, and 8-bit rows never (not built).
-int chained_row_tiles(int64_t M, int64_t N, bool rows8 = false) {
+// (16 / 32 tokens per CTA: 128 rows only. Session 9 built 256-row CTAs there for 4-bit weights:
+// 0.91-1.05 of the 128-row time at M = 1 / 16 / 32 / 64, s9-call5 -- removed.)
+int chained_row_tiles(int64_t M, int64_t N) {
   static const int64_t forced = env::integer("LOWBIT_W4_WGMMA_ROWS", 0);
-  if (N % (2 * kWgRows) != 0 || forced == 128 || (M <= 32 && (rows8 || forced != 256))) return 1;
+  if (N % (2 * kWgRows) != 0 || forced == 128 || M <= 32) return 1;
   if (forced == 256) return 2;
   const int64_t sms = at::cuda::getCurrentDeviceProperties()->multiProcessorCount;
   const int64_t ctas = N / kWgRows * ((M + kWgTokens - 1) / kWgTokens);
@@ -318,10 +319,6 @@ SplitBuffers apply_wgmma_plan(const WgmmaPlan& plan, W4WgmmaParams& p, const Ten
   p.ctas_per_sm = plan.ctas_per_sm;
   p.splits = int(plan.split.splits);
   p.kb_per_split = int(plan.split.slice_steps);
-  // One wgmma group in flight across chunks and blocks (session 9); LOWBIT_W4_WGMMA_DRAIN=1: every
-  // block drains its groups before releasing its stage (sessions 4-8), for the A/B.
-  static const bool drain = env::is("LOWBIT_W4_WGMMA_DRAIN", "1");
-  p.in_flight = drain ? 0 : 1;
   SplitBuffers buf = split_buffers(plan.split.splits, p.M, p.N, plan.tiles, x.options());
   p.partial = buf.partial_ptr();
   p.arrivals = buf.arrivals_ptr();
@@ -389,7 +386,7 @@ bool rows8_wgmma_applies(int64_t M, int64_t N, int64_t K, bool mx) {
 Tensor rows8_wgmma_matmul(const Tensor& x, const Tensor& w, const Tensor& w_scale, const OptTensor& bias, bool mx) {
   const int64_t M = x.size(0), K = x.size(1), N = w.size(0);
   Tensor out = at::empty({M, N}, x.options());
-  const int row_tiles = chained_row_tiles(M, N, /*rows8=*/true);
+  const int row_tiles = chained_row_tiles(M, N);
   const WgmmaPlan plan =
       wgmma_plan(M, N, K, row_tiles, mx ? WgmmaWeights::kMxfp8Rows : WgmmaWeights::kInt8Rows);
   const CUtensorMap tmap_x = tma::make_2d_sw128(x.data_ptr(), 2, M, K, K, plan.tokens);

@@ -147,9 +147,6 @@ struct W4WgmmaParams {
   int ctas_per_sm;       // 1, or 2 (wgmma_two_ctas; w4_ops.cpp wgmma_plan, LOWBIT_W4_WGMMA_CTAS)
   int splits;            // K splits (grid z), each kb_per_split 128-element blocks (the last fewer)
   int kb_per_split;
-  int in_flight;         // chained formats: wgmma groups left in flight across k32 chunks and blocks
-                         // (1); 0 drains them at the end of every block (sessions 4-8; A/B knob
-                         // LOWBIT_W4_WGMMA_DRAIN=1)
 };
 
 }  // namespace lowbit::w4

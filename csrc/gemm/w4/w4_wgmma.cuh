@@ -189,10 +189,6 @@ __device__ __forceinline__ void a16w4_wgmma_consume(const W4WgmmaParams& p, uint
   constexpr int kAccRegs = kBN / 2;
   constexpr bool kChained = kMx || kRows8 || kFold;  // one accumulator over all of K, no promotion
   constexpr int kBlockGroups = kChunks > 0 ? 4 / kChunks : 1;  // int4 groups per 128-K block
-  // A wgmma group left in flight across chunks and blocks (p.in_flight) where the registers
-  // allow it: ptxas spilled 24-68 bytes with it in the 256-row 128-token CTAs (128 accumulators)
-  // and the two-CTA 64-token ones (96 registers), which keep draining every block.
-  constexpr bool kInFlight = kChained && kAccRegs * kRowTiles <= (kCtas == 1 ? 64 : 16);
   using Layout = W4WgmmaSmem<kBN, kRows8, kRowTiles, kCtas>;
   using Mma = typename RsMma<T, kBN>::Op;
   uint64_t* full = reinterpret_cast<uint64_t*>(smem + Layout::kStages * Layout::kStageBytes);
@@ -313,7 +309,7 @@ __device__ __forceinline__ void a16w4_wgmma_consume(const W4WgmmaParams& p, uint
       ptx::mbarrier_arrive(&empty[s]);
     }
   };
-  int stage = 0, prev_stage = 0;
+  int stage = 0;
   uint32_t phase = 0;
   const uint64_t desc_x0 = ptx::smem_desc_k_major_sw128(smem);
   for (int kb = kbs.kb0; kb < kbs.kb1; ++kb) {
@@ -414,24 +410,14 @@ __device__ __forceinline__ void a16w4_wgmma_consume(const W4WgmmaParams& p, uint
           promote((kb * kBlockElems + 32 * j) / p.group);
         }
       }
-      // Chained sums: one group (chunk j's two k16 steps) stays in flight while the next chunk's
-      // operand is built, across the blocks too; group j - 1 has then read its A registers and,
-      // at j = 0, the previous block's last group its stage's X, so that stage is released here.
-      if constexpr (kInFlight) {
-        if (p.in_flight) {
-          ptx::wgmma_wait<1>();
-          if (j == 0 && kb > kbs.kb0) release(prev_stage);
-        }
-      }
     }
-    if (!kInFlight || !p.in_flight) {
-      ptx::wgmma_wait<0>();  // this block's wgmma have read the stage
-      release(stage);
-    }
-    prev_stage = stage;
+    // This block's wgmma have read the stage. (Session 9 left one wgmma group in flight across
+    // chunks and blocks instead, the stage released one chunk later: 0.93-1.11 of this time with
+    // the shuffles, 0.97-1.04 with x permuted, s9-call2 / s9-call5 -- removed.)
+    ptx::wgmma_wait<0>();
+    release(stage);
     if (++stage == Layout::kStages) stage = 0, phase ^= 1;
   }
-  ptx::wgmma_wait<0>();
   if constexpr (kChained) {
 #pragma unroll
     for (int rt = 0; rt < kRowTiles; ++rt)
