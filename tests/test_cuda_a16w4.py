@@ -155,11 +155,12 @@ def test_a16w4_matches_reference(M, N, K, g, symmetric, has_bias, dtype, seed):
 # Full 128-row tiles and 128-element blocks (N % 128 == 0, K % 128 == 0): the shapes the
 # mixed-input wgmma path takes (by default M = 33..512, every group; the knobs force it or the
 # dequantize path for every M, or its promotion variant: tests/test_cuda_variants.py).
-# M: partial token tiles of 128 and several tiles.
+# M: partial token tiles of 128 and several tiles; 9 and 16: 16 tokens per CTA, in 256-row CTAs where
+# N % 256 == 0 (g128 / per channel; 128-row elsewhere), x permuted in shared memory.
 @pytest.mark.parametrize("g,symmetric,dtype", [(128, False, BF16), (64, True, FP16), (32, False, BF16),
                                                (-1, False, FP16)])
 @pytest.mark.parametrize("N,K", [(128, 512), (256, 1024), (384, 4096), (1280, 2048)])
-@pytest.mark.parametrize("M", [33, 64, 100, 129, 300])
+@pytest.mark.parametrize("M", [9, 16, 33, 64, 100, 129, 300])
 def test_a16w4_large_m_full_tiles(M, N, K, g, symmetric, dtype):
     gen = torch.Generator().manual_seed(M * 7 + N + K)
     x = rand_x(M, K, dtype, gen=gen)

@@ -168,7 +168,7 @@ def wgmma_takes(M):
 # the GEMV's bound.
 @pytest.mark.parametrize("src", ["codes", "quantized"])
 @pytest.mark.parametrize("N,K", [(128, 512), (256, 1024), (384, 4096), (1280, 2048)])
-@pytest.mark.parametrize("M", [33, 64, 100, 129, 300, 600])
+@pytest.mark.parametrize("M", [9, 16, 33, 64, 100, 129, 300, 600])  # (9, 16: 256-row CTAs where N % 256 == 0)
 def test_mxfp4_large_m_full_tiles(M, N, K, src):
     gen = torch.Generator().manual_seed(M * 7 + N + K)
     x = rand_x(M, K, BF16, gen=gen)

@@ -535,3 +535,16 @@ TAIL=40 step 80 groups python3 bench/gemm.py --formats a16w4 --a16w4-groups 32,6
 TAIL=30 step 220 model python3 bench/model.py --fused --formats a16w4,a16w8,mxfp4 --batch 1,8,16,32 --prefill 2048 \
   --out "$OUT/model.json"
 fi
+# Session 9, call 8: 256-row CTAs at 16 tokens for 4-bit weights where the 128-row grid is short of
+# a wave (restored with that rule after a misread of s9-call5): tests (TESTS; M = 9 / 16 added to the
+# full-tile tests), racecheck, the A/B against 128 rows (LOWBIT_W4_WGMMA_ROWS=128) at 9 / 12 / 16.
+#   PART=43 LOWBIT_KERNELS=quant,w4,int8 TESTS="tests/test_cuda_a16w4.py tests/test_cuda_mxfp4.py tests/test_cuda_a16w8.py tests/test_cuda_a8w4_mx.py" \
+#     EXTRA='bash tools/session_queue.sh' BENCH=0 bash tools/device_run.sh
+if [ "$PART" = 43 ]; then
+TAIL=4 step 90 racecheck compute-sanitizer --tool racecheck --error-exitcode 9 python3 tests/sanitize_w4_int8.py
+for v in "rule:" "r128:LOWBIT_W4_WGMMA_ROWS=128"; do
+  name=${v%%:*}; knob=${v#*:}
+  TAIL=20 step 45 "m16_$name" env $knob python3 bench/gemm.py --formats a16w4,mxfp4 --ms 9,12,16 \
+    --shapes 8192x8192,28672x8192,4096x14336,14336x4096 --peers none --no-ceilings --budget-s 35 --out "$OUT/m16_$name.json"
+done
+fi

@@ -257,11 +257,18 @@ bool wgmma_applies(int64_t M, int64_t N, int64_t K, int64_t g, bool mx) {
 // 4 vs 7 waves, 0.70 vs 0.74x). LOWBIT_W4_WGMMA_ROWS=128|256 forces one (A/B runs). Since the
 // K split (session 8) a grid short of a wave is split instead, so the rule only decides where
 // 128-row CTAs overfill a wave.
-// (16 / 32 tokens per CTA: 128 rows only. Session 9 built 256-row CTAs there for 4-bit weights:
-// 0.91-1.05 of the 128-row time at M = 1 / 16 / 32 / 64, s9-call5 -- removed.)
-int chained_row_tiles(int64_t M, int64_t N) {
+// 16 tokens per CTA (M <= 16), 4-bit weights: 256 rows where the 128-row grid is short of a wave
+// (and so split along K anyway), session 9 (s9-call5, 256-row time over 128-row time at M = 1 /
+// 16: 8192^2 0.91 / 0.92, 4096x14336 0.91 / 0.94, 14336x4096 0.95 / 0.97; 28672x8192, a full
+// wave of 128-row tiles, 1.05 / 1.04); 32 tokens per CTA (0.98-1.00) and 8-bit rows: 128 rows.
+int chained_row_tiles(int64_t M, int64_t N, bool rows8 = false) {
   static const int64_t forced = env::integer("LOWBIT_W4_WGMMA_ROWS", 0);
-  if (N % (2 * kWgRows) != 0 || forced == 128 || M <= 32) return 1;
+  if (N % (2 * kWgRows) != 0 || forced == 128) return 1;
+  if (M <= 32) {
+    if (rows8 || M > 16) return 1;
+    const int64_t sms = at::cuda::getCurrentDeviceProperties()->multiProcessorCount;
+    return forced == 256 || N / kWgRows < sms ? 2 : 1;
+  }
   if (forced == 256) return 2;
   const int64_t sms = at::cuda::getCurrentDeviceProperties()->multiProcessorCount;
   const int64_t ctas = N / kWgRows * ((M + kWgTokens - 1) / kWgTokens);
@@ -386,7 +393,7 @@ bool rows8_wgmma_applies(int64_t M, int64_t N, int64_t K, bool mx) {
 Tensor rows8_wgmma_matmul(const Tensor& x, const Tensor& w, const Tensor& w_scale, const OptTensor& bias, bool mx) {
   const int64_t M = x.size(0), K = x.size(1), N = w.size(0);
   Tensor out = at::empty({M, N}, x.options());
-  const int row_tiles = chained_row_tiles(M, N);
+  const int row_tiles = chained_row_tiles(M, N, /*rows8=*/true);
   const WgmmaPlan plan =
       wgmma_plan(M, N, K, row_tiles, mx ? WgmmaWeights::kMxfp8Rows : WgmmaWeights::kInt8Rows);
   const CUtensorMap tmap_x = tma::make_2d_sw128(x.data_ptr(), 2, M, K, K, plan.tokens);

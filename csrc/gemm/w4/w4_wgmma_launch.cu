@@ -43,14 +43,17 @@ template <typename T, WgmmaWeights kW, int kChunks = 0, bool kZeros = false, int
 void wgmma_typed(const CUtensorMap& tmap_x, const CUtensorMap& tmap_w, const W4WgmmaParams& p, cudaStream_t stream) {
   TORCH_CHECK(p.tokens == 16 || p.tokens == 32 || p.tokens == 64 || p.tokens == kWgTokens,
               "lowbit: the mixed-input wgmma runs 16, 32, 64 or 128 tokens per CTA");
-  TORCH_CHECK(p.tokens > 32 || kRowTiles == 1, "lowbit: 16 or 32 tokens per CTA with 128-row CTAs only");
+  TORCH_CHECK(p.tokens > 32 || kRowTiles == 1 || (p.tokens == 16 && !wgmma_rows8(kW)),
+              "lowbit: 256-row CTAs of 16 tokens for 4-bit weights only, none of 32 tokens");
   TORCH_CHECK(p.splits == 1 || wgmma_splits(kW, kRowTiles, p.tokens),
               "lowbit: a K split planned for a wgmma kernel without one");
   if constexpr (kW == WgmmaWeights::kInt4Promote) {
     TORCH_CHECK(p.tokens == kWgTokens, "lowbit: the int4 promotion variant runs 128 tokens per CTA");
   } else {
-    if constexpr (kRowTiles == 1) {
+    if constexpr (kRowTiles == 1 || !wgmma_rows8(kW)) {
       if (p.tokens == 16) return wgmma_tokens_typed<T, kW, kChunks, kZeros, kRowTiles, 16>(tmap_x, tmap_w, p, stream);
+    }
+    if constexpr (kRowTiles == 1) {
       if (p.tokens == 32) return wgmma_tokens_typed<T, kW, kChunks, kZeros, kRowTiles, 32>(tmap_x, tmap_w, p, stream);
     }
     if (p.tokens == 64) return wgmma_tokens_typed<T, kW, kChunks, kZeros, kRowTiles, 64>(tmap_x, tmap_w, p, stream);
