@@ -118,9 +118,14 @@ constexpr bool wgmma_splits(WgmmaWeights w, int row_tiles, int tokens) {
 // writes the X tile once more in shared memory, next to the two warpgroups' wgmma reads of it:
 // 4 / 8 / 16 KB a block at 16 / 32 / 64 tokens; not at 128, where the tile is 32 KB a block.)
 // Session 9, same calls, over the quad shuffles (sessions 4-8): a16w4 g128 +8-40% at 1..32
-// tokens and +6-21% at 40 / 64, mxfp4 +6-17% / +3-8% (s9-call3, s9-call4).
-constexpr bool wgmma_x_permutable(WgmmaWeights w, int tokens) {
-  return !wgmma_rows8(w) && w != WgmmaWeights::kInt4Promote && tokens <= 64;
+// tokens and +6-21% at 40 / 64, mxfp4 +6-17% / +3-8% (s9-call3, s9-call4). Not for int4 per
+// channel (chunks == 0) at 64 tokens: with it, s9-call7 measured 31.1 / 29.1 / 26.1 us at M = 64
+// (8192^2 / 4096x14336 / 14336x4096) against session 8's 28.0 / 26.4 / 23.4 without -- that
+// kernel has no per-block scale loads, so its operand build is cheap and the 32 KB a block of
+// extra shared-memory traffic at 64 tokens costs more than the shuffles did.
+constexpr bool wgmma_x_permutable(WgmmaWeights w, int tokens, int chunks) {
+  const bool int4_per_channel = w == WgmmaWeights::kInt4Fold && chunks == 0;
+  return !wgmma_rows8(w) && w != WgmmaWeights::kInt4Promote && (tokens <= 32 || (tokens == 64 && !int4_per_channel));
 }
 constexpr int kXPermuteThreads = 96;  // warps 1-3 of the producer warpgroup
 // Which kernels also exist for two CTAs per SM (96 registers per consumer thread, half the shared

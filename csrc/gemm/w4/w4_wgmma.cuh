@@ -135,7 +135,7 @@ __device__ __forceinline__ KBlocks split_k_blocks(const W4WgmmaParams& p) {
   return {kb0, min(p.K / kBlockElems, kb0 + p.kb_per_split)};
 }
 
-// x permuted in shared memory (wgmma_x_permutable: <= 64 tokens), so that each consumer thread's
+// x permuted in shared memory (wgmma_x_permutable: <= 64 tokens, not int4 per channel at 64), so that each consumer thread's
 // A fragments come from its own words of the weight chunk. Layout v3 gives quad thread t's word
 // j the elements 32 j + 8 t .. + 7 of its row, pairs (2u, 2u + 1) at bits 4u and 16 + 4u; the
 // thread takes pair u = 2 s + hi for register hi of k16 step s, whose B rows are the logical k
@@ -194,7 +194,7 @@ __device__ __forceinline__ void a16w4_wgmma_consume(const W4WgmmaParams& p, uint
   uint64_t* full = reinterpret_cast<uint64_t*>(smem + Layout::kStages * Layout::kStageBytes);
   uint64_t* empty = full + Layout::kStages;
   uint64_t* x_ready = empty + Layout::kStages;
-  constexpr bool kXPermuted = wgmma_x_permutable(kW, kBN);  // (permute_x_blocks)
+  constexpr bool kXPermuted = wgmma_x_permutable(kW, kBN, kChunks);  // (permute_x_blocks)
   const int warpgroup = threadIdx.x / 128, warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int wg = warpgroup - 1, warp_in_wg = warp % 4;
   const int grp = lane / 4, tig = lane % 4, quad = lane & ~3;
@@ -494,7 +494,7 @@ __global__ void __launch_bounds__(kWgThreads, kCtas)
   // (128 x 40 + 256 x 232 = 384 x 168); two CTAs: launch 80 -> 48 / 96. Where warps 1-3 permute x
   // (<= 64 tokens: 8-64 accumulators) they keep 56 (ptxas spilled their addresses at 40) and the
   // consumers take 224.
-  constexpr bool kXPermuted = wgmma_x_permutable(kW, kBN);
+  constexpr bool kXPermuted = wgmma_x_permutable(kW, kBN, kChunks);
   constexpr int kProducerRegs = kCtas == 2 ? 48 : kXPermuted ? 56 : 40;
   constexpr int kConsumerRegs = kCtas == 2 ? 96 : kXPermuted ? 224 : 232;
   static_assert(128 * kProducerRegs + 256 * kConsumerRegs <= kWgThreads * (kCtas == 1 ? 168 : 80),
