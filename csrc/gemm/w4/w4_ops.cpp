@@ -257,17 +257,18 @@ bool wgmma_applies(int64_t M, int64_t N, int64_t K, int64_t g, bool mx) {
 // 4 vs 7 waves, 0.70 vs 0.74x). LOWBIT_W4_WGMMA_ROWS=128|256 forces one (A/B runs). Since the
 // K split (session 8) a grid short of a wave is split instead, so the rule only decides where
 // 128-row CTAs overfill a wave.
-// 16 tokens per CTA (M <= 16), 4-bit weights: 256 rows where the 128-row grid is short of a wave
-// (and so split along K anyway), session 9 (s9-call5, 256-row time over 128-row time at M = 1 /
-// 16: 8192^2 0.91 / 0.92, 4096x14336 0.91 / 0.94, 14336x4096 0.95 / 0.97; 28672x8192, a full
-// wave of 128-row tiles, 1.05 / 1.04); 32 tokens per CTA (0.98-1.00) and 8-bit rows: 128 rows.
+// 16 tokens per CTA (M <= 16), 4-bit weights: 256 rows where the 128-row grid is split along K
+// (at most half a wave of tiles), session 9: 256-row time over 128-row time at M = 9 / 12 / 16
+// (s9-call8), a16w4 g128 8192^2 0.92, 4096x14336 0.92-0.93; mxfp4 0.96-0.97 / 1.00-1.01; where
+// the 128-row grid runs unsplit (14336x4096: 112 tiles) a16w4 1.00, mxfp4 1.10, and 28672x8192
+// (224 tiles) 1.04 in s9-call5. 32 tokens per CTA (0.98-1.00, s9-call5) and 8-bit rows: 128 rows.
 int chained_row_tiles(int64_t M, int64_t N, bool rows8 = false) {
   static const int64_t forced = env::integer("LOWBIT_W4_WGMMA_ROWS", 0);
   if (N % (2 * kWgRows) != 0 || forced == 128) return 1;
   if (M <= 32) {
     if (rows8 || M > 16) return 1;
     const int64_t sms = at::cuda::getCurrentDeviceProperties()->multiProcessorCount;
-    return forced == 256 || N / kWgRows < sms ? 2 : 1;
+    return forced == 256 || 2 * (N / kWgRows) <= sms ? 2 : 1;
   }
   if (forced == 256) return 2;
   const int64_t sms = at::cuda::getCurrentDeviceProperties()->multiProcessorCount;
