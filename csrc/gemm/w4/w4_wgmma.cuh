@@ -20,9 +20,10 @@
 // CTA: 3 warpgroups. Warpgroup 0, one thread: per 128-element K block, two TMA boxes of X
 // (kBN tokens x 64 elements each, 128-byte swizzle) and the 8 one-KB chunks of the CTA's 128
 // weight rows (layout v3: a 16-row tile's block is contiguous) by bulk copies, into a stage
-// of a ring (full / empty mbarriers). Warpgroups 1 and 2: 64 weight rows each (a warp: one
-// 16-row tile), all kBN tokens; per block: 8 wgmma m64nNk16 (RS), each A fragment built
-// from the warp's chunk in shared memory.
+// of a ring (full / empty mbarriers); warps 1-3 of it, for 4-bit weights at <= 64 tokens,
+// permute each stage's X in place (permute_x_blocks, a third mbarrier per stage). Warpgroups 1
+// and 2: 64 weight rows each (a warp: one 16-row tile), all kBN tokens; per block: 8 wgmma
+// m64nNk16 (RS), each A fragment built from the warp's chunk in shared memory.
 // Grid (w4_ops.cpp wgmma_plan): (rows / 128 or 256, tokens / kBN, K splits). kBN = 16 / 32 / 64
 // / 128 tokens by M; where the (rows, tokens) tiles are fewer than the SMs the K blocks are split
 // (grid z) and the tile's last CTA sums the splits' fp32 partials (lowbit/gemv_store.cuh
@@ -33,7 +34,9 @@
 // elements 32 j + 8 c .. + 7 of its row (element 2u at bits 4u, 2u + 1 at bits 16 + 4u): for
 // step s of the 32-element chunk j, elements 16 s + 2t (+1) sit in quad thread 2 s's word
 // and 16 s + 8 + 2t (+1) in quad thread 2 s + 1's, so each A register is one quad shuffle,
-// a shift by 4t and the GEMV's exact code -> 16-bit conversion (bench/NOTES.md).
+// a shift by 4t and the GEMV's exact code -> 16-bit conversion (bench/NOTES.md) -- at 128
+// tokens. Where x is permuted (wgmma_x_permutable) the thread's own word j holds the pairs of
+// both of its k16 steps of chunk j (permute_x_blocks says how), so no shuffles.
 //
 // kRows8: the weights are plain (N, K) byte rows. The producer loads the CTA's 128 rows x 128
 // bytes of a block by one TMA box with the 128-byte swizzle (16-byte chunk c of row r at chunk
@@ -85,7 +88,7 @@ struct W4WgmmaSmem {
   static constexpr int kStageBytes = kXBytes + kWBytes;
   // as many stages as fit, at most kWgStages: 40 KB stages 5, 48 KB 4, 64 KB 3
   static constexpr int kBudget = kCtas == 1 ? 227 * 1024 : 110 * 1024;
-  // barriers per stage: full, empty, and x_ready (x permuted: permute_x_block)
+  // barriers per stage: full, empty, and x_ready (x permuted: permute_x_blocks)
   static constexpr int kFit = (kBudget - 1024 - 3 * kWgStages * 8) / kStageBytes;
   static constexpr int kStages = kFit < kWgStages ? kFit : kWgStages;
   static constexpr int kBytes = 1024 + kStages * kStageBytes + 3 * kStages * 8;
@@ -135,8 +138,8 @@ __device__ __forceinline__ KBlocks split_k_blocks(const W4WgmmaParams& p) {
   return {kb0, min(p.K / kBlockElems, kb0 + p.kb_per_split)};
 }
 
-// x permuted in shared memory (wgmma_x_permutable: <= 64 tokens, not int4 per channel at 64), so that each consumer thread's
-// A fragments come from its own words of the weight chunk. Layout v3 gives quad thread t's word
+// x permuted in shared memory (wgmma_x_permutable: <= 64 tokens, not int4 per channel at 64), so
+// that each consumer thread's A fragments come from its own words of the weight chunk. Layout v3 gives quad thread t's word
 // j the elements 32 j + 8 t .. + 7 of its row, pairs (2u, 2u + 1) at bits 4u and 16 + 4u; the
 // thread takes pair u = 2 s + hi for register hi of k16 step s, whose B rows are the logical k
 // 16 s + 8 hi + 2 t (+1) of the chunk. So x's physical 4-byte pair 4 t + a of a 64-byte chunk
@@ -293,22 +296,6 @@ __device__ __forceinline__ void a16w4_wgmma_consume(const W4WgmmaParams& p, uint
   };
   load_block_scales(kbs.kb0);
 
-  // Release a stage. 4-bit weights (bulk copies): every consumer thread arrives after its
-  // own ld.shared of the chunk. 8-bit rows (a tensor TMA box): the warpgroup meets at a named
-  // barrier and one thread arrives. Both are ordered under the PTX memory model (a barrier
-  // then one release is cumulative), but compute-sanitizer racecheck orders only the arriving
-  // thread's accesses before an mbarrier arrive and reported the producer's next bulk copy
-  // racing the other lanes' reads (sessions 4 and 5: a __syncwarp() or a named barrier before
-  // one arrive did not satisfy it). Every thread arriving in the 8-bit-row kernels made
-  // ptxas spill 96-120 bytes (256-row tiles), and racecheck reports nothing on their TMA box.
-  auto release = [&](int s) {
-    if constexpr (kRows8) {
-      ptx::named_barrier_sync(1 + wg, 128);
-      if (threadIdx.x % 128 == 0) ptx::mbarrier_arrive(&empty[s]);
-    } else {
-      ptx::mbarrier_arrive(&empty[s]);
-    }
-  };
   int stage = 0;
   uint32_t phase = 0;
   const uint64_t desc_x0 = ptx::smem_desc_k_major_sw128(smem);
@@ -415,7 +402,20 @@ __device__ __forceinline__ void a16w4_wgmma_consume(const W4WgmmaParams& p, uint
     // chunks and blocks instead, the stage released one chunk later: 0.93-1.11 of this time with
     // the shuffles, 0.97-1.04 with x permuted, s9-call2 / s9-call5 -- removed.)
     ptx::wgmma_wait<0>();
-    release(stage);
+    // Release the stage. 4-bit weights (bulk copies): every consumer thread arrives after its
+    // own ld.shared of the chunk. 8-bit rows (a tensor TMA box): the warpgroup meets at a named
+    // barrier and one thread arrives. Both are ordered under the PTX memory model (a barrier
+    // then one release is cumulative), but compute-sanitizer racecheck orders only the arriving
+    // thread's accesses before an mbarrier arrive and reported the producer's next bulk copy
+    // racing the other lanes' reads (sessions 4 and 5: a __syncwarp() or a named barrier before
+    // one arrive did not satisfy it). Every thread arriving in the 8-bit-row kernels made
+    // ptxas spill 96-120 bytes (256-row tiles), and racecheck reports nothing on their TMA box.
+    if constexpr (kRows8) {
+      ptx::named_barrier_sync(1 + wg, 128);
+      if (threadIdx.x % 128 == 0) ptx::mbarrier_arrive(&empty[stage]);
+    } else {
+      ptx::mbarrier_arrive(&empty[stage]);
+    }
     if (++stage == Layout::kStages) stage = 0, phase ^= 1;
   }
   if constexpr (kChained) {
