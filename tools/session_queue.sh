@@ -551,10 +551,11 @@ fi
 # Session 9, call 9: int4 per channel at 64 tokens back to the shuffles (the permutation measured
 # ~10% slower there across calls), and 256-row CTAs at 16 tokens only where the 128-row grid is split
 # (not 14336x4096: mxfp4 10% slower there in s9-call8): the a16w4 tests (TESTS), then per channel,
-# g128 and mxfp4 at 16 / 64.
+# g128 and mxfp4 at 16 / 64; the ncu source page of the 16-token kernel (256-row CTAs on 8192^2).
 #   PART=44 LOWBIT_KERNELS=quant,w4,int8 TESTS="tests/test_cuda_a16w4.py" EXTRA='bash tools/session_queue.sh' BENCH=0 \
 #     bash tools/device_run.sh "large_m or wgmma or matches_reference"
 if [ "$PART" = 44 ]; then
 TAIL=30 step 60 pc64 python3 bench/gemm.py --formats a16w4,mxfp4 --a16w4-groups -1,128 --ms 16,64 \
   --shapes 8192x8192,28672x8192,4096x14336,14336x4096 --peers none --no-ceilings --budget-s 45 --out "$OUT/pc64.json"
+TAIL=20 step 100 ncu_m16 env SOURCE=1 VARIANTS="a16w4_m16:a16w4:16:wgmma" bash tools/wgmma_profile.sh
 fi
