@@ -552,7 +552,7 @@ fi
 # ~10% slower there across calls), and 256-row CTAs at 16 tokens only where the 128-row grid is split
 # (not 14336x4096: mxfp4 10% slower there in s9-call8): the a16w4 tests (TESTS), then per channel,
 # g128 and mxfp4 at 16 / 64; the ncu source page of the 16-token kernel (256-row CTAs on 8192^2).
-#   PART=44 LOWBIT_KERNELS=quant,w4,int8 TESTS="tests/test_cuda_a16w4.py" EXTRA='bash tools/session_queue.sh' BENCH=0 \
+#   PART=44 LOWBIT_KERNELS=quant,w4,int8 TESTS="tests/test_cuda_a16w4.py tests/test_cuda_mxfp4.py" EXTRA='bash tools/session_queue.sh' BENCH=0 \
 #     bash tools/device_run.sh "large_m or wgmma or matches_reference"
 if [ "$PART" = 44 ]; then
 TAIL=30 step 60 pc64 python3 bench/gemm.py --formats a16w4,mxfp4 --a16w4-groups -1,128 --ms 16,64 \
