@@ -559,3 +559,20 @@ TAIL=30 step 60 pc64 python3 bench/gemm.py --formats a16w4,mxfp4 --a16w4-groups 
   --shapes 8192x8192,28672x8192,4096x14336,14336x4096 --peers none --no-ceilings --budget-s 45 --out "$OUT/pc64.json"
 TAIL=20 step 100 ncu_m16 env SOURCE=1 VARIANTS="a16w4_m16:a16w4:16:wgmma" bash tools/wgmma_profile.sh
 fi
+# Session 9 (written after its last call), for the next session: one wgmma group in flight as
+# separate kernels (int4 g128 folded, mxfp4; 16 / 32 tokens; LOWBIT_W4_WGMMA_IN_FLIGHT=1) -- the
+# clean A/B of what s9-call2/5 measured behind a run-time flag. The default kernels' SASS is
+# unchanged by it (compared here). Variant tests, racecheck with the knob, A/B at 128 rows.
+#   PART=45 LOWBIT_KERNELS=quant,w4,int8 TESTS="tests/test_cuda_a16w4.py tests/test_cuda_mxfp4.py" \
+#     EXTRA='bash tools/session_queue.sh' BENCH=0 bash tools/device_run.sh "wgmma or large_m"
+if [ "$PART" = 45 ]; then
+TAIL=6 step 120 variants python3 -m pytest -q -m cuda -p no:cacheprovider tests/test_cuda_variants.py -k "in-flight"
+TAIL=4 step 100 racecheck env LOWBIT_W4_WGMMA_IN_FLIGHT=1 LOWBIT_W4_WGMMA_MIN_TOKENS=1 LOWBIT_W4_WGMMA_ROWS=128 \
+  compute-sanitizer --tool racecheck --error-exitcode 9 python3 tests/sanitize_w4_int8.py
+for v in "drain:" "flight:LOWBIT_W4_WGMMA_IN_FLIGHT=1"; do
+  name=${v%%:*}; knob=${v#*:}
+  TAIL=24 step 50 "ab_$name" env $knob LOWBIT_W4_WGMMA_MIN_TOKENS=1 LOWBIT_W4_WGMMA_ROWS=128 python3 bench/gemm.py \
+    --formats a16w4,mxfp4 --ms 1,9,16,32 --shapes 8192x8192,28672x8192,4096x14336,14336x4096 --peers none \
+    --no-ceilings --budget-s 40 --out "$OUT/ab_$name.json"
+done
+fi
