@@ -10,8 +10,8 @@ OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
 export MAX_JOBS=${MAX_JOBS:-16} LOWBIT_CUDA=1 LOWBIT_CUDA_ARCHS=${LOWBIT_CUDA_ARCHS:-90a} PYTHONUNBUFFERED=1
 KEXPR=${1:-}; shift || true
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv | tee "$OUT/gpu.txt"
-# clocks, power and temperature before the build and after the extra steps: session 9 saw the
-# compute-bound kernels 5-17% slower than session 8 at M = 256 / 1024 with cuBLAS unchanged
+# clocks, power, temperature and throttle reasons before the build, and traced during the steps:
+# to tell a slow card from slow code when times move between calls (session 9: it was the code)
 CLOCKS=clocks.sm,clocks.max.sm,clocks.mem,power.draw,power.limit,temperature.gpu,clocks_throttle_reasons.active
 nvidia-smi --query-gpu=$CLOCKS --format=csv >> "$OUT/gpu.txt" 2>&1
 python3 -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda)' | tee -a "$OUT/gpu.txt"

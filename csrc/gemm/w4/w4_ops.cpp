@@ -264,14 +264,10 @@ bool wgmma_applies(int64_t M, int64_t N, int64_t K, int64_t g, bool mx) {
 // (224 tiles) 1.04 in s9-call5. 32 tokens per CTA (0.98-1.00, s9-call5) and 8-bit rows: 128 rows.
 int chained_row_tiles(int64_t M, int64_t N, bool rows8 = false) {
   static const int64_t forced = env::integer("LOWBIT_W4_WGMMA_ROWS", 0);
-  if (N % (2 * kWgRows) != 0 || forced == 128) return 1;
-  if (M <= 32) {
-    if (rows8 || M > 16) return 1;
-    const int64_t sms = at::cuda::getCurrentDeviceProperties()->multiProcessorCount;
-    return forced == 256 || 2 * (N / kWgRows) <= sms ? 2 : 1;
-  }
+  if (N % (2 * kWgRows) != 0 || forced == 128 || (M <= 32 && (rows8 || M > 16))) return 1;
   if (forced == 256) return 2;
   const int64_t sms = at::cuda::getCurrentDeviceProperties()->multiProcessorCount;
+  if (M <= 16) return 2 * (N / kWgRows) <= sms ? 2 : 1;
   const int64_t ctas = N / kWgRows * ((M + kWgTokens - 1) / kWgTokens);
   auto waves = [&](int64_t c) { return (c + sms - 1) / sms; };
   return 10 * waves(ctas) > 18 * waves(ctas / 2) ? 2 : 1;  // 256 rows: waves halved, x 1.8 time

@@ -112,7 +112,7 @@ constexpr bool wgmma_rows8(WgmmaWeights w) { return w == WgmmaWeights::kInt8Rows
 constexpr bool wgmma_splits(WgmmaWeights w, int row_tiles, int tokens) {
   return w != WgmmaWeights::kInt4Promote && (row_tiles == 1 || tokens <= 64);
 }
-// Which kernels can take x permuted in shared memory (w4_wgmma.cuh permute_x_block: the A
+// Which kernels can take x permuted in shared memory (w4_wgmma.cuh permute_x_blocks: the A
 // fragments then come from each thread's own words of the weight chunk, no quad shuffles):
 // 4-bit weights at <= 64 tokens per CTA, not the promotion variant. (The permutation reads and
 // writes the X tile once more in shared memory, next to the two warpgroups' wgmma reads of it:

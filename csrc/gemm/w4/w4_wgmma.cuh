@@ -139,10 +139,10 @@ __device__ __forceinline__ KBlocks split_k_blocks(const W4WgmmaParams& p) {
 }
 
 // x permuted in shared memory (wgmma_x_permutable: <= 64 tokens, not int4 per channel at 64), so
-// that each consumer thread's A fragments come from its own words of the weight chunk. Layout v3 gives quad thread t's word
-// j the elements 32 j + 8 t .. + 7 of its row, pairs (2u, 2u + 1) at bits 4u and 16 + 4u; the
-// thread takes pair u = 2 s + hi for register hi of k16 step s, whose B rows are the logical k
-// 16 s + 8 hi + 2 t (+1) of the chunk. So x's physical 4-byte pair 4 t + a of a 64-byte chunk
+// that each consumer thread's A fragments come from its own words of the weight chunk. Layout v3
+// gives quad thread t's word j the elements 32 j + 8 t .. + 7 of its row, pairs (2u, 2u + 1) at
+// bits 4u and 16 + 4u; the thread takes pair u = 2 s + hi for register hi of k16 step s, whose B
+// rows are the logical k 16 s + 8 hi + 2 t (+1) of the chunk. So x's physical 4-byte pair 4 t + a of a 64-byte chunk
 // (32 elements) must sit at logical pair 4 a + t: a 4 x 4 transpose of the chunk's words, the
 // 16-byte units of the 128-byte swizzle being the rows of the transpose. Warps 1-3 of the
 // producer warpgroup do it per stage, after the TMA and before the wgmma (x_ready), in place:
@@ -406,25 +406,23 @@ __device__ __forceinline__ void a16w4_wgmma_consume(const W4WgmmaParams& p, uint
         if (j == 0 && kb > kbs.kb0) ptx::mbarrier_arrive(&empty[stage == 0 ? Layout::kStages - 1 : stage - 1]);
       }
     }
-    if constexpr (kInFlight) {
-      if (++stage == Layout::kStages) stage = 0, phase ^= 1;
-      continue;
-    }
-    // This block's wgmma have read the stage.
-    ptx::wgmma_wait<0>();
-    // Release the stage. 4-bit weights (bulk copies): every consumer thread arrives after its
-    // own ld.shared of the chunk. 8-bit rows (a tensor TMA box): the warpgroup meets at a named
-    // barrier and one thread arrives. Both are ordered under the PTX memory model (a barrier
-    // then one release is cumulative), but compute-sanitizer racecheck orders only the arriving
-    // thread's accesses before an mbarrier arrive and reported the producer's next bulk copy
-    // racing the other lanes' reads (sessions 4 and 5: a __syncwarp() or a named barrier before
-    // one arrive did not satisfy it). Every thread arriving in the 8-bit-row kernels made
-    // ptxas spill 96-120 bytes (256-row tiles), and racecheck reports nothing on their TMA box.
-    if constexpr (kRows8) {
-      ptx::named_barrier_sync(1 + wg, 128);
-      if (threadIdx.x % 128 == 0) ptx::mbarrier_arrive(&empty[stage]);
-    } else {
-      ptx::mbarrier_arrive(&empty[stage]);
+    if constexpr (!kInFlight) {  // (kInFlight: released one chunk later, above)
+      // This block's wgmma have read the stage.
+      ptx::wgmma_wait<0>();
+      // Release the stage. 4-bit weights (bulk copies): every consumer thread arrives after its
+      // own ld.shared of the chunk. 8-bit rows (a tensor TMA box): the warpgroup meets at a named
+      // barrier and one thread arrives. Both are ordered under the PTX memory model (a barrier
+      // then one release is cumulative), but compute-sanitizer racecheck orders only the arriving
+      // thread's accesses before an mbarrier arrive and reported the producer's next bulk copy
+      // racing the other lanes' reads (sessions 4 and 5: a __syncwarp() or a named barrier before
+      // one arrive did not satisfy it). Every thread arriving in the 8-bit-row kernels made
+      // ptxas spill 96-120 bytes (256-row tiles), and racecheck reports nothing on their TMA box.
+      if constexpr (kRows8) {
+        ptx::named_barrier_sync(1 + wg, 128);
+        if (threadIdx.x % 128 == 0) ptx::mbarrier_arrive(&empty[stage]);
+      } else {
+        ptx::mbarrier_arrive(&empty[stage]);
+      }
     }
     if (++stage == Layout::kStages) stage = 0, phase ^= 1;
   }
