@@ -576,3 +576,20 @@ for v in "drain:" "flight:LOWBIT_W4_WGMMA_IN_FLIGHT=1"; do
     --no-ceilings --budget-s 40 --out "$OUT/ab_$name.json"
 done
 fi
+# Session 10, call 1: parts 44 and 45 in one call (tests selected by device_run.sh's -k first):
+# per channel / g128 / mxfp4 at 16 / 64 tokens (part 44's bench), then the in-flight kernels'
+# variant tests and the same-build A/B drain vs flight at 128 rows (part 45, racecheck deferred
+# until the in-flight kernels earn their keep).
+#   PART=46 LOWBIT_KERNELS=quant,w4,int8 TESTS="tests/test_cuda_a16w4.py tests/test_cuda_mxfp4.py" \
+#     EXTRA='bash tools/session_queue.sh' BENCH=0 bash tools/device_run.sh "large_m or wgmma or matches_reference"
+if [ "$PART" = 46 ]; then
+TAIL=30 step 60 pc64 python3 bench/gemm.py --formats a16w4,mxfp4 --a16w4-groups -1,128 --ms 16,64 \
+  --shapes 8192x8192,28672x8192,4096x14336,14336x4096 --peers none --no-ceilings --budget-s 45 --out "$OUT/pc64.json"
+TAIL=6 step 120 variants python3 -m pytest -q -m cuda -p no:cacheprovider tests/test_cuda_variants.py -k "in-flight"
+for v in "drain:" "flight:LOWBIT_W4_WGMMA_IN_FLIGHT=1"; do
+  name=${v%%:*}; knob=${v#*:}
+  TAIL=24 step 50 "ab_$name" env $knob LOWBIT_W4_WGMMA_MIN_TOKENS=1 LOWBIT_W4_WGMMA_ROWS=128 python3 bench/gemm.py \
+    --formats a16w4,mxfp4 --ms 1,9,16,32 --shapes 8192x8192,28672x8192,4096x14336,14336x4096 --peers none \
+    --no-ceilings --budget-s 40 --out "$OUT/ab_$name.json"
+done
+fi
