@@ -555,7 +555,7 @@ fi
 #   PART=44 LOWBIT_KERNELS=quant,w4,int8 TESTS="tests/test_cuda_a16w4.py tests/test_cuda_mxfp4.py" EXTRA='bash tools/session_queue.sh' BENCH=0 \
 #     bash tools/device_run.sh "large_m or wgmma or matches_reference"
 if [ "$PART" = 44 ]; then
-TAIL=30 step 60 pc64 python3 bench/gemm.py --formats a16w4,mxfp4 --a16w4-groups -1,128 --ms 16,64 \
+TAIL=30 step 60 pc64 python3 bench/gemm.py --formats a16w4,mxfp4 --a16w4-groups=-1,128 --ms 16,64 \
   --shapes 8192x8192,28672x8192,4096x14336,14336x4096 --peers none --no-ceilings --budget-s 45 --out "$OUT/pc64.json"
 TAIL=20 step 100 ncu_m16 env SOURCE=1 VARIANTS="a16w4_m16:a16w4:16:wgmma" bash tools/wgmma_profile.sh
 fi
@@ -583,7 +583,7 @@ fi
 #   PART=46 LOWBIT_KERNELS=quant,w4,int8 TESTS="tests/test_cuda_a16w4.py tests/test_cuda_mxfp4.py" \
 #     EXTRA='bash tools/session_queue.sh' BENCH=0 bash tools/device_run.sh "large_m or wgmma or matches_reference"
 if [ "$PART" = 46 ]; then
-TAIL=30 step 60 pc64 python3 bench/gemm.py --formats a16w4,mxfp4 --a16w4-groups -1,128 --ms 16,64 \
+TAIL=30 step 60 pc64 python3 bench/gemm.py --formats a16w4,mxfp4 --a16w4-groups=-1,128 --ms 16,64 \
   --shapes 8192x8192,28672x8192,4096x14336,14336x4096 --peers none --no-ceilings --budget-s 45 --out "$OUT/pc64.json"
 TAIL=6 step 120 variants python3 -m pytest -q -m cuda -p no:cacheprovider tests/test_cuda_variants.py -k "in-flight"
 for v in "drain:" "flight:LOWBIT_W4_WGMMA_IN_FLIGHT=1"; do
@@ -592,4 +592,13 @@ for v in "drain:" "flight:LOWBIT_W4_WGMMA_IN_FLIGHT=1"; do
     --formats a16w4,mxfp4 --ms 1,9,16,32 --shapes 8192x8192,28672x8192,4096x14336,14336x4096 --peers none \
     --no-ceilings --budget-s 40 --out "$OUT/ab_$name.json"
 done
+fi
+# Session 10, call 2: part 46's per-channel bench (its argument had failed to parse), then the
+# 8-bit mainloop probe (tools/gemm_probe.sh: the library's kernel at large M, full / no epilogue /
+# no memory / no mma, 128 and 256 columns, clusters; ncu of three cases).
+#   PART=47 LOWBIT_KERNELS=quant,w4,int8 EXTRA='bash tools/session_queue.sh' BENCH=0 bash tools/device_run.sh nothing_selected
+if [ "$PART" = 47 ]; then
+TAIL=30 step 60 pc64 python3 bench/gemm.py --formats a16w4,mxfp4 --a16w4-groups=-1,128 --ms 16,64 \
+  --shapes 8192x8192,28672x8192,4096x14336,14336x4096 --peers none --no-ceilings --budget-s 45 --out "$OUT/pc64.json"
+TAIL=80 step 400 gemm_probe bash tools/gemm_probe.sh
 fi
