@@ -4,14 +4,14 @@
 #   bash tools/gemm_probe.sh      (SETS="1 2 3 4", NCU="config:mode:M ..." to override)
 set -uo pipefail
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT" build
-nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm,power.draw,clocks_throttle_reasons.active --format=csv | tee "$OUT/gpu.txt"
+nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm,power.draw,clocks_throttle_reasons.active --format=csv | tee "$OUT/probe_gpu.txt"
 SETS=${SETS:-"1 2 3 4"}
 for s in $SETS; do
   nvcc -gencode arch=compute_90a,code=sm_90a -O3 -std=c++20 -Icsrc/include -DPROBE_SET=$s tools/gemm_probe.cu \
     -o build/gemm_probe_$s > "$OUT/build_$s.log" 2>&1 &
 done
 wait
-nvidia-smi --query-gpu=timestamp,clocks.sm,power.draw,temperature.gpu,clocks_throttle_reasons.active --format=csv -l 1 > "$OUT/clocks_trace.csv" 2>&1 &
+nvidia-smi --query-gpu=timestamp,clocks.sm,power.draw,temperature.gpu,clocks_throttle_reasons.active --format=csv -l 1 > "$OUT/probe_clocks.csv" 2>&1 &
 TRACE=$!
 for s in $SETS; do timeout 120 build/gemm_probe_$s 2>&1 | tee -a "$OUT/gemm_probe.jsonl"; done
 kill $TRACE 2>/dev/null
