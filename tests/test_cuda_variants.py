@@ -95,11 +95,6 @@ VARIANTS = [
     ("w4-gemv-to-32", {"LOWBIT_W4_WGMMA_MIN_TOKENS": "33"},
      ["test_cuda_a16w4.py", "test_cuda_mxfp4.py", "test_cuda_a8w4_mx.py", "test_cuda_a16w8.py"],
      "matches_reference or repeatable or large_k or graph"),
-    # one wgmma group in flight across chunks and blocks (separate kernels: int4 g128 folded and
-    # mxfp4 at 16 / 32 tokens, 128-row CTAs; w4_params.h wgmma_in_flight_built), the wgmma from 1 token
-    ("w4-wgmma-in-flight", {"LOWBIT_W4_WGMMA_IN_FLIGHT": "1", "LOWBIT_W4_WGMMA_MIN_TOKENS": "1",
-                            "LOWBIT_W4_WGMMA_ROWS": "128"},
-     ["test_cuda_a16w4.py", "test_cuda_mxfp4.py"], "matches_reference or repeatable or large_m or wgmma or graph"),
     # mxfp8 through the dequantize path at every M (the GEMV takes M <= 32 with bf16 output)
     ("mxfp8-dequant", {"LOWBIT_MXFP8_PATH": "dequant"}, ["test_cuda_a8w4_mx.py"], "mxfp8"),
     # a16w8 through the large-M path at every M

@@ -323,8 +323,6 @@ SplitBuffers apply_wgmma_plan(const WgmmaPlan& plan, W4WgmmaParams& p, const Ten
   p.ctas_per_sm = plan.ctas_per_sm;
   p.splits = int(plan.split.splits);
   p.kb_per_split = int(plan.split.slice_steps);
-  static const bool in_flight = env::is("LOWBIT_W4_WGMMA_IN_FLIGHT", "1");  // (A/B: w4_params.h)
-  p.in_flight = in_flight ? 1 : 0;
   SplitBuffers buf = split_buffers(plan.split.splits, p.M, p.N, plan.tiles, x.options());
   p.partial = buf.partial_ptr();
   p.arrivals = buf.arrivals_ptr();

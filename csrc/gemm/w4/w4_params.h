@@ -128,16 +128,6 @@ constexpr bool wgmma_x_permutable(WgmmaWeights w, int tokens, int chunks) {
   return !wgmma_rows8(w) && w != WgmmaWeights::kInt4Promote && (tokens <= 32 || (tokens == 64 && !int4_per_channel));
 }
 constexpr int kXPermuteThreads = 96;  // warps 1-3 of the producer warpgroup
-// Which kernels also exist with one wgmma group left in flight across chunks and blocks (the
-// stage released one chunk later; w4_wgmma.cuh kInFlight), chosen by LOWBIT_W4_WGMMA_IN_FLIGHT=1
-// for an A/B: int4 g128 folded and mxfp4 at 16 / 32 tokens, 128-row CTAs, one CTA per SM.
-// (Session 9 measured the idea behind a run-time flag, 0.97-1.04 either way, but that build's
-// 128-token kernels ran ~10% slower with the flag's code compiled in, so it was not a clean
-// A/B; these are separate kernels.)
-constexpr bool wgmma_in_flight_built(WgmmaWeights w, int row_tiles, int tokens, int chunks, int ctas) {
-  return ((w == WgmmaWeights::kInt4Fold && chunks == 4) || w == WgmmaWeights::kMxfp4) && row_tiles == 1 &&
-         tokens <= 32 && ctas == 1;
-}
 // Which kernels also exist for two CTAs per SM (96 registers per consumer thread, half the shared
 // memory; chosen where one CTA per SM would overfill a wave, w4_ops.cpp wgmma_plan): 128-row CTAs of
 // <= 64 tokens, not the promotion variant, not int4 groups of 32 (chunks == 1: its 64-token build
@@ -162,7 +152,6 @@ struct W4WgmmaParams {
   int ctas_per_sm;       // 1, or 2 (wgmma_two_ctas; w4_ops.cpp wgmma_plan, LOWBIT_W4_WGMMA_CTAS)
   int splits;            // K splits (grid z), each kb_per_split 128-element blocks (the last fewer)
   int kb_per_split;
-  int in_flight;         // LOWBIT_W4_WGMMA_IN_FLIGHT=1: the kInFlight kernels where built (A/B)
 };
 
 }  // namespace lowbit::w4

@@ -180,7 +180,7 @@ __device__ __forceinline__ void permute_x_blocks(const W4WgmmaParams& p, uint8_t
 // The consumer warpgroups (1 and 2): 64 weight rows each per m64 tile (kRowTiles tiles: the
 // second 128 rows below the first), a warp one 16-row tile of each, all kBN tokens. kChunks:
 // 32-element chunks per group (1, 2, 4 for 32, 64, 128; 0: one group per row).
-template <typename T, WgmmaWeights kW, int kBN, int kChunks, bool kZeros, int kRowTiles, int kCtas, bool kInFlight>
+template <typename T, WgmmaWeights kW, int kBN, int kChunks, bool kZeros, int kRowTiles, int kCtas>
 __device__ __forceinline__ void a16w4_wgmma_consume(const W4WgmmaParams& p, uint8_t* smem) {
   constexpr bool kMx = wgmma_mx(kW), kRows8 = wgmma_rows8(kW), kFold = kW == WgmmaWeights::kInt4Fold;
   static_assert(!kMx || (std::is_same_v<T, __nv_bfloat16> && kChunks == 0 && !kZeros),
@@ -397,36 +397,28 @@ __device__ __forceinline__ void a16w4_wgmma_consume(const W4WgmmaParams& p, uint
           promote((kb * kBlockElems + 32 * j) / p.group);
         }
       }
-      // kInFlight (w4_params.h wgmma_in_flight_built, an A/B): one group (chunk j's two k16
-      // steps) stays in flight while the next chunk's operand is built, across the blocks too;
-      // group j - 1 has then read its A registers and, at j = 0, the previous block's last group
-      // its stage's X, so that stage is released here (4-bit weights: every thread arrives).
-      if constexpr (kInFlight) {
-        ptx::wgmma_wait<1>();
-        if (j == 0 && kb > kbs.kb0) ptx::mbarrier_arrive(&empty[stage == 0 ? Layout::kStages - 1 : stage - 1]);
-      }
     }
-    if constexpr (!kInFlight) {  // (kInFlight: released one chunk later, above)
-      // This block's wgmma have read the stage.
-      ptx::wgmma_wait<0>();
-      // Release the stage. 4-bit weights (bulk copies): every consumer thread arrives after its
-      // own ld.shared of the chunk. 8-bit rows (a tensor TMA box): the warpgroup meets at a named
-      // barrier and one thread arrives. Both are ordered under the PTX memory model (a barrier
-      // then one release is cumulative), but compute-sanitizer racecheck orders only the arriving
-      // thread's accesses before an mbarrier arrive and reported the producer's next bulk copy
-      // racing the other lanes' reads (sessions 4 and 5: a __syncwarp() or a named barrier before
-      // one arrive did not satisfy it). Every thread arriving in the 8-bit-row kernels made
-      // ptxas spill 96-120 bytes (256-row tiles), and racecheck reports nothing on their TMA box.
-      if constexpr (kRows8) {
-        ptx::named_barrier_sync(1 + wg, 128);
-        if (threadIdx.x % 128 == 0) ptx::mbarrier_arrive(&empty[stage]);
-      } else {
-        ptx::mbarrier_arrive(&empty[stage]);
-      }
+    // This block's wgmma have read the stage. (Session 9 left one wgmma group in flight across
+    // chunks and blocks instead, the stage released one chunk later: 0.93-1.11 of this time with
+    // the shuffles, 0.97-1.04 with x permuted, s9-call2 / s9-call5; as separate kernels, a clean
+    // A/B in session 10: 0.94-1.00 at 1..32 tokens, s10-call1 -- removed.)
+    ptx::wgmma_wait<0>();
+    // Release the stage. 4-bit weights (bulk copies): every consumer thread arrives after its
+    // own ld.shared of the chunk. 8-bit rows (a tensor TMA box): the warpgroup meets at a named
+    // barrier and one thread arrives. Both are ordered under the PTX memory model (a barrier
+    // then one release is cumulative), but compute-sanitizer racecheck orders only the arriving
+    // thread's accesses before an mbarrier arrive and reported the producer's next bulk copy
+    // racing the other lanes' reads (sessions 4 and 5: a __syncwarp() or a named barrier before
+    // one arrive did not satisfy it). Every thread arriving in the 8-bit-row kernels made
+    // ptxas spill 96-120 bytes (256-row tiles), and racecheck reports nothing on their TMA box.
+    if constexpr (kRows8) {
+      ptx::named_barrier_sync(1 + wg, 128);
+      if (threadIdx.x % 128 == 0) ptx::mbarrier_arrive(&empty[stage]);
+    } else {
+      ptx::mbarrier_arrive(&empty[stage]);
     }
     if (++stage == Layout::kStages) stage = 0, phase ^= 1;
   }
-  if constexpr (kInFlight) ptx::wgmma_wait<0>();
   if constexpr (kChained) {
 #pragma unroll
     for (int rt = 0; rt < kRowTiles; ++rt)
@@ -490,8 +482,7 @@ __device__ __forceinline__ void a16w4_wgmma_consume(const W4WgmmaParams& p, uint
 // per CTA, so X is read from L2 once per 256 rows instead of 128 (chained formats only).
 // kCtas = 2: two CTAs per SM (w4_params.h wgmma_two_ctas), twice the warps to hide the consumers'
 // latency, at half the shared memory (fewer stages) and 96 registers per consumer thread.
-template <typename T, WgmmaWeights kW, int kBN, int kChunks, bool kZeros, int kRowTiles, int kCtas = 1,
-          bool kInFlight = false>
+template <typename T, WgmmaWeights kW, int kBN, int kChunks, bool kZeros, int kRowTiles, int kCtas = 1>
 __global__ void __launch_bounds__(kWgThreads, kCtas)
     a16w4_wgmma_kernel(const __grid_constant__ CUtensorMap tmap_x, const __grid_constant__ CUtensorMap tmap_w,
                        const W4WgmmaParams p) {
@@ -563,7 +554,7 @@ __global__ void __launch_bounds__(kWgThreads, kCtas)
     }
   } else {
     ptx::setmaxnreg_inc<kConsumerRegs>();
-    a16w4_wgmma_consume<T, kW, kBN, kChunks, kZeros, kRowTiles, kCtas, kInFlight>(p, smem);
+    a16w4_wgmma_consume<T, kW, kBN, kChunks, kZeros, kRowTiles, kCtas>(p, smem);
   }
 }
 

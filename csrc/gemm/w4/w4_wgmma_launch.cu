@@ -11,9 +11,9 @@ namespace lowbit::w4 {
 namespace {
 
 // tmap_w: the 8-bit rows' map (kRows8); 4-bit weights come by bulk copies and ignore it.
-template <typename T, WgmmaWeights kW, int kChunks, bool kZeros, int kRowTiles, int kBN, int kCtas, bool kInFlight = false>
+template <typename T, WgmmaWeights kW, int kChunks, bool kZeros, int kRowTiles, int kBN, int kCtas>
 void wgmma_launch(const CUtensorMap& tmap_x, const CUtensorMap& tmap_w, const W4WgmmaParams& p, cudaStream_t stream) {
-  auto kernel = a16w4_wgmma_kernel<T, kW, kBN, kChunks, kZeros, kRowTiles, kCtas, kInFlight>;
+  auto kernel = a16w4_wgmma_kernel<T, kW, kBN, kChunks, kZeros, kRowTiles, kCtas>;
   constexpr int smem = W4WgmmaSmem<kBN, wgmma_rows8(kW), kRowTiles, kCtas>::kBytes;
   static const bool configured = [&] {
     C10_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
@@ -33,9 +33,6 @@ void wgmma_tokens_typed(const CUtensorMap& tmap_x, const CUtensorMap& tmap_w, co
     if (p.ctas_per_sm == 2) return wgmma_launch<T, kW, kChunks, kZeros, kRowTiles, kBN, 2>(tmap_x, tmap_w, p, stream);
   }
   TORCH_CHECK(p.ctas_per_sm == 1, "lowbit: two CTAs per SM planned for a wgmma kernel built for one");
-  if constexpr (wgmma_in_flight_built(kW, kRowTiles, kBN, kChunks, 1)) {
-    if (p.in_flight) return wgmma_launch<T, kW, kChunks, kZeros, kRowTiles, kBN, 1, true>(tmap_x, tmap_w, p, stream);
-  }
   wgmma_launch<T, kW, kChunks, kZeros, kRowTiles, kBN, 1>(tmap_x, tmap_w, p, stream);
 }
 
