@@ -50,8 +50,10 @@ def ref64_rowcol(a, sa, b, sb):
         acc * sa.double().reshape(-1, 1) * sb.double()
 
 
+# The last two have enough tiles to run unsplit at large M, so their tiles go out by TMA stores
+# (ragged in both dimensions), and the generic stores where N % 8 != 0 (rows not 16-byte multiples).
 SHAPES = [(1, 40, 128), (3, 200, 272), (17, 264, 1024), (64, 136, 384), (65, 200, 512), (100, 40, 256),
-          (256, 384, 1024), (300, 520, 2048)]
+          (256, 384, 1024), (300, 520, 2048), (1000, 1048, 512), (600, 4100, 256)]
 
 
 @pytest.mark.parametrize("M,N,K", SHAPES)
@@ -89,7 +91,7 @@ def ref64_block(a, sa, b, sb):
 
 
 @pytest.mark.parametrize("M,N,K", [(1, 40, 128), (3, 200, 256), (17, 264, 1024), (64, 136, 384), (65, 200, 512),
-                                   (100, 130, 256), (256, 384, 1024), (300, 520, 2048)])
+                                   (100, 130, 256), (256, 384, 1024), (300, 520, 2048), (1000, 1048, 512)])
 @pytest.mark.parametrize("out_dtype", [BF16, FP16])
 def test_fp8_block_mm_matches_reference(M, N, K, out_dtype):
     a, sa, b, sb = block_operands(M, N, K, seed=M + N)

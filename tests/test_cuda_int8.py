@@ -27,8 +27,10 @@ FP8 = torch.float8_e4m3fn
 
 # (M, N, K): N and K not multiples of 128 (nor N of 64 where avoidable), K a multiple of 16;
 # K = 16 is the smallest legal K (one 16-byte row).
+# (The large-M ones never split K, so they go out by TMA stores where N % 8 == 0: ragged tiles in
+# both dimensions; N = 1030 takes the generic stores.)
 SHAPES = [(1, 40, 144), (3, 200, 272), (17, 264, 1040), (64, 136, 400), (65, 200, 528), (100, 40, 16),
-          (256, 392, 1008), (300, 520, 2064)]
+          (256, 392, 1008), (300, 520, 2064), (1000, 1048, 512), (384, 1030, 256)]
 GRANULARITY = {"row-row": (True, True), "tensor-tensor": (False, False), "row-tensor": (True, False)}
 
 

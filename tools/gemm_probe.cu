@@ -1,9 +1,10 @@
 // Hopper mainloop probe: the library's sm90_gemm_kernel instantiated directly (no torch), timed
 // at large M with diagnostics that need no change to the kernel, to find what holds the 8-bit
 // GEMMs at ~900 TFLOP/s (bench/NOTES.md, fp8 v1-v8, int8 v1-v2):
-//   full   as the library runs it (row / column scales, bf16 out)
-//   noepi  params.rows_p = 0: every epilogue store fails its row test; the sums stay live
-//   nomem  tensor maps cover K = 128 only: every later K block is out of bounds, so TMA fills
+//   full   as the library runs it (row / column scales, bf16 out; TMA-stored unless "_generic")
+//   noepi  params.rows_p = 0 and the generic epilogue: every store fails its row test; the sums
+//          stay live
+//   nomem  (PROBE_NOMEM=1) tensor maps cover K = 128 only: every later K block is out of bounds, so TMA fills
 //          the stage with zeros and reads nothing from L2 / HBM (the ring, barriers and
 //          tensor cores still run; zero operands draw less power: an upper bound)
 //   (nomma configs: an operand policy whose mma is empty: the TMA feed and the ring alone)
@@ -46,7 +47,8 @@ using EncodeFn = CUresult (*)(CUtensorMap*, CUtensorMapDataType, cuuint32_t, voi
                               const cuuint64_t*, const cuuint32_t*, const cuuint32_t*, CUtensorMapInterleave,
                               CUtensorMapSwizzle, CUtensorMapL2promotion, CUtensorMapFloatOOBfill);
 
-static CUtensorMap make_map(const void* base, int64_t rows, int64_t cols, int64_t ld, uint32_t box_rows) {
+static CUtensorMap make_map(const void* base, int64_t rows, int64_t cols, int64_t ld, uint32_t box_rows,
+                            int elem_bytes = 1, uint32_t box_cols = 128) {
   static EncodeFn fn = [] {
     void* p = nullptr;
     cudaDriverEntryPointQueryResult q;
@@ -55,10 +57,10 @@ static CUtensorMap make_map(const void* base, int64_t rows, int64_t cols, int64_
   }();
   CUtensorMap m;
   const cuuint64_t dims[2] = {cuuint64_t(cols), cuuint64_t(rows)};
-  const cuuint64_t strides[1] = {cuuint64_t(ld)};
-  const cuuint32_t box[2] = {128, box_rows};
+  const cuuint64_t strides[1] = {cuuint64_t(ld * elem_bytes)};
+  const cuuint32_t box[2] = {box_cols, box_rows};
   const cuuint32_t es[2] = {1, 1};
-  if (fn(&m, CU_TENSOR_MAP_DATA_TYPE_UINT8, 2, const_cast<void*>(base), dims, strides, box, es,
+  if (fn(&m, elem_bytes == 1 ? CU_TENSOR_MAP_DATA_TYPE_UINT8 : CU_TENSOR_MAP_DATA_TYPE_UINT16, 2, const_cast<void*>(base), dims, strides, box, es,
          CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
          CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) != CUDA_SUCCESS) {
     std::fprintf(stderr, "cuTensorMapEncodeTiled failed\n");
@@ -73,25 +75,20 @@ struct Buffers {
   __nv_bfloat16* out;
 };
 
-template <int kBN>
-constexpr int stages_for() {  // as sm90_launch.cuh: as many as fit 227 KB, at most 8
-  constexpr int fit = (227 * 1024 - 2048) / (kBlockP * kBlockK + kBN * kBlockK);
-  return fit < 8 ? fit : 8;
-}
-
 // PROBE_CONFIG / PROBE_MODE (substrings) and PROBE_M pick cases (for ncu: one kernel at a time).
 static bool picked(const char* env, const char* value) {
   const char* f = std::getenv(env);
   return !f || !*f || std::strstr(value, f);
 }
 
-template <class Ops, int kBN, int kCluster, bool kPromote, int kAccSets>
+// kStoreTma: the library's normal-layout kernels (TMA-stored epilogue); false: the generic one.
+template <class Ops, int kBN, int kCluster, bool kPromote, int kAccSets, bool kStoreTma = true>
 void run_config(const char* name, const Buffers& b, int sms) {
   if (!picked("PROBE_CONFIG", name)) return;
-  constexpr int kStages = stages_for<kBN>();
+  constexpr int kStages = sm90_stages<kBN, kStoreTma>();
   auto kernel = sm90_gemm_kernel<Ops, ScaleMode::kRowCol, kBN, kCluster, kStages, kPromote, 1, 1, __nv_bfloat16,
-                                 kAccSets, 1>;
-  constexpr int smem = SmemLayout<kBN, kStages>::kBytes;
+                                 kAccSets, 1, kStoreTma>;
+  constexpr int smem = SmemLayout<kBN, kStages, kStoreTma>::kBytes;
   CHECK_CUDA(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
   cudaLaunchConfig_t cfg{};
   cudaLaunchAttribute attr[1];
@@ -109,14 +106,16 @@ void run_config(const char* name, const Buffers& b, int sms) {
   }
   const int shapes[][3] = {{4096, 8192, 8192}, {8192, 8192, 8192}};
   const char* modes[] = {"full", "noepi", "nomem"};
+  const int num_modes = std::getenv("PROBE_NOMEM") ? 3 : 2;  // nomem: see the header (misleading with clusters)
   for (auto& s : shapes) {
     const int M = s[0], N = s[1], K = s[2];
     if (std::getenv("PROBE_M") && std::atoi(std::getenv("PROBE_M")) != M) continue;
-    for (int mode = 0; mode < 3; ++mode) {
+    for (int mode = 0; mode < num_modes; ++mode) {
       if (!picked("PROBE_MODE", modes[mode])) continue;
       const int kcols = mode == 2 ? 128 : K;
       CUtensorMap tp = make_map(b.p, M, kcols, K, kBlockP);
       CUtensorMap tq = make_map(b.q, N, kcols, K, kBN / kCluster);
+      CUtensorMap tout = make_map(b.out, M, N, N, 64, 2, 64);
       GemmParams prm{};
       prm.rows_p = mode == 1 ? 0 : M;
       prm.rows_q = N;
@@ -131,9 +130,10 @@ void run_config(const char* name, const Buffers& b, int sms) {
       prm.epi.p_scale_stride = 1;
       prm.epi.q_scale = b.sq;
       prm.epi.q_scale_stride = 1;
+      prm.epi.tma_store = kStoreTma && mode != 1;  // noepi: the generic path's row test skips every store
       const int units = prm.sched.num_units();
       cfg.gridDim = dim3(kCluster * (units < resident ? units : resident));
-      auto launch = [&] { CHECK_CUDA(cudaLaunchKernelEx(&cfg, kernel, tp, tq, prm)); };
+      auto launch = [&] { CHECK_CUDA(cudaLaunchKernelEx(&cfg, kernel, tp, tq, tout, prm)); };
       for (int i = 0; i < 3; ++i) launch();
       CHECK_CUDA(cudaDeviceSynchronize());
       cudaEvent_t e0, e1;
@@ -188,18 +188,19 @@ int main() {
   CHECK_CUDA(cudaMalloc(&b.out, rows * rows * 2));
 #if PROBE_SET == 1
   run_config<E4M3Operands, 128, 1, true, 2>("fp8_promote_128_c1_acc2", b, sms);  // the library's fp8 rowwise
+  run_config<E4M3Operands, 128, 1, true, 2, false>("fp8_promote_128_c1_acc2_generic", b, sms);
   run_config<E4M3Operands, 128, 2, true, 2>("fp8_promote_128_c2_acc2", b, sms);
-  run_config<E4M3Operands, 128, 1, true, 1>("fp8_promote_128_c1_pingpong", b, sms);
 #elif PROBE_SET == 2
   run_config<S8Operands, 128, 2, false, 1>("s8_chain_128_c2", b, sms);  // the library's int8
   run_config<S8Operands, 256, 1, false, 1>("s8_chain_256_c1", b, sms);
   run_config<S8Operands, 256, 2, false, 1>("s8_chain_256_c2", b, sms);
+  run_config<S8Operands, 256, 2, false, 1, false>("s8_chain_256_c2_generic", b, sms);
 #elif PROBE_SET == 3
   run_config<E4M3Operands, 256, 2, false, 1>("fp8_chain_256_c2", b, sms);
-  run_config<E4M3Operands, 128, 2, false, 1>("fp8_chain_128_c2", b, sms);
+  run_config<E4M3Operands, 192, 1, true, 1>("fp8_promote_192_c1_pingpong", b, sms);
+  run_config<E4M3Operands, 192, 2, true, 1>("fp8_promote_192_c2_pingpong", b, sms);
 #elif PROBE_SET == 4
   run_config<NoMmaOperands, 128, 1, false, 1>("nomma_128_c1", b, sms);
-  run_config<NoMmaOperands, 128, 2, false, 1>("nomma_128_c2", b, sms);
   run_config<NoMmaOperands, 256, 2, false, 1>("nomma_256_c2", b, sms);
 #endif
   return 0;

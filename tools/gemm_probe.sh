@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Device: build tools/gemm_probe.cu's sets (no torch, ~15 s) and run them, then ncu summaries of
 # a few cases. JSON lines in $OUT/gemm_probe.jsonl. No extension build needed:
-#   bash tools/gemm_probe.sh      (SETS="1 2 3 4", NCU="config:mode:M ..." to override)
+#   bash tools/gemm_probe.sh      (SETS="1 2 3 4", NCU="config:mode:M:set ..." to override, NCU=0: none)
 set -uo pipefail
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT" build
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm,power.draw,clocks_throttle_reasons.active --format=csv | tee "$OUT/probe_gpu.txt"
@@ -15,7 +15,8 @@ nvidia-smi --query-gpu=timestamp,clocks.sm,power.draw,temperature.gpu,clocks_thr
 TRACE=$!
 for s in $SETS; do timeout 120 build/gemm_probe_$s 2>&1 | tee -a "$OUT/gemm_probe.jsonl"; done
 kill $TRACE 2>/dev/null
-for spec in ${NCU:-"fp8_promote_128_c1_acc2:full:8192:1 s8_chain_256_c2:full:8192:2 s8_chain_128_c2:full:8192:2"}; do
+[ "${NCU:-}" = 0 ] && NCU_SPECS="" || NCU_SPECS=${NCU:-"fp8_promote_128_c1_acc2:full:8192:1 s8_chain_256_c2:full:8192:2 s8_chain_128_c2:full:8192:2"}
+for spec in $NCU_SPECS; do
   IFS=: read -r cfg mode m set <<< "$spec"
   PROBE_CONFIG=$cfg PROBE_MODE=$mode PROBE_M=$m timeout 120 ncu -k regex:sm90_gemm -s 2 -c 1 --section SpeedOfLight \
     --section WarpStateStats --section ComputeWorkloadAnalysis --section MemoryWorkloadAnalysis --section Occupancy \

@@ -602,3 +602,16 @@ TAIL=30 step 60 pc64 python3 bench/gemm.py --formats a16w4,mxfp4 --a16w4-groups=
   --shapes 8192x8192,28672x8192,4096x14336,14336x4096 --peers none --no-ceilings --budget-s 45 --out "$OUT/pc64.json"
 TAIL=80 step 400 gemm_probe bash tools/gemm_probe.sh
 fi
+# Session 10, call 3: the 8-bit GEMMs' TMA-stored epilogue (sm90_gemm.cuh kStoreTma; the generic
+# epilogue took ~15% of the 128 x 128 fp8 time and half of the 128 x 256 int8 time, s10-call2) and
+# 128 x 256 tiles for the chained (int8) loop by default: fp8 / int8 tests (TESTS), the probe with
+# the new epilogue, the table against torch's fp8 / int8 GEMMs, int8 at 128 x 128 (A/B).
+#   PART=48 LOWBIT_KERNELS=quant,fp8,int8,w4 TESTS="tests/test_cuda_fp8.py tests/test_cuda_int8.py" \
+#     EXTRA='bash tools/session_queue.sh' BENCH=0 bash tools/device_run.sh
+if [ "$PART" = 48 ]; then
+TAIL=40 step 100 gemm_probe env SETS="1 2 3" NCU=0 bash tools/gemm_probe.sh
+TAIL=60 step 170 table8 python3 bench/gemm.py --formats w8a8_int8,w8a8_fp8,fp8_block --ms 1,16,64,256,1024,4096,8192 \
+  --shapes 8192x8192,28672x8192,4096x14336 --peers torch_scaled_mm,torch_int_mm --no-ceilings --budget-s 150 --out "$OUT/table8.json"
+TAIL=20 step 50 int8_bn128 env LOWBIT_SM90_BN=128 python3 bench/gemm.py --formats w8a8_int8 --ms 256,1024,4096,8192 \
+  --shapes 8192x8192,28672x8192,4096x14336 --peers none --no-ceilings --budget-s 40 --out "$OUT/int8_bn128.json"
+fi

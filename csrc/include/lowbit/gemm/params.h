@@ -57,6 +57,8 @@ struct EpilogueArgs {
   int64_t q_scale_stride;
   const void* bias;          // OutT, indexed by i (bias_on_p) or j; may be null
   bool bias_on_p;
+  bool tma_store;            // the tile goes out through shared memory and TMA stores (the kernel's
+                             // kStoreTma, no K split, C row-major with 16-byte rows: sm90_host.h)
 };
 
 // kBlock scale tables: scale of P row i for K block kb = p[(i / kPDiv) * p_ld + kb].

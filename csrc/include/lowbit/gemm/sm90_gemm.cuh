@@ -40,6 +40,7 @@
 #include "lowbit/gemm/params.h"
 #include "lowbit/ptx/cluster.cuh"
 #include "lowbit/ptx/mbarrier.cuh"
+#include "lowbit/ptx/memory.cuh"
 #include "lowbit/ptx/tma.cuh"
 #include "lowbit/ptx/warpgroup.cuh"
 #include "lowbit/ptx/wgmma.cuh"
@@ -61,6 +62,18 @@ __device__ __forceinline__ void store_pair(__half* p, float a, float b) {
   *reinterpret_cast<__half2*>(p) = __floats2half2_rn(a, b);
 }
 
+// Two adjacent outputs packed as the 4 bytes of one pair (the low half is the first).
+template <typename OutT>
+__device__ __forceinline__ uint32_t pack_pair(float a, float b) {
+  if constexpr (std::is_same_v<OutT, __nv_bfloat16>) {
+    const __nv_bfloat162 v = __floats2bfloat162_rn(a, b);
+    return *reinterpret_cast<const uint32_t*>(&v);
+  } else {
+    const __half2 v = __floats2half2_rn(a, b);
+    return *reinterpret_cast<const uint32_t*>(&v);
+  }
+}
+
 template <typename OutT>
 __device__ __forceinline__ float from_out(OutT v);
 template <>
@@ -75,11 +88,11 @@ template <ScaleMode kMode, typename OutT>
 __device__ __forceinline__ float finish(const EpilogueArgs& e, int i, int j, float acc) {
   float v = acc;
   if constexpr (kMode == ScaleMode::kRowCol) {
-    const float sp = e.p_scale[i * e.p_scale_stride], sq = e.q_scale[j * e.q_scale_stride];
+    const float sp = __ldg(&e.p_scale[i * e.p_scale_stride]), sq = __ldg(&e.q_scale[j * e.q_scale_stride]);
     v = __fmul_rn(v, e.bias_on_p ? sq : sp);
     v = __fmul_rn(v, e.bias_on_p ? sp : sq);
   }
-  if (e.bias) v = __fadd_rn(v, from_out(static_cast<const OutT*>(e.bias)[e.bias_on_p ? i : j]));
+  if (e.bias) v = __fadd_rn(v, from_out(__ldg(&static_cast<const OutT*>(e.bias)[e.bias_on_p ? i : j])));
   return v;
 }
 
@@ -102,26 +115,46 @@ struct S8Operands {
   using Mma = ptx::WgmmaS8<N>;
 };
 
-template <int kBN, int kStages>
+// Shared memory: the stage ring, then (kStoreTma) the epilogue's output buffers, then the
+// barriers. With kStoreTma each consumer warpgroup stages its 64 output rows, 128 columns at a
+// time, as two 64 x 64 boxes of 2-byte elements in the 128-byte swizzle (rows of 128 bytes; a
+// quad's 16-byte chunk lands in a different bank group for each of a warp's 8 rows), which the
+// TMA unit then stores while the warpgroup goes on to its next tile.
+template <int kBN, int kStages, bool kStoreTma = false>
 struct SmemLayout {
   static constexpr int kPBytes = kBlockP * kBlockK;  // per stage
   static constexpr int kQBytes = kBN * kBlockK;
   static constexpr int kStageBytes = kPBytes + kQBytes;
   static constexpr int kTileBytes = kStages * kStageBytes;
-  static constexpr int kBytes = 1024 /*alignment slack*/ + kTileBytes + 2 * kStages * 8;
+  static constexpr int kEpiBoxCols = 64;                        // 2-byte elements: one 128-byte swizzle row
+  static constexpr int kEpiBoxBytes = 64 * kEpiBoxCols * 2;     // 64 rows
+  static constexpr int kEpiWgBytes = kStoreTma ? 2 * kEpiBoxBytes : 0;
+  static constexpr int kEpiBytes = 2 * kEpiWgBytes;             // two consumer warpgroups
+  static constexpr int kBytes = 1024 /*alignment slack*/ + kTileBytes + kEpiBytes + 2 * kStages * 8;
   static_assert(kQBytes % 1024 == 0, "Q tiles must keep 1024-byte alignment (8 rows of 128B swizzle atoms)");
+  static_assert(kEpiBoxBytes % 1024 == 0, "epilogue boxes keep the 1024-byte alignment of the 128-byte swizzle");
   static_assert(kBytes <= 227 * 1024, "shared memory per CTA on sm_90 is at most 227 KB");
 };
+
+// Stages: as many as fit 227 KB next to the epilogue buffers, at most 8.
+template <int kBN, bool kStoreTma>
+constexpr int sm90_stages() {
+  constexpr int fit = (227 * 1024 - 2048 - SmemLayout<kBN, 1, kStoreTma>::kEpiBytes) / (kBlockP * kBlockK + kBN * kBlockK);
+  return fit < 8 ? fit : 8;
+}
 
 // kBN: Q rows per tile (wgmma N); kCluster: CTAs sharing (multicasting) the Q tile;
 // kPDiv / kQDiv: rows sharing one block scale (kBlock mode). kFold (promoting, per-row
 // scales): K blocks chained on the accumulator per promotion (1: every block; 2 or 4: an
 // experiment, LOWBIT_FP8_FOLD_EVERY, trading fp8 accumulation length for promotion work).
+// kStoreTma: the epilogue can go out through shared memory and TMA stores (tmap_out: C as a
+// row-major (rows_p, rows_q) map of 64 x 64 boxes, 128-byte swizzle) where params.epi.tma_store
+// says so; the normal (not swap-AB) kernels have it, since there C's rows are contiguous.
 template <class Ops, ScaleMode kMode, int kBN, int kCluster, int kStages, bool kPromote, int kPDiv, int kQDiv,
-          typename OutT, int kAccSets = 1, int kFold = 1>
+          typename OutT, int kAccSets = 1, int kFold = 1, bool kStoreTma = false>
 __global__ void __launch_bounds__(kThreads, 1)
     sm90_gemm_kernel(const __grid_constant__ CUtensorMap tmap_p, const __grid_constant__ CUtensorMap tmap_q,
-                     const GemmParams params) {
+                     const __grid_constant__ CUtensorMap tmap_out, const GemmParams params) {
   constexpr int kAccRegs = kBN / 2;        // m64nN accumulator: N/2 registers per thread
   constexpr int kQSlice = kBN / kCluster;  // Q rows this CTA loads and multicasts
   // Q scales in kBlock mode: one per tile when a Q scale block spans the tile (weights on
@@ -139,14 +172,16 @@ __global__ void __launch_bounds__(kThreads, 1)
                 "folding every 2 or 4 K blocks: promoting loops with per-row scales, one accumulator set");
   static_assert(kMode != ScaleMode::kBlock || kPDiv == 1 || kBlockP % kPDiv == 0, "P scale blocks align with tiles");
   static_assert(kMode != ScaleMode::kBlock || kQDiv == 1 || kQDiv % kBN == 0, "a Q scale block covers the tile");
+  static_assert(!kStoreTma || kBN % 64 == 0, "TMA-stored tiles go out in 64-column boxes");
   using Acc = typename Ops::Acc;
-  using Layout = SmemLayout<kBN, kStages>;
+  using Layout = SmemLayout<kBN, kStages, kStoreTma>;
 
   extern __shared__ __align__(1024) uint8_t smem_raw[];
   uint8_t* smem = reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(smem_raw) + 1023) & ~uintptr_t(1023));
   uint8_t* smem_p = smem;                                  // [kStages][128][128]
   uint8_t* smem_q = smem + kStages * Layout::kPBytes;      // [kStages][kBN][128]
-  uint64_t* full = reinterpret_cast<uint64_t*>(smem + Layout::kTileBytes);
+  uint8_t* smem_epi = smem + Layout::kTileBytes;            // [2 warpgroups][2 boxes][64][64] (kStoreTma)
+  uint64_t* full = reinterpret_cast<uint64_t*>(smem + Layout::kTileBytes + Layout::kEpiBytes);
   uint64_t* empty = full + kStages;
 
   const int warpgroup = threadIdx.x / 128;
@@ -159,6 +194,8 @@ __global__ void __launch_bounds__(kThreads, 1)
   if (threadIdx.x == 0) {
     ptx::tma_prefetch_desc(&tmap_p);
     ptx::tma_prefetch_desc(&tmap_q);
+    if constexpr (kStoreTma)
+      if (params.epi.tma_store) ptx::tma_prefetch_desc(&tmap_out);
     for (int s = 0; s < kStages; ++s) {
       ptx::mbarrier_init(&full[s], 1);                // this CTA's producer: arrive_expect_tx
       ptx::mbarrier_init(&empty[s], 8 * kCluster);    // every consumer warp of every CTA reading it
@@ -207,6 +244,7 @@ __global__ void __launch_bounds__(kThreads, 1)
     const uint64_t desc_p0 = ptx::smem_desc_k_major_sw128(smem_p + wg * 64 * kBlockK);
     const uint64_t desc_q0 = ptx::smem_desc_k_major_sw128(smem_q);
     constexpr uint32_t kBarWg0Issued = 1, kBarWg1Issued = 2;  // named barriers (0 is __syncthreads)
+    constexpr uint32_t kBarEpi = 3;                             // + wg: a warpgroup's epilogue buffer
     constexpr bool kPingPong = kPromote && kAccSets == 1 && kFold == 1;
     bool issued_any = false;
 
@@ -437,39 +475,111 @@ __global__ void __launch_bounds__(kThreads, 1)
 
       // ---------------------------------------------------------- epilogue
       // Register r = 4c + 2h + t holds C[i0 + 8h, j_base + 8c + col_in_chunk + t]: the two
-      // registers of (c, h) are adjacent columns, stored as one 4-byte pair when C's rows are
-      // contiguous in out (the normal layout; swap-AB writes C^T, so its pairs are not).
+      // registers of (c, h) are adjacent columns.
       const EpilogueArgs& e = params.epi;
       const bool direct = params.sched.splits == 1;
-      const bool pairs = direct && e.out_sj == 1 && e.out_si % 2 == 0;
+      auto value = [&](int r) -> float {
+        if constexpr (kPromote) return float(fin[r]);
+        else return kb1 > kb0 ? float(acc[r]) : 0.0f;
+      };
+      bool stored = false;
+      if constexpr (kStoreTma) {
+        if (direct && e.tma_store) {
+          // Through shared memory and TMA stores (rows and columns past C's edge are clipped by
+          // the TMA unit): per 128 columns (two boxes; kBN = 192 ends with one), wait until this warpgroup's previous store has read
+          // its buffer, write the scaled pairs into it (swizzled), fence them to the async proxy,
+          // and one thread stores the two boxes; the warpgroup moves on without waiting for the
+          // writes. The scales come by read-only loads, free to run ahead of the shared stores
+          // (the generic path below must reload them after each global store it might alias).
+          // The arithmetic is finish()'s (not swap-AB: P scale first, then Q, then bias).
+          uint8_t* buf = smem_epi + wg * Layout::kEpiWgBytes;
+          uint32_t row_addr[2];  // this thread's 4 bytes in chunk 0 of its rows (of the warpgroup's 64), swizzled
 #pragma unroll
-      for (int c = 0; c < kAccRegs / 4; ++c) {
-        const int j = j_base + c * 8 + col_in_chunk;
+          for (int h = 0; h < 2; ++h)
+            row_addr[h] = ptx::smem_addr(buf) + (warp_in_wg * 16 + 8 * h + lane / 4) * 128 + ((lane / 4) << 4) + (lane % 4) * 4;
+          float sp[2] = {1.0f, 1.0f};
+          if constexpr (kMode == ScaleMode::kRowCol) {
 #pragma unroll
-        for (int h = 0; h < 2; ++h) {
-          const int i = i0 + 8 * h;
-          if (i >= params.rows_p) continue;
-          const int r = 4 * c + 2 * h;
-          float v[2];
-#pragma unroll
-          for (int t = 0; t < 2; ++t) {
-            if constexpr (kPromote) v[t] = float(fin[r + t]);
-            else v[t] = kb1 > kb0 ? float(acc[r + t]) : 0.0f;
+            for (int h = 0; h < 2; ++h) sp[h] = __ldg(&e.p_scale[min(i0 + 8 * h, params.rows_p - 1) * e.p_scale_stride]);
           }
-          if (!direct) {
 #pragma unroll
-            for (int t = 0; t < 2; ++t)
-              if (j + t < params.rows_q)
-                params.workspace[(int64_t(w.split) * params.rows_p + i) * params.rows_q + j + t] = v[t];
-          } else if (pairs && j + 1 < params.rows_q) {
-            store_pair(static_cast<OutT*>(e.out) + i * e.out_si + j, finish<kMode, OutT>(e, i, j, v[0]),
-                       finish<kMode, OutT>(e, i, j + 1, v[1]));
-          } else {
+          for (int rd = 0; rd < (kBN + 127) / 128; ++rd) {
+            constexpr int kBoxCols = Layout::kEpiBoxCols;
+            const int boxes = min(2, (kBN - rd * 128) / kBoxCols);  // (compile-time after unrolling)
+            if (threadIdx.x % 128 == 0) ptx::bulk_wait_group_read<0>();
+            ptx::named_barrier_sync(kBarEpi + wg, 128);
+            // Read-only loads may be hoisted anywhere: taken through pointers that come out of an
+            // opaque move after the barrier, they stay in their round (hoisting every round's
+            // scales to the top spilled the 128 x 256 kernels).
+            const float* q_scale = ptx::opaque(e.q_scale);
+            const OutT* bias = ptx::opaque(static_cast<const OutT*>(e.bias));
 #pragma unroll
-            for (int t = 0; t < 2; ++t)
-              if (j + t < params.rows_q)
-                static_cast<OutT*>(e.out)[i * e.out_si + (j + t) * e.out_sj] =
-                    to_out<OutT>(finish<kMode, OutT>(e, i, j + t, v[t]));
+            for (int cc = 0; cc < boxes * kBoxCols / 8; ++cc) {  // 8-column chunks of these (up to) 128 columns
+              const int c = rd * 16 + cc;
+              const int j = j_base + c * 8 + col_in_chunk;
+              float sq[2] = {1.0f, 1.0f}, b[2] = {0.0f, 0.0f};
+#pragma unroll
+              for (int t = 0; t < 2; ++t) {
+                const int jt = min(j + t, params.rows_q - 1);
+                if constexpr (kMode == ScaleMode::kRowCol) sq[t] = __ldg(&q_scale[jt * e.q_scale_stride]);
+                if (bias) b[t] = from_out(__ldg(&bias[jt]));
+              }
+#pragma unroll
+              for (int h = 0; h < 2; ++h) {
+                float v[2];
+#pragma unroll
+                for (int t = 0; t < 2; ++t) {
+                  v[t] = value(4 * c + 2 * h + t);
+                  if constexpr (kMode == ScaleMode::kRowCol) v[t] = __fmul_rn(__fmul_rn(v[t], sp[h]), sq[t]);
+                  if (bias) v[t] = __fadd_rn(v[t], b[t]);
+                }
+                // 16-byte chunk cc % 8 of row `row` sits at chunk (cc % 8) ^ (row % 8) of it:
+                // bits 4-6 of row_addr[h] hold row % 8 = lane / 4 (the rest of bits 4-6 is zero).
+                ptx::st_shared_b32((row_addr[h] ^ ((cc % 8) << 4)) + (cc / 8) * Layout::kEpiBoxBytes,
+                                   pack_pair<OutT>(v[0], v[1]));
+              }
+            }
+            ptx::fence_proxy_async_smem();
+            ptx::named_barrier_sync(kBarEpi + wg, 128);
+            if (threadIdx.x % 128 == 0) {
+#pragma unroll
+              for (int box = 0; box < boxes; ++box)
+                ptx::tma_store_2d(&tmap_out, buf + box * Layout::kEpiBoxBytes, j_base + rd * 128 + box * kBoxCols,
+                                  tile_p * kBlockP + wg * 64);
+              ptx::bulk_commit_group();
+            }
+          }
+          stored = true;
+        }
+      }
+      // Generic path: global stores from registers, a 4-byte pair where C's rows are contiguous
+      // in out (swap-AB writes C^T, so its pairs are not), or fp32 partials for the K split.
+      if (!stored) {
+        const bool pairs = direct && e.out_sj == 1 && e.out_si % 2 == 0;
+#pragma unroll
+        for (int c = 0; c < kAccRegs / 4; ++c) {
+          const int j = j_base + c * 8 + col_in_chunk;
+#pragma unroll
+          for (int h = 0; h < 2; ++h) {
+            const int i = i0 + 8 * h;
+            if (i >= params.rows_p) continue;
+            const int r = 4 * c + 2 * h;
+            const float v[2] = {value(r), value(r + 1)};
+            if (!direct) {
+#pragma unroll
+              for (int t = 0; t < 2; ++t)
+                if (j + t < params.rows_q)
+                  params.workspace[(int64_t(w.split) * params.rows_p + i) * params.rows_q + j + t] = v[t];
+            } else if (pairs && j + 1 < params.rows_q) {
+              store_pair(static_cast<OutT*>(e.out) + i * e.out_si + j, finish<kMode, OutT>(e, i, j, v[0]),
+                         finish<kMode, OutT>(e, i, j + 1, v[1]));
+            } else {
+#pragma unroll
+              for (int t = 0; t < 2; ++t)
+                if (j + t < params.rows_q)
+                  static_cast<OutT*>(e.out)[i * e.out_si + (j + t) * e.out_sj] =
+                      to_out<OutT>(finish<kMode, OutT>(e, i, j + t, v[t]));
+            }
           }
         }
       }
@@ -477,6 +587,9 @@ __global__ void __launch_bounds__(kThreads, 1)
     // Warpgroup 1's last "issued" arrival is still pending: consume it, so both named
     // barriers end the kernel with no arrivals outstanding.
     if (kPingPong && wg == 0 && issued_any) ptx::named_barrier_sync(kBarWg1Issued, 256);
+    // The buffers must outlive this warpgroup's last TMA stores from them.
+    if constexpr (kStoreTma)
+      if (threadIdx.x % 128 == 0) ptx::bulk_wait_group<0>();
   }
   // A CTA's shared memory must outlive the peer's last multicast into it and last remote
   // arrival on its barriers.

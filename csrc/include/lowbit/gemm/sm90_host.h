@@ -5,7 +5,7 @@
 // LOWBIT_SM90_CLUSTER=1|2 (CTAs per cluster multicasting the weight tile; default: 2 for
 // chained loops, 1 for promoted ones), LOWBIT_FP8_SPLITS=n (force the
 // K split), LOWBIT_FP8_ONE_ACC=1 (one accumulator set), LOWBIT_FP8_FOLD_EVERY=2|4 (promote
-// every 2 or 4 K blocks: an experiment), LOWBIT_SM90_BN=256 (chained-loop diagnostic),
+// every 2 or 4 K blocks: an experiment), LOWBIT_SM90_BN=128 (chained loops' 128 x 128 tiles),
 // LOWBIT_DEBUG=1 (print the plan).
 #include <ATen/cuda/CUDAContext.h>
 #include <ATen/ops/empty.h>
@@ -42,9 +42,10 @@ inline int choose_splits(int units, int num_kb, int slots) {
 
 // 2-CTA clusters multicasting the weight tile: +13-20% for the chained int8 loop at large M
 // (bench/NOTES.md, int8 v2); the promoted fp8 loop measured no gain, so it keeps 1.
-// Large M: 128 x 128 tiles. LOWBIT_SM90_BN=256 (chained loops only: the accumulator
-// alone fits the registers) measured 20% slower for int8 (bench/NOTES.md, int8 v1), with
-// or without clusters; kept for A/B runs. Small M
+// Large M: chained loops (the accumulator alone fits the registers) take 128 x 256 tiles,
+// promoted ones 128 x 128; LOWBIT_SM90_BN=128 gives chained loops 128 x 128 (A/B runs). (128 x 256
+// had measured 20% slower for int8 in session 3, when the epilogue's generic stores took half
+// of its time: bench/NOTES.md, session 10.) Small M
 // (<= 64): swap-AB, 128 weight rows x the tokens padded to 8/16/32/64. LOWBIT_FP8_SPLITS=n
 // forces the K split (a diagnostic).
 // Promoting loops with per-row scales, bf16 output, large M: LOWBIT_FP8_FOLD_EVERY=2|4 (an
@@ -55,7 +56,7 @@ inline Plan make_plan(int64_t M, int64_t N, int64_t K, int sms, bool allow_split
                       bool out_bf16) {
   Plan p;
   p.swap_ab = M <= 64;
-  static const int chained_bn = env::integer("LOWBIT_SM90_BN", 128) == 256 ? 256 : 128;
+  static const int chained_bn = env::integer("LOWBIT_SM90_BN", 256) == 128 ? 128 : 256;
   p.bn = p.swap_ab ? (M <= 8 ? 8 : M <= 16 ? 16 : M <= 32 ? 32 : 64) : promote ? 128 : chained_bn;
   // Two accumulator sets at 128 x 128 (bench/NOTES.md, fp8 v8); LOWBIT_FP8_ONE_ACC=1 for the
   // one-set ping-pong loop of v6 (A/B runs).
@@ -130,6 +131,10 @@ inline Tensor sm90_gemm(ScaleMode mode, const Tensor& a, const Tensor& a_scale, 
   } else {
     params.block = {p_scale.data_ptr<float>(), p_scale.size(1), q_scale.data_ptr<float>(), q_scale.size(1)};
   }
+  // The normal layout's tiles go out by TMA stores where C's rows are 16-byte multiples and no
+  // K split writes fp32 partials instead (sm90_gemm.cuh kStoreTma). out is ours: 16-byte aligned.
+  e.tma_store = !plan.swap_ab && plan.splits == 1 && (N * 2) % 16 == 0;
+  if (e.tma_store) L.tmap_out = tma::make_2d(out.data_ptr(), 2, M, N, N, 64, 64, CU_TENSOR_MAP_SWIZZLE_128B);
   Tensor workspace;
   if (plan.splits > 1) {
     workspace = at::empty({plan.splits, params.rows_p, params.rows_q}, a.options().dtype(at::kFloat));

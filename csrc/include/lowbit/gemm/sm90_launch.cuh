@@ -16,20 +16,14 @@
 namespace lowbit::gemm {
 namespace sm90_detail {
 
-template <int kBN>
-constexpr int stages_for() {
-  // as many as fit 227 KB, at most 8
-  constexpr int fit = (227 * 1024 - 2048) / (kBlockP * kBlockK + kBN * kBlockK);
-  return fit < 8 ? fit : 8;
-}
-
+// kStoreTma: the normal (not swap-AB) kernels, whose C rows are contiguous (sm90_gemm.cuh).
 template <class Ops, ScaleMode kMode, int kBN, int kCluster, bool kPromote, int kPDiv, int kQDiv, typename OutT,
-          int kAccSets = 1, int kFold = 1>
+          int kAccSets = 1, int kFold = 1, bool kStoreTma = false>
 void launch_kernel(const Launch& a) {
-  constexpr int kStages = stages_for<kBN>();
-  auto kernel =
-      sm90_gemm_kernel<Ops, kMode, kBN, kCluster, kStages, kPromote, kPDiv, kQDiv, OutT, kAccSets, kFold>;
-  constexpr int smem = SmemLayout<kBN, kStages>::kBytes;
+  constexpr int kStages = sm90_stages<kBN, kStoreTma>();
+  auto kernel = sm90_gemm_kernel<Ops, kMode, kBN, kCluster, kStages, kPromote, kPDiv, kQDiv, OutT, kAccSets, kFold,
+                                 kStoreTma>;
+  constexpr int smem = SmemLayout<kBN, kStages, kStoreTma>::kBytes;
   cudaLaunchConfig_t cfg{};
   cudaLaunchAttribute attr[1];
   attr[0].id = cudaLaunchAttributeClusterDimension;
@@ -58,7 +52,7 @@ void launch_kernel(const Launch& a) {
     return std::max(1, n);
   }();
   cfg.gridDim = dim3(kCluster * std::min(a.units, resident_clusters));
-  C10_CUDA_CHECK(cudaLaunchKernelEx(&cfg, kernel, a.tmap_p, a.tmap_q, a.params));
+  C10_CUDA_CHECK(cudaLaunchKernelEx(&cfg, kernel, a.tmap_p, a.tmap_q, a.tmap_out, a.params));
 }
 
 template <class Ops, ScaleMode kMode, bool kPromote, typename OutT>
@@ -67,28 +61,29 @@ void dispatch_tile(const Launch& a) {
   constexpr int kAct = 1, kWgt = kMode == ScaleMode::kBlock ? 128 : 1;
   if (!a.plan.swap_ab) {
     // Promoting: 128 x 128 tiles (128 x 192 measured slower at M <= 4096, bench/NOTES.md fp8
-    // v4, in a loop ptxas had serialized). Chained: 128 x 256 (make_plan).
+    // v4, in a loop ptxas had serialized). Chained: 128 x 256 or 128 (make_plan). All store C
+    // through shared memory and TMA (kStoreTma) where params.epi.tma_store.
     if constexpr (kPromote && kMode == ScaleMode::kRowCol && std::is_same_v<OutT, __nv_bfloat16>) {
       if (a.plan.fold == 2) {  // LOWBIT_FP8_FOLD_EVERY: an experiment (sm90_host.h)
-        if (a.plan.cluster == 2) return launch_kernel<Ops, kMode, 128, 2, kPromote, kAct, kWgt, OutT, 1, 2>(a);
-        return launch_kernel<Ops, kMode, 128, 1, kPromote, kAct, kWgt, OutT, 1, 2>(a);
+        if (a.plan.cluster == 2) return launch_kernel<Ops, kMode, 128, 2, kPromote, kAct, kWgt, OutT, 1, 2, true>(a);
+        return launch_kernel<Ops, kMode, 128, 1, kPromote, kAct, kWgt, OutT, 1, 2, true>(a);
       }
       if (a.plan.fold == 4) {
-        if (a.plan.cluster == 2) return launch_kernel<Ops, kMode, 128, 2, kPromote, kAct, kWgt, OutT, 1, 4>(a);
-        return launch_kernel<Ops, kMode, 128, 1, kPromote, kAct, kWgt, OutT, 1, 4>(a);
+        if (a.plan.cluster == 2) return launch_kernel<Ops, kMode, 128, 2, kPromote, kAct, kWgt, OutT, 1, 4, true>(a);
+        return launch_kernel<Ops, kMode, 128, 1, kPromote, kAct, kWgt, OutT, 1, 4, true>(a);
       }
     }
     if constexpr (kPromote) {
       if (a.plan.acc_sets == 2) {
-        if (a.plan.cluster == 2) return launch_kernel<Ops, kMode, 128, 2, kPromote, kAct, kWgt, OutT, 2>(a);
-        return launch_kernel<Ops, kMode, 128, 1, kPromote, kAct, kWgt, OutT, 2>(a);
+        if (a.plan.cluster == 2) return launch_kernel<Ops, kMode, 128, 2, kPromote, kAct, kWgt, OutT, 2, 1, true>(a);
+        return launch_kernel<Ops, kMode, 128, 1, kPromote, kAct, kWgt, OutT, 2, 1, true>(a);
       }
-    } else if (a.plan.bn == 256) {  // LOWBIT_SM90_BN=256: a diagnostic (slower, bench/NOTES.md)
-      if (a.plan.cluster == 2) return launch_kernel<Ops, kMode, 256, 2, kPromote, kAct, kWgt, OutT>(a);
-      return launch_kernel<Ops, kMode, 256, 1, kPromote, kAct, kWgt, OutT>(a);
+    } else if (a.plan.bn == 256) {
+      if (a.plan.cluster == 2) return launch_kernel<Ops, kMode, 256, 2, kPromote, kAct, kWgt, OutT, 1, 1, true>(a);
+      return launch_kernel<Ops, kMode, 256, 1, kPromote, kAct, kWgt, OutT, 1, 1, true>(a);
     }
-    if (a.plan.cluster == 2) return launch_kernel<Ops, kMode, 128, 2, kPromote, kAct, kWgt, OutT>(a);
-    return launch_kernel<Ops, kMode, 128, 1, kPromote, kAct, kWgt, OutT>(a);
+    if (a.plan.cluster == 2) return launch_kernel<Ops, kMode, 128, 2, kPromote, kAct, kWgt, OutT, 1, 1, true>(a);
+    return launch_kernel<Ops, kMode, 128, 1, kPromote, kAct, kWgt, OutT, 1, 1, true>(a);
   }
   switch (a.plan.bn) {
     case 8: return launch_kernel<Ops, kMode, 8, 1, kPromote, kWgt, kAct, OutT>(a);

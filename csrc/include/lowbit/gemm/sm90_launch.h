@@ -25,6 +25,7 @@ struct Plan {
 struct Launch {
   Plan plan;
   CUtensorMap tmap_p, tmap_q;
+  CUtensorMap tmap_out;  // C for TMA stores (params.epi.tma_store; else unused)
   GemmParams params;
   ScaleMode mode;
   bool promote;     // false only for the w8a8 accuracy diagnostic (bf16 output)

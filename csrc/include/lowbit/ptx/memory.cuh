@@ -41,6 +41,26 @@ __device__ __forceinline__ uint4 ld_shared_v4(const void* p) {
   return v;
 }
 
+// The same pointer, through a move the compiler cannot see into: loads through it cannot be
+// hoisted above the volatile asm before it (e.g. a barrier), which read-only (__ldg) loads
+// otherwise may be, to the cost of registers.
+template <typename T>
+__device__ __forceinline__ T* opaque(T* p) {
+  uint64_t v = reinterpret_cast<uint64_t>(p);
+  asm volatile("mov.b64 %0, %0;" : "+l"(v));
+  return reinterpret_cast<T*>(v);
+}
+
+// 32 bits to shared memory at a shared-window address (smem_addr).
+__device__ __forceinline__ void st_shared_b32(uint32_t addr, uint32_t v) {
+  asm volatile("st.shared.b32 [%0], %1;" ::"r"(addr), "r"(v) : "memory");
+}
+
+// 32 bits to shared memory through a generic pointer into it (an STS; see ld_shared_b32).
+__device__ __forceinline__ void st_shared_b32(void* p, uint32_t v) {
+  asm volatile("st.shared.b32 [%0], %1;" ::"r"(static_cast<uint32_t>(__cvta_generic_to_shared(p))), "r"(v) : "memory");
+}
+
 __device__ __forceinline__ void st_shared_v4(void* p, const uint4& v) {
   asm volatile("st.shared.v4.u32 [%0], {%1, %2, %3, %4};" ::"r"(static_cast<uint32_t>(__cvta_generic_to_shared(p))),
                "r"(v.x), "r"(v.y), "r"(v.z), "r"(v.w)

@@ -56,6 +56,33 @@ __device__ __forceinline__ void bulk_copy_g2s(void* dst, const void* src, uint32
       : "memory");
 }
 
+// 2-D tile store shared -> global (the epilogue): the box at (c_inner, c_outer) of `map` is
+// written from src, laid out as the map's swizzle says; elements outside the tensor are not
+// written (that is how M and N tails are clipped). Completion is tracked per thread by bulk
+// groups (bulk_commit_group / bulk_wait_group*), not by an mbarrier.
+__device__ __forceinline__ void tma_store_2d(const CUtensorMap* map, const void* src, int32_t c_inner, int32_t c_outer) {
+  asm volatile("cp.async.bulk.tensor.2d.global.shared::cta.bulk_group [%0, {%2, %3}], [%1];" ::"l"(
+                   reinterpret_cast<uint64_t>(map)),
+               "r"(smem_addr(src)), "r"(c_inner), "r"(c_outer)
+               : "memory");
+}
+
+// Close the group of bulk stores issued by this thread since the last commit.
+__device__ __forceinline__ void bulk_commit_group() { asm volatile("cp.async.bulk.commit_group;" ::: "memory"); }
+
+// Wait until at most kPending of this thread's bulk groups are still reading shared memory
+// (their source buffers may then be rewritten; the global writes may still be in flight).
+template <int kPending>
+__device__ __forceinline__ void bulk_wait_group_read() {
+  asm volatile("cp.async.bulk.wait_group.read %0;" ::"n"(kPending) : "memory");
+}
+
+// Wait until at most kPending of this thread's bulk groups are incomplete (writes done).
+template <int kPending>
+__device__ __forceinline__ void bulk_wait_group() {
+  asm volatile("cp.async.bulk.wait_group %0;" ::"n"(kPending) : "memory");
+}
+
 // Order this thread's earlier generic-proxy shared-memory accesses (and those it observed
 // through a barrier) before its later async-proxy ones (a bulk copy into a slot just read).
 __device__ __forceinline__ void fence_proxy_async_smem() { asm volatile("fence.proxy.async.shared::cta;" ::: "memory"); }
