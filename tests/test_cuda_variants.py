@@ -69,10 +69,16 @@ VARIANTS = [
     ("fp8-fold2", {"LOWBIT_FP8_FOLD_EVERY": "2"}, ["test_cuda_fp8.py"], "matches_reference or long_k or repeatable"),
     ("fp8-fold4-cluster", {"LOWBIT_FP8_FOLD_EVERY": "4", "LOWBIT_SM90_CLUSTER": "2"}, ["test_cuda_fp8.py"],
      "matches_reference or long_k or repeatable"),
-    # the mainloop's cluster choice flipped for both families, and v8's one-set loop
-    ("fp8-cluster", {"LOWBIT_SM90_CLUSTER": "2"}, ["test_cuda_fp8.py"], "matches_reference or repeatable"),
+    # the mainloop's cluster choice flipped for both families, v8's one-set loop, and the large-M
+    # tile widths forced (promoting 128 x 256 in two halves; chained 128 x 128 / 128 x 256)
+    ("fp8-no-cluster", {"LOWBIT_SM90_CLUSTER": "1"}, ["test_cuda_fp8.py"], "matches_reference or repeatable"),
     ("fp8-one-acc", {"LOWBIT_FP8_ONE_ACC": "1"}, ["test_cuda_fp8.py"], "matches_reference"),
+    ("fp8-wide", {"LOWBIT_FP8_BN": "256"}, ["test_cuda_fp8.py"], "matches_reference or repeatable or long_k"),
+    ("fp8-wide-no-cluster", {"LOWBIT_FP8_BN": "256", "LOWBIT_SM90_CLUSTER": "1"}, ["test_cuda_fp8.py"],
+     "matches_reference"),
     ("int8-no-cluster", {"LOWBIT_SM90_CLUSTER": "1"}, ["test_cuda_int8.py"], "matches_reference or largest_sums"),
+    ("int8-narrow", {"LOWBIT_SM90_BN": "128"}, ["test_cuda_int8.py"], "matches_reference or largest_sums"),
+    ("int8-wide", {"LOWBIT_SM90_BN": "256"}, ["test_cuda_int8.py"], "matches_reference or largest_sums"),
     # 8-bit rows (a16w8, mxfp8) at M > 32 dequantized + cuBLAS where the mixed-input wgmma GEMM is
     # the default (33..1024 / 33..512 tokens, full tiles)
     ("rows8-large-dequant", {"LOWBIT_ROWS8_LARGE": "dequant"}, ["test_cuda_a16w8.py", "test_cuda_a8w4_mx.py"],

@@ -82,12 +82,12 @@ static bool picked(const char* env, const char* value) {
 }
 
 // kStoreTma: the library's normal-layout kernels (TMA-stored epilogue); false: the generic one.
-template <class Ops, int kBN, int kCluster, bool kPromote, int kAccSets, bool kStoreTma = true>
+template <class Ops, int kBN, int kCluster, bool kPromote, int kAccSets, bool kStoreTma = true, int kNParts = 1>
 void run_config(const char* name, const Buffers& b, int sms) {
   if (!picked("PROBE_CONFIG", name)) return;
   constexpr int kStages = sm90_stages<kBN, kStoreTma>();
   auto kernel = sm90_gemm_kernel<Ops, ScaleMode::kRowCol, kBN, kCluster, kStages, kPromote, 1, 1, __nv_bfloat16,
-                                 kAccSets, 1, kStoreTma>;
+                                 kAccSets, 1, kStoreTma, kNParts>;
   constexpr int smem = SmemLayout<kBN, kStages, kStoreTma>::kBytes;
   CHECK_CUDA(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
   cudaLaunchConfig_t cfg{};
@@ -199,6 +199,9 @@ int main() {
   run_config<E4M3Operands, 256, 2, false, 1>("fp8_chain_256_c2", b, sms);
   run_config<E4M3Operands, 192, 1, true, 1>("fp8_promote_192_c1_pingpong", b, sms);
   run_config<E4M3Operands, 192, 2, true, 1>("fp8_promote_192_c2_pingpong", b, sms);
+#elif PROBE_SET == 5
+  run_config<E4M3Operands, 256, 1, true, 1, true, 2>("fp8_promote_256_halves_c1", b, sms);
+  run_config<E4M3Operands, 256, 2, true, 1, true, 2>("fp8_promote_256_halves_c2", b, sms);
 #elif PROBE_SET == 4
   run_config<NoMmaOperands, 128, 1, false, 1>("nomma_128_c1", b, sms);
   run_config<NoMmaOperands, 256, 2, false, 1>("nomma_256_c2", b, sms);

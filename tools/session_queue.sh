@@ -615,3 +615,19 @@ TAIL=60 step 170 table8 python3 bench/gemm.py --formats w8a8_int8,w8a8_fp8,fp8_b
 TAIL=20 step 50 int8_bn128 env LOWBIT_SM90_BN=128 python3 bench/gemm.py --formats w8a8_int8 --ms 256,1024,4096,8192 \
   --shapes 8192x8192,28672x8192,4096x14336 --peers none --no-ceilings --budget-s 40 --out "$OUT/int8_bn128.json"
 fi
+# Session 10, call 4: fp8 promoted 128 x 256 in two halves (sm90_gemm.cuh kNParts; LOWBIT_FP8_BN=256),
+# clusters for promoted loops by default, int8's tile width by waves: fp8 / int8 tests (TESTS),
+# the wide fp8 variant's tests, the probe (128 vs halves vs 192, same run), then fp8 / int8 at
+# M = 256..8192 by default and fp8 with LOWBIT_FP8_BN=256 and 0 (by waves).
+#   PART=49 LOWBIT_KERNELS=quant,fp8,int8,w4 TESTS="tests/test_cuda_fp8.py tests/test_cuda_int8.py" \
+#     EXTRA='bash tools/session_queue.sh' BENCH=0 bash tools/device_run.sh
+if [ "$PART" = 49 ]; then
+TAIL=6 step 120 variants python3 -m pytest -q -m cuda -p no:cacheprovider tests/test_cuda_variants.py -k "fp8-wide"
+TAIL=40 step 100 gemm_probe env SETS="1 5 3" NCU=0 bash tools/gemm_probe.sh
+for v in "base:" "wide:LOWBIT_FP8_BN=256" "waves:LOWBIT_FP8_BN=0"; do
+  name=${v%%:*}; knob=${v#*:}
+  TAIL=30 step 70 "large_$name" env $knob python3 bench/gemm.py --formats w8a8_fp8,fp8_block,w8a8_int8 \
+    --ms 256,512,1024,2048,4096,8192 --shapes 8192x8192,28672x8192,4096x14336 --peers none --no-ceilings \
+    --budget-s 60 --out "$OUT/large_$name.json"
+done
+fi

@@ -150,20 +150,29 @@ constexpr int sm90_stages() {
 // kStoreTma: the epilogue can go out through shared memory and TMA stores (tmap_out: C as a
 // row-major (rows_p, rows_q) map of 64 x 64 boxes, 128-byte swizzle) where params.epi.tma_store
 // says so; the normal (not swap-AB) kernels have it, since there C's rows are contiguous.
+// kNParts = 2 (promoting, one accumulator set): each K block is issued as two wgmma of N = kBN / 2
+// into one accumulator, each promoted before the next is issued, so a 128 x 256 tile needs 64
+// accumulator + 128 fp32 registers (its full accumulator + result would need 256); ping-pong
+// keeps the other warpgroup's half on the tensor cores meanwhile. In block mode each half is one
+// 128-row weight block, with its own scale.
 template <class Ops, ScaleMode kMode, int kBN, int kCluster, int kStages, bool kPromote, int kPDiv, int kQDiv,
-          typename OutT, int kAccSets = 1, int kFold = 1, bool kStoreTma = false>
+          typename OutT, int kAccSets = 1, int kFold = 1, bool kStoreTma = false, int kNParts = 1>
 __global__ void __launch_bounds__(kThreads, 1)
     sm90_gemm_kernel(const __grid_constant__ CUtensorMap tmap_p, const __grid_constant__ CUtensorMap tmap_q,
                      const __grid_constant__ CUtensorMap tmap_out, const GemmParams params) {
-  constexpr int kAccRegs = kBN / 2;        // m64nN accumulator: N/2 registers per thread
+  constexpr int kIssueN = kBN / kNParts;   // wgmma N
+  constexpr int kAccRegs = kIssueN / 2;    // m64nN accumulator: N/2 registers per thread
+  constexpr int kOutRegs = kBN / 2;        // the tile's results per thread (fin when promoting)
   constexpr int kQSlice = kBN / kCluster;  // Q rows this CTA loads and multicasts
   // Q scales in kBlock mode: one per tile when a Q scale block spans the tile (weights on
   // the Q side), else one per distinct column of this thread (activations on the Q side).
-  constexpr int kQScales = (kMode != ScaleMode::kBlock || kQDiv > 1) ? 1 : kAccRegs / 2;
+  constexpr int kQScales = kMode != ScaleMode::kBlock ? 1 : kQDiv > 1 ? kNParts : kAccRegs / 2;
   static_assert(kBN % 8 == 0 && kBN >= 8 && kBN <= 256, "wgmma N is 8..256");
   static_assert(kQSlice % 8 == 0 && (kQSlice * kBlockK) % 1024 == 0, "multicast slices keep 1024-byte alignment");
   static_assert(kCluster == 1 || kCluster == 2, "clusters of 1 or 2 CTAs");
-  static_assert(!kPromote || kBN <= 192, "accumulator + fp32 result: kBN registers per thread (of 232)");
+  static_assert(!kPromote || kAccRegs + kOutRegs <= 192, "accumulator + fp32 result: at most 192 registers per thread (of 232)");
+  static_assert(kNParts == 1 || (kNParts == 2 && kPromote && kAccSets == 1 && kFold == 1 && kBN == 256),
+                "N in two parts: promoting 128 x 256 tiles with one accumulator set");
   static_assert(kMode != ScaleMode::kBlock || kPromote, "block scales are applied at promotion");
   static_assert(kMode != ScaleMode::kBlock || std::is_same_v<typename Ops::Fold, float>, "block scales fold into fp32");
   static_assert(kAccSets == 1 || (kAccSets == 2 && kPromote && kBN <= 128),
@@ -171,7 +180,7 @@ __global__ void __launch_bounds__(kThreads, 1)
   static_assert(kFold == 1 || ((kFold == 2 || kFold == 4) && kPromote && kAccSets == 1 && kMode == ScaleMode::kRowCol),
                 "folding every 2 or 4 K blocks: promoting loops with per-row scales, one accumulator set");
   static_assert(kMode != ScaleMode::kBlock || kPDiv == 1 || kBlockP % kPDiv == 0, "P scale blocks align with tiles");
-  static_assert(kMode != ScaleMode::kBlock || kQDiv == 1 || kQDiv % kBN == 0, "a Q scale block covers the tile");
+  static_assert(kMode != ScaleMode::kBlock || kQDiv == 1 || kQDiv % kIssueN == 0, "a Q scale block covers each part");
   static_assert(!kStoreTma || kBN % 64 == 0, "TMA-stored tiles go out in 64-column boxes");
   using Acc = typename Ops::Acc;
   using Layout = SmemLayout<kBN, kStages, kStoreTma>;
@@ -268,7 +277,7 @@ __global__ void __launch_bounds__(kThreads, 1)
           }
 #pragma unroll
           for (int c = 0; c < kQScales; ++c) {
-            const int j = kQDiv > 1 ? min(j_base, params.rows_q - 1)
+            const int j = kQDiv > 1 ? min(j_base + c * kIssueN, params.rows_q - 1)  // part c's scale block
                                     : min(j_base + (c / 2) * 8 + col_in_chunk + (c % 2), params.rows_q - 1);
             sc.q[c] = __ldg(&params.block.q[(j / kQDiv) * params.block.q_ld + kb]);
           }
@@ -278,7 +287,8 @@ __global__ void __launch_bounds__(kThreads, 1)
       // (a fresh accumulator when promoting, else accumulating), and commit them as a group.
       // (`wait_full`: false when the caller already waited for this stage; see the pairs below.)
       // (`fresh`: chained loops start the accumulator with the first wgmma's scale-d = 0.)
-      auto issue = [&](Acc (&acc)[kAccRegs], bool wait_full = true, bool fresh = false) {
+      // (`part`: which kIssueN rows of the Q tile, kNParts = 2.)
+      auto issue = [&](Acc (&acc)[kAccRegs], bool wait_full = true, bool fresh = false, int part = 0) {
         if (wait_full) ptx::mbarrier_wait(&full[stage], phase);
         // Ping-pong issue order: warpgroup 0 issues a block, then warpgroup 1, then 0 again.
         // Both wait on the same stage, so without this they issue together, the tensor cores
@@ -290,7 +300,7 @@ __global__ void __launch_bounds__(kThreads, 1)
           else if (issued_any) ptx::named_barrier_sync(kBarWg1Issued, 256);
         }
         const uint64_t desc_p = desc_p0 + uint64_t((stage * Layout::kPBytes) >> 4);
-        const uint64_t desc_q = desc_q0 + uint64_t((stage * Layout::kQBytes) >> 4);
+        const uint64_t desc_q = desc_q0 + uint64_t((stage * Layout::kQBytes + part * kIssueN * kBlockK) >> 4);
         // Chained accumulation fences the accumulator only around the loop: a register fence
         // between two groups on the same accumulator counts as a use, and ptxas then waits for
         // the group in flight before the next (C7517), serializing the loop.
@@ -301,7 +311,7 @@ __global__ void __launch_bounds__(kThreads, 1)
         ptx::wgmma_fence();
 #pragma unroll
         for (int k = 0; k < kBlockK / kWgmmaK; ++k)  // +32 bytes along K = +2 in the descriptor address
-          Ops::template Mma<kBN>::mma(desc_p + (k * kWgmmaK >> 4), desc_q + (k * kWgmmaK >> 4), acc,
+          Ops::template Mma<kIssueN>::mma(desc_p + (k * kWgmmaK >> 4), desc_q + (k * kWgmmaK >> 4), acc,
                                       (kPromote && kFold == 1) ? (k > 0) : !(fresh && k == 0));
         ptx::wgmma_commit();
         if constexpr (kPingPong) ptx::named_barrier_arrive(wg == 0 ? kBarWg0Issued : kBarWg1Issued, 256);
@@ -323,7 +333,7 @@ __global__ void __launch_bounds__(kThreads, 1)
 
       Acc acc[kAccRegs];
       using Fold = typename Ops::Fold;
-      Fold fin[kPromote ? kAccRegs : 1];
+      Fold fin[kPromote ? kOutRegs : 1];
       // Chained loops zero the accumulator with the first wgmma (scale-d = 0), not with
       // register moves: ptxas keeps known-zero float accumulators as constants and then
       // serializes the chain (C7514, seen on the e4m3 kernels); an empty K range (K = 0)
@@ -333,18 +343,20 @@ __global__ void __launch_bounds__(kThreads, 1)
         for (int r = 0; r < kAccRegs; ++r) acc[r] = Acc(0);
       }
 #pragma unroll
-      for (int r = 0; r < (kPromote ? kAccRegs : 1); ++r) fin[r] = Fold(0);
+      for (int r = 0; r < (kPromote ? kOutRegs : 1); ++r) fin[r] = Fold(0);
 
-      // Fold one K block's partial sums into fp32 (x its block scales): the promotion.
-      auto promote = [&](Acc (&acc)[kAccRegs], const Scales& sc) {
+      // Fold one K block's partial sums into fp32 (x its block scales): the promotion. (`part`:
+      // the accumulator holds part `part` of the tile's columns, kNParts = 2.)
+      auto promote = [&](Acc (&acc)[kAccRegs], const Scales& sc, int part = 0) {
 #pragma unroll
         for (int r = 0; r < kAccRegs; ++r) ptx::fence_register(acc[r]);
 #pragma unroll
         for (int r = 0; r < kAccRegs; ++r) {
           if constexpr (kMode == ScaleMode::kBlock)
-            fin[r] += float(acc[r]) * (sc.p[(r / 2) % 2] * sc.q[kQDiv > 1 ? 0 : (r / 4) * 2 + (r % 2)]);
+            fin[part * kAccRegs + r] +=
+                float(acc[r]) * (sc.p[(r / 2) % 2] * sc.q[kQDiv > 1 ? part : (r / 4) * 2 + (r % 2)]);
           else
-            fin[r] += acc[r];  // same type: fp32 + fp32, or s32 + s32 (exact)
+            fin[part * kAccRegs + r] += acc[r];  // same type: fp32 + fp32, or s32 + s32 (exact)
         }
       };
 
@@ -458,6 +470,23 @@ __global__ void __launch_bounds__(kThreads, 1)
         }
 #pragma unroll
         for (int r = 0; r < kAccRegs; ++r) ptx::fence_register(acc[r]);
+      } else if constexpr (kNParts == 2) {
+        // Each half of the tile's columns in turn through the one accumulator: issue, wait,
+        // promote (ping-pong: the other warpgroup's half runs on the tensor cores meanwhile);
+        // the stage is free once the second half has read it.
+        Scales sc{};
+        for (int kb = kb0; kb < kb1; ++kb) {
+          load_scales(kb, sc);
+          const int cur_stage = stage;
+          issue(acc, true, false, 0);
+          ptx::wgmma_wait<0>();
+          promote(acc, sc, 0);
+          issue(acc, false, false, 1);
+          advance();
+          ptx::wgmma_wait<0>();
+          release(cur_stage);
+          promote(acc, sc, 1);
+        }
       } else {
         Scales sc{};
         for (int kb = kb0; kb < kb1; ++kb) {
@@ -557,7 +586,7 @@ __global__ void __launch_bounds__(kThreads, 1)
       if (!stored) {
         const bool pairs = direct && e.out_sj == 1 && e.out_si % 2 == 0;
 #pragma unroll
-        for (int c = 0; c < kAccRegs / 4; ++c) {
+        for (int c = 0; c < kOutRegs / 4; ++c) {
           const int j = j_base + c * 8 + col_in_chunk;
 #pragma unroll
           for (int h = 0; h < 2; ++h) {

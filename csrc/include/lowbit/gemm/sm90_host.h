@@ -2,10 +2,10 @@
 // Host side of the Hopper mainloop shared by the families on it (fp8, int8): the shape ->
 // tile plan, tensor maps, parameters, allocation. Included by <family>_ops.cpp (C++ compiler).
 // Environment knobs (read once per process; they apply to every family on the mainloop):
-// LOWBIT_SM90_CLUSTER=1|2 (CTAs per cluster multicasting the weight tile; default: 2 for
-// chained loops, 1 for promoted ones), LOWBIT_FP8_SPLITS=n (force the
-// K split), LOWBIT_FP8_ONE_ACC=1 (one accumulator set), LOWBIT_FP8_FOLD_EVERY=2|4 (promote
-// every 2 or 4 K blocks: an experiment), LOWBIT_SM90_BN=128 (chained loops' 128 x 128 tiles),
+// LOWBIT_SM90_CLUSTER=1|2 (CTAs per cluster multicasting the weight tile at large M; default 2),
+// LOWBIT_FP8_SPLITS=n (force the K split), LOWBIT_FP8_ONE_ACC=1 (one accumulator set),
+// LOWBIT_FP8_FOLD_EVERY=2|4 (promote every 2 or 4 K blocks: an experiment), LOWBIT_SM90_BN and
+// LOWBIT_FP8_BN=128|256|0 (large-M tile width of chained / promoting loops; 0: by waves),
 // LOWBIT_DEBUG=1 (print the plan).
 #include <ATen/cuda/CUDAContext.h>
 #include <ATen/ops/empty.h>
@@ -40,36 +40,54 @@ inline int choose_splits(int units, int num_kb, int slots) {
   return best;
 }
 
-// 2-CTA clusters multicasting the weight tile: +13-20% for the chained int8 loop at large M
-// (bench/NOTES.md, int8 v2); the promoted fp8 loop measured no gain, so it keeps 1.
+// 2-CTA clusters multicasting the weight tile at large M: +13-20% for the chained int8 loop
+// (bench/NOTES.md, int8 v2), +8-10% for the promoted fp8 loop once the epilogue went out by TMA
+// stores (s10-call3 probe; no gain before).
 // Large M: chained loops (the accumulator alone fits the registers) take 128 x 256 tiles,
 // promoted ones 128 x 128; LOWBIT_SM90_BN=128 gives chained loops 128 x 128 (A/B runs). (128 x 256
 // had measured 20% slower for int8 in session 3, when the epilogue's generic stores took half
 // of its time: bench/NOTES.md, session 10.) Small M
-// (<= 64): swap-AB, 128 weight rows x the tokens padded to 8/16/32/64. LOWBIT_FP8_SPLITS=n
+// (<= 64): swap-AB, 128 weight rows x the tokens padded to 8/16/32/64. LOWBIT_FP8_BN=256: promoting
+// loops take 128 x 256 tiles in two halves (sm90_gemm.cuh kNParts; an A/B, session 10). LOWBIT_FP8_SPLITS=n
 // forces the K split (a diagnostic).
 // Promoting loops with per-row scales, bf16 output, large M: LOWBIT_FP8_FOLD_EVERY=2|4 (an
 // experiment) promotes every 2 or 4 K blocks instead of every one, with one accumulator set
 // (fp8 sums then run 256 or 512 products in the tensor core's accumulator: check
 // bench/fp8_accuracy.py before using it).
+// Large M: 128 x 256 or 128 x 128 tiles, whichever needs fewer waves of resident work units, a
+// 128 x 256 unit counted as 2 / wide_gain of a 128 x 128 one (int8: 1.15-1.16x the throughput at
+// M = 1024 / 4096, s10-call3; but at M = 256 on 8192^2 its 32 cluster units leave half the SMs
+// idle: 1.11x cuBLAS vs 1.45x at 128 x 128).
+inline int wide_or_narrow(int64_t tiles_p, int64_t rows_q, int cluster, int sms, double wide_gain) {
+  const int64_t slots = std::max(1, sms / cluster), pu = (tiles_p + cluster - 1) / cluster;
+  auto waves = [&](int64_t bn) { return double((pu * ((rows_q + bn - 1) / bn) + slots - 1) / slots); };
+  return waves(256) * 2.0 / wide_gain < waves(128) ? 256 : 128;
+}
+
 inline Plan make_plan(int64_t M, int64_t N, int64_t K, int sms, bool allow_split, bool promote, ScaleMode mode,
                       bool out_bf16) {
   Plan p;
   p.swap_ab = M <= 64;
-  static const int chained_bn = env::integer("LOWBIT_SM90_BN", 256) == 128 ? 128 : 256;
-  p.bn = p.swap_ab ? (M <= 8 ? 8 : M <= 16 ? 16 : M <= 32 ? 32 : 64) : promote ? 128 : chained_bn;
+  const int64_t rows_p = p.swap_ab ? N : M, rows_q = p.swap_ab ? M : N;
+  const int64_t tiles_p = (rows_p + kBlockP - 1) / kBlockP;
+  static const int forced_cluster = env::integer("LOWBIT_SM90_CLUSTER", 0);
+  const int cluster = forced_cluster == 1 || forced_cluster == 2 ? forced_cluster : 2;
+  p.cluster = (!p.swap_ab && tiles_p >= 2) ? cluster : 1;
+  // LOWBIT_SM90_BN (chained loops) / LOWBIT_FP8_BN (promoting ones): 128 or 256 forces the
+  // tile width at large M, 0 lets wide_or_narrow choose.
+  static const int chained_bn = env::integer("LOWBIT_SM90_BN", 0);
+  static const int promoted_bn = env::integer("LOWBIT_FP8_BN", 128);
+  const int forced_bn = promote ? promoted_bn : chained_bn;
+  p.bn = p.swap_ab ? (M <= 8 ? 8 : M <= 16 ? 16 : M <= 32 ? 32 : 64)
+         : forced_bn == 128 || forced_bn == 256 ? forced_bn
+                                                : wide_or_narrow(tiles_p, rows_q, p.cluster, sms, 1.15);
   // Two accumulator sets at 128 x 128 (bench/NOTES.md, fp8 v8); LOWBIT_FP8_ONE_ACC=1 for the
   // one-set ping-pong loop of v6 (A/B runs).
   static const bool one_acc = env::flag("LOWBIT_FP8_ONE_ACC");
   static const int fold_every = env::integer("LOWBIT_FP8_FOLD_EVERY", 1);
-  const bool foldable = promote && mode == ScaleMode::kRowCol && !p.swap_ab && out_bf16;
+  const bool foldable = promote && mode == ScaleMode::kRowCol && !p.swap_ab && out_bf16 && p.bn == 128;
   p.fold = foldable && (fold_every == 2 || fold_every == 4) ? fold_every : 1;
   p.acc_sets = (promote && !p.swap_ab && p.bn == 128 && !one_acc && p.fold == 1) ? 2 : 1;
-  const int64_t rows_p = p.swap_ab ? N : M, rows_q = p.swap_ab ? M : N;
-  const int64_t tiles_p = (rows_p + kBlockP - 1) / kBlockP;
-  static const int forced_cluster = env::integer("LOWBIT_SM90_CLUSTER", 0);
-  const int cluster = forced_cluster == 1 || forced_cluster == 2 ? forced_cluster : promote ? 1 : 2;
-  p.cluster = (!p.swap_ab && tiles_p >= 2) ? cluster : 1;
   const int units = int((tiles_p + p.cluster - 1) / p.cluster * ((rows_q + p.bn - 1) / p.bn));
   const int num_kb = int((K + kBlockK - 1) / kBlockK);
   // Split K only when the tiles cannot occupy a quarter of the SMs: writing and reducing fp32

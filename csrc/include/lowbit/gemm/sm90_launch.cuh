@@ -18,11 +18,11 @@ namespace sm90_detail {
 
 // kStoreTma: the normal (not swap-AB) kernels, whose C rows are contiguous (sm90_gemm.cuh).
 template <class Ops, ScaleMode kMode, int kBN, int kCluster, bool kPromote, int kPDiv, int kQDiv, typename OutT,
-          int kAccSets = 1, int kFold = 1, bool kStoreTma = false>
+          int kAccSets = 1, int kFold = 1, bool kStoreTma = false, int kNParts = 1>
 void launch_kernel(const Launch& a) {
   constexpr int kStages = sm90_stages<kBN, kStoreTma>();
   auto kernel = sm90_gemm_kernel<Ops, kMode, kBN, kCluster, kStages, kPromote, kPDiv, kQDiv, OutT, kAccSets, kFold,
-                                 kStoreTma>;
+                                 kStoreTma, kNParts>;
   constexpr int smem = SmemLayout<kBN, kStages, kStoreTma>::kBytes;
   cudaLaunchConfig_t cfg{};
   cudaLaunchAttribute attr[1];
@@ -60,9 +60,9 @@ void dispatch_tile(const Launch& a) {
   // Block-scale grouping: activations carry one scale per row, weights one per 128 rows.
   constexpr int kAct = 1, kWgt = kMode == ScaleMode::kBlock ? 128 : 1;
   if (!a.plan.swap_ab) {
-    // Promoting: 128 x 128 tiles (128 x 192 measured slower at M <= 4096, bench/NOTES.md fp8
-    // v4, in a loop ptxas had serialized). Chained: 128 x 256 or 128 (make_plan). All store C
-    // through shared memory and TMA (kStoreTma) where params.epi.tma_store.
+    // Promoting: 128 x 128 tiles with two accumulator sets, or 128 x 256 in two halves;
+    // chained: 128 x 256 or 128 (make_plan). All store C through shared memory and TMA
+    // (kStoreTma) where params.epi.tma_store.
     if constexpr (kPromote && kMode == ScaleMode::kRowCol && std::is_same_v<OutT, __nv_bfloat16>) {
       if (a.plan.fold == 2) {  // LOWBIT_FP8_FOLD_EVERY: an experiment (sm90_host.h)
         if (a.plan.cluster == 2) return launch_kernel<Ops, kMode, 128, 2, kPromote, kAct, kWgt, OutT, 1, 2, true>(a);
@@ -74,6 +74,10 @@ void dispatch_tile(const Launch& a) {
       }
     }
     if constexpr (kPromote) {
+      if (a.plan.bn == 256) {  // two halves of N per K block (sm90_gemm.cuh kNParts)
+        if (a.plan.cluster == 2) return launch_kernel<Ops, kMode, 256, 2, kPromote, kAct, kWgt, OutT, 1, 1, true, 2>(a);
+        return launch_kernel<Ops, kMode, 256, 1, kPromote, kAct, kWgt, OutT, 1, 1, true, 2>(a);
+      }
       if (a.plan.acc_sets == 2) {
         if (a.plan.cluster == 2) return launch_kernel<Ops, kMode, 128, 2, kPromote, kAct, kWgt, OutT, 2, 1, true>(a);
         return launch_kernel<Ops, kMode, 128, 1, kPromote, kAct, kWgt, OutT, 2, 1, true>(a);
