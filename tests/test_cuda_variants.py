@@ -74,7 +74,7 @@ VARIANTS = [
     ("fp8-no-cluster", {"LOWBIT_SM90_CLUSTER": "1"}, ["test_cuda_fp8.py"], "matches_reference or repeatable"),
     ("fp8-one-acc", {"LOWBIT_FP8_ONE_ACC": "1"}, ["test_cuda_fp8.py"], "matches_reference"),
     ("fp8-wide", {"LOWBIT_FP8_BN": "256"}, ["test_cuda_fp8.py"], "matches_reference or repeatable or long_k"),
-    ("fp8-wide-no-cluster", {"LOWBIT_FP8_BN": "256", "LOWBIT_SM90_CLUSTER": "1"}, ["test_cuda_fp8.py"],
+    ("fp8-wide-cluster", {"LOWBIT_FP8_BN": "256", "LOWBIT_SM90_CLUSTER": "2"}, ["test_cuda_fp8.py"],
      "matches_reference"),
     ("int8-no-cluster", {"LOWBIT_SM90_CLUSTER": "1"}, ["test_cuda_int8.py"], "matches_reference or largest_sums"),
     ("int8-narrow", {"LOWBIT_SM90_BN": "128"}, ["test_cuda_int8.py"], "matches_reference or largest_sums"),

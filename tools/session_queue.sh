@@ -631,3 +631,15 @@ for v in "base:" "wide:LOWBIT_FP8_BN=256" "waves:LOWBIT_FP8_BN=0"; do
     --budget-s 60 --out "$OUT/large_$name.json"
 done
 fi
+# Session 10, call 5: the tile / cluster choice by waves for both loops (fp8: two-halves 128 x 256
+# without clusters vs 128 x 128 with them): fp8 / int8 tests (TESTS), the forced-width variants,
+# the fp8 / int8 table against torch's GEMMs, and the model (prefill 2048 and decode) in the 8-bit formats.
+#   PART=50 LOWBIT_KERNELS=quant,fp8,int8,w4 TESTS="tests/test_cuda_fp8.py tests/test_cuda_int8.py" \
+#     EXTRA='bash tools/session_queue.sh' BENCH=0 bash tools/device_run.sh
+if [ "$PART" = 50 ]; then
+TAIL=6 step 100 variants python3 -m pytest -q -m cuda -p no:cacheprovider tests/test_cuda_variants.py -k "fp8-wide or int8-wide"
+TAIL=70 step 120 table8 python3 bench/gemm.py --formats w8a8_int8,w8a8_fp8,fp8_block --ms 1,16,64,256,1024,4096,8192 \
+  --shapes 8192x8192,28672x8192,4096x14336 --peers torch_scaled_mm,torch_int_mm --no-ceilings --budget-s 100 --out "$OUT/table8.json"
+TAIL=30 step 200 model python3 bench/model.py --fused --formats w8a8_fp8,w8a8_int8,fp8_block --batch 1,16 --prefill 2048 \
+  --out "$OUT/model.json"
+fi

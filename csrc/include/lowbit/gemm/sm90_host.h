@@ -2,7 +2,8 @@
 // Host side of the Hopper mainloop shared by the families on it (fp8, int8): the shape ->
 // tile plan, tensor maps, parameters, allocation. Included by <family>_ops.cpp (C++ compiler).
 // Environment knobs (read once per process; they apply to every family on the mainloop):
-// LOWBIT_SM90_CLUSTER=1|2 (CTAs per cluster multicasting the weight tile at large M; default 2),
+// LOWBIT_SM90_CLUSTER=1|2 (CTAs per cluster multicasting the weight tile at large M; default by
+// tile: wide_or_narrow),
 // LOWBIT_FP8_SPLITS=n (force the K split), LOWBIT_FP8_ONE_ACC=1 (one accumulator set),
 // LOWBIT_FP8_FOLD_EVERY=2|4 (promote every 2 or 4 K blocks: an experiment), LOWBIT_SM90_BN and
 // LOWBIT_FP8_BN=128|256|0 (large-M tile width of chained / promoting loops; 0: by waves),
@@ -41,8 +42,8 @@ inline int choose_splits(int units, int num_kb, int slots) {
 }
 
 // 2-CTA clusters multicasting the weight tile at large M: +13-20% for the chained int8 loop
-// (bench/NOTES.md, int8 v2), +8-10% for the promoted fp8 loop once the epilogue went out by TMA
-// stores (s10-call3 probe; no gain before).
+// (bench/NOTES.md, int8 v2), +7-10% for the promoted 128 x 128 fp8 loop once the epilogue went
+// out by TMA stores (no gain before), -20% for the promoted two-halves loop (s10 probes).
 // Large M: chained loops (the accumulator alone fits the registers) take 128 x 256 tiles,
 // promoted ones 128 x 128; LOWBIT_SM90_BN=128 gives chained loops 128 x 128 (A/B runs). (128 x 256
 // had measured 20% slower for int8 in session 3, when the epilogue's generic stores took half
@@ -55,13 +56,22 @@ inline int choose_splits(int units, int num_kb, int slots) {
 // (fp8 sums then run 256 or 512 products in the tensor core's accumulator: check
 // bench/fp8_accuracy.py before using it).
 // Large M: 128 x 256 or 128 x 128 tiles, whichever needs fewer waves of resident work units, a
-// 128 x 256 unit counted as 2 / wide_gain of a 128 x 128 one (int8: 1.15-1.16x the throughput at
-// M = 1024 / 4096, s10-call3; but at M = 256 on 8192^2 its 32 cluster units leave half the SMs
-// idle: 1.11x cuBLAS vs 1.45x at 128 x 128).
-inline int wide_or_narrow(int64_t tiles_p, int64_t rows_q, int cluster, int sms, double wide_gain) {
-  const int64_t slots = std::max(1, sms / cluster), pu = (tiles_p + cluster - 1) / cluster;
-  auto waves = [&](int64_t bn) { return double((pu * ((rows_q + bn - 1) / bn) + slots - 1) / slots); };
-  return waves(256) * 2.0 / wide_gain < waves(128) ? 256 : 128;
+// 128 x 256 unit counted as 2 / wide_gain of a 128 x 128 one, each width with its own cluster
+// size. Chained (int8): both with 2-CTA clusters, wide_gain 1.15 (1.15-1.16x the throughput at
+// M = 1024 / 4096, s10-call3; at M = 256 on 8192^2 the 32 wide cluster units left half the SMs
+// idle: 1.11x cuBLAS vs 1.45x narrow). Promoting (fp8): the two-halves 128 x 256 loop without
+// clusters against 128 x 128 with them, wide_gain 1.19 (probe, s10-call4: 1221-1236 vs 974-1104
+// TFLOP/s; the halves lose 20% with clusters, the 128 x 128 loop gains 7-10%).
+struct TileChoice {
+  int bn, cluster;
+};
+inline TileChoice wide_or_narrow(int64_t tiles_p, int64_t rows_q, int sms, TileChoice wide, TileChoice narrow,
+                                 double wide_gain) {
+  auto waves = [&](TileChoice t) {
+    const int64_t slots = std::max(1, sms / t.cluster), pu = (tiles_p + t.cluster - 1) / t.cluster;
+    return double((pu * ((rows_q + t.bn - 1) / t.bn) + slots - 1) / slots);
+  };
+  return waves(wide) * 2.0 / wide_gain < waves(narrow) ? wide : narrow;
 }
 
 inline Plan make_plan(int64_t M, int64_t N, int64_t K, int sms, bool allow_split, bool promote, ScaleMode mode,
@@ -70,17 +80,20 @@ inline Plan make_plan(int64_t M, int64_t N, int64_t K, int sms, bool allow_split
   p.swap_ab = M <= 64;
   const int64_t rows_p = p.swap_ab ? N : M, rows_q = p.swap_ab ? M : N;
   const int64_t tiles_p = (rows_p + kBlockP - 1) / kBlockP;
-  static const int forced_cluster = env::integer("LOWBIT_SM90_CLUSTER", 0);
-  const int cluster = forced_cluster == 1 || forced_cluster == 2 ? forced_cluster : 2;
-  p.cluster = (!p.swap_ab && tiles_p >= 2) ? cluster : 1;
   // LOWBIT_SM90_BN (chained loops) / LOWBIT_FP8_BN (promoting ones): 128 or 256 forces the
-  // tile width at large M, 0 lets wide_or_narrow choose.
+  // tile width at large M, else wide_or_narrow chooses; LOWBIT_SM90_CLUSTER=1|2 forces the
+  // cluster size.
   static const int chained_bn = env::integer("LOWBIT_SM90_BN", 0);
-  static const int promoted_bn = env::integer("LOWBIT_FP8_BN", 128);
+  static const int promoted_bn = env::integer("LOWBIT_FP8_BN", 0);
+  static const int forced_cluster = env::integer("LOWBIT_SM90_CLUSTER", 0);
   const int forced_bn = promote ? promoted_bn : chained_bn;
-  p.bn = p.swap_ab ? (M <= 8 ? 8 : M <= 16 ? 16 : M <= 32 ? 32 : 64)
-         : forced_bn == 128 || forced_bn == 256 ? forced_bn
-                                                : wide_or_narrow(tiles_p, rows_q, p.cluster, sms, 1.15);
+  const TileChoice wide{256, promote ? 1 : 2}, narrow{128, 2};
+  TileChoice t = forced_bn == 256   ? wide
+                 : forced_bn == 128 ? narrow
+                                    : wide_or_narrow(tiles_p, rows_q, sms, wide, narrow, promote ? 1.19 : 1.15);
+  if (forced_cluster == 1 || forced_cluster == 2) t.cluster = forced_cluster;
+  p.bn = p.swap_ab ? (M <= 8 ? 8 : M <= 16 ? 16 : M <= 32 ? 32 : 64) : t.bn;
+  p.cluster = (!p.swap_ab && tiles_p >= 2) ? t.cluster : 1;
   // Two accumulator sets at 128 x 128 (bench/NOTES.md, fp8 v8); LOWBIT_FP8_ONE_ACC=1 for the
   // one-set ping-pong loop of v6 (A/B runs).
   static const bool one_acc = env::flag("LOWBIT_FP8_ONE_ACC");
