@@ -643,3 +643,9 @@ TAIL=70 step 120 table8 python3 bench/gemm.py --formats w8a8_int8,w8a8_fp8,fp8_b
 TAIL=30 step 200 model python3 bench/model.py --fused --formats w8a8_fp8,w8a8_int8,fp8_block --batch 1,16 --prefill 2048 \
   --out "$OUT/model.json"
 fi
+# Session 10, call 6 (probe only, no extension build): fp8 two-halves 128 x 256 with one promotion
+# per two K blocks (kFold = 2) against one per block, same run.
+#   PART=51 EXTRA='bash tools/session_queue.sh' bash -c 'OUT=${OUT:-/tmp/out} bash tools/session_queue.sh'
+if [ "$PART" = 51 ]; then
+TAIL=40 step 150 gemm_probe env SETS="5 6 1" NCU=0 bash tools/gemm_probe.sh
+fi
