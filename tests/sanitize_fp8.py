@@ -8,6 +8,7 @@ import torch
 sys.path.insert(0, __file__.rsplit("/tests/", 1)[0] + "/tests")
 from lowbit_ext import ops  # noqa: E402
 from test_cuda_fp8 import assert_close_to_reference, block_operands, fp8_operands  # noqa: E402
+from test_cuda_int8 import assert_bitwise, int8_operands  # noqa: E402
 
 for M, N, K in [(3, 200, 272), (65, 136, 384), (130, 264, 256)]:
     a, sa, b, sb = fp8_operands(M, N, K)
@@ -23,6 +24,19 @@ for q in (ops.quantize_int8_per_token, ops.quantize_fp8_per_token, ops.quantize_
     qc, sc = q(x.cuda())
     qr, sr = q(x)
     assert torch.equal(qc.view(torch.uint8).cpu(), qr.view(torch.uint8)) and torch.equal(sc.cpu(), sr), q.__name__
+# Large M, tiles out by TMA stores: 128 x 128 with clusters (1000 x 1048), the two-halves 128 x 256
+# loop (1024 x 4096: it needs half the waves there), the generic stores (N % 8 != 0); int8's
+# 128 x 128 and 128 x 256 (1024 x 8192) chained loops.
+for M, N, K in [(1000, 1048, 512), (1024, 4096, 256), (600, 4100, 256)]:
+    a, sa, b, sb = fp8_operands(M, N, K)
+    ref = ops.w8a8_fp8_mm(a, sa, b, sb)
+    assert_close_to_reference(ops.w8a8_fp8_mm(a.cuda(), sa.cuda(), b.cuda(), sb.cuda()), ref)
+    a, sa, b, sb = block_operands(M, N, (K // 128) * 128)
+    ref = ops.fp8_block_mm(a, sa, b, sb)
+    assert_close_to_reference(ops.fp8_block_mm(a.cuda(), sa.cuda(), b.cuda(), sb.cuda()), ref)
+for M, N, K in [(1000, 1048, 512), (1024, 8192, 256)]:
+    a, sa, b, sb = int8_operands(M, N, K, seed=M)
+    assert_bitwise(ops.w8a8_int8_mm(a.cuda(), sa.cuda(), b.cuda(), sb.cuda()), ops.w8a8_int8_mm(a, sa, b, sb), f"int8 M={M}")
 a, sa, b, sb = fp8_operands(5, 4096, 4096)  # the split-K path (32 tiles of weights)
 ref = ops.w8a8_fp8_mm(a, sa, b, sb)
 assert_close_to_reference(ops.w8a8_fp8_mm(a.cuda(), sa.cuda(), b.cuda(), sb.cuda()), ref)

@@ -103,9 +103,13 @@ inline Plan make_plan(int64_t M, int64_t N, int64_t K, int sms, bool allow_split
   p.acc_sets = (promote && !p.swap_ab && p.bn == 128 && !one_acc && p.fold == 1) ? 2 : 1;
   const int units = int((tiles_p + p.cluster - 1) / p.cluster * ((rows_q + p.bn - 1) / p.bn));
   const int num_kb = int((K + kBlockK - 1) / kBlockK);
-  // Split K only when the tiles cannot occupy a quarter of the SMs: writing and reducing fp32
-  // partial tiles measured slower than 64 tiles on 132 SMs without it (bench/NOTES.md).
-  p.splits = (!allow_split || units * 4 >= sms / p.cluster) ? 1 : choose_splits(units, num_kb, sms / p.cluster);
+  // Split K only when the tiles cannot occupy a quarter of the SMs at small M (swap-AB: writing
+  // and reducing fp32 partial tiles measured slower than 64 tiles on 132 SMs without it,
+  // bench/NOTES.md), half of them at large M (4096 x 14336 at M = 256: 32 cluster units on 66
+  // slots, 1.04x cuBLAS for fp8 in s10-call5).
+  const int slots = sms / p.cluster;
+  const bool few_units = p.swap_ab ? units * 4 < slots : units * 2 <= slots;
+  p.splits = (!allow_split || !few_units) ? 1 : choose_splits(units, num_kb, slots);
   static const int forced = env::integer("LOWBIT_FP8_SPLITS", 0);
   if (forced > 0 && allow_split) p.splits = std::min(forced, num_kb);
   p.kb_per_split = (num_kb + p.splits - 1) / p.splits;
