@@ -649,3 +649,23 @@ fi
 if [ "$PART" = 51 ]; then
 TAIL=40 step 150 gemm_probe env SETS="5 6 1" NCU=0 bash tools/gemm_probe.sh
 fi
+# Session 10, call 7: the large-M K split where units fill at most half the slots, and the swap-AB
+# line at 64 tokens against 32 (LOWBIT_SM90_SWAP_MAX): fp8 / int8 tests (TESTS), compute-sanitizer
+# memcheck and racecheck over tests/sanitize_fp8.py (the TMA-stored epilogue, the two halves, int8's
+# wide tiles), the swap A/B at 16..64 tokens, the split A/B at M = 256 / 512.
+#   PART=52 LOWBIT_KERNELS=quant,fp8,int8,w4 TESTS="tests/test_cuda_fp8.py tests/test_cuda_int8.py" \
+#     EXTRA='bash tools/session_queue.sh' BENCH=0 bash tools/device_run.sh
+if [ "$PART" = 52 ]; then
+TAIL=4 step 120 memcheck compute-sanitizer --tool memcheck --error-exitcode 9 python3 tests/sanitize_fp8.py
+TAIL=4 step 150 racecheck compute-sanitizer --tool racecheck --error-exitcode 9 python3 tests/sanitize_fp8.py
+for v in "swap64:" "swap32:LOWBIT_SM90_SWAP_MAX=32"; do
+  name=${v%%:*}; knob=${v#*:}
+  TAIL=24 step 45 "ab_$name" env $knob python3 bench/gemm.py --formats w8a8_fp8,fp8_block,w8a8_int8 --ms 16,33,48,64 \
+    --shapes 8192x8192,28672x8192,4096x14336 --peers none --no-ceilings --budget-s 35 --out "$OUT/ab_$name.json"
+done
+for v in "split:" "nosplit:LOWBIT_FP8_SPLITS=1"; do
+  name=${v%%:*}; knob=${v#*:}
+  TAIL=24 step 40 "ab_$name" env $knob python3 bench/gemm.py --formats w8a8_fp8,fp8_block --ms 256,512 \
+    --shapes 8192x8192,28672x8192,4096x14336 --peers none --no-ceilings --budget-s 30 --out "$OUT/ab_$name.json"
+done
+fi

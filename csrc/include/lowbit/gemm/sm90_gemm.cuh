@@ -171,8 +171,8 @@ __global__ void __launch_bounds__(kThreads, 1)
   static_assert(kQSlice % 8 == 0 && (kQSlice * kBlockK) % 1024 == 0, "multicast slices keep 1024-byte alignment");
   static_assert(kCluster == 1 || kCluster == 2, "clusters of 1 or 2 CTAs");
   static_assert(!kPromote || kAccRegs + kOutRegs <= 192, "accumulator + fp32 result: at most 192 registers per thread (of 232)");
-  static_assert(kNParts == 1 || (kNParts == 2 && kPromote && kAccSets == 1 && kFold <= 2 && kBN == 256),
-                "N in two parts: promoting 128 x 256 tiles with one accumulator set (kFold 1 or 2)");
+  static_assert(kNParts == 1 || (kNParts == 2 && kPromote && kAccSets == 1 && kFold == 1 && kBN == 256),
+                "N in two parts: promoting 128 x 256 tiles with one accumulator set");
   static_assert(kMode != ScaleMode::kBlock || kPromote, "block scales are applied at promotion");
   static_assert(kMode != ScaleMode::kBlock || std::is_same_v<typename Ops::Fold, float>, "block scales fold into fp32");
   static_assert(kAccSets == 1 || (kAccSets == 2 && kPromote && kBN <= 128),
@@ -254,7 +254,7 @@ __global__ void __launch_bounds__(kThreads, 1)
     const uint64_t desc_q0 = ptx::smem_desc_k_major_sw128(smem_q);
     constexpr uint32_t kBarWg0Issued = 1, kBarWg1Issued = 2;  // named barriers (0 is __syncthreads)
     constexpr uint32_t kBarEpi = 3;                             // + wg: a warpgroup's epilogue buffer
-    constexpr bool kPingPong = kPromote && kAccSets == 1 && (kFold == 1 || kNParts == 2);
+    constexpr bool kPingPong = kPromote && kAccSets == 1 && kFold == 1;
     bool issued_any = false;
 
     for (int u = cluster_id; u < num_units; u += num_clusters) {
@@ -317,30 +317,6 @@ __global__ void __launch_bounds__(kThreads, 1)
         if constexpr (kPingPong) ptx::named_barrier_arrive(wg == 0 ? kBarWg0Issued : kBarWg1Issued, 256);
         issued_any = true;
       };
-      // kNParts = 2, kFold = 2: part `part` of two waited-for stages' K blocks as one group, chained
-      // on a fresh accumulator (no control flow between the two blocks' wgmma: see the pairs).
-      auto issue_pair = [&](Acc (&acc)[kAccRegs], int st0, int st1, int part) {
-        if constexpr (kPingPong) {
-          if (wg == 1) ptx::named_barrier_sync(kBarWg0Issued, 256);
-          else if (issued_any) ptx::named_barrier_sync(kBarWg1Issued, 256);
-        }
-#pragma unroll
-        for (int r = 0; r < kAccRegs; ++r) ptx::fence_register(acc[r]);
-        ptx::wgmma_fence();
-#pragma unroll
-        for (int b = 0; b < 2; ++b) {
-          const int st = b == 0 ? st0 : st1;
-          const uint64_t desc_p = desc_p0 + uint64_t((st * Layout::kPBytes) >> 4);
-          const uint64_t desc_q = desc_q0 + uint64_t((st * Layout::kQBytes + part * kIssueN * kBlockK) >> 4);
-#pragma unroll
-          for (int k = 0; k < kBlockK / kWgmmaK; ++k)
-            Ops::template Mma<kIssueN>::mma(desc_p + (k * kWgmmaK >> 4), desc_q + (k * kWgmmaK >> 4), acc,
-                                            b > 0 || k > 0);
-        }
-        ptx::wgmma_commit();
-        if constexpr (kPingPong) ptx::named_barrier_arrive(wg == 0 ? kBarWg0Issued : kBarWg1Issued, 256);
-        issued_any = true;
-      };
       // This warp is done reading a stage, in every CTA that holds a copy of it.
       auto release = [&](int s) {
         if (lane == 0) {
@@ -384,41 +360,7 @@ __global__ void __launch_bounds__(kThreads, 1)
         }
       };
 
-      if constexpr (kNParts == 2 && kFold == 2) {
-        // Two halves of N, two K blocks per promotion: half 0 of blocks kb and kb + 1 as one
-        // group, promoted; then half 1, promoted, and both stages released. Half the promotions
-        // and ping-pong hand-offs of the one-block loop below (fp8 sums then chain 256 products
-        // in the tensor core: bench/NOTES.md measured fold 2 at the same error, fp8 v8 notes).
-        Scales sc{};
-        int kb = kb0;
-        for (; kb + 2 <= kb1; kb += 2) {
-          const int st0 = stage;
-          ptx::mbarrier_wait(&full[stage], phase);
-          advance();
-          const int st1 = stage;
-          ptx::mbarrier_wait(&full[stage], phase);
-          advance();
-          issue_pair(acc, st0, st1, 0);
-          ptx::wgmma_wait<0>();
-          promote(acc, sc, 0);
-          issue_pair(acc, st0, st1, 1);
-          ptx::wgmma_wait<0>();
-          release(st0);
-          release(st1);
-          promote(acc, sc, 1);
-        }
-        if (kb < kb1) {  // an odd last block: both halves on their own (fresh: kFold's issue chains otherwise)
-          const int cur_stage = stage;
-          issue(acc, true, /*fresh=*/true, 0);
-          ptx::wgmma_wait<0>();
-          promote(acc, sc, 0);
-          issue(acc, false, /*fresh=*/true, 1);
-          advance();
-          ptx::wgmma_wait<0>();
-          release(cur_stage);
-          promote(acc, sc, 1);
-        }
-      } else if constexpr (kFold > 1) {
+      if constexpr (kFold > 1) {
         // kFold K blocks chained on one accumulator, then one promotion: all kFold stages are
         // waited for first and the groups issued back to back (no control flow between them),
         // each stage released as its group completes, nothing in flight across the loop's
@@ -528,7 +470,7 @@ __global__ void __launch_bounds__(kThreads, 1)
         }
 #pragma unroll
         for (int r = 0; r < kAccRegs; ++r) ptx::fence_register(acc[r]);
-      } else if constexpr (kNParts == 2) {  // (kFold == 1)
+      } else if constexpr (kNParts == 2) {
         // Each half of the tile's columns in turn through the one accumulator: issue, wait,
         // promote (ping-pong: the other warpgroup's half runs on the tensor cores meanwhile);
         // the stage is free once the second half has read it.
