@@ -669,3 +669,11 @@ for v in "split:" "nosplit:LOWBIT_FP8_SPLITS=1"; do
     --shapes 8192x8192,28672x8192,4096x14336 --peers none --no-ceilings --budget-s 30 --out "$OUT/ab_$name.json"
 done
 fi
+# Session 10, call 8: fp8_block's swap-AB line at 32 tokens (s10-call7's A/B): fp8 / int8 tests
+# (TESTS), then the final fp8 / int8 table against torch's GEMMs (M = 1..8192, three shapes).
+#   PART=53 LOWBIT_KERNELS=quant,fp8,int8,w4 TESTS="tests/test_cuda_fp8.py tests/test_cuda_int8.py" \
+#     EXTRA='bash tools/session_queue.sh' BENCH=0 bash tools/device_run.sh
+if [ "$PART" = 53 ]; then
+TAIL=70 step 150 table8 python3 bench/gemm.py --formats w8a8_int8,w8a8_fp8,fp8_block --ms 1,16,64,256,1024,4096,8192 \
+  --shapes 8192x8192,28672x8192,4096x14336 --peers torch_scaled_mm,torch_int_mm --no-ceilings --budget-s 120 --out "$OUT/table8.json"
+fi
