@@ -39,6 +39,7 @@
 
 #include "lowbit/gemm/params.h"
 #include "lowbit/ptx/cluster.cuh"
+#include "lowbit/ptx/convert.cuh"
 #include "lowbit/ptx/mbarrier.cuh"
 #include "lowbit/ptx/memory.cuh"
 #include "lowbit/ptx/tma.cuh"
@@ -60,18 +61,6 @@ __device__ __forceinline__ void store_pair(__nv_bfloat16* p, float a, float b) {
 }
 __device__ __forceinline__ void store_pair(__half* p, float a, float b) {
   *reinterpret_cast<__half2*>(p) = __floats2half2_rn(a, b);
-}
-
-// Two adjacent outputs packed as the 4 bytes of one pair (the low half is the first).
-template <typename OutT>
-__device__ __forceinline__ uint32_t pack_pair(float a, float b) {
-  if constexpr (std::is_same_v<OutT, __nv_bfloat16>) {
-    const __nv_bfloat162 v = __floats2bfloat162_rn(a, b);
-    return *reinterpret_cast<const uint32_t*>(&v);
-  } else {
-    const __half2 v = __floats2half2_rn(a, b);
-    return *reinterpret_cast<const uint32_t*>(&v);
-  }
 }
 
 template <typename OutT>
@@ -565,7 +554,7 @@ __global__ void __launch_bounds__(kThreads, 1)
                 // 16-byte chunk cc % 8 of row `row` sits at chunk (cc % 8) ^ (row % 8) of it:
                 // bits 4-6 of row_addr[h] hold row % 8 = lane / 4 (the rest of bits 4-6 is zero).
                 ptx::st_shared_b32((row_addr[h] ^ ((cc % 8) << 4)) + (cc / 8) * Layout::kEpiBoxBytes,
-                                   pack_pair<OutT>(v[0], v[1]));
+                                   ptx::pack_f32x2<OutT>(v[0], v[1]));
               }
             }
             ptx::fence_proxy_async_smem();

@@ -30,6 +30,18 @@ __device__ __forceinline__ T from_f32(float v) {
   else return __float2half_rn(v);
 }
 
+// Two floats rounded to T (bf16 or fp16) and packed as one 4-byte pair, lo in the low half.
+template <typename T>
+__device__ __forceinline__ uint32_t pack_f32x2(float lo, float hi) {
+  if constexpr (std::is_same_v<T, __nv_bfloat16>) {
+    const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
+    return *reinterpret_cast<const uint32_t*>(&v);
+  } else {
+    const __half2 v = __floats2half2_rn(lo, hi);
+    return *reinterpret_cast<const uint32_t*>(&v);
+  }
+}
+
 // Two signed bytes of `word` (bytes b and b + 1) -> the exact 16-bit pair (lo, hi) of T:
 // each byte goes into the low mantissa byte of the fp32 2^23 + 128 + v (one PRMT, after the
 // sign bit is flipped to make v + 128 unsigned), one subtraction restores v exactly, and
@@ -39,13 +51,7 @@ __device__ __forceinline__ uint32_t s8x2_to_pair(uint32_t word, int b) {
   const uint32_t u = word ^ 0x80808080u;
   const float lo = __uint_as_float(__byte_perm(u, 0x4B000000u, 0x7640 | b)) - 8388736.0f;
   const float hi = __uint_as_float(__byte_perm(u, 0x4B000000u, 0x7640 | (b + 1))) - 8388736.0f;
-  if constexpr (std::is_same_v<T, __nv_bfloat16>) {
-    const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
-    return *reinterpret_cast<const uint32_t*>(&v);
-  } else {
-    const __half2 v = __floats2half2_rn(lo, hi);
-    return *reinterpret_cast<const uint32_t*>(&v);
-  }
+  return pack_f32x2<T>(lo, hi);
 }
 
 // Two e4m3 bytes of `word` (bytes b and b + 1) times `scale` -> the bf16 pair (lo, hi). For
