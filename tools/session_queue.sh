@@ -677,3 +677,11 @@ if [ "$PART" = 53 ]; then
 TAIL=70 step 150 table8 python3 bench/gemm.py --formats w8a8_int8,w8a8_fp8,fp8_block --ms 1,16,64,256,1024,4096,8192 \
   --shapes 8192x8192,28672x8192,4096x14336 --peers torch_scaled_mm,torch_int_mm --no-ceilings --budget-s 120 --out "$OUT/table8.json"
 fi
+# Session 10, call 9 (probe only): ncu summaries of the two-halves fp8 loop with and without
+# clusters and of the chained int8 128 x 256 loop, for the next session's mainloop work.
+#   PART=54 OUT=$OUT bash tools/session_queue.sh
+if [ "$PART" = 54 ]; then
+TAIL=60 step 240 gemm_probe env SETS="5 2" PROBE_CONFIG=none \
+  NCU="fp8_promote_256_halves_c1:full:8192:5 fp8_promote_256_halves_c2:full:8192:5 s8_chain_256_c2:full:8192:2" \
+  bash tools/gemm_probe.sh
+fi
