@@ -685,3 +685,14 @@ TAIL=60 step 240 gemm_probe env SETS="5 2" PROBE_CONFIG=none \
   NCU="fp8_promote_256_halves_c1:full:8192:5 fp8_promote_256_halves_c2:full:8192:5 s8_chain_256_c2:full:8192:2" \
   bash tools/gemm_probe.sh
 fi
+# For session 11: branch s10-epilogue-pairs (the TMA epilogue's scales and bias read in aligned
+# pairs: no stack in any sm90 kernel; compiled and SASS-checked, not run). On that branch: fp8 /
+# int8 tests, sanitize_fp8 under memcheck / racecheck, and the fp8 / int8 table; merge if clean.
+#   git checkout s10-epilogue-pairs && PART=55 LOWBIT_KERNELS=quant,fp8,int8,w4 \
+#     TESTS="tests/test_cuda_fp8.py tests/test_cuda_int8.py" EXTRA='bash tools/session_queue.sh' BENCH=0 bash tools/device_run.sh
+if [ "$PART" = 55 ]; then
+TAIL=4 step 120 memcheck compute-sanitizer --tool memcheck --error-exitcode 9 python3 tests/sanitize_fp8.py
+TAIL=4 step 150 racecheck compute-sanitizer --tool racecheck --error-exitcode 9 python3 tests/sanitize_fp8.py
+TAIL=70 step 150 table8 python3 bench/gemm.py --formats w8a8_int8,w8a8_fp8,fp8_block --ms 1,16,64,256,1024,4096,8192 \
+  --shapes 8192x8192,28672x8192,4096x14336 --peers torch_scaled_mm,torch_int_mm --no-ceilings --budget-s 120 --out "$OUT/table8.json"
+fi
