@@ -688,8 +688,10 @@ fi
 # For session 11: branch s10-epilogue-pairs (the TMA epilogue's scales and bias read in aligned
 # pairs: no stack in any sm90 kernel; compiled and SASS-checked, not run). On that branch: fp8 /
 # int8 tests, sanitize_fp8 under memcheck / racecheck, and the fp8 / int8 table; merge if clean.
+# (The branch also reads the w4 wgmma epilogue's bias / row scales by read-only loads: its tests too.)
 #   git checkout s10-epilogue-pairs && PART=55 LOWBIT_KERNELS=quant,fp8,int8,w4 \
-#     TESTS="tests/test_cuda_fp8.py tests/test_cuda_int8.py" EXTRA='bash tools/session_queue.sh' BENCH=0 bash tools/device_run.sh
+#     TESTS="tests/test_cuda_fp8.py tests/test_cuda_int8.py tests/test_cuda_a16w4.py tests/test_cuda_a16w8.py tests/test_cuda_mxfp4.py tests/test_cuda_a8w4_mx.py" \
+#     EXTRA='bash tools/session_queue.sh' BENCH=0 bash tools/device_run.sh
 if [ "$PART" = 55 ]; then
 TAIL=4 step 120 memcheck compute-sanitizer --tool memcheck --error-exitcode 9 python3 tests/sanitize_fp8.py
 TAIL=4 step 150 racecheck compute-sanitizer --tool racecheck --error-exitcode 9 python3 tests/sanitize_fp8.py
