@@ -128,7 +128,8 @@ struct SmemLayout {
 // Stages: as many as fit 227 KB next to the epilogue buffers, at most 8.
 template <int kBN, bool kStoreTma>
 constexpr int sm90_stages() {
-  constexpr int fit = (227 * 1024 - 2048 - SmemLayout<kBN, 1, kStoreTma>::kEpiBytes) / (kBlockP * kBlockK + kBN * kBlockK);
+  constexpr int fit =
+      (227 * 1024 - 2048 - SmemLayout<kBN, 1, kStoreTma>::kEpiBytes) / (kBlockP * kBlockK + kBN * kBlockK);
   return fit < 8 ? fit : 8;
 }
 
@@ -159,7 +160,8 @@ __global__ void __launch_bounds__(kThreads, 1)
   static_assert(kBN % 8 == 0 && kBN >= 8 && kBN <= 256, "wgmma N is 8..256");
   static_assert(kQSlice % 8 == 0 && (kQSlice * kBlockK) % 1024 == 0, "multicast slices keep 1024-byte alignment");
   static_assert(kCluster == 1 || kCluster == 2, "clusters of 1 or 2 CTAs");
-  static_assert(!kPromote || kAccRegs + kOutRegs <= 192, "accumulator + fp32 result: at most 192 registers per thread (of 232)");
+  static_assert(!kPromote || kAccRegs + kOutRegs <= 192,
+                "accumulator + fp32 result: at most 192 registers per thread (of 232)");
   static_assert(kNParts == 1 || (kNParts == 2 && kPromote && kAccSets == 1 && kFold == 1 && kBN == 256),
                 "N in two parts: promoting 128 x 256 tiles with one accumulator set");
   static_assert(kMode != ScaleMode::kBlock || kPromote, "block scales are applied at promotion");
@@ -504,21 +506,24 @@ __global__ void __launch_bounds__(kThreads, 1)
       if constexpr (kStoreTma) {
         if (direct && e.tma_store) {
           // Through shared memory and TMA stores (rows and columns past C's edge are clipped by
-          // the TMA unit): per 128 columns (two boxes; kBN = 192 ends with one), wait until this warpgroup's previous store has read
-          // its buffer, write the scaled pairs into it (swizzled), fence them to the async proxy,
-          // and one thread stores the two boxes; the warpgroup moves on without waiting for the
-          // writes. The scales come by read-only loads, free to run ahead of the shared stores
-          // (the generic path below must reload them after each global store it might alias).
-          // The arithmetic is finish()'s (not swap-AB: P scale first, then Q, then bias).
+          // the TMA unit): per 128 columns (two boxes; kBN = 192 ends with one), wait until this
+          // warpgroup's previous store has read its buffer, write the scaled pairs into it
+          // (swizzled), fence them to the async proxy, and one thread stores the boxes; the
+          // warpgroup moves on without waiting for the writes. The scales come by read-only
+          // loads, free to run ahead of the shared stores (plain loads would be re-issued after
+          // each global store they might alias: the old epilogue's cost). The arithmetic is
+          // finish()'s (not swap-AB: P scale first, then Q, then bias).
           uint8_t* buf = smem_epi + wg * Layout::kEpiWgBytes;
           uint32_t row_addr[2];  // this thread's 4 bytes in chunk 0 of its rows (of the warpgroup's 64), swizzled
 #pragma unroll
           for (int h = 0; h < 2; ++h)
-            row_addr[h] = ptx::smem_addr(buf) + (warp_in_wg * 16 + 8 * h + lane / 4) * 128 + ((lane / 4) << 4) + (lane % 4) * 4;
+            row_addr[h] =
+                ptx::smem_addr(buf) + (warp_in_wg * 16 + 8 * h + lane / 4) * 128 + ((lane / 4) << 4) + (lane % 4) * 4;
           float sp[2] = {1.0f, 1.0f};
           if constexpr (kMode == ScaleMode::kRowCol) {
 #pragma unroll
-            for (int h = 0; h < 2; ++h) sp[h] = __ldg(&e.p_scale[min(i0 + 8 * h, params.rows_p - 1) * e.p_scale_stride]);
+            for (int h = 0; h < 2; ++h)
+              sp[h] = __ldg(&e.p_scale[min(i0 + 8 * h, params.rows_p - 1) * e.p_scale_stride]);
           }
 #pragma unroll
           for (int rd = 0; rd < (kBN + 127) / 128; ++rd) {
@@ -527,8 +532,9 @@ __global__ void __launch_bounds__(kThreads, 1)
             if (threadIdx.x % 128 == 0) ptx::bulk_wait_group_read<0>();
             ptx::named_barrier_sync(kBarEpi + wg, 128);
             // Read-only loads may be hoisted anywhere: taken through pointers that come out of an
-            // opaque move after the barrier, they stay in their round (hoisting every round's
-            // scales to the top spilled the 128 x 256 kernels).
+            // opaque move after the barrier, they stay in their round (fewer live registers; the
+            // 128 x 256 kernels' 8-40 bytes of stack come from the bias loads all the same:
+            // bench/NOTES.md session 10).
             const float* q_scale = ptx::opaque(e.q_scale);
             const OutT* bias = ptx::opaque(static_cast<const OutT*>(e.bias));
 #pragma unroll

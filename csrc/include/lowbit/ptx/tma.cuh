@@ -60,7 +60,8 @@ __device__ __forceinline__ void bulk_copy_g2s(void* dst, const void* src, uint32
 // written from src, laid out as the map's swizzle says; elements outside the tensor are not
 // written (that is how M and N tails are clipped). Completion is tracked per thread by bulk
 // groups (bulk_commit_group / bulk_wait_group*), not by an mbarrier.
-__device__ __forceinline__ void tma_store_2d(const CUtensorMap* map, const void* src, int32_t c_inner, int32_t c_outer) {
+__device__ __forceinline__ void tma_store_2d(const CUtensorMap* map, const void* src, int32_t c_inner,
+                                             int32_t c_outer) {
   asm volatile("cp.async.bulk.tensor.2d.global.shared::cta.bulk_group [%0, {%2, %3}], [%1];" ::"l"(
                    reinterpret_cast<uint64_t>(map)),
                "r"(smem_addr(src)), "r"(c_inner), "r"(c_outer)
