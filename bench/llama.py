@@ -57,6 +57,11 @@ def apply_rope(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
     return torch.cat((x1 * c - x2 * s, x2 * c + x1 * s), dim=-1).to(x.dtype)
 
 
+def cache_mask(input_pos: Tensor, cache_len: int) -> Tensor:
+    """Causal over a static cache: the query at position p sees keys 0..p. (T, cache_len) bool."""
+    return torch.arange(cache_len, device=input_pos.device)[None, :] <= input_pos[:, None]
+
+
 class KVCache(nn.Module):
     def __init__(self, max_batch, max_seq, n_kv_heads, head_dim, dtype, device=None):
         super().__init__()
@@ -91,7 +96,8 @@ class Attention(nn.Module):
         cfg, hd = self.cfg, self.cfg.head_dim
         return self.qkv_proj(x).split([cfg.n_heads * hd, cfg.n_kv_heads * hd, cfg.n_kv_heads * hd], dim=-1)
 
-    def forward(self, x: Tensor, cos: Tensor, sin: Tensor, input_pos: Optional[Tensor]) -> Tensor:
+    def forward(self, x: Tensor, cos: Tensor, sin: Tensor, input_pos: Optional[Tensor],
+                mask: Optional[Tensor] = None) -> Tensor:
         cfg = self.cfg
         B, T, _ = x.shape
         hd = cfg.head_dim
@@ -101,16 +107,14 @@ class Attention(nn.Module):
         v = v.view(B, T, cfg.n_kv_heads, hd).transpose(1, 2)
         if self.kv_cache is not None and input_pos is not None:
             k, v = self.kv_cache.update(input_pos, k, v)
-            # causal over the cache: query at position p sees keys 0..p
-            S = k.shape[2]
-            mask = torch.arange(S, device=x.device)[None, :] <= input_pos[:, None]   # (T, S)
+            if mask is None:
+                mask = cache_mask(input_pos, k.shape[2])
             attn_kw = dict(attn_mask=mask[None, None])
         else:
             attn_kw = dict(is_causal=True)
-        rep = cfg.n_heads // cfg.n_kv_heads
-        k = k.repeat_interleave(rep, dim=1)
-        v = v.repeat_interleave(rep, dim=1)
-        y = F.scaled_dot_product_attention(q, k, v, **attn_kw)
+        # grouped-query heads read their KV head in place (query head h -> KV head h // (n_heads /
+        # n_kv_heads), repeat_interleave's mapping) instead of copying the cache 4x per layer
+        y = F.scaled_dot_product_attention(q, k, v, enable_gqa=cfg.n_heads != cfg.n_kv_heads, **attn_kw)
         return self.o_proj(y.transpose(1, 2).reshape(B, T, cfg.n_heads * hd))
 
 
@@ -138,8 +142,8 @@ class Block(nn.Module):
         self.post_attn_norm = RMSNorm(cfg.dim, cfg.norm_eps)
         self.mlp = MLP(cfg)
 
-    def forward(self, x, cos, sin, input_pos):
-        h = x + self.attn(self.input_norm(x), cos, sin, input_pos)
+    def forward(self, x, cos, sin, input_pos, mask=None):
+        h = x + self.attn(self.input_norm(x), cos, sin, input_pos, mask)
         return h + self.mlp(self.post_attn_norm(h))
 
 
@@ -177,8 +181,11 @@ class Transformer(nn.Module):
         else:
             cos, sin = self.rope_cos[input_pos], self.rope_sin[input_pos]
         x = self.embed(tokens)
+        # the decode mask once per step, not once per layer (every layer's cache has one length)
+        cache = self.layers[0].attn.kv_cache if len(self.layers) else None
+        mask = cache_mask(input_pos, cache.k.shape[2]) if cache is not None and input_pos is not None else None
         for b in self.layers:
-            x = b(x, cos, sin, input_pos)
+            x = b(x, cos, sin, input_pos, mask)
         return self.lm_head(self.norm(x))
 
 
