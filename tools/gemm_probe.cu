@@ -43,6 +43,8 @@ struct NoMmaOperands {
   };
 };
 
+// The library's lowbit/tma_desc.h make_2d, less its argument checks (they report through torch,
+// which this probe does not link): 128-byte swizzle, boxes of box_rows x box_cols elements.
 using EncodeFn = CUresult (*)(CUtensorMap*, CUtensorMapDataType, cuuint32_t, void*, const cuuint64_t*,
                               const cuuint64_t*, const cuuint32_t*, const cuuint32_t*, CUtensorMapInterleave,
                               CUtensorMapSwizzle, CUtensorMapL2promotion, CUtensorMapFloatOOBfill);
@@ -82,13 +84,12 @@ static bool picked(const char* env, const char* value) {
 }
 
 // kStoreTma: the library's normal-layout kernels (TMA-stored epilogue); false: the generic one.
-template <class Ops, int kBN, int kCluster, bool kPromote, int kAccSets, bool kStoreTma = true, int kNParts = 1,
-          int kFold = 1>
+template <class Ops, int kBN, int kCluster, bool kPromote, int kAccSets, bool kStoreTma = true, int kNParts = 1>
 void run_config(const char* name, const Buffers& b, int sms) {
   if (!picked("PROBE_CONFIG", name)) return;
   constexpr int kStages = sm90_stages<kBN, kStoreTma>();
   auto kernel = sm90_gemm_kernel<Ops, ScaleMode::kRowCol, kBN, kCluster, kStages, kPromote, 1, 1, __nv_bfloat16,
-                                 kAccSets, kFold, kStoreTma, kNParts>;
+                                 kAccSets, 1, kStoreTma, kNParts>;
   constexpr int smem = SmemLayout<kBN, kStages, kStoreTma>::kBytes;
   CHECK_CUDA(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
   cudaLaunchConfig_t cfg{};

@@ -16,6 +16,18 @@ step() {  # step <seconds> <name> <command...>
   timeout "$limit" "$@" > "$OUT/q_$name.log" 2>&1
   echo "   exit $?"; tail -${TAIL:-6} "$OUT/q_$name.log"
 }
+# Benches several parts share: int4 per channel / g128 and mxfp4 at 16 / 64 tokens on the four
+# shapes (sessions 9-10), and the 8-bit-activation table against torch's GEMMs (session 10):
+#   step_table8 <step seconds> <bench budget seconds>
+step_pc64() {
+  TAIL=30 step 60 pc64 python3 bench/gemm.py --formats a16w4,mxfp4 --a16w4-groups=-1,128 --ms 16,64 \
+    --shapes 8192x8192,28672x8192,4096x14336,14336x4096 --peers none --no-ceilings --budget-s 45 --out "$OUT/pc64.json"
+}
+step_table8() {
+  step "$1" table8 python3 bench/gemm.py --formats w8a8_int8,w8a8_fp8,fp8_block --ms 1,16,64,256,1024,4096,8192 \
+    --shapes 8192x8192,28672x8192,4096x14336 --peers torch_scaled_mm,torch_int_mm --no-ceilings --budget-s "$2" \
+    --out "$OUT/table8.json"
+}
 PART=${PART:-1}
 if [ "$PART" = 1 ]; then
 step 240 variants python3 -m pytest -q -m cuda -p no:cacheprovider tests/test_cuda_variants.py
@@ -555,8 +567,7 @@ fi
 #   PART=44 LOWBIT_KERNELS=quant,w4,int8 TESTS="tests/test_cuda_a16w4.py tests/test_cuda_mxfp4.py" EXTRA='bash tools/session_queue.sh' BENCH=0 \
 #     bash tools/device_run.sh "large_m or wgmma or matches_reference"
 if [ "$PART" = 44 ]; then
-TAIL=30 step 60 pc64 python3 bench/gemm.py --formats a16w4,mxfp4 --a16w4-groups=-1,128 --ms 16,64 \
-  --shapes 8192x8192,28672x8192,4096x14336,14336x4096 --peers none --no-ceilings --budget-s 45 --out "$OUT/pc64.json"
+step_pc64
 TAIL=20 step 100 ncu_m16 env SOURCE=1 VARIANTS="a16w4_m16:a16w4:16:wgmma" bash tools/wgmma_profile.sh
 fi
 # Session 9 (written after its last call), for the next session: one wgmma group in flight as
@@ -583,8 +594,7 @@ fi
 #   PART=46 LOWBIT_KERNELS=quant,w4,int8 TESTS="tests/test_cuda_a16w4.py tests/test_cuda_mxfp4.py" \
 #     EXTRA='bash tools/session_queue.sh' BENCH=0 bash tools/device_run.sh "large_m or wgmma or matches_reference"
 if [ "$PART" = 46 ]; then
-TAIL=30 step 60 pc64 python3 bench/gemm.py --formats a16w4,mxfp4 --a16w4-groups=-1,128 --ms 16,64 \
-  --shapes 8192x8192,28672x8192,4096x14336,14336x4096 --peers none --no-ceilings --budget-s 45 --out "$OUT/pc64.json"
+step_pc64
 TAIL=6 step 120 variants python3 -m pytest -q -m cuda -p no:cacheprovider tests/test_cuda_variants.py -k "in-flight"
 for v in "drain:" "flight:LOWBIT_W4_WGMMA_IN_FLIGHT=1"; do
   name=${v%%:*}; knob=${v#*:}
@@ -598,8 +608,7 @@ fi
 # no memory / no mma, 128 and 256 columns, clusters; ncu of three cases).
 #   PART=47 LOWBIT_KERNELS=quant,w4,int8 EXTRA='bash tools/session_queue.sh' BENCH=0 bash tools/device_run.sh nothing_selected
 if [ "$PART" = 47 ]; then
-TAIL=30 step 60 pc64 python3 bench/gemm.py --formats a16w4,mxfp4 --a16w4-groups=-1,128 --ms 16,64 \
-  --shapes 8192x8192,28672x8192,4096x14336,14336x4096 --peers none --no-ceilings --budget-s 45 --out "$OUT/pc64.json"
+step_pc64
 TAIL=80 step 400 gemm_probe bash tools/gemm_probe.sh
 fi
 # Session 10, call 3: the 8-bit GEMMs' TMA-stored epilogue (sm90_gemm.cuh kStoreTma; the generic
@@ -610,8 +619,7 @@ fi
 #     EXTRA='bash tools/session_queue.sh' BENCH=0 bash tools/device_run.sh
 if [ "$PART" = 48 ]; then
 TAIL=40 step 100 gemm_probe env SETS="1 2 3" NCU=0 bash tools/gemm_probe.sh
-TAIL=60 step 170 table8 python3 bench/gemm.py --formats w8a8_int8,w8a8_fp8,fp8_block --ms 1,16,64,256,1024,4096,8192 \
-  --shapes 8192x8192,28672x8192,4096x14336 --peers torch_scaled_mm,torch_int_mm --no-ceilings --budget-s 150 --out "$OUT/table8.json"
+TAIL=60 step_table8 170 150
 TAIL=20 step 50 int8_bn128 env LOWBIT_SM90_BN=128 python3 bench/gemm.py --formats w8a8_int8 --ms 256,1024,4096,8192 \
   --shapes 8192x8192,28672x8192,4096x14336 --peers none --no-ceilings --budget-s 40 --out "$OUT/int8_bn128.json"
 fi
@@ -638,8 +646,7 @@ fi
 #     EXTRA='bash tools/session_queue.sh' BENCH=0 bash tools/device_run.sh
 if [ "$PART" = 50 ]; then
 TAIL=6 step 100 variants python3 -m pytest -q -m cuda -p no:cacheprovider tests/test_cuda_variants.py -k "fp8-wide or int8-wide"
-TAIL=70 step 120 table8 python3 bench/gemm.py --formats w8a8_int8,w8a8_fp8,fp8_block --ms 1,16,64,256,1024,4096,8192 \
-  --shapes 8192x8192,28672x8192,4096x14336 --peers torch_scaled_mm,torch_int_mm --no-ceilings --budget-s 100 --out "$OUT/table8.json"
+TAIL=70 step_table8 120 100
 TAIL=30 step 200 model python3 bench/model.py --fused --formats w8a8_fp8,w8a8_int8,fp8_block --batch 1,16 --prefill 2048 \
   --out "$OUT/model.json"
 fi
@@ -674,8 +681,7 @@ fi
 #   PART=53 LOWBIT_KERNELS=quant,fp8,int8,w4 TESTS="tests/test_cuda_fp8.py tests/test_cuda_int8.py" \
 #     EXTRA='bash tools/session_queue.sh' BENCH=0 bash tools/device_run.sh
 if [ "$PART" = 53 ]; then
-TAIL=70 step 150 table8 python3 bench/gemm.py --formats w8a8_int8,w8a8_fp8,fp8_block --ms 1,16,64,256,1024,4096,8192 \
-  --shapes 8192x8192,28672x8192,4096x14336 --peers torch_scaled_mm,torch_int_mm --no-ceilings --budget-s 120 --out "$OUT/table8.json"
+TAIL=70 step_table8 150 120
 fi
 # Session 10, call 9 (probe only): ncu summaries of the two-halves fp8 loop with and without
 # clusters and of the chained int8 128 x 256 loop, for the next session's mainloop work.
@@ -695,6 +701,5 @@ fi
 if [ "$PART" = 55 ]; then
 TAIL=4 step 120 memcheck compute-sanitizer --tool memcheck --error-exitcode 9 python3 tests/sanitize_fp8.py
 TAIL=4 step 150 racecheck compute-sanitizer --tool racecheck --error-exitcode 9 python3 tests/sanitize_fp8.py
-TAIL=70 step 150 table8 python3 bench/gemm.py --formats w8a8_int8,w8a8_fp8,fp8_block --ms 1,16,64,256,1024,4096,8192 \
-  --shapes 8192x8192,28672x8192,4096x14336 --peers torch_scaled_mm,torch_int_mm --no-ceilings --budget-s 120 --out "$OUT/table8.json"
+TAIL=70 step_table8 150 120
 fi

@@ -55,6 +55,15 @@ void launch_kernel(const Launch& a) {
   C10_CUDA_CHECK(cudaLaunchKernelEx(&cfg, kernel, a.tmap_p, a.tmap_q, a.tmap_out, a.params));
 }
 
+// launch_kernel with the plan's cluster size (1 or 2) as its template argument.
+template <class Ops, ScaleMode kMode, int kBN, bool kPromote, int kPDiv, int kQDiv, typename OutT, int kAccSets = 1,
+          int kFold = 1, bool kStoreTma = false, int kNParts = 1>
+void launch_clustered(const Launch& a) {
+  if (a.plan.cluster == 2)
+    return launch_kernel<Ops, kMode, kBN, 2, kPromote, kPDiv, kQDiv, OutT, kAccSets, kFold, kStoreTma, kNParts>(a);
+  launch_kernel<Ops, kMode, kBN, 1, kPromote, kPDiv, kQDiv, OutT, kAccSets, kFold, kStoreTma, kNParts>(a);
+}
+
 template <class Ops, ScaleMode kMode, bool kPromote, typename OutT>
 void dispatch_tile(const Launch& a) {
   // Block-scale grouping: activations carry one scale per row, weights one per 128 rows.
@@ -64,30 +73,18 @@ void dispatch_tile(const Launch& a) {
     // chained: 128 x 256 or 128 (make_plan). All store C through shared memory and TMA
     // (kStoreTma) where params.epi.tma_store.
     if constexpr (kPromote && kMode == ScaleMode::kRowCol && std::is_same_v<OutT, __nv_bfloat16>) {
-      if (a.plan.fold == 2) {  // LOWBIT_FP8_FOLD_EVERY: an experiment (sm90_host.h)
-        if (a.plan.cluster == 2) return launch_kernel<Ops, kMode, 128, 2, kPromote, kAct, kWgt, OutT, 1, 2, true>(a);
-        return launch_kernel<Ops, kMode, 128, 1, kPromote, kAct, kWgt, OutT, 1, 2, true>(a);
-      }
-      if (a.plan.fold == 4) {
-        if (a.plan.cluster == 2) return launch_kernel<Ops, kMode, 128, 2, kPromote, kAct, kWgt, OutT, 1, 4, true>(a);
-        return launch_kernel<Ops, kMode, 128, 1, kPromote, kAct, kWgt, OutT, 1, 4, true>(a);
-      }
+      // LOWBIT_FP8_FOLD_EVERY: an experiment (sm90_host.h)
+      if (a.plan.fold == 2) return launch_clustered<Ops, kMode, 128, kPromote, kAct, kWgt, OutT, 1, 2, true>(a);
+      if (a.plan.fold == 4) return launch_clustered<Ops, kMode, 128, kPromote, kAct, kWgt, OutT, 1, 4, true>(a);
     }
     if constexpr (kPromote) {
-      if (a.plan.bn == 256) {  // two halves of N per K block (sm90_gemm.cuh kNParts)
-        if (a.plan.cluster == 2) return launch_kernel<Ops, kMode, 256, 2, kPromote, kAct, kWgt, OutT, 1, 1, true, 2>(a);
-        return launch_kernel<Ops, kMode, 256, 1, kPromote, kAct, kWgt, OutT, 1, 1, true, 2>(a);
-      }
-      if (a.plan.acc_sets == 2) {
-        if (a.plan.cluster == 2) return launch_kernel<Ops, kMode, 128, 2, kPromote, kAct, kWgt, OutT, 2, 1, true>(a);
-        return launch_kernel<Ops, kMode, 128, 1, kPromote, kAct, kWgt, OutT, 2, 1, true>(a);
-      }
+      // two halves of N per K block (sm90_gemm.cuh kNParts)
+      if (a.plan.bn == 256) return launch_clustered<Ops, kMode, 256, kPromote, kAct, kWgt, OutT, 1, 1, true, 2>(a);
+      if (a.plan.acc_sets == 2) return launch_clustered<Ops, kMode, 128, kPromote, kAct, kWgt, OutT, 2, 1, true>(a);
     } else if (a.plan.bn == 256) {
-      if (a.plan.cluster == 2) return launch_kernel<Ops, kMode, 256, 2, kPromote, kAct, kWgt, OutT, 1, 1, true>(a);
-      return launch_kernel<Ops, kMode, 256, 1, kPromote, kAct, kWgt, OutT, 1, 1, true>(a);
+      return launch_clustered<Ops, kMode, 256, kPromote, kAct, kWgt, OutT, 1, 1, true>(a);
     }
-    if (a.plan.cluster == 2) return launch_kernel<Ops, kMode, 128, 2, kPromote, kAct, kWgt, OutT, 1, 1, true>(a);
-    return launch_kernel<Ops, kMode, 128, 1, kPromote, kAct, kWgt, OutT, 1, 1, true>(a);
+    return launch_clustered<Ops, kMode, 128, kPromote, kAct, kWgt, OutT, 1, 1, true>(a);
   }
   switch (a.plan.bn) {
     case 8: return launch_kernel<Ops, kMode, 8, 1, kPromote, kWgt, kAct, OutT>(a);
