@@ -542,11 +542,21 @@ __global__ void __launch_bounds__(kThreads, 1)
               const int c = rd * 16 + cc;
               const int j = j_base + c * 8 + col_in_chunk;
               float sq[2] = {1.0f, 1.0f}, b[2] = {0.0f, 0.0f};
-#pragma unroll
-              for (int t = 0; t < 2; ++t) {
-                const int jt = min(j + t, params.rows_q - 1);
-                if constexpr (kMode == ScaleMode::kRowCol) sq[t] = __ldg(&q_scale[jt * e.q_scale_stride]);
-                if (bias) b[t] = from_out(__ldg(&bias[jt]));
+              // Column pairs (j, j + 1) by one load each: j is even and rows_q % 8 == 0, so a pair is
+              // inside C or wholly past it (then the last pair stands in: those columns are clipped);
+              // the host checks the 8- / 4-byte alignment of the scale and bias vectors.
+              if constexpr (kMode == ScaleMode::kRowCol) {
+                if (e.q_scale_stride == 0) {
+                  sq[0] = sq[1] = __ldg(q_scale);
+                } else {
+                  const float2 q2 = __ldg(reinterpret_cast<const float2*>(q_scale + min(j, params.rows_q - 2)));
+                  sq[0] = q2.x, sq[1] = q2.y;
+                }
+              }
+              if (bias) {
+                const uint32_t pair = __ldg(reinterpret_cast<const unsigned int*>(bias + min(j, params.rows_q - 2)));
+                const float2 bf = ptx::unpack_f32x2<OutT>(pair);
+                b[0] = bf.x, b[1] = bf.y;
               }
 #pragma unroll
               for (int h = 0; h < 2; ++h) {

@@ -174,7 +174,10 @@ inline Tensor sm90_gemm(ScaleMode mode, const Tensor& a, const Tensor& a_scale, 
   }
   // The normal layout's tiles go out by TMA stores where C's rows are 16-byte multiples and no
   // K split writes fp32 partials instead (sm90_gemm.cuh kStoreTma). out is ours: 16-byte aligned.
-  e.tma_store = !plan.swap_ab && plan.splits == 1 && (N * 2) % 16 == 0;
+  // (The TMA path also reads the column scales and bias in aligned pairs: sm90_gemm.cuh.)
+  const auto aligned = [](const void* ptr, uintptr_t n) { return reinterpret_cast<uintptr_t>(ptr) % n == 0; };
+  e.tma_store = !plan.swap_ab && plan.splits == 1 && N % 8 == 0 && (!bias || aligned(bias->data_ptr(), 4)) &&
+                (mode != ScaleMode::kRowCol || q_scale.numel() == 1 || aligned(q_scale.data_ptr(), 8));
   if (e.tma_store) L.tmap_out = tma::make_2d(out.data_ptr(), 2, M, N, N, 64, 64, CU_TENSOR_MAP_SWIZZLE_128B);
   Tensor workspace;
   if (plan.splits > 1) {

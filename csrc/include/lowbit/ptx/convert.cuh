@@ -42,6 +42,16 @@ __device__ __forceinline__ uint32_t pack_f32x2(float lo, float hi) {
   }
 }
 
+// The inverse: a 4-byte pair of T -> two floats (exact).
+template <typename T>
+__device__ __forceinline__ float2 unpack_f32x2(uint32_t pair) {
+  if constexpr (std::is_same_v<T, __nv_bfloat16>) {
+    return make_float2(__uint_as_float(pair << 16), __uint_as_float(pair & 0xFFFF0000u));
+  } else {
+    return __half22float2(*reinterpret_cast<const __half2*>(&pair));
+  }
+}
+
 // Two signed bytes of `word` (bytes b and b + 1) -> the exact 16-bit pair (lo, hi) of T:
 // each byte goes into the low mantissa byte of the fp32 2^23 + 128 + v (one PRMT, after the
 // sign bit is flipped to make v + 128 unsigned), one subtraction restores v exactly, and
