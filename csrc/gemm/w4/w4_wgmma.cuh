@@ -435,14 +435,18 @@ __device__ __forceinline__ void a16w4_wgmma_consume(const W4WgmmaParams& p, uint
   T* out = static_cast<T*>(p.out);
   // int8 rows: the per-channel scale rs, then the bias (the reference's order, one rounding)
   constexpr bool kRowScale = kRows8 && !kMx;
+  // (Bias and row scales by read-only loads: through plain pointers each would be re-read after
+  // every store to `out` it might alias, a load -> store chain per element; session 10 found
+  // that chain costing the 8-bit GEMMs half their time at 128 x 256.)
   auto store = [&](float sum, float rs, int tok, int row) {
     const float v = kRowScale ? __fmul_rn(sum, rs) : sum;
-    out[size_t(tok) * p.N + row] = ptx::from_f32<T>(bias ? v + ptx::to_f32(bias[row]) : v);
+    out[size_t(tok) * p.N + row] = ptx::from_f32<T>(bias ? v + ptx::to_f32(__ldg(&bias[row])) : v);
   };
   auto for_each_acc = [&](auto f) {  // f(sum, rs, tok, row) for this thread's sums of tokens < M
 #pragma unroll
     for (int rt = 0; rt < kRowTiles; ++rt) {
-      const float rs[2] = {kRowScale ? p.row_scale[row0[rt]] : 1.f, kRowScale ? p.row_scale[row0[rt] + 8] : 1.f};
+      const float rs[2] = {kRowScale ? __ldg(&p.row_scale[row0[rt]]) : 1.f,
+                           kRowScale ? __ldg(&p.row_scale[row0[rt] + 8]) : 1.f};
 #pragma unroll
       for (int c = 0; c < kAccRegs / 4; ++c)
 #pragma unroll
@@ -475,7 +479,7 @@ __device__ __forceinline__ void a16w4_wgmma_consume(const W4WgmmaParams& p, uint
   constexpr int kCtaRows = kWgRows * kRowTiles;
   reduce_partials<kCtaRows>(split, tok0, min(kBN, p.M - tok0), blockIdx.x * kCtaRows, threadIdx.x - 128,
                             kWgThreads - 128,
-                            [&](float v, int tok, int row) { store(v, kRowScale ? p.row_scale[row] : 1.f, tok, row); });
+                            [&](float v, int tok, int row) { store(v, kRowScale ? __ldg(&p.row_scale[row]) : 1.f, tok, row); });
 }
 
 // kRowTiles = 2 (w4_ops.cpp chained_row_tiles: where it halves the waves): 256 weight rows
