@@ -533,8 +533,7 @@ __global__ void __launch_bounds__(kThreads, 1)
             ptx::named_barrier_sync(kBarEpi + wg, 128);
             // Read-only loads may be hoisted anywhere: taken through pointers that come out of an
             // opaque move after the barrier, they stay in their round (fewer live registers; the
-            // 128 x 256 kernels' 8-40 bytes of stack come from the bias loads all the same:
-            // bench/NOTES.md session 10).
+            // 128 x 256 kernels' stack came from the bias loaded per column, now per pair).
             const float* q_scale = ptx::opaque(e.q_scale);
             const OutT* bias = ptx::opaque(static_cast<const OutT*>(e.bias));
 #pragma unroll
