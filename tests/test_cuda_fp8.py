@@ -54,9 +54,13 @@ def ref64_rowcol(a, sa, b, sb):
 # (ragged in both dimensions), and the generic stores where N % 8 != 0 (rows not 16-byte multiples).
 SHAPES = [(1, 40, 128), (3, 200, 272), (17, 264, 1024), (64, 136, 384), (65, 200, 512), (100, 40, 256),
           (256, 384, 1024), (300, 520, 2048), (1000, 1048, 512), (600, 4100, 256)]
+# Small M on 9..66 weight tiles (on an H100's 132 SMs): the K split inside clusters of 4 CTAs
+# (4100 and 1100 rows: ranks with 3, 3, 3 and 0 K blocks, the last block partial at K = 1040;
+# 2100 rows: 5, 5, 5, 2) or 2 (5000, 8200 rows), ragged N, 8..64 tokens.
+KSPLIT_SHAPES = [(1, 4100, 1040), (5, 1100, 1152), (17, 5000, 656), (64, 2100, 2064), (33, 8200, 512)]
 
 
-@pytest.mark.parametrize("M,N,K", SHAPES)
+@pytest.mark.parametrize("M,N,K", SHAPES + KSPLIT_SHAPES)
 @pytest.mark.parametrize("per_token,per_channel", [(True, True), (False, False), (True, False)])
 @pytest.mark.parametrize("out_dtype", [BF16, FP16])
 def test_w8a8_fp8_mm_matches_reference(M, N, K, per_token, per_channel, out_dtype):
@@ -91,7 +95,9 @@ def ref64_block(a, sa, b, sb):
 
 
 @pytest.mark.parametrize("M,N,K", [(1, 40, 128), (3, 200, 256), (17, 264, 1024), (64, 136, 384), (65, 200, 512),
-                                   (100, 130, 256), (256, 384, 1024), (300, 520, 2048), (1000, 1048, 512)])
+                                   (100, 130, 256), (256, 384, 1024), (300, 520, 2048), (1000, 1048, 512),
+                                   # the K split in clusters (swap-AB up to 32 tokens in block mode)
+                                   (1, 4100, 1152), (5, 1100, 1152), (17, 5000, 768), (32, 2100, 2176)])
 @pytest.mark.parametrize("out_dtype", [BF16, FP16])
 def test_fp8_block_mm_matches_reference(M, N, K, out_dtype):
     a, sa, b, sb = block_operands(M, N, K, seed=M + N)
@@ -140,8 +146,10 @@ def test_repeatable_bitwise():
     # A moving result would be a race: the same inputs must give the same bits.
     a, sa, b, sb = [t.cuda() for t in fp8_operands(300, 520, 2048, seed=9)]
     bitwise_repeatable(lambda: ops.w8a8_fp8_mm(a, sa, b, sb))
-    a, sa, b, sb = [t.cuda() for t in fp8_operands(5, 4096, 8192, seed=9)]  # split-K path (32 weight tiles)
+    a, sa, b, sb = [t.cuda() for t in fp8_operands(5, 4096, 8192, seed=9)]  # K split in clusters (32 weight tiles)
     bitwise_repeatable(lambda: ops.w8a8_fp8_mm(a, sa, b, sb))
+    a, sa, b, sb = [t.cuda() for t in block_operands(17, 8192, 4096, seed=9)]  # (64 weight tiles)
+    bitwise_repeatable(lambda: ops.fp8_block_mm(a, sa, b, sb))
 
 
 def test_cuda_graph_and_compile_reduce_overhead():

@@ -677,3 +677,32 @@ TAIL=4 step 120 memcheck compute-sanitizer --tool memcheck --error-exitcode 9 py
 TAIL=4 step 150 racecheck compute-sanitizer --tool racecheck --error-exitcode 9 python3 tests/sanitize_fp8.py
 TAIL=70 step_table8 150 120
 fi
+# Session 11, call 2: the swap-AB K split inside clusters (sm90_gemm.cuh kKSplit, branch s11-ksplit):
+# the fp8 / int8 tests (TESTS) and their ksplit variants, the resident clusters of 2 / 4 CTAs
+# (LOWBIT_DEBUG), and the A/B against the split off at 1 / 16 / 64 tokens on the three shapes
+# (off first). Part 57: compute-sanitizer over sanitize_fp8, then the table.
+#   PART=56 LOWBIT_KERNELS=quant,fp8,int8 TESTS="tests/test_cuda_fp8.py tests/test_cuda_int8.py" \
+#     EXTRA='bash tools/session_queue.sh' BENCH=0 bash tools/device_run.sh
+if [ "$PART" = 56 ]; then
+TAIL=8 step 200 variants python3 -m pytest -q -m cuda -p no:cacheprovider tests/test_cuda_variants.py -k "ksplit"
+TAIL=12 step 30 debug env LOWBIT_DEBUG=1 python3 -c "
+import torch, lowbit_ext
+from lowbit_ext import ops
+for n, k in ((8192, 8192), (4096, 14336), (28672, 8192)):
+    for m in (1, 16, 64):
+        x = torch.randn(m, k, device='cuda', dtype=torch.bfloat16)
+        w, ws = ops.quantize_fp8_per_token(torch.randn(n, k, device='cuda'))
+        ops.w8a8_fp8_linear(x, w, ws, None, True)
+torch.cuda.synchronize()"
+for v in "off:LOWBIT_SM90_KSPLIT=1" "on:"; do
+  name=${v%%:*}; knob=${v#*:}
+  TAIL=30 step 70 "ab_$name" env $knob python3 bench/gemm.py --formats w8a8_int8,w8a8_fp8,fp8_block --ms 1,16,64 \
+    --shapes 8192x8192,28672x8192,4096x14336 --peers none --no-ceilings --budget-s 55 --out "$OUT/ab_$name.json"
+done
+fi
+#   PART=57 LOWBIT_KERNELS=quant,fp8,int8 EXTRA='bash tools/session_queue.sh' BENCH=0 bash tools/device_run.sh nothing
+if [ "$PART" = 57 ]; then
+TAIL=4 step 120 memcheck compute-sanitizer --tool memcheck --error-exitcode 9 python3 tests/sanitize_fp8.py
+TAIL=4 step 150 racecheck compute-sanitizer --tool racecheck --error-exitcode 9 python3 tests/sanitize_fp8.py
+TAIL=70 step_table8 150 120
+fi

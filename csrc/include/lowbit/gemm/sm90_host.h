@@ -109,15 +109,30 @@ inline Plan make_plan(int64_t M, int64_t N, int64_t K, int sms, bool allow_split
   p.acc_sets = (promote && !p.swap_ab && p.bn == 128 && !one_acc && p.fold == 1) ? 2 : 1;
   const int units = int((tiles_p + p.cluster - 1) / p.cluster * ((rows_q + p.bn - 1) / p.bn));
   const int num_kb = int((K + kBlockK - 1) / kBlockK);
+  // Swap-AB on fewer weight tiles than SMs (8192 rows: 64 tiles; 4096: 32): the K blocks split
+  // across the 2 or 4 CTAs of a cluster, which reduce in shared memory (sm90_gemm.cuh kKSplit),
+  // as many CTAs as fit the SMs once, each with at least 2 K blocks. Exact for s8 (s32 partials),
+  // so the integer family splits too. LOWBIT_SM90_KSPLIT=1|2|4 forces it (A/B runs, tests).
+  static const int forced_ksplit = env::integer("LOWBIT_SM90_KSPLIT", 0);
+  p.ksplit = 1;
+  if (p.swap_ab) {
+    for (int s : {4, 2})
+      if (p.ksplit == 1 && int64_t(units) * s <= sms && num_kb >= 2 * s) p.ksplit = s;
+    if (forced_ksplit == 1 || forced_ksplit == 2 || forced_ksplit == 4) p.ksplit = forced_ksplit;
+  }
   // Split K only when the tiles cannot occupy a quarter of the SMs at small M (swap-AB: writing
   // and reducing fp32 partial tiles measured slower than 64 tiles on 132 SMs without it,
   // bench/NOTES.md), half of them at large M (4096 x 14336 at M = 256: 32 cluster units on 66
   // slots, 1.04x cuBLAS for fp8 in s10-call5).
   const int slots = sms / p.cluster;
   const bool few_units = p.swap_ab ? units * 4 < slots : units * 2 <= slots;
-  p.splits = (!allow_split || !few_units) ? 1 : choose_splits(units, num_kb, slots);
+  p.splits = (!allow_split || !few_units || p.ksplit > 1) ? 1 : choose_splits(units, num_kb, slots);
   static const int forced = env::integer("LOWBIT_FP8_SPLITS", 0);
-  if (forced > 0 && allow_split) p.splits = std::min(forced, num_kb);
+  if (forced > 0 && allow_split && p.ksplit == 1) p.splits = std::min(forced, num_kb);
+  if (p.ksplit > 1) {
+    p.kb_per_split = std::max(1, (num_kb + p.ksplit - 1) / p.ksplit);  // a rank past the last block sums nothing
+    return p;
+  }
   p.kb_per_split = (num_kb + p.splits - 1) / p.splits;
   p.splits = (num_kb + p.kb_per_split - 1) / p.kb_per_split;  // no empty split
   return p;
@@ -188,9 +203,10 @@ inline Tensor sm90_gemm(ScaleMode mode, const Tensor& a, const Tensor& a_scale, 
   static const bool debug = env::flag("LOWBIT_DEBUG");
   if (debug)
     std::fprintf(stderr,
-                 "[lowbit sm90] M=%lld N=%lld K=%lld swap=%d bn=%d cluster=%d splits=%d units=%d acc_sets=%d fold=%d\n",
+                 "[lowbit sm90] M=%lld N=%lld K=%lld swap=%d bn=%d cluster=%d splits=%d ksplit=%d units=%d acc_sets=%d "
+                 "fold=%d\n",
                  (long long)M, (long long)N, (long long)K, int(plan.swap_ab), plan.bn, plan.cluster, plan.splits,
-                 L.units, plan.acc_sets, plan.fold);
+                 plan.ksplit, L.units, plan.acc_sets, plan.fold);
   launch(L);
   return out;
 }
