@@ -706,3 +706,23 @@ TAIL=4 step 120 memcheck compute-sanitizer --tool memcheck --error-exitcode 9 py
 TAIL=4 step 150 racecheck compute-sanitizer --tool racecheck --error-exitcode 9 python3 tests/sanitize_fp8.py
 TAIL=70 step_table8 150 120
 fi
+# Session 11, call 3: programmatic dependent launch of the 8-bit GEMMs after the activation
+# quantizer (LOWBIT_PDL; the first weight tiles requested before griddepcontrol.wait): fp8 / int8
+# tests (TESTS: CUDA graphs and torch.compile included), memcheck over sanitize_fp8, the A/B
+# against PDL off at 1 / 16 / 64 / 1024 tokens (off first). Part 59 (same machine, no build):
+# racecheck, then the table.
+#   PART=58 LOWBIT_KERNELS=quant,fp8,int8 TESTS="tests/test_cuda_fp8.py tests/test_cuda_int8.py" \
+#     EXTRA='bash tools/session_queue.sh' BENCH=0 bash tools/device_run.sh
+if [ "$PART" = 58 ]; then
+TAIL=4 step 120 memcheck compute-sanitizer --tool memcheck --error-exitcode 9 python3 tests/sanitize_fp8.py
+for v in "off:LOWBIT_PDL=0" "on:"; do
+  name=${v%%:*}; knob=${v#*:}
+  TAIL=30 step 80 "pdl_$name" env $knob python3 bench/gemm.py --formats w8a8_int8,w8a8_fp8,fp8_block --ms 1,16,64,1024 \
+    --shapes 8192x8192,28672x8192,4096x14336 --peers none --no-ceilings --budget-s 65 --out "$OUT/pdl_$name.json"
+done
+fi
+#   PART=59 OUT=$OUT bash tools/session_queue.sh
+if [ "$PART" = 59 ]; then
+TAIL=4 step 150 racecheck compute-sanitizer --tool racecheck --error-exitcode 9 python3 tests/sanitize_fp8.py
+TAIL=70 step_table8 150 120
+fi

@@ -47,6 +47,7 @@
 #include "lowbit/gemm/params.h"
 #include "lowbit/ptx/cluster.cuh"
 #include "lowbit/ptx/convert.cuh"
+#include "lowbit/ptx/griddep.cuh"
 #include "lowbit/ptx/mbarrier.cuh"
 #include "lowbit/ptx/memory.cuh"
 #include "lowbit/ptx/tma.cuh"
@@ -251,6 +252,34 @@ __global__ void __launch_bounds__(kThreads, 1)
     // ------------------------------------------------------------ producer
     ptx::setmaxnreg_dec<40>();
     if (warp == 0 && lane == 0) {
+      auto load_p = [&](int s, int kb, int tile_p) {
+        ptx::tma_load_2d(smem_p + s * Layout::kPBytes, &tmap_p, &full[s], kb * kBlockK, tile_p * kBlockP);
+      };
+      auto load_q = [&](int s, int kb, const WorkUnit& w) {  // this CTA's slice, to every CTA of a multicast cluster
+        uint8_t* q_dst = smem_q + s * Layout::kQBytes + mc_rank * kQSlice * kBlockK;
+        const int q_row = w.tile_q * kBN + mc_rank * kQSlice;
+        if constexpr (kCluster > 1)
+          ptx::tma_load_2d_multicast(q_dst, &tmap_q, &full[s], kb * kBlockK, q_row, (1u << kCluster) - 1);
+        else
+          ptx::tma_load_2d(q_dst, &tmap_q, &full[s], kb * kBlockK, q_row);
+      };
+      // Launched as a programmatic dependent (PDL), this grid may start while the kernel before
+      // it (the activation quantizer) still runs. The weights do not depend on it: the first
+      // ring's worth of weight tiles is requested before waiting for that kernel's results, the
+      // activation tiles of those stages after.
+      int early = 0;  // stages of the first unit whose weight tile is already requested
+      if (cluster_id < num_units) {
+        const WorkUnit w = params.sched.unit(cluster_id);
+        int kb0, kb1;
+        k_range(w, kb0, kb1);
+        for (int kb = kb0; kb < kb1 && early < kStages; ++kb, ++early) {
+          // the whole stage lands here: own P, own Q slice, the peers' Q slices (OOB-filled bytes count too)
+          ptx::mbarrier_arrive_expect_tx(&full[early], Layout::kStageBytes);
+          if (params.p_is_weight) load_p(early, kb, w.tile_p * kCluster + mc_rank);
+          else load_q(early, kb, w);
+        }
+      }
+      ptx::griddep_wait();
       int stage = 0;
       uint32_t phase = 0;
       for (int u = cluster_id; u < num_units; u += num_clusters) {
@@ -259,16 +288,16 @@ __global__ void __launch_bounds__(kThreads, 1)
         int kb0, kb1;
         k_range(w, kb0, kb1);
         for (int kb = kb0; kb < kb1; ++kb) {
-          ptx::mbarrier_wait(&empty[stage], phase ^ 1);  // a fresh barrier passes parity 1
-          // the whole stage lands here: own P, own Q slice, the peers' Q slices (OOB-filled bytes count too)
-          ptx::mbarrier_arrive_expect_tx(&full[stage], Layout::kStageBytes);
-          ptx::tma_load_2d(smem_p + stage * Layout::kPBytes, &tmap_p, &full[stage], kb * kBlockK, tile_p * kBlockP);
-          uint8_t* q_dst = smem_q + stage * Layout::kQBytes + mc_rank * kQSlice * kBlockK;
-          const int q_row = w.tile_q * kBN + mc_rank * kQSlice;
-          if constexpr (kCluster > 1)
-            ptx::tma_load_2d_multicast(q_dst, &tmap_q, &full[stage], kb * kBlockK, q_row, (1u << kCluster) - 1);
-          else
-            ptx::tma_load_2d(q_dst, &tmap_q, &full[stage], kb * kBlockK, q_row);
+          if (early > 0) {  // (the first unit's first stages: fresh, armed above)
+            --early;
+            if (params.p_is_weight) load_q(stage, kb, w);
+            else load_p(stage, kb, tile_p);
+          } else {
+            ptx::mbarrier_wait(&empty[stage], phase ^ 1);  // a fresh barrier passes parity 1
+            ptx::mbarrier_arrive_expect_tx(&full[stage], Layout::kStageBytes);
+            load_p(stage, kb, tile_p);
+            load_q(stage, kb, w);
+          }
           if (++stage == kStages) stage = 0, phase ^= 1;
         }
       }
@@ -276,6 +305,7 @@ __global__ void __launch_bounds__(kThreads, 1)
   } else {
     // ------------------------------------------------------------ consumers
     ptx::setmaxnreg_inc<232>();
+    ptx::griddep_wait();  // (scales of the activations: written by the kernel before, under PDL)
     const int wg = warpgroup - 1;              // which 64 rows of the P tile
     const int warp_in_wg = warp % 4;
     const int row_in_tile = wg * 64 + warp_in_wg * 16 + lane / 4;  // and +8

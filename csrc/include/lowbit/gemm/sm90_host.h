@@ -179,6 +179,7 @@ inline Tensor sm90_gemm(ScaleMode mode, const Tensor& a, const Tensor& a_scale, 
   e.out_sj = plan.swap_ab ? N : 1;
   e.bias = bias ? bias->data_ptr() : nullptr;
   e.bias_on_p = plan.swap_ab;
+  params.p_is_weight = plan.swap_ab;
   if (mode == ScaleMode::kRowCol) {
     e.p_scale = p_scale.data_ptr<float>();
     e.p_scale_stride = p_scale.numel() == 1 ? 0 : 1;

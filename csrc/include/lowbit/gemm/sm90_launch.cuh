@@ -30,16 +30,22 @@ bool launch_kernel(const Launch& a, bool one_wave = false) {
                                  kStoreTma, kNParts, kKSplit>;
   constexpr int smem = SmemLayout<kBN, kStages, kStoreTma, kKSplit>::kBytes;
   cudaLaunchConfig_t cfg{};
-  cudaLaunchAttribute attr[1];
+  cudaLaunchAttribute attr[2];
   attr[0].id = cudaLaunchAttributeClusterDimension;
   attr[0].val.clusterDim.x = kClusterCtas;
   attr[0].val.clusterDim.y = 1;
   attr[0].val.clusterDim.z = 1;
+  // Programmatic dependent launch: the kernel may start while the one before it in the stream
+  // (the activation quantizer, which lets it: griddep_launch_dependents) still runs, and loads
+  // its first weight tiles meanwhile (sm90_gemm.cuh). LOWBIT_PDL=0 turns it off (A/B runs).
+  static const bool pdl = env::integer("LOWBIT_PDL", 1) != 0;
+  attr[1].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attr[1].val.programmaticStreamSerializationAllowed = 1;
   cfg.blockDim = dim3(kThreads);
   cfg.dynamicSmemBytes = smem;
   cfg.stream = a.stream;
   cfg.attrs = attr;
-  cfg.numAttrs = 1;
+  cfg.numAttrs = pdl ? 2 : 1;
   // Persistent grid: as many clusters as can be resident at once, never more than there are
   // units. Why ask the occupancy API rather than divide the SM count: a GPC with an odd number
   // of free SMs holds one CTA fewer than SMs / 2 clusters would need, and a persistent cluster
