@@ -143,9 +143,11 @@ inline Plan make_plan(int64_t M, int64_t N, int64_t K, int sms, bool allow_split
 // be split (fp32 partials); the integer family keeps its sums exact and never splits.
 // promote: fold each K block's sums into fp32 registers (fp8: the tensor core keeps ~14 bits)
 // rather than chain one accumulator over K (s8: exact s32 sums need no folding).
+// after_quantizer: the kernel just launched on this stream is the activation quantizer that
+// wrote `a` and `a_scale` (the fused linears): the GEMM may launch as its programmatic dependent.
 inline Tensor sm90_gemm(ScaleMode mode, const Tensor& a, const Tensor& a_scale, const Tensor& b,
                         const Tensor& b_scale, const OptTensor& bias, at::ScalarType out_dtype, LaunchFn launch,
-                        bool allow_split, bool promote) {
+                        bool allow_split, bool promote, bool after_quantizer = false) {
   c10::cuda::CUDAGuard guard(a.device());
   const int64_t M = a.size(0), K = a.size(1), N = b.size(0);
   Tensor out = at::empty({M, N}, a.options().dtype(out_dtype));
@@ -156,6 +158,7 @@ inline Tensor sm90_gemm(ScaleMode mode, const Tensor& a, const Tensor& a_scale, 
   L.mode = mode;
   L.promote = promote;
   L.out_bf16 = out_dtype == at::kBFloat16;
+  L.pdl = after_quantizer;
   const Plan plan = make_plan(M, N, K, L.sms, allow_split, promote, mode, out_dtype == at::kBFloat16);
   L.plan = plan;
 

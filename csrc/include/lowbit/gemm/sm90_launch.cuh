@@ -35,9 +35,10 @@ bool launch_kernel(const Launch& a, bool one_wave = false) {
   attr[0].val.clusterDim.x = kClusterCtas;
   attr[0].val.clusterDim.y = 1;
   attr[0].val.clusterDim.z = 1;
-  // Programmatic dependent launch: the kernel may start while the one before it in the stream
-  // (the activation quantizer, which lets it: griddep_launch_dependents) still runs, and loads
-  // its first weight tiles meanwhile (sm90_gemm.cuh). LOWBIT_PDL=0 turns it off (A/B runs).
+  // Programmatic dependent launch, where the kernel before it in the stream is the activation
+  // quantizer (a.pdl: the fused linears): it may start while that one still runs (which lets it:
+  // griddep_launch_dependents) and load its first weight tiles meanwhile (sm90_gemm.cuh). Not
+  // after any other kernel: that one might be writing the weights. LOWBIT_PDL=0 turns it off.
   static const bool pdl = env::integer("LOWBIT_PDL", 1) != 0;
   attr[1].id = cudaLaunchAttributeProgrammaticStreamSerialization;
   attr[1].val.programmaticStreamSerializationAllowed = 1;
@@ -45,7 +46,7 @@ bool launch_kernel(const Launch& a, bool one_wave = false) {
   cfg.dynamicSmemBytes = smem;
   cfg.stream = a.stream;
   cfg.attrs = attr;
-  cfg.numAttrs = pdl ? 2 : 1;
+  cfg.numAttrs = pdl && a.pdl ? 2 : 1;
   // Persistent grid: as many clusters as can be resident at once, never more than there are
   // units. Why ask the occupancy API rather than divide the SM count: a GPC with an odd number
   // of free SMs holds one CTA fewer than SMs / 2 clusters would need, and a persistent cluster

@@ -31,6 +31,7 @@ struct Launch {
   ScaleMode mode;
   bool promote;     // false only for the w8a8 accuracy diagnostic (bf16 output)
   bool out_bf16;    // else fp16
+  bool pdl;         // launch as a programmatic dependent of the activation quantizer just before it
   int units;        // cluster work units
   int sms;
   cudaStream_t stream;
