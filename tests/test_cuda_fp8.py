@@ -142,6 +142,23 @@ def test_promotion_accuracy_long_k(M):
     assert rel64(y.cpu(), ref64_block(a, sa, b, sb)) < 1e-3
 
 
+@pytest.mark.parametrize("M", [1, 200])
+def test_gemm_right_after_weight_quantized_on_gpu(M):
+    # The fused linears launch the GEMM as a programmatic dependent of their activation quantizer
+    # (PDL), and it loads its first weight tiles before waiting for it. That is only right because
+    # the kernel before it is that quantizer: here the weights come from a GPU kernel just before
+    # (8192 rows: thousands of CTAs still writing when a wrongly early GEMM would read them).
+    W = (torch.randn(8192, 4096) * 0.05).cuda()
+    x = rand_x(M, 4096).cuda()
+    w, ws = ops.quantize_fp8_per_token(W)
+    y_linear = ops.w8a8_fp8_linear(x, w, ws, None, True)
+    xq, xs = ops.quantize_fp8_per_token(x)
+    w2, ws2 = ops.quantize_fp8_per_token(W * 0.5)  # the kernel right before the GEMM: no PDL there
+    y_mm = ops.w8a8_fp8_mm(xq, xs, w2, ws2)
+    assert_close_to_reference(y_linear, ops.w8a8_fp8_linear(x.cpu(), w.cpu(), ws.cpu(), None, True))
+    assert_close_to_reference(y_mm, ops.w8a8_fp8_mm(xq.cpu(), xs.cpu(), w2.cpu(), ws2.cpu()))
+
+
 def test_repeatable_bitwise():
     # A moving result would be a race: the same inputs must give the same bits.
     a, sa, b, sb = [t.cuda() for t in fp8_operands(300, 520, 2048, seed=9)]
