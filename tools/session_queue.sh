@@ -707,22 +707,35 @@ TAIL=4 step 150 racecheck compute-sanitizer --tool racecheck --error-exitcode 9 
 TAIL=70 step_table8 150 120
 fi
 # Session 11, call 3: programmatic dependent launch of the 8-bit GEMMs after the activation
-# quantizer (LOWBIT_PDL; the first weight tiles requested before griddepcontrol.wait): fp8 / int8
-# tests (TESTS: CUDA graphs and torch.compile included), memcheck over sanitize_fp8, the A/B
-# against PDL off at 1 / 16 / 64 / 1024 tokens (off first). Part 59 (same machine, no build):
-# racecheck, then the table.
-#   PART=58 LOWBIT_KERNELS=quant,fp8,int8 TESTS="tests/test_cuda_fp8.py tests/test_cuda_int8.py" \
+# quantizer in the fused linears (LOWBIT_PDL; the first weight tiles requested before
+# griddepcontrol.wait), and the split GEMVs' / 4-bit wgmma's arrival counters kept per stream and
+# left at zero by the kernels (LOWBIT_SPLIT_COUNTERS=zeros: a memset per call, as before). TESTS:
+# the 8-bit GEMM files and the GEMV / wgmma files (their split paths reuse the counters across
+# calls: bitwise-repeatable tests). A/Bs (off first): PDL at 1 / 16 / 64 / 1024 tokens, the
+# counters at 1 / 16 tokens. Part 59 (the same warm machine, no build unless the extension is
+# missing): memcheck and racecheck over sanitize_fp8, then the table.
+#   PART=58 LOWBIT_KERNELS=quant,fp8,int8,w4 \
+#     TESTS="tests/test_cuda_fp8.py tests/test_cuda_int8.py tests/test_cuda_a16w4.py tests/test_cuda_mxfp4.py tests/test_cuda_a16w8.py" \
 #     EXTRA='bash tools/session_queue.sh' BENCH=0 bash tools/device_run.sh
 if [ "$PART" = 58 ]; then
-TAIL=4 step 120 memcheck compute-sanitizer --tool memcheck --error-exitcode 9 python3 tests/sanitize_fp8.py
 for v in "off:LOWBIT_PDL=0" "on:"; do
   name=${v%%:*}; knob=${v#*:}
   TAIL=30 step 80 "pdl_$name" env $knob python3 bench/gemm.py --formats w8a8_int8,w8a8_fp8,fp8_block --ms 1,16,64,1024 \
     --shapes 8192x8192,28672x8192,4096x14336 --peers none --no-ceilings --budget-s 65 --out "$OUT/pdl_$name.json"
 done
+for v in "zeros:LOWBIT_SPLIT_COUNTERS=zeros" "kept:"; do
+  name=${v%%:*}; knob=${v#*:}
+  TAIL=24 step 60 "counters_$name" env $knob python3 bench/gemm.py --formats a16w4,mxfp4,a16w8 --ms 1,16 \
+    --shapes 8192x8192,28672x8192,4096x14336,14336x4096 --peers none --no-ceilings --budget-s 45 \
+    --out "$OUT/counters_$name.json"
+done
 fi
 #   PART=59 OUT=$OUT bash tools/session_queue.sh
 if [ "$PART" = 59 ]; then
+python3 -c "import torch, lowbit_ext; torch.ops.lowbit.w8a8_fp8_linear" 2>/dev/null || \
+  LOWBIT_KERNELS=quant,fp8,int8,w4 MAX_JOBS=16 LOWBIT_CUDA=1 LOWBIT_CUDA_ARCHS=90a \
+  python3 -m pip install --no-build-isolation --no-deps -e . > "$OUT/build.log" 2>&1
+TAIL=4 step 120 memcheck compute-sanitizer --tool memcheck --error-exitcode 9 python3 tests/sanitize_fp8.py
 TAIL=4 step 150 racecheck compute-sanitizer --tool racecheck --error-exitcode 9 python3 tests/sanitize_fp8.py
 TAIL=70 step_table8 150 120
 fi

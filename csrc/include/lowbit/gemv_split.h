@@ -4,9 +4,15 @@
 // CTA of a row block reduces. Shared by the a16w4 / mxfp4 and a16w8 GEMVs (C++ op glue).
 #include <ATen/ops/empty.h>
 #include <ATen/ops/zeros.h>
+#include <c10/cuda/CUDAStream.h>
 
 #include <algorithm>
 #include <cstdint>
+#include <map>
+#include <mutex>
+#include <utility>
+
+#include "lowbit/env.h"
 
 namespace lowbit {
 
@@ -34,6 +40,25 @@ inline KSplit warp_stream_split(int64_t steps, int64_t units, int64_t warps) {
   return {slice, (steps + slice - 1) / slice};
 }
 
+// Arrival counters at zero for a kernel on the current stream: the kernels leave them at zero
+// (the last arrival resets its counter, gemv_store.cuh), so they are zeroed once, when a stream
+// first needs that many, and kept per (device, stream): no memset node before every split
+// GEMV / wgmma (at M = 1 it was one of two nodes). Per stream, because kernels on two streams
+// may run at once; a buffer first made during a graph capture is zeroed in that graph too.
+// LOWBIT_SPLIT_COUNTERS=zeros: fresh zeroed counters per call, as before (A/B runs).
+inline at::Tensor zeroed_counters(int64_t n, const at::TensorOptions& opts) {
+  static const bool per_call = env::is("LOWBIT_SPLIT_COUNTERS", "zeros");
+  if (per_call) return at::zeros({n}, opts.dtype(at::kInt));
+  static std::mutex mutex;
+  static std::map<std::pair<int, cudaStream_t>, at::Tensor> kept;
+  const int device = opts.device().index();
+  const cudaStream_t stream = c10::cuda::getCurrentCUDAStream(device).stream();
+  std::lock_guard<std::mutex> lock(mutex);
+  at::Tensor& t = kept[{device, stream}];
+  if (!t.defined() || t.numel() < n) t = at::zeros({std::max<int64_t>(n, 4096)}, opts.dtype(at::kInt));
+  return t;
+}
+
 // fp32 partials [splits][M][N] and zeroed arrival counters [row CTAs], when splits > 1.
 struct SplitBuffers {
   at::Tensor partial, arrivals;
@@ -43,7 +68,7 @@ struct SplitBuffers {
 inline SplitBuffers split_buffers(int64_t splits, int64_t M, int64_t N, int64_t row_ctas,
                                   const at::TensorOptions& opts) {
   if (splits <= 1) return {};
-  return {at::empty({splits, M, N}, opts.dtype(at::kFloat)), at::zeros({row_ctas}, opts.dtype(at::kInt))};
+  return {at::empty({splits, M, N}, opts.dtype(at::kFloat)), zeroed_counters(row_ctas, opts)};
 }
 
 }  // namespace lowbit
