@@ -54,9 +54,11 @@ def ref64_rowcol(a, sa, b, sb):
 # (ragged in both dimensions), and the generic stores where N % 8 != 0 (rows not 16-byte multiples).
 SHAPES = [(1, 40, 128), (3, 200, 272), (17, 264, 1024), (64, 136, 384), (65, 200, 512), (100, 40, 256),
           (256, 384, 1024), (300, 520, 2048), (1000, 1048, 512), (600, 4100, 256)]
-# Small M on 9..66 weight tiles (on an H100's 132 SMs): the K split inside clusters of 4 CTAs
-# (4100 and 1100 rows: ranks with 3, 3, 3 and 0 K blocks, the last block partial at K = 1040;
-# 2100 rows: 5, 5, 5, 2) or 2 (5000, 8200 rows), ragged N, 8..64 tokens.
+# Small M on 9..66 weight tiles (on an H100's 132 SMs). At 17..64 tokens the K split inside
+# clusters of 4 CTAs (2100 rows: ranks with 5, 5, 5 and 2 K blocks) or 2 (5000, 8200 rows),
+# ragged N; at 1 / 5 tokens unsplit on 33 tiles, and fp8's global split on 9. The ksplit variants
+# (test_cuda_variants.py) force 2 / 4 at every M: ranks with 3, 3, 3 and 0 K blocks, a partial
+# last block at K = 1040.
 KSPLIT_SHAPES = [(1, 4100, 1040), (5, 1100, 1152), (17, 5000, 656), (64, 2100, 2064), (33, 8200, 512)]
 
 

@@ -109,13 +109,16 @@ inline Plan make_plan(int64_t M, int64_t N, int64_t K, int sms, bool allow_split
   p.acc_sets = (promote && !p.swap_ab && p.bn == 128 && !one_acc && p.fold == 1) ? 2 : 1;
   const int units = int((tiles_p + p.cluster - 1) / p.cluster * ((rows_q + p.bn - 1) / p.bn));
   const int num_kb = int((K + kBlockK - 1) / kBlockK);
-  // Swap-AB on fewer weight tiles than SMs (8192 rows: 64 tiles; 4096: 32): the K blocks split
-  // across the 2 or 4 CTAs of a cluster, which reduce in shared memory (sm90_gemm.cuh kKSplit),
-  // as many CTAs as fit the SMs once, each with at least 2 K blocks. Exact for s8 (s32 partials),
-  // so the integer family splits too. LOWBIT_SM90_KSPLIT=1|2|4 forces it (A/B runs, tests).
+  // Swap-AB at 17..64 tokens on fewer weight tiles than SMs (8192 rows: 64 tiles; 4096: 32): the
+  // K blocks split across the 2 or 4 CTAs of a cluster, which reduce in shared memory
+  // (sm90_gemm.cuh kKSplit), as many CTAs as fit the SMs once, each with at least 2 K blocks.
+  // Exact for s8 (s32 partials), so the integer family splits too. Same-run A/B (s11-call2):
+  // +15-20% at 64 tokens on 4096 x 14336, +2-5% on 8192^2; at 1..16 tokens, where the stream is
+  // not short of SMs (64 CTAs keep 8 MB in flight), -2-4% on 8192^2: not split there.
+  // LOWBIT_SM90_KSPLIT=1|2|4 forces it at every swap-AB M (A/B runs, tests).
   static const int forced_ksplit = env::integer("LOWBIT_SM90_KSPLIT", 0);
   p.ksplit = 1;
-  if (p.swap_ab) {
+  if (p.swap_ab && (M > 16 || forced_ksplit > 0)) {
     for (int s : {4, 2})
       if (p.ksplit == 1 && int64_t(units) * s <= sms && num_kb >= 2 * s) p.ksplit = s;
     if (forced_ksplit == 1 || forced_ksplit == 2 || forced_ksplit == 4) p.ksplit = forced_ksplit;
