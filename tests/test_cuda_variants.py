@@ -85,6 +85,9 @@ VARIANTS = [
      "matches_reference or repeatable or largest_sums or long_k or graph"),
     ("sm90-ksplit-off", {"LOWBIT_SM90_KSPLIT": "1"}, ["test_cuda_fp8.py", "test_cuda_int8.py"],
      "matches_reference or repeatable"),
+    # swap-AB up to 256 tokens (several 64-token tiles; default: 64, 32 in block mode)
+    ("sm90-swap-256", {"LOWBIT_SM90_SWAP_MAX": "256"}, ["test_cuda_fp8.py", "test_cuda_int8.py"],
+     "matches_reference or repeatable or linear"),
     ("int8-narrow", {"LOWBIT_SM90_BN": "128"}, ["test_cuda_int8.py"], "matches_reference or largest_sums"),
     ("int8-wide", {"LOWBIT_SM90_BN": "256"}, ["test_cuda_int8.py"], "matches_reference or largest_sums"),
     # 8-bit rows (a16w8, mxfp8) at M > 32 dequantized + cuBLAS where the mixed-input wgmma GEMM is

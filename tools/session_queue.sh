@@ -739,3 +739,18 @@ TAIL=4 step 120 memcheck compute-sanitizer --tool memcheck --error-exitcode 9 py
 TAIL=4 step 150 racecheck compute-sanitizer --tool racecheck --error-exitcode 9 python3 tests/sanitize_fp8.py
 TAIL=70 step_table8 150 120
 fi
+# Session 11, call 5: swap-AB past 64 tokens (LOWBIT_SM90_SWAP_MAX=256: 64-token Q tiles; the
+# normal layout gives 4096 x 14336 at M = 256 64 tiles for 132 SMs) -- its variant test and the
+# A/B at 128 / 256 tokens -- and the model (decode B = 1 / 16 in graphs, prefill 2048) with this
+# session's kernels and session 10's bench/llama.py glue.
+#   PART=60 LOWBIT_KERNELS=quant,fp8,int8,w4 EXTRA='bash tools/session_queue.sh' BENCH=0 bash tools/device_run.sh nothing
+if [ "$PART" = 60 ]; then
+TAIL=6 step 90 variants python3 -m pytest -q -m cuda -p no:cacheprovider tests/test_cuda_variants.py -k "swap-256"
+for v in "swap64:" "swap256:LOWBIT_SM90_SWAP_MAX=256"; do
+  name=${v%%:*}; knob=${v#*:}
+  TAIL=24 step 50 "ab_$name" env $knob python3 bench/gemm.py --formats w8a8_int8,w8a8_fp8,fp8_block --ms 128,256 \
+    --shapes 8192x8192,28672x8192,4096x14336 --peers none --no-ceilings --budget-s 40 --out "$OUT/ab_$name.json"
+done
+TAIL=30 step 240 model python3 bench/model.py --fused --formats a16w4,w8a8_int8,fp8_block --batch 1,16 --prefill 2048 \
+  --out "$OUT/model.json"
+fi

@@ -81,9 +81,10 @@ inline Plan make_plan(int64_t M, int64_t N, int64_t K, int sms, bool allow_split
   // moves the line (A/B). Same-run A/B at 33..64 tokens, normal layout over swap-AB time
   // (s10-call7): fp8_block 0.71-0.88 on three shapes (the swapped tile loads 16 per-token block
   // scales a K block per thread at 64 tokens), fp8 rowwise 0.91-1.11, int8 1.00-1.36 (it never
-  // splits K, so the normal layout's 64 tiles ran on half the SMs).
+  // splits K, so the normal layout's 64 tiles ran on half the SMs). Past 64 tokens (the knob up to
+  // 256: an experiment) the tokens take several 64-row Q tiles.
   static const int64_t swap_max = env::integer("LOWBIT_SM90_SWAP_MAX", 0);
-  p.swap_ab = M <= std::min<int64_t>(swap_max > 0 ? swap_max : mode == ScaleMode::kBlock ? 32 : 64, 64);
+  p.swap_ab = M <= std::min<int64_t>(swap_max > 0 ? swap_max : mode == ScaleMode::kBlock ? 32 : 64, 256);
   const int64_t rows_p = p.swap_ab ? N : M, rows_q = p.swap_ab ? M : N;
   const int64_t tiles_p = (rows_p + kBlockP - 1) / kBlockP;
   // LOWBIT_SM90_BN (chained loops) / LOWBIT_FP8_BN (promoting ones): 128 or 256 forces the
