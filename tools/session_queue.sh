@@ -754,3 +754,16 @@ done
 TAIL=30 step 240 model python3 bench/model.py --fused --formats a16w4,w8a8_int8,fp8_block --batch 1,16 --prefill 2048 \
   --out "$OUT/model.json"
 fi
+# Session 11, call 6 (the same warm machine as part 60, no build): the 16-bit-activation formats'
+# table with this session's counters, and the counters A/B once more (s11-call3 showed mxfp4 at
+# M = 1 on 8192^2 1.69 -> 1.51 while everything else gained 3-8%: noise or not).
+#   PART=61 OUT=$OUT bash tools/session_queue.sh
+if [ "$PART" = 61 ]; then
+TAIL=50 step 150 table16 python3 bench/gemm.py --formats a16w4,mxfp4,a16w8 --ms 1,16,64,256,1024 \
+  --shapes 8192x8192,28672x8192,4096x14336,14336x4096 --peers none --no-ceilings --budget-s 130 --out "$OUT/table16.json"
+for v in "zeros:LOWBIT_SPLIT_COUNTERS=zeros" "kept:"; do
+  name=${v%%:*}; knob=${v#*:}
+  TAIL=20 step 40 "counters_$name" env $knob python3 bench/gemm.py --formats a16w4,mxfp4 --ms 1 \
+    --shapes 8192x8192,4096x14336 --peers none --no-ceilings --budget-s 30 --out "$OUT/counters_$name.json"
+done
+fi
