@@ -54,9 +54,15 @@ def ref64_rowcol(a, sa, b, sb):
 # (ragged in both dimensions), and the generic stores where N % 8 != 0 (rows not 16-byte multiples).
 SHAPES = [(1, 40, 128), (3, 200, 272), (17, 264, 1024), (64, 136, 384), (65, 200, 512), (100, 40, 256),
           (256, 384, 1024), (300, 520, 2048), (1000, 1048, 512), (600, 4100, 256)]
+# Small M on 9..66 weight tiles (on an H100's 132 SMs). At 17..64 tokens the K split inside
+# clusters of 4 CTAs (2100 rows: ranks with 5, 5, 5 and 2 K blocks) or 2 (5000, 8200 rows),
+# ragged N; at 1 / 5 tokens unsplit on 33 tiles, and fp8's global split on 9. The ksplit variants
+# (test_cuda_variants.py) force 2 / 4 at every M: ranks with 3, 3, 3 and 0 K blocks, a partial
+# last block at K = 1040.
+KSPLIT_SHAPES = [(1, 4100, 1040), (5, 1100, 1152), (17, 5000, 656), (64, 2100, 2064), (33, 8200, 512)]
 
 
-@pytest.mark.parametrize("M,N,K", SHAPES)
+@pytest.mark.parametrize("M,N,K", SHAPES + KSPLIT_SHAPES)
 @pytest.mark.parametrize("per_token,per_channel", [(True, True), (False, False), (True, False)])
 @pytest.mark.parametrize("out_dtype", [BF16, FP16])
 def test_w8a8_fp8_mm_matches_reference(M, N, K, per_token, per_channel, out_dtype):
@@ -91,7 +97,9 @@ def ref64_block(a, sa, b, sb):
 
 
 @pytest.mark.parametrize("M,N,K", [(1, 40, 128), (3, 200, 256), (17, 264, 1024), (64, 136, 384), (65, 200, 512),
-                                   (100, 130, 256), (256, 384, 1024), (300, 520, 2048), (1000, 1048, 512)])
+                                   (100, 130, 256), (256, 384, 1024), (300, 520, 2048), (1000, 1048, 512),
+                                   # the K split in clusters (swap-AB up to 32 tokens in block mode)
+                                   (1, 4100, 1152), (5, 1100, 1152), (17, 5000, 768), (32, 2100, 2176)])
 @pytest.mark.parametrize("out_dtype", [BF16, FP16])
 def test_fp8_block_mm_matches_reference(M, N, K, out_dtype):
     a, sa, b, sb = block_operands(M, N, K, seed=M + N)
@@ -136,12 +144,31 @@ def test_promotion_accuracy_long_k(M):
     assert rel64(y.cpu(), ref64_block(a, sa, b, sb)) < 1e-3
 
 
+@pytest.mark.parametrize("M", [1, 200])
+def test_gemm_right_after_weight_quantized_on_gpu(M):
+    # The fused linears launch the GEMM as a programmatic dependent of their activation quantizer
+    # (PDL), and it loads its first weight tiles before waiting for it. That is only right because
+    # the kernel before it is that quantizer: here the weights come from a GPU kernel just before
+    # (8192 rows: thousands of CTAs still writing when a wrongly early GEMM would read them).
+    W = (torch.randn(8192, 4096) * 0.05).cuda()
+    x = rand_x(M, 4096).cuda()
+    w, ws = ops.quantize_fp8_per_token(W)
+    y_linear = ops.w8a8_fp8_linear(x, w, ws, None, True)
+    xq, xs = ops.quantize_fp8_per_token(x)
+    w2, ws2 = ops.quantize_fp8_per_token(W * 0.5)  # the kernel right before the GEMM: no PDL there
+    y_mm = ops.w8a8_fp8_mm(xq, xs, w2, ws2)
+    assert_close_to_reference(y_linear, ops.w8a8_fp8_linear(x.cpu(), w.cpu(), ws.cpu(), None, True))
+    assert_close_to_reference(y_mm, ops.w8a8_fp8_mm(xq.cpu(), xs.cpu(), w2.cpu(), ws2.cpu()))
+
+
 def test_repeatable_bitwise():
     # A moving result would be a race: the same inputs must give the same bits.
     a, sa, b, sb = [t.cuda() for t in fp8_operands(300, 520, 2048, seed=9)]
     bitwise_repeatable(lambda: ops.w8a8_fp8_mm(a, sa, b, sb))
-    a, sa, b, sb = [t.cuda() for t in fp8_operands(5, 4096, 8192, seed=9)]  # split-K path (32 weight tiles)
+    a, sa, b, sb = [t.cuda() for t in fp8_operands(5, 4096, 8192, seed=9)]  # K split in clusters (32 weight tiles)
     bitwise_repeatable(lambda: ops.w8a8_fp8_mm(a, sa, b, sb))
+    a, sa, b, sb = [t.cuda() for t in block_operands(17, 8192, 4096, seed=9)]  # (64 weight tiles)
+    bitwise_repeatable(lambda: ops.fp8_block_mm(a, sa, b, sb))
 
 
 def test_cuda_graph_and_compile_reduce_overhead():

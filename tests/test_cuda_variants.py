@@ -77,6 +77,17 @@ VARIANTS = [
     ("fp8-wide-cluster", {"LOWBIT_FP8_BN": "256", "LOWBIT_SM90_CLUSTER": "2"}, ["test_cuda_fp8.py"],
      "matches_reference"),
     ("int8-no-cluster", {"LOWBIT_SM90_CLUSTER": "1"}, ["test_cuda_int8.py"], "matches_reference or largest_sums"),
+    # swap-AB's K split in clusters forced to 2 / 4 CTAs at every small M (empty ranks on short K),
+    # and off (the global split for fp8, none for int8)
+    ("sm90-ksplit2", {"LOWBIT_SM90_KSPLIT": "2"}, ["test_cuda_fp8.py", "test_cuda_int8.py"],
+     "matches_reference or repeatable or largest_sums or long_k"),
+    ("sm90-ksplit4", {"LOWBIT_SM90_KSPLIT": "4"}, ["test_cuda_fp8.py", "test_cuda_int8.py"],
+     "matches_reference or repeatable or largest_sums or long_k or graph"),
+    ("sm90-ksplit-off", {"LOWBIT_SM90_KSPLIT": "1"}, ["test_cuda_fp8.py", "test_cuda_int8.py"],
+     "matches_reference or repeatable"),
+    # swap-AB up to 256 tokens (several 64-token tiles; default: 64, 32 in block mode)
+    ("sm90-swap-256", {"LOWBIT_SM90_SWAP_MAX": "256"}, ["test_cuda_fp8.py", "test_cuda_int8.py"],
+     "matches_reference or repeatable or linear"),
     ("int8-narrow", {"LOWBIT_SM90_BN": "128"}, ["test_cuda_int8.py"], "matches_reference or largest_sums"),
     ("int8-wide", {"LOWBIT_SM90_BN": "256"}, ["test_cuda_int8.py"], "matches_reference or largest_sums"),
     # 8-bit rows (a16w8, mxfp8) at M > 32 dequantized + cuBLAS where the mixed-input wgmma GEMM is

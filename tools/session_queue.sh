@@ -677,3 +677,93 @@ TAIL=4 step 120 memcheck compute-sanitizer --tool memcheck --error-exitcode 9 py
 TAIL=4 step 150 racecheck compute-sanitizer --tool racecheck --error-exitcode 9 python3 tests/sanitize_fp8.py
 TAIL=70 step_table8 150 120
 fi
+# Session 11, call 2: the swap-AB K split inside clusters (sm90_gemm.cuh kKSplit, branch s11-ksplit):
+# the fp8 / int8 tests (TESTS) and their ksplit variants, the resident clusters of 2 / 4 CTAs
+# (LOWBIT_DEBUG), and the A/B against the split off at 1 / 16 / 64 tokens on the three shapes
+# (off first). Part 57: compute-sanitizer over sanitize_fp8, then the table.
+#   PART=56 LOWBIT_KERNELS=quant,fp8,int8 TESTS="tests/test_cuda_fp8.py tests/test_cuda_int8.py" \
+#     EXTRA='bash tools/session_queue.sh' BENCH=0 bash tools/device_run.sh
+if [ "$PART" = 56 ]; then
+TAIL=8 step 200 variants python3 -m pytest -q -m cuda -p no:cacheprovider tests/test_cuda_variants.py -k "ksplit"
+TAIL=12 step 30 debug env LOWBIT_DEBUG=1 python3 -c "
+import torch, lowbit_ext
+from lowbit_ext import ops
+for n, k in ((8192, 8192), (4096, 14336), (28672, 8192)):
+    for m in (1, 16, 64):
+        x = torch.randn(m, k, device='cuda', dtype=torch.bfloat16)
+        w, ws = ops.quantize_fp8_per_token(torch.randn(n, k, device='cuda'))
+        ops.w8a8_fp8_linear(x, w, ws, None, True)
+torch.cuda.synchronize()"
+for v in "off:LOWBIT_SM90_KSPLIT=1" "on:"; do
+  name=${v%%:*}; knob=${v#*:}
+  TAIL=30 step 70 "ab_$name" env $knob python3 bench/gemm.py --formats w8a8_int8,w8a8_fp8,fp8_block --ms 1,16,64 \
+    --shapes 8192x8192,28672x8192,4096x14336 --peers none --no-ceilings --budget-s 55 --out "$OUT/ab_$name.json"
+done
+fi
+#   PART=57 LOWBIT_KERNELS=quant,fp8,int8 EXTRA='bash tools/session_queue.sh' BENCH=0 bash tools/device_run.sh nothing
+if [ "$PART" = 57 ]; then
+TAIL=4 step 120 memcheck compute-sanitizer --tool memcheck --error-exitcode 9 python3 tests/sanitize_fp8.py
+TAIL=4 step 150 racecheck compute-sanitizer --tool racecheck --error-exitcode 9 python3 tests/sanitize_fp8.py
+TAIL=70 step_table8 150 120
+fi
+# Session 11, call 3: programmatic dependent launch of the 8-bit GEMMs after the activation
+# quantizer in the fused linears (LOWBIT_PDL; the first weight tiles requested before
+# griddepcontrol.wait), and the split GEMVs' / 4-bit wgmma's arrival counters kept per stream and
+# left at zero by the kernels (LOWBIT_SPLIT_COUNTERS=zeros: a memset per call, as before). TESTS:
+# the 8-bit GEMM files and the GEMV / wgmma files (their split paths reuse the counters across
+# calls: bitwise-repeatable tests). A/Bs (off first): PDL at 1 / 16 / 64 / 1024 tokens, the
+# counters at 1 / 16 tokens. Part 59 (the same warm machine, no build unless the extension is
+# missing): memcheck and racecheck over sanitize_fp8, then the table.
+#   PART=58 LOWBIT_KERNELS=quant,fp8,int8,w4 \
+#     TESTS="tests/test_cuda_fp8.py tests/test_cuda_int8.py tests/test_cuda_a16w4.py tests/test_cuda_mxfp4.py tests/test_cuda_a16w8.py" \
+#     EXTRA='bash tools/session_queue.sh' BENCH=0 bash tools/device_run.sh
+if [ "$PART" = 58 ]; then
+for v in "off:LOWBIT_PDL=0" "on:"; do
+  name=${v%%:*}; knob=${v#*:}
+  TAIL=30 step 80 "pdl_$name" env $knob python3 bench/gemm.py --formats w8a8_int8,w8a8_fp8,fp8_block --ms 1,16,64,1024 \
+    --shapes 8192x8192,28672x8192,4096x14336 --peers none --no-ceilings --budget-s 65 --out "$OUT/pdl_$name.json"
+done
+for v in "zeros:LOWBIT_SPLIT_COUNTERS=zeros" "kept:"; do
+  name=${v%%:*}; knob=${v#*:}
+  TAIL=24 step 60 "counters_$name" env $knob python3 bench/gemm.py --formats a16w4,mxfp4,a16w8 --ms 1,16 \
+    --shapes 8192x8192,28672x8192,4096x14336,14336x4096 --peers none --no-ceilings --budget-s 45 \
+    --out "$OUT/counters_$name.json"
+done
+fi
+#   PART=59 OUT=$OUT bash tools/session_queue.sh
+if [ "$PART" = 59 ]; then
+python3 -c "import torch, lowbit_ext; torch.ops.lowbit.w8a8_fp8_linear" 2>/dev/null || \
+  LOWBIT_KERNELS=quant,fp8,int8,w4 MAX_JOBS=16 LOWBIT_CUDA=1 LOWBIT_CUDA_ARCHS=90a \
+  python3 -m pip install --no-build-isolation --no-deps -e . > "$OUT/build.log" 2>&1
+TAIL=4 step 120 memcheck compute-sanitizer --tool memcheck --error-exitcode 9 python3 tests/sanitize_fp8.py
+TAIL=4 step 150 racecheck compute-sanitizer --tool racecheck --error-exitcode 9 python3 tests/sanitize_fp8.py
+TAIL=70 step_table8 150 120
+fi
+# Session 11, call 5: swap-AB past 64 tokens (LOWBIT_SM90_SWAP_MAX=256: 64-token Q tiles; the
+# normal layout gives 4096 x 14336 at M = 256 64 tiles for 132 SMs) -- its variant test and the
+# A/B at 128 / 256 tokens -- and the model (decode B = 1 / 16 in graphs, prefill 2048) with this
+# session's kernels and session 10's bench/llama.py glue.
+#   PART=60 LOWBIT_KERNELS=quant,fp8,int8,w4 EXTRA='bash tools/session_queue.sh' BENCH=0 bash tools/device_run.sh nothing
+if [ "$PART" = 60 ]; then
+TAIL=6 step 90 variants python3 -m pytest -q -m cuda -p no:cacheprovider tests/test_cuda_variants.py -k "swap-256"
+for v in "swap64:" "swap256:LOWBIT_SM90_SWAP_MAX=256"; do
+  name=${v%%:*}; knob=${v#*:}
+  TAIL=24 step 50 "ab_$name" env $knob python3 bench/gemm.py --formats w8a8_int8,w8a8_fp8,fp8_block --ms 128,256 \
+    --shapes 8192x8192,28672x8192,4096x14336 --peers none --no-ceilings --budget-s 40 --out "$OUT/ab_$name.json"
+done
+TAIL=30 step 240 model python3 bench/model.py --fused --formats a16w4,w8a8_int8,fp8_block --batch 1,16 --prefill 2048 \
+  --out "$OUT/model.json"
+fi
+# Session 11, call 6 (the same warm machine as part 60, no build): the 16-bit-activation formats'
+# table with this session's counters, and the counters A/B once more (s11-call3 showed mxfp4 at
+# M = 1 on 8192^2 1.69 -> 1.51 while everything else gained 3-8%: noise or not).
+#   PART=61 OUT=$OUT bash tools/session_queue.sh
+if [ "$PART" = 61 ]; then
+TAIL=50 step 150 table16 python3 bench/gemm.py --formats a16w4,mxfp4,a16w8 --ms 1,16,64,256,1024 \
+  --shapes 8192x8192,28672x8192,4096x14336,14336x4096 --peers none --no-ceilings --budget-s 130 --out "$OUT/table16.json"
+for v in "zeros:LOWBIT_SPLIT_COUNTERS=zeros" "kept:"; do
+  name=${v%%:*}; knob=${v#*:}
+  TAIL=20 step 40 "counters_$name" env $knob python3 bench/gemm.py --formats a16w4,mxfp4 --ms 1 \
+    --shapes 8192x8192,4096x14336 --peers none --no-ceilings --budget-s 30 --out "$OUT/counters_$name.json"
+done
+fi

@@ -8,6 +8,7 @@
 #include <cuda_fp16.h>
 
 #include "lowbit/ptx/convert.cuh"
+#include "lowbit/ptx/griddep.cuh"
 #include "lowbit/ptx/memory.cuh"
 #include "lowbit/quant_rules.h"
 
@@ -130,6 +131,7 @@ __global__ void quantize_small_blocks_kernel(const In* __restrict__ x, uint8_t* 
                                              typename Rule::Stored* __restrict__ scales, int64_t n_vec) {
   constexpr int kLanes = kBlock / kVec;
   static_assert(kBlock % kVec == 0 && 32 % kLanes == 0, "a scale block must be a power-of-two lane group");
+  ptx::griddep_launch_dependents();  // the GEMM after may start loading its weights (PDL)
   const int64_t v = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
   const bool active = v < n_vec;
   float f[kVec] = {};
@@ -152,6 +154,7 @@ __global__ void __launch_bounds__(kThreads) quantize_rows_kernel(const In* __res
                                                                  float* __restrict__ scales, int64_t K) {
   static_assert(kThreads % 32 == 0 && kThreads <= 1024, "whole warps");
   __shared__ uint32_t warp_amax[kThreads / 32];
+  ptx::griddep_launch_dependents();  // the GEMM after may start loading its weights (PDL)
   const int64_t row = blockIdx.x;
   const In* xr = x + row * K;
   uint32_t amax = 0;
@@ -198,6 +201,7 @@ template <typename In>
 __global__ void quantize_tensor_kernel(const In* __restrict__ x, uint8_t* __restrict__ q,
                                        const uint32_t* __restrict__ amax, const float* __restrict__ static_scale,
                                        float* __restrict__ scale_out, int64_t n_vec) {
+  ptx::griddep_launch_dependents();  // the GEMM after may start loading its weights (PDL)
   float scale, inv;
   bool finite;
   if (static_scale) {

@@ -4,4 +4,6 @@
 
 namespace lowbit::fp8 {
 void launch(const gemm::Launch& a);
+// (its swap-AB half, in fp8_launch_swap.cu)
+void launch_swap_ab(const gemm::Launch& a);
 }  // namespace lowbit::fp8

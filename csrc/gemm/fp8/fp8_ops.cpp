@@ -25,11 +25,12 @@ namespace {
 using gemm::ScaleMode;
 
 Tensor fp8_gemm(ScaleMode mode, const Tensor& a, const Tensor& a_scale, const Tensor& b, const Tensor& b_scale,
-                const OptTensor& bias, at::ScalarType out_dtype) {
+                const OptTensor& bias, at::ScalarType out_dtype, bool after_quantizer = false) {
   // LOWBIT_FP8_NO_PROMOTE=1: one chained accumulator, an accuracy and speed diagnostic
   // (bench/fp8_accuracy.py), never a default: the tensor core's fp8 sums keep ~14 bits.
   static const bool promote = !env::flag("LOWBIT_FP8_NO_PROMOTE");
-  return gemm::sm90_gemm(mode, a, a_scale, b, b_scale, bias, out_dtype, &launch, /*allow_split=*/true, promote);
+  return gemm::sm90_gemm(mode, a, a_scale, b, b_scale, bias, out_dtype, &launch, /*allow_split=*/true, promote,
+                         after_quantizer);
 }
 
 // ---------------------------------------------------------------- ops
@@ -46,7 +47,8 @@ Tensor fp8_block_mm(const Tensor& a, const Tensor& a_scale, const Tensor& b, con
 }
 
 // The fused linears call the quantizer op through the dispatcher (its CUDA kernel), then
-// the GEMM: two launches (three with split-K) on the current stream.
+// the GEMM: two launches (three with the global split-K) on the current stream, the GEMM as a
+// programmatic dependent of the quantizer (sm90_launch.cuh).
 Tensor w8a8_fp8_linear(const Tensor& x, const Tensor& w, const Tensor& w_scale, const OptTensor& bias,
                        bool act_per_token) {
   contract::linear_8bit("w8a8_fp8_linear", x, w, w_scale, bias, at::kFloat8_e4m3fn);
@@ -57,7 +59,7 @@ Tensor w8a8_fp8_linear(const Tensor& x, const Tensor& w, const Tensor& w_scale, 
                                .findSchemaOrThrow("lowbit::quantize_fp8_per_tensor", "")
                                .typed<QuantPair(const Tensor&, const OptTensor&)>();
   auto [xq, xs] = act_per_token ? per_token.call(x) : per_tensor.call(x, std::nullopt);
-  return fp8_gemm(ScaleMode::kRowCol, xq, xs, w, w_scale, bias, x.scalar_type());
+  return fp8_gemm(ScaleMode::kRowCol, xq, xs, w, w_scale, bias, x.scalar_type(), /*after_quantizer=*/true);
 }
 
 Tensor fp8_block_linear(const Tensor& x, const Tensor& w, const Tensor& w_scale, const OptTensor& bias) {
@@ -66,7 +68,7 @@ Tensor fp8_block_linear(const Tensor& x, const Tensor& w, const Tensor& w_scale,
                           .findSchemaOrThrow("lowbit::quantize_fp8_1x128", "")
                           .typed<QuantPair(const Tensor&)>();
   auto [xq, xs] = quant.call(x);
-  return fp8_gemm(ScaleMode::kBlock, xq, xs, w, w_scale, bias, x.scalar_type());
+  return fp8_gemm(ScaleMode::kBlock, xq, xs, w, w_scale, bias, x.scalar_type(), /*after_quantizer=*/true);
 }
 
 }  // namespace

@@ -4,4 +4,6 @@
 
 namespace lowbit::int8 {
 void launch(const gemm::Launch& a);
+// (its swap-AB half, in int8_launch_swap.cu)
+void launch_swap_ab(const gemm::Launch& a);
 }  // namespace lowbit::int8

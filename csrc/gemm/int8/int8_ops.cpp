@@ -17,11 +17,12 @@ namespace {
 using gemm::ScaleMode;
 
 Tensor int8_gemm(const Tensor& a, const Tensor& a_scale, const Tensor& b, const Tensor& b_scale, const OptTensor& bias,
-                 at::ScalarType out_dtype) {
-  // Never split along K: the fp32 split-K partials would round integer sums above 2^24.
-  // One s32 accumulator chained over K: exact, nothing to promote.
+                 at::ScalarType out_dtype, bool after_quantizer = false) {
+  // No K split through fp32 partials in global memory: they would round integer sums above 2^24
+  // (the swap-AB split inside a cluster exchanges exact s32 partials). One s32 accumulator
+  // chained over K: exact, nothing to promote.
   return gemm::sm90_gemm(ScaleMode::kRowCol, a, a_scale, b, b_scale, bias, out_dtype, &launch, /*allow_split=*/false,
-                         /*promote=*/false);
+                         /*promote=*/false, after_quantizer);
 }
 
 Tensor w8a8_int8_mm(const Tensor& a, const Tensor& a_scale, const Tensor& b, const Tensor& b_scale,
@@ -36,7 +37,7 @@ Tensor w8a8_int8_linear(const Tensor& x, const Tensor& w, const Tensor& w_scale,
                               .findSchemaOrThrow("lowbit::quantize_int8_per_token", "")
                               .typed<QuantPair(const Tensor&)>();
   auto [xq, xs] = per_token.call(x);
-  return int8_gemm(xq, xs, w, w_scale, bias, x.scalar_type());
+  return int8_gemm(xq, xs, w, w_scale, bias, x.scalar_type(), /*after_quantizer=*/true);
 }
 
 }  // namespace

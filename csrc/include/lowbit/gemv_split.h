@@ -3,10 +3,17 @@
 // slices of K a grid of row CTAs gets, and the fp32 partials and arrival counters the last
 // CTA of a row block reduces. Shared by the a16w4 / mxfp4 and a16w8 GEMVs (C++ op glue).
 #include <ATen/ops/empty.h>
+#include <ATen/ops/from_blob.h>
 #include <ATen/ops/zeros.h>
+#include <c10/cuda/CUDAStream.h>
 
 #include <algorithm>
 #include <cstdint>
+#include <map>
+#include <mutex>
+#include <utility>
+
+#include "lowbit/env.h"
 
 namespace lowbit {
 
@@ -34,6 +41,40 @@ inline KSplit warp_stream_split(int64_t steps, int64_t units, int64_t warps) {
   return {slice, (steps + slice - 1) / slice};
 }
 
+// Arrival counters at zero for a kernel on the current stream. The kernels leave them at zero
+// (the last arrival resets its counter, gemv_store.cuh), so they live in a module-global array
+// (split_counters.cu: zero at load, no allocation, no memset node before every split GEMV / wgmma,
+// which at M = 1 was one of two graph nodes), one slot per (device, stream), since kernels on two
+// streams may run at once. A stream past the slots, or a kernel needing more counters than a
+// slot holds, gets fresh zeroed ones per call. LOWBIT_SPLIT_COUNTERS=zeros: always fresh (A/B).
+constexpr int kCounterSlots = 16;
+constexpr int kCountersPerSlot = 16384;
+int* split_counter_array();  // the current device's kCounterSlots x kCountersPerSlot ints
+
+inline at::Tensor zeroed_counters(int64_t n, const at::TensorOptions& opts) {
+  static const bool per_call = env::is("LOWBIT_SPLIT_COUNTERS", "zeros");
+  auto fresh = [&] { return at::zeros({n}, opts.dtype(at::kInt)); };
+  if (per_call || n > kCountersPerSlot) return fresh();
+  static std::mutex mutex;
+  static std::map<std::pair<int, cudaStream_t>, int*> slot_of;
+  static std::map<int, int> slots_used;
+  const int device = opts.device().index();
+  const cudaStream_t stream = c10::cuda::getCurrentCUDAStream(device).stream();
+  int* slot = nullptr;
+  {
+    std::lock_guard<std::mutex> lock(mutex);
+    auto it = slot_of.find({device, stream});
+    if (it != slot_of.end()) {
+      slot = it->second;
+    } else if (slots_used[device] < kCounterSlots) {
+      slot = split_counter_array() + int64_t(slots_used[device]++) * kCountersPerSlot;
+      slot_of[{device, stream}] = slot;
+    }
+  }
+  if (!slot) return fresh();
+  return at::from_blob(slot, {n}, opts.dtype(at::kInt));
+}
+
 // fp32 partials [splits][M][N] and zeroed arrival counters [row CTAs], when splits > 1.
 struct SplitBuffers {
   at::Tensor partial, arrivals;
@@ -43,7 +84,7 @@ struct SplitBuffers {
 inline SplitBuffers split_buffers(int64_t splits, int64_t M, int64_t N, int64_t row_ctas,
                                   const at::TensorOptions& opts) {
   if (splits <= 1) return {};
-  return {at::empty({splits, M, N}, opts.dtype(at::kFloat)), at::zeros({row_ctas}, opts.dtype(at::kInt))};
+  return {at::empty({splits, M, N}, opts.dtype(at::kFloat)), zeroed_counters(row_ctas, opts)};
 }
 
 }  // namespace lowbit

@@ -13,7 +13,7 @@ struct GemvSplit {
   int M, N;
   int splits, split, row_cta;
   float* partial;  // fp32 [splits][M][N]
-  int* arrivals;   // [row CTAs], zero on entry
+  int* arrivals;   // [row CTAs], zero on entry, left at zero
 };
 
 // f(v, tok, row) for each of this thread's sums whose token and row exist (tok < M, row < N).
@@ -99,10 +99,15 @@ __device__ __forceinline__ void reduce_partials(const GemvSplit& s, int tok0, in
 // stores before the leader's gpu-scope fence, which is cumulative (the pattern of CUTLASS's
 // split-K semaphore). The last group to arrive fences again (acquire), so the other groups'
 // partials are visible to its threads after the group's next barrier.
+// It also resets the counter (every arrival has happened): the next kernel on the stream finds it
+// at zero (gemv_split.h keeps the counters per stream).
 __device__ __forceinline__ bool leader_arrives_last(const GemvSplit& s) {
   __threadfence();
   const bool last = atomicAdd(&s.arrivals[s.row_cta], 1) == s.splits - 1;
-  if (last) __threadfence();
+  if (last) {
+    s.arrivals[s.row_cta] = 0;
+    __threadfence();
+  }
   return last;
 }
 

@@ -76,6 +76,7 @@ struct GemmParams {
   EpilogueArgs epi;
   BlockScaleArgs block;
   float* workspace;              // splits > 1: fp32 [splits][rows_p][rows_q]
+  bool p_is_weight;              // swap-AB: P holds the weights (else Q); what a PDL launch may load early
 };
 
 }  // namespace lowbit::gemm

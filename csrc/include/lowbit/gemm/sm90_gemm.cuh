@@ -20,8 +20,15 @@
 //                registers, times the block's scales in block-scaled mode. Hopper's fp8
 //                accumulation keeps ~14 bits (DeepSeek-V3): a fresh accumulator per
 //                128 of K keeps the error at fp32 level (HOPPER_NOTES.md).
-// Split-K: a unit may cover a slice of the K blocks; its fp32 partial tile goes to a
-// workspace and splitk_reduce_kernel finishes it.
+// Split-K, two ways. Through global memory: a unit may cover a slice of the K blocks; its fp32
+// partial tile goes to a workspace and splitk_reduce_kernel finishes it (a second launch).
+// Inside a cluster (kKSplit CTAs, swap-AB): CTA r of the cluster runs slice r of every unit's K
+// blocks; the tile's 8-column chunks are dealt out to the CTAs (chunk c to rank c % kKSplit),
+// each CTA sends its partial sums (fp32, or exact s32) of the others' chunks into their shared
+// memory (st.async, counted on their mbarrier), sums its own chunks in rank order and stores
+// them through the epilogue: no workspace, no second launch, the same bits on every run. Small
+// M on few weight tiles (4096 x 14336: 32 tiles for 132 SMs) streams its weights on kKSplit
+// times the SMs.
 // Chained (kPromote = false: s8, whose s32 sums are exact; fp8's unpromoted diagnostic): wgmma
 // chains on one accumulator and a warpgroup keeps one K block in flight while it releases the
 // previous stage. Promoted (fp8): each block's sums are folded into fp32 registers; two
@@ -40,6 +47,7 @@
 #include "lowbit/gemm/params.h"
 #include "lowbit/ptx/cluster.cuh"
 #include "lowbit/ptx/convert.cuh"
+#include "lowbit/ptx/griddep.cuh"
 #include "lowbit/ptx/mbarrier.cuh"
 #include "lowbit/ptx/memory.cuh"
 #include "lowbit/ptx/tma.cuh"
@@ -85,6 +93,15 @@ __device__ __forceinline__ float finish(const EpilogueArgs& e, int i, int j, flo
   return v;
 }
 
+// A 4-byte partial sum (fp32 or s32) as the bits it is exchanged as, and back.
+__device__ __forceinline__ uint32_t bits_of(float v) { return __float_as_uint(v); }
+__device__ __forceinline__ uint32_t bits_of(int32_t v) { return static_cast<uint32_t>(v); }
+template <typename T>
+__device__ __forceinline__ T of_bits(uint32_t b) {
+  if constexpr (std::is_same_v<T, float>) return __uint_as_float(b);
+  else return static_cast<int32_t>(b);
+}
+
 // Operand policies: the tensor-core instruction, its accumulator type, and the type the
 // per-K-block partial sums are folded into ("promotion").
 //   e4m3: fp32 accumulators that keep ~14 bits in the tensor core (DeepSeek-V3), folded
@@ -109,7 +126,10 @@ struct S8Operands {
 // time, as two 64 x 64 boxes of 2-byte elements in the 128-byte swizzle (rows of 128 bytes; a
 // quad's 16-byte chunk lands in a different bank group for each of a warp's 8 rows), which the
 // TMA unit then stores while the warpgroup goes on to its next tile.
-template <int kBN, int kStages, bool kStoreTma = false>
+// kKSplit > 1 adds the K split's receive buffer: for each sending rank and each 8-column chunk
+// this CTA sums, the consumers' 256 threads x 4 partial sums of 4 bytes (4 KB: a warp's 16-byte
+// pieces contiguous), 32 KB at kBN = 64; and its two mbarriers.
+template <int kBN, int kStages, bool kStoreTma = false, int kKSplit = 1>
 struct SmemLayout {
   static constexpr int kPBytes = kBlockP * kBlockK;  // per stage
   static constexpr int kQBytes = kBN * kBlockK;
@@ -119,17 +139,20 @@ struct SmemLayout {
   static constexpr int kEpiBoxBytes = 64 * kEpiBoxCols * 2;     // 64 rows
   static constexpr int kEpiWgBytes = kStoreTma ? 2 * kEpiBoxBytes : 0;
   static constexpr int kEpiBytes = 2 * kEpiWgBytes;             // two consumer warpgroups
-  static constexpr int kBytes = 1024 /*alignment slack*/ + kTileBytes + kEpiBytes + 2 * kStages * 8;
+  static constexpr int kChunksPerRank = (kBN / 8 + kKSplit - 1) / kKSplit;  // 8-column chunks a CTA sums
+  static constexpr int kRedBytes = kKSplit > 1 ? kKSplit * kChunksPerRank * 4096 : 0;
+  static constexpr int kBarriers = 2 * kStages + (kKSplit > 1 ? 2 : 0);
+  static constexpr int kBytes = 1024 /*alignment slack*/ + kTileBytes + kEpiBytes + kRedBytes + kBarriers * 8;
   static_assert(kQBytes % 1024 == 0, "Q tiles must keep 1024-byte alignment (8 rows of 128B swizzle atoms)");
   static_assert(kEpiBoxBytes % 1024 == 0, "epilogue boxes keep the 1024-byte alignment of the 128-byte swizzle");
   static_assert(kBytes <= 227 * 1024, "shared memory per CTA on sm_90 is at most 227 KB");
 };
 
-// Stages: as many as fit 227 KB next to the epilogue buffers, at most 8.
-template <int kBN, bool kStoreTma>
+// Stages: as many as fit 227 KB next to the epilogue and K-split buffers, at most 8.
+template <int kBN, bool kStoreTma, int kKSplit = 1>
 constexpr int sm90_stages() {
-  constexpr int fit =
-      (227 * 1024 - 2048 - SmemLayout<kBN, 1, kStoreTma>::kEpiBytes) / (kBlockP * kBlockK + kBN * kBlockK);
+  using One = SmemLayout<kBN, 1, kStoreTma, kKSplit>;
+  constexpr int fit = (227 * 1024 - 2048 - One::kEpiBytes - One::kRedBytes) / (kBlockP * kBlockK + kBN * kBlockK);
   return fit < 8 ? fit : 8;
 }
 
@@ -145,8 +168,10 @@ constexpr int sm90_stages() {
 // accumulator + 128 fp32 registers (its full accumulator + result would need 256); ping-pong
 // keeps the other warpgroup's half on the tensor cores meanwhile. In block mode each half is one
 // 128-row weight block, with its own scale.
+// kKSplit = 2 or 4: the CTAs of a cluster split each unit's K blocks and reduce through shared
+// memory (above); units are then (P tile, Q tile) pairs and params.sched.splits is 1.
 template <class Ops, ScaleMode kMode, int kBN, int kCluster, int kStages, bool kPromote, int kPDiv, int kQDiv,
-          typename OutT, int kAccSets = 1, int kFold = 1, bool kStoreTma = false, int kNParts = 1>
+          typename OutT, int kAccSets = 1, int kFold = 1, bool kStoreTma = false, int kNParts = 1, int kKSplit = 1>
 __global__ void __launch_bounds__(kThreads, 1)
     sm90_gemm_kernel(const __grid_constant__ CUtensorMap tmap_p, const __grid_constant__ CUtensorMap tmap_q,
                      const __grid_constant__ CUtensorMap tmap_out, const GemmParams params) {
@@ -154,6 +179,7 @@ __global__ void __launch_bounds__(kThreads, 1)
   constexpr int kAccRegs = kIssueN / 2;    // m64nN accumulator: N/2 registers per thread
   constexpr int kOutRegs = kBN / 2;        // the tile's results per thread (fin when promoting)
   constexpr int kQSlice = kBN / kCluster;  // Q rows this CTA loads and multicasts
+  constexpr int kClusterCtas = kCluster * kKSplit;
   // Q scales in kBlock mode: one per tile when a Q scale block spans the tile (weights on
   // the Q side), else one per distinct column of this thread (activations on the Q side).
   constexpr int kQScales = kMode != ScaleMode::kBlock ? 1 : kQDiv > 1 ? kNParts : kAccRegs / 2;
@@ -173,23 +199,36 @@ __global__ void __launch_bounds__(kThreads, 1)
   static_assert(kMode != ScaleMode::kBlock || kPDiv == 1 || kBlockP % kPDiv == 0, "P scale blocks align with tiles");
   static_assert(kMode != ScaleMode::kBlock || kQDiv == 1 || kQDiv % kIssueN == 0, "a Q scale block covers each part");
   static_assert(!kStoreTma || kBN % 64 == 0, "TMA-stored tiles go out in 64-column boxes");
+  static_assert(kKSplit == 1 || ((kKSplit == 2 || kKSplit == 4) && kCluster == 1 && !kStoreTma && kNParts == 1 &&
+                                 kAccSets == 1 && kFold == 1),
+                "K split in a cluster of 2 or 4: the swap-AB kernels (one accumulator set, generic stores)");
   using Acc = typename Ops::Acc;
-  using Layout = SmemLayout<kBN, kStages, kStoreTma>;
+  using Layout = SmemLayout<kBN, kStages, kStoreTma, kKSplit>;
 
   extern __shared__ __align__(1024) uint8_t smem_raw[];
   uint8_t* smem = reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(smem_raw) + 1023) & ~uintptr_t(1023));
   uint8_t* smem_p = smem;                                  // [kStages][128][128]
   uint8_t* smem_q = smem + kStages * Layout::kPBytes;      // [kStages][kBN][128]
   uint8_t* smem_epi = smem + Layout::kTileBytes;            // [2 warpgroups][2 boxes][64][64] (kStoreTma)
-  uint64_t* full = reinterpret_cast<uint64_t*>(smem + Layout::kTileBytes + Layout::kEpiBytes);
+  uint8_t* smem_red = smem_epi + Layout::kEpiBytes;         // [rank][chunk / kKSplit][256 threads][4] (kKSplit > 1)
+  uint64_t* full = reinterpret_cast<uint64_t*>(smem_red + Layout::kRedBytes);
   uint64_t* empty = full + kStages;
+  uint64_t* red_full = empty + kStages;   // kKSplit > 1: the peers' partials of this CTA's chunks landed
+  uint64_t* red_empty = red_full + 1;     //              the peers summed what this CTA sent them
 
   const int warpgroup = threadIdx.x / 128;
   const int warp = threadIdx.x / 32;
   const int lane = threadIdx.x % 32;
-  const uint32_t rank = kCluster > 1 ? ptx::cluster_ctarank() : 0;
-  const int cluster_id = blockIdx.x / kCluster, num_clusters = gridDim.x / kCluster;
-  const int num_units = params.sched.num_units();  // in cluster units: tile_p = unit's tile_p * kCluster + rank
+  const uint32_t rank = kClusterCtas > 1 ? ptx::cluster_ctarank() : 0;
+  const uint32_t mc_rank = kCluster > 1 ? rank : 0;  // which P tile of a multicast cluster
+  const int cluster_id = blockIdx.x / kClusterCtas, num_clusters = gridDim.x / kClusterCtas;
+  const int num_units = params.sched.num_units();  // in cluster units: tile_p = unit's tile_p * kCluster + mc_rank
+  // This CTA's K blocks of a unit: split `split` of the K range (the unit's, or its rank in a K-split cluster).
+  auto k_range = [&](const WorkUnit& w, int& kb0, int& kb1) {
+    const int split = kKSplit > 1 ? int(rank) : w.split;
+    kb0 = split * params.kb_per_split;
+    kb1 = min(params.num_kb, kb0 + params.kb_per_split);
+  };
 
   if (threadIdx.x == 0) {
     ptx::tma_prefetch_desc(&tmap_p);
@@ -200,33 +239,65 @@ __global__ void __launch_bounds__(kThreads, 1)
       ptx::mbarrier_init(&full[s], 1);                // this CTA's producer: arrive_expect_tx
       ptx::mbarrier_init(&empty[s], 8 * kCluster);    // every consumer warp of every CTA reading it
     }
+    if constexpr (kKSplit > 1) {
+      ptx::mbarrier_init(red_full, 1);                     // this CTA's expect_tx of the unit's bytes
+      ptx::mbarrier_init(red_empty, 8 * (kKSplit - 1));   // every consumer warp of every peer
+    }
     ptx::fence_barrier_init();
   }
-  if constexpr (kCluster > 1) ptx::cluster_sync();  // peers' barriers exist before anyone signals them
+  if constexpr (kClusterCtas > 1) ptx::cluster_sync();  // peers' barriers exist before anyone signals them
   else __syncthreads();
 
   if (warpgroup == 0) {
     // ------------------------------------------------------------ producer
     ptx::setmaxnreg_dec<40>();
     if (warp == 0 && lane == 0) {
+      auto load_p = [&](int s, int kb, int tile_p) {
+        ptx::tma_load_2d(smem_p + s * Layout::kPBytes, &tmap_p, &full[s], kb * kBlockK, tile_p * kBlockP);
+      };
+      auto load_q = [&](int s, int kb, const WorkUnit& w) {  // this CTA's slice, to every CTA of a multicast cluster
+        uint8_t* q_dst = smem_q + s * Layout::kQBytes + mc_rank * kQSlice * kBlockK;
+        const int q_row = w.tile_q * kBN + mc_rank * kQSlice;
+        if constexpr (kCluster > 1)
+          ptx::tma_load_2d_multicast(q_dst, &tmap_q, &full[s], kb * kBlockK, q_row, (1u << kCluster) - 1);
+        else
+          ptx::tma_load_2d(q_dst, &tmap_q, &full[s], kb * kBlockK, q_row);
+      };
+      // Launched as a programmatic dependent (PDL), this grid may start while the kernel before
+      // it (the activation quantizer) still runs. The weights do not depend on it: the first
+      // ring's worth of weight tiles is requested before waiting for that kernel's results, the
+      // activation tiles of those stages after.
+      int early = 0;  // stages of the first unit whose weight tile is already requested
+      if (cluster_id < num_units) {
+        const WorkUnit w = params.sched.unit(cluster_id);
+        int kb0, kb1;
+        k_range(w, kb0, kb1);
+        for (int kb = kb0; kb < kb1 && early < kStages; ++kb, ++early) {
+          // the whole stage lands here: own P, own Q slice, the peers' Q slices (OOB-filled bytes count too)
+          ptx::mbarrier_arrive_expect_tx(&full[early], Layout::kStageBytes);
+          if (params.p_is_weight) load_p(early, kb, w.tile_p * kCluster + mc_rank);
+          else load_q(early, kb, w);
+        }
+      }
+      ptx::griddep_wait();
       int stage = 0;
       uint32_t phase = 0;
       for (int u = cluster_id; u < num_units; u += num_clusters) {
         const WorkUnit w = params.sched.unit(u);
-        const int tile_p = w.tile_p * kCluster + rank;
-        const int kb0 = w.split * params.kb_per_split;
-        const int kb1 = min(params.num_kb, kb0 + params.kb_per_split);
+        const int tile_p = w.tile_p * kCluster + mc_rank;
+        int kb0, kb1;
+        k_range(w, kb0, kb1);
         for (int kb = kb0; kb < kb1; ++kb) {
-          ptx::mbarrier_wait(&empty[stage], phase ^ 1);  // a fresh barrier passes parity 1
-          // the whole stage lands here: own P, own Q slice, the peers' Q slices (OOB-filled bytes count too)
-          ptx::mbarrier_arrive_expect_tx(&full[stage], Layout::kStageBytes);
-          ptx::tma_load_2d(smem_p + stage * Layout::kPBytes, &tmap_p, &full[stage], kb * kBlockK, tile_p * kBlockP);
-          uint8_t* q_dst = smem_q + stage * Layout::kQBytes + rank * kQSlice * kBlockK;
-          const int q_row = w.tile_q * kBN + rank * kQSlice;
-          if constexpr (kCluster > 1)
-            ptx::tma_load_2d_multicast(q_dst, &tmap_q, &full[stage], kb * kBlockK, q_row, (1u << kCluster) - 1);
-          else
-            ptx::tma_load_2d(q_dst, &tmap_q, &full[stage], kb * kBlockK, q_row);
+          if (early > 0) {  // (the first unit's first stages: fresh, armed above)
+            --early;
+            if (params.p_is_weight) load_q(stage, kb, w);
+            else load_p(stage, kb, tile_p);
+          } else {
+            ptx::mbarrier_wait(&empty[stage], phase ^ 1);  // a fresh barrier passes parity 1
+            ptx::mbarrier_arrive_expect_tx(&full[stage], Layout::kStageBytes);
+            load_p(stage, kb, tile_p);
+            load_q(stage, kb, w);
+          }
           if (++stage == kStages) stage = 0, phase ^= 1;
         }
       }
@@ -234,6 +305,7 @@ __global__ void __launch_bounds__(kThreads, 1)
   } else {
     // ------------------------------------------------------------ consumers
     ptx::setmaxnreg_inc<232>();
+    ptx::griddep_wait();  // (scales of the activations: written by the kernel before, under PDL)
     const int wg = warpgroup - 1;              // which 64 rows of the P tile
     const int warp_in_wg = warp % 4;
     const int row_in_tile = wg * 64 + warp_in_wg * 16 + lane / 4;  // and +8
@@ -247,12 +319,13 @@ __global__ void __launch_bounds__(kThreads, 1)
     constexpr uint32_t kBarEpi = 3;                             // + wg: a warpgroup's epilogue buffer
     constexpr bool kPingPong = kPromote && kAccSets == 1 && kFold == 1;
     bool issued_any = false;
+    uint32_t red_round = 0;  // kKSplit > 1: units reduced so far (the exchange barriers' phase)
 
     for (int u = cluster_id; u < num_units; u += num_clusters) {
       const WorkUnit w = params.sched.unit(u);
-      const int tile_p = w.tile_p * kCluster + rank;
-      const int kb0 = w.split * params.kb_per_split;
-      const int kb1 = min(params.num_kb, kb0 + params.kb_per_split);
+      const int tile_p = w.tile_p * kCluster + mc_rank;
+      int kb0, kb1;
+      k_range(w, kb0, kb1);
       const int i0 = tile_p * kBlockP + row_in_tile;  // this thread's rows: i0, i0 + 8
       const int j_base = w.tile_q * kBN;
 
@@ -503,6 +576,75 @@ __global__ void __launch_bounds__(kThreads, 1)
         else return kb1 > kb0 ? float(acc[r]) : 0.0f;
       };
       bool stored = false;
+      if constexpr (kKSplit > 1) {
+        // The cluster's K split. Chunk c (registers 4c .. 4c + 3: both rows, two columns) is summed
+        // by rank c % kKSplit; each consumer thread sends its other chunks to their ranks, into
+        // slot [this rank][c / kKSplit][thread], after those ranks have summed the previous unit's
+        // (red_empty), then waits for its own chunks' kKSplit - 1 partials (red_full: one thread
+        // arms it with their bytes) and adds them in rank order, its own from registers. s32
+        // partials add exactly; fp32 ones in the same order on every run.
+        using Part = std::conditional_t<kPromote, typename Ops::Fold, Acc>;
+        static_assert(sizeof(Part) == 4, "4-byte partial sums");
+        auto part = [&](int r) -> Part {
+          if constexpr (kPromote) return fin[r];
+          else return kb1 > kb0 ? acc[r] : Part(0);
+        };
+        constexpr int kChunks = kOutRegs / 4;
+        const int my_chunks = (kChunks - int(rank) + kKSplit - 1) / kKSplit;
+        if (threadIdx.x == 128)
+          ptx::mbarrier_arrive_expect_tx(red_full, uint32_t(my_chunks * (kKSplit - 1) * 4096));
+        const uint32_t slot0 = ptx::smem_addr(smem_red) + (threadIdx.x - 128) * 16;  // + (rank * kChunksPerRank + c / kKSplit) * 4096
+        if (red_round > 0) ptx::mbarrier_wait(red_empty, (red_round - 1) & 1);
+#pragma unroll
+        for (int c = 0; c < kChunks; ++c) {
+          const int owner = c % kKSplit;
+          if (owner == int(rank)) continue;
+          const uint4 v = make_uint4(bits_of(part(4 * c)), bits_of(part(4 * c + 1)), bits_of(part(4 * c + 2)),
+                                     bits_of(part(4 * c + 3)));
+          const uint32_t dst = slot0 + (rank * Layout::kChunksPerRank + c / kKSplit) * 4096;
+          ptx::st_async_v4(ptx::cluster_map_shared(dst, owner), v,
+                           ptx::cluster_map_shared(ptx::smem_addr(red_full), owner));
+        }
+        ptx::mbarrier_wait(red_full, red_round & 1);
+#pragma unroll
+        for (int c = 0; c < kChunks; ++c) {
+          if (c % kKSplit != int(rank)) continue;
+          Part sum[4];
+#pragma unroll
+          for (int q = 0; q < kKSplit; ++q) {
+            uint32_t b[4];
+            if (q == int(rank)) {
+#pragma unroll
+              for (int k = 0; k < 4; ++k) b[k] = bits_of(part(4 * c + k));
+            } else {
+              const uint4 v = ptx::ld_shared_v4(slot0 + (q * Layout::kChunksPerRank + c / kKSplit) * 4096);
+              b[0] = v.x, b[1] = v.y, b[2] = v.z, b[3] = v.w;
+            }
+#pragma unroll
+            for (int k = 0; k < 4; ++k) sum[k] = q == 0 ? of_bits<Part>(b[k]) : sum[k] + of_bits<Part>(b[k]);
+          }
+          const int j = j_base + c * 8 + col_in_chunk;
+#pragma unroll
+          for (int h = 0; h < 2; ++h) {
+            const int i = i0 + 8 * h;
+            if (i >= params.rows_p) continue;
+#pragma unroll
+            for (int t = 0; t < 2; ++t)
+              if (j + t < params.rows_q)
+                static_cast<OutT*>(e.out)[i * e.out_si + (j + t) * e.out_sj] =
+                    to_out<OutT>(finish<kMode, OutT>(e, i, j + t, float(sum[2 * h + t])));
+          }
+        }
+        // This warp is done with the slots the peers sent into: they may send the next unit's.
+        __syncwarp();
+        if (lane == 0) {
+#pragma unroll
+          for (int q = 0; q < kKSplit; ++q)
+            if (q != int(rank)) ptx::mbarrier_arrive_cluster(red_empty, q);
+        }
+        ++red_round;
+        stored = true;
+      }
       if constexpr (kStoreTma) {
         if (direct && e.tma_store) {
           // Through shared memory and TMA stores (rows and columns past C's edge are clipped by
@@ -624,9 +766,9 @@ __global__ void __launch_bounds__(kThreads, 1)
     if constexpr (kStoreTma)
       if (threadIdx.x % 128 == 0) ptx::bulk_wait_group<0>();
   }
-  // A CTA's shared memory must outlive the peer's last multicast into it and last remote
-  // arrival on its barriers.
-  if constexpr (kCluster > 1) ptx::cluster_sync();
+  // A CTA's shared memory must outlive the peer's last multicast into it, last remote arrival
+  // on its barriers and (K split) last read of its exchange buffer.
+  if constexpr (kClusterCtas > 1) ptx::cluster_sync();
 }
 
 // Split-K: C[i, j] = epilogue(sum over splits of the fp32 partials), one thread per element.

@@ -81,9 +81,10 @@ inline Plan make_plan(int64_t M, int64_t N, int64_t K, int sms, bool allow_split
   // moves the line (A/B). Same-run A/B at 33..64 tokens, normal layout over swap-AB time
   // (s10-call7): fp8_block 0.71-0.88 on three shapes (the swapped tile loads 16 per-token block
   // scales a K block per thread at 64 tokens), fp8 rowwise 0.91-1.11, int8 1.00-1.36 (it never
-  // splits K, so the normal layout's 64 tiles ran on half the SMs).
+  // splits K, so the normal layout's 64 tiles ran on half the SMs). Past 64 tokens (the knob up to
+  // 256: an experiment) the tokens take several 64-row Q tiles.
   static const int64_t swap_max = env::integer("LOWBIT_SM90_SWAP_MAX", 0);
-  p.swap_ab = M <= std::min<int64_t>(swap_max > 0 ? swap_max : mode == ScaleMode::kBlock ? 32 : 64, 64);
+  p.swap_ab = M <= std::min<int64_t>(swap_max > 0 ? swap_max : mode == ScaleMode::kBlock ? 32 : 64, 256);
   const int64_t rows_p = p.swap_ab ? N : M, rows_q = p.swap_ab ? M : N;
   const int64_t tiles_p = (rows_p + kBlockP - 1) / kBlockP;
   // LOWBIT_SM90_BN (chained loops) / LOWBIT_FP8_BN (promoting ones): 128 or 256 forces the
@@ -109,15 +110,33 @@ inline Plan make_plan(int64_t M, int64_t N, int64_t K, int sms, bool allow_split
   p.acc_sets = (promote && !p.swap_ab && p.bn == 128 && !one_acc && p.fold == 1) ? 2 : 1;
   const int units = int((tiles_p + p.cluster - 1) / p.cluster * ((rows_q + p.bn - 1) / p.bn));
   const int num_kb = int((K + kBlockK - 1) / kBlockK);
+  // Swap-AB at 17..64 tokens on fewer weight tiles than SMs (8192 rows: 64 tiles; 4096: 32): the
+  // K blocks split across the 2 or 4 CTAs of a cluster, which reduce in shared memory
+  // (sm90_gemm.cuh kKSplit), as many CTAs as fit the SMs once, each with at least 2 K blocks.
+  // Exact for s8 (s32 partials), so the integer family splits too. Same-run A/B (s11-call2):
+  // +15-20% at 64 tokens on 4096 x 14336, +2-5% on 8192^2; at 1..16 tokens, where the stream is
+  // not short of SMs (64 CTAs keep 8 MB in flight), -2-4% on 8192^2: not split there.
+  // LOWBIT_SM90_KSPLIT=1|2|4 forces it at every swap-AB M (A/B runs, tests).
+  static const int forced_ksplit = env::integer("LOWBIT_SM90_KSPLIT", 0);
+  p.ksplit = 1;
+  if (p.swap_ab && (M > 16 || forced_ksplit > 0)) {
+    for (int s : {4, 2})
+      if (p.ksplit == 1 && int64_t(units) * s <= sms && num_kb >= 2 * s) p.ksplit = s;
+    if (forced_ksplit == 1 || forced_ksplit == 2 || forced_ksplit == 4) p.ksplit = forced_ksplit;
+  }
   // Split K only when the tiles cannot occupy a quarter of the SMs at small M (swap-AB: writing
   // and reducing fp32 partial tiles measured slower than 64 tiles on 132 SMs without it,
   // bench/NOTES.md), half of them at large M (4096 x 14336 at M = 256: 32 cluster units on 66
   // slots, 1.04x cuBLAS for fp8 in s10-call5).
   const int slots = sms / p.cluster;
   const bool few_units = p.swap_ab ? units * 4 < slots : units * 2 <= slots;
-  p.splits = (!allow_split || !few_units) ? 1 : choose_splits(units, num_kb, slots);
+  p.splits = (!allow_split || !few_units || p.ksplit > 1) ? 1 : choose_splits(units, num_kb, slots);
   static const int forced = env::integer("LOWBIT_FP8_SPLITS", 0);
-  if (forced > 0 && allow_split) p.splits = std::min(forced, num_kb);
+  if (forced > 0 && allow_split && p.ksplit == 1) p.splits = std::min(forced, num_kb);
+  if (p.ksplit > 1) {
+    p.kb_per_split = std::max(1, (num_kb + p.ksplit - 1) / p.ksplit);  // a rank past the last block sums nothing
+    return p;
+  }
   p.kb_per_split = (num_kb + p.splits - 1) / p.splits;
   p.splits = (num_kb + p.kb_per_split - 1) / p.kb_per_split;  // no empty split
   return p;
@@ -128,9 +147,11 @@ inline Plan make_plan(int64_t M, int64_t N, int64_t K, int sms, bool allow_split
 // be split (fp32 partials); the integer family keeps its sums exact and never splits.
 // promote: fold each K block's sums into fp32 registers (fp8: the tensor core keeps ~14 bits)
 // rather than chain one accumulator over K (s8: exact s32 sums need no folding).
+// after_quantizer: the kernel just launched on this stream is the activation quantizer that
+// wrote `a` and `a_scale` (the fused linears): the GEMM may launch as its programmatic dependent.
 inline Tensor sm90_gemm(ScaleMode mode, const Tensor& a, const Tensor& a_scale, const Tensor& b,
                         const Tensor& b_scale, const OptTensor& bias, at::ScalarType out_dtype, LaunchFn launch,
-                        bool allow_split, bool promote) {
+                        bool allow_split, bool promote, bool after_quantizer = false) {
   c10::cuda::CUDAGuard guard(a.device());
   const int64_t M = a.size(0), K = a.size(1), N = b.size(0);
   Tensor out = at::empty({M, N}, a.options().dtype(out_dtype));
@@ -141,6 +162,7 @@ inline Tensor sm90_gemm(ScaleMode mode, const Tensor& a, const Tensor& a_scale, 
   L.mode = mode;
   L.promote = promote;
   L.out_bf16 = out_dtype == at::kBFloat16;
+  L.pdl = after_quantizer;
   const Plan plan = make_plan(M, N, K, L.sms, allow_split, promote, mode, out_dtype == at::kBFloat16);
   L.plan = plan;
 
@@ -164,6 +186,7 @@ inline Tensor sm90_gemm(ScaleMode mode, const Tensor& a, const Tensor& a_scale, 
   e.out_sj = plan.swap_ab ? N : 1;
   e.bias = bias ? bias->data_ptr() : nullptr;
   e.bias_on_p = plan.swap_ab;
+  params.p_is_weight = plan.swap_ab;
   if (mode == ScaleMode::kRowCol) {
     e.p_scale = p_scale.data_ptr<float>();
     e.p_scale_stride = p_scale.numel() == 1 ? 0 : 1;
@@ -188,9 +211,10 @@ inline Tensor sm90_gemm(ScaleMode mode, const Tensor& a, const Tensor& a_scale, 
   static const bool debug = env::flag("LOWBIT_DEBUG");
   if (debug)
     std::fprintf(stderr,
-                 "[lowbit sm90] M=%lld N=%lld K=%lld swap=%d bn=%d cluster=%d splits=%d units=%d acc_sets=%d fold=%d\n",
+                 "[lowbit sm90] M=%lld N=%lld K=%lld swap=%d bn=%d cluster=%d splits=%d ksplit=%d units=%d acc_sets=%d "
+                 "fold=%d\n",
                  (long long)M, (long long)N, (long long)K, int(plan.swap_ab), plan.bn, plan.cluster, plan.splits,
-                 L.units, plan.acc_sets, plan.fold);
+                 plan.ksplit, L.units, plan.acc_sets, plan.fold);
   launch(L);
   return out;
 }

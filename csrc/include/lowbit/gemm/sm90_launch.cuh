@@ -1,7 +1,9 @@
 #pragma once
 // Kernel instantiation and launch of the Hopper mainloop for one operand policy (Ops):
 // tile and cluster dispatch, persistent grid sizing, the split-K reduce. Included by each
-// family's <family>_launch.cu, which instantiates launch_sm90<ItsOperands>.
+// family's <family>_launch.cu and <family>_launch_swap.cu, which instantiate
+// launch_sm90<ItsOperands, kSwapAB> for the normal and the swap-AB kernels (two translation
+// units, so that the build compiles them in parallel).
 #include <c10/cuda/CUDAException.h>
 
 #include <algorithm>
@@ -17,24 +19,34 @@ namespace lowbit::gemm {
 namespace sm90_detail {
 
 // kStoreTma: the normal (not swap-AB) kernels, whose C rows are contiguous (sm90_gemm.cuh).
+// kKSplit: CTAs of a cluster splitting K (swap-AB; sm90_gemm.cuh), where kCluster multicasts.
+// one_wave: launch only if every unit's cluster can be resident at once (else return false).
 template <class Ops, ScaleMode kMode, int kBN, int kCluster, bool kPromote, int kPDiv, int kQDiv, typename OutT,
-          int kAccSets = 1, int kFold = 1, bool kStoreTma = false, int kNParts = 1>
-void launch_kernel(const Launch& a) {
-  constexpr int kStages = sm90_stages<kBN, kStoreTma>();
+          int kAccSets = 1, int kFold = 1, bool kStoreTma = false, int kNParts = 1, int kKSplit = 1>
+bool launch_kernel(const Launch& a, bool one_wave = false) {
+  constexpr int kStages = sm90_stages<kBN, kStoreTma, kKSplit>();
+  constexpr int kClusterCtas = kCluster * kKSplit;
   auto kernel = sm90_gemm_kernel<Ops, kMode, kBN, kCluster, kStages, kPromote, kPDiv, kQDiv, OutT, kAccSets, kFold,
-                                 kStoreTma, kNParts>;
-  constexpr int smem = SmemLayout<kBN, kStages, kStoreTma>::kBytes;
+                                 kStoreTma, kNParts, kKSplit>;
+  constexpr int smem = SmemLayout<kBN, kStages, kStoreTma, kKSplit>::kBytes;
   cudaLaunchConfig_t cfg{};
-  cudaLaunchAttribute attr[1];
+  cudaLaunchAttribute attr[2];
   attr[0].id = cudaLaunchAttributeClusterDimension;
-  attr[0].val.clusterDim.x = kCluster;
+  attr[0].val.clusterDim.x = kClusterCtas;
   attr[0].val.clusterDim.y = 1;
   attr[0].val.clusterDim.z = 1;
+  // Programmatic dependent launch, where the kernel before it in the stream is the activation
+  // quantizer (a.pdl: the fused linears): it may start while that one still runs (which lets it:
+  // griddep_launch_dependents) and load its first weight tiles meanwhile (sm90_gemm.cuh). Not
+  // after any other kernel: that one might be writing the weights. LOWBIT_PDL=0 turns it off.
+  static const bool pdl = env::integer("LOWBIT_PDL", 1) != 0;
+  attr[1].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attr[1].val.programmaticStreamSerializationAllowed = 1;
   cfg.blockDim = dim3(kThreads);
   cfg.dynamicSmemBytes = smem;
   cfg.stream = a.stream;
   cfg.attrs = attr;
-  cfg.numAttrs = 1;
+  cfg.numAttrs = pdl && a.pdl ? 2 : 1;
   // Persistent grid: as many clusters as can be resident at once, never more than there are
   // units. Why ask the occupancy API rather than divide the SM count: a GPC with an odd number
   // of free SMs holds one CTA fewer than SMs / 2 clusters would need, and a persistent cluster
@@ -42,17 +54,20 @@ void launch_kernel(const Launch& a) {
   // others: the 2-CTA path measured 2x slower that way (bench/NOTES.md, fp8 v7).
   static const int resident_clusters = [&] {
     C10_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
-    if constexpr (kCluster == 1) return a.sms;
+    if constexpr (kClusterCtas == 1) return a.sms;
     cudaLaunchConfig_t q = cfg;
-    q.gridDim = dim3(kCluster * (a.sms / kCluster));
+    q.gridDim = dim3(kClusterCtas * (a.sms / kClusterCtas));
     int n = 0;
     C10_CUDA_CHECK(cudaOccupancyMaxActiveClusters(&n, kernel, &q));
     if (env::flag("LOWBIT_DEBUG"))
-      std::fprintf(stderr, "[lowbit fp8] bn=%d cluster=%d: %d clusters resident (%d SMs)\n", kBN, kCluster, n, a.sms);
+      std::fprintf(stderr, "[lowbit sm90] bn=%d cluster=%d ksplit=%d: %d clusters resident (%d SMs)\n", kBN, kCluster,
+                   kKSplit, n, a.sms);
     return std::max(1, n);
   }();
-  cfg.gridDim = dim3(kCluster * std::min(a.units, resident_clusters));
+  if (one_wave && a.units > resident_clusters) return false;
+  cfg.gridDim = dim3(kClusterCtas * std::min(a.units, resident_clusters));
   C10_CUDA_CHECK(cudaLaunchKernelEx(&cfg, kernel, a.tmap_p, a.tmap_q, a.tmap_out, a.params));
+  return true;
 }
 
 // launch_kernel with the plan's cluster size (1 or 2) as its template argument.
@@ -60,15 +75,37 @@ template <class Ops, ScaleMode kMode, int kBN, bool kPromote, int kPDiv, int kQD
           int kFold = 1, bool kStoreTma = false, int kNParts = 1>
 void launch_clustered(const Launch& a) {
   if (a.plan.cluster == 2)
-    return launch_kernel<Ops, kMode, kBN, 2, kPromote, kPDiv, kQDiv, OutT, kAccSets, kFold, kStoreTma, kNParts>(a);
-  launch_kernel<Ops, kMode, kBN, 1, kPromote, kPDiv, kQDiv, OutT, kAccSets, kFold, kStoreTma, kNParts>(a);
+    launch_kernel<Ops, kMode, kBN, 2, kPromote, kPDiv, kQDiv, OutT, kAccSets, kFold, kStoreTma, kNParts>(a);
+  else
+    launch_kernel<Ops, kMode, kBN, 1, kPromote, kPDiv, kQDiv, OutT, kAccSets, kFold, kStoreTma, kNParts>(a);
 }
 
-template <class Ops, ScaleMode kMode, bool kPromote, typename OutT>
-void dispatch_tile(const Launch& a) {
-  // Block-scale grouping: activations carry one scale per row, weights one per 128 rows.
+// Swap-AB: tokens padded to 8 / 16 / 32 / 64 on wgmma's N side; K split inside clusters of
+// plan.ksplit CTAs (1, 2, 4).
+template <class Ops, ScaleMode kMode, bool kPromote, typename OutT, int kBN>
+void launch_swap_ab(const Launch& a) {
   constexpr int kAct = 1, kWgt = kMode == ScaleMode::kBlock ? 128 : 1;
-  if (!a.plan.swap_ab) {
+  // A split whose clusters cannot all be resident at once (the occupancy API decides: GPCs hold
+  // whole clusters) would leave a second wave: the next smaller one instead.
+  auto with_ksplit = [&](int s) {
+    Launch b = a;
+    b.plan.ksplit = s;
+    b.params.kb_per_split = (a.params.num_kb + s - 1) / s;
+    return b;
+  };
+  if (a.plan.ksplit == 4 && launch_kernel<Ops, kMode, kBN, 1, kPromote, kWgt, kAct, OutT, 1, 1, false, 1, 4>(a, true))
+    return;
+  if (a.plan.ksplit >= 2 &&
+      launch_kernel<Ops, kMode, kBN, 1, kPromote, kWgt, kAct, OutT, 1, 1, false, 1, 2>(with_ksplit(2), true))
+    return;
+  launch_kernel<Ops, kMode, kBN, 1, kPromote, kWgt, kAct, OutT>(a.plan.ksplit == 1 ? a : with_ksplit(1));
+}
+
+template <class Ops, bool kSwapAB, ScaleMode kMode, bool kPromote, typename OutT>
+void dispatch_tile(const Launch& a) {
+  if constexpr (!kSwapAB) {
+    // Block-scale grouping: activations carry one scale per row, weights one per 128 rows.
+    constexpr int kAct = 1, kWgt = kMode == ScaleMode::kBlock ? 128 : 1;
     // Promoting: 128 x 128 tiles with two accumulator sets, or 128 x 256 in two halves;
     // chained: 128 x 256 or 128 (make_plan). All store C through shared memory and TMA
     // (kStoreTma) where params.epi.tma_store.
@@ -85,29 +122,31 @@ void dispatch_tile(const Launch& a) {
       return launch_clustered<Ops, kMode, 256, kPromote, kAct, kWgt, OutT, 1, 1, true>(a);
     }
     return launch_clustered<Ops, kMode, 128, kPromote, kAct, kWgt, OutT, 1, 1, true>(a);
-  }
-  switch (a.plan.bn) {
-    case 8: return launch_kernel<Ops, kMode, 8, 1, kPromote, kWgt, kAct, OutT>(a);
-    case 16: return launch_kernel<Ops, kMode, 16, 1, kPromote, kWgt, kAct, OutT>(a);
-    case 32: return launch_kernel<Ops, kMode, 32, 1, kPromote, kWgt, kAct, OutT>(a);
-    default: return launch_kernel<Ops, kMode, 64, 1, kPromote, kWgt, kAct, OutT>(a);
+  } else {
+    switch (a.plan.bn) {
+      case 8: return launch_swap_ab<Ops, kMode, kPromote, OutT, 8>(a);
+      case 16: return launch_swap_ab<Ops, kMode, kPromote, OutT, 16>(a);
+      case 32: return launch_swap_ab<Ops, kMode, kPromote, OutT, 32>(a);
+      default: return launch_swap_ab<Ops, kMode, kPromote, OutT, 64>(a);
+    }
   }
 }
 
-template <class Ops, typename OutT>
+template <class Ops, bool kSwapAB, typename OutT>
 void launch_typed(const Launch& a) {
   if constexpr (!std::is_same_v<typename Ops::Fold, float>) {
     // Integer sums (s8): per-row/per-tensor scales only, one s32 accumulator chained over K
-    // (exact), never split along K (the fp32 split-K partials would round sums above 2^24).
-    dispatch_tile<Ops, ScaleMode::kRowCol, false, OutT>(a);
+    // (exact); K split only inside a cluster (exact s32 partials; plan.splits is 1: fp32
+    // partials in a workspace would round sums above 2^24).
+    dispatch_tile<Ops, kSwapAB, ScaleMode::kRowCol, false, OutT>(a);
     return;
   } else if (a.mode == ScaleMode::kBlock) {
-    dispatch_tile<Ops, ScaleMode::kBlock, true, OutT>(a);
+    dispatch_tile<Ops, kSwapAB, ScaleMode::kBlock, true, OutT>(a);
   } else if constexpr (std::is_same_v<OutT, __nv_bfloat16>) {  // the no-promotion diagnostic: bf16 only
-    if (a.promote) dispatch_tile<Ops, ScaleMode::kRowCol, true, OutT>(a);
-    else dispatch_tile<Ops, ScaleMode::kRowCol, false, OutT>(a);
+    if (a.promote) dispatch_tile<Ops, kSwapAB, ScaleMode::kRowCol, true, OutT>(a);
+    else dispatch_tile<Ops, kSwapAB, ScaleMode::kRowCol, false, OutT>(a);
   } else {
-    dispatch_tile<Ops, ScaleMode::kRowCol, true, OutT>(a);
+    dispatch_tile<Ops, kSwapAB, ScaleMode::kRowCol, true, OutT>(a);
   }
   if (a.plan.splits > 1) {
     const auto& p = a.params;
@@ -125,10 +164,12 @@ void launch_typed(const Launch& a) {
 
 }  // namespace sm90_detail
 
-template <class Ops>
+// The normal (kSwapAB = false) or the swap-AB kernels of one operand policy; the caller
+// passes a plan of that kind (plan.swap_ab == kSwapAB).
+template <class Ops, bool kSwapAB>
 void launch_sm90(const Launch& a) {
-  if (a.out_bf16) sm90_detail::launch_typed<Ops, __nv_bfloat16>(a);
-  else sm90_detail::launch_typed<Ops, __half>(a);
+  if (a.out_bf16) sm90_detail::launch_typed<Ops, kSwapAB, __nv_bfloat16>(a);
+  else sm90_detail::launch_typed<Ops, kSwapAB, __half>(a);
 }
 
 }  // namespace lowbit::gemm

@@ -16,7 +16,8 @@ struct Plan {
   bool swap_ab;   // small M: weights on wgmma's M side, tokens on its N side
   int bn;         // Q rows per tile
   int cluster;    // CTAs multicasting one Q tile (1 or 2)
-  int splits;     // K splits
+  int splits;     // K splits through a global workspace (and a reduce launch)
+  int ksplit;     // swap-AB: CTAs of a cluster splitting K and reducing in shared memory (1, 2, 4)
   int kb_per_split;
   int acc_sets;   // accumulator sets per consumer (2: the next K block issued before promoting)
   int fold;       // promoting, per-row scales: K blocks chained per promotion (1, or 2 / 4: experiment)
@@ -30,6 +31,7 @@ struct Launch {
   ScaleMode mode;
   bool promote;     // false only for the w8a8 accuracy diagnostic (bf16 output)
   bool out_bf16;    // else fp16
+  bool pdl;         // launch as a programmatic dependent of the activation quantizer just before it
   int units;        // cluster work units
   int sms;
   cudaStream_t stream;

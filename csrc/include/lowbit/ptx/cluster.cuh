@@ -17,16 +17,32 @@ __device__ __forceinline__ void cluster_sync() {
   asm volatile("barrier.cluster.arrive.release.aligned;\nbarrier.cluster.wait.acquire.aligned;" ::: "memory");
 }
 
+// The shared::cluster address of the same shared-memory offset in CTA `rank` of the cluster.
+__device__ __forceinline__ uint32_t cluster_map_shared(uint32_t local_smem_addr, uint32_t rank) {
+  uint32_t remote;
+  asm volatile("mapa.shared::cluster.u32 %0, %1, %2;" : "=r"(remote) : "r"(local_smem_addr), "r"(rank));
+  return remote;
+}
+
 // Arrive on the mbarrier at the same shared-memory offset in CTA `rank` of the cluster: a
 // consumer releases a stage that a peer's multicast load writes too.
 __device__ __forceinline__ void mbarrier_arrive_cluster(uint64_t* bar, uint32_t rank) {
-  uint32_t local = static_cast<uint32_t>(__cvta_generic_to_shared(bar)), remote;
-  asm volatile("mapa.shared::cluster.u32 %0, %1, %2;" : "=r"(remote) : "r"(local), "r"(rank));
+  const uint32_t remote = cluster_map_shared(static_cast<uint32_t>(__cvta_generic_to_shared(bar)), rank);
   // Default (.release.cta) semantics, as CUTLASS's ClusterBarrier::arrive(cta_id): the
   // consumer only read the stage (through wgmma, already complete), so it has no writes a
   // cluster-scope release would have to order; .release.cluster was the suspect in the
   // 2x-slower cluster path (bench/NOTES.md, fp8 v7).
   asm volatile("mbarrier.arrive.shared::cluster.b64 _, [%0];" ::"r"(remote) : "memory");
+}
+
+// 16 bytes into a peer's shared memory (shared::cluster addresses of the data and of the peer's
+// mbarrier, cluster_map_shared), counted as 16 transaction bytes on that mbarrier when they land:
+// the peer's wait on it then sees them, with no memory fence on this side.
+__device__ __forceinline__ void st_async_v4(uint32_t remote_addr, const uint4& v, uint32_t remote_bar) {
+  asm volatile("st.async.shared::cluster.mbarrier::complete_tx::bytes.v4.b32 [%0], {%1, %2, %3, %4}, [%5];" ::"r"(
+                   remote_addr),
+               "r"(v.x), "r"(v.y), "r"(v.z), "r"(v.w), "r"(remote_bar)
+               : "memory");
 }
 
 // 2-D TMA load delivered to the same shared-memory offset (and mbarrier offset) in every

@@ -33,12 +33,15 @@ __device__ __forceinline__ uint32_t ld_shared_b32(const void* p) {
 
 // 16 bytes from shared memory, the same way (the 4-bit wgmma's weight chunks: a plain uint4
 // read of the realigned dynamic shared memory compiled to a generic LD.E.128).
-__device__ __forceinline__ uint4 ld_shared_v4(const void* p) {
+// (At a shared-window address, smem_addr.)
+__device__ __forceinline__ uint4 ld_shared_v4(uint32_t addr) {
   uint4 v;
-  asm volatile("ld.shared.v4.u32 {%0, %1, %2, %3}, [%4];"
-               : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
-               : "r"(static_cast<uint32_t>(__cvta_generic_to_shared(p))));
+  asm volatile("ld.shared.v4.u32 {%0, %1, %2, %3}, [%4];" : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "r"(addr));
   return v;
+}
+
+__device__ __forceinline__ uint4 ld_shared_v4(const void* p) {
+  return ld_shared_v4(static_cast<uint32_t>(__cvta_generic_to_shared(p)));
 }
 
 // The same pointer, through a move the compiler cannot see into: loads through it cannot be
@@ -61,10 +64,14 @@ __device__ __forceinline__ void st_shared_b32(void* p, uint32_t v) {
   asm volatile("st.shared.b32 [%0], %1;" ::"r"(static_cast<uint32_t>(__cvta_generic_to_shared(p))), "r"(v) : "memory");
 }
 
-__device__ __forceinline__ void st_shared_v4(void* p, const uint4& v) {
-  asm volatile("st.shared.v4.u32 [%0], {%1, %2, %3, %4};" ::"r"(static_cast<uint32_t>(__cvta_generic_to_shared(p))),
-               "r"(v.x), "r"(v.y), "r"(v.z), "r"(v.w)
+// 16 bytes to shared memory at a shared-window address (smem_addr).
+__device__ __forceinline__ void st_shared_v4(uint32_t addr, const uint4& v) {
+  asm volatile("st.shared.v4.u32 [%0], {%1, %2, %3, %4};" ::"r"(addr), "r"(v.x), "r"(v.y), "r"(v.z), "r"(v.w)
                : "memory");
+}
+
+__device__ __forceinline__ void st_shared_v4(void* p, const uint4& v) {
+  st_shared_v4(static_cast<uint32_t>(__cvta_generic_to_shared(p)), v);
 }
 
 __device__ __forceinline__ void cp_async_16(void* smem_dst, const void* src, uint32_t bytes) {
