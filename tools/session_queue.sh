@@ -767,3 +767,9 @@ for v in "zeros:LOWBIT_SPLIT_COUNTERS=zeros" "kept:"; do
     --shapes 8192x8192,4096x14336 --peers none --no-ceilings --budget-s 30 --out "$OUT/counters_$name.json"
 done
 fi
+# Session 11, call 7 (the last ~4 minutes of device time): w8a8_fp8 in the model with this
+# session's kernels (issue 7's prefill target), quant + fp8 only to shorten the build.
+#   PART=62 LOWBIT_KERNELS=quant,fp8 EXTRA='bash tools/session_queue.sh' BENCH=0 bash tools/device_run.sh nothing
+if [ "$PART" = 62 ]; then
+TAIL=20 step 120 model python3 bench/model.py --fused --formats w8a8_fp8 --batch 1,16 --prefill 2048 --out "$OUT/model.json"
+fi
