@@ -144,7 +144,8 @@ inline Plan make_plan(int64_t M, int64_t N, int64_t K, int sms, bool allow_split
 
 // y (M, N) = a (M, K) x b (N, K)^T with the given scales, both operands 8-bit (e4m3 or s8),
 // through `launch` (the family's instantiation of the mainloop). allow_split: whether K may
-// be split (fp32 partials); the integer family keeps its sums exact and never splits.
+// be split through fp32 partials in global memory; the integer family keeps its sums exact
+// and splits only inside a cluster (s32 partials through shared memory).
 // promote: fold each K block's sums into fp32 registers (fp8: the tensor core keeps ~14 bits)
 // rather than chain one accumulator over K (s8: exact s32 sums need no folding).
 // after_quantizer: the kernel just launched on this stream is the activation quantizer that
