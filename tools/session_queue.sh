@@ -28,6 +28,19 @@ step_table8() {
     --shapes 8192x8192,28672x8192,4096x14336 --peers torch_scaled_mm,torch_int_mm --no-ceilings --budget-s "$2" \
     --out "$OUT/table8.json"
 }
+# An A/B bench: one bench/gemm.py run per variant "name:KNOB=value ..." (no knobs: the default),
+# with the same arguments, in step "<prefix>_<name>" writing $OUT/<prefix>_<name>.json:
+#   step_ab <step seconds> <prefix> <variant>... -- <bench/gemm.py arguments...>
+step_ab() {
+  local limit=$1 prefix=$2 v
+  shift 2
+  local variants=()
+  while [ "$1" != "--" ]; do variants+=("$1"); shift; done
+  shift
+  for v in "${variants[@]}"; do
+    step "$limit" "${prefix}_${v%%:*}" env ${v#*:} python3 bench/gemm.py "$@" --out "$OUT/${prefix}_${v%%:*}.json"
+  done
+}
 PART=${PART:-1}
 if [ "$PART" = 1 ]; then
 step 240 variants python3 -m pytest -q -m cuda -p no:cacheprovider tests/test_cuda_variants.py
@@ -35,11 +48,8 @@ step 150 memcheck compute-sanitizer --tool memcheck --error-exitcode 9 python3 t
 fi
 if [ "$PART" = 2 ]; then
 step 150 racecheck compute-sanitizer --tool racecheck --error-exitcode 9 python3 tests/sanitize_w4_int8.py
-for v in "base:" "regs:LOWBIT_A16W4_GEMV=regs"; do
-  name=${v%%:*}; knob=${v#*:}
-  TAIL=20 step 150 "w4_$name" env $knob python3 bench/gemm.py --formats a16w4,mxfp4 --ms 1,8,16,32,64,256,1024,4096 \
-    --shapes 8192x8192,28672x8192 --peers none --budget-s 120 --out "$OUT/w4_$name.json"
-done
+TAIL=20 step_ab 150 w4 "base:" "regs:LOWBIT_A16W4_GEMV=regs" -- --formats a16w4,mxfp4 --ms \
+  1,8,16,32,64,256,1024,4096 --shapes 8192x8192,28672x8192 --peers none --budget-s 120
 fi
 if [ "$PART" = 3 ]; then
 TAIL=20 step 150 w4_large env LOWBIT_A16W4_LARGE=wgmma python3 bench/gemm.py --formats a16w4,mxfp4 \
@@ -54,11 +64,8 @@ if [ "$PART" = 4 ]; then
 step 150 variants_w4 python3 -m pytest -q -m cuda -p no:cacheprovider tests/test_cuda_variants.py -k a16w4
 TAIL=40 step 150 w4_table python3 bench/gemm.py --formats a16w4,mxfp4,a8w4_mx,mxfp8 --ms 1,16,32,64,256,1024,4096 \
   --shapes 8192x8192,28672x8192 --peers none --budget-s 120 --out "$OUT/w4_table.json"
-for v in "wg:LOWBIT_A16W4_LARGE=wgmma" "dq:LOWBIT_A16W4_LARGE=dequant"; do
-  name=${v%%:*}; knob=${v#*:}
-  TAIL=14 step 60 "m512_$name" env $knob python3 bench/gemm.py --formats a16w4,mxfp4 --ms 512 \
-    --shapes 8192x8192,28672x8192 --peers none --budget-s 40 --out "$OUT/m512_$name.json"
-done
+TAIL=14 step_ab 60 m512 "wg:LOWBIT_A16W4_LARGE=wgmma" "dq:LOWBIT_A16W4_LARGE=dequant" -- --formats a16w4,mxfp4 \
+  --ms 512 --shapes 8192x8192,28672x8192 --peers none --budget-s 40
 TAIL=14 step 60 w4_groups python3 bench/gemm.py --formats a16w4 --a16w4-groups 32,64,-1 --ms 1,16,32,64,256 \
   --shapes 8192x8192 --peers none --budget-s 45 --out "$OUT/w4_groups.json"
 TAIL=20 step 90 quant_speed python3 bench/quant_speed.py --device cuda
@@ -84,32 +91,22 @@ fi
 #   PART=7 EXTRA='bash tools/session_queue.sh' BENCH=0 bash tools/device_run.sh nothing
 if [ "$PART" = 7 ]; then
 TAIL=4 step 240 variants_new python3 -m pytest -q -m cuda -p no:cacheprovider tests/test_cuda_variants.py -k "pipe or rows" 
-for v in "base:" "wg:LOWBIT_ROWS8_LARGE=wgmma LOWBIT_A16W4_LARGE=wgmma" "wg256:LOWBIT_ROWS8_LARGE=wgmma LOWBIT_W4_WGMMA_ROWS=256 LOWBIT_A16W4_LARGE=wgmma"; do
-  name=${v%%:*}; knob=${v#*:}
-  TAIL=16 step 120 "rows8_$name" env $knob python3 bench/gemm.py --formats a16w8,mxfp8,mxfp4 --ms 64,256,512,1024,4096 \
-    --shapes 8192x8192,28672x8192 --peers none --budget-s 90 --out "$OUT/rows8_$name.json"
-done
-for v in "base:" "pipe:LOWBIT_A16W4_GEMV=pipe"; do
-  name=${v%%:*}; knob=${v#*:}
-  TAIL=20 step 120 "gemv_$name" env $knob python3 bench/gemm.py --formats a16w4,mxfp4 --ms 1,4,8,16,32 \
-    --shapes 8192x8192,28672x8192,4096x14336 --peers none --budget-s 90 --out "$OUT/gemv_$name.json"
-done
+TAIL=16 step_ab 120 rows8 "base:" "wg:LOWBIT_ROWS8_LARGE=wgmma LOWBIT_A16W4_LARGE=wgmma" \
+  "wg256:LOWBIT_ROWS8_LARGE=wgmma LOWBIT_W4_WGMMA_ROWS=256 LOWBIT_A16W4_LARGE=wgmma" -- --formats \
+  a16w8,mxfp8,mxfp4 --ms 64,256,512,1024,4096 --shapes 8192x8192,28672x8192 --peers none --budget-s 90
+TAIL=20 step_ab 120 gemv "base:" "pipe:LOWBIT_A16W4_GEMV=pipe" -- --formats a16w4,mxfp4 --ms 1,4,8,16,32 \
+  --shapes 8192x8192,28672x8192,4096x14336 --peers none --budget-s 90
 fi
 # Session 5's first call (parts 6 and 7 did not fit one call together): the variant tests run by
 # device_run.sh (TESTS=tests/test_cuda_variants.py -k "pipe or rows"), then racecheck with the
 # defaults and with the new candidates on, then the two A/Bs with shorter budgets.
 #   PART=8 TESTS=tests/test_cuda_variants.py EXTRA='bash tools/session_queue.sh' BENCH=0 bash tools/device_run.sh "pipe or rows"
 if [ "$PART" = 8 ]; then
-for v in "base:" "pipe:LOWBIT_A16W4_GEMV=pipe"; do
-  name=${v%%:*}; knob=${v#*:}
-  TAIL=20 step 75 "gemv_$name" env $knob python3 bench/gemm.py --formats a16w4,mxfp4 --ms 1,4,8,16,32 \
-    --shapes 8192x8192,28672x8192,4096x14336 --peers none --budget-s 55 --out "$OUT/gemv_$name.json"
-done
-for v in "base:" "wg:LOWBIT_ROWS8_LARGE=wgmma" "wg256:LOWBIT_ROWS8_LARGE=wgmma LOWBIT_W4_WGMMA_ROWS=256"; do
-  name=${v%%:*}; knob=${v#*:}
-  TAIL=16 step 65 "rows8_$name" env $knob python3 bench/gemm.py --formats a16w8,mxfp8,mxfp4 --ms 64,256,512,1024 \
-    --shapes 8192x8192,28672x8192 --peers none --budget-s 45 --out "$OUT/rows8_$name.json"
-done
+TAIL=20 step_ab 75 gemv "base:" "pipe:LOWBIT_A16W4_GEMV=pipe" -- --formats a16w4,mxfp4 --ms 1,4,8,16,32 \
+  --shapes 8192x8192,28672x8192,4096x14336 --peers none --budget-s 55
+TAIL=16 step_ab 65 rows8 "base:" "wg:LOWBIT_ROWS8_LARGE=wgmma" \
+  "wg256:LOWBIT_ROWS8_LARGE=wgmma LOWBIT_W4_WGMMA_ROWS=256" -- --formats a16w8,mxfp8,mxfp4 --ms \
+  64,256,512,1024 --shapes 8192x8192,28672x8192 --peers none --budget-s 45
 step 80 racecheck compute-sanitizer --tool racecheck --error-exitcode 9 python3 tests/sanitize_w4_int8.py
 step 80 racecheck_new env LOWBIT_A16W4_GEMV=pipe LOWBIT_ROWS8_LARGE=wgmma LOWBIT_W4_WGMMA_ROWS=256 \
   compute-sanitizer --tool racecheck --error-exitcode 9 python3 tests/sanitize_w4_int8.py
@@ -131,11 +128,9 @@ fi
 if [ "$PART" = 10 ]; then
 step 100 racecheck compute-sanitizer --tool racecheck --error-exitcode 9 python3 tests/sanitize_w4_int8.py
 # (the two split knobs below were removed after this A/B measured no gain)
-for v in "base:" "wave:LOWBIT_A16W4_GEMV_ONE_WAVE=1" "c3:LOWBIT_A16W4_GEMV_CTAS=3" "c2:LOWBIT_A16W4_GEMV_CTAS=2"; do
-  name=${v%%:*}; knob=${v#*:}
-  TAIL=14 step 60 "split_$name" env $knob python3 bench/gemm.py --formats a16w4,mxfp4,a16w8 --ms 1,8,16 \
-    --shapes 8192x8192,28672x8192,4096x14336 --peers none --budget-s 45 --out "$OUT/split_$name.json"
-done
+TAIL=14 step_ab 60 split "base:" "wave:LOWBIT_A16W4_GEMV_ONE_WAVE=1" "c3:LOWBIT_A16W4_GEMV_CTAS=3" \
+  "c2:LOWBIT_A16W4_GEMV_CTAS=2" -- --formats a16w4,mxfp4,a16w8 --ms 1,8,16 --shapes \
+  8192x8192,28672x8192,4096x14336 --peers none --budget-s 45
 fi
 # Session 5's fourth call: racecheck after the per-thread release (4-bit kernels); the GEMV v6
 # prologue / promotion changes (sums of x per group, no division per staged item) A/B'd against
@@ -165,11 +160,9 @@ fi
 if [ "$PART" = 13 ]; then
 TAIL=4 step 120 variant_promote python3 -m pytest -q -m cuda -p no:cacheprovider tests/test_cuda_variants.py -k "promote or large"
 step 60 racecheck compute-sanitizer --tool racecheck --error-exitcode 9 python3 tests/sanitize_w4_int8.py
-for v in "fold:LOWBIT_A16W4_LARGE=wgmma" "promote:LOWBIT_A16W4_WGMMA=promote" "dq:LOWBIT_A16W4_LARGE=dequant"; do
-  name=${v%%:*}; knob=${v#*:}
-  TAIL=14 step 70 "w4mid_$name" env $knob python3 bench/gemm.py --formats a16w4 --a16w4-groups 128,32,-1 \
-    --ms 64,256,512,1024 --shapes 8192x8192,28672x8192 --peers none --budget-s 55 --out "$OUT/w4mid_$name.json"
-done
+TAIL=14 step_ab 70 w4mid "fold:LOWBIT_A16W4_LARGE=wgmma" "promote:LOWBIT_A16W4_WGMMA=promote" \
+  "dq:LOWBIT_A16W4_LARGE=dequant" -- --formats a16w4 --a16w4-groups 128,32,-1 --ms 64,256,512,1024 --shapes \
+  8192x8192,28672x8192 --peers none --budget-s 55
 fi
 # Session 5's seventh call: per-block scales loaded one block ahead in the mixed-input wgmma
 # (int4 folded and MX), per channel int4 wgmma to M = 1024: tests, racecheck, the mid-M table.
@@ -183,11 +176,8 @@ fi
 # default there (dequantize + cuBLAS), g128 and g64.
 #   PART=15 EXTRA='bash tools/session_queue.sh' BENCH=0 bash tools/device_run.sh nothing
 if [ "$PART" = 15 ]; then
-for v in "fold:LOWBIT_A16W4_LARGE=wgmma" "default:"; do
-  name=${v%%:*}; knob=${v#*:}
-  TAIL=10 step 60 "w4big_$name" env $knob python3 bench/gemm.py --formats a16w4 --a16w4-groups 128,64 \
-    --ms 256,1024,2048 --shapes 8192x8192,28672x8192 --peers none --budget-s 45 --out "$OUT/w4big_$name.json"
-done
+TAIL=10 step_ab 60 w4big "fold:LOWBIT_A16W4_LARGE=wgmma" "default:" -- --formats a16w4 --a16w4-groups 128,64 \
+  --ms 256,1024,2048 --shapes 8192x8192,28672x8192 --peers none --budget-s 45
 fi
 # Session 6's first call: GEMV v8 (w4_gemv_stream.cuh, default at 1..16 tokens on full tiles):
 # the a16w4 / mxfp4 tests ran by device_run.sh first; here the v6 and long-stream variants,
@@ -195,16 +185,10 @@ fi
 #   PART=16 LOWBIT_KERNELS=quant,w4,int8 TESTS="tests/test_cuda_a16w4.py tests/test_cuda_mxfp4.py" \
 #     EXTRA='bash tools/session_queue.sh' BENCH=0 bash tools/device_run.sh
 if [ "$PART" = 16 ]; then
-for v in "v8:" "v6:LOWBIT_A16W4_GEMV=smem"; do
-  name=${v%%:*}; knob=${v#*:}
-  TAIL=30 step 70 "gemv_$name" env $knob python3 bench/gemm.py --formats a16w4,mxfp4 --ms 1,8,16 \
-    --shapes 8192x8192,28672x8192,4096x14336,14336x4096 --peers none --no-ceilings --budget-s 60 --out "$OUT/gemv_$name.json"
-done
-for v in "v8w8:LOWBIT_A16W4_STREAM_WARPS=8" "v8w20:LOWBIT_A16W4_STREAM_WARPS=20"; do
-  name=${v%%:*}; knob=${v#*:}
-  TAIL=12 step 40 "gemv_$name" env $knob python3 bench/gemm.py --formats a16w4 --ms 1,16 \
-    --shapes 8192x8192,28672x8192 --peers none --no-ceilings --budget-s 30 --out "$OUT/gemv_$name.json"
-done
+TAIL=30 step_ab 70 gemv "v8:" "v6:LOWBIT_A16W4_GEMV=smem" -- --formats a16w4,mxfp4 --ms 1,8,16 --shapes \
+  8192x8192,28672x8192,4096x14336,14336x4096 --peers none --no-ceilings --budget-s 60
+TAIL=12 step_ab 40 gemv "v8w8:LOWBIT_A16W4_STREAM_WARPS=8" "v8w20:LOWBIT_A16W4_STREAM_WARPS=20" -- --formats \
+  a16w4 --ms 1,16 --shapes 8192x8192,28672x8192 --peers none --no-ceilings --budget-s 30
 TAIL=4 step 120 variants_gemv python3 -m pytest -q -m cuda -p no:cacheprovider tests/test_cuda_variants.py -k "smem or stream"
 step 100 racecheck compute-sanitizer --tool racecheck --error-exitcode 9 python3 tests/sanitize_w4_int8.py
 fi
@@ -213,11 +197,9 @@ fi
 #   PART=17 LOWBIT_KERNELS=quant,w4,int8 TESTS="tests/test_cuda_a16w4.py tests/test_cuda_mxfp4.py" \
 #     EXTRA='bash tools/session_queue.sh' BENCH=0 bash tools/device_run.sh
 if [ "$PART" = 17 ]; then
-for v in "pf:" "nopf:LOWBIT_A16W4_STREAM_PREFETCH=0" "v6:LOWBIT_A16W4_GEMV=smem"; do
-  name=${v%%:*}; knob=${v#*:}
-  TAIL=30 step 70 "gemv_$name" env $knob python3 bench/gemm.py --formats a16w4,mxfp4 --ms 1,8,16 \
-    --shapes 8192x8192,28672x8192,4096x14336,14336x4096 --peers none --no-ceilings --budget-s 60 --out "$OUT/gemv_$name.json"
-done
+TAIL=30 step_ab 70 gemv "pf:" "nopf:LOWBIT_A16W4_STREAM_PREFETCH=0" "v6:LOWBIT_A16W4_GEMV=smem" -- --formats \
+  a16w4,mxfp4 --ms 1,8,16 --shapes 8192x8192,28672x8192,4096x14336,14336x4096 --peers none --no-ceilings \
+  --budget-s 60
 TAIL=30 step 60 gemv_groups python3 bench/gemm.py --formats a16w4 --a16w4-groups 32,64,-1 --ms 1,16 \
   --shapes 8192x8192,28672x8192 --peers none --no-ceilings --budget-s 50 --out "$OUT/gemv_groups.json"
 TAIL=4 step 90 variants_gemv python3 -m pytest -q -m cuda -p no:cacheprovider tests/test_cuda_variants.py -k "smem or stream"
@@ -242,16 +224,11 @@ fi
 #     EXTRA='bash tools/session_queue.sh' BENCH=0 bash tools/device_run.sh
 if [ "$PART" = 20 ]; then
 TAIL=4 step 120 variants_new python3 -m pytest -q -m cuda -p no:cacheprovider tests/test_cuda_variants.py -k "stream-32 or rows32 or rows8-gemv-stream"
-for v in "r16:" "r32:LOWBIT_A16W4_STREAM_ROWS=32"; do
-  name=${v%%:*}; knob=${v#*:}
-  TAIL=12 step 50 "gemv_$name" env $knob python3 bench/gemm.py --formats a16w4,mxfp4 --ms 1,8 \
-    --shapes 8192x8192,28672x8192,4096x14336,14336x4096 --peers none --no-ceilings --budget-s 38 --out "$OUT/gemv_$name.json"
-done
-for v in "v7:" "v8:LOWBIT_A16W4_STREAM_MAX_TOKENS=32"; do
-  name=${v%%:*}; knob=${v#*:}
-  TAIL=12 step 45 "gemv32_$name" env $knob python3 bench/gemm.py --formats a16w4 --a16w4-groups 128,-1 --ms 17,24,32 \
-    --shapes 8192x8192,28672x8192,4096x14336,14336x4096 --peers none --no-ceilings --budget-s 35 --out "$OUT/gemv32_$name.json"
-done
+TAIL=12 step_ab 50 gemv "r16:" "r32:LOWBIT_A16W4_STREAM_ROWS=32" -- --formats a16w4,mxfp4 --ms 1,8 --shapes \
+  8192x8192,28672x8192,4096x14336,14336x4096 --peers none --no-ceilings --budget-s 38
+TAIL=12 step_ab 45 gemv32 "v7:" "v8:LOWBIT_A16W4_STREAM_MAX_TOKENS=32" -- --formats a16w4 --a16w4-groups \
+  128,-1 --ms 17,24,32 --shapes 8192x8192,28672x8192,4096x14336,14336x4096 --peers none --no-ceilings \
+  --budget-s 35
 TAIL=4 step 90 racecheck_rows32 env LOWBIT_A16W4_STREAM_ROWS=32 compute-sanitizer --tool racecheck --error-exitcode 9 \
   python3 tests/sanitize_w4_int8.py
 fi
@@ -261,11 +238,8 @@ fi
 if [ "$PART" = 22 ]; then
 step 90 racecheck_rows8 env LOWBIT_ROWS8_GEMV=stream compute-sanitizer --tool racecheck --error-exitcode 9 \
   python3 tests/sanitize_w4_int8.py
-for v in "rows8:" "rows8s:LOWBIT_ROWS8_GEMV=stream"; do
-  name=${v%%:*}; knob=${v#*:}
-  TAIL=14 step 70 "gemv_$name" env $knob python3 bench/gemm.py --formats a16w8,mxfp8 --ms 1,8,16 \
-    --shapes 8192x8192,28672x8192,4096x14336,14336x4096 --peers none --no-ceilings --budget-s 60 --out "$OUT/gemv_$name.json"
-done
+TAIL=14 step_ab 70 gemv "rows8:" "rows8s:LOWBIT_ROWS8_GEMV=stream" -- --formats a16w8,mxfp8 --ms 1,8,16 \
+  --shapes 8192x8192,28672x8192,4096x14336,14336x4096 --peers none --no-ceilings --budget-s 60
 fi
 # Its third: the decode table with fused qkv / gate-up projections (bench/llama.py
 # fuse_projections) against the unfused model.
@@ -289,11 +263,8 @@ TAIL=4 step 80 racecheck_stream env LOWBIT_ROWS8_GEMV=stream compute-sanitizer -
   python3 tests/sanitize_w4_int8.py
 TAIL=30 step 55 gemv python3 bench/gemm.py --formats a16w4,mxfp4 --ms 1,8,16,32 \
   --shapes 8192x8192,28672x8192,4096x14336,14336x4096 --peers none --no-ceilings --budget-s 45 --out "$OUT/gemv.json"
-for v in "rows8:" "rows8s:LOWBIT_ROWS8_GEMV=stream"; do
-  name=${v%%:*}; knob=${v#*:}
-  TAIL=14 step 45 "gemv_$name" env $knob python3 bench/gemm.py --formats a16w8,mxfp8 --ms 1,8,16 \
-    --shapes 8192x8192,28672x8192,4096x14336,14336x4096 --peers none --no-ceilings --budget-s 38 --out "$OUT/gemv_$name.json"
-done
+TAIL=14 step_ab 45 gemv "rows8:" "rows8s:LOWBIT_ROWS8_GEMV=stream" -- --formats a16w8,mxfp8 --ms 1,8,16 \
+  --shapes 8192x8192,28672x8192,4096x14336,14336x4096 --peers none --no-ceilings --budget-s 38
 TAIL=12 step 45 gemv_r32 env LOWBIT_A16W4_STREAM_ROWS=32 python3 bench/gemm.py --formats a16w4,mxfp4 --ms 1,8 \
   --shapes 8192x8192,28672x8192,4096x14336,14336x4096 --peers none --no-ceilings --budget-s 38 --out "$OUT/gemv_r32.json"
 TAIL=4 step 90 variants_rows8s python3 -m pytest -q -m cuda -p no:cacheprovider tests/test_cuda_variants.py -k "rows8-gemv-stream or stream-16"
@@ -303,11 +274,9 @@ fi
 # the default (prefetch, 4 CTAs / 16 warps), the model with fused qkv / gate-up projections.
 #   PART=24 LOWBIT_KERNELS=quant,w4,int8 EXTRA='bash tools/session_queue.sh' BENCH=0 bash tools/device_run.sh nothing
 if [ "$PART" = 24 ]; then
-for v in "pf16:" "nopf20:LOWBIT_A16W4_STREAM_PREFETCH=0 LOWBIT_A16W4_STREAM_WARPS=20"; do
-  name=${v%%:*}; knob=${v#*:}
-  TAIL=12 step 45 "gemv_$name" env $knob python3 bench/gemm.py --formats a16w4,mxfp4 --ms 1,8 \
-    --shapes 8192x8192,28672x8192,4096x14336,14336x4096 --peers none --no-ceilings --budget-s 38 --out "$OUT/gemv_$name.json"
-done
+TAIL=12 step_ab 45 gemv "pf16:" "nopf20:LOWBIT_A16W4_STREAM_PREFETCH=0 LOWBIT_A16W4_STREAM_WARPS=20" -- \
+  --formats a16w4,mxfp4 --ms 1,8 --shapes 8192x8192,28672x8192,4096x14336,14336x4096 --peers none \
+  --no-ceilings --budget-s 38
 TAIL=4 step 60 variants_nopf python3 -m pytest -q -m cuda -p no:cacheprovider tests/test_cuda_variants.py -k "stream-no-prefetch"
 TAIL=14 step 100 ncu_m1 env VARIANTS="v8:a16w4:" M=1 bash tools/gemv_profile.sh
 gzip -f "$OUT"/gemv_v8_source.csv 2>/dev/null
@@ -321,11 +290,9 @@ fi
 #   LOWBIT_A16W4_STREAM_X=ring PART=25 LOWBIT_KERNELS=quant,w4,int8 TESTS="tests/test_cuda_a16w4.py tests/test_cuda_mxfp4.py" \
 #     EXTRA='bash tools/session_queue.sh' BENCH=0 bash tools/device_run.sh
 if [ "$PART" = 25 ]; then
-for v in "xring:LOWBIT_A16W4_STREAM_X=ring" "base:LOWBIT_A16W4_STREAM_X=off" "sumx:LOWBIT_A16W4_STREAM_X=off LOWBIT_A16W4_STREAM_SUMX=pass"; do
-  name=${v%%:*}; knob=${v#*:}
-  TAIL=30 step 60 "gemv_$name" env $knob python3 bench/gemm.py --formats a16w4,mxfp4 --ms 1,8,16,32 \
-    --shapes 8192x8192,28672x8192,4096x14336,14336x4096 --peers none --no-ceilings --budget-s 45 --out "$OUT/gemv_$name.json"
-done
+TAIL=30 step_ab 60 gemv "xring:LOWBIT_A16W4_STREAM_X=ring" "base:LOWBIT_A16W4_STREAM_X=off" \
+  "sumx:LOWBIT_A16W4_STREAM_X=off LOWBIT_A16W4_STREAM_SUMX=pass" -- --formats a16w4,mxfp4 --ms 1,8,16,32 \
+  --shapes 8192x8192,28672x8192,4096x14336,14336x4096 --peers none --no-ceilings --budget-s 45
 TAIL=4 step 100 racecheck_xring env LOWBIT_A16W4_STREAM_X=ring compute-sanitizer --tool racecheck --error-exitcode 9 \
   python3 tests/sanitize_w4_int8.py
 TAIL=4 step 100 racecheck env -u LOWBIT_A16W4_STREAM_X compute-sanitizer --tool racecheck --error-exitcode 9 \
@@ -339,11 +306,9 @@ fi
 #   PART=26 LOWBIT_KERNELS=quant,w4,int8 TESTS="tests/test_cuda_a16w4.py tests/test_cuda_mxfp4.py tests/test_cuda_a16w8.py" \
 #     EXTRA='bash tools/session_queue.sh' BENCH=0 bash tools/device_run.sh "large_m or wgmma"
 if [ "$PART" = 26 ]; then
-for v in "split:" "base:LOWBIT_W4_WGMMA_SPLIT=off LOWBIT_W4_WGMMA_TOKENS=128"; do
-  name=${v%%:*}; knob=${v#*:}
-  TAIL=40 step 100 "wg_$name" env $knob python3 bench/gemm.py --formats a16w4,mxfp4,a16w8,mxfp8 --ms 40,64,128,256 \
-    --shapes 8192x8192,28672x8192,4096x14336,14336x4096 --peers none --no-ceilings --budget-s 80 --out "$OUT/wg_$name.json"
-done
+TAIL=40 step_ab 100 wg "split:" "base:LOWBIT_W4_WGMMA_SPLIT=off LOWBIT_W4_WGMMA_TOKENS=128" -- --formats \
+  a16w4,mxfp4,a16w8,mxfp8 --ms 40,64,128,256 --shapes 8192x8192,28672x8192,4096x14336,14336x4096 --peers none \
+  --no-ceilings --budget-s 80
 TAIL=20 step 40 "wg_split128" env LOWBIT_W4_WGMMA_TOKENS=128 python3 bench/gemm.py --formats a16w4,a16w8 --ms 40,64 \
   --shapes 8192x8192,4096x14336 --peers none --no-ceilings --budget-s 30 --out "$OUT/wg_split128.json"
 TAIL=4 step 110 racecheck compute-sanitizer --tool racecheck --error-exitcode 9 python3 tests/sanitize_w4_int8.py
@@ -356,16 +321,10 @@ fi
 #   PART=28 LOWBIT_KERNELS=quant,w4,int8 TESTS="tests/test_cuda_a16w4.py tests/test_cuda_mxfp4.py tests/test_cuda_a16w8.py tests/test_cuda_a8w4_mx.py" \
 #     EXTRA='bash tools/session_queue.sh' BENCH=0 bash tools/device_run.sh "large_m or wgmma"
 if [ "$PART" = 28 ]; then
-for v in "gemv:" "wg17:LOWBIT_W4_WGMMA_MIN_TOKENS=17"; do
-  name=${v%%:*}; knob=${v#*:}
-  TAIL=34 step 75 "small_$name" env $knob python3 bench/gemm.py --formats a16w4,mxfp4,a16w8,mxfp8 --ms 17,24,32 \
-    --shapes 8192x8192,28672x8192,4096x14336,14336x4096 --peers none --no-ceilings --budget-s 60 --out "$OUT/small_$name.json"
-done
-for v in "r128:" "r256:LOWBIT_W4_WGMMA_ROWS=256"; do
-  name=${v%%:*}; knob=${v#*:}
-  TAIL=34 step 95 "mid_$name" env $knob python3 bench/gemm.py --formats a16w4,mxfp4,a16w8,mxfp8 --ms 40,64,128,256 \
-    --shapes 8192x8192,28672x8192,4096x14336,14336x4096 --peers none --no-ceilings --budget-s 80 --out "$OUT/mid_$name.json"
-done
+TAIL=34 step_ab 75 small "gemv:" "wg17:LOWBIT_W4_WGMMA_MIN_TOKENS=17" -- --formats a16w4,mxfp4,a16w8,mxfp8 \
+  --ms 17,24,32 --shapes 8192x8192,28672x8192,4096x14336,14336x4096 --peers none --no-ceilings --budget-s 60
+TAIL=34 step_ab 95 mid "r128:" "r256:LOWBIT_W4_WGMMA_ROWS=256" -- --formats a16w4,mxfp4,a16w8,mxfp8 --ms \
+  40,64,128,256 --shapes 8192x8192,28672x8192,4096x14336,14336x4096 --peers none --no-ceilings --budget-s 80
 fi
 if [ "$PART" = 29 ]; then  # session 8, call 4: the knobs' tests and racecheck
 TAIL=4 step 100 racecheck compute-sanitizer --tool racecheck --error-exitcode 9 python3 tests/sanitize_w4_int8.py
@@ -380,11 +339,8 @@ fi
 #   PART=30 LOWBIT_KERNELS=quant,w4,int8 TESTS="tests/test_cuda_a16w4.py tests/test_cuda_mxfp4.py tests/test_cuda_a16w8.py tests/test_cuda_a8w4_mx.py" \
 #     EXTRA='bash tools/session_queue.sh' BENCH=0 bash tools/device_run.sh
 if [ "$PART" = 30 ]; then
-for v in "gemv:" "wg1:LOWBIT_W4_WGMMA_MIN_TOKENS=1"; do
-  name=${v%%:*}; knob=${v#*:}
-  TAIL=34 step 80 "tiny_$name" env $knob python3 bench/gemm.py --formats a16w4,mxfp4,a16w8,mxfp8 --ms 1,8,16,32 \
-    --shapes 8192x8192,28672x8192,4096x14336,14336x4096 --peers none --no-ceilings --budget-s 65 --out "$OUT/tiny_$name.json"
-done
+TAIL=34 step_ab 80 tiny "gemv:" "wg1:LOWBIT_W4_WGMMA_MIN_TOKENS=1" -- --formats a16w4,mxfp4,a16w8,mxfp8 --ms \
+  1,8,16,32 --shapes 8192x8192,28672x8192,4096x14336,14336x4096 --peers none --no-ceilings --budget-s 65
 TAIL=4 step 100 racecheck compute-sanitizer --tool racecheck --error-exitcode 9 python3 tests/sanitize_w4_int8.py
 TAIL=6 step 200 variants python3 -m pytest -q -m cuda -p no:cacheprovider tests/test_cuda_variants.py \
   -k "from-1 or gemv-to-32 or rows256"
@@ -397,11 +353,8 @@ fi
 if [ "$PART" = 31 ]; then
 TAIL=40 step 75 table python3 bench/gemm.py --formats a16w4,mxfp4,a16w8,mxfp8 --ms 1,9,16,64 \
   --shapes 8192x8192,28672x8192,4096x14336,14336x4096 --peers none --no-ceilings --budget-s 60 --out "$OUT/table.json"
-for v in "base:" "rot:LOWBIT_W4_WGMMA_ROTATE=1"; do
-  name=${v%%:*}; knob=${v#*:}
-  TAIL=24 step 55 "mid_$name" env $knob python3 bench/gemm.py --formats a16w4,a16w8 --ms 40,64,128 \
-    --shapes 8192x8192,28672x8192,4096x14336,14336x4096 --peers none --no-ceilings --budget-s 42 --out "$OUT/mid_$name.json"
-done
+TAIL=24 step_ab 55 mid "base:" "rot:LOWBIT_W4_WGMMA_ROTATE=1" -- --formats a16w4,a16w8 --ms 40,64,128 --shapes \
+  8192x8192,28672x8192,4096x14336,14336x4096 --peers none --no-ceilings --budget-s 42
 TAIL=4 step 100 racecheck compute-sanitizer --tool racecheck --error-exitcode 9 python3 tests/sanitize_w4_int8.py
 TAIL=30 step 170 model python3 bench/model.py --fused --formats a16w4,a16w8 --batch 1,8,16,32 --prefill 2048 \
   --out "$OUT/model.json"
@@ -421,11 +374,9 @@ fi
 #   LOWBIT_W4_WGMMA_CTAS=2 PART=33 LOWBIT_KERNELS=quant,w4,int8 TESTS="tests/test_cuda_a16w4.py tests/test_cuda_mxfp4.py tests/test_cuda_a16w8.py tests/test_cuda_a8w4_mx.py" \
 #     EXTRA='bash tools/session_queue.sh' BENCH=0 bash tools/device_run.sh "large_m or wgmma or repeatable or graph or matches_reference"
 if [ "$PART" = 33 ]; then
-for v in "one:LOWBIT_W4_WGMMA_CTAS=1" "two:LOWBIT_W4_WGMMA_CTAS=2"; do
-  name=${v%%:*}; knob=${v#*:}
-  TAIL=34 step 80 "ctas_$name" env $knob python3 bench/gemm.py --formats a16w4,mxfp4,a16w8,mxfp8 --ms 1,16,32,64 \
-    --shapes 8192x8192,28672x8192,4096x14336,14336x4096 --peers none --no-ceilings --budget-s 65 --out "$OUT/ctas_$name.json"
-done
+TAIL=34 step_ab 80 ctas "one:LOWBIT_W4_WGMMA_CTAS=1" "two:LOWBIT_W4_WGMMA_CTAS=2" -- --formats \
+  a16w4,mxfp4,a16w8,mxfp8 --ms 1,16,32,64 --shapes 8192x8192,28672x8192,4096x14336,14336x4096 --peers none \
+  --no-ceilings --budget-s 65
 TAIL=4 step 110 racecheck_two env LOWBIT_W4_WGMMA_CTAS=2 compute-sanitizer --tool racecheck --error-exitcode 9 \
   python3 tests/sanitize_w4_int8.py
 fi
@@ -469,11 +420,10 @@ fi
 #     EXTRA='bash tools/session_queue.sh' BENCH=0 bash tools/device_run.sh
 if [ "$PART" = 37 ]; then
 TAIL=4 step 100 racecheck compute-sanitizer --tool racecheck --error-exitcode 9 python3 tests/sanitize_w4_int8.py
-for v in "flight:LOWBIT_W4_WGMMA_MIN_TOKENS=1" "drain:LOWBIT_W4_WGMMA_MIN_TOKENS=1 LOWBIT_W4_WGMMA_DRAIN=1"; do
-  name=${v%%:*}; knob=${v#*:}
-  TAIL=44 step 100 "ab_$name" env $knob python3 bench/gemm.py --formats a16w4,mxfp4,a16w8,mxfp8 --ms 1,16,64,256,1024 \
-    --shapes 8192x8192,28672x8192,4096x14336,14336x4096 --peers none --no-ceilings --budget-s 80 --out "$OUT/ab_$name.json"
-done
+TAIL=44 step_ab 100 ab "flight:LOWBIT_W4_WGMMA_MIN_TOKENS=1" \
+  "drain:LOWBIT_W4_WGMMA_MIN_TOKENS=1 LOWBIT_W4_WGMMA_DRAIN=1" -- --formats a16w4,mxfp4,a16w8,mxfp8 --ms \
+  1,16,64,256,1024 --shapes 8192x8192,28672x8192,4096x14336,14336x4096 --peers none --no-ceilings --budget-s \
+  80
 TAIL=8 step 90 variants python3 -m pytest -q -m cuda -p no:cacheprovider tests/test_cuda_variants.py -k "two-ctas or from-1"
 fi
 # Session 9, call 3: x permuted in shared memory at <= 32 tokens per CTA (the 4-bit A fragments
@@ -485,11 +435,9 @@ fi
 #     EXTRA='bash tools/session_queue.sh' BENCH=0 bash tools/device_run.sh
 if [ "$PART" = 38 ]; then
 TAIL=4 step 90 racecheck compute-sanitizer --tool racecheck --error-exitcode 9 python3 tests/sanitize_w4_int8.py
-for v in "xperm:LOWBIT_W4_WGMMA_MIN_TOKENS=1" "shfl:LOWBIT_W4_WGMMA_MIN_TOKENS=1 LOWBIT_W4_WGMMA_XPERM=off" "gemv:"; do
-  name=${v%%:*}; knob=${v#*:}
-  TAIL=30 step 70 "ab_$name" env $knob python3 bench/gemm.py --formats a16w4,mxfp4 --ms 1,8,16,32,256 \
-    --shapes 8192x8192,28672x8192,4096x14336,14336x4096 --peers none --no-ceilings --budget-s 55 --out "$OUT/ab_$name.json"
-done
+TAIL=30 step_ab 70 ab "xperm:LOWBIT_W4_WGMMA_MIN_TOKENS=1" \
+  "shfl:LOWBIT_W4_WGMMA_MIN_TOKENS=1 LOWBIT_W4_WGMMA_XPERM=off" "gemv:" -- --formats a16w4,mxfp4 --ms \
+  1,8,16,32,256 --shapes 8192x8192,28672x8192,4096x14336,14336x4096 --peers none --no-ceilings --budget-s 55
 TAIL=8 step 90 variants python3 -m pytest -q -m cuda -p no:cacheprovider tests/test_cuda_variants.py -k "two-ctas or from-1"
 fi
 # Session 9, call 4: x permuted at 64 tokens per CTA too (33..64 tokens): tests (TESTS), racecheck,
@@ -499,11 +447,8 @@ fi
 #     EXTRA='bash tools/session_queue.sh' BENCH=0 bash tools/device_run.sh
 if [ "$PART" = 39 ]; then
 TAIL=4 step 90 racecheck compute-sanitizer --tool racecheck --error-exitcode 9 python3 tests/sanitize_w4_int8.py
-for v in "xperm:" "shfl:LOWBIT_W4_WGMMA_XPERM=off"; do
-  name=${v%%:*}; knob=${v#*:}
-  TAIL=24 step 50 "mid_$name" env $knob python3 bench/gemm.py --formats a16w4,mxfp4 --ms 40,64 \
-    --shapes 8192x8192,28672x8192,4096x14336,14336x4096 --peers none --no-ceilings --budget-s 40 --out "$OUT/mid_$name.json"
-done
+TAIL=24 step_ab 50 mid "xperm:" "shfl:LOWBIT_W4_WGMMA_XPERM=off" -- --formats a16w4,mxfp4 --ms 40,64 --shapes \
+  8192x8192,28672x8192,4096x14336,14336x4096 --peers none --no-ceilings --budget-s 40
 TAIL=30 step 150 ncu_wgmma env SOURCE=1 VARIANTS="a16w4_m16:a16w4:16:wgmma a16w4_m64:a16w4:64:wgmma" bash tools/wgmma_profile.sh
 fi
 # Session 9, call 5: x always permuted at <= 64 tokens (knob removed), the scale rows' pointers
@@ -515,12 +460,10 @@ fi
 #     EXTRA='bash tools/session_queue.sh' BENCH=0 bash tools/device_run.sh
 if [ "$PART" = 40 ]; then
 TAIL=4 step 90 racecheck compute-sanitizer --tool racecheck --error-exitcode 9 python3 tests/sanitize_w4_int8.py
-for v in "base:LOWBIT_W4_WGMMA_MIN_TOKENS=1" "r256:LOWBIT_W4_WGMMA_MIN_TOKENS=1 LOWBIT_W4_WGMMA_ROWS=256" \
-         "drain:LOWBIT_W4_WGMMA_MIN_TOKENS=1 LOWBIT_W4_WGMMA_DRAIN=1"; do
-  name=${v%%:*}; knob=${v#*:}
-  TAIL=24 step 60 "ab_$name" env $knob python3 bench/gemm.py --formats a16w4,mxfp4 --ms 1,16,32,64 \
-    --shapes 8192x8192,28672x8192,4096x14336,14336x4096 --peers none --no-ceilings --budget-s 45 --out "$OUT/ab_$name.json"
-done
+TAIL=24 step_ab 60 ab "base:LOWBIT_W4_WGMMA_MIN_TOKENS=1" \
+  "r256:LOWBIT_W4_WGMMA_MIN_TOKENS=1 LOWBIT_W4_WGMMA_ROWS=256" \
+  "drain:LOWBIT_W4_WGMMA_MIN_TOKENS=1 LOWBIT_W4_WGMMA_DRAIN=1" -- --formats a16w4,mxfp4 --ms 1,16,32,64 \
+  --shapes 8192x8192,28672x8192,4096x14336,14336x4096 --peers none --no-ceilings --budget-s 45
 TAIL=8 step 80 variants python3 -m pytest -q -m cuda -p no:cacheprovider tests/test_cuda_variants.py -k "rows256"
 fi
 # Session 9, call 6: the session's final kernels (x permuted at <= 64 tokens; the in-flight and
@@ -537,11 +480,8 @@ fi
 # each: time = fixed + blocks x per-block) and on.
 #   PART=42 LOWBIT_KERNELS=quant,w4,int8 EXTRA='bash tools/session_queue.sh' BENCH=0 bash tools/device_run.sh nothing_selected
 if [ "$PART" = 42 ]; then
-for v in "split:" "nosplit:LOWBIT_W4_WGMMA_SPLIT=off"; do
-  name=${v%%:*}; knob=${v#*:}
-  TAIL=14 step 40 "ksweep_$name" env $knob python3 bench/gemm.py --formats a16w4 --ms 16 \
-    --shapes 8192x2048,8192x4096,8192x8192,8192x16384,8192x32768 --peers none --no-ceilings --budget-s 30 --out "$OUT/ksweep_$name.json"
-done
+TAIL=14 step_ab 40 ksweep "split:" "nosplit:LOWBIT_W4_WGMMA_SPLIT=off" -- --formats a16w4 --ms 16 --shapes \
+  8192x2048,8192x4096,8192x8192,8192x16384,8192x32768 --peers none --no-ceilings --budget-s 30
 TAIL=40 step 80 groups python3 bench/gemm.py --formats a16w4 --a16w4-groups 32,64,-1 --ms 1,16,64,256 \
   --peers none --no-ceilings --budget-s 65 --out "$OUT/groups.json"
 TAIL=30 step 220 model python3 bench/model.py --fused --formats a16w4,a16w8,mxfp4 --batch 1,8,16,32 --prefill 2048 \
@@ -554,11 +494,8 @@ fi
 #     EXTRA='bash tools/session_queue.sh' BENCH=0 bash tools/device_run.sh
 if [ "$PART" = 43 ]; then
 TAIL=4 step 90 racecheck compute-sanitizer --tool racecheck --error-exitcode 9 python3 tests/sanitize_w4_int8.py
-for v in "rule:" "r128:LOWBIT_W4_WGMMA_ROWS=128"; do
-  name=${v%%:*}; knob=${v#*:}
-  TAIL=20 step 45 "m16_$name" env $knob python3 bench/gemm.py --formats a16w4,mxfp4 --ms 9,12,16 \
-    --shapes 8192x8192,28672x8192,4096x14336,14336x4096 --peers none --no-ceilings --budget-s 35 --out "$OUT/m16_$name.json"
-done
+TAIL=20 step_ab 45 m16 "rule:" "r128:LOWBIT_W4_WGMMA_ROWS=128" -- --formats a16w4,mxfp4 --ms 9,12,16 --shapes \
+  8192x8192,28672x8192,4096x14336,14336x4096 --peers none --no-ceilings --budget-s 35
 fi
 # Session 9, call 9: int4 per channel at 64 tokens back to the shuffles (the permutation measured
 # ~10% slower there across calls), and 256-row CTAs at 16 tokens only where the 128-row grid is split
@@ -606,12 +543,9 @@ fi
 if [ "$PART" = 49 ]; then
 TAIL=6 step 120 variants python3 -m pytest -q -m cuda -p no:cacheprovider tests/test_cuda_variants.py -k "fp8-wide"
 TAIL=40 step 100 gemm_probe env SETS="1 5 3" NCU=0 bash tools/gemm_probe.sh
-for v in "base:" "wide:LOWBIT_FP8_BN=256" "waves:LOWBIT_FP8_BN=0"; do
-  name=${v%%:*}; knob=${v#*:}
-  TAIL=30 step 70 "large_$name" env $knob python3 bench/gemm.py --formats w8a8_fp8,fp8_block,w8a8_int8 \
-    --ms 256,512,1024,2048,4096,8192 --shapes 8192x8192,28672x8192,4096x14336 --peers none --no-ceilings \
-    --budget-s 60 --out "$OUT/large_$name.json"
-done
+TAIL=30 step_ab 70 large "base:" "wide:LOWBIT_FP8_BN=256" "waves:LOWBIT_FP8_BN=0" -- --formats \
+  w8a8_fp8,fp8_block,w8a8_int8 --ms 256,512,1024,2048,4096,8192 --shapes 8192x8192,28672x8192,4096x14336 \
+  --peers none --no-ceilings --budget-s 60
 fi
 # Session 10, call 5: the tile / cluster choice by waves for both loops (fp8: two-halves 128 x 256
 # without clusters vs 128 x 128 with them): fp8 / int8 tests (TESTS), the forced-width variants,
@@ -639,16 +573,10 @@ fi
 if [ "$PART" = 52 ]; then
 TAIL=4 step 120 memcheck compute-sanitizer --tool memcheck --error-exitcode 9 python3 tests/sanitize_fp8.py
 TAIL=4 step 150 racecheck compute-sanitizer --tool racecheck --error-exitcode 9 python3 tests/sanitize_fp8.py
-for v in "swap64:" "swap32:LOWBIT_SM90_SWAP_MAX=32"; do
-  name=${v%%:*}; knob=${v#*:}
-  TAIL=24 step 45 "ab_$name" env $knob python3 bench/gemm.py --formats w8a8_fp8,fp8_block,w8a8_int8 --ms 16,33,48,64 \
-    --shapes 8192x8192,28672x8192,4096x14336 --peers none --no-ceilings --budget-s 35 --out "$OUT/ab_$name.json"
-done
-for v in "split:" "nosplit:LOWBIT_FP8_SPLITS=1"; do
-  name=${v%%:*}; knob=${v#*:}
-  TAIL=24 step 40 "ab_$name" env $knob python3 bench/gemm.py --formats w8a8_fp8,fp8_block --ms 256,512 \
-    --shapes 8192x8192,28672x8192,4096x14336 --peers none --no-ceilings --budget-s 30 --out "$OUT/ab_$name.json"
-done
+TAIL=24 step_ab 45 ab "swap64:" "swap32:LOWBIT_SM90_SWAP_MAX=32" -- --formats w8a8_fp8,fp8_block,w8a8_int8 \
+  --ms 16,33,48,64 --shapes 8192x8192,28672x8192,4096x14336 --peers none --no-ceilings --budget-s 35
+TAIL=24 step_ab 40 ab "split:" "nosplit:LOWBIT_FP8_SPLITS=1" -- --formats w8a8_fp8,fp8_block --ms 256,512 \
+  --shapes 8192x8192,28672x8192,4096x14336 --peers none --no-ceilings --budget-s 30
 fi
 # Session 10, call 8: fp8_block's swap-AB line at 32 tokens (s10-call7's A/B): fp8 / int8 tests
 # (TESTS), then the final fp8 / int8 table against torch's GEMMs (M = 1..8192, three shapes).
@@ -694,11 +622,8 @@ for n, k in ((8192, 8192), (4096, 14336), (28672, 8192)):
         w, ws = ops.quantize_fp8_per_token(torch.randn(n, k, device='cuda'))
         ops.w8a8_fp8_linear(x, w, ws, None, True)
 torch.cuda.synchronize()"
-for v in "off:LOWBIT_SM90_KSPLIT=1" "on:"; do
-  name=${v%%:*}; knob=${v#*:}
-  TAIL=30 step 70 "ab_$name" env $knob python3 bench/gemm.py --formats w8a8_int8,w8a8_fp8,fp8_block --ms 1,16,64 \
-    --shapes 8192x8192,28672x8192,4096x14336 --peers none --no-ceilings --budget-s 55 --out "$OUT/ab_$name.json"
-done
+TAIL=30 step_ab 70 ab "off:LOWBIT_SM90_KSPLIT=1" "on:" -- --formats w8a8_int8,w8a8_fp8,fp8_block --ms 1,16,64 \
+  --shapes 8192x8192,28672x8192,4096x14336 --peers none --no-ceilings --budget-s 55
 fi
 #   PART=57 LOWBIT_KERNELS=quant,fp8,int8 EXTRA='bash tools/session_queue.sh' BENCH=0 bash tools/device_run.sh nothing
 if [ "$PART" = 57 ]; then
@@ -718,17 +643,10 @@ fi
 #     TESTS="tests/test_cuda_fp8.py tests/test_cuda_int8.py tests/test_cuda_a16w4.py tests/test_cuda_mxfp4.py tests/test_cuda_a16w8.py" \
 #     EXTRA='bash tools/session_queue.sh' BENCH=0 bash tools/device_run.sh
 if [ "$PART" = 58 ]; then
-for v in "off:LOWBIT_PDL=0" "on:"; do
-  name=${v%%:*}; knob=${v#*:}
-  TAIL=30 step 80 "pdl_$name" env $knob python3 bench/gemm.py --formats w8a8_int8,w8a8_fp8,fp8_block --ms 1,16,64,1024 \
-    --shapes 8192x8192,28672x8192,4096x14336 --peers none --no-ceilings --budget-s 65 --out "$OUT/pdl_$name.json"
-done
-for v in "zeros:LOWBIT_SPLIT_COUNTERS=zeros" "kept:"; do
-  name=${v%%:*}; knob=${v#*:}
-  TAIL=24 step 60 "counters_$name" env $knob python3 bench/gemm.py --formats a16w4,mxfp4,a16w8 --ms 1,16 \
-    --shapes 8192x8192,28672x8192,4096x14336,14336x4096 --peers none --no-ceilings --budget-s 45 \
-    --out "$OUT/counters_$name.json"
-done
+TAIL=30 step_ab 80 pdl "off:LOWBIT_PDL=0" "on:" -- --formats w8a8_int8,w8a8_fp8,fp8_block --ms 1,16,64,1024 \
+  --shapes 8192x8192,28672x8192,4096x14336 --peers none --no-ceilings --budget-s 65
+TAIL=24 step_ab 60 counters "zeros:LOWBIT_SPLIT_COUNTERS=zeros" "kept:" -- --formats a16w4,mxfp4,a16w8 --ms \
+  1,16 --shapes 8192x8192,28672x8192,4096x14336,14336x4096 --peers none --no-ceilings --budget-s 45
 fi
 #   PART=59 OUT=$OUT bash tools/session_queue.sh
 if [ "$PART" = 59 ]; then
@@ -746,11 +664,8 @@ fi
 #   PART=60 LOWBIT_KERNELS=quant,fp8,int8,w4 EXTRA='bash tools/session_queue.sh' BENCH=0 bash tools/device_run.sh nothing
 if [ "$PART" = 60 ]; then
 TAIL=6 step 90 variants python3 -m pytest -q -m cuda -p no:cacheprovider tests/test_cuda_variants.py -k "swap-256"
-for v in "swap64:" "swap256:LOWBIT_SM90_SWAP_MAX=256"; do
-  name=${v%%:*}; knob=${v#*:}
-  TAIL=24 step 50 "ab_$name" env $knob python3 bench/gemm.py --formats w8a8_int8,w8a8_fp8,fp8_block --ms 128,256 \
-    --shapes 8192x8192,28672x8192,4096x14336 --peers none --no-ceilings --budget-s 40 --out "$OUT/ab_$name.json"
-done
+TAIL=24 step_ab 50 ab "swap64:" "swap256:LOWBIT_SM90_SWAP_MAX=256" -- --formats w8a8_int8,w8a8_fp8,fp8_block \
+  --ms 128,256 --shapes 8192x8192,28672x8192,4096x14336 --peers none --no-ceilings --budget-s 40
 TAIL=30 step 240 model python3 bench/model.py --fused --formats a16w4,w8a8_int8,fp8_block --batch 1,16 --prefill 2048 \
   --out "$OUT/model.json"
 fi
@@ -761,11 +676,8 @@ fi
 if [ "$PART" = 61 ]; then
 TAIL=50 step 150 table16 python3 bench/gemm.py --formats a16w4,mxfp4,a16w8 --ms 1,16,64,256,1024 \
   --shapes 8192x8192,28672x8192,4096x14336,14336x4096 --peers none --no-ceilings --budget-s 130 --out "$OUT/table16.json"
-for v in "zeros:LOWBIT_SPLIT_COUNTERS=zeros" "kept:"; do
-  name=${v%%:*}; knob=${v#*:}
-  TAIL=20 step 40 "counters_$name" env $knob python3 bench/gemm.py --formats a16w4,mxfp4 --ms 1 \
-    --shapes 8192x8192,4096x14336 --peers none --no-ceilings --budget-s 30 --out "$OUT/counters_$name.json"
-done
+TAIL=20 step_ab 40 counters "zeros:LOWBIT_SPLIT_COUNTERS=zeros" "kept:" -- --formats a16w4,mxfp4 --ms 1 \
+  --shapes 8192x8192,4096x14336 --peers none --no-ceilings --budget-s 30
 fi
 # Session 11, call 7 (the last ~4 minutes of device time): w8a8_fp8 in the model with this
 # session's kernels (issue 7's prefill target), quant + fp8 only to shorten the build.
