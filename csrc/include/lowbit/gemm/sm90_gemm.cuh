@@ -93,6 +93,12 @@ __device__ __forceinline__ float finish(const EpilogueArgs& e, int i, int j, flo
   return v;
 }
 
+// C[i, j] = finish(acc), rounded to OutT, at out[i * out_si + j * out_sj].
+template <ScaleMode kMode, typename OutT>
+__device__ __forceinline__ void store_finished(const EpilogueArgs& e, int i, int j, float acc) {
+  static_cast<OutT*>(e.out)[i * e.out_si + j * e.out_sj] = to_out<OutT>(finish<kMode, OutT>(e, i, j, acc));
+}
+
 // A 4-byte partial sum (fp32 or s32) as the bits it is exchanged as, and back.
 __device__ __forceinline__ uint32_t bits_of(float v) { return __float_as_uint(v); }
 __device__ __forceinline__ uint32_t bits_of(int32_t v) { return static_cast<uint32_t>(v); }
@@ -630,9 +636,7 @@ __global__ void __launch_bounds__(kThreads, 1)
             if (i >= params.rows_p) continue;
 #pragma unroll
             for (int t = 0; t < 2; ++t)
-              if (j + t < params.rows_q)
-                static_cast<OutT*>(e.out)[i * e.out_si + (j + t) * e.out_sj] =
-                    to_out<OutT>(finish<kMode, OutT>(e, i, j + t, float(sum[2 * h + t])));
+              if (j + t < params.rows_q) store_finished<kMode, OutT>(e, i, j + t, float(sum[2 * h + t]));
           }
         }
         // This warp is done with the slots the peers sent into: they may send the next unit's.
@@ -751,9 +755,7 @@ __global__ void __launch_bounds__(kThreads, 1)
             } else {
 #pragma unroll
               for (int t = 0; t < 2; ++t)
-                if (j + t < params.rows_q)
-                  static_cast<OutT*>(e.out)[i * e.out_si + (j + t) * e.out_sj] =
-                      to_out<OutT>(finish<kMode, OutT>(e, i, j + t, v[t]));
+                if (j + t < params.rows_q) store_finished<kMode, OutT>(e, i, j + t, v[t]);
             }
           }
         }
@@ -780,7 +782,7 @@ __global__ void splitk_reduce_kernel(const float* __restrict__ ws, int splits, i
     float v = 0.0f;
     for (int s = 0; s < splits; ++s) v += ws[s * n + t];
     const int i = int(t / rows_q), j = int(t % rows_q);
-    static_cast<OutT*>(e.out)[i * e.out_si + j * e.out_sj] = to_out<OutT>(finish<kMode, OutT>(e, i, j, v));
+    store_finished<kMode, OutT>(e, i, j, v);
   }
 }
 

@@ -59,19 +59,10 @@ __device__ __forceinline__ void st_shared_b32(uint32_t addr, uint32_t v) {
   asm volatile("st.shared.b32 [%0], %1;" ::"r"(addr), "r"(v) : "memory");
 }
 
-// 32 bits to shared memory through a generic pointer into it (an STS; see ld_shared_b32).
-__device__ __forceinline__ void st_shared_b32(void* p, uint32_t v) {
-  asm volatile("st.shared.b32 [%0], %1;" ::"r"(static_cast<uint32_t>(__cvta_generic_to_shared(p))), "r"(v) : "memory");
-}
-
-// 16 bytes to shared memory at a shared-window address (smem_addr).
-__device__ __forceinline__ void st_shared_v4(uint32_t addr, const uint4& v) {
-  asm volatile("st.shared.v4.u32 [%0], {%1, %2, %3, %4};" ::"r"(addr), "r"(v.x), "r"(v.y), "r"(v.z), "r"(v.w)
-               : "memory");
-}
-
 __device__ __forceinline__ void st_shared_v4(void* p, const uint4& v) {
-  st_shared_v4(static_cast<uint32_t>(__cvta_generic_to_shared(p)), v);
+  asm volatile("st.shared.v4.u32 [%0], {%1, %2, %3, %4};" ::"r"(static_cast<uint32_t>(__cvta_generic_to_shared(p))),
+               "r"(v.x), "r"(v.y), "r"(v.z), "r"(v.w)
+               : "memory");
 }
 
 __device__ __forceinline__ void cp_async_16(void* smem_dst, const void* src, uint32_t bytes) {
