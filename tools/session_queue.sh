@@ -685,3 +685,24 @@ fi
 if [ "$PART" = 62 ]; then
 TAIL=20 step 120 model python3 bench/model.py --fused --formats w8a8_fp8 --batch 1,16 --prefill 2048 --out "$OUT/model.json"
 fi
+# For session 12: branch s11-ksplit-normal (the cluster K split also for the normal layout's few
+# 128 x 128 tiles at M > 64, generic stores; the receive buffer one slot per other rank, so 6
+# stages still fit; compiled, not run). Tests, the split-off variant, the A/B at 128 / 256 / 512
+# tokens (LOWBIT_SM90_KSPLIT=1 first: fp8's global split, int8's half-empty grid), then part 66
+# on the warm machine: sanitizers and the table.
+#   git checkout s11-ksplit-normal && PART=65 LOWBIT_KERNELS=quant,fp8,int8,w4 \
+#     TESTS="tests/test_cuda_fp8.py tests/test_cuda_int8.py" EXTRA='bash tools/session_queue.sh' BENCH=0 bash tools/device_run.sh
+if [ "$PART" = 65 ]; then
+TAIL=8 step 150 variants python3 -m pytest -q -m cuda -p no:cacheprovider tests/test_cuda_variants.py -k "ksplit"
+for v in "off:LOWBIT_SM90_KSPLIT=1" "on:"; do
+  name=${v%%:*}; knob=${v#*:}
+  TAIL=24 step 60 "ab_$name" env $knob python3 bench/gemm.py --formats w8a8_int8,w8a8_fp8,fp8_block --ms 128,256,512 \
+    --shapes 8192x8192,28672x8192,4096x14336 --peers none --no-ceilings --budget-s 50 --out "$OUT/ab_$name.json"
+done
+fi
+#   PART=66 OUT=$OUT bash tools/session_queue.sh
+if [ "$PART" = 66 ]; then
+TAIL=4 step 120 memcheck compute-sanitizer --tool memcheck --error-exitcode 9 python3 tests/sanitize_fp8.py
+TAIL=4 step 150 racecheck compute-sanitizer --tool racecheck --error-exitcode 9 python3 tests/sanitize_fp8.py
+TAIL=70 step_table8 150 120
+fi

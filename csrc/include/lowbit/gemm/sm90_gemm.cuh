@@ -22,13 +22,14 @@
 //                128 of K keeps the error at fp32 level (HOPPER_NOTES.md).
 // Split-K, two ways. Through global memory: a unit may cover a slice of the K blocks; its fp32
 // partial tile goes to a workspace and splitk_reduce_kernel finishes it (a second launch).
-// Inside a cluster (kKSplit CTAs, swap-AB): CTA r of the cluster runs slice r of every unit's K
+// Inside a cluster (kKSplit CTAs, without multicast): CTA r of the cluster runs slice r of every unit's K
 // blocks; the tile's 8-column chunks are dealt out to the CTAs (chunk c to rank c % kKSplit),
 // each CTA sends its partial sums (fp32, or exact s32) of the others' chunks into their shared
 // memory (st.async, counted on their mbarrier), sums its own chunks in rank order and stores
 // them through the epilogue: no workspace, no second launch, the same bits on every run. Small
 // M on few weight tiles (4096 x 14336: 32 tiles for 132 SMs) streams its weights on kKSplit
-// times the SMs.
+// times the SMs; at M ~ 128..256 the normal layout's few 128 x 128 tiles (64 on 4096 rows at
+// M = 256) run on twice the SMs the same way (generic stores, no TMA epilogue).
 // Chained (kPromote = false: s8, whose s32 sums are exact; fp8's unpromoted diagnostic): wgmma
 // chains on one accumulator and a warpgroup keeps one K block in flight while it releases the
 // previous stage. Promoted (fp8): each block's sums are folded into fp32 registers; two
@@ -132,9 +133,10 @@ struct S8Operands {
 // time, as two 64 x 64 boxes of 2-byte elements in the 128-byte swizzle (rows of 128 bytes; a
 // quad's 16-byte chunk lands in a different bank group for each of a warp's 8 rows), which the
 // TMA unit then stores while the warpgroup goes on to its next tile.
-// kKSplit > 1 adds the K split's receive buffer: for each sending rank and each 8-column chunk
-// this CTA sums, the consumers' 256 threads x 4 partial sums of 4 bytes (4 KB: a warp's 16-byte
-// pieces contiguous), 32 KB at kBN = 64; and its two mbarriers.
+// kKSplit > 1 adds the K split's receive buffer: for each of the kKSplit - 1 other ranks and each
+// 8-column chunk this CTA sums, the consumers' 256 threads x 4 partial sums of 4 bytes (4 KB: a
+// warp's 16-byte pieces contiguous), 16 KB at kBN = 64 and 32 KB at kBN = 128 in clusters of 2;
+// and its two mbarriers.
 template <int kBN, int kStages, bool kStoreTma = false, int kKSplit = 1>
 struct SmemLayout {
   static constexpr int kPBytes = kBlockP * kBlockK;  // per stage
@@ -146,7 +148,7 @@ struct SmemLayout {
   static constexpr int kEpiWgBytes = kStoreTma ? 2 * kEpiBoxBytes : 0;
   static constexpr int kEpiBytes = 2 * kEpiWgBytes;             // two consumer warpgroups
   static constexpr int kChunksPerRank = (kBN / 8 + kKSplit - 1) / kKSplit;  // 8-column chunks a CTA sums
-  static constexpr int kRedBytes = kKSplit > 1 ? kKSplit * kChunksPerRank * 4096 : 0;
+  static constexpr int kRedBytes = kKSplit > 1 ? (kKSplit - 1) * kChunksPerRank * 4096 : 0;
   static constexpr int kBarriers = 2 * kStages + (kKSplit > 1 ? 2 : 0);
   static constexpr int kBytes = 1024 /*alignment slack*/ + kTileBytes + kEpiBytes + kRedBytes + kBarriers * 8;
   static_assert(kQBytes % 1024 == 0, "Q tiles must keep 1024-byte alignment (8 rows of 128B swizzle atoms)");
@@ -206,8 +208,8 @@ __global__ void __launch_bounds__(kThreads, 1)
   static_assert(kMode != ScaleMode::kBlock || kQDiv == 1 || kQDiv % kIssueN == 0, "a Q scale block covers each part");
   static_assert(!kStoreTma || kBN % 64 == 0, "TMA-stored tiles go out in 64-column boxes");
   static_assert(kKSplit == 1 || ((kKSplit == 2 || kKSplit == 4) && kCluster == 1 && !kStoreTma && kNParts == 1 &&
-                                 kAccSets == 1 && kFold == 1),
-                "K split in a cluster of 2 or 4: the swap-AB kernels (one accumulator set, generic stores)");
+                                 kFold == 1),
+                "K split in a cluster of 2 or 4: no multicast, generic stores, N in one part, promotion per block");
   using Acc = typename Ops::Acc;
   using Layout = SmemLayout<kBN, kStages, kStoreTma, kKSplit>;
 
@@ -216,7 +218,7 @@ __global__ void __launch_bounds__(kThreads, 1)
   uint8_t* smem_p = smem;                                  // [kStages][128][128]
   uint8_t* smem_q = smem + kStages * Layout::kPBytes;      // [kStages][kBN][128]
   uint8_t* smem_epi = smem + Layout::kTileBytes;            // [2 warpgroups][2 boxes][64][64] (kStoreTma)
-  uint8_t* smem_red = smem_epi + Layout::kEpiBytes;         // [rank][chunk / kKSplit][256 threads][4] (kKSplit > 1)
+  uint8_t* smem_red = smem_epi + Layout::kEpiBytes;         // [other rank][chunk / kKSplit][256 threads][4] (kKSplit > 1)
   uint64_t* full = reinterpret_cast<uint64_t*>(smem_red + Layout::kRedBytes);
   uint64_t* empty = full + kStages;
   uint64_t* red_full = empty + kStages;   // kKSplit > 1: the peers' partials of this CTA's chunks landed
@@ -585,7 +587,8 @@ __global__ void __launch_bounds__(kThreads, 1)
       if constexpr (kKSplit > 1) {
         // The cluster's K split. Chunk c (registers 4c .. 4c + 3: both rows, two columns) is summed
         // by rank c % kKSplit; each consumer thread sends its other chunks to their ranks, into
-        // slot [this rank][c / kKSplit][thread], after those ranks have summed the previous unit's
+        // slot [this rank among the owner's peers][c / kKSplit][thread] (peer q of rank o: q - (q > o)),
+        // after those ranks have summed the previous unit's
         // (red_empty), then waits for its own chunks' kKSplit - 1 partials (red_full: one thread
         // arms it with their bytes) and adds them in rank order, its own from registers. s32
         // partials add exactly; fp32 ones in the same order on every run.
@@ -599,7 +602,7 @@ __global__ void __launch_bounds__(kThreads, 1)
         const int my_chunks = (kChunks - int(rank) + kKSplit - 1) / kKSplit;
         if (threadIdx.x == 128)
           ptx::mbarrier_arrive_expect_tx(red_full, uint32_t(my_chunks * (kKSplit - 1) * 4096));
-        const uint32_t slot0 = ptx::smem_addr(smem_red) + (threadIdx.x - 128) * 16;  // + (rank * kChunksPerRank + c / kKSplit) * 4096
+        const uint32_t slot0 = ptx::smem_addr(smem_red) + (threadIdx.x - 128) * 16;  // + (peer * kChunksPerRank + c / kKSplit) * 4096
         if (red_round > 0) ptx::mbarrier_wait(red_empty, (red_round - 1) & 1);
 #pragma unroll
         for (int c = 0; c < kChunks; ++c) {
@@ -607,7 +610,8 @@ __global__ void __launch_bounds__(kThreads, 1)
           if (owner == int(rank)) continue;
           const uint4 v = make_uint4(bits_of(part(4 * c)), bits_of(part(4 * c + 1)), bits_of(part(4 * c + 2)),
                                      bits_of(part(4 * c + 3)));
-          const uint32_t dst = slot0 + (rank * Layout::kChunksPerRank + c / kKSplit) * 4096;
+          const int peer = int(rank) - (int(rank) > owner);  // this rank among the owner's peers
+          const uint32_t dst = slot0 + (peer * Layout::kChunksPerRank + c / kKSplit) * 4096;
           ptx::st_async_v4(ptx::cluster_map_shared(dst, owner), v,
                            ptx::cluster_map_shared(ptx::smem_addr(red_full), owner));
         }
@@ -623,17 +627,25 @@ __global__ void __launch_bounds__(kThreads, 1)
 #pragma unroll
               for (int k = 0; k < 4; ++k) b[k] = bits_of(part(4 * c + k));
             } else {
-              const uint4 v = ptx::ld_shared_v4(slot0 + (q * Layout::kChunksPerRank + c / kKSplit) * 4096);
+              const int peer = q - (q > int(rank));
+              const uint4 v = ptx::ld_shared_v4(slot0 + (peer * Layout::kChunksPerRank + c / kKSplit) * 4096);
               b[0] = v.x, b[1] = v.y, b[2] = v.z, b[3] = v.w;
             }
 #pragma unroll
             for (int k = 0; k < 4; ++k) sum[k] = q == 0 ? of_bits<Part>(b[k]) : sum[k] + of_bits<Part>(b[k]);
           }
           const int j = j_base + c * 8 + col_in_chunk;
+          // (the normal layout's C rows are contiguous: a 4-byte pair per (i, j, j + 1))
+          const bool pairs = e.out_sj == 1 && e.out_si % 2 == 0;
 #pragma unroll
           for (int h = 0; h < 2; ++h) {
             const int i = i0 + 8 * h;
             if (i >= params.rows_p) continue;
+            if (pairs && j + 1 < params.rows_q) {
+              store_pair(static_cast<OutT*>(e.out) + i * e.out_si + j, finish<kMode, OutT>(e, i, j, float(sum[2 * h])),
+                         finish<kMode, OutT>(e, i, j + 1, float(sum[2 * h + 1])));
+              continue;
+            }
 #pragma unroll
             for (int t = 0; t < 2; ++t)
               if (j + t < params.rows_q) store_finished<kMode, OutT>(e, i, j + t, float(sum[2 * h + t]));
