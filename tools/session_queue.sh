@@ -694,11 +694,8 @@ fi
 #     TESTS="tests/test_cuda_fp8.py tests/test_cuda_int8.py" EXTRA='bash tools/session_queue.sh' BENCH=0 bash tools/device_run.sh
 if [ "$PART" = 65 ]; then
 TAIL=8 step 150 variants python3 -m pytest -q -m cuda -p no:cacheprovider tests/test_cuda_variants.py -k "ksplit"
-for v in "off:LOWBIT_SM90_KSPLIT=1" "on:"; do
-  name=${v%%:*}; knob=${v#*:}
-  TAIL=24 step 60 "ab_$name" env $knob python3 bench/gemm.py --formats w8a8_int8,w8a8_fp8,fp8_block --ms 128,256,512 \
-    --shapes 8192x8192,28672x8192,4096x14336 --peers none --no-ceilings --budget-s 50 --out "$OUT/ab_$name.json"
-done
+TAIL=24 step_ab 60 ab "off:LOWBIT_SM90_KSPLIT=1" "on:" -- --formats w8a8_int8,w8a8_fp8,fp8_block --ms \
+  128,256,512 --shapes 8192x8192,28672x8192,4096x14336 --peers none --no-ceilings --budget-s 50
 fi
 #   PART=66 OUT=$OUT bash tools/session_queue.sh
 if [ "$PART" = 66 ]; then
