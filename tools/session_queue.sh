@@ -703,9 +703,10 @@ TAIL=4 step 120 memcheck compute-sanitizer --tool memcheck --error-exitcode 9 py
 TAIL=4 step 150 racecheck compute-sanitizer --tool racecheck --error-exitcode 9 python3 tests/sanitize_fp8.py
 TAIL=70 step_table8 150 120
 fi
-# For session 12: branch s11-epilogue-file (the three epilogues of sm90_gemm.cuh moved into
-# functions in sm90_epilogue.cuh; compiled, no stack, not run: their SASS differs from main's in
-# the epilogues' index arithmetic, slightly fewer instructions). On that branch: fp8 / int8 tests,
+# For session 12: branch s11-epilogue-file, on top of s11-ksplit-normal (the three epilogues of
+# sm90_gemm.cuh moved into functions in sm90_epilogue.cuh; compiled, no stack, not run: their SASS
+# differs in the epilogues' index arithmetic, slightly fewer instructions). Run parts 65 / 66 on
+# s11-ksplit-normal first, then this one on its own build: fp8 / int8 tests,
 # sanitize_fp8 under memcheck / racecheck, and the table; merge if no cell moves beyond the spread.
 #   git checkout s11-epilogue-file && PART=63 LOWBIT_KERNELS=quant,fp8,int8,w4 \
 #     TESTS="tests/test_cuda_fp8.py tests/test_cuda_int8.py" EXTRA='bash tools/session_queue.sh' BENCH=0 bash tools/device_run.sh
