@@ -685,3 +685,14 @@ fi
 if [ "$PART" = 62 ]; then
 TAIL=20 step 120 model python3 bench/model.py --fused --formats w8a8_fp8 --batch 1,16 --prefill 2048 --out "$OUT/model.json"
 fi
+# For session 12: branch s11-mx-round (a8w4_mx_linear / mxfp8_linear round x to MXFP8 and back in
+# one kernel instead of quantize_mxfp8 + the MXFP8 dequantizer: one launch fewer; compiled, not run).
+# On that branch: the MX tests (a new one: the linears equal quantize + mm bit for bit, NaN / Inf /
+# extreme blocks) and the two formats' rows (session 9's table: a8w4_mx 1.28-2.00x at M = 1,
+# mxfp8 1.26-1.66x; compare in the same call with LOWBIT_KERNELS on main if time allows).
+#   git checkout s11-mx-round && PART=64 LOWBIT_KERNELS=quant,fp8,int8,w4 \
+#     TESTS="tests/test_cuda_a8w4_mx.py tests/test_cuda_ops.py" EXTRA='bash tools/session_queue.sh' BENCH=0 bash tools/device_run.sh
+if [ "$PART" = 64 ]; then
+TAIL=40 step 90 mx8 python3 bench/gemm.py --formats a8w4_mx,mxfp8 --ms 1,16,64,256 \
+  --shapes 8192x8192,28672x8192,4096x14336,14336x4096 --peers none --no-ceilings --budget-s 75 --out "$OUT/mx8.json"
+fi
