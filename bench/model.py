@@ -19,6 +19,11 @@ in torch.compile(mode="reduce-overhead", fullgraph=True) (what a user would run;
 fuses the elementwise glue, and compiling a 32-block model takes minutes per batch size:
 session 4's run of 2 formats x 3 batch sizes needed ~450 s); `eager` launches every kernel.
 
+`regional` compiles each decoder block (and the final norm) with torch.compile(fullgraph=True)
+-- one compile serves all blocks (the regional-compilation recipe), so seconds instead of
+minutes -- and captures the step in one CUDA graph as `graph` does: inductor's fused glue
+(norms, rotary, SwiGLU, residuals) around the same GEMM ops.
+
 --dry-run runs the whole pipeline on the CPU (reference ops) with the tiny config, two
 decode steps and eager mode: it checks the harness, its numbers mean nothing. On a GPU,
 formats whose linear op has no CUDA kernel in this build are listed as skipped.
@@ -58,11 +63,14 @@ def parse_args(argv=None):
     p.add_argument("--steps", type=int, default=64, help="decode steps timed per batch size")
     p.add_argument("--prefill", default="2048", help="prefill lengths timed (batch 1)")
     p.add_argument("--dtype", default="bfloat16", choices=["bfloat16", "float16"])
-    p.add_argument("--decode-mode", default="graph", choices=["graph", "compile", "eager"],
+    p.add_argument("--decode-mode", default="graph", choices=["graph", "regional", "compile", "eager"],
                    help="how the decode step runs (see above)")
     p.add_argument("--no-compile", action="store_true", help="same as --decode-mode eager")
     p.add_argument("--fused", action="store_true",
                    help="one qkv_proj and one gate_up_proj per block (llama.fuse_projections), for every format")
+    p.add_argument("--profile", action="store_true",
+                   help="also profile one eager decode step per batch size (torch.profiler): the step's "
+                        "kernels by category (lowbit GEMMs, other GEMMs, attention, glue) and the top kernels")
     p.add_argument("--out", default=None, help="JSON file for the results")
     p.add_argument("--dry-run", action="store_true", help="CPU, tiny model, 2 steps: checks the harness")
     a = p.parse_args(argv)
@@ -75,7 +83,7 @@ def parse_args(argv=None):
     for f in a.formats:
         formats.get(f)
     a.batch = [int(b) for b in a.batch.split(",")]
-    a.prefill = [int(t) for t in a.prefill.split(",")]
+    a.prefill = [int(t) for t in a.prefill.split(",") if t]
     return a
 
 
@@ -91,18 +99,74 @@ def _time_ms(fn, device, reps, warmup=2):
     return timer([fn], reps=reps, warmup=warmup)
 
 
+def compile_blocks(model):
+    """Regional compilation: every block's forward (and the final norm's) through torch.compile
+    with fullgraph=True. The blocks share their code, and with nn-module parameters as graph
+    inputs (torch's default) the first block's compiled graph serves all of them."""
+    for b in model.layers:
+        if getattr(b, "_compiled_call_impl", None) is None:
+            b.compile(fullgraph=True)
+    if getattr(model.norm, "_compiled_call_impl", None) is None:
+        model.norm.compile(fullgraph=True)
+
+
 def time_decode_step(model, mode, tok, pos, device, reps):
     """ms per decode step on the static inputs tok, pos, run as `mode` says: "graph" captured
     once and replayed (bench/common.py graph_time, the benches' one capture procedure),
     "compile" through torch.compile(mode="reduce-overhead"), "eager" launched each time."""
     def step():
         return model(tok, pos)
+    if mode == "regional":
+        compile_blocks(model)  # (undone by bench_decode after its profile)
+        return common.graph_time([step], reps=reps)
     if mode == "graph":
         return common.graph_time([step], reps=reps)
     if mode == "compile":
         compiled = torch.compile(lambda t, p: model(t, p), mode="reduce-overhead", fullgraph=True)
         return _time_ms(lambda: compiled(tok, pos), device, reps=reps, warmup=3)
     return _time_ms(step, device, reps=reps, warmup=3)
+
+
+def kernel_category(name: str) -> str:
+    """What a decode step's kernel is: our GEMMs / quantizers, another GEMM (cuBLAS), attention,
+    or the elementwise glue between them (norms, rotary, residuals, casts, cache writes)."""
+    n = name.lower()
+    if "lowbit" in n:
+        return "lowbit"
+    if any(k in n for k in ("gemm", "gemv", "nvjet", "cutlass", "sm90_xmma", "cublas")):
+        return "other_gemm"
+    if any(k in n for k in ("flash", "fmha", "attention", "softmax", "efficient")):
+        return "attention"
+    return "glue"
+
+
+def profile_decode_step(model, tok, pos, steps=3):
+    """One decode step's kernels (regional: the compiled blocks'), launched without a graph under
+    torch.profiler (kernel times as in a
+    graph replay; the launch gaps are not): per category and the 12 largest kernel names, in us
+    per step, and the kernel count per step."""
+    from torch.profiler import ProfilerActivity, profile
+    with torch.no_grad():
+        model(tok, pos)
+        torch.cuda.synchronize()
+        with profile(activities=[ProfilerActivity.CUDA]) as prof:
+            for _ in range(steps):
+                model(tok, pos)
+            torch.cuda.synchronize()
+    by_name, count = {}, 0
+    for e in prof.events():
+        if e.device_type != torch.autograd.DeviceType.CUDA or e.device_time_total <= 0:
+            continue
+        by_name[e.name] = by_name.get(e.name, 0.0) + e.device_time_total / steps
+        count += 1
+    cats = {}
+    for n, us in by_name.items():
+        c = kernel_category(n)
+        cats[c] = cats.get(c, 0.0) + us
+    top = sorted(by_name.items(), key=lambda kv: -kv[1])[:12]
+    return dict(kernels_per_step=count / steps, us_per_step=sum(by_name.values()),
+                by_category={k: round(v, 1) for k, v in sorted(cats.items())},
+                top=[(n[:120], round(us, 1)) for n, us in top])
 
 
 def bench_decode(model, args, device, B, mode):
@@ -117,9 +181,12 @@ def bench_decode(model, args, device, B, mode):
         tok = torch.randint(0, cfg.vocab_size, (B, 1), generator=g).to(device)
         pos = torch.tensor([args.prompt], device=device)
         ms = time_decode_step(model, mode, tok, pos, device, args.steps)
+        prof = profile_decode_step(model, tok, pos) if args.profile and device.type == "cuda" else None
+    for m in list(model.layers) + [model.norm]:  # regional: prefill runs the uncompiled blocks, as in the other modes
+        m._compiled_call_impl = None
     for b in model.layers:
         b.attn.kv_cache = None
-    return ms
+    return (ms, prof) if args.profile else ms
 
 
 def bench_prefill(model, args, device, T):
@@ -158,22 +225,31 @@ def run_format(name, base, args, device, ref_logits, eval_tokens):
         logits = model(eval_tokens).float()
     info["rel_err_vs_bf16"] = (logits - ref_logits).norm().item() / ref_logits.norm().item()
     mode = args.decode_mode if device.type == "cuda" else "eager"
-    timing = {"graph": "cuda_graph", "compile": "compiled_cuda_graph", "eager": "eager"}[mode]
+    timing = {"graph": "cuda_graph", "regional": "regional_compiled_cuda_graph", "compile": "compiled_cuda_graph",
+              "eager": "eager"}[mode]
     for B in args.batch:
         try:
             torch._dynamo.reset()
             how = timing if device.type == "cuda" else "cpu"
             try:
                 ms = bench_decode(model, args, device, B, mode)
+                ms, prof = ms if isinstance(ms, tuple) else (ms, None)
             except Exception as e:  # a step that cannot be captured is still timed, eagerly, and said so
                 if mode != "graph":
                     raise
                 log(f"  {name} decode B={B}: graph capture failed ({type(e).__name__}: {e}); timing eager")
                 torch.cuda.synchronize()
                 ms, how = bench_decode(model, args, device, B, "eager"), f"eager (capture failed: {type(e).__name__})"
+                ms, prof = ms if isinstance(ms, tuple) else (ms, None)
             rows.append(dict(format=name, phase="decode", batch=B, ms_per_step=ms, tokens_per_s=B * 1e3 / ms,
                              timing=how))
             log(f"  {name:10s} decode B={B:4d}: {ms:8.3f} ms/step  {B * 1e3 / ms:10.1f} tok/s")
+            if prof is not None:
+                rows[-1]["profile"] = prof
+                log(f"    profile: {prof['kernels_per_step']:.0f} kernels, {prof['us_per_step']:.0f} us of kernels "
+                    f"per step; by category (us): {prof['by_category']}")
+                for n, us in prof["top"]:
+                    log(f"      {us:9.1f} us  {n}")
         except Exception as e:  # one failing shape must not lose the others' numbers
             rows.append(dict(format=name, phase="decode", batch=B, error=f"{type(e).__name__}: {e}"))
             log(f"  {name} decode B={B}: FAILED {type(e).__name__}: {e}")
@@ -215,7 +291,7 @@ def main(argv=None):
     dtype = getattr(torch, args.dtype)
     overrides = {"n_layers": args.layers} if args.layers else {}
     cfg = llama.CONFIGS[args.model].replace(**overrides)
-    cfg = cfg.replace(max_seq=max(cfg.max_seq, args.prompt + args.steps + 8, max(args.prefill)))
+    cfg = cfg.replace(max_seq=max(cfg.max_seq, args.prompt + args.steps + 8, *args.prefill))
     meta = common.run_meta(device.type)
     meta.update(model=args.model, config=vars(cfg), dtype=args.dtype, args=vars(args))
     log(f"model {args.model} ({cfg.n_layers} layers) {args.dtype} on {meta.get('card')}")
