@@ -744,6 +744,8 @@ fi
 if [ "$PART" = 68 ]; then
 TAIL=4 step 120 memcheck compute-sanitizer --tool memcheck --error-exitcode 9 python3 tests/sanitize_fp8.py
 TAIL=4 step 150 racecheck compute-sanitizer --tool racecheck --error-exitcode 9 python3 tests/sanitize_fp8.py
+TAIL=40 step 150 model_graph python3 bench/model.py --fused --formats a16w4,w8a8_fp8 --batch 1,16 --prefill 2048 \
+  --profile --out "$OUT/model_graph.json"
 TAIL=70 step_table8 150 120
 fi
 if [ "$PART" = 69 ]; then
