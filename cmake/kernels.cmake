@@ -9,10 +9,11 @@ foreach(_d ${_gemm_dirs})
 endforeach()
 
 # Families whose op glue calls into another's kernels build together: w4 (mxfp8 / a8w4_mx at small
-# M run int8's 8-bit-row GEMV) and int8 (a16w8's large-M path is w4's mixed-input wgmma). Without
-# this a "quant,w4" build linked but could not load (undefined lowbit::int8::rows8_gemv).
+# M run int8's 8-bit-row GEMV; their linears round x by quant's MXFP8 kernel) and int8 (a16w8's
+# large-M path is w4's mixed-input wgmma). Without this a "quant,w4" build linked but could not
+# load (undefined lowbit::int8::rows8_gemv).
 if(NOT LOWBIT_KERNELS STREQUAL "all" AND ("w4" IN_LIST LOWBIT_KERNELS OR "int8" IN_LIST LOWBIT_KERNELS))
-  list(APPEND LOWBIT_KERNELS w4 int8)
+  list(APPEND LOWBIT_KERNELS quant w4 int8)
   list(REMOVE_DUPLICATES LOWBIT_KERNELS)
 endif()
 

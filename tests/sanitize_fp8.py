@@ -37,6 +37,17 @@ for M, N, K in [(1000, 1048, 512), (1024, 4096, 256), (600, 4100, 256)]:
 for M, N, K in [(1000, 1048, 512), (1024, 8192, 256)]:
     a, sa, b, sb = int8_operands(M, N, K, seed=M)
     assert_bitwise(ops.w8a8_int8_mm(a.cuda(), sa.cuda(), b.cuda(), sb.cuda()), ops.w8a8_int8_mm(a, sa, b, sb), f"int8 M={M}")
+# Large M on few 128 x 128 tiles: the K split in clusters of 2 with the generic stores (18 and 66
+# tiles; 5 K blocks: ranks with 3 and 2)
+for M, N, K in [(256, 1100, 1024), (200, 4100, 640)]:
+    a, sa, b, sb = fp8_operands(M, N, K)
+    ref = ops.w8a8_fp8_mm(a, sa, b, sb)
+    assert_close_to_reference(ops.w8a8_fp8_mm(a.cuda(), sa.cuda(), b.cuda(), sb.cuda()), ref)
+    a, sa, b, sb = block_operands(M, N, (K // 128) * 128)
+    ref = ops.fp8_block_mm(a, sa, b, sb)
+    assert_close_to_reference(ops.fp8_block_mm(a.cuda(), sa.cuda(), b.cuda(), sb.cuda()), ref)
+    a, sa, b, sb = int8_operands(M, N, K, seed=M)
+    assert_bitwise(ops.w8a8_int8_mm(a.cuda(), sa.cuda(), b.cuda(), sb.cuda()), ops.w8a8_int8_mm(a, sa, b, sb), f"int8 M={M}")
 # Small M, K split in clusters at 17..64 tokens: of 4 (2100 rows: the last rank with 2 of 17 K
 # blocks; 4096 rows where 32 clusters of 4 fit, else 2) and 2 (5000 rows); unsplit at 5 tokens
 for M, N, K in [(5, 4096, 4096), (33, 4096, 4096), (32, 2100, 2176), (17, 5000, 768)]:

@@ -236,3 +236,32 @@ def test_mxfp8_nan_scales_and_codes(M):
     assert_close_elementwise(y, ref, a64(a, sa).nan_to_num(0.0), a64(b, sb).nan_to_num(0.0), 2.0 ** -7,
                              "mxfp8 NaN", mask=finite)
 
+
+
+@pytest.mark.parametrize("dtype", [BF16, FP16])
+@pytest.mark.parametrize("M", [1, 16, 40, 130])
+def test_mx_linears_round_x_as_quantize_then_mm(M, dtype):
+    # The _linear ops round x to MXFP8 and back in one kernel (no codes); the _mm ops take the
+    # codes of quantize_mxfp8 and dequantize them. Same activations, same GEMM: equal bit for bit,
+    # with a block holding Inf (its NaN scale makes its output row NaN in both), one holding a
+    # NaN, blocks at the bf16 extremes (saturation, subnormal e4m3 codes) and zero blocks.
+    gen = torch.Generator().manual_seed(M + 101)
+    N, K = 256, 1024
+    x = rand_x(M, K, dtype, gen=gen)
+    x[0, 64:96] = 0.0
+    x[M - 1, 128:160] *= 2.0 ** -20
+    x[M // 2, 32] = float("inf")
+    x[M // 2, 300] = float("nan")
+    if dtype == BF16:
+        x[0, 200:232] *= 2.0 ** 100
+    w4, sw4 = to_cuda(*mx4_operand(N, K, gen))
+    w8, sw8 = to_cuda(*mx8_weight(N, K, gen))
+    xc = x.cuda()
+    q, s = ops.quantize_mxfp8(xc)
+    for linear, mm, w, sw in ((ops.a8w4_mx_linear, ops.a8w4_mx_mm, w4, sw4),
+                              (ops.mxfp8_linear, ops.mxfp8_mm, w8, sw8)):
+        y_linear = linear(xc, w, sw).cpu()
+        y_mm = mm(q, s, w, sw, None, dtype).cpu()
+        assert torch.equal(torch.isnan(y_linear), torch.isnan(y_mm)), linear.__name__
+        assert torch.isnan(y_mm[M // 2]).all()
+        assert torch.equal(y_linear.nan_to_num(0.0), y_mm.nan_to_num(0.0)), linear.__name__

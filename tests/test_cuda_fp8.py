@@ -59,7 +59,10 @@ SHAPES = [(1, 40, 128), (3, 200, 272), (17, 264, 1024), (64, 136, 384), (65, 200
 # ragged N; at 1 / 5 tokens unsplit on 33 tiles, and fp8's global split on 9. The ksplit variants
 # (test_cuda_variants.py) force 2 / 4 at every M: ranks with 3, 3, 3 and 0 K blocks, a partial
 # last block at K = 1040.
-KSPLIT_SHAPES = [(1, 4100, 1040), (5, 1100, 1152), (17, 5000, 656), (64, 2100, 2064), (33, 8200, 512)]
+KSPLIT_SHAPES = [(1, 4100, 1040), (5, 1100, 1152), (17, 5000, 656), (64, 2100, 2064), (33, 8200, 512),
+                 # M > 64 on at most 66 tiles of 128 x 128: the K split in clusters of 2 in the normal
+                 # layout (as (256, 384, 1024), (300, 520, 2048) above), 5 K blocks: ranks 3 and 2
+                 (200, 4100, 640)]
 
 
 @pytest.mark.parametrize("M,N,K", SHAPES + KSPLIT_SHAPES)

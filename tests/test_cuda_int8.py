@@ -33,7 +33,8 @@ SHAPES = [(1, 40, 144), (3, 200, 272), (17, 264, 1040), (64, 136, 400), (65, 200
           (256, 392, 1008), (300, 520, 2064), (1000, 1048, 512), (384, 1030, 256),
           # small M on 9..66 weight tiles: K split in clusters of 4 or 2 CTAs at 17..64 tokens, exact
           # s32 partials (test_cuda_fp8.py's KSPLIT_SHAPES; empty ranks under the ksplit variants)
-          (1, 4100, 1040), (5, 1100, 1152), (17, 5000, 656), (64, 2100, 2064), (33, 8200, 512)]
+          (1, 4100, 1040), (5, 1100, 1152), (17, 5000, 656), (64, 2100, 2064), (33, 8200, 512),
+          (200, 4100, 640)]  # (normal layout, 66 tiles: the K split in clusters of 2)
 GRANULARITY = {"row-row": (True, True), "tensor-tensor": (False, False), "row-tensor": (True, False)}
 
 

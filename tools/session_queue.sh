@@ -685,3 +685,69 @@ fi
 if [ "$PART" = 62 ]; then
 TAIL=20 step 120 model python3 bench/model.py --fused --formats w8a8_fp8 --batch 1,16 --prefill 2048 --out "$OUT/model.json"
 fi
+# For session 12: branch s11-ksplit-normal (the cluster K split also for the normal layout's few
+# 128 x 128 tiles at M > 64, generic stores; the receive buffer one slot per other rank, so 6
+# stages still fit; compiled, not run). Tests, the split-off variant, the A/B at 128 / 256 / 512
+# tokens (LOWBIT_SM90_KSPLIT=1 first: fp8's global split, int8's half-empty grid), then part 66
+# on the warm machine: sanitizers and the table.
+#   git checkout s11-ksplit-normal && PART=65 LOWBIT_KERNELS=quant,fp8,int8,w4 \
+#     TESTS="tests/test_cuda_fp8.py tests/test_cuda_int8.py" EXTRA='bash tools/session_queue.sh' BENCH=0 bash tools/device_run.sh
+if [ "$PART" = 65 ]; then
+TAIL=8 step 150 variants python3 -m pytest -q -m cuda -p no:cacheprovider tests/test_cuda_variants.py -k "ksplit"
+TAIL=24 step_ab 60 ab "off:LOWBIT_SM90_KSPLIT=1" "on:" -- --formats w8a8_int8,w8a8_fp8,fp8_block --ms \
+  128,256,512 --shapes 8192x8192,28672x8192,4096x14336 --peers none --no-ceilings --budget-s 50
+fi
+#   PART=66 OUT=$OUT bash tools/session_queue.sh
+if [ "$PART" = 66 ]; then
+TAIL=4 step 120 memcheck compute-sanitizer --tool memcheck --error-exitcode 9 python3 tests/sanitize_fp8.py
+TAIL=4 step 150 racecheck compute-sanitizer --tool racecheck --error-exitcode 9 python3 tests/sanitize_fp8.py
+TAIL=70 step_table8 150 120
+fi
+# For session 12: branch s11-epilogue-file, on top of s11-ksplit-normal (the three epilogues of
+# sm90_gemm.cuh moved into functions in sm90_epilogue.cuh; compiled, no stack, not run: their SASS
+# differs in the epilogues' index arithmetic, slightly fewer instructions). Run parts 65 / 66 on
+# s11-ksplit-normal first, then this one on its own build: fp8 / int8 tests,
+# sanitize_fp8 under memcheck / racecheck, and the table; merge if no cell moves beyond the spread.
+#   git checkout s11-epilogue-file && PART=63 LOWBIT_KERNELS=quant,fp8,int8,w4 \
+#     TESTS="tests/test_cuda_fp8.py tests/test_cuda_int8.py" EXTRA='bash tools/session_queue.sh' BENCH=0 bash tools/device_run.sh
+if [ "$PART" = 63 ]; then
+TAIL=4 step 120 memcheck compute-sanitizer --tool memcheck --error-exitcode 9 python3 tests/sanitize_fp8.py
+TAIL=4 step 150 racecheck compute-sanitizer --tool racecheck --error-exitcode 9 python3 tests/sanitize_fp8.py
+TAIL=70 step_table8 150 120
+fi
+# For session 12: branch s11-mx-round (a8w4_mx_linear / mxfp8_linear round x to MXFP8 and back in
+# one kernel instead of quantize_mxfp8 + the MXFP8 dequantizer: one launch fewer; compiled, not run).
+# On that branch: the MX tests (a new one: the linears equal quantize + mm bit for bit, NaN / Inf /
+# extreme blocks) and the two formats' rows (session 9's table: a8w4_mx 1.28-2.00x at M = 1,
+# mxfp8 1.26-1.66x; compare in the same call with LOWBIT_KERNELS on main if time allows).
+#   git checkout s11-mx-round && PART=64 LOWBIT_KERNELS=quant,fp8,int8,w4 \
+#     TESTS="tests/test_cuda_a8w4_mx.py tests/test_cuda_ops.py" EXTRA='bash tools/session_queue.sh' BENCH=0 bash tools/device_run.sh
+if [ "$PART" = 64 ]; then
+TAIL=40 step 90 mx8 python3 bench/gemm.py --formats a8w4_mx,mxfp8 --ms 1,16,64,256 \
+  --shapes 8192x8192,28672x8192,4096x14336,14336x4096 --peers none --no-ceilings --budget-s 75 --out "$OUT/mx8.json"
+fi
+# Session 12: branch s12-combo (s11-epilogue-file, which sits on s11-ksplit-normal, merged with
+# s11-mx-round, plus the knob LOWBIT_MX_ACT=two_pass for the previous MX activation path): one
+# build for the three candidates. Call 1: fp8 / int8 / MX / ops tests (by TESTS), the K-split
+# variants, the K-split A/B at 128 / 256 / 512 tokens, the MX activation A/B.
+#   PART=67 LOWBIT_KERNELS=quant,fp8,int8,w4 TESTS="tests/test_cuda_fp8.py tests/test_cuda_int8.py \
+#     tests/test_cuda_a8w4_mx.py tests/test_cuda_ops.py" EXTRA='bash tools/session_queue.sh' BENCH=0 bash tools/device_run.sh
+if [ "$PART" = 67 ]; then
+TAIL=8 step 150 variants python3 -m pytest -q -m cuda -p no:cacheprovider tests/test_cuda_variants.py -k "ksplit"
+TAIL=24 step_ab 70 ab "off:LOWBIT_SM90_KSPLIT=1" "on:" -- --formats w8a8_int8,w8a8_fp8,fp8_block --ms \
+  128,256,512 --shapes 8192x8192,28672x8192,4096x14336 --peers none --no-ceilings --budget-s 50
+TAIL=24 step_ab 50 mx "two:LOWBIT_MX_ACT=two_pass" "one:" -- --formats a8w4_mx,mxfp8 --ms 1,16,64,256 \
+  --shapes 8192x8192,4096x14336 --peers none --no-ceilings --budget-s 35
+fi
+# Call 2 on the warm machine: sanitizers, the 8-bit table, w8a8_fp8 in the model.
+#   PART=68 OUT=$OUT bash tools/session_queue.sh
+if [ "$PART" = 68 ]; then
+TAIL=4 step 120 memcheck compute-sanitizer --tool memcheck --error-exitcode 9 python3 tests/sanitize_fp8.py
+TAIL=4 step 150 racecheck compute-sanitizer --tool racecheck --error-exitcode 9 python3 tests/sanitize_fp8.py
+TAIL=40 step 150 model_graph python3 bench/model.py --fused --formats a16w4,w8a8_fp8 --batch 1,16 --prefill 2048 \
+  --profile --out "$OUT/model_graph.json"
+TAIL=70 step_table8 150 120
+fi
+if [ "$PART" = 69 ]; then
+TAIL=20 step 120 model python3 bench/model.py --fused --formats w8a8_fp8 --batch 1,16 --prefill 2048 --out "$OUT/model.json"
+fi

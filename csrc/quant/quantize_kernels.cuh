@@ -123,6 +123,31 @@ struct E2m1Codec {
   }
 };
 
+// MXFP8 rounding without the codes: the e4m3 code of f[i] * mult (E4m3Codec's) decoded and
+// scaled back by the block's scale `up` (2^(e - 127); NaN for the NaN scale), rounded once to
+// OutT (bf16, or fp32: exact) -- what quantize_mxfp8 followed by the MXFP8 dequantizer gives,
+// in one pass for the linears that only need the rounded activations (a8w4_mx, mxfp8).
+template <typename OutT>
+struct E4m3RoundCodec {
+  static constexpr bool kRounds = true;
+  static constexpr int kBytes = 8 * int(sizeof(OutT));
+  __device__ static void store8(uint8_t* dst, const float (&f)[kVec], float mult, bool finite, float up) {
+    alignas(16) OutT o[kVec];
+#pragma unroll
+    for (int i = 0; i < kVec; i += 2) {
+      const uint32_t pair = finite ? ptx::cvt_e4m3x2_satfinite(f[i] * mult, f[i + 1] * mult) : 0u;
+#pragma unroll
+      for (int t = 0; t < 2; ++t) {
+        const float v = e4m3_to_float(uint8_t(pair >> (8 * t))) * up;
+        if constexpr (std::is_same_v<OutT, float>) o[i + t] = v;
+        else o[i + t] = ptx::from_f32<OutT>(v);
+      }
+    }
+#pragma unroll
+    for (int c = 0; c < int(sizeof(o) / 16); ++c) reinterpret_cast<uint4*>(dst)[c] = reinterpret_cast<const uint4*>(o)[c];
+  }
+};
+
 // ---------------------------------------------------------------- kernels
 // Blocks of kBlock consecutive elements along K (K % kBlock == 0, so blocks never
 // straddle rows and the flat block index is row * (K / kBlock) + col / kBlock).
@@ -143,8 +168,12 @@ __global__ void quantize_small_blocks_kernel(const In* __restrict__ x, uint8_t* 
   for (int o = kLanes / 2; o > 0; o >>= 1) amax = max(amax, __shfl_xor_sync(0xffffffffu, amax, o));
   if (!active) return;
   auto s = Rule::scale(amax);
-  if (threadIdx.x % kLanes == 0) scales[v / kLanes] = s.stored;
-  Codec::store8(q + v * Codec::kBytes, f, s.mult, s.finite);
+  if constexpr (requires { Codec::kRounds; }) {  // the rounded values only (E4m3RoundCodec: MX rules)
+    Codec::store8(q + v * Codec::kBytes, f, s.mult, s.finite, e8m0_to_float(s.stored));
+  } else {
+    if (threadIdx.x % kLanes == 0) scales[v / kLanes] = s.stored;
+    Codec::store8(q + v * Codec::kBytes, f, s.mult, s.finite);
+  }
 }
 
 // One scale per row (per token): one CTA per row, two passes (amax, then codes); the

@@ -59,6 +59,20 @@ void launch_blocks(BlockKind kind, InType in, const void* x, uint8_t* q, void* s
   C10_CUDA_KERNEL_LAUNCH_CHECK();
 }
 
+void launch_mxfp8_round(InType in, const void* x, void* out, bool fp32_out, int64_t n_vec, cudaStream_t stream) {
+  with_input_type(in, x, [&](auto* xp) {
+    using In = std::remove_const_t<std::remove_pointer_t<decltype(xp)>>;
+    auto* o = static_cast<uint8_t*>(out);
+    if (fp32_out)
+      quantize_small_blocks_kernel<In, 32, MxRule<kE4M3Emax>, E4m3RoundCodec<float>>
+          <<<blocks_for(n_vec), kThreads, 0, stream>>>(xp, o, nullptr, n_vec);
+    else
+      quantize_small_blocks_kernel<In, 32, MxRule<kE4M3Emax>, E4m3RoundCodec<__nv_bfloat16>>
+          <<<blocks_for(n_vec), kThreads, 0, stream>>>(xp, o, nullptr, n_vec);
+  });
+  C10_CUDA_KERNEL_LAUNCH_CHECK();
+}
+
 void launch_per_tensor(InType in, const void* x, uint8_t* q, uint32_t* amax, const float* static_scale,
                        float* scale_out, int64_t n_vec, int sms, cudaStream_t stream) {
   const int grid = std::max(1, std::min(blocks_for(n_vec), sms * 4));

@@ -16,6 +16,9 @@ void launch_rows(RowKind kind, InType in, const void* x, uint8_t* q, float* scal
                  cudaStream_t stream);
 void launch_blocks(BlockKind kind, InType in, const void* x, uint8_t* q, void* scale, int64_t n_vec,
                    cudaStream_t stream);
+// x rounded to MXFP8 and back (per 32 along K: E8M0 scale, e4m3 codes, decoded and scaled),
+// bf16 or fp32, without the codes: what quantize_mxfp8 + the MXFP8 dequantizer give, in one pass.
+void launch_mxfp8_round(InType in, const void* x, void* out, bool fp32_out, int64_t n_vec, cudaStream_t stream);
 // Per tensor: amax (zeroed by the caller) then codes; static_scale non-null skips the amax.
 void launch_per_tensor(InType in, const void* x, uint8_t* q, uint32_t* amax, const float* static_scale,
                        float* scale_out, int64_t n_vec, int sms, cudaStream_t stream);

@@ -26,6 +26,7 @@
 #include "lowbit/tma_desc.h"
 #include "lowbit/w4_layout.h"
 #include "lowbit/ops.h"
+#include "quant/quantize_launch.h"
 
 namespace lowbit::w4 {
 namespace {
@@ -461,31 +462,21 @@ Tensor dequant_mx8(const Tensor& q, const Tensor& scale, bool fp32) {
   return out;
 }
 
-// a8w4_mx: MXFP8 activations (quantized in the op for the linear) times MXFP4 weights. The
-// activations are dequantized into bf16 when the output is bf16, else fp32, and then go
-// through mx4_matmul: the products and their fp32 sums are the reference's
-// (csrc/cpu/linear.cpp mx_mm) up to summation order.
-Tensor a8w4_mx_matmul(const Tensor& a, const Tensor& a_scale, const Tensor& w, const Tensor& w_scale,
-                      const OptTensor& bias, at::ScalarType out_dtype) {
-  return mx4_matmul(dequant_mx8(a, a_scale, /*fp32=*/out_dtype != at::kBFloat16), w, w_scale, bias, out_dtype);
-}
-
-// mxfp8 (MXFP8 activations and weights). The activations are dequantized (dequant_mx8) to
-// bf16 when the output is bf16, else to fp32. With bf16 output, M <= 512 on full tiles
+// mxfp8 (MXFP8 activations and weights), on the dequantized activations a_dq (bf16 for bf16
+// output, else fp32: mx_act_quantized / mx_act_linear). With bf16 output, M <= 512 on full tiles
 // (rows8_wgmma_applies): the mixed-input wgmma on the e4m3 rows; other shapes at M <= 32: the
 // 8-bit-row GEMV (gemm/int8/rows8_gemv.h); both read the weights once and apply their E8M0 scales exactly in registers. Else the
 // weights are dequantized the same way and cuBLAS bf16 (fp32 sums) or an fp32 GEMM runs.
 // LOWBIT_MXFP8_PATH=dequant forces the last path (A/B runs).
 // Kept here with the other MX ops, whose activation quantizer and dequantizer it shares.
-Tensor mx8_matmul(const Tensor& a, const Tensor& a_scale, const Tensor& b, const Tensor& b_scale,
-                  const OptTensor& bias, at::ScalarType out_dtype) {
+Tensor mx8_matmul_dq(const Tensor& a_dq, const Tensor& b, const Tensor& b_scale, const OptTensor& bias,
+                     at::ScalarType out_dtype) {
   const bool bf16 = out_dtype == at::kBFloat16;
-  const Tensor a_dq = dequant_mx8(a, a_scale, /*fp32=*/!bf16);
   static const bool force_dequant = env::is("LOWBIT_MXFP8_PATH", "dequant");
   // (the wgmma first: it takes full tiles from 1 token, wgmma_takes_gemv_tokens)
-  if (bf16 && !force_dequant && rows8_wgmma_applies(a.size(0), b.size(0), b.size(1), /*mx=*/true))
+  if (bf16 && !force_dequant && rows8_wgmma_applies(a_dq.size(0), b.size(0), b.size(1), /*mx=*/true))
     return rows8_wgmma_matmul(a_dq, b, b_scale, bias, /*mx=*/true);
-  if (bf16 && a.size(0) <= int8::kA16w8MaxTokens && !force_dequant)
+  if (bf16 && a_dq.size(0) <= int8::kA16w8MaxTokens && !force_dequant)
     return int8::rows8_gemv(a_dq, b, b_scale, bias, /*mx=*/true);
   const Tensor b_dq = dequant_mx8(b, b_scale, /*fp32=*/!bf16);
   if (bf16) return at::linear(a_dq, b_dq, bias);
@@ -494,13 +485,16 @@ Tensor mx8_matmul(const Tensor& a, const Tensor& a_scale, const Tensor& b, const
 }
 
 // The two ops on MXFP8 activations, by their weights' width (a8w4_mx: MXFP4; mxfp8: MXFP8):
-// the _mm ops take quantized activations, the _linear ops quantize x in the op (the CUDA
-// quantize_mxfp8, bit-exact with the reference).
+// the _mm ops take quantized activations, the _linear ops round x to MXFP8 in the op. Either way
+// the activations go on dequantized (bf16 for bf16 output, else fp32: exact) -- a8w4_mx through
+// mx4_matmul, whose products and fp32 sums are the reference's (csrc/cpu/linear.cpp mx_mm) up to
+// summation order; mxfp8 through mx8_matmul_dq.
 template <bool kFourBit>
 Tensor mx_act_quantized(const Tensor& a, const Tensor& a_scale, const Tensor& b, const Tensor& b_scale,
                         const OptTensor& bias, at::ScalarType out_dtype) {
-  if constexpr (kFourBit) return a8w4_mx_matmul(a, a_scale, b, b_scale, bias, out_dtype);
-  else return mx8_matmul(a, a_scale, b, b_scale, bias, out_dtype);
+  const Tensor a_dq = dequant_mx8(a, a_scale, /*fp32=*/out_dtype != at::kBFloat16);
+  if constexpr (kFourBit) return mx4_matmul(a_dq, b, b_scale, bias, out_dtype);
+  else return mx8_matmul_dq(a_dq, b, b_scale, bias, out_dtype);
 }
 
 template <bool kFourBit>
@@ -518,11 +512,24 @@ Tensor mx_act_linear(const Tensor& x, const Tensor& w, const Tensor& w_scale, co
   const auto d = contract::linear_mx(kFourBit ? "a8w4_mx_linear" : "mxfp8_linear", x, w, w_scale, bias, kFourBit);
   c10::cuda::CUDAGuard guard(x.device());
   if (d.M == 0) return at::empty({0, d.N}, x.options());
-  static auto quantize = c10::Dispatcher::singleton()
-                             .findSchemaOrThrow("lowbit::quantize_mxfp8", "")
-                             .typed<QuantPair(const Tensor&)>();
-  auto [q, s] = quantize.call(x);
-  return mx_act_quantized<kFourBit>(q, s, w, w_scale, bias, x.scalar_type());
+  // LOWBIT_MX_ACT=two_pass: quantize_mxfp8, then the _mm path's dequantizer (the previous
+  // version, kept for A/B runs).
+  static const bool two_pass = env::is("LOWBIT_MX_ACT", "two_pass");
+  if (two_pass) {
+    static auto quantize = c10::Dispatcher::singleton()
+                               .findSchemaOrThrow("lowbit::quantize_mxfp8", "")
+                               .typed<QuantPair(const Tensor&)>();
+    auto [q, s] = quantize.call(x);
+    return mx_act_quantized<kFourBit>(q, s, w, w_scale, bias, x.scalar_type());
+  }
+  // x rounded to MXFP8 and back in one pass (the values quantize_mxfp8 and dequant_mx8 gave,
+  // without the codes: one launch fewer), bf16 for bf16 output, else fp32.
+  const bool bf16 = x.scalar_type() == at::kBFloat16;
+  Tensor x_dq = at::empty(x.sizes(), x.options().dtype(bf16 ? at::kBFloat16 : at::kFloat));
+  quant::launch_mxfp8_round(bf16 ? quant::InType::kBF16 : quant::InType::kF16, x.data_ptr(), x_dq.data_ptr(),
+                            /*fp32_out=*/!bf16, d.M * d.K / 8, at::cuda::getCurrentCUDAStream());
+  if constexpr (kFourBit) return mx4_matmul(x_dq, w, w_scale, bias, x.scalar_type());
+  else return mx8_matmul_dq(x_dq, w, w_scale, bias, x.scalar_type());
 }
 
 Tensor prepack_w4(const Tensor& w) {

@@ -107,9 +107,19 @@ inline Plan make_plan(int64_t M, int64_t N, int64_t K, int sms, bool allow_split
   static const int fold_every = env::integer("LOWBIT_FP8_FOLD_EVERY", 1);
   const bool foldable = promote && mode == ScaleMode::kRowCol && !p.swap_ab && out_bf16 && p.bn == 128;
   p.fold = foldable && (fold_every == 2 || fold_every == 4) ? fold_every : 1;
+  const int num_kb = int((K + kBlockK - 1) / kBlockK);
+  static const int forced_ksplit = env::integer("LOWBIT_SM90_KSPLIT", 0);
+  p.ksplit = 1;
+  // Large M on few 128 x 128 tiles (4096 x 14336 at M = 256: 64 tiles for 132 SMs; 8192^2 at
+  // M = 128): the K split in clusters of 2 (sm90_gemm.cuh kKSplit) on 128 x 128 tiles without
+  // multicast, the tile stored by the generic epilogue, instead of half the SMs idle (int8) or
+  // fp32 partials and a reduce launch (fp8's global split). LOWBIT_SM90_KSPLIT=1 turns it off.
+  if (!p.swap_ab && p.fold == 1 && forced_ksplit != 1 && num_kb >= 4 &&
+      (tiles_p * ((rows_q + 127) / 128) * 2 <= sms || forced_ksplit == 2)) {
+    p.ksplit = 2, p.bn = 128, p.cluster = 1;
+  }
   p.acc_sets = (promote && !p.swap_ab && p.bn == 128 && !one_acc && p.fold == 1) ? 2 : 1;
   const int units = int((tiles_p + p.cluster - 1) / p.cluster * ((rows_q + p.bn - 1) / p.bn));
-  const int num_kb = int((K + kBlockK - 1) / kBlockK);
   // Swap-AB at 17..64 tokens on fewer weight tiles than SMs (8192 rows: 64 tiles; 4096: 32): the
   // K blocks split across the 2 or 4 CTAs of a cluster, which reduce in shared memory
   // (sm90_gemm.cuh kKSplit), as many CTAs as fit the SMs once, each with at least 2 K blocks.
@@ -117,8 +127,6 @@ inline Plan make_plan(int64_t M, int64_t N, int64_t K, int sms, bool allow_split
   // +15-20% at 64 tokens on 4096 x 14336, +2-5% on 8192^2; at 1..16 tokens, where the stream is
   // not short of SMs (64 CTAs keep 8 MB in flight), -2-4% on 8192^2: not split there.
   // LOWBIT_SM90_KSPLIT=1|2|4 forces it at every swap-AB M (A/B runs, tests).
-  static const int forced_ksplit = env::integer("LOWBIT_SM90_KSPLIT", 0);
-  p.ksplit = 1;
   if (p.swap_ab && (M > 16 || forced_ksplit > 0)) {
     for (int s : {4, 2})
       if (p.ksplit == 1 && int64_t(units) * s <= sms && num_kb >= 2 * s) p.ksplit = s;

@@ -106,6 +106,16 @@ void dispatch_tile(const Launch& a) {
   if constexpr (!kSwapAB) {
     // Block-scale grouping: activations carry one scale per row, weights one per 128 rows.
     constexpr int kAct = 1, kWgt = kMode == ScaleMode::kBlock ? 128 : 1;
+    if (a.plan.ksplit == 2) {
+      // Few 128 x 128 tiles: K split in clusters of 2 (sm90_host.h), where the clusters all fit
+      // at once; else the tiles unsplit (the plan's tile, cluster and TMA epilogue are those).
+      constexpr int kSets = kPromote ? 2 : 1;
+      if (launch_kernel<Ops, kMode, 128, 1, kPromote, kAct, kWgt, OutT, kSets, 1, false, 1, 2>(a, true)) return;
+      Launch b = a;
+      b.plan.ksplit = 1;
+      b.params.kb_per_split = a.params.num_kb;
+      return dispatch_tile<Ops, kSwapAB, kMode, kPromote, OutT>(b);
+    }
     // Promoting: 128 x 128 tiles with two accumulator sets, or 128 x 256 in two halves;
     // chained: 128 x 256 or 128 (make_plan). All store C through shared memory and TMA
     // (kStoreTma) where params.epi.tma_store.
