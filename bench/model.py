@@ -99,6 +99,13 @@ def _time_ms(fn, device, reps, warmup=2):
     return timer([fn], reps=reps, warmup=warmup)
 
 
+def log_profile(prof):
+    log(f"    profile: {prof['kernels_per_step']:.0f} kernels, {prof['us_per_step']:.0f} us of kernels per call; "
+        f"by category (us): {prof['by_category']}")
+    for n, us in prof["top"]:
+        log(f"      {us:9.1f} us  {n}")
+
+
 def compile_blocks(model):
     """Regional compilation: every block's forward (and the final norm's) through torch.compile
     with fullgraph=True. The blocks share their code, and with nn-module parameters as graph
@@ -140,18 +147,17 @@ def kernel_category(name: str) -> str:
     return "glue"
 
 
-def profile_decode_step(model, tok, pos, steps=3):
-    """One decode step's kernels (regional: the compiled blocks'), launched without a graph under
-    torch.profiler (kernel times as in a
-    graph replay; the launch gaps are not): per category and the 12 largest kernel names, in us
-    per step, and the kernel count per step."""
+def profile_step(fn, steps=3):
+    """The kernels of fn() (a decode step, regional: the compiled blocks'; or a prefill), launched
+    without a graph under torch.profiler (kernel times as in a graph replay; the launch gaps are
+    not): per category and the 12 largest kernel names, in us per call, and the kernels per call."""
     from torch.profiler import ProfilerActivity, profile
     with torch.no_grad():
-        model(tok, pos)
+        fn()
         torch.cuda.synchronize()
         with profile(activities=[ProfilerActivity.CUDA]) as prof:
             for _ in range(steps):
-                model(tok, pos)
+                fn()
             torch.cuda.synchronize()
     by_name, count = {}, 0
     for e in prof.events():
@@ -181,7 +187,7 @@ def bench_decode(model, args, device, B, mode):
         tok = torch.randint(0, cfg.vocab_size, (B, 1), generator=g).to(device)
         pos = torch.tensor([args.prompt], device=device)
         ms = time_decode_step(model, mode, tok, pos, device, args.steps)
-        prof = profile_decode_step(model, tok, pos) if args.profile and device.type == "cuda" else None
+        prof = profile_step(lambda: model(tok, pos)) if args.profile and device.type == "cuda" else None
     for m in list(model.layers) + [model.norm]:  # regional: prefill runs the uncompiled blocks, as in the other modes
         m._compiled_call_impl = None
     for b in model.layers:
@@ -246,10 +252,7 @@ def run_format(name, base, args, device, ref_logits, eval_tokens):
             log(f"  {name:10s} decode B={B:4d}: {ms:8.3f} ms/step  {B * 1e3 / ms:10.1f} tok/s")
             if prof is not None:
                 rows[-1]["profile"] = prof
-                log(f"    profile: {prof['kernels_per_step']:.0f} kernels, {prof['us_per_step']:.0f} us of kernels "
-                    f"per step; by category (us): {prof['by_category']}")
-                for n, us in prof["top"]:
-                    log(f"      {us:9.1f} us  {n}")
+                log_profile(prof)
         except Exception as e:  # one failing shape must not lose the others' numbers
             rows.append(dict(format=name, phase="decode", batch=B, error=f"{type(e).__name__}: {e}"))
             log(f"  {name} decode B={B}: FAILED {type(e).__name__}: {e}")
@@ -260,6 +263,10 @@ def run_format(name, base, args, device, ref_logits, eval_tokens):
             rows.append(dict(format=name, phase="prefill", batch=1, tokens=T, ms=ms, tokens_per_s=T * 1e3 / ms,
                              timing="eager" if device.type == "cuda" else "cpu"))
             log(f"  {name:10s} prefill T={T:5d}: {ms:8.3f} ms")
+            if args.profile and device.type == "cuda":
+                tok = torch.randint(0, model.cfg.vocab_size, (1, T), device=device)
+                rows[-1]["profile"] = prof = profile_step(lambda: model(tok), steps=1)
+                log_profile(prof)
         except Exception as e:
             rows.append(dict(format=name, phase="prefill", tokens=T, error=f"{type(e).__name__}: {e}"))
             log(f"  {name} prefill T={T}: FAILED {type(e).__name__}: {e}")

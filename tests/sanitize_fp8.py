@@ -48,6 +48,9 @@ for M, N, K in [(256, 1100, 1024), (200, 4100, 640)]:
     assert_close_to_reference(ops.fp8_block_mm(a.cuda(), sa.cuda(), b.cuda(), sb.cuda()), ref)
     a, sa, b, sb = int8_operands(M, N, K, seed=M)
     assert_bitwise(ops.w8a8_int8_mm(a.cuda(), sa.cuda(), b.cuda(), sb.cuda()), ops.w8a8_int8_mm(a, sa, b, sb), f"int8 M={M}")
+# int8 splits the normal layout only from 96 K blocks (sm90_host.h): 97, the last one partial
+a, sa, b, sb = int8_operands(80, 600, 12304, seed=80)
+assert_bitwise(ops.w8a8_int8_mm(a.cuda(), sa.cuda(), b.cuda(), sb.cuda()), ops.w8a8_int8_mm(a, sa, b, sb), "int8 M=80")
 # Small M, K split in clusters at 17..64 tokens: of 4 (2100 rows: the last rank with 2 of 17 K
 # blocks; 4096 rows where 32 clusters of 4 fit, else 2) and 2 (5000 rows); unsplit at 5 tokens
 for M, N, K in [(5, 4096, 4096), (33, 4096, 4096), (32, 2100, 2176), (17, 5000, 768)]:

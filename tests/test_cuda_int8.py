@@ -34,7 +34,8 @@ SHAPES = [(1, 40, 144), (3, 200, 272), (17, 264, 1040), (64, 136, 400), (65, 200
           # small M on 9..66 weight tiles: K split in clusters of 4 or 2 CTAs at 17..64 tokens, exact
           # s32 partials (test_cuda_fp8.py's KSPLIT_SHAPES; empty ranks under the ksplit variants)
           (1, 4100, 1040), (5, 1100, 1152), (17, 5000, 656), (64, 2100, 2064), (33, 8200, 512),
-          (200, 4100, 640)]  # (normal layout, 66 tiles: the K split in clusters of 2)
+          (200, 4100, 640),  # (normal layout on 66 tiles, unsplit: int8 splits from 96 K blocks)
+          (80, 600, 12304)]  # (normal layout, 5 tiles, 97 K blocks, the last partial: split in clusters of 2)
 GRANULARITY = {"row-row": (True, True), "tensor-tensor": (False, False), "row-tensor": (True, False)}
 
 

@@ -751,3 +751,23 @@ fi
 if [ "$PART" = 69 ]; then
 TAIL=20 step 120 model python3 bench/model.py --fused --formats w8a8_fp8 --batch 1,16 --prefill 2048 --out "$OUT/model.json"
 fi
+# Session 12, call 3 (main after the merge of s12-combo; the K-split rule from the A/B: int8 from
+# 96 K blocks, none at M <= 64; the bench model's fused RMSNorm and once-per-step additive mask):
+# fp8 / int8 tests by TESTS, the rule's cells, the model in graph mode with profiles.
+#   PART=70 LOWBIT_KERNELS=quant,fp8,int8,w4 TESTS="tests/test_cuda_fp8.py tests/test_cuda_int8.py" \
+#     EXTRA='bash tools/session_queue.sh' BENCH=0 bash tools/device_run.sh
+if [ "$PART" = 70 ]; then
+TAIL=24 step 60 rule python3 bench/gemm.py --formats w8a8_int8,fp8_block,w8a8_fp8 --ms 64,128,256 \
+  --shapes 8192x8192,4096x14336 --peers none --no-ceilings --budget-s 30 --out "$OUT/rule.json"
+TAIL=60 step 200 model_graph python3 bench/model.py --fused --formats a16w4,w8a8_fp8 --batch 1,16 --prefill 2048 \
+  --profile --out "$OUT/model_graph.json"
+fi
+# Call 4 on the warm machine: the decode step with every block compiled (regional), profiled;
+# the int8 split shape under the sanitizers.
+#   PART=71 OUT=$OUT bash tools/session_queue.sh
+if [ "$PART" = 71 ]; then
+TAIL=60 step 330 model_regional python3 bench/model.py --fused --decode-mode regional --formats a16w4,w8a8_fp8 \
+  --batch 1,16 --prefill "" --profile --out "$OUT/model_regional.json"
+TAIL=4 step 100 memcheck compute-sanitizer --tool memcheck --error-exitcode 9 python3 tests/sanitize_fp8.py
+TAIL=4 step 120 racecheck compute-sanitizer --tool racecheck --error-exitcode 9 python3 tests/sanitize_fp8.py
+fi

@@ -114,8 +114,16 @@ inline Plan make_plan(int64_t M, int64_t N, int64_t K, int sms, bool allow_split
   // M = 128): the K split in clusters of 2 (sm90_gemm.cuh kKSplit) on 128 x 128 tiles without
   // multicast, the tile stored by the generic epilogue, instead of half the SMs idle (int8) or
   // fp32 partials and a reduce launch (fp8's global split). LOWBIT_SM90_KSPLIT=1 turns it off.
+  // Same-call A/B (s12-call1, M = 128 / 256 / 512): fp8 row / tensor / block +8-36% at 128 and
+  // 256 on 4096 x 14336 and at 128 on 8192^2, +-2% elsewhere; int8 +9-14% on 4096 x 14336 (112
+  // K blocks) but -12% on 8192^2 at M = 128 (64 K blocks: the half-empty grid's 34 us beat the
+  // split's 39), so int8 splits only from 96 K blocks (a line between the two measured shapes).
+  // Not at M <= 64 (fp8_block's normal layout from 33 tokens): there the global split puts 4
+  // CTAs on each of 32 tiles where the clusters put 2 (4096 x 14336, M = 64: 38.8 us against
+  // 35.0 in s12-call2 / s11-call4).
+  const bool ksplit_pays = allow_split || num_kb >= 96;
   if (!p.swap_ab && p.fold == 1 && forced_ksplit != 1 && num_kb >= 4 &&
-      (tiles_p * ((rows_q + 127) / 128) * 2 <= sms || forced_ksplit == 2)) {
+      ((M > 64 && ksplit_pays && tiles_p * ((rows_q + 127) / 128) * 2 <= sms) || forced_ksplit == 2)) {
     p.ksplit = 2, p.bn = 128, p.cluster = 1;
   }
   p.acc_sets = (promote && !p.swap_ab && p.bn == 128 && !one_acc && p.fold == 1) ? 2 : 1;
