@@ -22,7 +22,8 @@ session 4's run of 2 formats x 3 batch sizes needed ~450 s); `eager` launches ev
 `regional` compiles each decoder block (and the final norm) with torch.compile(fullgraph=True)
 -- one compile serves all blocks (the regional-compilation recipe), so seconds instead of
 minutes -- and captures the step in one CUDA graph as `graph` does: inductor's fused glue
-(norms, rotary, SwiGLU, residuals) around the same GEMM ops.
+(norms, rotary, SwiGLU, residuals) around the same GEMM ops; the prefill then runs through the
+compiled blocks too (compiled again for the prompt's shape), timed without a graph.
 
 --dry-run runs the whole pipeline on the CPU (reference ops) with the tiny config, two
 decode steps and eager mode: it checks the harness, its numbers mean nothing. On a GPU,
@@ -196,10 +197,20 @@ def bench_decode(model, args, device, B, mode):
 
 
 def bench_prefill(model, args, device, T):
+    """ms for one forward over a T-token prompt, launched eagerly; in regional mode through the
+    compiled blocks (compiled again for the prompt's shape: no cache, a causal mask)."""
     g = torch.Generator().manual_seed(T)
     tok = torch.randint(0, model.cfg.vocab_size, (1, T), generator=g).to(device)
-    with torch.no_grad():
-        return _time_ms(lambda: model(tok), device, reps=3 if device.type == "cuda" else 1, warmup=1)
+    regional = args.decode_mode == "regional" and device.type == "cuda"
+    if regional:
+        compile_blocks(model)
+    try:
+        with torch.no_grad():
+            return _time_ms(lambda: model(tok), device, reps=3 if device.type == "cuda" else 1, warmup=2)
+    finally:
+        if regional:
+            for m in list(model.layers) + [model.norm]:
+                m._compiled_call_impl = None
 
 
 def weight_bytes(model):
@@ -261,11 +272,16 @@ def run_format(name, base, args, device, ref_logits, eval_tokens):
         try:
             ms = bench_prefill(model, args, device, T)
             rows.append(dict(format=name, phase="prefill", batch=1, tokens=T, ms=ms, tokens_per_s=T * 1e3 / ms,
-                             timing="eager" if device.type == "cuda" else "cpu"))
+                             timing=("regional_compiled" if args.decode_mode == "regional" else "eager")
+                             if device.type == "cuda" else "cpu"))
             log(f"  {name:10s} prefill T={T:5d}: {ms:8.3f} ms")
             if args.profile and device.type == "cuda":
                 tok = torch.randint(0, model.cfg.vocab_size, (1, T), device=device)
+                if args.decode_mode == "regional":
+                    compile_blocks(model)
                 rows[-1]["profile"] = prof = profile_step(lambda: model(tok), steps=1)
+                for m in list(model.layers) + [model.norm]:
+                    m._compiled_call_impl = None
                 log_profile(prof)
         except Exception as e:
             rows.append(dict(format=name, phase="prefill", tokens=T, error=f"{type(e).__name__}: {e}"))

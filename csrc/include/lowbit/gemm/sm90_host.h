@@ -118,12 +118,13 @@ inline Plan make_plan(int64_t M, int64_t N, int64_t K, int sms, bool allow_split
   // 256 on 4096 x 14336 and at 128 on 8192^2, +-2% elsewhere; int8 +9-14% on 4096 x 14336 (112
   // K blocks) but -12% on 8192^2 at M = 128 (64 K blocks: the half-empty grid's 34 us beat the
   // split's 39), so int8 splits only from 96 K blocks (a line between the two measured shapes).
-  // Not at M <= 64 (fp8_block's normal layout from 33 tokens): there the global split puts 4
-  // CTAs on each of 32 tiles where the clusters put 2 (4096 x 14336, M = 64: 38.8 us against
-  // 35.0 in s12-call2 / s11-call4).
-  const bool ksplit_pays = allow_split || num_kb >= 96;
-  if (!p.swap_ab && p.fold == 1 && forced_ksplit != 1 && num_kb >= 4 &&
-      ((M > 64 && ksplit_pays && tiles_p * ((rows_q + 127) / 128) * 2 <= sms) || forced_ksplit == 2)) {
+  // At M <= 64 (fp8_block's normal layout from 33 tokens) only on more than a quarter of the SMs'
+  // tiles: on 32 tiles the global split puts 4 CTAs on each where the clusters put 2 (4096 x
+  // 14336, M = 64: 38.8 us split in clusters, 35.0-35.3 globally, s12-call2 / s12-call3); on 64
+  // tiles the clusters win (8192^2: 36.7 against 38.9 us).
+  const int64_t normal_tiles = tiles_p * ((rows_q + 127) / 128);
+  const bool ksplit_pays = (allow_split || num_kb >= 96) && normal_tiles * 2 <= sms && (M > 64 || normal_tiles * 4 > sms);
+  if (!p.swap_ab && p.fold == 1 && forced_ksplit != 1 && num_kb >= 4 && (ksplit_pays || forced_ksplit == 2)) {
     p.ksplit = 2, p.bn = 128, p.cluster = 1;
   }
   p.acc_sets = (promote && !p.swap_ab && p.bn == 128 && !one_acc && p.fold == 1) ? 2 : 1;
