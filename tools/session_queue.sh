@@ -771,3 +771,13 @@ TAIL=60 step 330 model_regional python3 bench/model.py --fused --decode-mode reg
 TAIL=4 step 100 memcheck compute-sanitizer --tool memcheck --error-exitcode 9 python3 tests/sanitize_fp8.py
 TAIL=4 step 120 racecheck compute-sanitizer --tool racecheck --error-exitcode 9 python3 tests/sanitize_fp8.py
 fi
+# Session 12, call 5 (42b4e96+): the K-split rule's M <= 64 line, and the model with every block
+# compiled (regional) in four formats, prefill included. No tests (plan selection only: every
+# path it picks was tested in s12-call3).
+#   PART=72 LOWBIT_KERNELS=quant,fp8,int8,w4 EXTRA='bash tools/session_queue.sh' BENCH=0 bash tools/device_run.sh nothing
+if [ "$PART" = 72 ]; then
+TAIL=20 step 45 rule2 python3 bench/gemm.py --formats fp8_block,w8a8_fp8,w8a8_int8 --ms 64,128 \
+  --shapes 8192x8192,4096x14336 --peers none --no-ceilings --budget-s 20 --out "$OUT/rule2.json"
+TAIL=60 step 230 model_regional python3 bench/model.py --fused --decode-mode regional \
+  --formats a16w4,w8a8_int8,w8a8_fp8,fp8_block --batch 1,16 --prefill 2048 --profile --out "$OUT/model_regional.json"
+fi
