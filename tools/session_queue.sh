@@ -781,3 +781,19 @@ TAIL=20 step 45 rule2 python3 bench/gemm.py --formats fp8_block,w8a8_fp8,w8a8_in
 TAIL=60 step 230 model_regional python3 bench/model.py --fused --decode-mode regional \
   --formats a16w4,w8a8_int8,w8a8_fp8,fp8_block --batch 1,16 --prefill 2048 --profile --out "$OUT/model_regional.json"
 fi
+# Session 12, call 6: a16w4 / mxfp4 v8 with x's whole slice in shared memory (kXSlice; default at
+# M = 1, LOWBIT_A16W4_STREAM_X=slice forces it at 1..8 tokens where it fits): the w4 tests, the
+# forced variant, the A/B (off = x by global loads as before, on = default, slice = forced),
+# racecheck with it forced, the model's decode step at B = 1.
+#   PART=73 LOWBIT_KERNELS=quant,w4 TESTS="tests/test_cuda_a16w4.py tests/test_cuda_mxfp4.py" \
+#     EXTRA='bash tools/session_queue.sh' BENCH=0 bash tools/device_run.sh
+if [ "$PART" = 73 ]; then
+TAIL=30 step_ab 45 xs "off:LOWBIT_A16W4_STREAM_X=off" "on:" "slice:LOWBIT_A16W4_STREAM_X=slice" -- \
+  --formats a16w4,mxfp4 --ms 1,2,4,8 --shapes 8192x8192,28672x8192,4096x14336,14336x4096 --peers none \
+  --no-ceilings --budget-s 35
+TAIL=8 step 120 variants python3 -m pytest -q -m cuda -p no:cacheprovider tests/test_cuda_variants.py -k "xslice"
+TAIL=4 step 150 racecheck env LOWBIT_A16W4_STREAM_X=slice compute-sanitizer --tool racecheck --error-exitcode 9 \
+  python3 tests/sanitize_w4_int8.py
+TAIL=20 step 100 model python3 bench/model.py --fused --decode-mode regional --formats a16w4 --batch 1 --prefill "" \
+  --out "$OUT/model.json"
+fi
