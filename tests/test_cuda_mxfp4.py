@@ -51,7 +51,7 @@ M_VALUES = (1, 3, 8, 16, 17, 32, 33, 100)
 # 128-element blocks, the shapes the GEMV v8 takes (w4_gemv_stream.cuh); N % 64 == 0 also lets its
 # x-through-the-ring variant take it (LOWBIT_A16W4_STREAM_X=ring: the CTA's four tiles in one split).
 NK_SHAPES = ((40, 128), (200, 384), (264, 1024), (72, 4160), (136, 160), (192, 640),
-             (256, 1536))  # (N % 64 == 0 on full blocks: v8 with x's slice in shared memory at M = 1)
+             (256, 1536))  # (N % 64 == 0, full blocks: v8 over 12 blocks, the CTA's four tiles in one split)
 DTYPES = (BF16, FP16)
 DTYPE_NAME = {BF16: "bf16", FP16: "fp16"}
 SOURCES = ("codes", "quantized")  # random plain codes + random scales 120..130, or ops.quantize_mxfp4(W)

@@ -45,10 +45,6 @@ VARIANTS = [
      "matches_reference or repeatable or nan_scale or extreme_scales or decode_exactly or large_k or graph"),
     ("a16w4-gemv-stream-no-xring", {"LOWBIT_A16W4_STREAM_X": "off", **GEMV_ONLY}, ["test_cuda_a16w4.py"],
      "matches_reference or repeatable or large_k or graph"),
-    # v8 with x's whole K slice in shared memory at every token count where it fits (1..8 tokens,
-    # N % 64 == 0; default: M = 1)
-    ("a16w4-gemv-stream-xslice", {"LOWBIT_A16W4_STREAM_X": "slice", **GEMV_ONLY}, ["test_cuda_a16w4.py", "test_cuda_mxfp4.py"],
-     "matches_reference or repeatable or nan_scale or extreme_scales or decode_exactly or large_k or graph"),
     # v7b: v7 with a register ring of blocks and the g128 scales loaded with the weights (default
     # for mxfp4 at 17..32 tokens; int4 only through the knob)
     ("a16w4-gemv-pipe", {"LOWBIT_A16W4_GEMV": "pipe", **GEMV_ONLY}, ["test_cuda_a16w4.py", "test_cuda_mxfp4.py"],

@@ -64,7 +64,7 @@ struct ScaleVec<8> {
 // kTiles: 8-token MMA tiles (M <= 8 kTiles, 1 or 2); kChunks: 32-element chunks per group (1, 2,
 // 4 for groups of 32, 64, 128; 0 = one group per row); kMx: mxfp4 (e2m1 codes, E8M0 per 32).
 // kPrefetch: x and scales one block ahead (default at 1..8 tokens; LOWBIT_A16W4_STREAM_PREFETCH).
-// kXRing (default at 17..32 tokens, w4_ops.cpp gemv_stream_x_mode; N % 64 == 0 so the four warps
+// kXRing (default at 17..32 tokens, w4_ops.cpp gemv_stream_xring; N % 64 == 0 so the four warps
 // of a CTA share their K split): x comes through a ring of the CTA, kXRingStages slots of one
 // block's x each (M tokens x 128 elements, one TMA box by x_map), filled by warp 0 and released by
 // all 128 threads, so the MMAs read x from shared memory instead of waiting on global loads
@@ -72,23 +72,16 @@ struct ScaleVec<8> {
 // waiting for x loaded a block ahead). One copy of x per CTA, not per warp: per-warp copies would
 // move M x 256 bytes from L2 per KB of codes (3x the weight bytes at 8 tokens) where the warps'
 // global loads of the same x hit L1. Dynamic shared memory: kXRingStages x M x 256 bytes + 128.
-// kXSlice (1..8 tokens where M x the slice fits 16 KB; N % 64 == 0, as kXRing; w4_ops.cpp
-// gemv_stream_xslice): the CTA's whole x slice (M rows of its K split) comes into shared memory once,
-// M bulk copies on one barrier, before the first block: no load of x in the loop and nothing to
-// refill, so no wait on x after the first block (the x ring's M = 1 loss, session 8: its slots were
-// refilled only when all four warps had read them). Dynamic shared memory M x slice x 2 bytes + 128.
 // (Session 8 measured and removed a variant with the sums of x per group from a pass instead of
 // the all-ones MMA, half of the MMAs at 16-32 tokens: 0-12% slower; bench/NOTES.md.)
 template <typename T, int kTiles, int kChunks, bool kZeros, bool kMx = false, bool kPrefetch = true,
-          bool kXRing = false, bool kXSlice = false>
+          bool kXRing = false>
 __global__ void __launch_bounds__(kStreamWarps * 32, stream_ctas_per_sm(kTiles, kPrefetch))
     a16w4_gemv_stream_kernel(const GemvParams p, const __grid_constant__ CUtensorMap x_map) {
   static_assert(kTiles == 1 || kTiles == 2 || kTiles == 4, "8, 16 or 32 tokens");
   static_assert(kTiles != 4 || !kPrefetch, "32 tokens: x loaded at the top of the block (registers)");
   static_assert(kChunks == 0 || kChunks == 1 || kChunks == 2 || kChunks == 4, "groups of 32, 64, 128 or per row");
   static_assert(!kMx || (kChunks == 1 && !kZeros), "MX: one E8M0 scale per 32 elements, no zero point");
-  static_assert(!(kXRing && kXSlice), "x through the ring or as the whole slice, not both");
-  constexpr bool kXShared = kXRing || kXSlice;  // x from the CTA's shared memory (barriers, CTA sync)
   constexpr bool kSumX = !kMx;                           // int4: the (z + base) * sum x term (all-ones MMA)
   constexpr int kGroups = kChunks == 0 ? 1 : 4 / kChunks;  // scale entries per row and block
   constexpr int kStages = kStreamStages;  // ring slots of 1 KB per warp
@@ -99,7 +92,7 @@ __global__ void __launch_bounds__(kStreamWarps * 32, stream_ctas_per_sm(kTiles, 
   __shared__ __align__(128) uint4 ring[kStreamWarps][kStages * kSlot];  // 8 KB per warp
   __shared__ __align__(8) uint64_t full[kStreamWarps][kStages];
   __shared__ __align__(8) uint64_t empty[kStreamWarps][kStages];  // the 32 lanes done reading a slot
-  // kXRing: the CTA's x ring (dynamic) and its barriers; kXSlice: the whole slice (dynamic), x_full[0]
+  // kXRing: the CTA's x ring (dynamic) and its barriers
   extern __shared__ __align__(128) uint4 stream_xring[];
   __shared__ __align__(8) uint64_t x_full[kXRing ? kXRingStages : 1];
   __shared__ __align__(8) uint64_t x_empty[kXRing ? kXRingStages : 1];  // all 128 threads done with a slot
@@ -133,15 +126,6 @@ __global__ void __launch_bounds__(kStreamWarps * 32, stream_ctas_per_sm(kTiles, 
     ptx::mbarrier_arrive_expect_tx(&x_full[k], 256 * p.M);
     ptx::tma_load_2d(xs + k * xs_u4, &x_map, &x_full[k], (kb0 + b) * kBlockElems, 0);
   };
-  // kXSlice: token t's slice at xs + t * slice_blocks * 16 (uint4; the last split's shorter slice
-  // keeps the stride), its nb blocks from x's row t at column kb0 * 128: one bulk copy per token.
-  auto request_x_slice = [&] {
-    ptx::mbarrier_arrive_expect_tx(&x_full[0], uint32_t(256 * nb * p.M));
-    for (int t = 0; t < p.M; ++t)
-      ptx::bulk_copy_g2s(xs + t * slice_blocks * 16,
-                         static_cast<const T*>(p.x) + size_t(t) * p.K + size_t(kb0) * kBlockElems, uint32_t(256 * nb),
-                         &x_full[0]);
-  };
 
   if (lane == 0) {
 #pragma unroll
@@ -152,9 +136,6 @@ __global__ void __launch_bounds__(kStreamWarps * 32, stream_ctas_per_sm(kTiles, 
         for (int k = 0; k < kXRingStages; ++k)
           ptx::mbarrier_init(&x_full[k], 1), ptx::mbarrier_init(&x_empty[k], kStreamWarps * 32);
       }
-    }
-    if constexpr (kXSlice) {
-      if (warp == 0) ptx::mbarrier_init(&x_full[0], 1);
     }
     ptx::fence_barrier_init();
 #pragma unroll
@@ -167,13 +148,10 @@ __global__ void __launch_bounds__(kStreamWarps * 32, stream_ctas_per_sm(kTiles, 
           if (k < nb) request_x(k, k);
       }
     }
-    if constexpr (kXSlice) {
-      if (warp == 0) request_x_slice();
-    }
   }
   // kXRing: the other warps wait on barriers warp 0 initialized (every warp of the CTA is active:
   // the host takes this path only when the CTA's four tiles are in one split)
-  if constexpr (kXShared) __syncthreads();
+  if constexpr (kXRing) __syncthreads();
   else __syncwarp();
 
   // This thread's rows: r0 = tile row grp and r1 = grp + 8.
@@ -212,7 +190,7 @@ __global__ void __launch_bounds__(kStreamWarps * 32, stream_ctas_per_sm(kTiles, 
     Vec s[2], z[2];
   };
   auto load_in = [&](In& in) {  // pointers advance by a constant per block: no index arithmetic
-    if constexpr (!kXShared) {  // (kXRing: x comes with the block's slot; kXSlice: with the slice)
+    if constexpr (!kXRing) {  // (kXRing: x comes with the block's slot)
 #pragma unroll
       for (int j = 0; j < 4; ++j)
 #pragma unroll
@@ -279,7 +257,6 @@ __global__ void __launch_bounds__(kStreamWarps * 32, stream_ctas_per_sm(kTiles, 
 #pragma unroll
       for (int t = 0; t < kTiles; ++t) {
         if constexpr (kXRing) xv[j][t] = xs[(b % kXRingStages) * xs_u4 + 16 * min(8 * t + grp, p.M - 1) + 4 * j + tig];
-        else if constexpr (kXSlice) xv[j][t] = xs[(min(8 * t + grp, p.M - 1) * slice_blocks + b) * 16 + 4 * j + tig];
         else xv[j][t] = in.x[j][t];
       }
 
@@ -330,7 +307,6 @@ __global__ void __launch_bounds__(kStreamWarps * 32, stream_ctas_per_sm(kTiles, 
   In in[2];
   if constexpr (kPrefetch) {
     if (nb > 0) load_in(in[0]);
-    if constexpr (kXSlice) ptx::mbarrier_wait(&x_full[0], 0);  // once: the slice has landed
     int b = 0;
     for (; b + 1 < nb; b += 2) {
       block(b, in[0], in[1]);
@@ -338,7 +314,6 @@ __global__ void __launch_bounds__(kStreamWarps * 32, stream_ctas_per_sm(kTiles, 
     }
     if (b < nb) block(b, in[0], in[1]);
   } else {
-    if constexpr (kXSlice) ptx::mbarrier_wait(&x_full[0], 0);
     // one block per iteration: unrolled by two like the prefetching loop, the 16- and 32-token
     // kernels spilled 4 bytes at their register caps
     for (int b = 0; b < nb; ++b) block(b, in[0], in[1]);

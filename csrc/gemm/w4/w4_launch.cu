@@ -26,20 +26,7 @@ void gemv(const GemvParams& p, const CUtensorMap& x_map, cudaStream_t stream) {
     if (p.regs == 3) {  // v8: one warp per (16-row tile, K split); the variant picked, then one launch
       void (*kernel)(GemvParams, CUtensorMap) = nullptr;
       int smem = 0;  // dynamic: the x ring's
-      if constexpr (kTiles == 1) {
-        if (p.xring == 2) {  // x's whole slice in shared memory (1..8 tokens), the default prefetch
-          TORCH_CHECK(p.prefetch == 1, "lowbit a16w4: v8 with x's slice is built with the default prefetch");
-          kernel = a16w4_gemv_stream_kernel<T, kTiles, kChunks, kZeros, kMx, true, false, true>;
-          smem = p.M * (p.k_slice / kBlockElems) * 256 + 128;  // + alignment slack
-          static int configured = 0;
-          if (smem > configured) {
-            C10_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
-            configured = smem;
-          }
-        }
-      }
-      TORCH_CHECK(p.xring != 2 || kernel, "lowbit a16w4: v8 with x's slice is built for 1..8 tokens only");
-      if (p.xring == 1) {  // x through the CTA's ring (dynamic shared memory sized by M), the default prefetch
+      if (p.xring) {  // x through the CTA's ring (dynamic shared memory sized by M), the default prefetch
         TORCH_CHECK(p.prefetch == (kTiles == 1 ? 1 : 0), "lowbit a16w4: v8's x ring is built with the default prefetch");
         kernel = a16w4_gemv_stream_kernel<T, kTiles, kChunks, kZeros, kMx, kTiles == 1, true>;
         smem = kXRingStages * 256 * p.M + 128;  // + alignment slack
@@ -220,7 +207,7 @@ int grid_for(int64_t items) { return int(std::min<int64_t>((items + 255) / 256, 
 }  // namespace
 
 void launch_gemv(Elem t, const GemvParams& p, bool mx, cudaStream_t stream, const CUtensorMap* x_map) {
-  TORCH_CHECK(p.xring != 1 || x_map, "lowbit a16w4: v8 with x through the ring needs x's TMA map");
+  TORCH_CHECK(!p.xring || x_map, "lowbit a16w4: v8 with x through the ring needs x's TMA map");
   static const CUtensorMap kNoMap{};  // (the kernels that do not read x through TMA ignore it)
   const CUtensorMap& map = x_map ? *x_map : kNoMap;
   if (t == Elem::kBF16) gemv_typed<__nv_bfloat16>(p, map, mx, stream);

@@ -118,20 +118,9 @@ bool gemv_stream_prefetch(int64_t M) {
 // not at 1..16 (M = 1: 1.83-2.42x vs 1.94-2.64x, slower; 16: within +-6%). It runs v8's default
 // prefetch (scales one block ahead at 1..8 tokens); LOWBIT_A16W4_STREAM_PREFETCH does not apply
 // to it. LOWBIT_A16W4_STREAM_X=ring|off forces it at every v8 token count, or never (A/B runs).
-// x's whole slice in shared memory (kXSlice; the four warps share their K split too): default at
-// M = 1, where the x loads one block ahead still cost v8 22% of its stall samples (session 7's
-// profile) and the ring did not help (session 8). LOWBIT_A16W4_STREAM_X=slice forces it at every
-// token count where it fits (1..8 tokens, kXSliceMaxBytes); =off keeps x in global loads at 1..16
-// tokens and turns the ring off at 17..32; =ring forces the ring.
-// Returns GemvParams::xring: 0 (global loads), 1 (ring), 2 (slice).
-int gemv_stream_x_mode(int64_t M, int64_t N, int64_t k_slice) {
-  static const bool ring = env::is("LOWBIT_A16W4_STREAM_X", "ring"), off = env::is("LOWBIT_A16W4_STREAM_X", "off"),
-                    slice = env::is("LOWBIT_A16W4_STREAM_X", "slice");
-  if (off || N % (kTileRows * kStreamWarps) != 0) return 0;
-  const bool slice_fits = gemv_token_tiles(M) == 1 && M * (k_slice / kBlockElems) * 256 <= kXSliceMaxBytes;
-  if (ring) return 1;
-  if (slice_fits && (slice || M == 1)) return 2;
-  return gemv_token_tiles(M) == 4 ? 1 : 0;
+bool gemv_stream_xring(int64_t M, int64_t N) {
+  static const bool on = env::is("LOWBIT_A16W4_STREAM_X", "ring"), off = env::is("LOWBIT_A16W4_STREAM_X", "off");
+  return !off && (on || gemv_token_tiles(M) == 4) && N % (kTileRows * kStreamWarps) == 0;
 }
 // v8's split: about LOWBIT_A16W4_STREAM_WARPS (default 16) warps per SM in all, at most one wave
 // (the launch bounds leave room for 12-16), each warp one 16-row tile over K / splits.
@@ -176,10 +165,10 @@ Tensor gemv(const Tensor& x, const Tensor& w, const Tensor& scales, const OptTen
   static const bool bulk = env::integer("LOWBIT_A16W4_BULK", 1) != 0;  // 0: cp.async only (A/B runs)
   p.bulk = bulk ? 1 : 0;
   p.regs = regs;
-  p.xring = stream ? gemv_stream_x_mode(M, N, plan.k_slice) : 0;
+  p.xring = stream && gemv_stream_xring(M, N) ? 1 : 0;
   p.prefetch = (p.xring ? gemv_token_tiles(M) == 1 : gemv_stream_prefetch(M)) ? 1 : 0;
   CUtensorMap x_map{};  // boxes of M x 128 elements (one block of every token)
-  if (p.xring == 1) x_map = tma::make_2d_rows16(x.data_ptr(), M, K, K, uint32_t(M), kBlockElems);
+  if (p.xring) x_map = tma::make_2d_rows16(x.data_ptr(), M, K, K, uint32_t(M), kBlockElems);
   // arrival counters: per 128-row CTA, or per 16-row tile (v8)
   SplitBuffers split =
       split_buffers(plan.splits, M, N, stream ? N / kTileRows : (N + kGemvRows - 1) / kGemvRows, x.options());
@@ -190,7 +179,7 @@ Tensor gemv(const Tensor& x, const Tensor& w, const Tensor& scales, const OptTen
     std::fprintf(stderr, "[lowbit a16w4] gemv v%d M=%lld N=%lld K=%lld g=%lld k_slice=%d splits=%d\n",
                  stream ? 8 : regs == 0 ? 6 : 7, (long long)M, (long long)N, (long long)K, (long long)g, plan.k_slice,
                  plan.splits);
-  launch_gemv(elem_of(x), p, mx, at::cuda::getCurrentCUDAStream(), p.xring == 1 ? &x_map : nullptr);
+  launch_gemv(elem_of(x), p, mx, at::cuda::getCurrentCUDAStream(), p.xring ? &x_map : nullptr);
   return out;
 }
 

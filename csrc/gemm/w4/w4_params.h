@@ -26,8 +26,7 @@ struct GemvParams {
   int bulk;               // 1: full blocks by 1 KB bulk copies (default; LOWBIT_A16W4_BULK=0: cp.async)
   int regs;               // 0: GEMV v6; 1: v7, register streaming (the 32-token tile); 2: v7b; 3: v8 (w4_ops.cpp)
   int prefetch;           // v8: x and scales one block ahead (w4_ops.cpp gemv_stream_prefetch)
-  int xring;              // v8: x from global (0), through a ring of the CTA by TMA boxes (1), or the CTA's
-                          // whole slice in shared memory (2): w4_ops.cpp gemv_stream_x_mode
+  int xring;              // v8: x through a ring of the CTA by TMA boxes (w4_ops.cpp gemv_stream_xring)
 };
 
 // GEMV v8 (w4_gemv_stream.cuh): warps that work alone, each one 16-row tile over one K split,
@@ -40,10 +39,6 @@ constexpr int kStreamStages = 8;  // 1 KB blocks in flight per warp (a power of 
 // 16 / 32 tokens), beside the warps' 32 KB of code slots: at most 64 KB per CTA (3 CTAs at 32
 // tokens fit).
 constexpr int kXRingStages = 4;
-// With x's whole slice in shared memory (kXSlice, 1..8 tokens): at most this many bytes (M x the
-// slice x 2), beside the 32 KB of code slots, so 4 CTAs per SM still fit (M = 1: 64 blocks, the
-// longest slice v8 plans on the benchmark shapes, is 16 KB).
-constexpr int kXSliceMaxBytes = 16384;
 // CTAs per SM the launch bounds leave room for: 4 (<= 128 registers per thread), 3 (<= 168) for
 // 16 tokens with x loaded a block ahead (at 128 those spilled 12-268 bytes; 8 tokens at 96: 16-40).
 // 32 tokens (no prefetch; default for int4 g128 / per channel at 17..32): 3.
