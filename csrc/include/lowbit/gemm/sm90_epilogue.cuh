@@ -26,28 +26,6 @@
 
 namespace lowbit::gemm {
 
-template <typename OutT>
-__device__ __forceinline__ OutT to_out(float v);
-template <>
-__device__ __forceinline__ __nv_bfloat16 to_out<__nv_bfloat16>(float v) { return __float2bfloat16_rn(v); }
-template <>
-__device__ __forceinline__ __half to_out<__half>(float v) { return __float2half_rn(v); }
-
-// Two adjacent outputs as one 4-byte store (p is 4-byte aligned).
-__device__ __forceinline__ void store_pair(__nv_bfloat16* p, float a, float b) {
-  *reinterpret_cast<__nv_bfloat162*>(p) = __floats2bfloat162_rn(a, b);
-}
-__device__ __forceinline__ void store_pair(__half* p, float a, float b) {
-  *reinterpret_cast<__half2*>(p) = __floats2half2_rn(a, b);
-}
-
-template <typename OutT>
-__device__ __forceinline__ float from_out(OutT v);
-template <>
-__device__ __forceinline__ float from_out<__nv_bfloat16>(__nv_bfloat16 v) { return __bfloat162float(v); }
-template <>
-__device__ __forceinline__ float from_out<__half>(__half v) { return __half2float(v); }
-
 // The epilogue of one element: ((acc * activation scale) * weight scale) + bias, in that
 // order, each an fp32 operation (no FMA contraction), matching the CPU reference to the last
 // fp32 bit. The activations are P normally and Q under swap-AB (bias_on_p marks swap-AB).
@@ -59,14 +37,31 @@ __device__ __forceinline__ float finish(const EpilogueArgs& e, int i, int j, flo
     v = __fmul_rn(v, e.bias_on_p ? sq : sp);
     v = __fmul_rn(v, e.bias_on_p ? sp : sq);
   }
-  if (e.bias) v = __fadd_rn(v, from_out(__ldg(&static_cast<const OutT*>(e.bias)[e.bias_on_p ? i : j])));
+  if (e.bias) v = __fadd_rn(v, ptx::to_f32(__ldg(&static_cast<const OutT*>(e.bias)[e.bias_on_p ? i : j])));
   return v;
 }
 
 // C[i, j] = finish(acc), rounded to OutT, at out[i * out_si + j * out_sj].
 template <ScaleMode kMode, typename OutT>
 __device__ __forceinline__ void store_finished(const EpilogueArgs& e, int i, int j, float acc) {
-  static_cast<OutT*>(e.out)[i * e.out_si + j * e.out_sj] = to_out<OutT>(finish<kMode, OutT>(e, i, j, acc));
+  static_cast<OutT*>(e.out)[i * e.out_si + j * e.out_sj] = ptx::from_f32<OutT>(finish<kMode, OutT>(e, i, j, acc));
+}
+
+// C[i, j] and C[i, j + 1] = finish(acc0), finish(acc1), for row i inside C: one 4-byte store
+// where C's rows are contiguous in out (`pairs`: the normal layout; swap-AB writes C^T) and both
+// columns exist, else each column inside C on its own.
+template <ScaleMode kMode, typename OutT>
+__device__ __forceinline__ void store_finished_pair(const EpilogueArgs& e, int rows_q, bool pairs, int i, int j,
+                                                    float acc0, float acc1) {
+  if (pairs && j + 1 < rows_q) {
+    *reinterpret_cast<uint32_t*>(static_cast<OutT*>(e.out) + i * e.out_si + j) =
+        ptx::pack_f32x2<OutT>(finish<kMode, OutT>(e, i, j, acc0), finish<kMode, OutT>(e, i, j + 1, acc1));
+  } else {
+    const float acc[2] = {acc0, acc1};
+#pragma unroll
+    for (int t = 0; t < 2; ++t)
+      if (j + t < rows_q) store_finished<kMode, OutT>(e, i, j + t, acc[t]);
+  }
 }
 
 // A 4-byte partial sum (fp32 or s32) as the bits it is exchanged as, and back.
@@ -217,15 +212,8 @@ __device__ __forceinline__ void store_tile_ksplit(PartFn part, const GemmParams&
 #pragma unroll
     for (int h = 0; h < 2; ++h) {
       const int i = i0 + 8 * h;
-      if (i >= params.rows_p) continue;
-      if (pairs && j + 1 < params.rows_q) {
-        store_pair(static_cast<OutT*>(e.out) + i * e.out_si + j, finish<kMode, OutT>(e, i, j, float(sum[2 * h])),
-                   finish<kMode, OutT>(e, i, j + 1, float(sum[2 * h + 1])));
-        continue;
-      }
-#pragma unroll
-      for (int t = 0; t < 2; ++t)
-        if (j + t < params.rows_q) store_finished<kMode, OutT>(e, i, j + t, float(sum[2 * h + t]));
+      if (i < params.rows_p)
+        store_finished_pair<kMode, OutT>(e, params.rows_q, pairs, i, j, float(sum[2 * h]), float(sum[2 * h + 1]));
     }
   }
   // This warp is done with the slots the peers sent into: they may send the next unit's.
@@ -260,13 +248,8 @@ __device__ __forceinline__ void store_tile_generic(Value value, const GemmParams
         for (int t = 0; t < 2; ++t)
           if (j + t < params.rows_q)
             params.workspace[(int64_t(split) * params.rows_p + i) * params.rows_q + j + t] = v[t];
-      } else if (pairs && j + 1 < params.rows_q) {
-        store_pair(static_cast<OutT*>(e.out) + i * e.out_si + j, finish<kMode, OutT>(e, i, j, v[0]),
-                   finish<kMode, OutT>(e, i, j + 1, v[1]));
       } else {
-#pragma unroll
-        for (int t = 0; t < 2; ++t)
-          if (j + t < params.rows_q) store_finished<kMode, OutT>(e, i, j + t, v[t]);
+        store_finished_pair<kMode, OutT>(e, params.rows_q, pairs, i, j, v[0], v[1]);
       }
     }
   }

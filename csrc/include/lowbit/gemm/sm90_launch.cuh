@@ -80,25 +80,27 @@ void launch_clustered(const Launch& a) {
     launch_kernel<Ops, kMode, kBN, 1, kPromote, kPDiv, kQDiv, OutT, kAccSets, kFold, kStoreTma, kNParts>(a);
 }
 
+// The launch with its cluster K split set to s CTAs (1: none), each rank's share of the K blocks
+// to match: the fallback when the plan's split cannot have all its clusters resident at once
+// (the occupancy API decides: GPCs hold whole clusters), which would leave a second wave.
+inline Launch with_ksplit(const Launch& a, int s) {
+  Launch b = a;
+  b.plan.ksplit = s;
+  b.params.kb_per_split = (a.params.num_kb + s - 1) / s;
+  return b;
+}
+
 // Swap-AB: tokens padded to 8 / 16 / 32 / 64 on wgmma's N side; K split inside clusters of
-// plan.ksplit CTAs (1, 2, 4).
+// plan.ksplit CTAs (1, 2, 4), or the next smaller split where those do not fit at once.
 template <class Ops, ScaleMode kMode, bool kPromote, typename OutT, int kBN>
 void launch_swap_ab(const Launch& a) {
   constexpr int kAct = 1, kWgt = kMode == ScaleMode::kBlock ? 128 : 1;
-  // A split whose clusters cannot all be resident at once (the occupancy API decides: GPCs hold
-  // whole clusters) would leave a second wave: the next smaller one instead.
-  auto with_ksplit = [&](int s) {
-    Launch b = a;
-    b.plan.ksplit = s;
-    b.params.kb_per_split = (a.params.num_kb + s - 1) / s;
-    return b;
-  };
   if (a.plan.ksplit == 4 && launch_kernel<Ops, kMode, kBN, 1, kPromote, kWgt, kAct, OutT, 1, 1, false, 1, 4>(a, true))
     return;
   if (a.plan.ksplit >= 2 &&
-      launch_kernel<Ops, kMode, kBN, 1, kPromote, kWgt, kAct, OutT, 1, 1, false, 1, 2>(with_ksplit(2), true))
+      launch_kernel<Ops, kMode, kBN, 1, kPromote, kWgt, kAct, OutT, 1, 1, false, 1, 2>(with_ksplit(a, 2), true))
     return;
-  launch_kernel<Ops, kMode, kBN, 1, kPromote, kWgt, kAct, OutT>(a.plan.ksplit == 1 ? a : with_ksplit(1));
+  launch_kernel<Ops, kMode, kBN, 1, kPromote, kWgt, kAct, OutT>(a.plan.ksplit == 1 ? a : with_ksplit(a, 1));
 }
 
 template <class Ops, bool kSwapAB, ScaleMode kMode, bool kPromote, typename OutT>
@@ -111,10 +113,7 @@ void dispatch_tile(const Launch& a) {
       // at once; else the tiles unsplit (the plan's tile, cluster and TMA epilogue are those).
       constexpr int kSets = kPromote ? 2 : 1;
       if (launch_kernel<Ops, kMode, 128, 1, kPromote, kAct, kWgt, OutT, kSets, 1, false, 1, 2>(a, true)) return;
-      Launch b = a;
-      b.plan.ksplit = 1;
-      b.params.kb_per_split = a.params.num_kb;
-      return dispatch_tile<Ops, kSwapAB, kMode, kPromote, OutT>(b);
+      return dispatch_tile<Ops, kSwapAB, kMode, kPromote, OutT>(with_ksplit(a, 1));
     }
     // Promoting: 128 x 128 tiles with two accumulator sets, or 128 x 256 in two halves;
     // chained: 128 x 256 or 128 (make_plan). All store C through shared memory and TMA
