@@ -30,6 +30,7 @@ decode steps and eager mode: it checks the harness, its numbers mean nothing. On
 formats whose linear op has no CUDA kernel in this build are listed as skipped.
 """
 import argparse
+import contextlib
 import copy
 import gc
 import os
@@ -118,16 +119,33 @@ def compile_blocks(model):
         model.norm.compile(fullgraph=True)
 
 
+def uncompile_blocks(model):
+    """compile_blocks undone: the blocks run their plain forward again."""
+    for m in list(model.layers) + [model.norm]:
+        m._compiled_call_impl = None
+
+
+@contextlib.contextmanager
+def blocks_compiled(model, on: bool):
+    """The blocks compiled (compile_blocks) inside the `with` when `on` (regional mode), plain
+    after it, so that each phase decides for itself."""
+    if on:
+        compile_blocks(model)
+    try:
+        yield
+    finally:
+        if on:
+            uncompile_blocks(model)
+
+
 def time_decode_step(model, mode, tok, pos, device, reps):
-    """ms per decode step on the static inputs tok, pos, run as `mode` says: "graph" captured
-    once and replayed (bench/common.py graph_time, the benches' one capture procedure),
-    "compile" through torch.compile(mode="reduce-overhead"), "eager" launched each time."""
+    """ms per decode step on the static inputs tok, pos, run as `mode` says: "graph" (and
+    "regional", whose blocks the caller compiled) captured once and replayed (bench/common.py
+    graph_time, the benches' one capture procedure), "compile" through
+    torch.compile(mode="reduce-overhead"), "eager" launched each time."""
     def step():
         return model(tok, pos)
-    if mode == "regional":
-        compile_blocks(model)  # (undone by bench_decode after its profile)
-        return common.graph_time([step], reps=reps)
-    if mode == "graph":
+    if mode in ("graph", "regional"):
         return common.graph_time([step], reps=reps)
     if mode == "compile":
         compiled = torch.compile(lambda t, p: model(t, p), mode="reduce-overhead", fullgraph=True)
@@ -177,7 +195,8 @@ def profile_step(fn, steps=3):
 
 
 def bench_decode(model, args, device, B, mode):
-    """ms per decode step at batch B: a prompt of args.prompt tokens fills the cache first."""
+    """(ms per decode step, its profile or None) at batch B: a prompt of args.prompt tokens fills
+    the cache first."""
     cfg = model.cfg
     model.setup_caches(max_batch=B, max_seq=args.prompt + args.steps + 8)
     g = torch.Generator().manual_seed(B)
@@ -187,30 +206,24 @@ def bench_decode(model, args, device, B, mode):
         # the same position every time: the cache content does not change the work
         tok = torch.randint(0, cfg.vocab_size, (B, 1), generator=g).to(device)
         pos = torch.tensor([args.prompt], device=device)
-        ms = time_decode_step(model, mode, tok, pos, device, args.steps)
-        prof = profile_step(lambda: model(tok, pos)) if args.profile and device.type == "cuda" else None
-    for m in list(model.layers) + [model.norm]:  # regional: prefill runs the uncompiled blocks, as in the other modes
-        m._compiled_call_impl = None
+        with blocks_compiled(model, mode == "regional"):
+            ms = time_decode_step(model, mode, tok, pos, device, args.steps)
+            prof = profile_step(lambda: model(tok, pos)) if args.profile and device.type == "cuda" else None
     for b in model.layers:
         b.attn.kv_cache = None
-    return (ms, prof) if args.profile else ms
+    return ms, prof
 
 
 def bench_prefill(model, args, device, T):
-    """ms for one forward over a T-token prompt, launched eagerly; in regional mode through the
-    compiled blocks (compiled again for the prompt's shape: no cache, a causal mask)."""
+    """(ms for one forward over a T-token prompt, its profile or None), launched eagerly; in
+    regional mode through the compiled blocks (compiled again for the prompt's shape: no cache, a
+    causal mask)."""
     g = torch.Generator().manual_seed(T)
     tok = torch.randint(0, model.cfg.vocab_size, (1, T), generator=g).to(device)
-    regional = args.decode_mode == "regional" and device.type == "cuda"
-    if regional:
-        compile_blocks(model)
-    try:
-        with torch.no_grad():
-            return _time_ms(lambda: model(tok), device, reps=3 if device.type == "cuda" else 1, warmup=2)
-    finally:
-        if regional:
-            for m in list(model.layers) + [model.norm]:
-                m._compiled_call_impl = None
+    with blocks_compiled(model, args.decode_mode == "regional" and device.type == "cuda"), torch.no_grad():
+        ms = _time_ms(lambda: model(tok), device, reps=3 if device.type == "cuda" else 1, warmup=2)
+        prof = profile_step(lambda: model(tok), steps=1) if args.profile and device.type == "cuda" else None
+    return ms, prof
 
 
 def weight_bytes(model):
@@ -249,15 +262,14 @@ def run_format(name, base, args, device, ref_logits, eval_tokens):
             torch._dynamo.reset()
             how = timing if device.type == "cuda" else "cpu"
             try:
-                ms = bench_decode(model, args, device, B, mode)
-                ms, prof = ms if isinstance(ms, tuple) else (ms, None)
+                ms, prof = bench_decode(model, args, device, B, mode)
             except Exception as e:  # a step that cannot be captured is still timed, eagerly, and said so
                 if mode != "graph":
                     raise
                 log(f"  {name} decode B={B}: graph capture failed ({type(e).__name__}: {e}); timing eager")
                 torch.cuda.synchronize()
-                ms, how = bench_decode(model, args, device, B, "eager"), f"eager (capture failed: {type(e).__name__})"
-                ms, prof = ms if isinstance(ms, tuple) else (ms, None)
+                ms, prof = bench_decode(model, args, device, B, "eager")
+                how = f"eager (capture failed: {type(e).__name__})"
             rows.append(dict(format=name, phase="decode", batch=B, ms_per_step=ms, tokens_per_s=B * 1e3 / ms,
                              timing=how))
             log(f"  {name:10s} decode B={B:4d}: {ms:8.3f} ms/step  {B * 1e3 / ms:10.1f} tok/s")
@@ -270,18 +282,13 @@ def run_format(name, base, args, device, ref_logits, eval_tokens):
             traceback.print_exc()
     for T in args.prefill:
         try:
-            ms = bench_prefill(model, args, device, T)
+            ms, prof = bench_prefill(model, args, device, T)
             rows.append(dict(format=name, phase="prefill", batch=1, tokens=T, ms=ms, tokens_per_s=T * 1e3 / ms,
                              timing=("regional_compiled" if args.decode_mode == "regional" else "eager")
                              if device.type == "cuda" else "cpu"))
             log(f"  {name:10s} prefill T={T:5d}: {ms:8.3f} ms")
-            if args.profile and device.type == "cuda":
-                tok = torch.randint(0, model.cfg.vocab_size, (1, T), device=device)
-                if args.decode_mode == "regional":
-                    compile_blocks(model)
-                rows[-1]["profile"] = prof = profile_step(lambda: model(tok), steps=1)
-                for m in list(model.layers) + [model.norm]:
-                    m._compiled_call_impl = None
+            if prof is not None:
+                rows[-1]["profile"] = prof
                 log_profile(prof)
         except Exception as e:
             rows.append(dict(format=name, phase="prefill", tokens=T, error=f"{type(e).__name__}: {e}"))

@@ -446,8 +446,7 @@ def test_bench_model_regional_compile_decodes_like_eager():
         compiled_graphs = torch._dynamo.utils.counters["stats"]["unique_graphs"] - counters_before
     assert 1 <= compiled_graphs <= 2, compiled_graphs  # the block's graph once, the final norm's once
     assert rel_err(out, ref) <= 2e-2
-    for b in list(m.layers) + [m.norm]:
-        b._compiled_call_impl = None
+    bench_model.uncompile_blocks(m)
     torch._dynamo.reset()
 
 
