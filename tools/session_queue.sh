@@ -797,3 +797,22 @@ TAIL=4 step 150 racecheck env LOWBIT_A16W4_STREAM_X=slice compute-sanitizer --to
 TAIL=20 step 100 model python3 bench/model.py --fused --decode-mode regional --formats a16w4 --batch 1 --prefill "" \
   --out "$OUT/model.json"
 fi
+# Session 13, call 1: where GEMV v8 waits at M = 1 (8192^2, g128): an ncu full-set profile at the
+# card's own clocks (details + per-SASS-line source page with stall reasons), cuBLAS bf16's GEMV
+# beside it for the DRAM picture, and the warps-per-SM sensitivity (LOWBIT_A16W4_STREAM_WARPS).
+#   PART=74 LOWBIT_KERNELS=quant,w4 EXTRA='bash tools/session_queue.sh' BENCH=0 bash tools/device_run.sh nothing
+if [ "$PART" = 74 ]; then
+for v in "v8:a16w4" "cublas:bf16"; do
+  IFS=: read -r name fmt <<< "$v"
+  ncu -k regex:"gemv|gemm|Kernel" -s 2 -c 1 --set full --import-source yes --clock-control none \
+    -o "$OUT/prof_$name" python3 bench/profile_a16w4.py --format "$fmt" 1 1 1 > "$OUT/q_prof_$name.log" 2>&1
+  ncu -i "$OUT/prof_$name.ncu-rep" --page details > "$OUT/prof_${name}_details.txt" 2>&1
+  ncu -i "$OUT/prof_$name.ncu-rep" --page source --csv --print-source sass > "$OUT/prof_${name}_source.csv" 2>&1
+  ncu -i "$OUT/prof_$name.ncu-rep" --page raw --csv > "$OUT/prof_${name}_raw.csv" 2>&1
+  rm -f "$OUT/prof_$name.ncu-rep"
+  echo "== prof $name"; grep -E "^ +(Duration|DRAM Throughput|Achieved Occupancy|Registers Per|Warp Cycles Per Issued|Issue Slots Busy|L2 Hit|L1/TEX Hit)" \
+    "$OUT/prof_${name}_details.txt" | head -12
+done
+TAIL=30 step_ab 45 warps "w16:" "w12:LOWBIT_A16W4_STREAM_WARPS=12" "w8:LOWBIT_A16W4_STREAM_WARPS=8" -- \
+  --formats a16w4 --ms 1,8 --shapes 8192x8192,28672x8192,4096x14336,14336x4096 --peers none --no-ceilings --budget-s 35
+fi
