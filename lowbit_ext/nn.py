@@ -30,7 +30,9 @@ return another dtype than it was given; cast the model instead (``model.to(torch
 The forward is one op call (``torch.ops.lowbit.<format>_linear`` through the format's
 ``linear``), with only metadata checks before it, so it traces under
 ``torch.compile(fullgraph=True)``. On CPU the op runs its reference implementation; on CUDA
-the op picks the kernel.
+the op picks the kernel. Under torch.compile the 8-bit-activation formats (w8a8_int8,
+w8a8_fp8 per token, fp8_block) quantize x with lowbit_ext.act_quant (torch ops inductor fuses
+into x's producer) and then call one op, the GEMM on the codes.
 """
 import dataclasses
 from typing import Any, Dict, Optional

@@ -1,5 +1,7 @@
 """fp8 (e4m3) weights: w8a8_fp8 (per channel or per tensor) and fp8_block (128x128 blocks,
-the DeepSeek-V3 recipe). Activations are quantized to e4m3 inside the ops.
+the DeepSeek-V3 recipe). Activations are quantized to e4m3 inside the ops; under
+torch.compile, per token / per 1x128 block by lowbit_ext.act_quant (torch ops that inductor
+fuses into x's producer, the same codes and scales) followed by the *_mm op.
 
 Every fp8 quantizer is the symmetric absmax rule of csrc/cpu/quantize.cpp over its block
 (a row, the whole tensor, or a 128x128 tile):
@@ -23,7 +25,7 @@ from typing import Any, Dict
 import torch
 from torch import Tensor
 
-from .. import ops
+from .. import act_quant, ops
 from ._base import FormatSpec, QuantizedWeight, check_bool, div_rn, expect, expect_2d
 
 FP8 = torch.float8_e4m3fn
@@ -90,6 +92,12 @@ class W8A8Fp8(FormatSpec):
         return Fp8Weight(w=q, w_scale=s, **opts)
 
     def _linear2d(self, x, qw, bias):
+        if qw.act_per_token and act_quant.use_under_compile():
+            # under torch.compile: the quantizer in torch ops (inductor fuses it into x's
+            # producer), then the GEMM on the codes; eagerly the fused op. Per-tensor scales
+            # keep the fused op (a whole-tensor amax is a reduction of its own anyway).
+            xq, xs = act_quant.fp8_per_token(x)
+            return ops.w8a8_fp8_mm(xq, xs, qw.w, qw.w_scale, bias, x.dtype)
         return ops.w8a8_fp8_linear(x, qw.w, qw.w_scale, bias, qw.act_per_token)
 
     def _dequantize(self, qw):
@@ -128,6 +136,9 @@ class Fp8Block(FormatSpec):
         return Fp8BlockWeight(w=q, w_scale=s)
 
     def _linear2d(self, x, qw, bias):
+        if act_quant.use_under_compile():  # as W8A8Fp8's: quantizer in torch ops + the GEMM op
+            xq, xs = act_quant.fp8_1x128(x)
+            return ops.fp8_block_mm(xq, xs, qw.w, qw.w_scale, bias, x.dtype)
         return ops.fp8_block_linear(x, qw.w, qw.w_scale, bias)
 
     def _dequantize(self, qw):

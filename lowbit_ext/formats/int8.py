@@ -1,5 +1,6 @@
 """int8 weights, symmetric per output channel: a16w8 (16-bit activations) and w8a8_int8
-(activations quantized per token to int8 inside the op).
+(activations quantized per token to int8 inside the op; under torch.compile by
+lowbit_ext.act_quant, torch ops inductor fuses into x's producer, then ``w8a8_int8_mm``).
 
 RTN quantizer: ``ops.quantize_int8_per_token(W)``, i.e. per output row n:
     scale = max(amax_n, 1e-12) / 127,  q = clamp(round_half_even(w * (127 / max(amax_n, 1e-12))), -127, 127)
@@ -14,7 +15,7 @@ from typing import Any, Dict
 import torch
 from torch import Tensor
 
-from .. import ops
+from .. import act_quant, ops
 from ._base import FormatSpec, QuantizedWeight, expect, expect_2d
 
 K_8BIT = 16  # rows of 8-bit operands are loaded 16 bytes at a time
@@ -64,6 +65,11 @@ class A16W8(_Int8):
 
 class W8A8Int8(_Int8):
     def _linear2d(self, x, qw, bias):
+        if act_quant.use_under_compile():
+            # under torch.compile: the quantizer in torch ops (inductor fuses it into x's
+            # producer), then the GEMM on the codes; eagerly the fused op
+            xq, xs = act_quant.int8_per_token(x)
+            return ops.w8a8_int8_mm(xq, xs, qw.w, qw.w_scale, bias, x.dtype)
         return ops.w8a8_int8_linear(x, qw.w, qw.w_scale, bias)
 
 
