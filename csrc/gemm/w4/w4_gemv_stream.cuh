@@ -63,7 +63,18 @@ struct ScaleVec<8> {
 
 // kTiles: 8-token MMA tiles (M <= 8 kTiles, 1 or 2); kChunks: 32-element chunks per group (1, 2,
 // 4 for groups of 32, 64, 128; 0 = one group per row); kMx: mxfp4 (e2m1 codes, E8M0 per 32).
-// kPrefetch: x and scales one block ahead (default at 1..8 tokens; LOWBIT_A16W4_STREAM_PREFETCH).
+// kPrefetch: 0 = x and scales loaded at the top of the block that uses them; 1 = one block ahead,
+// issued at the top of the block before (session 7's prefetch); 2 = one block ahead, issued only
+// after this block's own x and scales have arrived (default at 1..8 tokens; session 13;
+// LOWBIT_A16W4_STREAM_PREFETCH picks any). Why 2: ptxas tracks every global load of the loop on
+// ONE scoreboard, and an instruction waits for all of that scoreboard's loads, not only its own.
+// With 1, ptxas hoists the next block's loads of the even (unrolled) block above this block's
+// first MMA, so that MMA waited for the loads just issued: session 13's ncu source page put 25%
+// of v8's stall samples at M = 1 on that one HMMA (long scoreboard), i.e. the prefetch hid
+// nothing every other block. With 2, the next block's load addresses go through `dep`, a zero
+// computed from this block's x and the kernel parameter p.zero (0 at run time, unknown to the
+// compiler): the loads cannot issue before this block's loads are in, so the wait sits where
+// the data is a whole block old.
 // kXRing (default at 17..32 tokens, w4_ops.cpp gemv_stream_xring; N % 64 == 0 so the four warps
 // of a CTA share their K split): x comes through a ring of the CTA, kXRingStages slots of one
 // block's x each (M tokens x 128 elements, one TMA box by x_map), filled by warp 0 and released by
@@ -74,12 +85,13 @@ struct ScaleVec<8> {
 // global loads of the same x hit L1. Dynamic shared memory: kXRingStages x M x 256 bytes + 128.
 // (Session 8 measured and removed a variant with the sums of x per group from a pass instead of
 // the all-ones MMA, half of the MMAs at 16-32 tokens: 0-12% slower; bench/NOTES.md.)
-template <typename T, int kTiles, int kChunks, bool kZeros, bool kMx = false, bool kPrefetch = true,
+template <typename T, int kTiles, int kChunks, bool kZeros, bool kMx = false, int kPrefetch = 1,
           bool kXRing = false>
 __global__ void __launch_bounds__(kStreamWarps * 32, stream_ctas_per_sm(kTiles, kPrefetch))
     a16w4_gemv_stream_kernel(const GemvParams p, const __grid_constant__ CUtensorMap x_map) {
   static_assert(kTiles == 1 || kTiles == 2 || kTiles == 4, "8, 16 or 32 tokens");
   static_assert(kTiles != 4 || !kPrefetch, "32 tokens: x loaded at the top of the block (registers)");
+  static_assert(kPrefetch >= 0 && kPrefetch <= 2 && !(kXRing && kPrefetch == 2), "prefetch 0, 1 or 2 (2: x by global loads)");
   static_assert(kChunks == 0 || kChunks == 1 || kChunks == 2 || kChunks == 4, "groups of 32, 64, 128 or per row");
   static_assert(!kMx || (kChunks == 1 && !kZeros), "MX: one E8M0 scale per 32 elements, no zero point");
   constexpr bool kSumX = !kMx;                           // int4: the (z + base) * sum x term (all-ones MMA)
@@ -158,10 +170,11 @@ __global__ void __launch_bounds__(kStreamWarps * 32, stream_ctas_per_sm(kTiles, 
   const int r0 = tile * kTileRows + grp, r1 = r0 + 8;
   // x's column grp of token tile t is token 8t + grp; past M it reads token M - 1 instead of
   // zeros (no predicates): those MMA columns are tokens >= M, never stored.
-  const T* xp[kTiles];
+  const T* xp[kTiles];  // block 0's x; block b's at + x_off (elements)
 #pragma unroll
   for (int t = 0; t < kTiles; ++t)
     xp[t] = static_cast<const T*>(p.x) + size_t(min(t * 8 + grp, p.M - 1)) * p.K + size_t(kb0) * kBlockElems + 8 * tig;
+  uint32_t x_off = 0, s_off = 0;  // the next block to load: its x (elements) and scale vectors past xp / s_row
   // Scales (N, groups) row-major: this block's kGroups entries of a row are contiguous.
   const int groups = kMx ? p.K / 32 : (kChunks == 0 ? 1 : p.K / p.group);
   const int g0 = kChunks == 0 ? 0 : kb0 * kGroups;
@@ -189,24 +202,28 @@ __global__ void __launch_bounds__(kStreamWarps * 32, stream_ctas_per_sm(kTiles, 
     uint4 x[4][kTiles];
     Vec s[2], z[2];
   };
-  auto load_in = [&](In& in) {  // pointers advance by a constant per block: no index arithmetic
+  // dep: 0, added to every address (kPrefetch == 2: a value the loads must wait for).
+  auto load_in = [&](In& in, uint32_t dep) {
     if constexpr (!kXRing) {  // (kXRing: x comes with the block's slot)
+      const uint32_t xo = x_off + dep;
 #pragma unroll
       for (int j = 0; j < 4; ++j)
 #pragma unroll
-        for (int t = 0; t < kTiles; ++t) in.x[j][t] = ptx::ld_global_nc_v4(xp[t] + 32 * j);
-#pragma unroll
-      for (int t = 0; t < kTiles; ++t) xp[t] += kBlockElems;
+        for (int t = 0; t < kTiles; ++t) in.x[j][t] = ptx::ld_global_nc_v4(xp[t] + xo + 32 * j);
+      x_off += kBlockElems;
     }
+    const uint32_t so = s_off + dep;
 #pragma unroll
     for (int h = 0; h < 2; ++h) {
-      in.s[h] = __ldg(s_row[h]);
-      s_row[h] += kVecStep;
-      if constexpr (kZeros) {
-        in.z[h] = __ldg(z_row[h]);
-        z_row[h] += kVecStep;
-      }
+      in.s[h] = __ldg(s_row[h] + so);
+      if constexpr (kZeros) in.z[h] = __ldg(z_row[h] + so);
     }
+    s_off += kVecStep;
+  };
+  // kPrefetch == 2: a zero that depends on this block's x (see the template's comment)
+  auto after = [&](const In& in) -> uint32_t {
+    if constexpr (kPrefetch == 2) return in.x[0][0].x & uint32_t(p.zero);
+    else return 0u;
   };
   // Release a slot, then refill it: every thread arrives on the slot's empty barrier (its reads
   // are done), and the producing thread waits for all of them before its copy overwrites the slot
@@ -239,9 +256,12 @@ __global__ void __launch_bounds__(kStreamWarps * 32, stream_ctas_per_sm(kTiles, 
       }
     }
     if constexpr (kPrefetch) {
-      if (b + 1 < nb) load_in(next);
+      // (dep in the condition too: the wait for this block's loads then sits on every path, where
+      // in the branch alone ptxas made the first MMA wait again, now for the loads just issued)
+      const uint32_t dep = after(in);
+      if (b + 1 < nb + int(dep)) load_in(next, dep);
     } else {
-      load_in(in);
+      load_in(in, 0u);
     }
     // ---- the block's weights: this thread's words of rows grp and grp + 8 (layout v3 chunks)
     ptx::mbarrier_wait(&bar[s], (b / kStages) & 1);
@@ -306,7 +326,7 @@ __global__ void __launch_bounds__(kStreamWarps * 32, stream_ctas_per_sm(kTiles, 
   };
   In in[2];
   if constexpr (kPrefetch) {
-    if (nb > 0) load_in(in[0]);
+    if (nb > 0) load_in(in[0], 0u);
     int b = 0;
     for (; b + 1 < nb; b += 2) {
       block(b, in[0], in[1]);

@@ -25,7 +25,8 @@ struct GemvParams {
   int splits;
   int bulk;               // 1: full blocks by 1 KB bulk copies (default; LOWBIT_A16W4_BULK=0: cp.async)
   int regs;               // 0: GEMV v6; 1: v7, register streaming (the 32-token tile); 2: v7b; 3: v8 (w4_ops.cpp)
-  int prefetch;           // v8: x and scales one block ahead (w4_ops.cpp gemv_stream_prefetch)
+  int prefetch;           // v8: x and scales one block ahead, 1 or 2 (w4_ops.cpp gemv_stream_prefetch), or 0
+  int zero;               // always 0: v8's prefetch 2 orders its loads through it (w4_gemv_stream.cuh)
   int xring;              // v8: x through a ring of the CTA by TMA boxes (w4_ops.cpp gemv_stream_xring)
 };
 
