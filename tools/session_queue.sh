@@ -816,3 +816,31 @@ done
 TAIL=30 step_ab 45 warps "w16:" "w12:LOWBIT_A16W4_STREAM_WARPS=12" "w8:LOWBIT_A16W4_STREAM_WARPS=8" -- \
   --formats a16w4 --ms 1,8 --shapes 8192x8192,28672x8192,4096x14336,14336x4096 --peers none --no-ceilings --budget-s 35
 fi
+# Session 13, call 2 (e496a7a+): GEMV v8's prefetch 2 (default at 1..8 tokens): the a16w4 / mxfp4
+# tests with it, the prefetch variants (1 = session 7's, 0 = none), the A/B at 1..8 tokens on the
+# four shapes, and the ncu profile of the new default at M = 1 (where the stalls went).
+#   PART=75 LOWBIT_KERNELS=quant,fp8,int8,w4 TESTS="tests/test_cuda_a16w4.py tests/test_cuda_mxfp4.py" \
+#     EXTRA='bash tools/session_queue.sh' BENCH=0 bash tools/device_run.sh
+if [ "$PART" = 75 ]; then
+TAIL=30 step_ab 45 pf "pf2:" "pf1:LOWBIT_A16W4_STREAM_PREFETCH=1" "pf0:LOWBIT_A16W4_STREAM_PREFETCH=0" -- \
+  --formats a16w4,mxfp4 --ms 1,2,4,8 --shapes 8192x8192,28672x8192,4096x14336,14336x4096 --peers none \
+  --no-ceilings --budget-s 35
+TAIL=8 step 150 variants python3 -m pytest -q -m cuda -p no:cacheprovider tests/test_cuda_variants.py -k "prefetch"
+ncu -k regex:gemv -s 2 -c 1 --set full --import-source yes --clock-control none -o "$OUT/prof_pf2" \
+  python3 bench/profile_a16w4.py 1 1 1 > "$OUT/q_prof_pf2.log" 2>&1
+ncu -i "$OUT/prof_pf2.ncu-rep" --page details > "$OUT/prof_pf2_details.txt" 2>&1
+ncu -i "$OUT/prof_pf2.ncu-rep" --page source --csv --print-source sass > "$OUT/prof_pf2_source.csv" 2>&1
+rm -f "$OUT/prof_pf2.ncu-rep"
+grep -E "^ +(Duration|DRAM Throughput|Registers Per|Warp Cycles Per Issued|Issue Slots Busy)" "$OUT/prof_pf2_details.txt"
+fi
+# Session 13, call 3 (warm, after call 2): the compile-path activation quantizers (act_quant,
+# 7c56f01): their CUDA tests, and the model (every block compiled, decode in one graph) with them
+# (default) and without (LOWBIT_COMPILE_ACT_QUANT=0), plus a16w4's decode step with prefetch 2.
+#   PART=76 OUT=$OUT bash tools/session_queue.sh
+if [ "$PART" = 76 ]; then
+TAIL=8 step 120 act_quant python3 -m pytest -q -m cuda -p no:cacheprovider tests/test_cuda_act_quant.py
+TAIL=60 step 230 model python3 bench/model.py --fused --decode-mode regional --formats a16w4,w8a8_fp8,w8a8_int8 \
+  --batch 1 --prefill 2048 --profile --out "$OUT/model.json"
+TAIL=40 step 150 model_noaq env LOWBIT_COMPILE_ACT_QUANT=0 python3 bench/model.py --fused --decode-mode regional \
+  --formats w8a8_fp8,w8a8_int8 --batch 1 --prefill 2048 --profile --out "$OUT/model_noaq.json"
+fi
