@@ -844,3 +844,21 @@ TAIL=60 step 230 model python3 bench/model.py --fused --decode-mode regional --f
 TAIL=40 step 150 model_noaq env LOWBIT_COMPILE_ACT_QUANT=0 python3 bench/model.py --fused --decode-mode regional \
   --formats w8a8_fp8,w8a8_int8 --batch 1 --prefill 2048 --profile --out "$OUT/model_noaq.json"
 fi
+# Session 13, call 4: v8 requests the first block's x and scales before its ring (default) or after
+# (LOWBIT_A16W4_STREAM_FIRST=late, as in call 2), both with prefetch 2, and prefetch 1 with the
+# early first loads; the ncu profile of the new default; the model's a16w4 decode step.
+#   PART=77 LOWBIT_KERNELS=quant,w4 TESTS="tests/test_cuda_a16w4.py tests/test_cuda_mxfp4.py" \
+#     EXTRA='bash tools/session_queue.sh' BENCH=0 bash tools/device_run.sh
+if [ "$PART" = 77 ]; then
+TAIL=30 step_ab 45 first "early:" "late:LOWBIT_A16W4_STREAM_FIRST=late" "pf1:LOWBIT_A16W4_STREAM_PREFETCH=1" -- \
+  --formats a16w4,mxfp4 --ms 1,2,4,8 --shapes 8192x8192,28672x8192,4096x14336,14336x4096 --peers none \
+  --no-ceilings --budget-s 35
+ncu -k regex:gemv -s 2 -c 1 --set full --import-source yes --clock-control none -o "$OUT/prof_early" \
+  python3 bench/profile_a16w4.py 1 1 1 > "$OUT/q_prof_early.log" 2>&1
+ncu -i "$OUT/prof_early.ncu-rep" --page details > "$OUT/prof_early_details.txt" 2>&1
+ncu -i "$OUT/prof_early.ncu-rep" --page source --csv --print-source sass > "$OUT/prof_early_source.csv" 2>&1
+rm -f "$OUT/prof_early.ncu-rep"
+grep -E "^ +(Duration|DRAM Throughput|Registers Per|Warp Cycles Per Issued|Issue Slots Busy)" "$OUT/prof_early_details.txt"
+TAIL=20 step 120 model python3 bench/model.py --fused --decode-mode regional --formats a16w4 --batch 1 --prefill "" \
+  --out "$OUT/model.json"
+fi

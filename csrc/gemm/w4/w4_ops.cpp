@@ -172,6 +172,10 @@ Tensor gemv(const Tensor& x, const Tensor& w, const Tensor& scales, const OptTen
   p.regs = regs;
   p.xring = stream && gemv_stream_xring(M, N) ? 1 : 0;
   p.prefetch = p.xring ? (gemv_token_tiles(M) == 1 ? 1 : 0) : gemv_stream_prefetch(M);
+  // v8 requests the first block's x and scales before its ring (session 13); LOWBIT_A16W4_STREAM_FIRST=late
+  // after it, as before (A/B runs)
+  static const bool first_late = env::is("LOWBIT_A16W4_STREAM_FIRST", "late");
+  p.first_late = first_late ? 1 : 0;
   CUtensorMap x_map{};  // boxes of M x 128 elements (one block of every token)
   if (p.xring) x_map = tma::make_2d_rows16(x.data_ptr(), M, K, K, uint32_t(M), kBlockElems);
   // arrival counters: per 128-row CTA, or per 16-row tile (v8)

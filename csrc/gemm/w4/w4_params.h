@@ -27,6 +27,7 @@ struct GemvParams {
   int regs;               // 0: GEMV v6; 1: v7, register streaming (the 32-token tile); 2: v7b; 3: v8 (w4_ops.cpp)
   int prefetch;           // v8: x and scales one block ahead, 1 or 2 (w4_ops.cpp gemv_stream_prefetch), or 0
   int zero;               // always 0: v8's prefetch 2 orders its loads through it (w4_gemv_stream.cuh)
+  int first_late;         // v8: 1 = the first block's x and scales after the ring's first requests (A/B runs)
   int xring;              // v8: x through a ring of the CTA by TMA boxes (w4_ops.cpp gemv_stream_xring)
 };
 
