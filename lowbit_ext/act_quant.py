@@ -46,8 +46,12 @@ model quantizes a slightly more accurate x than eager, and compiled != eager bit
 (as for any inductor-fused chain of 16-bit ops). Given the same x, the codes and scales are
 exactly the ops'.
 
-Knob: ``LOWBIT_COMPILE_ACT_QUANT=0`` (environment, read once at import) keeps the fused ops
-under torch.compile too.
+Off by default; ``LOWBIT_COMPILE_ACT_QUANT=1`` (environment, read once at import) turns it on.
+Why off: measured on the H100 (bench/NOTES.md session 13, `s13-call3`; Llama-3-8B, every block
+compiled, torch 2.11) it gained nothing: inductor emits the fused norm + quantizer and SiLU*mul +
+quantizer as looped reductions (rows of 4096 / 14336 elements) that read their input once for
+amax and again to quantize, so they cost what our separate quantizer kernel did (w8a8_fp8
+prefill 37.97 ms with, 37.73 without; w8a8_int8 32.21 / 32.59; decode B = 1 within +-2%).
 """
 import os
 from typing import Tuple
@@ -63,9 +67,9 @@ K_8BIT = 16                 # csrc contract::kK8bit
 BLOCK = 128                 # csrc contract::kKBlock (1x128 activation blocks)
 _INPUT_DTYPES = (torch.bfloat16, torch.float16, torch.float32)
 
-# LOWBIT_COMPILE_ACT_QUANT=0: under torch.compile, the formats keep calling the fused
-# *_linear ops (quantizer kernel + GEMM) instead of these functions + the *_mm ops.
-COMPILE_ACT_QUANT = os.environ.get("LOWBIT_COMPILE_ACT_QUANT", "1") != "0"
+# LOWBIT_COMPILE_ACT_QUANT=1: under torch.compile, the formats call these functions + the *_mm
+# ops instead of the fused *_linear ops (quantizer kernel + GEMM). Off by default (see above).
+COMPILE_ACT_QUANT = os.environ.get("LOWBIT_COMPILE_ACT_QUANT", "0") == "1"
 
 
 def use_under_compile() -> bool:

@@ -30,9 +30,10 @@ return another dtype than it was given; cast the model instead (``model.to(torch
 The forward is one op call (``torch.ops.lowbit.<format>_linear`` through the format's
 ``linear``), with only metadata checks before it, so it traces under
 ``torch.compile(fullgraph=True)``. On CPU the op runs its reference implementation; on CUDA
-the op picks the kernel. Under torch.compile the 8-bit-activation formats (w8a8_int8,
-w8a8_fp8 per token, fp8_block) quantize x with lowbit_ext.act_quant (torch ops inductor fuses
-into x's producer) and then call one op, the GEMM on the codes.
+the op picks the kernel. Under torch.compile with LOWBIT_COMPILE_ACT_QUANT=1 the
+8-bit-activation formats (w8a8_int8, w8a8_fp8 per token, fp8_block) quantize x with
+lowbit_ext.act_quant (torch ops inductor fuses into x's producer) and then call one op, the
+GEMM on the codes (off by default: no faster on Llama-3-8B, bench/NOTES.md session 13).
 """
 import dataclasses
 from typing import Any, Dict, Optional

@@ -110,7 +110,8 @@ def test_inductor_fuses_into_producer_and_rounds_like_eager_only_when_asked():
 # ---------------------------------------------------------------- the formats under torch.compile
 @pytest.mark.parametrize("fmt", list(FORMATS))
 @pytest.mark.parametrize("dtype", [BF16, FP16])
-def test_layer_compiled_equals_eager_and_calls_the_mm_op(fmt, dtype):
+def test_layer_compiled_equals_eager_and_calls_the_mm_op(fmt, dtype, monkeypatch):
+    monkeypatch.setattr(act_quant, "COMPILE_ACT_QUANT", True)  # (LOWBIT_COMPILE_ACT_QUANT=1)
     mm, linear = FORMATS[fmt]
     g = torch.Generator().manual_seed(2)
     layer = make_layer(fmt, dtype=dtype)
@@ -119,14 +120,16 @@ def test_layer_compiled_equals_eager_and_calls_the_mm_op(fmt, dtype):
     assert compiled_lowbit_ops(layer, xs) == {mm}
 
 
-def test_per_tensor_w8a8_fp8_keeps_the_fused_op():
+def test_per_tensor_w8a8_fp8_keeps_the_fused_op(monkeypatch):
+    monkeypatch.setattr(act_quant, "COMPILE_ACT_QUANT", True)
     layer = make_layer("w8a8_fp8", granularity="tensor")
     assert not layer.quantized_weight().act_per_token
     assert compiled_lowbit_ops(layer, [torch.randn(5, 256).to(BF16)]) == {"w8a8_fp8_linear"}
 
 
-def test_knob_off_keeps_the_fused_ops(monkeypatch):
-    monkeypatch.setattr(act_quant, "COMPILE_ACT_QUANT", False)
+def test_default_keeps_the_fused_ops(monkeypatch):
+    monkeypatch.delenv("LOWBIT_COMPILE_ACT_QUANT", raising=False)
+    monkeypatch.setattr(act_quant, "COMPILE_ACT_QUANT", False)  # the default (the next test reads it)
     for fmt, (mm, linear) in FORMATS.items():
         assert compiled_lowbit_ops(make_layer(fmt), [torch.randn(5, 256).to(BF16)]) == {linear}
 
@@ -134,8 +137,10 @@ def test_knob_off_keeps_the_fused_ops(monkeypatch):
 def test_knob_is_read_from_the_environment():
     code = "import lowbit_ext.act_quant as a; print(a.COMPILE_ACT_QUANT)"
     root = Path(__file__).resolve().parents[1]
-    for value, want in (("0", "False"), ("1", "True")):
-        env = dict(os.environ, LOWBIT_COMPILE_ACT_QUANT=value)
+    for value, want in ((None, "False"), ("0", "False"), ("1", "True")):
+        env = {k: v for k, v in os.environ.items() if k != "LOWBIT_COMPILE_ACT_QUANT"}
+        if value is not None:
+            env["LOWBIT_COMPILE_ACT_QUANT"] = value
         out = subprocess.run([sys.executable, "-c", code], cwd=root, env=env, capture_output=True, text=True,
                              check=True).stdout.split()
         assert out[-1] == want

@@ -75,8 +75,10 @@ def test_rmsnorm_producer_is_not_materialized():
 
 
 @pytest.mark.parametrize("fmt", list(FORMATS))
-def test_layer_compiled_equals_eager_and_calls_the_mm_op(fmt):
-    # act_quant + the *_mm op compiled, the fused op eagerly: the same codes into the same GEMM
+def test_layer_compiled_equals_eager_and_calls_the_mm_op(fmt, monkeypatch):
+    # act_quant + the *_mm op compiled (LOWBIT_COMPILE_ACT_QUANT=1), the fused op eagerly: the same
+    # codes into the same GEMM
+    monkeypatch.setattr(act_quant, "COMPILE_ACT_QUANT", True)
     g = torch.Generator().manual_seed(2)
     layer = make_layer(fmt, N=520, K=1024, device="cuda")
     xs = [torch.randn(3, 1024, generator=g).to(BF16).cuda(), torch.randn(300, 1024, generator=g).to(BF16).cuda(),

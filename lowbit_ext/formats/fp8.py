@@ -1,7 +1,8 @@
 """fp8 (e4m3) weights: w8a8_fp8 (per channel or per tensor) and fp8_block (128x128 blocks,
 the DeepSeek-V3 recipe). Activations are quantized to e4m3 inside the ops; under
-torch.compile, per token / per 1x128 block by lowbit_ext.act_quant (torch ops that inductor
-fuses into x's producer, the same codes and scales) followed by the *_mm op.
+torch.compile with LOWBIT_COMPILE_ACT_QUANT=1, per token / per 1x128 block by
+lowbit_ext.act_quant (torch ops that inductor fuses into x's producer, the same codes and
+scales) followed by the *_mm op.
 
 Every fp8 quantizer is the symmetric absmax rule of csrc/cpu/quantize.cpp over its block
 (a row, the whole tensor, or a 128x128 tile):

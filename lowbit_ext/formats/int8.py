@@ -1,6 +1,7 @@
 """int8 weights, symmetric per output channel: a16w8 (16-bit activations) and w8a8_int8
-(activations quantized per token to int8 inside the op; under torch.compile by
-lowbit_ext.act_quant, torch ops inductor fuses into x's producer, then ``w8a8_int8_mm``).
+(activations quantized per token to int8 inside the op; under torch.compile with
+LOWBIT_COMPILE_ACT_QUANT=1 by lowbit_ext.act_quant, torch ops inductor fuses into x's producer,
+then ``w8a8_int8_mm``).
 
 RTN quantizer: ``ops.quantize_int8_per_token(W)``, i.e. per output row n:
     scale = max(amax_n, 1e-12) / 127,  q = clamp(round_half_even(w * (127 / max(amax_n, 1e-12))), -127, 127)
