@@ -862,3 +862,22 @@ grep -E "^ +(Duration|DRAM Throughput|Registers Per|Warp Cycles Per Issued|Issue
 TAIL=20 step 120 model python3 bench/model.py --fused --decode-mode regional --formats a16w4 --batch 1 --prefill "" \
   --out "$OUT/model.json"
 fi
+# Session 13, call 5: prefetch 2 removed; v8's first loads before its ring, with (default) and
+# without (early) an L2 prefetch of blocks 1..3's x, and after it (late, as before session 13):
+# tests, variants, A/B at 1..8 tokens, the model's a16w4 decode step (B = 1, 16).
+#   PART=78 LOWBIT_KERNELS=quant,w4 TESTS="tests/test_cuda_a16w4.py tests/test_cuda_mxfp4.py" \
+#     EXTRA='bash tools/session_queue.sh' BENCH=0 bash tools/device_run.sh
+if [ "$PART" = 78 ]; then
+TAIL=30 step_ab 45 first "prefetch:" "early:LOWBIT_A16W4_STREAM_FIRST=early" "late:LOWBIT_A16W4_STREAM_FIRST=late" -- \
+  --formats a16w4,mxfp4 --ms 1,2,4,8 --shapes 8192x8192,28672x8192,4096x14336,14336x4096 --peers none \
+  --no-ceilings --budget-s 35
+TAIL=8 step 150 variants python3 -m pytest -q -m cuda -p no:cacheprovider tests/test_cuda_variants.py -k "first or prefetch"
+TAIL=20 step 150 model python3 bench/model.py --fused --decode-mode regional --formats a16w4 --batch 1,16 --prefill "" \
+  --out "$OUT/model.json"
+fi
+# Session 13, call 6 (warm, after call 5): the 16-bit-activation table with today's defaults.
+#   PART=79 OUT=$OUT bash tools/session_queue.sh
+if [ "$PART" = 79 ]; then
+TAIL=50 step 150 table16 python3 bench/gemm.py --formats a16w4,mxfp4,a16w8 --ms 1,16,64,256,1024 \
+  --shapes 8192x8192,28672x8192,4096x14336,14336x4096 --peers none --no-ceilings --budget-s 130 --out "$OUT/table16.json"
+fi

@@ -63,18 +63,11 @@ struct ScaleVec<8> {
 
 // kTiles: 8-token MMA tiles (M <= 8 kTiles, 1 or 2); kChunks: 32-element chunks per group (1, 2,
 // 4 for groups of 32, 64, 128; 0 = one group per row); kMx: mxfp4 (e2m1 codes, E8M0 per 32).
-// kPrefetch: 0 = x and scales loaded at the top of the block that uses them; 1 = one block ahead,
-// issued at the top of the block before (session 7's prefetch); 2 = one block ahead, issued only
-// after this block's own x and scales have arrived (default at 1..8 tokens; session 13;
-// LOWBIT_A16W4_STREAM_PREFETCH picks any). Why 2: ptxas tracks every global load of the loop on
-// ONE scoreboard, and an instruction waits for all of that scoreboard's loads, not only its own.
-// With 1, ptxas hoists the next block's loads of the even (unrolled) block above this block's
-// first MMA, so that MMA waited for the loads just issued: session 13's ncu source page put 25%
-// of v8's stall samples at M = 1 on that one HMMA (long scoreboard), i.e. the prefetch hid
-// nothing every other block. With 2, the next block's load addresses go through `dep`, a zero
-// computed from this block's x and the kernel parameter p.zero (0 at run time, unknown to the
-// compiler): the loads cannot issue before this block's loads are in, so the wait sits where
-// the data is a whole block old.
+// kPrefetch: x and scales one block ahead (default at 1..8 tokens; LOWBIT_A16W4_STREAM_PREFETCH).
+// (Session 13 measured and removed a variant that issued the next block's loads only after this
+// block's had arrived, through an address dependency: ptxas waits for all of the loop's global
+// loads at once (one scoreboard), so with the prefetch every other block's first MMA also waits
+// for the loads just issued; ordering them changed where the samples sat, not the time.)
 // kXRing (default at 17..32 tokens, w4_ops.cpp gemv_stream_xring; N % 64 == 0 so the four warps
 // of a CTA share their K split): x comes through a ring of the CTA, kXRingStages slots of one
 // block's x each (M tokens x 128 elements, one TMA box by x_map), filled by warp 0 and released by
@@ -85,13 +78,12 @@ struct ScaleVec<8> {
 // global loads of the same x hit L1. Dynamic shared memory: kXRingStages x M x 256 bytes + 128.
 // (Session 8 measured and removed a variant with the sums of x per group from a pass instead of
 // the all-ones MMA, half of the MMAs at 16-32 tokens: 0-12% slower; bench/NOTES.md.)
-template <typename T, int kTiles, int kChunks, bool kZeros, bool kMx = false, int kPrefetch = 1,
+template <typename T, int kTiles, int kChunks, bool kZeros, bool kMx = false, bool kPrefetch = true,
           bool kXRing = false>
 __global__ void __launch_bounds__(kStreamWarps * 32, stream_ctas_per_sm(kTiles, kPrefetch))
     a16w4_gemv_stream_kernel(const GemvParams p, const __grid_constant__ CUtensorMap x_map) {
   static_assert(kTiles == 1 || kTiles == 2 || kTiles == 4, "8, 16 or 32 tokens");
   static_assert(kTiles != 4 || !kPrefetch, "32 tokens: x loaded at the top of the block (registers)");
-  static_assert(kPrefetch >= 0 && kPrefetch <= 2 && !(kXRing && kPrefetch == 2), "prefetch 0, 1 or 2 (2: x by global loads)");
   static_assert(kChunks == 0 || kChunks == 1 || kChunks == 2 || kChunks == 4, "groups of 32, 64, 128 or per row");
   static_assert(!kMx || (kChunks == 1 && !kZeros), "MX: one E8M0 scale per 32 elements, no zero point");
   constexpr bool kSumX = !kMx;                           // int4: the (z + base) * sum x term (all-ones MMA)
@@ -176,38 +168,41 @@ __global__ void __launch_bounds__(kStreamWarps * 32, stream_ctas_per_sm(kTiles, 
     uint4 x[4][kTiles];
     Vec s[2], z[2];
   };
-  // dep: 0, added to every address (kPrefetch == 2: a value the loads must wait for).
-  auto load_in = [&](In& in, uint32_t dep) {
+  auto load_in = [&](In& in) {  // block b's x at xp + x_off, its scale vectors at s_row / z_row + s_off
     if constexpr (!kXRing) {  // (kXRing: x comes with the block's slot)
-      const uint32_t xo = x_off + dep;
 #pragma unroll
       for (int j = 0; j < 4; ++j)
 #pragma unroll
-        for (int t = 0; t < kTiles; ++t) in.x[j][t] = ptx::ld_global_nc_v4(xp[t] + xo + 32 * j);
+        for (int t = 0; t < kTiles; ++t) in.x[j][t] = ptx::ld_global_nc_v4(xp[t] + x_off + 32 * j);
       x_off += kBlockElems;
     }
-    const uint32_t so = s_off + dep;
 #pragma unroll
     for (int h = 0; h < 2; ++h) {
-      in.s[h] = __ldg(s_row[h] + so);
-      if constexpr (kZeros) in.z[h] = __ldg(z_row[h] + so);
+      in.s[h] = __ldg(s_row[h] + s_off);
+      if constexpr (kZeros) in.z[h] = __ldg(z_row[h] + s_off);
     }
     s_off += kVecStep;
   };
-  // kPrefetch == 2: a zero that depends on this block's x (see the template's comment)
-  auto after = [&](const In& in) -> uint32_t {
-    if constexpr (kPrefetch == 2) return in.x[0][0].x & uint32_t(p.zero);
-    else return 0u;
-  };
 
-  // The first block's x and scales are requested before the ring's first kStages blocks (session
-  // 13): every warp of the grid asks for its 8 KB at once (half of an 8192^2 matrix), and scale
-  // loads issued behind that queue waited ~6 us at M = 1: the ncu profile put 28% of the stall
-  // samples on the first wait for them, in the first block only. (p.first_late: after the ring's
-  // requests as before, for A/B runs.)
+  // The first block's x and scales are requested before the ring's first kStages blocks, and the
+  // next kFirstXAhead blocks' x lines are prefetched into L2 with them (session 13): every warp of
+  // the grid asks for its 8 KB at once (half of an 8192^2 matrix), and loads issued behind that
+  // queue waited ~6 us at M = 1 (ncu: 28% of the stall samples on the first block's wait for
+  // them, then 22% on the second's once the first came early). p.first (w4_ops.cpp
+  // gemv_stream_first): 0 = after the ring's requests (before session 13), 1 = the first block's
+  // loads first, 2 = and the x prefetch (default). 1..8 tokens (kPrefetch) only.
   In in[2];
   if constexpr (kPrefetch) {
-    if (nb > 0 && !p.first_late) load_in(in[0], 0u);
+    if (nb > 0 && p.first) load_in(in[0]);
+    if (!kXRing && p.first == 2) {  // (kXRing: x comes by TMA)
+#pragma unroll
+      for (int b = 1; b <= kFirstXAhead; ++b)
+#pragma unroll
+        for (int t = 0; t < kTiles; ++t)
+#pragma unroll
+          for (int line = 0; line < 2; ++line)  // this thread's 64 bytes of the block's 256: 2 lines
+            if (b < nb) ptx::prefetch_l2(xp[t] + b * kBlockElems + 64 * line);
+    }
   }
   if (lane == 0) {
 #pragma unroll
@@ -236,7 +231,7 @@ __global__ void __launch_bounds__(kStreamWarps * 32, stream_ctas_per_sm(kTiles, 
   if constexpr (kXRing) __syncthreads();
   else __syncwarp();
   if constexpr (kPrefetch) {
-    if (nb > 0 && p.first_late) load_in(in[0], 0u);
+    if (nb > 0 && !p.first) load_in(in[0]);
   }
   // Release a slot, then refill it: every thread arrives on the slot's empty barrier (its reads
   // are done), and the producing thread waits for all of them before its copy overwrites the slot
@@ -269,12 +264,9 @@ __global__ void __launch_bounds__(kStreamWarps * 32, stream_ctas_per_sm(kTiles, 
       }
     }
     if constexpr (kPrefetch) {
-      // (dep in the condition too: the wait for this block's loads then sits on every path, where
-      // in the branch alone ptxas made the first MMA wait again, now for the loads just issued)
-      const uint32_t dep = after(in);
-      if (b + 1 < nb + int(dep)) load_in(next, dep);
+      if (b + 1 < nb) load_in(next);
     } else {
-      load_in(in, 0u);
+      load_in(in);
     }
     // ---- the block's weights: this thread's words of rows grp and grp + 8 (layout v3 chunks)
     ptx::mbarrier_wait(&bar[s], (b / kStages) & 1);

@@ -28,7 +28,7 @@ void gemv(const GemvParams& p, const CUtensorMap& x_map, cudaStream_t stream) {
       int smem = 0;  // dynamic: the x ring's
       if (p.xring) {  // x through the CTA's ring (dynamic shared memory sized by M), the default prefetch
         TORCH_CHECK(p.prefetch == (kTiles == 1 ? 1 : 0), "lowbit a16w4: v8's x ring is built with the default prefetch");
-        kernel = a16w4_gemv_stream_kernel<T, kTiles, kChunks, kZeros, kMx, (kTiles == 1 ? 1 : 0), true>;
+        kernel = a16w4_gemv_stream_kernel<T, kTiles, kChunks, kZeros, kMx, kTiles == 1, true>;
         smem = kXRingStages * 256 * p.M + 128;  // + alignment slack
         static int configured = 0;  // the largest dynamic shared memory this kernel was opened to
         if (smem > configured) {
@@ -36,14 +36,9 @@ void gemv(const GemvParams& p, const CUtensorMap& x_map, cudaStream_t stream) {
           configured = smem;
         }
       }
-      // prefetch 2 is built for 8 tokens (its default), 1 for 8 and 16 (A/B runs), 0 for all
-      if constexpr (kTiles == 1) {
-        if (!kernel && p.prefetch == 2) kernel = a16w4_gemv_stream_kernel<T, kTiles, kChunks, kZeros, kMx, 2>;
-      }
-      if constexpr (kTiles <= 2) {
-        if (!kernel && p.prefetch) kernel = a16w4_gemv_stream_kernel<T, kTiles, kChunks, kZeros, kMx, 1>;
-      }
-      if (!kernel) kernel = a16w4_gemv_stream_kernel<T, kTiles, kChunks, kZeros, kMx, 0>;
+      if (!kernel)
+        kernel = p.prefetch && kTiles <= 2 ? a16w4_gemv_stream_kernel<T, kTiles, kChunks, kZeros, kMx, kTiles <= 2>
+                                           : a16w4_gemv_stream_kernel<T, kTiles, kChunks, kZeros, kMx, false>;
       const int ctas = (p.N / kTileRows * p.splits + kStreamWarps - 1) / kStreamWarps;
       kernel<<<ctas, kStreamWarps * 32, smem, stream>>>(p, x_map);
       C10_CUDA_KERNEL_LAUNCH_CHECK();

@@ -104,17 +104,22 @@ bool gemv_stream_applies(int64_t M, int64_t N, int64_t K, int64_t g, bool mx, co
          (!zeros || aligned(*zeros, 8));
 }
 
-// v8's x and scales one block ahead (w4_gemv_stream.cuh kPrefetch): for 8 tokens 2 (issued after the
-// block's own loads are in; session 13), where 1 (session 7's: +1-3% at M = 1 over loading them at
-// the top of the block) issued them too early; 16 tokens without (the prefetch costs them a CTA
-// per SM: 3 instead of 4, and 2-16%). LOWBIT_A16W4_STREAM_PREFETCH=0|1|2 forces one (A/B runs;
-// 2 is built for 8 tokens only, 16 get 1).
-int gemv_stream_prefetch(int64_t M) {
+// v8's x and scales one block ahead: for 8 tokens (+1-3% at M = 1 over loading them at the top of
+// the block); 16 tokens without (the prefetch costs them a CTA per SM: 3 instead of 4, and 2-16%).
+// LOWBIT_A16W4_STREAM_PREFETCH=0|1 forces either (A/B runs).
+bool gemv_stream_prefetch(int64_t M) {
   static const int64_t knob = env::integer("LOWBIT_A16W4_STREAM_PREFETCH", -1);
-  const int tiles = gemv_token_tiles(M);
-  if (tiles > 2) return 0;  // 32 tokens: never
-  if (knob < 0) return tiles == 1 ? 2 : 0;
-  return knob <= 0 ? 0 : tiles == 1 ? int(std::min<int64_t>(knob, 2)) : 1;
+  return gemv_token_tiles(M) <= 2 && (knob < 0 ? gemv_token_tiles(M) == 1 : knob != 0);  // 32 tokens: never
+}
+// v8 with the prefetch: what it requests before its ring's first blocks (w4_gemv_stream.cuh): 2 =
+// the first block's x and scales and an L2 prefetch of the next blocks' x (default; session 13),
+// 1 = the loads only, 0 = nothing (both after the ring's requests, as before session 13).
+// LOWBIT_A16W4_STREAM_FIRST=prefetch|early|late picks one (A/B runs).
+int gemv_stream_first() {
+  static const int first = env::is("LOWBIT_A16W4_STREAM_FIRST", "late")    ? 0
+                           : env::is("LOWBIT_A16W4_STREAM_FIRST", "early") ? 1
+                                                                           : 2;
+  return first;
 }
 // v8 with x through a ring of the CTA: x by TMA boxes into shared memory instead of global loads.
 // The CTA's four warps must share their K split: N % 64 == 0. Default at 17..32 tokens (int4 g128
@@ -131,7 +136,7 @@ bool gemv_stream_xring(int64_t M, int64_t N) {
 // (the launch bounds leave room for 12-16), each warp one 16-row tile over K / splits.
 GemvPlan plan_gemv_stream(int64_t M, int64_t N, int64_t K, int sms) {
   static const int64_t knob = env::integer("LOWBIT_A16W4_STREAM_WARPS", 16);
-  const int ctas_per_sm = stream_ctas_per_sm(gemv_token_tiles(M), gemv_stream_prefetch(M) != 0);
+  const int ctas_per_sm = stream_ctas_per_sm(gemv_token_tiles(M), gemv_stream_prefetch(M));
   const int64_t per_sm = std::clamp<int64_t>(knob, 1, int64_t(kStreamWarps) * ctas_per_sm);
   const KSplit s = warp_stream_split(K / kBlockElems, N / kTileRows, per_sm * sms);
   return {int(s.slice_steps * kBlockElems), int(s.splits)};
@@ -171,11 +176,8 @@ Tensor gemv(const Tensor& x, const Tensor& w, const Tensor& scales, const OptTen
   p.bulk = bulk ? 1 : 0;
   p.regs = regs;
   p.xring = stream && gemv_stream_xring(M, N) ? 1 : 0;
-  p.prefetch = p.xring ? (gemv_token_tiles(M) == 1 ? 1 : 0) : gemv_stream_prefetch(M);
-  // v8 requests the first block's x and scales before its ring (session 13); LOWBIT_A16W4_STREAM_FIRST=late
-  // after it, as before (A/B runs)
-  static const bool first_late = env::is("LOWBIT_A16W4_STREAM_FIRST", "late");
-  p.first_late = first_late ? 1 : 0;
+  p.prefetch = (p.xring ? gemv_token_tiles(M) == 1 : gemv_stream_prefetch(M)) ? 1 : 0;
+  p.first = gemv_stream_first();
   CUtensorMap x_map{};  // boxes of M x 128 elements (one block of every token)
   if (p.xring) x_map = tma::make_2d_rows16(x.data_ptr(), M, K, K, uint32_t(M), kBlockElems);
   // arrival counters: per 128-row CTA, or per 16-row tile (v8)

@@ -25,9 +25,8 @@ struct GemvParams {
   int splits;
   int bulk;               // 1: full blocks by 1 KB bulk copies (default; LOWBIT_A16W4_BULK=0: cp.async)
   int regs;               // 0: GEMV v6; 1: v7, register streaming (the 32-token tile); 2: v7b; 3: v8 (w4_ops.cpp)
-  int prefetch;           // v8: x and scales one block ahead, 1 or 2 (w4_ops.cpp gemv_stream_prefetch), or 0
-  int zero;               // always 0: v8's prefetch 2 orders its loads through it (w4_gemv_stream.cuh)
-  int first_late;         // v8: 1 = the first block's x and scales after the ring's first requests (A/B runs)
+  int prefetch;           // v8: x and scales one block ahead (w4_ops.cpp gemv_stream_prefetch)
+  int first;              // v8 with the prefetch: its first loads before the ring's (w4_ops.cpp gemv_stream_first)
   int xring;              // v8: x through a ring of the CTA by TMA boxes (w4_ops.cpp gemv_stream_xring)
 };
 
@@ -41,6 +40,9 @@ constexpr int kStreamStages = 8;  // 1 KB blocks in flight per warp (a power of 
 // 16 / 32 tokens), beside the warps' 32 KB of code slots: at most 64 KB per CTA (3 CTAs at 32
 // tokens fit).
 constexpr int kXRingStages = 4;
+// v8's first blocks (1..8 tokens): x of blocks 1..kFirstXAhead prefetched into L2 before the
+// ring's first requests (block 0's x and scales are loaded then).
+constexpr int kFirstXAhead = 3;
 // CTAs per SM the launch bounds leave room for: 4 (<= 128 registers per thread), 3 (<= 168) for
 // 16 tokens with x loaded a block ahead (at 128 those spilled 12-268 bytes; 8 tokens at 96: 16-40).
 // 32 tokens (no prefetch; default for int4 g128 / per channel at 17..32): 3.
