@@ -184,25 +184,15 @@ __global__ void __launch_bounds__(kStreamWarps * 32, stream_ctas_per_sm(kTiles, 
     s_off += kVecStep;
   };
 
-  // The first block's x and scales are requested before the ring's first kStages blocks, and the
-  // next kFirstXAhead blocks' x lines are prefetched into L2 with them (session 13): every warp of
-  // the grid asks for its 8 KB at once (half of an 8192^2 matrix), and loads issued behind that
-  // queue waited ~6 us at M = 1 (ncu: 28% of the stall samples on the first block's wait for
-  // them, then 22% on the second's once the first came early). p.first (w4_ops.cpp
-  // gemv_stream_first): 0 = after the ring's requests (before session 13), 1 = the first block's
-  // loads first, 2 = and the x prefetch (default). 1..8 tokens (kPrefetch) only.
+  // The first block's x and scales are requested before the ring's first kStages blocks (session
+  // 13): every warp of the grid asks for its 8 KB at once (half of an 8192^2 matrix), and loads
+  // issued behind that queue waited ~6 us at M = 1 (ncu: 28% of the stall samples on the first
+  // block's wait for them). Measured +5-9% at M = 1 where a warp streams 16-28 blocks. (An L2
+  // prefetch of blocks 1..3's x with them, next in the profile, measured 2-8% slower: removed.)
+  // p.first = 0 (LOWBIT_A16W4_STREAM_FIRST=late): after the ring's requests, as before (A/B runs).
   In in[2];
   if constexpr (kPrefetch) {
     if (nb > 0 && p.first) load_in(in[0]);
-    if (!kXRing && p.first == 2) {  // (kXRing: x comes by TMA)
-#pragma unroll
-      for (int b = 1; b <= kFirstXAhead; ++b)
-#pragma unroll
-        for (int t = 0; t < kTiles; ++t)
-#pragma unroll
-          for (int line = 0; line < 2; ++line)  // this thread's 64 bytes of the block's 256: 2 lines
-            if (b < nb) ptx::prefetch_l2(xp[t] + b * kBlockElems + 64 * line);
-    }
   }
   if (lane == 0) {
 #pragma unroll

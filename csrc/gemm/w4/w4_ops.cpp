@@ -111,14 +111,11 @@ bool gemv_stream_prefetch(int64_t M) {
   static const int64_t knob = env::integer("LOWBIT_A16W4_STREAM_PREFETCH", -1);
   return gemv_token_tiles(M) <= 2 && (knob < 0 ? gemv_token_tiles(M) == 1 : knob != 0);  // 32 tokens: never
 }
-// v8 with the prefetch: what it requests before its ring's first blocks (w4_gemv_stream.cuh): 2 =
-// the first block's x and scales and an L2 prefetch of the next blocks' x (default; session 13),
-// 1 = the loads only, 0 = nothing (both after the ring's requests, as before session 13).
-// LOWBIT_A16W4_STREAM_FIRST=prefetch|early|late picks one (A/B runs).
+// v8 with the prefetch: its first block's x and scales requested before its ring's first blocks
+// (1, default; session 13: +5-9% at M = 1 on short splits) or after them (0, before session 13).
+// LOWBIT_A16W4_STREAM_FIRST=late|early picks one (A/B runs).
 int gemv_stream_first() {
-  static const int first = env::is("LOWBIT_A16W4_STREAM_FIRST", "late")    ? 0
-                           : env::is("LOWBIT_A16W4_STREAM_FIRST", "early") ? 1
-                                                                           : 2;
+  static const int first = env::is("LOWBIT_A16W4_STREAM_FIRST", "late") ? 0 : 1;
   return first;
 }
 // v8 with x through a ring of the CTA: x by TMA boxes into shared memory instead of global loads.

@@ -40,9 +40,6 @@ constexpr int kStreamStages = 8;  // 1 KB blocks in flight per warp (a power of 
 // 16 / 32 tokens), beside the warps' 32 KB of code slots: at most 64 KB per CTA (3 CTAs at 32
 // tokens fit).
 constexpr int kXRingStages = 4;
-// v8's first blocks (1..8 tokens): x of blocks 1..kFirstXAhead prefetched into L2 before the
-// ring's first requests (block 0's x and scales are loaded then).
-constexpr int kFirstXAhead = 3;
 // CTAs per SM the launch bounds leave room for: 4 (<= 128 registers per thread), 3 (<= 168) for
 // 16 tokens with x loaded a block ahead (at 128 those spilled 12-268 bytes; 8 tokens at 96: 16-40).
 // 32 tokens (no prefetch; default for int4 g128 / per channel at 17..32): 3.

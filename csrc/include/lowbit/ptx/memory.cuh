@@ -14,10 +14,6 @@ __device__ __forceinline__ uint4 ld_global_nc_v4(const void* p) {
   return v;
 }
 
-// Ask for the 128-byte line holding p to be brought into L2: no register, no scoreboard, no
-// fault (a hint), so nothing waits for it.
-__device__ __forceinline__ void prefetch_l2(const void* p) { asm volatile("prefetch.global.L2 [%0];" ::"l"(p)); }
-
 }  // namespace lowbit::ptx
 
 namespace lowbit::ptx {
