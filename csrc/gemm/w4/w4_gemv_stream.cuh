@@ -189,11 +189,10 @@ __global__ void __launch_bounds__(kStreamWarps * 32, stream_ctas_per_sm(kTiles, 
   // issued behind that queue waited ~6 us at M = 1 (ncu: 28% of the stall samples on the first
   // block's wait for them). Measured +5-9% at M = 1 where a warp streams 16-28 blocks. (An L2
   // prefetch of blocks 1..3's x with them, next in the profile, measured 2-8% slower: removed.)
-  // p.first = 0 (LOWBIT_A16W4_STREAM_FIRST=late): after the ring's requests, as before (A/B runs).
+  // p.first = 0: after the ring's requests, as before (default without the prefetch, at 9..32
+  // tokens, where it has not been measured yet: LOWBIT_A16W4_STREAM_FIRST=early|late).
   In in[2];
-  if constexpr (kPrefetch) {
-    if (nb > 0 && p.first) load_in(in[0]);
-  }
+  if (nb > 0 && p.first) load_in(in[0]);  // (without the prefetch block 0 then skips its load)
   if (lane == 0) {
 #pragma unroll
     for (int s = 0; s < kStages; ++s) ptx::mbarrier_init(&bar[s], 1), ptx::mbarrier_init(&ebar[s], 32);
@@ -255,7 +254,7 @@ __global__ void __launch_bounds__(kStreamWarps * 32, stream_ctas_per_sm(kTiles, 
     }
     if constexpr (kPrefetch) {
       if (b + 1 < nb) load_in(next);
-    } else {
+    } else if (b > 0 || !p.first) {
       load_in(in);
     }
     // ---- the block's weights: this thread's words of rows grp and grp + 8 (layout v3 chunks)

@@ -111,12 +111,15 @@ bool gemv_stream_prefetch(int64_t M) {
   static const int64_t knob = env::integer("LOWBIT_A16W4_STREAM_PREFETCH", -1);
   return gemv_token_tiles(M) <= 2 && (knob < 0 ? gemv_token_tiles(M) == 1 : knob != 0);  // 32 tokens: never
 }
-// v8 with the prefetch: its first block's x and scales requested before its ring's first blocks
-// (1, default; session 13: +5-9% at M = 1 on short splits) or after them (0, before session 13).
-// LOWBIT_A16W4_STREAM_FIRST=late|early picks one (A/B runs).
-int gemv_stream_first() {
-  static const int first = env::is("LOWBIT_A16W4_STREAM_FIRST", "late") ? 0 : 1;
-  return first;
+// v8's first block's x and scales requested before its ring's first blocks (1) or after them (0,
+// before session 13). Default: 1 with the prefetch (1..8 tokens; session 13: +5-9% at M = 1 on
+// short splits), 0 without it (9..32 tokens: not measured yet). LOWBIT_A16W4_STREAM_FIRST=
+// early|late forces one at every token count (A/B runs).
+int gemv_stream_first(bool prefetch) {
+  static const int knob = env::is("LOWBIT_A16W4_STREAM_FIRST", "late")    ? 0
+                          : env::is("LOWBIT_A16W4_STREAM_FIRST", "early") ? 1
+                                                                          : -1;
+  return knob >= 0 ? knob : prefetch ? 1 : 0;
 }
 // v8 with x through a ring of the CTA: x by TMA boxes into shared memory instead of global loads.
 // The CTA's four warps must share their K split: N % 64 == 0. Default at 17..32 tokens (int4 g128
@@ -174,7 +177,7 @@ Tensor gemv(const Tensor& x, const Tensor& w, const Tensor& scales, const OptTen
   p.regs = regs;
   p.xring = stream && gemv_stream_xring(M, N) ? 1 : 0;
   p.prefetch = (p.xring ? gemv_token_tiles(M) == 1 : gemv_stream_prefetch(M)) ? 1 : 0;
-  p.first = gemv_stream_first();
+  p.first = gemv_stream_first(p.prefetch != 0);
   CUtensorMap x_map{};  // boxes of M x 128 elements (one block of every token)
   if (p.xring) x_map = tma::make_2d_rows16(x.data_ptr(), M, K, K, uint32_t(M), kBlockElems);
   // arrival counters: per 128-row CTA, or per 16-row tile (v8)
