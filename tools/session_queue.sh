@@ -883,14 +883,24 @@ TAIL=50 step 150 table16 python3 bench/gemm.py --formats a16w4,mxfp4,a16w8 --ms 
 fi
 # Session 13's queue for session 14 (written after the last device call, compiled here, not run):
 # v8's first loads before the ring at 9..32 tokens too (LOWBIT_A16W4_STREAM_FIRST=early; default
-# there: late), the variants, the A/B, and the model's decode step on the final default (B = 1, 16).
+# there: late); v8 requesting 1 / 2 / 4 ring slots before block 0 and the rest after it
+# (LOWBIT_A16W4_STREAM_FIRST_SLOTS; default 8); the variants, the A/Bs, racecheck, and the model's
+# decode step on the release default (B = 1, 16).
 #   PART=80 LOWBIT_KERNELS=quant,w4 TESTS="tests/test_cuda_a16w4.py tests/test_cuda_mxfp4.py" \
 #     EXTRA='bash tools/session_queue.sh' BENCH=0 bash tools/device_run.sh
 if [ "$PART" = 80 ]; then
-TAIL=8 step 150 variants python3 -m pytest -q -m cuda -p no:cacheprovider tests/test_cuda_variants.py -k "first"
+TAIL=8 step 200 variants python3 -m pytest -q -m cuda -p no:cacheprovider tests/test_cuda_variants.py -k "first"
 TAIL=30 step_ab 45 first9 "default:" "early:LOWBIT_A16W4_STREAM_FIRST=early" -- \
   --formats a16w4,mxfp4 --ms 1,12,16,24,32 --shapes 8192x8192,28672x8192,4096x14336,14336x4096 --peers none \
   --no-ceilings --budget-s 35
+TAIL=30 step_ab 45 slots "s8:" "s1:LOWBIT_A16W4_STREAM_FIRST_SLOTS=1" "s2:LOWBIT_A16W4_STREAM_FIRST_SLOTS=2" \
+  "s4:LOWBIT_A16W4_STREAM_FIRST_SLOTS=4" -- --formats a16w4,mxfp4 --ms 1,8 \
+  --shapes 8192x8192,28672x8192,4096x14336,14336x4096 --peers none --no-ceilings --budget-s 35
+fi
+# ... and on the warm machine: PART=81 OUT=$OUT bash tools/session_queue.sh
+if [ "$PART" = 81 ]; then
+TAIL=4 step 150 racecheck env LOWBIT_A16W4_STREAM_FIRST_SLOTS=1 compute-sanitizer --tool racecheck --error-exitcode 9 \
+  python3 tests/sanitize_w4_int8.py
 TAIL=20 step 150 model python3 bench/model.py --fused --decode-mode regional --formats a16w4 --batch 1,16 --prefill "" \
   --out "$OUT/model.json"
 fi

@@ -205,8 +205,8 @@ __global__ void __launch_bounds__(kStreamWarps * 32, stream_ctas_per_sm(kTiles, 
     }
     ptx::fence_barrier_init();
 #pragma unroll
-    for (int s = 0; s < kStages; ++s)
-      if (s < nb) request(s, src + size_t(s) * 256);
+    for (int s = 0; s < kStages; ++s)  // the first p.first_slots now, the rest after block 0 (below)
+      if (s < nb && s < p.first_slots) request(s, src + size_t(s) * 256);
     if constexpr (kXRing) {
       if (warp == 0) {
 #pragma unroll
@@ -221,6 +221,19 @@ __global__ void __launch_bounds__(kStreamWarps * 32, stream_ctas_per_sm(kTiles, 
   else __syncwarp();
   if constexpr (kPrefetch) {
     if (nb > 0 && !p.first) load_in(in[0]);
+  }
+  // The ring's other slots once block 0 is in (p.first_slots < kStages; session 13's candidate,
+  // off by default): every warp's first blocks then come before any warp's later ones, so a warp
+  // starts its work after ~first_slots KB a warp of the grid's requests instead of up to 8 KB
+  // (8192^2 at M = 1: each warp's ~16 us of blocks began up to ~5 us late). Outside the loop: in
+  // it, this code made ptxas spill in four instances.
+  if (p.first_slots < kStages && nb > 0) {
+    ptx::mbarrier_wait(&bar[0], 0);
+    if (lane == 0) {
+#pragma unroll
+      for (int s = 1; s < kStages; ++s)
+        if (s >= p.first_slots && s < nb) request(s, src + size_t(s) * 256);
+    }
   }
   // Release a slot, then refill it: every thread arrives on the slot's empty barrier (its reads
   // are done), and the producing thread waits for all of them before its copy overwrites the slot

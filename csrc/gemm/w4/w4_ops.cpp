@@ -178,6 +178,10 @@ Tensor gemv(const Tensor& x, const Tensor& w, const Tensor& scales, const OptTen
   p.xring = stream && gemv_stream_xring(M, N) ? 1 : 0;
   p.prefetch = (p.xring ? gemv_token_tiles(M) == 1 : gemv_stream_prefetch(M)) ? 1 : 0;
   p.first = gemv_stream_first(p.prefetch != 0);
+  // v8's ring slots requested before its first block, the rest once that block is in: all of
+  // them (default) or LOWBIT_A16W4_STREAM_FIRST_SLOTS=1..8 (session 13's candidate, not measured)
+  static const int first_slots = int(std::clamp<int64_t>(env::integer("LOWBIT_A16W4_STREAM_FIRST_SLOTS", kStreamStages), 1, kStreamStages));
+  p.first_slots = first_slots;
   CUtensorMap x_map{};  // boxes of M x 128 elements (one block of every token)
   if (p.xring) x_map = tma::make_2d_rows16(x.data_ptr(), M, K, K, uint32_t(M), kBlockElems);
   // arrival counters: per 128-row CTA, or per 16-row tile (v8)
