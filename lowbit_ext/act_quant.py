@@ -78,6 +78,14 @@ def use_under_compile() -> bool:
     return COMPILE_ACT_QUANT and torch.compiler.is_compiling()
 
 
+def quantized_mm(quantize, mm, x: Tensor, w: Tensor, w_scale: Tensor, bias) -> Tensor:
+    """A format's linear under torch.compile (use_under_compile): x quantized by ``quantize``
+    (one of this module's, which inductor fuses into x's producer), then the GEMM op ``mm``
+    (``ops.w8a8_fp8_mm`` ...) on the codes, output in x's dtype."""
+    xq, xs = quantize(x)
+    return mm(xq, xs, w, w_scale, bias, x.dtype)
+
+
 def _check(op: str, x: Tensor, k_multiple: int, why: str) -> None:
     # The same contract as the ops' (contract::quantizer_input), on metadata only, so it
     # traces; raised at trace time under torch.compile, where no real op has run yet.

@@ -93,12 +93,9 @@ class W8A8Fp8(FormatSpec):
         return Fp8Weight(w=q, w_scale=s, **opts)
 
     def _linear2d(self, x, qw, bias):
+        # (per-tensor scales keep the fused op: a whole-tensor amax is a reduction of its own)
         if qw.act_per_token and act_quant.use_under_compile():
-            # under torch.compile: the quantizer in torch ops (inductor fuses it into x's
-            # producer), then the GEMM on the codes; eagerly the fused op. Per-tensor scales
-            # keep the fused op (a whole-tensor amax is a reduction of its own anyway).
-            xq, xs = act_quant.fp8_per_token(x)
-            return ops.w8a8_fp8_mm(xq, xs, qw.w, qw.w_scale, bias, x.dtype)
+            return act_quant.quantized_mm(act_quant.fp8_per_token, ops.w8a8_fp8_mm, x, qw.w, qw.w_scale, bias)
         return ops.w8a8_fp8_linear(x, qw.w, qw.w_scale, bias, qw.act_per_token)
 
     def _dequantize(self, qw):
@@ -137,9 +134,8 @@ class Fp8Block(FormatSpec):
         return Fp8BlockWeight(w=q, w_scale=s)
 
     def _linear2d(self, x, qw, bias):
-        if act_quant.use_under_compile():  # as W8A8Fp8's: quantizer in torch ops + the GEMM op
-            xq, xs = act_quant.fp8_1x128(x)
-            return ops.fp8_block_mm(xq, xs, qw.w, qw.w_scale, bias, x.dtype)
+        if act_quant.use_under_compile():
+            return act_quant.quantized_mm(act_quant.fp8_1x128, ops.fp8_block_mm, x, qw.w, qw.w_scale, bias)
         return ops.fp8_block_linear(x, qw.w, qw.w_scale, bias)
 
     def _dequantize(self, qw):

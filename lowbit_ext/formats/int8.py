@@ -67,10 +67,7 @@ class A16W8(_Int8):
 class W8A8Int8(_Int8):
     def _linear2d(self, x, qw, bias):
         if act_quant.use_under_compile():
-            # under torch.compile: the quantizer in torch ops (inductor fuses it into x's
-            # producer), then the GEMM on the codes; eagerly the fused op
-            xq, xs = act_quant.int8_per_token(x)
-            return ops.w8a8_int8_mm(xq, xs, qw.w, qw.w_scale, bias, x.dtype)
+            return act_quant.quantized_mm(act_quant.int8_per_token, ops.w8a8_int8_mm, x, qw.w, qw.w_scale, bias)
         return ops.w8a8_int8_linear(x, qw.w, qw.w_scale, bias)
 
 
