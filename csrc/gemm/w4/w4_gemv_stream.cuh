@@ -121,6 +121,12 @@ __global__ void __launch_bounds__(kStreamWarps * 32, stream_ctas_per_sm(kTiles, 
     ptx::mbarrier_arrive_expect_tx(&bar[s], 1024);
     ptx::bulk_copy_g2s(slots + s * kSlot, from, 1024, &bar[s]);
   };
+  // The ring's first fills, blocks [s0, s1) of the split into slots s0.. (lane 0)
+  auto request_first = [&](int s0, int s1) {
+#pragma unroll
+    for (int s = 0; s < kStages; ++s)
+      if (s >= s0 && s < s1 && s < nb) request(s, src + size_t(s) * 256);
+  };
   // kXRing: x slot k holds block b's x (b % kXRingStages == k) as M rows of 256 bytes; the TMA
   // boxes land 128-byte aligned (the region is aligned up from the array itself, so its loads stay
   // ld.shared; the launch adds 128 bytes). Warp 0's lane 0 fills the slots.
@@ -204,9 +210,7 @@ __global__ void __launch_bounds__(kStreamWarps * 32, stream_ctas_per_sm(kTiles, 
       }
     }
     ptx::fence_barrier_init();
-#pragma unroll
-    for (int s = 0; s < kStages; ++s)  // the first p.first_slots now, the rest after block 0 (below)
-      if (s < nb && s < p.first_slots) request(s, src + size_t(s) * 256);
+    request_first(0, p.first_slots);  // the rest after block 0 where first_slots < kStages (below)
     if constexpr (kXRing) {
       if (warp == 0) {
 #pragma unroll
@@ -229,11 +233,7 @@ __global__ void __launch_bounds__(kStreamWarps * 32, stream_ctas_per_sm(kTiles, 
   // it, this code made ptxas spill in four instances.
   if (p.first_slots < kStages && nb > 0) {
     ptx::mbarrier_wait(&bar[0], 0);
-    if (lane == 0) {
-#pragma unroll
-      for (int s = 1; s < kStages; ++s)
-        if (s >= p.first_slots && s < nb) request(s, src + size_t(s) * 256);
-    }
+    if (lane == 0) request_first(p.first_slots, kStages);
   }
   // Release a slot, then refill it: every thread arrives on the slot's empty barrier (its reads
   // are done), and the producing thread waits for all of them before its copy overwrites the slot
