@@ -39,16 +39,9 @@ VARIANTS = [
      "matches_reference or repeatable or nan_scale or large_k"),
     ("a16w4-gemv-stream-no-prefetch", {"LOWBIT_A16W4_STREAM_PREFETCH": "0", **GEMV_ONLY}, ["test_cuda_a16w4.py", "test_cuda_mxfp4.py"],
      "matches_reference or repeatable or nan_scale or large_k"),
-    # v8's first loads after its ring's first requests at every token count (before session 13;
-    # default: before at 1..8 tokens), and before at every token count (9..32 too)
+    # v8's first loads after its ring's first requests (before session 13; default: before them)
     ("a16w4-gemv-stream-first-late", {"LOWBIT_A16W4_STREAM_FIRST": "late", **GEMV_ONLY}, ["test_cuda_a16w4.py", "test_cuda_mxfp4.py"],
      "matches_reference or repeatable or nan_scale or large_k"),
-    ("a16w4-gemv-stream-first-early", {"LOWBIT_A16W4_STREAM_FIRST": "early", **GEMV_ONLY}, ["test_cuda_a16w4.py", "test_cuda_mxfp4.py"],
-     "matches_reference or repeatable or nan_scale or large_k"),
-    # v8 requesting one ring slot before its first block and the other seven once it is in
-    # (default: all eight before)
-    ("a16w4-gemv-stream-first-slots", {"LOWBIT_A16W4_STREAM_FIRST_SLOTS": "1", **GEMV_ONLY}, ["test_cuda_a16w4.py", "test_cuda_mxfp4.py"],
-     "matches_reference or repeatable or nan_scale or large_k or graph"),
     # v8 with x through a ring of the CTA (TMA boxes; N % 64 == 0) at every token count (default:
     # 17..32), and at none
     ("a16w4-gemv-stream-xring", {"LOWBIT_A16W4_STREAM_X": "ring", **GEMV_ONLY}, ["test_cuda_a16w4.py", "test_cuda_mxfp4.py"],

@@ -904,3 +904,12 @@ TAIL=4 step 150 racecheck env LOWBIT_A16W4_STREAM_FIRST_SLOTS=1 compute-sanitize
 TAIL=20 step 150 model python3 bench/model.py --fused --decode-mode regional --formats a16w4 --batch 1,16 --prefill "" \
   --out "$OUT/model.json"
 fi
+# Session 14: the first profile of the mixed-input wgmma at large M (never run before; README:
+# a16w4 g128 0.93x at M = 256, 0.73x at 1024 against the 1.1x / 0.9x targets): ncu full set with
+# the source page, int4 g128 folded at M = 1024 and 256, cuBLAS bf16 at M = 1024, 8192^2.
+#   PART=82 OUT=$OUT bash tools/session_queue.sh   (after device_run.sh built quant,w4)
+if [ "$PART" = 82 ]; then
+TAIL=40 step 300 wgprof env SOURCE=1 \
+  VARIANTS="int4_m1024:a16w4:1024:wgmma int4_m256:a16w4:256:wgmma bf16_m1024:bf16:1024:nvjet|gemm|xmma|cutlass" \
+  OUT="$OUT" bash tools/wgmma_profile.sh
+fi

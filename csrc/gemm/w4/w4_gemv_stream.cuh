@@ -121,11 +121,14 @@ __global__ void __launch_bounds__(kStreamWarps * 32, stream_ctas_per_sm(kTiles, 
     ptx::mbarrier_arrive_expect_tx(&bar[s], 1024);
     ptx::bulk_copy_g2s(slots + s * kSlot, from, 1024, &bar[s]);
   };
-  // The ring's first fills, blocks [s0, s1) of the split into slots s0.. (lane 0)
-  auto request_first = [&](int s0, int s1) {
+  // The ring's first fills, blocks 0 .. kStages - 1 of the split (lane 0). (Session 13's
+  // candidate that requested only the first 1, 2 or 4 of them before block 0 and the rest once it
+  // was in measured within +-1% of all eight at M = 1 and 8 on the four shapes, s14-call1:
+  // removed.)
+  auto request_first = [&] {
 #pragma unroll
     for (int s = 0; s < kStages; ++s)
-      if (s >= s0 && s < s1 && s < nb) request(s, src + size_t(s) * 256);
+      if (s < nb) request(s, src + size_t(s) * 256);
   };
   // kXRing: x slot k holds block b's x (b % kXRingStages == k) as M rows of 256 bytes; the TMA
   // boxes land 128-byte aligned (the region is aligned up from the array itself, so its loads stay
@@ -195,8 +198,9 @@ __global__ void __launch_bounds__(kStreamWarps * 32, stream_ctas_per_sm(kTiles, 
   // issued behind that queue waited ~6 us at M = 1 (ncu: 28% of the stall samples on the first
   // block's wait for them). Measured +5-9% at M = 1 where a warp streams 16-28 blocks. (An L2
   // prefetch of blocks 1..3's x with them, next in the profile, measured 2-8% slower: removed.)
-  // p.first = 0: after the ring's requests, as before (default without the prefetch, at 9..32
-  // tokens, where it has not been measured yet: LOWBIT_A16W4_STREAM_FIRST=early|late).
+  // At 9..32 tokens (no prefetch) too since session 14 (s14-call1, same call: 28672x8192 M = 12 /
+  // 16 / 32 -5..-6%, 8192^2 -1%, 14336x4096 +1%, mxfp4 within +-2%). p.first = 0
+  // (LOWBIT_A16W4_STREAM_FIRST=late, A/B runs): after the ring's requests, as before session 13.
   In in[2];
   if (nb > 0 && p.first) load_in(in[0]);  // (without the prefetch block 0 then skips its load)
   if (lane == 0) {
@@ -210,7 +214,7 @@ __global__ void __launch_bounds__(kStreamWarps * 32, stream_ctas_per_sm(kTiles, 
       }
     }
     ptx::fence_barrier_init();
-    request_first(0, p.first_slots);  // the rest after block 0 where first_slots < kStages (below)
+    request_first();
     if constexpr (kXRing) {
       if (warp == 0) {
 #pragma unroll
@@ -225,15 +229,6 @@ __global__ void __launch_bounds__(kStreamWarps * 32, stream_ctas_per_sm(kTiles, 
   else __syncwarp();
   if constexpr (kPrefetch) {
     if (nb > 0 && !p.first) load_in(in[0]);
-  }
-  // The ring's other slots once block 0 is in (p.first_slots < kStages; session 13's candidate,
-  // off by default): every warp's first blocks then come before any warp's later ones, so a warp
-  // starts its work after ~first_slots KB a warp of the grid's requests instead of up to 8 KB
-  // (8192^2 at M = 1: each warp's ~16 us of blocks began up to ~5 us late). Outside the loop: in
-  // it, this code made ptxas spill in four instances.
-  if (p.first_slots < kStages && nb > 0) {
-    ptx::mbarrier_wait(&bar[0], 0);
-    if (lane == 0) request_first(p.first_slots, kStages);
   }
   // Release a slot, then refill it: every thread arrives on the slot's empty barrier (its reads
   // are done), and the producing thread waits for all of them before its copy overwrites the slot

@@ -112,14 +112,12 @@ bool gemv_stream_prefetch(int64_t M) {
   return gemv_token_tiles(M) <= 2 && (knob < 0 ? gemv_token_tiles(M) == 1 : knob != 0);  // 32 tokens: never
 }
 // v8's first block's x and scales requested before its ring's first blocks (1) or after them (0,
-// before session 13). Default: 1 with the prefetch (1..8 tokens; session 13: +5-9% at M = 1 on
-// short splits), 0 without it (9..32 tokens: not measured yet). LOWBIT_A16W4_STREAM_FIRST=
-// early|late forces one at every token count (A/B runs).
-int gemv_stream_first(bool prefetch) {
-  static const int knob = env::is("LOWBIT_A16W4_STREAM_FIRST", "late")    ? 0
-                          : env::is("LOWBIT_A16W4_STREAM_FIRST", "early") ? 1
-                                                                          : -1;
-  return knob >= 0 ? knob : prefetch ? 1 : 0;
+// before session 13). Default 1 at every token count (session 13: +5-9% at M = 1 on short splits;
+// session 14 at 9..32 tokens: -5..-6% on 28672x8192, +-1% elsewhere). LOWBIT_A16W4_STREAM_FIRST=late
+// forces 0 (A/B runs).
+int gemv_stream_first() {
+  static const bool late = env::is("LOWBIT_A16W4_STREAM_FIRST", "late");
+  return late ? 0 : 1;
 }
 // v8 with x through a ring of the CTA: x by TMA boxes into shared memory instead of global loads.
 // The CTA's four warps must share their K split: N % 64 == 0. Default at 17..32 tokens (int4 g128
@@ -177,11 +175,7 @@ Tensor gemv(const Tensor& x, const Tensor& w, const Tensor& scales, const OptTen
   p.regs = regs;
   p.xring = stream && gemv_stream_xring(M, N) ? 1 : 0;
   p.prefetch = (p.xring ? gemv_token_tiles(M) == 1 : gemv_stream_prefetch(M)) ? 1 : 0;
-  p.first = gemv_stream_first(p.prefetch != 0);
-  // v8's ring slots requested before its first block, the rest once that block is in: all of
-  // them (default) or LOWBIT_A16W4_STREAM_FIRST_SLOTS=1..8 (session 13's candidate, not measured)
-  static const int first_slots = int(std::clamp<int64_t>(env::integer("LOWBIT_A16W4_STREAM_FIRST_SLOTS", kStreamStages), 1, kStreamStages));
-  p.first_slots = first_slots;
+  p.first = gemv_stream_first();
   CUtensorMap x_map{};  // boxes of M x 128 elements (one block of every token)
   if (p.xring) x_map = tma::make_2d_rows16(x.data_ptr(), M, K, K, uint32_t(M), kBlockElems);
   // arrival counters: per 128-row CTA, or per 16-row tile (v8)

@@ -27,7 +27,6 @@ struct GemvParams {
   int regs;               // 0: GEMV v6; 1: v7, register streaming (the 32-token tile); 2: v7b; 3: v8 (w4_ops.cpp)
   int prefetch;           // v8: x and scales one block ahead (w4_ops.cpp gemv_stream_prefetch)
   int first;              // v8: its first block's loads before the ring's (w4_ops.cpp gemv_stream_first)
-  int first_slots;        // v8: ring slots requested before block 0, 1..kStreamStages (the rest after it)
   int xring;              // v8: x through a ring of the CTA by TMA boxes (w4_ops.cpp gemv_stream_xring)
 };
 
