@@ -913,3 +913,16 @@ TAIL=40 step 300 wgprof env SOURCE=1 \
   VARIANTS="int4_m1024:a16w4:1024:wgmma int4_m256:a16w4:256:wgmma bf16_m1024:bf16:1024:nvjet|gemm|xmma|cutlass" \
   OUT="$OUT" bash tools/wgmma_profile.sh
 fi
+# Session 14, call 4: x permuted before the mixed-input wgmma at 128 tokens per CTA
+# (LOWBIT_W4_WGMMA_XPRE=1; no quad shuffles in the operand build): its variant tests, the A/B with
+# the wgmma forced at every M > 32 (so mxfp4 and M = 2048 run it too), and its profile at M = 1024.
+#   PART=83 LOWBIT_KERNELS=quant,w4 TESTS="tests/test_cuda_a16w4.py tests/test_cuda_mxfp4.py" \
+#     EXTRA='bash tools/session_queue.sh' BENCH=0 bash tools/device_run.sh
+if [ "$PART" = 83 ]; then
+TAIL=8 step 200 variants python3 -m pytest -q -m cuda -p no:cacheprovider tests/test_cuda_variants.py -k "wgmma and pre"
+TAIL=40 step_ab 100 xpre "wg:LOWBIT_A16W4_LARGE=wgmma" "xpre:LOWBIT_A16W4_LARGE=wgmma LOWBIT_W4_WGMMA_XPRE=1" -- \
+  --formats a16w4,mxfp4 --ms 128,256,512,1024,2048 --shapes 8192x8192,28672x8192,4096x14336,14336x4096 --peers none \
+  --no-ceilings --budget-s 80
+TAIL=20 step 150 wgprof_xpre env SOURCE=1 LOWBIT_W4_WGMMA_XPRE=1 VARIANTS="xpre_m1024:a16w4:1024:wgmma" OUT="$OUT" \
+  bash tools/wgmma_profile.sh
+fi

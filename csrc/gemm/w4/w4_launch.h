@@ -29,6 +29,9 @@ void launch_dequant_mx(Elem t, bool fp32_out, const uint32_t* w, const uint8_t* 
 // per group, which needs sum_x (M, K / group) fp32 sums of x per group first (launch_sum_x).
 // mx: mxfp4 weights (E8M0 scales in p.scales, no sum_x; bf16 x only).
 void launch_sum_x(Elem t, const void* x, float* sum_x, int64_t M, int64_t K, int64_t group, cudaStream_t stream);
+// x (M, K) 16-bit, contiguous, K % 32 == 0 -> out (M, K): each 32-element chunk's 4-byte pairs
+// transposed 4 x 4 (out pair 4 i + a = x pair 4 a + i), the order p.x_pre kernels read.
+void launch_permute_x_chunks(const void* x, void* out, int64_t M, int64_t K, cudaStream_t stream);
 // row_tiles: 128-row m64 tiles per consumer warpgroup pair, 1 or 2 (256 rows per CTA, mx only;
 // N % 256 == 0).
 void launch_wgmma(Elem t, const CUtensorMap& tmap_x, const W4WgmmaParams& p, bool mx, int row_tiles, bool fold,

@@ -363,10 +363,21 @@ Tensor wgmma_matmul(const Tensor& x, const Tensor& w, const Tensor& scales, cons
   // 1.60 / 1.63 / 1.43x in 128-row CTAs; forced where the rule says no, 0.30-0.92x vs 0.63-1.72x)
   const int row_tiles = mx || (fold && (g == 128 || g == K)) ? chained_row_tiles(M, N) : 1;
   using enum WgmmaWeights;
-  const WgmmaPlan plan =
-      wgmma_plan(M, N, K, row_tiles, mx ? kMxfp4 : fold ? kInt4Fold : kInt4Promote, mx ? 0 : gemv_group_chunks(g));
-  const CUtensorMap tmap_x = tma::make_2d_sw128(x.data_ptr(), 2, M, K, K, plan.tokens);
+  const WgmmaWeights kind = mx ? kMxfp4 : fold ? kInt4Fold : kInt4Promote;
+  const WgmmaPlan plan = wgmma_plan(M, N, K, row_tiles, kind, mx ? 0 : gemv_group_chunks(g));
+  // x permuted once before the kernel (session 14's candidate, LOWBIT_W4_WGMMA_XPRE=1; 128 tokens
+  // per CTA): the consumers build their A fragments without quad shuffles (w4_params.h
+  // wgmma_x_pre_built says why).
+  static const bool x_pre_knob = env::flag("LOWBIT_W4_WGMMA_XPRE");
+  const bool x_pre = x_pre_knob && wgmma_x_pre_built(kind, plan.tokens, plan.ctas_per_sm);
+  Tensor x_perm;
+  if (x_pre) {
+    x_perm = at::empty({M, K}, x.options());
+    launch_permute_x_chunks(x.data_ptr(), x_perm.data_ptr(), M, K, stream);
+  }
+  const CUtensorMap tmap_x = tma::make_2d_sw128(x_pre ? x_perm.data_ptr() : x.data_ptr(), 2, M, K, K, plan.tokens);
   W4WgmmaParams p{};
+  p.x_pre = x_pre ? 1 : 0;
   p.w = reinterpret_cast<const uint32_t*>(w.data_ptr<int32_t>());
   p.scales = scales.data_ptr();
   p.zeros = zeros ? zeros->data_ptr() : nullptr;

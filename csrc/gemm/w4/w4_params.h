@@ -129,6 +129,15 @@ constexpr bool wgmma_x_permutable(WgmmaWeights w, int tokens, int chunks) {
   return !wgmma_rows8(w) && w != WgmmaWeights::kInt4Promote && (tokens <= 32 || (tokens == 64 && !int4_per_channel));
 }
 constexpr int kXPermuteThreads = 96;  // warps 1-3 of the producer warpgroup
+// x permuted once in global memory instead (session 14's candidate, LOWBIT_W4_WGMMA_XPRE=1; the
+// host's pass launch_permute_x_chunks, the kernel's kXPre): the same A fragments from the
+// thread's own words with no shuffles and no shared-memory pass, for 4-bit weights at 128 tokens
+// per CTA (the ncu profile of s14-call3: at M = 1024 / 256 the quad shuffles and shifts of the
+// operand build are the consumers' critical path, 19% / 13% of the stall samples short
+// scoreboard, and each warpgroup's build takes longer than its wgmma).
+constexpr bool wgmma_x_pre_built(WgmmaWeights w, int tokens, int ctas) {
+  return !wgmma_rows8(w) && w != WgmmaWeights::kInt4Promote && tokens == kWgTokens && ctas == 1;
+}
 // Which kernels also exist for two CTAs per SM (96 registers per consumer thread, half the shared
 // memory; chosen where one CTA per SM would overfill a wave, w4_ops.cpp wgmma_plan): 128-row CTAs of
 // <= 64 tokens, not the promotion variant, not int4 groups of 32 (chunks == 1: its 64-token build
@@ -153,6 +162,7 @@ struct W4WgmmaParams {
   int ctas_per_sm;       // 1, or 2 (wgmma_two_ctas; w4_ops.cpp wgmma_plan, LOWBIT_W4_WGMMA_CTAS)
   int splits;            // K splits (grid z), each kb_per_split 128-element blocks (the last fewer)
   int kb_per_split;
+  int x_pre;             // 1: x (the tensor map's) permuted by launch_permute_x_chunks (wgmma_x_pre_built kernels)
 };
 
 }  // namespace lowbit::w4

@@ -35,8 +35,9 @@
 // step s of the 32-element chunk j, elements 16 s + 2t (+1) sit in quad thread 2 s's word
 // and 16 s + 8 + 2t (+1) in quad thread 2 s + 1's, so each A register is one quad shuffle,
 // a shift by 4t and the GEMV's exact code -> 16-bit conversion (bench/NOTES.md) -- at 128
-// tokens. Where x is permuted (wgmma_x_permutable) the thread's own word j holds the pairs of
-// both of its k16 steps of chunk j (permute_x_blocks says how), so no shuffles.
+// tokens. Where x is permuted (wgmma_x_permutable, in shared memory; or kXPre, in global memory by
+// the host's pass before the kernel) the thread's own word j holds the pairs of both of its k16
+// steps of chunk j (permute_x_blocks says how), so no shuffles.
 //
 // kRows8: the weights are plain (N, K) byte rows. The producer loads the CTA's 128 rows x 128
 // bytes of a block by one TMA box with the 128-byte swizzle (16-byte chunk c of row r at chunk
@@ -180,7 +181,7 @@ __device__ __forceinline__ void permute_x_blocks(const W4WgmmaParams& p, uint8_t
 // The consumer warpgroups (1 and 2): 64 weight rows each per m64 tile (kRowTiles tiles: the
 // second 128 rows below the first), a warp one 16-row tile of each, all kBN tokens. kChunks:
 // 32-element chunks per group (1, 2, 4 for 32, 64, 128; 0: one group per row).
-template <typename T, WgmmaWeights kW, int kBN, int kChunks, bool kZeros, int kRowTiles, int kCtas>
+template <typename T, WgmmaWeights kW, int kBN, int kChunks, bool kZeros, int kRowTiles, int kCtas, bool kXPre>
 __device__ __forceinline__ void a16w4_wgmma_consume(const W4WgmmaParams& p, uint8_t* smem) {
   constexpr bool kMx = wgmma_mx(kW), kRows8 = wgmma_rows8(kW), kFold = kW == WgmmaWeights::kInt4Fold;
   static_assert(!kMx || (std::is_same_v<T, __nv_bfloat16> && kChunks == 0 && !kZeros),
@@ -197,7 +198,10 @@ __device__ __forceinline__ void a16w4_wgmma_consume(const W4WgmmaParams& p, uint
   uint64_t* full = reinterpret_cast<uint64_t*>(smem + Layout::kStages * Layout::kStageBytes);
   uint64_t* empty = full + Layout::kStages;
   uint64_t* x_ready = empty + Layout::kStages;
-  constexpr bool kXPermuted = wgmma_x_permutable(kW, kBN, kChunks);  // (permute_x_blocks)
+  // x permuted: in shared memory by the producer's warps 1-3 (permute_x_blocks; wait for x_ready),
+  // or before the kernel (kXPre: it comes by TMA as the consumers read it)
+  constexpr bool kXPermuteHere = !kXPre && wgmma_x_permutable(kW, kBN, kChunks);
+  constexpr bool kXPermuted = kXPre || kXPermuteHere;
   const int warpgroup = threadIdx.x / 128, warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int wg = warpgroup - 1, warp_in_wg = warp % 4;
   const int grp = lane / 4, tig = lane % 4, quad = lane & ~3;
@@ -314,7 +318,7 @@ __device__ __forceinline__ void a16w4_wgmma_consume(const W4WgmmaParams& p, uint
     }
     load_block_scales(kb + 1);
     ptx::mbarrier_wait(&full[stage], phase);
-    if constexpr (kXPermuted) ptx::mbarrier_wait(&x_ready[stage], phase);
+    if constexpr (kXPermuteHere) ptx::mbarrier_wait(&x_ready[stage], phase);
     // 4-bit codes: this warp's 1 KB chunk per row tile: row grp's 4 words at uint4 4 grp + tig,
     // row grp + 8's at +32
     const uint8_t* w_stage = smem + stage * Layout::kStageBytes + Layout::kXBytes;
@@ -486,7 +490,9 @@ __device__ __forceinline__ void a16w4_wgmma_consume(const W4WgmmaParams& p, uint
 // per CTA, so X is read from L2 once per 256 rows instead of 128 (chained formats only).
 // kCtas = 2: two CTAs per SM (w4_params.h wgmma_two_ctas), twice the warps to hide the consumers'
 // latency, at half the shared memory (fewer stages) and 96 registers per consumer thread.
-template <typename T, WgmmaWeights kW, int kBN, int kChunks, bool kZeros, int kRowTiles, int kCtas = 1>
+// kXPre: x arrives permuted (p.x_pre; w4_params.h wgmma_x_pre_built).
+template <typename T, WgmmaWeights kW, int kBN, int kChunks, bool kZeros, int kRowTiles, int kCtas = 1,
+          bool kXPre = false>
 __global__ void __launch_bounds__(kWgThreads, kCtas)
     a16w4_wgmma_kernel(const __grid_constant__ CUtensorMap tmap_x, const __grid_constant__ CUtensorMap tmap_w,
                        const W4WgmmaParams p) {
@@ -499,9 +505,10 @@ __global__ void __launch_bounds__(kWgThreads, kCtas)
   // (128 x 40 + 256 x 232 = 384 x 168); two CTAs: launch 80 -> 48 / 96. Where warps 1-3 permute x
   // (<= 64 tokens: 8-64 accumulators) they keep 56 (ptxas spilled their addresses at 40) and the
   // consumers take 224.
-  constexpr bool kXPermuted = wgmma_x_permutable(kW, kBN, kChunks);
-  constexpr int kProducerRegs = kCtas == 2 ? 48 : kXPermuted ? 56 : 40;
-  constexpr int kConsumerRegs = kCtas == 2 ? 96 : kXPermuted ? 224 : 232;
+  static_assert(!kXPre || wgmma_x_pre_built(kW, kBN, kCtas), "x permuted before the kernel: w4_params.h wgmma_x_pre_built");
+  constexpr bool kXPermuteHere = !kXPre && wgmma_x_permutable(kW, kBN, kChunks);
+  constexpr int kProducerRegs = kCtas == 2 ? 48 : kXPermuteHere ? 56 : 40;
+  constexpr int kConsumerRegs = kCtas == 2 ? 96 : kXPermuteHere ? 224 : 232;
   static_assert(128 * kProducerRegs + 256 * kConsumerRegs <= kWgThreads * (kCtas == 1 ? 168 : 80),
                 "setmaxnreg: the warpgroups' registers within the CTA's allocation");
   extern __shared__ __align__(1024) uint8_t smem_raw[];
@@ -553,12 +560,12 @@ __global__ void __launch_bounds__(kWgThreads, kCtas)
         if (++stage == Layout::kStages) stage = 0, phase ^= 1;
       }
     }
-    if constexpr (kXPermuted) {
+    if constexpr (kXPermuteHere) {
       if (warp > 0) permute_x_blocks<kBN, kRowTiles, kCtas>(p, smem, full, x_ready);
     }
   } else {
     ptx::setmaxnreg_inc<kConsumerRegs>();
-    a16w4_wgmma_consume<T, kW, kBN, kChunks, kZeros, kRowTiles, kCtas>(p, smem);
+    a16w4_wgmma_consume<T, kW, kBN, kChunks, kZeros, kRowTiles, kCtas, kXPre>(p, smem);
   }
 }
 
