@@ -926,3 +926,13 @@ TAIL=40 step_ab 100 xpre "wg:LOWBIT_A16W4_LARGE=wgmma" "xpre:LOWBIT_A16W4_LARGE=
 TAIL=20 step 150 wgprof_xpre env SOURCE=1 LOWBIT_W4_WGMMA_XPRE=1 VARIANTS="xpre_m1024:a16w4:1024:wgmma" OUT="$OUT" \
   bash tools/wgmma_profile.sh
 fi
+# Session 14, call 5 (the session's last): the operand build reading the quad's words from shared
+# memory in 128-row CTAs (the new default; 256-row CTAs keep the shuffles), against x permuted
+# before the kernel (LOWBIT_W4_WGMMA_XPRE=1), the wgmma forced at every M > 32.
+#   PART=84 LOWBIT_KERNELS=quant,w4 TESTS="tests/test_cuda_a16w4.py tests/test_cuda_mxfp4.py tests/test_cuda_a8w4_mx.py" \
+#     EXTRA='bash tools/session_queue.sh' BENCH=0 bash tools/device_run.sh
+if [ "$PART" = 84 ]; then
+TAIL=40 step_ab 80 lds "base:LOWBIT_A16W4_LARGE=wgmma" "xpre:LOWBIT_A16W4_LARGE=wgmma LOWBIT_W4_WGMMA_XPRE=1" -- \
+  --formats a16w4,mxfp4 --ms 128,256,512,1024 --shapes 8192x8192,28672x8192,4096x14336,14336x4096 --peers none \
+  --no-ceilings --budget-s 50
+fi

@@ -33,7 +33,8 @@
 // and 2t + 8, 2t + 9 of the k16 step) from layout v3, where quad thread c's word j holds
 // elements 32 j + 8 c .. + 7 of its row (element 2u at bits 4u, 2u + 1 at bits 16 + 4u): for
 // step s of the 32-element chunk j, elements 16 s + 2t (+1) sit in quad thread 2 s's word
-// and 16 s + 8 + 2t (+1) in quad thread 2 s + 1's, so each A register is one quad shuffle,
+// and 16 s + 8 + 2t (+1) in quad thread 2 s + 1's, so each A register is one of those words (read
+// from the chunk in shared memory in 128-row CTAs, by a quad shuffle in 256-row ones),
 // a shift by 4t and the GEMV's exact code -> 16-bit conversion (bench/NOTES.md) -- at 128
 // tokens. Where x is permuted (wgmma_x_permutable, in shared memory; or kXPre, in global memory by
 // the host's pass before the kernel) the thread's own word j holds the pairs of both of its k16
@@ -204,7 +205,7 @@ __device__ __forceinline__ void a16w4_wgmma_consume(const W4WgmmaParams& p, uint
   constexpr bool kXPermuted = kXPre || kXPermuteHere;
   const int warpgroup = threadIdx.x / 128, warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int wg = warpgroup - 1, warp_in_wg = warp % 4;
-  const int grp = lane / 4, tig = lane % 4, quad = lane & ~3;
+  const int grp = lane / 4, tig = lane % 4;
   const int tile = wg * 4 + warp_in_wg;  // this warp's 16-row tile (+ 8 per further row tile)
   int row0[kRowTiles];                   // its rows row0[rt] and row0[rt] + 8
 #pragma unroll
@@ -323,15 +324,31 @@ __device__ __forceinline__ void a16w4_wgmma_consume(const W4WgmmaParams& p, uint
     // row grp + 8's at +32
     const uint8_t* w_stage = smem + stage * Layout::kStageBytes + Layout::kXBytes;
     uint32_t wr0[kRowTiles][4] = {}, wr1[kRowTiles][4] = {};
+    // x not permuted, 128-row CTAs: the words of quad threads 2 s and 2 s + 1 (h) of rows grp and
+    // grp + 8 (r), read from the chunk in shared memory (session 14; before: the thread's own words
+    // and four quad shuffles per k16 step, the operand build's critical path in s14-call3's
+    // profile). 256-row CTAs, two CTAs per SM (96 registers) and the promotion variant keep the
+    // shuffles: with 32 more registers of words they spilled 8-176 bytes.
+    constexpr bool kWordsFromSmem = !kXPermuted && !kRows8 && kRowTiles == 1 && kCtas == 1 && kChained;
+    uint4 qw[kRowTiles][2][2][2];
     // 8-bit rows: rows (tile + 8 rt) * 16 + grp and + 8 of the swizzled box, 128 bytes each
     const uint32_t* row_lo[kRowTiles];
 #pragma unroll
     for (int rt = 0; rt < kRowTiles; ++rt) {
       if constexpr (!kRows8) {
         const uint4* chunk = reinterpret_cast<const uint4*>(w_stage) + (tile + 8 * rt) * 64;
-        const uint4 c0 = ptx::ld_shared_v4(chunk + 4 * grp + tig), c1 = ptx::ld_shared_v4(chunk + 32 + 4 * grp + tig);
-        wr0[rt][0] = c0.x, wr0[rt][1] = c0.y, wr0[rt][2] = c0.z, wr0[rt][3] = c0.w;
-        wr1[rt][0] = c1.x, wr1[rt][1] = c1.y, wr1[rt][2] = c1.z, wr1[rt][3] = c1.w;
+        if constexpr (!kWordsFromSmem) {
+          const uint4 c0 = ptx::ld_shared_v4(chunk + 4 * grp + tig), c1 = ptx::ld_shared_v4(chunk + 32 + 4 * grp + tig);
+          wr0[rt][0] = c0.x, wr0[rt][1] = c0.y, wr0[rt][2] = c0.z, wr0[rt][3] = c0.w;
+          wr1[rt][0] = c1.x, wr1[rt][1] = c1.y, wr1[rt][2] = c1.z, wr1[rt][3] = c1.w;
+        } else {  // (a quad reads the same 16 bytes; a quarter warp's two quads distinct banks)
+#pragma unroll
+          for (int s = 0; s < 2; ++s)
+#pragma unroll
+            for (int h = 0; h < 2; ++h)
+#pragma unroll
+              for (int r = 0; r < 2; ++r) qw[rt][s][h][r] = ptx::ld_shared_v4(chunk + 32 * r + 4 * grp + 2 * s + h);
+        }
       }
       row_lo[rt] = reinterpret_cast<const uint32_t*>(w_stage) + ((tile + 8 * rt) * 16 + grp) * 32;
     }
@@ -349,12 +366,17 @@ __device__ __forceinline__ void a16w4_wgmma_consume(const W4WgmmaParams& p, uint
             continue;
           }
           // the codes of the four registers at bits 0 and 16: x permuted, pairs 2 s and 2 s + 1 of
-          // the thread's own words; else quad thread 2 s's and 2 s + 1's words, pair tig
+          // the thread's own words; else quad thread 2 s's and 2 s + 1's words j, pair tig
           uint32_t lo0, lo1, hi0, hi1;
           if constexpr (kXPermuted) {
             lo0 = wr0[rt][j] >> (8 * s), lo1 = wr1[rt][j] >> (8 * s);
             hi0 = wr0[rt][j] >> (8 * s + 4), hi1 = wr1[rt][j] >> (8 * s + 4);
+          } else if constexpr (kWordsFromSmem) {
+            auto word = [&](const uint4& u) { return j == 0 ? u.x : j == 1 ? u.y : j == 2 ? u.z : u.w; };
+            lo0 = word(qw[rt][s][0][0]) >> (4 * tig), lo1 = word(qw[rt][s][0][1]) >> (4 * tig);
+            hi0 = word(qw[rt][s][1][0]) >> (4 * tig), hi1 = word(qw[rt][s][1][1]) >> (4 * tig);
           } else {
+            const int quad = lane & ~3;
             lo0 = __shfl_sync(0xffffffffu, wr0[rt][j], quad | (2 * s)) >> (4 * tig);
             lo1 = __shfl_sync(0xffffffffu, wr1[rt][j], quad | (2 * s)) >> (4 * tig);
             hi0 = __shfl_sync(0xffffffffu, wr0[rt][j], quad | (2 * s + 1)) >> (4 * tig);
