@@ -62,11 +62,15 @@ VARIANTS = [
     # to M = 64, K split where the tiles are fewer than the SMs)
     ("w4-wgmma-no-split", {"LOWBIT_W4_WGMMA_SPLIT": "off", "LOWBIT_W4_WGMMA_TOKENS": "128"},
      ["test_cuda_a16w4.py", "test_cuda_mxfp4.py", "test_cuda_a16w8.py"], "large_m or repeatable or wgmma"),
-    # the mixed-input wgmma at every M > 32 with x permuted before the kernel where it runs 128
-    # tokens per CTA (session 14's candidate; default: quad shuffles of the weight words)
+    # the mixed-input wgmma at every M > 32 with x permuted before the kernel wherever it runs 128
+    # tokens per CTA, in 128-row CTAs (the test shapes' default) and in 256-row ones (default there
+    # where N >= K, which no test shape reaches by itself)
     ("w4-wgmma-x-pre", {"LOWBIT_W4_WGMMA_XPRE": "1", "LOWBIT_A16W4_LARGE": "wgmma"},
      ["test_cuda_a16w4.py", "test_cuda_mxfp4.py", "test_cuda_a8w4_mx.py"],
      "large_m or matches_reference or graph or repeatable or nan_scale or extreme_scales or wgmma"),
+    ("w4-wgmma-x-pre-rows256", {"LOWBIT_W4_WGMMA_XPRE": "1", "LOWBIT_W4_WGMMA_ROWS": "256", "LOWBIT_A16W4_LARGE": "wgmma"},
+     ["test_cuda_a16w4.py", "test_cuda_mxfp4.py", "test_cuda_a8w4_mx.py"],
+     "large_m or matches_reference or repeatable or wgmma"),
     # int4 wgmma with exact codes and a promotion per group (the default folds the scales)
     ("a16w4-wgmma-promote", {"LOWBIT_A16W4_WGMMA": "promote", "LOWBIT_A16W4_LARGE": "wgmma"}, ["test_cuda_a16w4.py"],
      "large_m or matches_reference or repeatable or wgmma"),

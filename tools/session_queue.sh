@@ -936,3 +936,12 @@ TAIL=40 step_ab 80 lds "base:LOWBIT_A16W4_LARGE=wgmma" "xpre:LOWBIT_A16W4_LARGE=
   --formats a16w4,mxfp4 --ms 128,256,512,1024 --shapes 8192x8192,28672x8192,4096x14336,14336x4096 --peers none \
   --no-ceilings --budget-s 50
 fi
+# Session 14, call 6: the release default (x permuted before the kernel in 256-row CTAs where
+# N >= K): the x-pre variants (128- and 256-row CTAs) and the a16w4 / mxfp4 rows at M = 512 / 1024.
+#   PART=85 LOWBIT_KERNELS=quant,w4 TESTS="tests/test_cuda_a16w4.py tests/test_cuda_mxfp4.py tests/test_cuda_a8w4_mx.py" \
+#     EXTRA='bash tools/session_queue.sh' BENCH=0 bash tools/device_run.sh
+if [ "$PART" = 85 ]; then
+TAIL=8 step 120 variants python3 -m pytest -q -m cuda -p no:cacheprovider tests/test_cuda_variants.py -k "wgmma and pre"
+TAIL=30 step 60 final python3 bench/gemm.py --formats a16w4,mxfp4 --ms 512,1024 \
+  --shapes 8192x8192,28672x8192,4096x14336,14336x4096 --peers none --no-ceilings --budget-s 40 --out "$OUT/final.json"
+fi

@@ -365,11 +365,18 @@ Tensor wgmma_matmul(const Tensor& x, const Tensor& w, const Tensor& scales, cons
   using enum WgmmaWeights;
   const WgmmaWeights kind = mx ? kMxfp4 : fold ? kInt4Fold : kInt4Promote;
   const WgmmaPlan plan = wgmma_plan(M, N, K, row_tiles, kind, mx ? 0 : gemv_group_chunks(g));
-  // x permuted once before the kernel (session 14's candidate, LOWBIT_W4_WGMMA_XPRE=1; 128 tokens
-  // per CTA): the consumers build their A fragments without quad shuffles (w4_params.h
-  // wgmma_x_pre_built says why).
-  static const bool x_pre_knob = env::flag("LOWBIT_W4_WGMMA_XPRE");
-  const bool x_pre = x_pre_knob && wgmma_x_pre_built(kind, plan.tokens, plan.ctas_per_sm);
+  // x permuted once before the kernel (128 tokens per CTA): the consumers build their A fragments
+  // without quad shuffles (w4_params.h wgmma_x_pre_built says why). Default: in 256-row CTAs (which
+  // keep the shuffles; 128-row CTAs read the quad's words from shared memory instead) where N >= K,
+  // since the pass moves M x K x 4 bytes against a gain that grows with N. Session 14, same call
+  // (s14-call5), M = 128 / 256 / 512 / 1024, us, a16w4 g128 (mxfp4): x-pre against none in 256-row
+  // CTAs 8192^2 M = 512 / 1024 -12 / -7% (-3 / -6%), 28672x8192 -18 / -15 / -6 / -3% (-10 / -10 /
+  // -1 / -6%), 14336x4096 M = 256-1024 -7 / -8 / -1% (-5 / -8 / +2%), 4096x14336 M = 1024 0% (+5%);
+  // in 128-row CTAs +1..+10% (the words from shared memory without the pass win).
+  // LOWBIT_W4_WGMMA_XPRE=1|0 forces it on wherever built, or off (A/B runs).
+  static const bool x_pre_on = env::is("LOWBIT_W4_WGMMA_XPRE", "1"), x_pre_off = env::is("LOWBIT_W4_WGMMA_XPRE", "0");
+  const bool x_pre = wgmma_x_pre_built(kind, plan.tokens, plan.ctas_per_sm) && !x_pre_off &&
+                     (x_pre_on || (row_tiles == 2 && N >= K));
   Tensor x_perm;
   if (x_pre) {
     x_perm = at::empty({M, K}, x.options());

@@ -129,12 +129,12 @@ constexpr bool wgmma_x_permutable(WgmmaWeights w, int tokens, int chunks) {
   return !wgmma_rows8(w) && w != WgmmaWeights::kInt4Promote && (tokens <= 32 || (tokens == 64 && !int4_per_channel));
 }
 constexpr int kXPermuteThreads = 96;  // warps 1-3 of the producer warpgroup
-// x permuted once in global memory instead (session 14's candidate, LOWBIT_W4_WGMMA_XPRE=1; the
-// host's pass launch_permute_x_chunks, the kernel's kXPre): the same A fragments from the
-// thread's own words with no shuffles and no shared-memory pass, for 4-bit weights at 128 tokens
-// per CTA (the ncu profile of s14-call3: at M = 1024 / 256 the quad shuffles and shifts of the
-// operand build are the consumers' critical path, 19% / 13% of the stall samples short
-// scoreboard, and each warpgroup's build takes longer than its wgmma).
+// x permuted once in global memory instead (session 14; the host's pass launch_permute_x_chunks,
+// the kernel's kXPre; w4_ops.cpp wgmma_matmul says where): the same A fragments from the thread's
+// own words with no shuffles and no shared-memory pass, for 4-bit weights at 128 tokens per CTA
+// (the ncu profile of s14-call3: at M = 1024 / 256 the quad shuffles and shifts of the operand
+// build are the consumers' critical path, 19% / 13% of the stall samples short scoreboard, and
+// each warpgroup's build takes longer than its wgmma).
 constexpr bool wgmma_x_pre_built(WgmmaWeights w, int tokens, int ctas) {
   return !wgmma_rows8(w) && w != WgmmaWeights::kInt4Promote && tokens == kWgTokens && ctas == 1;
 }
