@@ -71,6 +71,14 @@ VARIANTS = [
     ("w4-wgmma-x-pre-rows256", {"LOWBIT_W4_WGMMA_XPRE": "1", "LOWBIT_W4_WGMMA_ROWS": "256", "LOWBIT_A16W4_LARGE": "wgmma"},
      ["test_cuda_a16w4.py", "test_cuda_mxfp4.py", "test_cuda_a8w4_mx.py"],
      "large_m or matches_reference or repeatable or wgmma"),
+    # the per-block wgmma drain one block later (session 14's candidate), in 128-row CTAs and in
+    # 256-row ones (with x permuted before the kernel, as it is built)
+    ("w4-wgmma-lag", {"LOWBIT_W4_WGMMA_LAG": "1", "LOWBIT_A16W4_LARGE": "wgmma"},
+     ["test_cuda_a16w4.py", "test_cuda_mxfp4.py", "test_cuda_a8w4_mx.py"],
+     "large_m or matches_reference or graph or repeatable or wgmma"),
+    ("w4-wgmma-lag-rows256", {"LOWBIT_W4_WGMMA_LAG": "1", "LOWBIT_W4_WGMMA_XPRE": "1", "LOWBIT_W4_WGMMA_ROWS": "256",
+                              "LOWBIT_A16W4_LARGE": "wgmma"},
+     ["test_cuda_a16w4.py", "test_cuda_mxfp4.py", "test_cuda_a8w4_mx.py"], "large_m or matches_reference or repeatable or wgmma"),
     # int4 wgmma with exact codes and a promotion per group (the default folds the scales)
     ("a16w4-wgmma-promote", {"LOWBIT_A16W4_WGMMA": "promote", "LOWBIT_A16W4_LARGE": "wgmma"}, ["test_cuda_a16w4.py"],
      "large_m or matches_reference or repeatable or wgmma"),
