@@ -946,11 +946,13 @@ TAIL=30 step 60 final python3 bench/gemm.py --formats a16w4,mxfp4 --ms 512,1024 
   --shapes 8192x8192,28672x8192,4096x14336,14336x4096 --peers none --no-ceilings --budget-s 40 --out "$OUT/final.json"
 fi
 # Session 14's queue for session 15 (written after the last device call, compiled here, not run):
-# the mixed-input wgmma's per-block drain one block later (LOWBIT_W4_WGMMA_LAG=1): variants,
-# racecheck on it, the A/B at 128..1024 tokens (wgmma forced, so mxfp4 at 1024 too).
+# racecheck on session 14's defaults (the wgmma's words from shared memory in 128-row CTAs: M = 100
+# in the script), the mixed-input wgmma's per-block drain one block later (LOWBIT_W4_WGMMA_LAG=1):
+# variants, racecheck on it, the A/B at 128..1024 tokens (wgmma forced, so mxfp4 at 1024 too).
 #   PART=86 LOWBIT_KERNELS=quant,w4 TESTS="tests/test_cuda_a16w4.py tests/test_cuda_mxfp4.py tests/test_cuda_a8w4_mx.py" \
 #     EXTRA='bash tools/session_queue.sh' BENCH=0 bash tools/device_run.sh
 if [ "$PART" = 86 ]; then
+TAIL=4 step 150 racecheck_default compute-sanitizer --tool racecheck --error-exitcode 9 python3 tests/sanitize_w4_int8.py
 TAIL=8 step 150 variants python3 -m pytest -q -m cuda -p no:cacheprovider tests/test_cuda_variants.py -k "lag"
 TAIL=4 step 150 racecheck env LOWBIT_W4_WGMMA_LAG=1 compute-sanitizer --tool racecheck --error-exitcode 9 \
   python3 tests/sanitize_w4_int8.py
