@@ -15,6 +15,7 @@ stacks run them).
     logits = model(tokens, input_pos=torch.arange(T))
 """
 import math
+import os
 from typing import Optional
 
 import torch
@@ -24,6 +25,11 @@ from torch import Tensor, nn
 
 # The configurations (shapes) live in the package, shared with the advisor.
 from lowbit_ext.model_shapes import CONFIGS, LlamaConfig  # noqa: E402,F401
+
+# LOWBIT_SILU_MUL_QUANT=1: a quantized down projection takes gate and up
+# (LowBitLinear.forward_silu_mul: w8a8_int8 / w8a8_fp8 fuse silu(gate) * up into their activation
+# quantizer). Off by default: written in session 14 without a GPU, not measured yet.
+SILU_MUL_QUANT = os.environ.get("LOWBIT_SILU_MUL_QUANT", "") == "1"
 
 
 class RMSNorm(nn.Module):
@@ -153,6 +159,8 @@ class MLP(nn.Module):
             gate, up = self.gate_up_proj(x).chunk(2, dim=-1)
         else:
             gate, up = self.gate_proj(x), self.up_proj(x)
+        if SILU_MUL_QUANT and hasattr(self.down_proj, "forward_silu_mul"):
+            return self.down_proj.forward_silu_mul(gate, up)
         return self.down_proj(F.silu(gate) * up)
 
 

@@ -26,6 +26,11 @@ TORCH_LIBRARY(lowbit, m) {
   m.def("quantize_fp8_1x128(Tensor x) -> (Tensor q, Tensor scale)");
   m.def("quantize_mxfp8(Tensor x) -> (Tensor q, Tensor scale)");
   m.def("quantize_mxfp4(Tensor x) -> (Tensor q, Tensor scale)");
+  // fused with x's producer: x = silu(gate) * up (the MLP's down-projection input), rounded once
+  // to gate's dtype, then quantized per token as above. gate, up (M, K) may be row-strided views
+  // (the halves of a fused gate-up projection).
+  m.def("silu_mul_quantize_int8_per_token(Tensor gate, Tensor up) -> (Tensor q, Tensor scale)");
+  m.def("silu_mul_quantize_fp8_per_token(Tensor gate, Tensor up) -> (Tensor q, Tensor scale)");
 
   // ---- 4-bit weight layout (int4 and e2m1 codes alike).
   m.def("prepack_w4(Tensor w) -> Tensor");

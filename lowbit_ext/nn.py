@@ -139,6 +139,17 @@ class LowBitLinear(_nn.Module):
             x = x.clone()
         return formats.get(self.format).linear(x, self.quantized_weight(), bias)
 
+    def forward_silu_mul(self, gate: Tensor, up: Tensor) -> Tensor:
+        """``self(F.silu(gate) * up)`` for an MLP's down projection: w8a8_int8 and w8a8_fp8 (per
+        token) fuse silu(gate) * up into their activation quantizer (the format's
+        ``silu_mul_linear`` says how it rounds); other formats compute it with torch first."""
+        if gate.dtype not in _ACT_DTYPES:
+            return self(torch.nn.functional.silu(gate) * up)  # (forward raises the dtype error)
+        bias = self.bias
+        if bias is not None and bias.dtype != gate.dtype:
+            bias = bias.to(gate.dtype)
+        return formats.get(self.format).silu_mul_linear(gate, up, self.quantized_weight(), bias)
+
     def extra_repr(self) -> str:
         # The format's first four options always (a16w4: group_size, symmetric, dtype, method),
         # the rest (method hyper-parameters) only where they differ from the format's defaults:

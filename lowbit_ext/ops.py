@@ -25,6 +25,7 @@ FP8_BLOCK = 128
 OP_NAMES = [
     "quantize_int8_per_token", "quantize_fp8_per_token", "quantize_fp8_per_tensor",
     "quantize_fp8_1x128", "quantize_mxfp8", "quantize_mxfp4",
+    "silu_mul_quantize_int8_per_token", "silu_mul_quantize_fp8_per_token",
     "prepack_w4", "unpack_w4",
     "w8a8_int8_mm", "w8a8_fp8_mm", "fp8_block_mm", "mxfp8_mm", "a8w4_mx_mm",
     "a16w4_linear", "a16w8_linear", "mxfp4_linear", "w8a8_int8_linear", "w8a8_fp8_linear",
@@ -86,6 +87,19 @@ def quantize_mxfp4(x: Tensor) -> Tuple[Tensor, Tensor]:
     return lowbit.quantize_mxfp4(x)
 
 
+def silu_mul_quantize_int8_per_token(gate: Tensor, up: Tensor) -> Tuple[Tensor, Tensor]:
+    """gate, up (M, K) bf16 / fp16 -> quantize_int8_per_token(h) for h = silu(gate) * up, computed
+    in fp32 (SiLU through the library's own exp, identical on CPU and CUDA) and rounded once to
+    gate's dtype; h is never written to memory. gate and up may be views with longer rows (the
+    halves of a fused gate-up projection: ``gate, up = gate_up.chunk(2, dim=-1)``)."""
+    return lowbit.silu_mul_quantize_int8_per_token(gate, up)
+
+
+def silu_mul_quantize_fp8_per_token(gate: Tensor, up: Tensor) -> Tuple[Tensor, Tensor]:
+    """As :func:`silu_mul_quantize_int8_per_token`, with quantize_fp8_per_token's codes."""
+    return lowbit.silu_mul_quantize_fp8_per_token(gate, up)
+
+
 @_fake("quantize_int8_per_token")
 def _(x):
     return x.new_empty(x.shape, dtype=torch.int8), x.new_empty(x.shape[:1], dtype=torch.float32)
@@ -105,6 +119,16 @@ def _(x, scale=None):
 def _(x):
     M, K = x.shape
     return x.new_empty((M, K), dtype=FP8), x.new_empty((M, K // FP8_BLOCK), dtype=torch.float32)
+
+
+@_fake("silu_mul_quantize_int8_per_token")
+def _(gate, up):
+    return gate.new_empty(gate.shape, dtype=torch.int8), gate.new_empty(gate.shape[:1], dtype=torch.float32)
+
+
+@_fake("silu_mul_quantize_fp8_per_token")
+def _(gate, up):
+    return gate.new_empty(gate.shape, dtype=FP8), gate.new_empty(gate.shape[:1], dtype=torch.float32)
 
 
 @_fake("quantize_mxfp8")

@@ -126,6 +126,30 @@ QuantPair quantize_fp8_per_token(const Tensor& x) {
   return {q, s.view({x.size(0)})};
 }
 
+// silu(gate) * up in fp32 (silu_mul_f32: the same arithmetic as the CUDA kernels), rounded once
+// to gate's dtype, then the per-token quantizer of that: the fused quantizers' spec.
+QuantPair silu_mul_quantize_per_token(const char* op, const Tensor& gate, const Tensor& up, bool fp8) {
+  contract::silu_mul_input(op, gate, up);
+  const int64_t M = gate.size(0), K = gate.size(1);
+  Tensor gf = gate.to(at::kFloat).contiguous(), uf = up.to(at::kFloat).contiguous();  // exact upcasts
+  Tensor hf = at::empty({M, K}, gf.options());
+  const float *g = gf.data_ptr<float>(), *u = uf.data_ptr<float>();
+  float* h = hf.data_ptr<float>();
+  at::parallel_for(0, M * K, 4096, [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i) h[i] = silu_mul_f32(g[i], u[i]);
+  });
+  auto [q, s] = absmax_quantize(hf.to(gate.scalar_type()), K, fp8);  // (the one rounding to the dtype)
+  return {q, s.view({M})};
+}
+
+QuantPair silu_mul_quantize_int8_per_token(const Tensor& gate, const Tensor& up) {
+  return silu_mul_quantize_per_token("silu_mul_quantize_int8_per_token", gate, up, false);
+}
+
+QuantPair silu_mul_quantize_fp8_per_token(const Tensor& gate, const Tensor& up) {
+  return silu_mul_quantize_per_token("silu_mul_quantize_fp8_per_token", gate, up, true);
+}
+
 QuantPair quantize_fp8_1x128(const Tensor& x) {
   contract::quantizer_input("quantize_fp8_1x128", x, contract::kKBlock, "one scale per 128 elements");
   return absmax_quantize(x, contract::kKBlock, true);

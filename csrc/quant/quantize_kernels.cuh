@@ -176,20 +176,44 @@ __global__ void quantize_small_blocks_kernel(const In* __restrict__ x, uint8_t* 
   }
 }
 
+// ---------------------------------------------------------------- row sources
+// What a per-token quantizer quantizes: load(row, i, f) gives elements 8 i .. 8 i + 7 of a row.
+template <typename In>
+struct PlainRows {  // x itself (M, K), dense
+  const In* x;
+  int64_t K;
+  __device__ void load(int64_t row, int64_t i, float (&f)[kVec]) const { load8(x + row * K + i * kVec, f); }
+};
+
+// silu(gate) * up in fp32 (lowbit/quant_rules.h silu_mul_f32, as the CPU reference), rounded once
+// to In: the MLP's down-projection input, never written to memory. Rows ld_gate / ld_up apart.
+template <typename In>
+struct SiluMulRows {
+  const In* gate;
+  const In* up;
+  int64_t ld_gate, ld_up;
+  __device__ void load(int64_t row, int64_t i, float (&f)[kVec]) const {
+    float g[kVec], u[kVec];
+    load8(gate + row * ld_gate + i * kVec, g);
+    load8(up + row * ld_up + i * kVec, u);
+#pragma unroll
+    for (int e = 0; e < kVec; ++e) f[e] = ptx::to_f32(ptx::from_f32<In>(silu_mul_f32(g[e], u[e])));
+  }
+};
+
 // One scale per row (per token): one CTA per row, two passes (amax, then codes); the
-// second pass reads the row again from L1/L2.
-template <typename In, class Rule, class Codec, int kThreads>
-__global__ void __launch_bounds__(kThreads) quantize_rows_kernel(const In* __restrict__ x, uint8_t* __restrict__ q,
+// second pass reads (and, for a fused source, recomputes) the row again from L1/L2.
+template <class Rows, class Rule, class Codec, int kThreads>
+__global__ void __launch_bounds__(kThreads) quantize_rows_kernel(const Rows src, uint8_t* __restrict__ q,
                                                                  float* __restrict__ scales, int64_t K) {
   static_assert(kThreads % 32 == 0 && kThreads <= 1024, "whole warps");
   __shared__ uint32_t warp_amax[kThreads / 32];
   ptx::griddep_launch_dependents();  // the GEMM after may start loading its weights (PDL)
   const int64_t row = blockIdx.x;
-  const In* xr = x + row * K;
   uint32_t amax = 0;
   for (int64_t i = threadIdx.x; i < K / kVec; i += kThreads) {
     float f[kVec];
-    load8(xr + i * kVec, f);
+    src.load(row, i, f);
     amax = max(amax, amax_bits8(f));
   }
 #pragma unroll
@@ -204,7 +228,7 @@ __global__ void __launch_bounds__(kThreads) quantize_rows_kernel(const In* __res
   uint8_t* qr = q + row * K * Codec::kBytes / kVec;
   for (int64_t i = threadIdx.x; i < K / kVec; i += kThreads) {
     float f[kVec];
-    load8(xr + i * kVec, f);
+    src.load(row, i, f);
     Codec::store8(qr + i * Codec::kBytes, f, s.mult, s.finite);
   }
 }

@@ -27,8 +27,21 @@ template <class Rule, class Codec>
 void rows(InType in, const void* x, uint8_t* q, float* scale, int64_t M, int64_t K, cudaStream_t stream) {
   with_input_type(in, x, [&](auto* xp) {
     using In = std::remove_const_t<std::remove_pointer_t<decltype(xp)>>;
-    quantize_rows_kernel<In, Rule, Codec, kThreads><<<M, kThreads, 0, stream>>>(xp, q, scale, K);
+    quantize_rows_kernel<PlainRows<In>, Rule, Codec, kThreads><<<M, kThreads, 0, stream>>>(PlainRows<In>{xp, K}, q,
+                                                                                            scale, K);
   });
+}
+
+template <class Rule, class Codec>
+void silu_mul_rows(InType in, const void* gate, const void* up, int64_t ld_gate, int64_t ld_up, uint8_t* q,
+                   float* scale, int64_t M, int64_t K, cudaStream_t stream) {
+  auto go = [&](auto* tag) {
+    using In = std::remove_pointer_t<decltype(tag)>;
+    const SiluMulRows<In> src{static_cast<const In*>(gate), static_cast<const In*>(up), ld_gate, ld_up};
+    quantize_rows_kernel<SiluMulRows<In>, Rule, Codec, kThreads><<<M, kThreads, 0, stream>>>(src, q, scale, K);
+  };
+  if (in == InType::kBF16) go(static_cast<__nv_bfloat16*>(nullptr));
+  else go(static_cast<__half*>(nullptr));
 }
 
 template <int kBlock, class Rule, class Codec>
@@ -46,6 +59,13 @@ void launch_rows(RowKind kind, InType in, const void* x, uint8_t* q, float* scal
                  cudaStream_t stream) {
   if (kind == RowKind::kInt8) rows<AbsmaxRule<127>, Int8Codec>(in, x, q, scale, M, K, stream);
   else rows<AbsmaxRule<448>, E4m3Codec>(in, x, q, scale, M, K, stream);
+  C10_CUDA_KERNEL_LAUNCH_CHECK();
+}
+
+void launch_silu_mul_rows(RowKind kind, InType in, const void* gate, const void* up, int64_t ld_gate, int64_t ld_up,
+                          uint8_t* q, float* scale, int64_t M, int64_t K, cudaStream_t stream) {
+  if (kind == RowKind::kInt8) silu_mul_rows<AbsmaxRule<127>, Int8Codec>(in, gate, up, ld_gate, ld_up, q, scale, M, K, stream);
+  else silu_mul_rows<AbsmaxRule<448>, E4m3Codec>(in, gate, up, ld_gate, ld_up, q, scale, M, K, stream);
   C10_CUDA_KERNEL_LAUNCH_CHECK();
 }
 

@@ -54,6 +54,26 @@ QuantPair quantize_fp8_per_token(const Tensor& x) {
   return rows("quantize_fp8_per_token", RowKind::kFp8, x, at::kFloat8_e4m3fn);
 }
 
+QuantPair silu_mul_rows(const char* op, RowKind kind, const Tensor& gate, const Tensor& up, c10::ScalarType code_dtype) {
+  contract::silu_mul_input(op, gate, up);
+  c10::cuda::CUDAGuard guard(gate.device());
+  const int64_t M = gate.size(0), K = gate.size(1);
+  Tensor q = at::empty({M, K}, gate.options().dtype(at::kByte));
+  Tensor s = at::empty({M}, gate.options().dtype(at::kFloat));
+  if (M > 0)
+    launch_silu_mul_rows(kind, in_type(gate), gate.data_ptr(), up.data_ptr(), gate.stride(0), up.stride(0),
+                         q.data_ptr<uint8_t>(), s.data_ptr<float>(), M, K, at::cuda::getCurrentCUDAStream());
+  return {q.view(code_dtype), s};
+}
+
+QuantPair silu_mul_quantize_int8_per_token(const Tensor& gate, const Tensor& up) {
+  return silu_mul_rows("silu_mul_quantize_int8_per_token", RowKind::kInt8, gate, up, at::kChar);
+}
+
+QuantPair silu_mul_quantize_fp8_per_token(const Tensor& gate, const Tensor& up) {
+  return silu_mul_rows("silu_mul_quantize_fp8_per_token", RowKind::kFp8, gate, up, at::kFloat8_e4m3fn);
+}
+
 QuantPair quantize_fp8_1x128(const Tensor& x) {
   return blocks("quantize_fp8_1x128", BlockKind::kFp8x128, x, contract::kKBlock, "one scale per 128 elements");
 }
@@ -97,4 +117,6 @@ TORCH_LIBRARY_IMPL(lowbit, CUDA, m) {
   m.impl("quantize_fp8_1x128", &quantize_fp8_1x128);
   m.impl("quantize_mxfp8", &quantize_mxfp8);
   m.impl("quantize_mxfp4", &quantize_mxfp4);
+  m.impl("silu_mul_quantize_int8_per_token", &silu_mul_quantize_int8_per_token);
+  m.impl("silu_mul_quantize_fp8_per_token", &silu_mul_quantize_fp8_per_token);
 }

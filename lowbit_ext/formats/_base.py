@@ -150,6 +150,32 @@ class FormatSpec:
         y = self._linear2d(x2.contiguous(), qw, bias)
         return y.reshape(*lead, N)
 
+    def silu_mul_linear(self, gate: Tensor, up: Tensor, qw: QuantizedWeight, bias: Optional[Tensor] = None) -> Tensor:
+        """``linear(silu(gate) * up)``: an MLP's down projection on its gate and up (..., K), which
+        may be the halves of a fused gate-up output. Formats whose op quantizes x per token
+        (``_silu_mul_ops``: w8a8_int8, w8a8_fp8 per token) compute silu(gate) * up inside their
+        quantizer (``ops.silu_mul_quantize_*_per_token``: in fp32, rounded once to the dtype) and
+        never write it, one pass fewer over the activations; the others call ``linear`` on
+        ``F.silu(gate) * up`` as torch computes it (two roundings)."""
+        fused = self._silu_mul_ops(qw)
+        if fused is None or getattr(qw, "act_scale", None) is not None or gate.shape != up.shape:
+            return self.linear(torch.nn.functional.silu(gate) * up, qw, bias)
+        self._check_qw(qw)
+        N, K = qw.shape
+        if gate.dim() < 1 or gate.shape[-1] != K or gate.dtype not in _ACT_DTYPES:
+            return self.linear(torch.nn.functional.silu(gate) * up, qw, bias)  # (linear raises the error)
+        self._check_act_dtype(gate, qw)
+        quantize, mm = fused
+        lead = gate.shape[:-1]
+        g2 = gate.flatten(0, -2) if gate.dim() > 1 else gate.unsqueeze(0)
+        u2 = up.flatten(0, -2) if up.dim() > 1 else up.unsqueeze(0)
+        q, s = quantize(g2, u2)
+        return mm(q, s, qw.w, qw.w_scale, bias, gate.dtype).reshape(*lead, N)
+
+    def _silu_mul_ops(self, qw: QuantizedWeight):
+        """(fused quantizer, GEMM op) for silu_mul_linear, or None: no fused path."""
+        return None
+
     def dequantize(self, qw: QuantizedWeight) -> Tensor:
         """The float32 (N, K) matrix ``linear`` multiplies x by (for tests and error reports):
         what the kernels multiply by, and for a weight with an AWQ ``act_scale`` s that

@@ -92,6 +92,9 @@ class W8A8Fp8(FormatSpec):
             q, s = ops.quantize_fp8_per_tensor(W)
         return Fp8Weight(w=q, w_scale=s, **opts)
 
+    def _silu_mul_ops(self, qw):
+        return (ops.silu_mul_quantize_fp8_per_token, ops.w8a8_fp8_mm) if qw.act_per_token else None
+
     def _linear2d(self, x, qw, bias):
         # (per-tensor scales keep the fused op: a whole-tensor amax is a reduction of its own)
         if qw.act_per_token and act_quant.use_under_compile():

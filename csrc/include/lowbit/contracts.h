@@ -36,6 +36,32 @@ inline void quantizer_input(const char* op, const at::Tensor& x, int64_t k_mult,
   check::k_multiple(op, x.size(1), k_mult, why);
 }
 
+// The fused silu(gate) * up quantizers' inputs: gate and up 2-D (M, K) of one 16-bit dtype and
+// device, K a multiple of 16; each a dense row-major tensor or a view of one with longer rows
+// (the halves of a fused gate-up projection's output): elements contiguous along K, 16-byte
+// aligned start and row stride.
+inline void silu_mul_input(const char* op, const at::Tensor& gate, const at::Tensor& up) {
+  auto operand = [&](const at::Tensor& t, const char* name) {
+    LOWBIT_CHECK(t.dim() == 2, op, ": ", name, " must be 2-D (M, K); flatten leading dimensions first, got shape ",
+                t.sizes());
+    check::is_16bit_float(op, t, name);
+    if (t.numel() == 0) return;
+    LOWBIT_CHECK(t.stride(1) == 1 && t.stride(0) >= t.size(1), op, ": ", name,
+                " must have contiguous rows (stride 1 along K, rows not overlapping), got strides ", t.strides());
+    LOWBIT_CHECK(reinterpret_cast<uintptr_t>(t.data_ptr()) % check::kAlignBytes == 0 &&
+                    (t.stride(0) * t.element_size()) % check::kAlignBytes == 0,
+                op, ": ", name, " must start at a 16-byte aligned address and have a row stride of a multiple of ",
+                "16 bytes (got row stride ", t.stride(0), " elements)");
+  };
+  operand(gate, "gate");
+  operand(up, "up");
+  check::same_device(op, gate, up, "up");
+  LOWBIT_CHECK(up.scalar_type() == gate.scalar_type(), op, ": up must have gate's dtype (",
+              check::dtype_name(gate.scalar_type()), "), got ", check::dtype_name(up.scalar_type()));
+  LOWBIT_CHECK(up.sizes() == gate.sizes(), op, ": up must have gate's shape ", gate.sizes(), ", got ", up.sizes());
+  check::k_multiple(op, gate.size(1), kK8bit, "8-bit rows of 16-byte chunks");
+}
+
 // An 8-bit weight (N, K) of dtype elem with a per-row or per-tensor fp32 scale. Returns N.
 inline int64_t weight_8bit(const char* op, const at::Tensor& b, const at::Tensor& b_scale, int64_t K,
                            c10::ScalarType elem, const at::Tensor& ref, const char* bname, const char* sname) {

@@ -18,6 +18,8 @@ QuantPair quantize_fp8_per_tensor(const Tensor& x, const OptTensor& scale);
 QuantPair quantize_fp8_1x128(const Tensor& x);
 QuantPair quantize_mxfp8(const Tensor& x);
 QuantPair quantize_mxfp4(const Tensor& x);
+QuantPair silu_mul_quantize_int8_per_token(const Tensor& gate, const Tensor& up);
+QuantPair silu_mul_quantize_fp8_per_token(const Tensor& gate, const Tensor& up);
 
 Tensor prepack_w4(const Tensor& w);
 Tensor unpack_w4(const Tensor& w);

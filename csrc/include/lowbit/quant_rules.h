@@ -43,4 +43,33 @@ LOWBIT_HD MxScale mx_scale(uint32_t amax_bits, int emax_elem) {
   return {b, exp2i(127 - int(b)), true};
 }
 
+// ---------------------------------------------------------------- fused producers
+// e^x in fp32 by one recipe on host and device, so that the fused quantizers' SiLU is the same
+// function in the CPU reference and the CUDA kernels (libm's expf and CUDA's differ in the last
+// bits): x = k ln2 + r (k = rint(x / ln2), r by two fmaf, |r| <= ln2 / 2), e^r by its degree-7
+// Taylor polynomial (relative error < 1e-8 on that range, below fp32's rounding), times 2^k by
+// ldexpf (exact, or one IEEE rounding into subnormals). Only fmaf, products that are not added
+// to anything, and ldexpf: no contraction can make the two compilers differ.
+LOWBIT_HD float exp_f32(float x) {
+  if (x != x) return x;
+  if (x > 88.8f) return INFINITY;  // e^88.8 > FLT_MAX
+  if (x < -104.0f) return 0.0f;    // below half the smallest subnormal
+  const float k = rintf(x * 1.44269504f);
+  float r = fmaf(k, -0.693147182f, x);  // ln2 = 0.693147182 (fp32) + 1.9046542e-9
+  r = fmaf(k, -1.9046542e-9f, r);
+  float p = 1.0f / 5040.0f;
+  p = fmaf(p, r, 1.0f / 720.0f);
+  p = fmaf(p, r, 1.0f / 120.0f);
+  p = fmaf(p, r, 1.0f / 24.0f);
+  p = fmaf(p, r, 1.0f / 6.0f);
+  p = fmaf(p, r, 0.5f);
+  p = fmaf(p, r, 1.0f);
+  p = fmaf(p, r, 1.0f);
+  return ldexpf(p, int(k));
+}
+
+// The MLP's down-projection input before rounding: silu(g) * u = g / (1 + e^-g) * u in fp32
+// (g = -inf gives NaN, as torch's silu does).
+LOWBIT_HD float silu_mul_f32(float g, float u) { return g / (1.0f + exp_f32(-g)) * u; }
+
 }  // namespace lowbit

@@ -1,0 +1,200 @@
+"""The fused down-projection quantizers ``silu_mul_quantize_{int8,fp8}_per_token(gate, up)``:
+h = silu(gate) * up in fp32, rounded once to gate's dtype, then the per-token quantizer of h.
+
+CPU: against torch's own SiLU (the library computes e^x by its own fp32 recipe, identical on
+CPU and CUDA, so it may differ from torch's in the last bit: a bf16 / fp16 rounding of h can then
+flip where fp32 h sits within ~1e-7 of a rounding tie; the tests allow that and nothing else),
+strides, special values and the errors. CUDA (marked): bit for bit against the CPU reference,
+poisoned outputs, row-strided views, opcheck and torch.compile.
+"""
+import pytest
+import torch
+import torch.nn.functional as F
+
+from lowbit_ext import ops
+
+from samples import BF16, FP16, poison_allocator, raises_with
+
+def codes_of(q):
+    """int8 or e4m3 codes as fp32 values (exact)."""
+    return q.float()
+
+
+FUSED = {"int8": (ops.silu_mul_quantize_int8_per_token, ops.quantize_int8_per_token),
+         "fp8": (ops.silu_mul_quantize_fp8_per_token, ops.quantize_fp8_per_token)}
+
+
+def gate_up(M, K, dtype, gen, device="cpu"):
+    """The halves of a fused gate-up projection's output (row-strided views of one (M, 2K) tensor),
+    gate spanning the SiLU's range (N(0, 3)), up N(0, 1)."""
+    gu = torch.cat([torch.randn(M, K, generator=gen) * 3, torch.randn(M, K, generator=gen)], dim=1)
+    gu = gu.to(device=device, dtype=dtype)
+    return gu[:, :K], gu[:, K:]
+
+
+@pytest.mark.parametrize("fmt", ["int8", "fp8"])
+@pytest.mark.parametrize("dtype", [BF16, FP16])
+def test_matches_torch_silu_then_quantizer(fmt, dtype):
+    fused, plain = FUSED[fmt]
+    gen = torch.Generator().manual_seed(7)
+    gate, up = gate_up(37, 1024, dtype, gen)
+    q, s = fused(gate, up)
+    h = (F.silu(gate.float()) * up.float()).to(dtype)  # torch's SiLU, one rounding to the dtype
+    q_ref, s_ref = plain(h)
+    assert q.shape == (37, 1024) and q.dtype == q_ref.dtype and s.shape == (37,) and s.dtype == torch.float32
+    # The scales are amax(h) / qmax: equal, or one dtype ulp of amax apart where amax's rounding flipped.
+    ulp = 2.0 ** -7 if dtype == BF16 else 2.0 ** -10
+    assert torch.allclose(s, s_ref, rtol=ulp, atol=0)
+    same_scale = s == s_ref
+    assert same_scale.float().mean() > 0.9
+    diff = codes_of(q[same_scale]) != codes_of(q_ref[same_scale])
+    assert diff.float().mean() < 1e-3, f"{diff.sum().item()} codes differ in rows with equal scales"
+    # and in every row the dequantized values stay within one code step of torch's h
+    step = s[:, None] * (1.0 if fmt == "int8" else 32.0)  # e4m3's largest step near 448 is 32
+    assert ((codes_of(q) * s[:, None] - h.float()).abs() <= step).all()
+
+
+@pytest.mark.parametrize("fmt", ["int8", "fp8"])
+def test_strides_do_not_matter(fmt):
+    fused, _ = FUSED[fmt]
+    gen = torch.Generator().manual_seed(3)
+    gate, up = gate_up(5, 256, BF16, gen)
+    assert gate.stride(0) == 512 and not gate.is_contiguous()
+    q1, s1 = fused(gate, up)
+    q2, s2 = fused(gate.contiguous(), up.contiguous())
+    assert torch.equal(q1.view(torch.uint8), q2.view(torch.uint8)) and torch.equal(s1, s2)
+
+
+def test_special_values():
+    gen = torch.Generator().manual_seed(5)
+    gate, up = (t.contiguous() for t in gate_up(4, 64, BF16, gen))
+    gate[1, 3] = float("-inf")  # silu(-inf) = NaN (as torch's): the row's scale NaN, its codes 0
+    gate[2] = 0.0               # silu(0) = 0: an all-zero row gets the floor scale and zero codes
+    up[3, 5] = float("inf")     # a positive gate times inf: inf, the row's scale NaN
+    gate[3, 5] = 1.0
+    for fmt, (fused, _) in FUSED.items():
+        q, s = fused(gate, up)
+        assert torch.isnan(s[1]) and torch.isnan(s[3]) and torch.isfinite(s[0]) and s[2] == 1e-12 / (
+            127.0 if fmt == "int8" else 448.0)
+        assert (q[1].view(torch.uint8) == 0).all() and (q[3].view(torch.uint8) == 0).all()
+        assert (codes_of(q[2]) == 0).all()
+
+
+def test_large_gate_saturates_silu():
+    # silu(g) -> g for large g, -> -0 for very negative g; e^x's recipe clamps (inf above 88.8, 0
+    # below -104), never NaN for finite input
+    gate = torch.tensor([[100.0, -100.0, 88.0, -88.0, 30.0, -30.0, 1e-30, -1e-30] * 2], dtype=BF16)
+    up = torch.ones_like(gate)
+    q, s = ops.silu_mul_quantize_fp8_per_token(gate, up)
+    h = codes_of(q) * s[:, None]
+    want = (F.silu(gate.float())).to(BF16).float()
+    assert torch.isfinite(s).all()
+    assert torch.allclose(h, want, rtol=2 ** -3, atol=float(s) * 2 ** -6)
+
+
+def test_errors():
+    gen = torch.Generator().manual_seed(1)
+    gate, up = gate_up(3, 64, BF16, gen)
+    op = ops.silu_mul_quantize_fp8_per_token
+    raises_with(lambda: op(gate, up[:2]), "up must have gate's shape")
+    raises_with(lambda: op(gate, up.to(FP16)), "up must have gate's dtype")
+    raises_with(lambda: op(gate.float(), up.float()), "gate must be bfloat16 or float16")
+    raises_with(lambda: op(gate[:, :8], up[:, :8]), "K must be a multiple of 16")
+    raises_with(lambda: op(gate.t(), up.t()), "must have contiguous rows")
+    raises_with(lambda: op(gate[0], up[0]), "gate must be 2-D")
+    wide = torch.randn(3, 80, generator=gen).to(BF16)  # rows of 160 bytes
+    raises_with(lambda: op(wide[:, 4:20], wide[:, 36:52]), "16-byte aligned address")  # starts 8 bytes in
+    odd = torch.randn(3, 68, generator=gen).to(BF16)   # rows of 136 bytes
+    raises_with(lambda: op(odd[:, :16], odd[:, 32:48]), "row stride of a multiple of 16 bytes")
+
+
+def test_opcheck_and_compile():
+    gen = torch.Generator().manual_seed(2)
+    gate, up = gate_up(6, 128, BF16, gen)
+    torch.library.opcheck(torch.ops.lowbit.silu_mul_quantize_int8_per_token.default, (gate, up))
+    for name in ("silu_mul_quantize_fp8_per_token", "silu_mul_quantize_int8_per_token"):
+        op = getattr(ops, name)
+        want = op(gate, up)
+        got = torch.compile(lambda g, u: op(g, u), fullgraph=True, backend="aot_eager")(gate, up)
+        assert torch.equal(got[0].view(torch.uint8), want[0].view(torch.uint8)) and torch.equal(got[1], want[1])
+
+
+def _down_proj(fmt, K=256, N=48, bias=True, **options):
+    from lowbit_ext.nn import LowBitLinear
+    lin = torch.nn.Linear(K, N, bias=bias)
+    with torch.no_grad():
+        lin.weight.normal_(0, 0.05, generator=torch.Generator().manual_seed(4))
+        if bias:
+            lin.bias.normal_(0, 0.1, generator=torch.Generator().manual_seed(5))
+    return LowBitLinear.from_linear(lin, fmt, **options).to(BF16)
+
+
+@pytest.mark.parametrize("fmt,options,mm", [
+    ("w8a8_int8", {}, "w8a8_int8_mm"), ("w8a8_fp8", {}, "w8a8_fp8_mm")])
+def test_forward_silu_mul_fuses_the_quantizer(fmt, options, mm):
+    layer = _down_proj(fmt, **options)
+    gen = torch.Generator().manual_seed(8)
+    gu = torch.cat([torch.randn(2, 5, 256, generator=gen) * 3, torch.randn(2, 5, 256, generator=gen)], -1).to(BF16)
+    gate, up = gu.chunk(2, dim=-1)  # (2, 5, 256) row-strided views, as a fused gate-up projection gives
+    y = layer.forward_silu_mul(gate, up)
+    assert y.shape == (2, 5, 48) and y.dtype == BF16
+    fused = FUSED["int8" if fmt == "w8a8_int8" else "fp8"][0]
+    q, s = fused(gate.reshape(10, 256), up.reshape(10, 256))
+    want = getattr(ops, mm)(q, s, layer.w, layer.w_scale, layer.bias, BF16).reshape(2, 5, 48)
+    assert torch.equal(y, want)
+    # and it is the layer on silu(gate) * up up to the activation quantization's error
+    unfused = layer(F.silu(gate) * up).float()
+    assert ((y.float() - unfused).norm() / unfused.norm()) < 0.05
+    compiled = torch.compile(lambda g, u: layer.forward_silu_mul(g, u), fullgraph=True, backend="aot_eager")
+    assert torch.equal(compiled(gate, up), y)
+
+
+@pytest.mark.parametrize("fmt,options", [("a16w4", {"group_size": 64}), ("w8a8_fp8", {"granularity": "tensor"}),
+                                         ("a16w8", {})])
+def test_forward_silu_mul_falls_back(fmt, options):
+    layer = _down_proj(fmt, bias=False, **options)
+    gen = torch.Generator().manual_seed(9)
+    gate, up = (torch.randn(7, 256, generator=gen).to(BF16) for _ in range(2))
+    assert torch.equal(layer.forward_silu_mul(gate, up), layer(F.silu(gate) * up))
+
+
+# ---------------------------------------------------------------- CUDA
+@pytest.mark.cuda
+@pytest.mark.parametrize("fmt", ["int8", "fp8"])
+@pytest.mark.parametrize("dtype", [BF16, FP16])
+@pytest.mark.parametrize("M,K", [(1, 16), (3, 4096), (17, 14336), (100, 1024), (257, 2048)])
+def test_cuda_bitwise_against_cpu(fmt, dtype, M, K):
+    fused, _ = FUSED[fmt]
+    gen = torch.Generator().manual_seed(M * 31 + K)
+    gate, up = gate_up(M, K, dtype, gen)
+    if M > 2:
+        gate[1, 0] = float("-inf")  # a NaN row
+        gate[2] = 0.0               # a zero row
+    q_ref, s_ref = fused(gate, up)
+    gu = torch.cat([gate, up], dim=1).cuda()
+    poison_allocator(M * K, M * 4)
+    q, s = fused(gu[:, :K], gu[:, K:])
+    torch.cuda.synchronize()
+    assert torch.equal(q.cpu().view(torch.uint8), q_ref.view(torch.uint8))
+    assert torch.equal(s.cpu(), s_ref, ) or torch.equal(torch.isnan(s.cpu()), torch.isnan(s_ref)) and torch.equal(
+        s.cpu().nan_to_num(), s_ref.nan_to_num())
+
+
+@pytest.mark.cuda
+def test_cuda_opcheck_and_graph():
+    gen = torch.Generator().manual_seed(11)
+    gate, up = (t.cuda() for t in gate_up(9, 512, BF16, gen))
+    torch.library.opcheck(torch.ops.lowbit.silu_mul_quantize_int8_per_token.default, (gate, up))
+    op = ops.silu_mul_quantize_fp8_per_token
+    want = op(gate, up)
+    g = torch.cuda.CUDAGraph()
+    s = torch.cuda.Stream()
+    s.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(s):
+        op(gate, up)  # warm up on the side stream
+        with torch.cuda.graph(g, stream=s):
+            out = op(gate, up)
+    torch.cuda.current_stream().wait_stream(s)
+    g.replay()
+    torch.cuda.synchronize()
+    assert torch.equal(out[0].view(torch.uint8), want[0].view(torch.uint8)) and torch.equal(out[1], want[1])
