@@ -148,6 +148,14 @@ class LowBitLinear(_nn.Module):
         bias = self.bias
         if bias is not None and bias.dtype != gate.dtype:
             bias = bias.to(gate.dtype)
+        if not torch.compiler.is_compiling():
+            # the fused quantizers need 16-byte aligned rows with contiguous elements (the halves
+            # of a fused gate-up output have them); anything else is copied, as forward does
+            def aligned(t):
+                return (t.stride(-1) == 1 and t.data_ptr() % 16 == 0
+                        and all(st * t.element_size() % 16 == 0 for st in t.stride()[:-1]))
+            gate = gate if aligned(gate) else gate.clone(memory_format=torch.contiguous_format)
+            up = up if aligned(up) else up.clone(memory_format=torch.contiguous_format)
         return formats.get(self.format).silu_mul_linear(gate, up, self.quantized_weight(), bias)
 
     def extra_repr(self) -> str:

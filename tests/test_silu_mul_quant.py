@@ -149,6 +149,14 @@ def test_forward_silu_mul_fuses_the_quantizer(fmt, options, mm):
     assert torch.equal(compiled(gate, up), y)
 
 
+def test_forward_silu_mul_copies_unaligned_halves():
+    layer = _down_proj("w8a8_int8")
+    gen = torch.Generator().manual_seed(6)
+    gu = torch.randn(4, 2 * 256 + 4, generator=gen).to(BF16)  # rows of 1032 bytes: not 16-byte multiples
+    gate, up = gu[:, :256], gu[:, 4:260]
+    assert torch.equal(layer.forward_silu_mul(gate, up), layer.forward_silu_mul(gate.clone(), up.clone()))
+
+
 @pytest.mark.parametrize("fmt,options", [("a16w4", {"group_size": 64}), ("w8a8_fp8", {"granularity": "tensor"}),
                                          ("a16w8", {})])
 def test_forward_silu_mul_falls_back(fmt, options):
