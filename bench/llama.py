@@ -30,6 +30,19 @@ from lowbit_ext.model_shapes import CONFIGS, LlamaConfig  # noqa: E402,F401
 # (LowBitLinear.forward_silu_mul: w8a8_int8 / w8a8_fp8 fuse silu(gate) * up into their activation
 # quantizer). Off by default: written in session 14 without a GPU, not measured yet.
 SILU_MUL_QUANT = os.environ.get("LOWBIT_SILU_MUL_QUANT", "") == "1"
+# LOWBIT_RMS_NORM_QUANT=1: the fused projections after the two norms of a block (qkv, gate-up)
+# take the block's input and the norm (LowBitLinear.forward_rms_norm: w8a8_int8 / w8a8_fp8
+# normalize inside their activation quantizer). Off by default, as above.
+RMS_NORM_QUANT = os.environ.get("LOWBIT_RMS_NORM_QUANT", "") == "1"
+
+
+def normed_projection(proj: nn.Module, x: Tensor, norm: Optional[nn.Module]) -> Tensor:
+    """proj(norm(x)), or with RMS_NORM_QUANT the projection's fused path (norm given)."""
+    if norm is None:
+        return proj(x)
+    if hasattr(proj, "forward_rms_norm"):
+        return proj.forward_rms_norm(x, norm.weight, norm.eps)
+    return proj(norm(x))
 
 
 class RMSNorm(nn.Module):
@@ -115,21 +128,24 @@ class Attention(nn.Module):
         self.kv_cache: Optional[KVCache] = None
         self.fused = False  # fuse_projections: q, k, v from one qkv_proj
 
-    def project(self, x: Tensor):
+    def project(self, x: Tensor, norm: Optional[nn.Module] = None):
         """qk (B, T, (n_heads + n_kv_heads) * hd) and v (B, T, n_kv_heads * hd): q and k side by
         side so the rotary runs once over both (half its kernels per layer); the fused projection
         gives them as one slice, the separate ones by a concatenation."""
         cfg, hd = self.cfg, self.cfg.head_dim
         if not self.fused:
+            x = x if norm is None else norm(x)
             return torch.cat([self.q_proj(x), self.k_proj(x)], dim=-1), self.v_proj(x)
-        return self.qkv_proj(x).split([(cfg.n_heads + cfg.n_kv_heads) * hd, cfg.n_kv_heads * hd], dim=-1)
+        qkv = normed_projection(self.qkv_proj, x, norm)
+        return qkv.split([(cfg.n_heads + cfg.n_kv_heads) * hd, cfg.n_kv_heads * hd], dim=-1)
 
     def forward(self, x: Tensor, cos: Tensor, sin: Tensor, input_pos: Optional[Tensor],
-                mask: Optional[Tensor] = None) -> Tensor:
+                mask: Optional[Tensor] = None, norm: Optional[nn.Module] = None) -> Tensor:
+        """norm: x is the block's input and the projection applies the norm (RMS_NORM_QUANT)."""
         cfg = self.cfg
         B, T, _ = x.shape
         hd = cfg.head_dim
-        qk, v = self.project(x)
+        qk, v = self.project(x, norm)
         qk = apply_rope(qk.unflatten(-1, (cfg.n_heads + cfg.n_kv_heads, hd)), cos, sin)
         q, k = (t.transpose(1, 2) for t in qk.split([cfg.n_heads, cfg.n_kv_heads], dim=2))
         v = v.unflatten(-1, (cfg.n_kv_heads, hd)).transpose(1, 2)
@@ -154,10 +170,11 @@ class MLP(nn.Module):
         self.down_proj = nn.Linear(cfg.intermediate_size, cfg.dim, bias=False)
         self.fused = False  # fuse_projections: gate and up from one gate_up_proj
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor, norm: Optional[nn.Module] = None) -> Tensor:
         if self.fused:
-            gate, up = self.gate_up_proj(x).chunk(2, dim=-1)
+            gate, up = normed_projection(self.gate_up_proj, x, norm).chunk(2, dim=-1)
         else:
+            x = x if norm is None else norm(x)
             gate, up = self.gate_proj(x), self.up_proj(x)
         if SILU_MUL_QUANT and hasattr(self.down_proj, "forward_silu_mul"):
             return self.down_proj.forward_silu_mul(gate, up)
@@ -173,6 +190,9 @@ class Block(nn.Module):
         self.mlp = MLP(cfg)
 
     def forward(self, x, cos, sin, input_pos, mask=None):
+        if RMS_NORM_QUANT:  # the projections apply the norms (fused into their quantizers where they can)
+            h = x + self.attn(x, cos, sin, input_pos, mask, norm=self.input_norm)
+            return h + self.mlp(h, norm=self.post_attn_norm)
         h = x + self.attn(self.input_norm(x), cos, sin, input_pos, mask)
         return h + self.mlp(self.post_attn_norm(h))
 

@@ -31,6 +31,10 @@ TORCH_LIBRARY(lowbit, m) {
   // (the halves of a fused gate-up projection).
   m.def("silu_mul_quantize_int8_per_token(Tensor gate, Tensor up) -> (Tensor q, Tensor scale)");
   m.def("silu_mul_quantize_fp8_per_token(Tensor gate, Tensor up) -> (Tensor q, Tensor scale)");
+  // fused with an RMSNorm: x' = x * rsqrt(mean(x^2) + eps) * weight (sum of squares in fp64, the
+  // products in fp32), rounded once to x's dtype, then quantized per token. x (M, K), weight (K,).
+  m.def("rms_norm_quantize_int8_per_token(Tensor x, Tensor weight, float eps) -> (Tensor q, Tensor scale)");
+  m.def("rms_norm_quantize_fp8_per_token(Tensor x, Tensor weight, float eps) -> (Tensor q, Tensor scale)");
 
   // ---- 4-bit weight layout (int4 and e2m1 codes alike).
   m.def("prepack_w4(Tensor w) -> Tensor");

@@ -158,6 +158,19 @@ class LowBitLinear(_nn.Module):
             up = up if aligned(up) else up.clone(memory_format=torch.contiguous_format)
         return formats.get(self.format).silu_mul_linear(gate, up, self.quantized_weight(), bias)
 
+    def forward_rms_norm(self, x: Tensor, norm_weight: Tensor, eps: float) -> Tensor:
+        """``self(F.rms_norm(x, (K,), norm_weight, eps))`` for a projection after an RMSNorm:
+        w8a8_int8 and w8a8_fp8 (per token) normalize inside their activation quantizer (the
+        format's ``rms_norm_linear`` says how it rounds); other formats run torch's rms_norm."""
+        if x.dtype not in _ACT_DTYPES:
+            return self(torch.nn.functional.rms_norm(x, (x.shape[-1],), norm_weight, eps))
+        bias = self.bias
+        if bias is not None and bias.dtype != x.dtype:
+            bias = bias.to(x.dtype)
+        if not torch.compiler.is_compiling() and x.is_contiguous() and x.data_ptr() % 16:
+            x = x.clone()  # the ops need 16-byte aligned operands (as forward)
+        return formats.get(self.format).rms_norm_linear(x, norm_weight, eps, self.quantized_weight(), bias)
+
     def extra_repr(self) -> str:
         # The format's first four options always (a16w4: group_size, symmetric, dtype, method),
         # the rest (method hyper-parameters) only where they differ from the format's defaults:

@@ -26,6 +26,7 @@ OP_NAMES = [
     "quantize_int8_per_token", "quantize_fp8_per_token", "quantize_fp8_per_tensor",
     "quantize_fp8_1x128", "quantize_mxfp8", "quantize_mxfp4",
     "silu_mul_quantize_int8_per_token", "silu_mul_quantize_fp8_per_token",
+    "rms_norm_quantize_int8_per_token", "rms_norm_quantize_fp8_per_token",
     "prepack_w4", "unpack_w4",
     "w8a8_int8_mm", "w8a8_fp8_mm", "fp8_block_mm", "mxfp8_mm", "a8w4_mx_mm",
     "a16w4_linear", "a16w8_linear", "mxfp4_linear", "w8a8_int8_linear", "w8a8_fp8_linear",
@@ -100,6 +101,18 @@ def silu_mul_quantize_fp8_per_token(gate: Tensor, up: Tensor) -> Tuple[Tensor, T
     return lowbit.silu_mul_quantize_fp8_per_token(gate, up)
 
 
+def rms_norm_quantize_int8_per_token(x: Tensor, weight: Tensor, eps: float) -> Tuple[Tensor, Tensor]:
+    """x (M, K) bf16 / fp16, weight (K,) of x's dtype -> quantize_int8_per_token(x') for the RMSNorm
+    x' = x * rsqrt(mean(x^2) + eps) * weight (sum of squares in fp64, rsqrt in fp64 rounded to
+    fp32, the products in fp32), rounded once to x's dtype; x' is never written to memory."""
+    return lowbit.rms_norm_quantize_int8_per_token(x, weight, eps)
+
+
+def rms_norm_quantize_fp8_per_token(x: Tensor, weight: Tensor, eps: float) -> Tuple[Tensor, Tensor]:
+    """As :func:`rms_norm_quantize_int8_per_token`, with quantize_fp8_per_token's codes."""
+    return lowbit.rms_norm_quantize_fp8_per_token(x, weight, eps)
+
+
 @_fake("quantize_int8_per_token")
 def _(x):
     return x.new_empty(x.shape, dtype=torch.int8), x.new_empty(x.shape[:1], dtype=torch.float32)
@@ -129,6 +142,16 @@ def _(gate, up):
 @_fake("silu_mul_quantize_fp8_per_token")
 def _(gate, up):
     return gate.new_empty(gate.shape, dtype=FP8), gate.new_empty(gate.shape[:1], dtype=torch.float32)
+
+
+@_fake("rms_norm_quantize_int8_per_token")
+def _(x, weight, eps):
+    return x.new_empty(x.shape, dtype=torch.int8), x.new_empty(x.shape[:1], dtype=torch.float32)
+
+
+@_fake("rms_norm_quantize_fp8_per_token")
+def _(x, weight, eps):
+    return x.new_empty(x.shape, dtype=FP8), x.new_empty(x.shape[:1], dtype=torch.float32)
 
 
 @_fake("quantize_mxfp8")

@@ -472,28 +472,32 @@ def test_fused_projections_compute_the_same(fmt):
         assert rel_err(f(ids), m(ids)) <= 1e-2
 
 
+@pytest.mark.parametrize("knob,proj,method", [("SILU_MUL_QUANT", "mlp.down_proj", "forward_silu_mul"),
+                                               ("RMS_NORM_QUANT", "attn.qkv_proj", "forward_rms_norm"),
+                                               ("RMS_NORM_QUANT", "mlp.gate_up_proj", "forward_rms_norm")])
 @pytest.mark.parametrize("fmt", ["w8a8_int8", "w8a8_fp8"])
-def test_silu_mul_quant_in_the_model(fmt, monkeypatch):
-    """LOWBIT_SILU_MUL_QUANT=1 (bench/llama.SILU_MUL_QUANT): the quantized down projections take
-    gate and up and fuse silu(gate) * up into their quantizer (h rounded once instead of twice).
-    That moves some activation codes across a rounding boundary, so fused and unfused logits
-    differ by about the quantization noise (1.2e-2 int8, 3.5e-2 fp8 on this model), but neither
-    is further from the bf16 model: measured 0.0194 vs 0.0193 (int8), 0.0710 vs 0.0722 (fp8) over
-    three seeds within 2%; bound: the fused error <= 1.1 x the unfused one."""
+def test_fused_act_quant_in_the_model(fmt, knob, proj, method, monkeypatch):
+    """bench/llama.py with LOWBIT_SILU_MUL_QUANT=1 / LOWBIT_RMS_NORM_QUANT=1: the quantized
+    projections take their producer's inputs (gate and up; the block's input and the norm) and
+    fuse silu * up / the RMSNorm into their activation quantizer (rounded once instead of twice;
+    the norm's sum of squares in fp64). That moves some activation codes across a rounding
+    boundary, so fused and unfused logits differ by about the quantization noise, but neither is
+    further from the bf16 model: measured (three seeds) silu-fused 0.0194 vs 0.0193 (int8), 0.0710
+    vs 0.0722 (fp8), norm-fused equal to unfused to 4 digits; bound: fused <= 1.1 x unfused."""
     from bench import llama
     ref = llama.fuse_projections(build_tiny(seed=3))
     f = copy.deepcopy(ref)
     L.quantize_(f, fmt, progress=False)
     ids = tokens()
     calls = []
-    down = f.layers[0].mlp.down_proj
-    orig = down.forward_silu_mul
-    monkeypatch.setattr(down, "forward_silu_mul", lambda g, u: calls.append(1) or orig(g, u))
+    layer = f.layers[0].get_submodule(proj)
+    orig = getattr(layer, method)
+    monkeypatch.setattr(layer, method, lambda *a: calls.append(1) or orig(*a))
     with torch.no_grad():
         bf16 = ref(ids)
         unfused = f(ids)
         assert calls == []
-        monkeypatch.setattr(llama, "SILU_MUL_QUANT", True)
+        monkeypatch.setattr(llama, knob, True)
         fused = f(ids)
     assert calls == [1]
     assert rel_err(fused, bf16) <= 1.1 * rel_err(unfused, bf16)

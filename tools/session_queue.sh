@@ -960,15 +960,18 @@ TAIL=40 step_ab 80 lag "base:LOWBIT_A16W4_LARGE=wgmma" "lag:LOWBIT_A16W4_LARGE=w
   --formats a16w4,mxfp4 --ms 128,256,512,1024 --shapes 8192x8192,28672x8192,4096x14336,14336x4096 --peers none \
   --no-ceilings --budget-s 50
 fi
-# Session 14's second item for session 15 (written without a GPU): the fused silu(gate) * up
-# quantizers (ops.silu_mul_quantize_{int8,fp8}_per_token): their CUDA tests (bit for bit against
-# the CPU reference), then the model's 2048-token prefill and B = 1 decode with them
-# (LOWBIT_SILU_MUL_QUANT=1) and without, w8a8_fp8 / w8a8_int8, every block compiled.
-#   PART=87 LOWBIT_KERNELS=quant,fp8,int8,w4 TESTS="tests/test_silu_mul_quant.py tests/test_cuda_ops.py" \
+# Session 14's second item for session 15 (written without a GPU): the fused activation
+# quantizers (ops.silu_mul_quantize_* and ops.rms_norm_quantize_*, per token, int8 / fp8): their
+# CUDA tests (bit for bit against the CPU reference), then the model's 2048-token prefill and
+# B = 1 decode without them, with the SiLU one (LOWBIT_SILU_MUL_QUANT=1), and with both
+# (+ LOWBIT_RMS_NORM_QUANT=1), w8a8_fp8 / w8a8_int8, every block compiled.
+#   PART=87 LOWBIT_KERNELS=quant,fp8,int8,w4 TESTS="tests/test_fused_act_quant.py tests/test_cuda_ops.py" \
 #     EXTRA='bash tools/session_queue.sh' BENCH=0 bash tools/device_run.sh
 if [ "$PART" = 87 ]; then
 TAIL=40 step 200 model_silu python3 bench/model.py --fused --decode-mode regional --formats w8a8_fp8,w8a8_int8 \
   --batch 1 --prefill 2048 --profile --out "$OUT/model_silu_off.json"
 TAIL=40 step 200 model_silu_on env LOWBIT_SILU_MUL_QUANT=1 python3 bench/model.py --fused --decode-mode regional \
   --formats w8a8_fp8,w8a8_int8 --batch 1 --prefill 2048 --profile --out "$OUT/model_silu_on.json"
+TAIL=40 step 200 model_both_on env LOWBIT_SILU_MUL_QUANT=1 LOWBIT_RMS_NORM_QUANT=1 python3 bench/model.py --fused \
+  --decode-mode regional --formats w8a8_fp8,w8a8_int8 --batch 1 --prefill 2048 --profile --out "$OUT/model_both_on.json"
 fi

@@ -150,6 +150,36 @@ QuantPair silu_mul_quantize_fp8_per_token(const Tensor& gate, const Tensor& up) 
   return silu_mul_quantize_per_token("silu_mul_quantize_fp8_per_token", gate, up, true);
 }
 
+// RMSNorm then the per-token quantizer: rstd from the row's fp64 sum of squares (rms_rstd),
+// x' = (x * rstd) * w in fp32 (rms_norm_f32), rounded once to x's dtype: the fused quantizers' spec.
+QuantPair rms_norm_quantize_per_token(const char* op, const Tensor& x, const Tensor& weight, double eps, bool fp8) {
+  contract::rms_norm_input(op, x, weight, eps);
+  const int64_t M = x.size(0), K = x.size(1);
+  Tensor xf = as_float(x), wf = as_float(weight.view({1, K}));
+  Tensor yf = at::empty({M, K}, xf.options());
+  const float *xp = xf.data_ptr<float>(), *w = wf.data_ptr<float>();
+  float* y = yf.data_ptr<float>();
+  at::parallel_for(0, M, 1, [&](int64_t m0, int64_t m1) {
+    for (int64_t m = m0; m < m1; ++m) {
+      const float* r = xp + m * K;
+      double ss = 0.0;
+      for (int64_t k = 0; k < K; ++k) ss += double(r[k] * r[k]);
+      const float rstd = rms_rstd(ss, K, float(eps));
+      for (int64_t k = 0; k < K; ++k) y[m * K + k] = rms_norm_f32(r[k], rstd, w[k]);
+    }
+  });
+  auto [q, s] = absmax_quantize(yf.to(x.scalar_type()), K, fp8);  // (the one rounding to the dtype)
+  return {q, s.view({M})};
+}
+
+QuantPair rms_norm_quantize_int8_per_token(const Tensor& x, const Tensor& weight, double eps) {
+  return rms_norm_quantize_per_token("rms_norm_quantize_int8_per_token", x, weight, eps, false);
+}
+
+QuantPair rms_norm_quantize_fp8_per_token(const Tensor& x, const Tensor& weight, double eps) {
+  return rms_norm_quantize_per_token("rms_norm_quantize_fp8_per_token", x, weight, eps, true);
+}
+
 QuantPair quantize_fp8_1x128(const Tensor& x) {
   contract::quantizer_input("quantize_fp8_1x128", x, contract::kKBlock, "one scale per 128 elements");
   return absmax_quantize(x, contract::kKBlock, true);

@@ -177,12 +177,40 @@ __global__ void quantize_small_blocks_kernel(const In* __restrict__ x, uint8_t* 
 }
 
 // ---------------------------------------------------------------- row sources
-// What a per-token quantizer quantizes: load(row, i, f) gives elements 8 i .. 8 i + 7 of a row.
+// What a per-token quantizer quantizes: load(row, i, f, rstd) gives elements 8 i .. 8 i + 7 of a
+// row. Sources with kSumOfSquares (RMSNorm) get the row's rstd (lowbit/quant_rules.h rms_rstd of
+// the fp64 sum of squares of x, summed by the kernel first); the others ignore it.
 template <typename In>
 struct PlainRows {  // x itself (M, K), dense
   const In* x;
   int64_t K;
-  __device__ void load(int64_t row, int64_t i, float (&f)[kVec]) const { load8(x + row * K + i * kVec, f); }
+  __device__ void load(int64_t row, int64_t i, float (&f)[kVec], float) const { load8(x + row * K + i * kVec, f); }
+};
+
+// RMSNorm: (x * rstd) * w in fp32, rounded once to In: the projection input after a norm, never
+// written to memory. x (M, K) dense, w (K,).
+template <typename In>
+struct RmsNormRows {
+  static constexpr bool kSumOfSquares = true;
+  const In* x;
+  const In* w;
+  int64_t K;
+  float eps;
+  __device__ double sum_of_squares(int64_t row, int64_t i) const {
+    float f[kVec];
+    load8(x + row * K + i * kVec, f);
+    double s = 0.0;
+#pragma unroll
+    for (int e = 0; e < kVec; ++e) s += double(f[e] * f[e]);  // (each square exact in fp32)
+    return s;
+  }
+  __device__ void load(int64_t row, int64_t i, float (&f)[kVec], float rstd) const {
+    float wf[kVec];
+    load8(x + row * K + i * kVec, f);
+    load8(w + i * kVec, wf);
+#pragma unroll
+    for (int e = 0; e < kVec; ++e) f[e] = ptx::to_f32(ptx::from_f32<In>(rms_norm_f32(f[e], rstd, wf[e])));
+  }
 };
 
 // silu(gate) * up in fp32 (lowbit/quant_rules.h silu_mul_f32, as the CPU reference), rounded once
@@ -192,7 +220,7 @@ struct SiluMulRows {
   const In* gate;
   const In* up;
   int64_t ld_gate, ld_up;
-  __device__ void load(int64_t row, int64_t i, float (&f)[kVec]) const {
+  __device__ void load(int64_t row, int64_t i, float (&f)[kVec], float) const {
     float g[kVec], u[kVec];
     load8(gate + row * ld_gate + i * kVec, g);
     load8(up + row * ld_up + i * kVec, u);
@@ -210,10 +238,24 @@ __global__ void __launch_bounds__(kThreads) quantize_rows_kernel(const Rows src,
   __shared__ uint32_t warp_amax[kThreads / 32];
   ptx::griddep_launch_dependents();  // the GEMM after may start loading its weights (PDL)
   const int64_t row = blockIdx.x;
+  float rstd = 1.0f;
+  if constexpr (requires { Rows::kSumOfSquares; }) {
+    __shared__ double warp_sum[kThreads / 32];
+    double ss = 0.0;
+    for (int64_t i = threadIdx.x; i < K / kVec; i += kThreads) ss += src.sum_of_squares(row, i);
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) ss += __shfl_xor_sync(0xffffffffu, ss, o);
+    if (threadIdx.x % 32 == 0) warp_sum[threadIdx.x / 32] = ss;
+    __syncthreads();
+    ss = 0.0;
+#pragma unroll
+    for (int w = 0; w < kThreads / 32; ++w) ss += warp_sum[w];
+    rstd = rms_rstd(ss, K, src.eps);
+  }
   uint32_t amax = 0;
   for (int64_t i = threadIdx.x; i < K / kVec; i += kThreads) {
     float f[kVec];
-    src.load(row, i, f);
+    src.load(row, i, f, rstd);
     amax = max(amax, amax_bits8(f));
   }
 #pragma unroll
@@ -228,7 +270,7 @@ __global__ void __launch_bounds__(kThreads) quantize_rows_kernel(const Rows src,
   uint8_t* qr = q + row * K * Codec::kBytes / kVec;
   for (int64_t i = threadIdx.x; i < K / kVec; i += kThreads) {
     float f[kVec];
-    src.load(row, i, f);
+    src.load(row, i, f, rstd);
     Codec::store8(qr + i * Codec::kBytes, f, s.mult, s.finite);
   }
 }

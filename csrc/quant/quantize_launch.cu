@@ -32,16 +32,29 @@ void rows(InType in, const void* x, uint8_t* q, float* scale, int64_t M, int64_t
   });
 }
 
-template <class Rule, class Codec>
-void silu_mul_rows(InType in, const void* gate, const void* up, int64_t ld_gate, int64_t ld_up, uint8_t* q,
-                   float* scale, int64_t M, int64_t K, cudaStream_t stream) {
-  auto go = [&](auto* tag) {
-    using In = std::remove_pointer_t<decltype(tag)>;
-    const SiluMulRows<In> src{static_cast<const In*>(gate), static_cast<const In*>(up), ld_gate, ld_up};
-    quantize_rows_kernel<SiluMulRows<In>, Rule, Codec, kThreads><<<M, kThreads, 0, stream>>>(src, q, scale, K);
+template <class R, class C>
+struct RuleCodec {  // a (scale rule, element codec) pair as a value, for the typed launches
+  using Rule = R;
+  using Codec = C;
+};
+
+// The fused per-token quantizers (16-bit sources only): quantize_rows_kernel over the row source
+// make(In*) builds, with the scale rule and codec of `kind`.
+template <class MakeSource>
+void fused_rows(RowKind kind, InType in, uint8_t* q, float* scale, int64_t M, int64_t K, cudaStream_t stream,
+                MakeSource make) {
+  auto go = [&](auto* tag, auto rule_codec) {
+    using RC = decltype(rule_codec);
+    const auto src = make(tag);
+    quantize_rows_kernel<std::remove_const_t<decltype(src)>, typename RC::Rule, typename RC::Codec, kThreads>
+        <<<M, kThreads, 0, stream>>>(src, q, scale, K);
   };
-  if (in == InType::kBF16) go(static_cast<__nv_bfloat16*>(nullptr));
-  else go(static_cast<__half*>(nullptr));
+  auto typed = [&](auto rule_codec) {
+    if (in == InType::kBF16) go(static_cast<__nv_bfloat16*>(nullptr), rule_codec);
+    else go(static_cast<__half*>(nullptr), rule_codec);
+  };
+  if (kind == RowKind::kInt8) typed(RuleCodec<AbsmaxRule<127>, Int8Codec>{});
+  else typed(RuleCodec<AbsmaxRule<448>, E4m3Codec>{});
 }
 
 template <int kBlock, class Rule, class Codec>
@@ -64,8 +77,19 @@ void launch_rows(RowKind kind, InType in, const void* x, uint8_t* q, float* scal
 
 void launch_silu_mul_rows(RowKind kind, InType in, const void* gate, const void* up, int64_t ld_gate, int64_t ld_up,
                           uint8_t* q, float* scale, int64_t M, int64_t K, cudaStream_t stream) {
-  if (kind == RowKind::kInt8) silu_mul_rows<AbsmaxRule<127>, Int8Codec>(in, gate, up, ld_gate, ld_up, q, scale, M, K, stream);
-  else silu_mul_rows<AbsmaxRule<448>, E4m3Codec>(in, gate, up, ld_gate, ld_up, q, scale, M, K, stream);
+  fused_rows(kind, in, q, scale, M, K, stream, [&](auto* tag) {
+    using In = std::remove_pointer_t<decltype(tag)>;
+    return SiluMulRows<In>{static_cast<const In*>(gate), static_cast<const In*>(up), ld_gate, ld_up};
+  });
+  C10_CUDA_KERNEL_LAUNCH_CHECK();
+}
+
+void launch_rms_norm_rows(RowKind kind, InType in, const void* x, const void* w, float eps, uint8_t* q, float* scale,
+                          int64_t M, int64_t K, cudaStream_t stream) {
+  fused_rows(kind, in, q, scale, M, K, stream, [&](auto* tag) {
+    using In = std::remove_pointer_t<decltype(tag)>;
+    return RmsNormRows<In>{static_cast<const In*>(x), static_cast<const In*>(w), K, eps};
+  });
   C10_CUDA_KERNEL_LAUNCH_CHECK();
 }
 

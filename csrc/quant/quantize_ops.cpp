@@ -74,6 +74,27 @@ QuantPair silu_mul_quantize_fp8_per_token(const Tensor& gate, const Tensor& up) 
   return silu_mul_rows("silu_mul_quantize_fp8_per_token", RowKind::kFp8, gate, up, at::kFloat8_e4m3fn);
 }
 
+QuantPair rms_norm_rows(const char* op, RowKind kind, const Tensor& x, const Tensor& weight, double eps,
+                        c10::ScalarType code_dtype) {
+  contract::rms_norm_input(op, x, weight, eps);
+  c10::cuda::CUDAGuard guard(x.device());
+  const int64_t M = x.size(0), K = x.size(1);
+  Tensor q = at::empty({M, K}, x.options().dtype(at::kByte));
+  Tensor s = at::empty({M}, x.options().dtype(at::kFloat));
+  if (M > 0)
+    launch_rms_norm_rows(kind, in_type(x), x.data_ptr(), weight.data_ptr(), float(eps), q.data_ptr<uint8_t>(),
+                         s.data_ptr<float>(), M, K, at::cuda::getCurrentCUDAStream());
+  return {q.view(code_dtype), s};
+}
+
+QuantPair rms_norm_quantize_int8_per_token(const Tensor& x, const Tensor& weight, double eps) {
+  return rms_norm_rows("rms_norm_quantize_int8_per_token", RowKind::kInt8, x, weight, eps, at::kChar);
+}
+
+QuantPair rms_norm_quantize_fp8_per_token(const Tensor& x, const Tensor& weight, double eps) {
+  return rms_norm_rows("rms_norm_quantize_fp8_per_token", RowKind::kFp8, x, weight, eps, at::kFloat8_e4m3fn);
+}
+
 QuantPair quantize_fp8_1x128(const Tensor& x) {
   return blocks("quantize_fp8_1x128", BlockKind::kFp8x128, x, contract::kKBlock, "one scale per 128 elements");
 }
@@ -119,4 +140,6 @@ TORCH_LIBRARY_IMPL(lowbit, CUDA, m) {
   m.impl("quantize_mxfp4", &quantize_mxfp4);
   m.impl("silu_mul_quantize_int8_per_token", &silu_mul_quantize_int8_per_token);
   m.impl("silu_mul_quantize_fp8_per_token", &silu_mul_quantize_fp8_per_token);
+  m.impl("rms_norm_quantize_int8_per_token", &rms_norm_quantize_int8_per_token);
+  m.impl("rms_norm_quantize_fp8_per_token", &rms_norm_quantize_fp8_per_token);
 }

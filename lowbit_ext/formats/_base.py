@@ -176,6 +176,29 @@ class FormatSpec:
         """(fused quantizer, GEMM op) for silu_mul_linear, or None: no fused path."""
         return None
 
+    def rms_norm_linear(self, x: Tensor, norm_weight: Tensor, eps: float, qw: QuantizedWeight,
+                        bias: Optional[Tensor] = None) -> Tensor:
+        """``linear(F.rms_norm(x, (K,), norm_weight, eps))``: a projection after an RMSNorm. Formats
+        whose op quantizes x per token (``_rms_norm_ops``) normalize inside their quantizer
+        (``ops.rms_norm_quantize_*_per_token``: sum of squares in fp64, rounded once to the dtype)
+        and never write the normalized x; the others call ``linear`` on torch's rms_norm."""
+        fused = self._rms_norm_ops(qw)
+        N, K = qw.shape
+        if (fused is None or getattr(qw, "act_scale", None) is not None or x.dim() < 1 or x.shape[-1] != K
+                or x.dtype not in _ACT_DTYPES or norm_weight.shape != (K,) or norm_weight.dtype != x.dtype):
+            return self.linear(torch.nn.functional.rms_norm(x, (x.shape[-1],), norm_weight, eps), qw, bias)
+        self._check_qw(qw)
+        self._check_act_dtype(x, qw)
+        quantize, mm = fused
+        lead = x.shape[:-1]
+        x2 = (x.flatten(0, -2) if x.dim() > 1 else x.unsqueeze(0)).contiguous()
+        q, s = quantize(x2, norm_weight.contiguous(), float(eps))
+        return mm(q, s, qw.w, qw.w_scale, bias, x.dtype).reshape(*lead, N)
+
+    def _rms_norm_ops(self, qw: QuantizedWeight):
+        """(fused quantizer, GEMM op) for rms_norm_linear, or None: no fused path."""
+        return None
+
     def dequantize(self, qw: QuantizedWeight) -> Tensor:
         """The float32 (N, K) matrix ``linear`` multiplies x by (for tests and error reports):
         what the kernels multiply by, and for a weight with an AWQ ``act_scale`` s that

@@ -95,6 +95,9 @@ class W8A8Fp8(FormatSpec):
     def _silu_mul_ops(self, qw):
         return (ops.silu_mul_quantize_fp8_per_token, ops.w8a8_fp8_mm) if qw.act_per_token else None
 
+    def _rms_norm_ops(self, qw):
+        return (ops.rms_norm_quantize_fp8_per_token, ops.w8a8_fp8_mm) if qw.act_per_token else None
+
     def _linear2d(self, x, qw, bias):
         # (per-tensor scales keep the fused op: a whole-tensor amax is a reduction of its own)
         if qw.act_per_token and act_quant.use_under_compile():

@@ -62,6 +62,20 @@ inline void silu_mul_input(const char* op, const at::Tensor& gate, const at::Ten
   check::k_multiple(op, gate.size(1), kK8bit, "8-bit rows of 16-byte chunks");
 }
 
+// The fused RMSNorm quantizers' inputs: x 2-D (M, K) bf16 / fp16, dense and aligned, K a multiple
+// of 16; weight (K,) of x's dtype and device, contiguous; eps finite and >= 0.
+inline void rms_norm_input(const char* op, const at::Tensor& x, const at::Tensor& weight, double eps) {
+  LOWBIT_CHECK(x.dim() == 2, op, ": x must be 2-D (M, K); flatten leading dimensions first, got shape ", x.sizes());
+  check::is_16bit_float(op, x, "x");
+  check::dense_aligned(op, x, "x");
+  check::k_multiple(op, x.size(1), kK8bit, "8-bit rows of 16-byte chunks");
+  check::same_device(op, x, weight, "weight");
+  check::dtype_is(op, weight, "weight", x.scalar_type());
+  check::shape_is(op, weight, "weight", {x.size(1)});
+  check::contiguous(op, weight, "weight");
+  LOWBIT_CHECK(std::isfinite(eps) && eps >= 0, op, ": eps must be finite and >= 0, got ", eps);
+}
+
 // An 8-bit weight (N, K) of dtype elem with a per-row or per-tensor fp32 scale. Returns N.
 inline int64_t weight_8bit(const char* op, const at::Tensor& b, const at::Tensor& b_scale, int64_t K,
                            c10::ScalarType elem, const at::Tensor& ref, const char* bname, const char* sname) {

@@ -20,6 +20,8 @@ QuantPair quantize_mxfp8(const Tensor& x);
 QuantPair quantize_mxfp4(const Tensor& x);
 QuantPair silu_mul_quantize_int8_per_token(const Tensor& gate, const Tensor& up);
 QuantPair silu_mul_quantize_fp8_per_token(const Tensor& gate, const Tensor& up);
+QuantPair rms_norm_quantize_int8_per_token(const Tensor& x, const Tensor& weight, double eps);
+QuantPair rms_norm_quantize_fp8_per_token(const Tensor& x, const Tensor& weight, double eps);
 
 Tensor prepack_w4(const Tensor& w);
 Tensor unpack_w4(const Tensor& w);

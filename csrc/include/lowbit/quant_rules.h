@@ -72,4 +72,12 @@ LOWBIT_HD float exp_f32(float x) {
 // (g = -inf gives NaN, as torch's silu does).
 LOWBIT_HD float silu_mul_f32(float g, float u) { return g / (1.0f + exp_f32(-g)) * u; }
 
+// RMSNorm: rstd = 1 / sqrt(sum_sq / K + eps) from the row's sum of squares of x (each square
+// exact in fp32, summed in fp64: order-independent unless the row's squares span more than ~2^20,
+// which is why the sum is fp64), in fp64, rounded once to fp32; then (x * rstd) * w in fp32.
+LOWBIT_HD float rms_rstd(double sum_sq, int64_t K, float eps) {
+  return float(1.0 / sqrt(sum_sq / double(K) + double(eps)));
+}
+LOWBIT_HD float rms_norm_f32(float x, float rstd, float w) { return x * rstd * w; }
+
 }  // namespace lowbit

@@ -1,5 +1,6 @@
-"""The fused down-projection quantizers ``silu_mul_quantize_{int8,fp8}_per_token(gate, up)``:
-h = silu(gate) * up in fp32, rounded once to gate's dtype, then the per-token quantizer of h.
+"""The fused activation quantizers: ``silu_mul_quantize_{int8,fp8}_per_token(gate, up)`` (h =
+silu(gate) * up in fp32, rounded once to gate's dtype, then the per-token quantizer of h) and
+``rms_norm_quantize_{int8,fp8}_per_token(x, weight, eps)`` (an RMSNorm, then the same).
 
 CPU: against torch's own SiLU (the library computes e^x by its own fp32 recipe, identical on
 CPU and CUDA, so it may differ from torch's in the last bit: a bf16 / fp16 rounding of h can then
@@ -166,6 +167,81 @@ def test_forward_silu_mul_falls_back(fmt, options):
     assert torch.equal(layer.forward_silu_mul(gate, up), layer(F.silu(gate) * up))
 
 
+# ---------------------------------------------------------------- RMSNorm + quantize
+RMS = {"int8": (ops.rms_norm_quantize_int8_per_token, ops.quantize_int8_per_token),
+       "fp8": (ops.rms_norm_quantize_fp8_per_token, ops.quantize_fp8_per_token)}
+
+
+def norm_operands(M, K, dtype, gen):
+    x = (torch.randn(M, K, generator=gen) * torch.rand(M, 1, generator=gen) * 4).to(dtype)
+    w = (torch.rand(K, generator=gen) + 0.5).to(dtype)
+    return x, w
+
+
+@pytest.mark.parametrize("fmt", ["int8", "fp8"])
+@pytest.mark.parametrize("dtype", [BF16, FP16])
+def test_rms_norm_matches_torch_rms_norm_then_quantizer(fmt, dtype):
+    fused, plain = RMS[fmt]
+    gen = torch.Generator().manual_seed(12)
+    x, w = norm_operands(29, 2048, dtype, gen)
+    q, s = fused(x, w, 1e-5)
+    # torch's rms_norm in fp32 (its sum of squares in fp32, ours in fp64: rstd may differ in the
+    # last bit, which moves a dtype rounding of x' only next to a tie)
+    xn = F.rms_norm(x.float(), (2048,), w.float(), 1e-5).to(dtype)
+    q_ref, s_ref = plain(xn)
+    ulp = 2.0 ** -7 if dtype == BF16 else 2.0 ** -10
+    assert torch.allclose(s, s_ref, rtol=ulp, atol=0)
+    same = s == s_ref
+    assert same.float().mean() > 0.9
+    assert (codes_of(q[same]) != codes_of(q_ref[same])).float().mean() < 1e-3
+    step = s[:, None] * (1.0 if fmt == "int8" else 32.0)
+    assert ((codes_of(q) * s[:, None] - xn.float()).abs() <= step).all()
+
+
+def test_rms_norm_special_rows_and_errors():
+    gen = torch.Generator().manual_seed(13)
+    x, w = norm_operands(4, 64, BF16, gen)
+    x[1, 2] = float("nan")  # a NaN row: scale NaN, codes 0
+    x[2] = 0.0              # a zero row: rstd = 1 / sqrt(eps), x' = 0: the floor scale, zero codes
+    for fmt, (fused, _) in RMS.items():
+        q, s = fused(x, w, 1e-6)
+        assert torch.isnan(s[1]) and (q[1].view(torch.uint8) == 0).all()
+        assert s[2] == 1e-12 / (127.0 if fmt == "int8" else 448.0) and (codes_of(q[2]) == 0).all()
+        assert torch.isfinite(s[[0, 3]]).all()
+    op = ops.rms_norm_quantize_fp8_per_token
+    raises_with(lambda: op(x, w[:32], 1e-6), "weight must have shape [64]")
+    raises_with(lambda: op(x, w.to(FP16), 1e-6), "weight must be BFloat16")
+    raises_with(lambda: op(x, w, float("nan")), "eps must be finite and >= 0")
+    raises_with(lambda: op(x.float(), w.float(), 1e-6), "x must be bfloat16 or float16")
+    raises_with(lambda: op(x[:, :8].contiguous(), w[:8], 1e-6), "K must be a multiple of 16")
+
+
+@pytest.mark.parametrize("fmt,options,mm", [
+    ("w8a8_int8", {}, "w8a8_int8_mm"), ("w8a8_fp8", {}, "w8a8_fp8_mm")])
+def test_forward_rms_norm_fuses_the_quantizer(fmt, options, mm):
+    layer = _down_proj(fmt, **options)
+    gen = torch.Generator().manual_seed(14)
+    x = torch.randn(2, 5, 256, generator=gen).to(BF16)
+    w = (torch.rand(256, generator=gen) + 0.5).to(BF16)
+    y = layer.forward_rms_norm(x, w, 1e-5)
+    fused = RMS["int8" if fmt == "w8a8_int8" else "fp8"][0]
+    q, s = fused(x.reshape(10, 256), w, 1e-5)
+    want = getattr(ops, mm)(q, s, layer.w, layer.w_scale, layer.bias, BF16).reshape(2, 5, 48)
+    assert torch.equal(y, want)
+    unfused = layer(F.rms_norm(x, (256,), w, 1e-5)).float()
+    assert ((y.float() - unfused).norm() / unfused.norm()) < 0.05
+    compiled = torch.compile(lambda a: layer.forward_rms_norm(a, w, 1e-5), fullgraph=True, backend="aot_eager")
+    assert torch.equal(compiled(x), y)
+
+
+def test_forward_rms_norm_falls_back():
+    layer = _down_proj("a16w4", bias=False, group_size=64)
+    gen = torch.Generator().manual_seed(15)
+    x = torch.randn(7, 256, generator=gen).to(BF16)
+    w = (torch.rand(256, generator=gen) + 0.5).to(BF16)
+    assert torch.equal(layer.forward_rms_norm(x, w, 1e-5), layer(F.rms_norm(x, (256,), w, 1e-5)))
+
+
 # ---------------------------------------------------------------- CUDA
 @pytest.mark.cuda
 @pytest.mark.parametrize("fmt", ["int8", "fp8"])
@@ -184,8 +260,28 @@ def test_cuda_bitwise_against_cpu(fmt, dtype, M, K):
     q, s = fused(gu[:, :K], gu[:, K:])
     torch.cuda.synchronize()
     assert torch.equal(q.cpu().view(torch.uint8), q_ref.view(torch.uint8))
-    assert torch.equal(s.cpu(), s_ref, ) or torch.equal(torch.isnan(s.cpu()), torch.isnan(s_ref)) and torch.equal(
-        s.cpu().nan_to_num(), s_ref.nan_to_num())
+    assert torch.equal(s.cpu().nan_to_num(), s_ref.nan_to_num()) and torch.equal(s.cpu().isnan(), s_ref.isnan())
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("fmt", ["int8", "fp8"])
+@pytest.mark.parametrize("dtype", [BF16, FP16])
+@pytest.mark.parametrize("M,K", [(1, 16), (3, 4096), (17, 14336), (100, 1024), (257, 2048)])
+def test_cuda_rms_norm_bitwise_against_cpu(fmt, dtype, M, K):
+    # why exact: the same fp32 / fp64 operations; the fp64 sum of squares is exact for these rows
+    # (squares spanning < 2^20), so its summation order (a tree here, a loop on the CPU) cannot show
+    fused, _ = RMS[fmt]
+    gen = torch.Generator().manual_seed(M * 17 + K)
+    x, w = norm_operands(M, K, dtype, gen)
+    if M > 2:
+        x[1, 0] = float("inf")
+        x[2] = 0.0
+    q_ref, s_ref = fused(x, w, 1e-5)
+    poison_allocator(M * K, M * 4)
+    q, s = fused(x.cuda(), w.cuda(), 1e-5)
+    torch.cuda.synchronize()
+    assert torch.equal(q.cpu().view(torch.uint8), q_ref.view(torch.uint8))
+    assert torch.equal(s.cpu().nan_to_num(), s_ref.nan_to_num()) and torch.equal(s.cpu().isnan(), s_ref.isnan())
 
 
 @pytest.mark.cuda
