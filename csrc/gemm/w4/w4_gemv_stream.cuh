@@ -121,15 +121,6 @@ __global__ void __launch_bounds__(kStreamWarps * 32, stream_ctas_per_sm(kTiles, 
     ptx::mbarrier_arrive_expect_tx(&bar[s], 1024);
     ptx::bulk_copy_g2s(slots + s * kSlot, from, 1024, &bar[s]);
   };
-  // The ring's first fills, blocks 0 .. kStages - 1 of the split (lane 0). (Session 13's
-  // candidate that requested only the first 1, 2 or 4 of them before block 0 and the rest once it
-  // was in measured within +-1% of all eight at M = 1 and 8 on the four shapes, s14-call1:
-  // removed.)
-  auto request_first = [&] {
-#pragma unroll
-    for (int s = 0; s < kStages; ++s)
-      if (s < nb) request(s, src + size_t(s) * 256);
-  };
   // kXRing: x slot k holds block b's x (b % kXRingStages == k) as M rows of 256 bytes; the TMA
   // boxes land 128-byte aligned (the region is aligned up from the array itself, so its loads stay
   // ld.shared; the launch adds 128 bytes). Warp 0's lane 0 fills the slots.
@@ -214,7 +205,11 @@ __global__ void __launch_bounds__(kStreamWarps * 32, stream_ctas_per_sm(kTiles, 
       }
     }
     ptx::fence_barrier_init();
-    request_first();
+    // the ring's first fills, blocks 0 .. kStages - 1 of the split (session 13's candidate that
+    // requested only 1, 2 or 4 of them before block 0 measured within +-1% of all eight, s14-call1)
+#pragma unroll
+    for (int s = 0; s < kStages; ++s)
+      if (s < nb) request(s, src + size_t(s) * 256);
     if constexpr (kXRing) {
       if (warp == 0) {
 #pragma unroll

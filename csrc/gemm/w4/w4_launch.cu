@@ -202,8 +202,6 @@ __global__ void dequant_mx8_kernel(const uint8_t* __restrict__ q, const uint8_t*
   }
 }
 
-int grid_for(int64_t items) { return int(std::min<int64_t>((items + 255) / 256, 132 * 16)); }
-
 }  // namespace
 
 void launch_gemv(Elem t, const GemvParams& p, bool mx, cudaStream_t stream, const CUtensorMap* x_map) {

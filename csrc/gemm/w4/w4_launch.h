@@ -4,11 +4,18 @@
 #include <cuda.h>
 #include <cuda_runtime.h>
 
+#include <algorithm>
+#include <cstdint>
+
 #include "gemm/w4/w4_params.h"
 
 namespace lowbit::w4 {
 
 enum class Elem { kBF16, kF16 };
+
+// CTAs of 256 threads for a grid-stride pass over `items` (dequantize, prepack, x's permutation):
+// one per 256 items, at most 16 per SM of a 132-SM H100.
+inline int grid_for(int64_t items) { return int(std::min<int64_t>((items + 255) / 256, 132 * 16)); }
 
 // 4-bit weight GEMV (M <= 32): grid (ceil(N / 128), splits); mx: mxfp4 codes and E8M0
 // scales instead of int4 codes with 16-bit scales and zero points. x_map: x's TMA map (boxes of

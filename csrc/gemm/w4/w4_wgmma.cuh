@@ -140,6 +140,16 @@ __device__ __forceinline__ KBlocks split_k_blocks(const W4WgmmaParams& p) {
   return {kb0, min(p.K / kBlockElems, kb0 + p.kb_per_split)};
 }
 
+// One 64-byte chunk of x (32 elements) in the order the permuted-x kernels read: its four 16-byte
+// units u[0..3] hold 4-byte pairs 4 i .. 4 i + 3, and unit i of the result takes pair i of each
+// (a 4 x 4 transpose of the chunk's pairs; permute_x_blocks says why).
+__device__ __forceinline__ void permute_x_chunk(const uint4 (&u)[4], uint4 (&v)[4]) {
+  v[0] = {u[0].x, u[1].x, u[2].x, u[3].x};
+  v[1] = {u[0].y, u[1].y, u[2].y, u[3].y};
+  v[2] = {u[0].z, u[1].z, u[2].z, u[3].z};
+  v[3] = {u[0].w, u[1].w, u[2].w, u[3].w};
+}
+
 // x permuted in shared memory (wgmma_x_permutable: <= 64 tokens, not int4 per channel at 64), so
 // that each consumer thread's A fragments come from its own words of the weight chunk. Layout v3
 // gives quad thread t's word j the elements 32 j + 8 t .. + 7 of its row, pairs (2u, 2u + 1) at
@@ -166,10 +176,8 @@ __device__ __forceinline__ void permute_x_blocks(const W4WgmmaParams& p, uint8_t
       uint4 u[4];
 #pragma unroll
       for (int i = 0; i < 4; ++i) u[i] = ptx::ld_shared_v4(x_row + 16 * ((4 * half + i) ^ (row % 8)));
-      const uint4 v[4] = {{u[0].x, u[1].x, u[2].x, u[3].x},
-                          {u[0].y, u[1].y, u[2].y, u[3].y},
-                          {u[0].z, u[1].z, u[2].z, u[3].z},
-                          {u[0].w, u[1].w, u[2].w, u[3].w}};
+      uint4 v[4];
+      permute_x_chunk(u, v);
 #pragma unroll
       for (int i = 0; i < 4; ++i) ptx::st_shared_v4(x_row + 16 * ((4 * half + i) ^ (row % 8)), v[i]);
     }

@@ -1,8 +1,6 @@
 // The mixed-input wgmma GEMM's instantiations (w4_wgmma.cuh): 4-bit weights (int4 folded or
 // promoted, mxfp4) and 8-bit rows (int8, e4m3), by tokens per CTA (16 / 32 / 64 / 128), rows per
 // CTA (128 / 256) and CTAs per SM (1 / 2).
-#include <algorithm>
-
 #include <c10/cuda/CUDAException.h>
 #include <c10/util/Exception.h>
 
@@ -93,17 +91,15 @@ void wgmma_int4(const CUtensorMap& tmap_x, const W4WgmmaParams& p, cudaStream_t 
   else wgmma_group<T, kW, false, kRowTiles>(tmap_x, p, stream);
 }
 
-// One 32-element chunk (64 bytes) per thread: its four 16-byte units u[0..3] hold pairs 4 i .. 4 i + 3;
-// unit i of the result takes pair i of each (w4_wgmma.cuh permute_x_blocks, the same transpose).
+// One 32-element chunk (64 bytes) per thread, permuted as permute_x_blocks does in shared memory.
 __global__ void permute_x_chunks_kernel(const uint4* __restrict__ x, uint4* __restrict__ out, int64_t chunks) {
   for (int64_t c = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; c < chunks; c += int64_t(gridDim.x) * blockDim.x) {
-    uint4 u[4];
+    uint4 u[4], v[4];
 #pragma unroll
     for (int i = 0; i < 4; ++i) u[i] = ptx::ld_global_nc_v4(x + 4 * c + i);
-    out[4 * c + 0] = {u[0].x, u[1].x, u[2].x, u[3].x};
-    out[4 * c + 1] = {u[0].y, u[1].y, u[2].y, u[3].y};
-    out[4 * c + 2] = {u[0].z, u[1].z, u[2].z, u[3].z};
-    out[4 * c + 3] = {u[0].w, u[1].w, u[2].w, u[3].w};
+    permute_x_chunk(u, v);
+#pragma unroll
+    for (int i = 0; i < 4; ++i) out[4 * c + i] = v[i];
   }
 }
 
@@ -113,9 +109,8 @@ void launch_permute_x_chunks(const void* x, void* out, int64_t M, int64_t K, cud
   TORCH_CHECK(K % 32 == 0, "lowbit: x permuted in chunks of 32 elements needs K % 32 == 0");
   const int64_t chunks = M * K / 32;
   if (chunks == 0) return;
-  constexpr int kThreads = 256;
-  const int blocks = int(std::min<int64_t>((chunks + kThreads - 1) / kThreads, 132 * 16));
-  permute_x_chunks_kernel<<<blocks, kThreads, 0, stream>>>(static_cast<const uint4*>(x), static_cast<uint4*>(out), chunks);
+  permute_x_chunks_kernel<<<grid_for(chunks), 256, 0, stream>>>(static_cast<const uint4*>(x), static_cast<uint4*>(out),
+                                                               chunks);
   C10_CUDA_KERNEL_LAUNCH_CHECK();
 }
 
