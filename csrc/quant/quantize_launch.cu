@@ -23,38 +23,30 @@ void with_input_type(InType in, const void* x, F&& f) {
   }
 }
 
-template <class Rule, class Codec>
-void rows(InType in, const void* x, uint8_t* q, float* scale, int64_t M, int64_t K, cudaStream_t stream) {
-  with_input_type(in, x, [&](auto* xp) {
-    using In = std::remove_const_t<std::remove_pointer_t<decltype(xp)>>;
-    quantize_rows_kernel<PlainRows<In>, Rule, Codec, kThreads><<<M, kThreads, 0, stream>>>(PlainRows<In>{xp, K}, q,
-                                                                                            scale, K);
-  });
-}
-
 template <class R, class C>
 struct RuleCodec {  // a (scale rule, element codec) pair as a value, for the typed launches
   using Rule = R;
   using Codec = C;
 };
 
-// The fused per-token quantizers (16-bit sources only): quantize_rows_kernel over the row source
-// make(In*) builds, with the scale rule and codec of `kind`.
-template <class MakeSource>
-void fused_rows(RowKind kind, InType in, uint8_t* q, float* scale, int64_t M, int64_t K, cudaStream_t stream,
-                MakeSource make) {
-  auto go = [&](auto* tag, auto rule_codec) {
+// Per token: one CTA per row of the row source `src` (quantize_kernels.cuh), with the scale rule
+// and codec of `kind`.
+template <class Rows>
+void rows(RowKind kind, const Rows& src, uint8_t* q, float* scale, int64_t M, int64_t K, cudaStream_t stream) {
+  auto go = [&](auto rule_codec) {
     using RC = decltype(rule_codec);
-    const auto src = make(tag);
-    quantize_rows_kernel<std::remove_const_t<decltype(src)>, typename RC::Rule, typename RC::Codec, kThreads>
-        <<<M, kThreads, 0, stream>>>(src, q, scale, K);
+    quantize_rows_kernel<Rows, typename RC::Rule, typename RC::Codec, kThreads><<<M, kThreads, 0, stream>>>(src, q,
+                                                                                                         scale, K);
   };
-  auto typed = [&](auto rule_codec) {
-    if (in == InType::kBF16) go(static_cast<__nv_bfloat16*>(nullptr), rule_codec);
-    else go(static_cast<__half*>(nullptr), rule_codec);
-  };
-  if (kind == RowKind::kInt8) typed(RuleCodec<AbsmaxRule<127>, Int8Codec>{});
-  else typed(RuleCodec<AbsmaxRule<448>, E4m3Codec>{});
+  if (kind == RowKind::kInt8) go(RuleCodec<AbsmaxRule<127>, Int8Codec>{});
+  else go(RuleCodec<AbsmaxRule<448>, E4m3Codec>{});
+}
+
+// Calls f(In* tag) with the CUDA type of a 16-bit input (the fused sources take no fp32).
+template <typename F>
+void with_16bit_type(InType in, F&& f) {
+  if (in == InType::kBF16) f(static_cast<__nv_bfloat16*>(nullptr));
+  else f(static_cast<__half*>(nullptr));
 }
 
 template <int kBlock, class Rule, class Codec>
@@ -70,25 +62,28 @@ void blocks(InType in, const void* x, uint8_t* q, void* scale, int64_t n_vec, cu
 
 void launch_rows(RowKind kind, InType in, const void* x, uint8_t* q, float* scale, int64_t M, int64_t K,
                  cudaStream_t stream) {
-  if (kind == RowKind::kInt8) rows<AbsmaxRule<127>, Int8Codec>(in, x, q, scale, M, K, stream);
-  else rows<AbsmaxRule<448>, E4m3Codec>(in, x, q, scale, M, K, stream);
+  with_input_type(in, x, [&](auto* xp) {
+    using In = std::remove_const_t<std::remove_pointer_t<decltype(xp)>>;
+    rows(kind, PlainRows<In>{xp, K}, q, scale, M, K, stream);
+  });
   C10_CUDA_KERNEL_LAUNCH_CHECK();
 }
 
 void launch_silu_mul_rows(RowKind kind, InType in, const void* gate, const void* up, int64_t ld_gate, int64_t ld_up,
                           uint8_t* q, float* scale, int64_t M, int64_t K, cudaStream_t stream) {
-  fused_rows(kind, in, q, scale, M, K, stream, [&](auto* tag) {
+  with_16bit_type(in, [&](auto* tag) {
     using In = std::remove_pointer_t<decltype(tag)>;
-    return SiluMulRows<In>{static_cast<const In*>(gate), static_cast<const In*>(up), ld_gate, ld_up};
+    rows(kind, SiluMulRows<In>{static_cast<const In*>(gate), static_cast<const In*>(up), ld_gate, ld_up}, q, scale, M,
+         K, stream);
   });
   C10_CUDA_KERNEL_LAUNCH_CHECK();
 }
 
 void launch_rms_norm_rows(RowKind kind, InType in, const void* x, const void* w, float eps, uint8_t* q, float* scale,
                           int64_t M, int64_t K, cudaStream_t stream) {
-  fused_rows(kind, in, q, scale, M, K, stream, [&](auto* tag) {
+  with_16bit_type(in, [&](auto* tag) {
     using In = std::remove_pointer_t<decltype(tag)>;
-    return RmsNormRows<In>{static_cast<const In*>(x), static_cast<const In*>(w), K, eps};
+    rows(kind, RmsNormRows<In>{static_cast<const In*>(x), static_cast<const In*>(w), K, eps}, q, scale, M, K, stream);
   });
   C10_CUDA_KERNEL_LAUNCH_CHECK();
 }

@@ -20,16 +20,23 @@ InType in_type(const Tensor& x) {
   return x.scalar_type() == at::kBFloat16 ? InType::kBF16 : x.scalar_type() == at::kHalf ? InType::kF16 : InType::kF32;
 }
 
-QuantPair rows(const char* op, RowKind kind, const Tensor& x, c10::ScalarType code_dtype) {
-  contract::quantizer_input(op, x, contract::kK8bit, "8-bit rows of 16-byte chunks");
+// Per-token codes (M, K) and fp32 scales (M,) for an activation like `x` (M, K), filled by
+// launch(q, scale, M, K, stream) unless M == 0; the codes viewed as code_dtype.
+template <class Launch>
+QuantPair per_token(const Tensor& x, c10::ScalarType code_dtype, Launch launch) {
   c10::cuda::CUDAGuard guard(x.device());
   const int64_t M = x.size(0), K = x.size(1);
   Tensor q = at::empty({M, K}, x.options().dtype(at::kByte));
   Tensor s = at::empty({M}, x.options().dtype(at::kFloat));
-  if (M > 0)
-    launch_rows(kind, in_type(x), x.data_ptr(), q.data_ptr<uint8_t>(), s.data_ptr<float>(), M, K,
-                at::cuda::getCurrentCUDAStream());
+  if (M > 0) launch(q.data_ptr<uint8_t>(), s.data_ptr<float>(), M, K, at::cuda::getCurrentCUDAStream());
   return {q.view(code_dtype), s};
+}
+
+QuantPair rows(const char* op, RowKind kind, const Tensor& x, c10::ScalarType code_dtype) {
+  contract::quantizer_input(op, x, contract::kK8bit, "8-bit rows of 16-byte chunks");
+  return per_token(x, code_dtype, [&](uint8_t* q, float* s, int64_t M, int64_t K, cudaStream_t stream) {
+    launch_rows(kind, in_type(x), x.data_ptr(), q, s, M, K, stream);
+  });
 }
 
 QuantPair blocks(const char* op, BlockKind kind, const Tensor& x, int64_t block, const char* why) {
@@ -56,14 +63,10 @@ QuantPair quantize_fp8_per_token(const Tensor& x) {
 
 QuantPair silu_mul_rows(const char* op, RowKind kind, const Tensor& gate, const Tensor& up, c10::ScalarType code_dtype) {
   contract::silu_mul_input(op, gate, up);
-  c10::cuda::CUDAGuard guard(gate.device());
-  const int64_t M = gate.size(0), K = gate.size(1);
-  Tensor q = at::empty({M, K}, gate.options().dtype(at::kByte));
-  Tensor s = at::empty({M}, gate.options().dtype(at::kFloat));
-  if (M > 0)
-    launch_silu_mul_rows(kind, in_type(gate), gate.data_ptr(), up.data_ptr(), gate.stride(0), up.stride(0),
-                         q.data_ptr<uint8_t>(), s.data_ptr<float>(), M, K, at::cuda::getCurrentCUDAStream());
-  return {q.view(code_dtype), s};
+  return per_token(gate, code_dtype, [&](uint8_t* q, float* s, int64_t M, int64_t K, cudaStream_t stream) {
+    launch_silu_mul_rows(kind, in_type(gate), gate.data_ptr(), up.data_ptr(), gate.stride(0), up.stride(0), q, s, M, K,
+                         stream);
+  });
 }
 
 QuantPair silu_mul_quantize_int8_per_token(const Tensor& gate, const Tensor& up) {
@@ -77,14 +80,9 @@ QuantPair silu_mul_quantize_fp8_per_token(const Tensor& gate, const Tensor& up) 
 QuantPair rms_norm_rows(const char* op, RowKind kind, const Tensor& x, const Tensor& weight, double eps,
                         c10::ScalarType code_dtype) {
   contract::rms_norm_input(op, x, weight, eps);
-  c10::cuda::CUDAGuard guard(x.device());
-  const int64_t M = x.size(0), K = x.size(1);
-  Tensor q = at::empty({M, K}, x.options().dtype(at::kByte));
-  Tensor s = at::empty({M}, x.options().dtype(at::kFloat));
-  if (M > 0)
-    launch_rms_norm_rows(kind, in_type(x), x.data_ptr(), weight.data_ptr(), float(eps), q.data_ptr<uint8_t>(),
-                         s.data_ptr<float>(), M, K, at::cuda::getCurrentCUDAStream());
-  return {q.view(code_dtype), s};
+  return per_token(x, code_dtype, [&](uint8_t* q, float* s, int64_t M, int64_t K, cudaStream_t stream) {
+    launch_rms_norm_rows(kind, in_type(x), x.data_ptr(), weight.data_ptr(), float(eps), q, s, M, K, stream);
+  });
 }
 
 QuantPair rms_norm_quantize_int8_per_token(const Tensor& x, const Tensor& weight, double eps) {
