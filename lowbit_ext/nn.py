@@ -48,6 +48,17 @@ from .formats._base import QuantizedWeight, dense_aligned, dtype_name
 _ACT_DTYPES = (torch.bfloat16, torch.float16)
 
 
+def _aligned_rows(t: Tensor) -> Tensor:
+    """t, or a dense copy of it where the ops could not take it: they need each row's elements
+    contiguous from a 16-byte aligned address (an offset view such as x[:, 1:] may not have that).
+    Eager only: under torch.compile the inputs are fakes, and inductor's buffers are aligned."""
+    if torch.compiler.is_compiling() or t.dim() == 0:
+        return t
+    ok = (t.stride(-1) == 1 and t.data_ptr() % 16 == 0
+          and all(st * t.element_size() % 16 == 0 for st in t.stride()[:-1]))
+    return t if ok else t.clone(memory_format=torch.contiguous_format)
+
+
 def _json_options(options: Dict[str, Any]) -> Dict[str, Any]:
     """Options with torch dtypes written by name (the form qw.options() uses)."""
     return {k: (dtype_name(v) if isinstance(v, torch.dtype) else v) for k, v in options.items()}
@@ -131,13 +142,7 @@ class LowBitLinear(_nn.Module):
                 f"LowBitLinear({self.format}): input is {dtype_name(x.dtype)}, but lowbit ops take "
                 f"bfloat16 or float16 activations; cast the model, e.g. model.to(torch.bfloat16) "
                 f"(quantized weights keep their dtypes under such a cast)")
-        bias = self.bias
-        if bias is not None and bias.dtype != x.dtype:
-            bias = bias.to(x.dtype)  # the ops want the bias in the output (= x's) dtype
-        if not torch.compiler.is_compiling() and x.is_contiguous() and x.data_ptr() % 16:
-            # the ops need 16-byte aligned operands; an offset view (x[:, 1:]) may not be
-            x = x.clone()
-        return formats.get(self.format).linear(x, self.quantized_weight(), bias)
+        return formats.get(self.format).linear(_aligned_rows(x), self.quantized_weight(), self._bias_in(x.dtype))
 
     def forward_silu_mul(self, gate: Tensor, up: Tensor) -> Tensor:
         """``self(F.silu(gate) * up)`` for an MLP's down projection: w8a8_int8 and w8a8_fp8 (per
@@ -145,18 +150,8 @@ class LowBitLinear(_nn.Module):
         ``silu_mul_linear`` says how it rounds); other formats compute it with torch first."""
         if gate.dtype not in _ACT_DTYPES:
             return self(torch.nn.functional.silu(gate) * up)  # (forward raises the dtype error)
-        bias = self.bias
-        if bias is not None and bias.dtype != gate.dtype:
-            bias = bias.to(gate.dtype)
-        if not torch.compiler.is_compiling():
-            # the fused quantizers need 16-byte aligned rows with contiguous elements (the halves
-            # of a fused gate-up output have them); anything else is copied, as forward does
-            def aligned(t):
-                return (t.stride(-1) == 1 and t.data_ptr() % 16 == 0
-                        and all(st * t.element_size() % 16 == 0 for st in t.stride()[:-1]))
-            gate = gate if aligned(gate) else gate.clone(memory_format=torch.contiguous_format)
-            up = up if aligned(up) else up.clone(memory_format=torch.contiguous_format)
-        return formats.get(self.format).silu_mul_linear(gate, up, self.quantized_weight(), bias)
+        return formats.get(self.format).silu_mul_linear(_aligned_rows(gate), _aligned_rows(up), self.quantized_weight(),
+                                                        self._bias_in(gate.dtype))
 
     def forward_rms_norm(self, x: Tensor, norm_weight: Tensor, eps: float) -> Tensor:
         """``self(F.rms_norm(x, (K,), norm_weight, eps))`` for a projection after an RMSNorm:
@@ -164,12 +159,13 @@ class LowBitLinear(_nn.Module):
         format's ``rms_norm_linear`` says how it rounds); other formats run torch's rms_norm."""
         if x.dtype not in _ACT_DTYPES:
             return self(torch.nn.functional.rms_norm(x, (x.shape[-1],), norm_weight, eps))
+        return formats.get(self.format).rms_norm_linear(_aligned_rows(x), norm_weight, eps, self.quantized_weight(),
+                                                        self._bias_in(x.dtype))
+
+    def _bias_in(self, dtype: torch.dtype) -> Optional[Tensor]:
+        """The bias in the output (= the activations') dtype, as the ops take it."""
         bias = self.bias
-        if bias is not None and bias.dtype != x.dtype:
-            bias = bias.to(x.dtype)
-        if not torch.compiler.is_compiling() and x.is_contiguous() and x.data_ptr() % 16:
-            x = x.clone()  # the ops need 16-byte aligned operands (as forward)
-        return formats.get(self.format).rms_norm_linear(x, norm_weight, eps, self.quantized_weight(), bias)
+        return bias.to(dtype) if bias is not None and bias.dtype != dtype else bias
 
     def extra_repr(self) -> str:
         # The format's first four options always (a16w4: group_size, symmetric, dtype, method),

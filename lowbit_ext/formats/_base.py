@@ -17,6 +17,7 @@ from typing import Any, ClassVar, Dict, Optional, Tuple
 import torch
 from torch import Tensor
 
+from .. import ops
 from .._library import has_cuda_kernel as _has_cuda_kernel
 
 # Dtypes a weight may come in; float64 is accepted and converted to float32 first (every
@@ -153,51 +154,49 @@ class FormatSpec:
     def silu_mul_linear(self, gate: Tensor, up: Tensor, qw: QuantizedWeight, bias: Optional[Tensor] = None) -> Tensor:
         """``linear(silu(gate) * up)``: an MLP's down projection on its gate and up (..., K), which
         may be the halves of a fused gate-up output. Formats whose op quantizes x per token
-        (``_silu_mul_ops``: w8a8_int8, w8a8_fp8 per token) compute silu(gate) * up inside their
+        (``_per_token_mm``: w8a8_int8, w8a8_fp8 per token) compute silu(gate) * up inside their
         quantizer (``ops.silu_mul_quantize_*_per_token``: in fp32, rounded once to the dtype) and
         never write it, one pass fewer over the activations; the others call ``linear`` on
         ``F.silu(gate) * up`` as torch computes it (two roundings)."""
-        fused = self._silu_mul_ops(qw)
-        if fused is None or getattr(qw, "act_scale", None) is not None or gate.shape != up.shape:
-            return self.linear(torch.nn.functional.silu(gate) * up, qw, bias)
-        self._check_qw(qw)
-        N, K = qw.shape
-        if gate.dim() < 1 or gate.shape[-1] != K or gate.dtype not in _ACT_DTYPES:
-            return self.linear(torch.nn.functional.silu(gate) * up, qw, bias)  # (linear raises the error)
-        self._check_act_dtype(gate, qw)
-        quantize, mm = fused
-        lead = gate.shape[:-1]
-        g2 = gate.flatten(0, -2) if gate.dim() > 1 else gate.unsqueeze(0)
-        u2 = up.flatten(0, -2) if up.dim() > 1 else up.unsqueeze(0)
-        q, s = quantize(g2, u2)
-        return mm(q, s, qw.w, qw.w_scale, bias, gate.dtype).reshape(*lead, N)
-
-    def _silu_mul_ops(self, qw: QuantizedWeight):
-        """(fused quantizer, GEMM op) for silu_mul_linear, or None: no fused path."""
-        return None
+        return self._fused_quantizer_linear(
+            "silu_mul", (gate, up), (), qw, bias, lambda: self.linear(torch.nn.functional.silu(gate) * up, qw, bias))
 
     def rms_norm_linear(self, x: Tensor, norm_weight: Tensor, eps: float, qw: QuantizedWeight,
                         bias: Optional[Tensor] = None) -> Tensor:
         """``linear(F.rms_norm(x, (K,), norm_weight, eps))``: a projection after an RMSNorm. Formats
-        whose op quantizes x per token (``_rms_norm_ops``) normalize inside their quantizer
+        whose op quantizes x per token normalize inside their quantizer
         (``ops.rms_norm_quantize_*_per_token``: sum of squares in fp64, rounded once to the dtype)
         and never write the normalized x; the others call ``linear`` on torch's rms_norm."""
-        fused = self._rms_norm_ops(qw)
-        N, K = qw.shape
-        if (fused is None or getattr(qw, "act_scale", None) is not None or x.dim() < 1 or x.shape[-1] != K
-                or x.dtype not in _ACT_DTYPES or norm_weight.shape != (K,) or norm_weight.dtype != x.dtype):
+        def unfused():
             return self.linear(torch.nn.functional.rms_norm(x, (x.shape[-1],), norm_weight, eps), qw, bias)
+
+        if norm_weight.shape != (qw.shape[1],) or norm_weight.dtype != x.dtype:
+            return unfused()
+        return self._fused_quantizer_linear("rms_norm", (x.contiguous(),), (norm_weight.contiguous(), float(eps)),
+                                            qw, bias, unfused)
+
+    def _per_token_mm(self, qw: QuantizedWeight):
+        """(codes, GEMM op) of a format whose op quantizes x per token: ("int8", ops.w8a8_int8_mm)
+        or ("fp8", ops.w8a8_fp8_mm); None for the others (no fused quantizers)."""
+        return None
+
+    def _fused_quantizer_linear(self, producer: str, xs, extra, qw: QuantizedWeight, bias: Optional[Tensor],
+                                unfused) -> Tensor:
+        """ops.<producer>_quantize_<codes>_per_token(*xs flattened to 2-D, *extra), then the format's
+        GEMM on the codes; ``unfused()`` (torch's producer, then ``linear``, which also raises the
+        errors) where the format has no fused quantizer or the inputs are not ones it takes."""
+        per_token = self._per_token_mm(qw)
+        N, K = qw.shape
+        x = xs[0]
+        if (per_token is None or getattr(qw, "act_scale", None) is not None or x.dim() < 1 or x.shape[-1] != K
+                or x.dtype not in _ACT_DTYPES or any(t.shape != x.shape or t.dtype != x.dtype for t in xs[1:])):
+            return unfused()
         self._check_qw(qw)
         self._check_act_dtype(x, qw)
-        quantize, mm = fused
-        lead = x.shape[:-1]
-        x2 = (x.flatten(0, -2) if x.dim() > 1 else x.unsqueeze(0)).contiguous()
-        q, s = quantize(x2, norm_weight.contiguous(), float(eps))
-        return mm(q, s, qw.w, qw.w_scale, bias, x.dtype).reshape(*lead, N)
-
-    def _rms_norm_ops(self, qw: QuantizedWeight):
-        """(fused quantizer, GEMM op) for rms_norm_linear, or None: no fused path."""
-        return None
+        codes, mm = per_token
+        quantize = getattr(ops, f"{producer}_quantize_{codes}_per_token")
+        q, s = quantize(*(t.flatten(0, -2) if t.dim() > 1 else t.unsqueeze(0) for t in xs), *extra)
+        return mm(q, s, qw.w, qw.w_scale, bias, x.dtype).reshape(*x.shape[:-1], N)
 
     def dequantize(self, qw: QuantizedWeight) -> Tensor:
         """The float32 (N, K) matrix ``linear`` multiplies x by (for tests and error reports):

@@ -92,11 +92,8 @@ class W8A8Fp8(FormatSpec):
             q, s = ops.quantize_fp8_per_tensor(W)
         return Fp8Weight(w=q, w_scale=s, **opts)
 
-    def _silu_mul_ops(self, qw):
-        return (ops.silu_mul_quantize_fp8_per_token, ops.w8a8_fp8_mm) if qw.act_per_token else None
-
-    def _rms_norm_ops(self, qw):
-        return (ops.rms_norm_quantize_fp8_per_token, ops.w8a8_fp8_mm) if qw.act_per_token else None
+    def _per_token_mm(self, qw):
+        return ("fp8", ops.w8a8_fp8_mm) if qw.act_per_token else None
 
     def _linear2d(self, x, qw, bias):
         # (per-tensor scales keep the fused op: a whole-tensor amax is a reduction of its own)

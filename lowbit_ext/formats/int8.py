@@ -65,11 +65,8 @@ class A16W8(_Int8):
 
 
 class W8A8Int8(_Int8):
-    def _silu_mul_ops(self, qw):
-        return ops.silu_mul_quantize_int8_per_token, ops.w8a8_int8_mm
-
-    def _rms_norm_ops(self, qw):
-        return ops.rms_norm_quantize_int8_per_token, ops.w8a8_int8_mm
+    def _per_token_mm(self, qw):
+        return "int8", ops.w8a8_int8_mm
 
     def _linear2d(self, x, qw, bias):
         if act_quant.use_under_compile():
