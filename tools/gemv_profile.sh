@@ -8,13 +8,15 @@
 set -uo pipefail
 OUT=${OUT:-/tmp/out}
 M=${M:-1}
+# CLOCKS=none: ncu at the card's own clocks (--clock-control none) instead of its locked base clock
+CLOCK_ARGS=(); [ "${CLOCKS:-}" = none ] && CLOCK_ARGS=(--clock-control none)
 # VARIANTS="name:format:knob ..." replaces the list below (knob: LOWBIT_A16W4_GEMV's value, or
 # empty for the default kernel, e.g. VARIANTS="v8:a16w4:" for GEMV v8).
 for v in ${VARIANTS:-"v6:a16w4:smem" "v7:a16w4:regs" "v7b:a16w4:pipe" "rows8:a16w8:"}; do
   IFS=: read -r name fmt knob <<< "$v"
   # (cuBLAS bf16's GEMV on torch 2.11 is an nvjet_* kernel: "bf16:bf16:" profiles it)
   kre=gemv; [ "$fmt" = bf16 ] && kre="nvjet|gemv|gemm"
-  LOWBIT_A16W4_GEMV=$knob ncu -k regex:"$kre" -s 2 -c 1 --set full --import-source yes -o "$OUT/gemv_$name" \
+  LOWBIT_A16W4_GEMV=$knob ncu -k regex:"$kre" -s 2 -c 1 --set full --import-source yes "${CLOCK_ARGS[@]}" -o "$OUT/gemv_$name" \
     python3 bench/profile_a16w4.py --format "$fmt" $M $M $M > /dev/null 2>&1
   ncu -i "$OUT/gemv_$name.ncu-rep" --page details > "$OUT/gemv_${name}_details.txt" 2>&1
   ncu -i "$OUT/gemv_$name.ncu-rep" --page source --csv --print-source sass > "$OUT/gemv_${name}_source.csv" 2>&1

@@ -826,12 +826,7 @@ TAIL=30 step_ab 45 pf "pf2:" "pf1:LOWBIT_A16W4_STREAM_PREFETCH=1" "pf0:LOWBIT_A1
   --formats a16w4,mxfp4 --ms 1,2,4,8 --shapes 8192x8192,28672x8192,4096x14336,14336x4096 --peers none \
   --no-ceilings --budget-s 35
 TAIL=8 step 150 variants python3 -m pytest -q -m cuda -p no:cacheprovider tests/test_cuda_variants.py -k "prefetch"
-ncu -k regex:gemv -s 2 -c 1 --set full --import-source yes --clock-control none -o "$OUT/prof_pf2" \
-  python3 bench/profile_a16w4.py 1 1 1 > "$OUT/q_prof_pf2.log" 2>&1
-ncu -i "$OUT/prof_pf2.ncu-rep" --page details > "$OUT/prof_pf2_details.txt" 2>&1
-ncu -i "$OUT/prof_pf2.ncu-rep" --page source --csv --print-source sass > "$OUT/prof_pf2_source.csv" 2>&1
-rm -f "$OUT/prof_pf2.ncu-rep"
-grep -E "^ +(Duration|DRAM Throughput|Registers Per|Warp Cycles Per Issued|Issue Slots Busy)" "$OUT/prof_pf2_details.txt"
+TAIL=14 step 200 prof_pf2 env VARIANTS="pf2:a16w4:" CLOCKS=none OUT="$OUT" bash tools/gemv_profile.sh
 fi
 # Session 13, call 3 (warm, after call 2): the compile-path activation quantizers (act_quant,
 # 7c56f01): their CUDA tests, and the model (every block compiled, decode in one graph) with them
@@ -853,12 +848,7 @@ if [ "$PART" = 77 ]; then
 TAIL=30 step_ab 45 first "early:" "late:LOWBIT_A16W4_STREAM_FIRST=late" "pf1:LOWBIT_A16W4_STREAM_PREFETCH=1" -- \
   --formats a16w4,mxfp4 --ms 1,2,4,8 --shapes 8192x8192,28672x8192,4096x14336,14336x4096 --peers none \
   --no-ceilings --budget-s 35
-ncu -k regex:gemv -s 2 -c 1 --set full --import-source yes --clock-control none -o "$OUT/prof_early" \
-  python3 bench/profile_a16w4.py 1 1 1 > "$OUT/q_prof_early.log" 2>&1
-ncu -i "$OUT/prof_early.ncu-rep" --page details > "$OUT/prof_early_details.txt" 2>&1
-ncu -i "$OUT/prof_early.ncu-rep" --page source --csv --print-source sass > "$OUT/prof_early_source.csv" 2>&1
-rm -f "$OUT/prof_early.ncu-rep"
-grep -E "^ +(Duration|DRAM Throughput|Registers Per|Warp Cycles Per Issued|Issue Slots Busy)" "$OUT/prof_early_details.txt"
+TAIL=14 step 200 prof_early env VARIANTS="early:a16w4:" CLOCKS=none OUT="$OUT" bash tools/gemv_profile.sh
 TAIL=20 step 120 model python3 bench/model.py --fused --decode-mode regional --formats a16w4 --batch 1 --prefill "" \
   --out "$OUT/model.json"
 fi
