@@ -383,13 +383,8 @@ Tensor wgmma_matmul(const Tensor& x, const Tensor& w, const Tensor& scales, cons
     launch_permute_x_chunks(x.data_ptr(), x_perm.data_ptr(), M, K, stream);
   }
   const CUtensorMap tmap_x = tma::make_2d_sw128(x_pre ? x_perm.data_ptr() : x.data_ptr(), 2, M, K, K, plan.tokens);
-  // the per-block wgmma drain one block later (session 14's candidate, off; w4_wgmma.cuh kLag),
-  // built for the default's kernels at 128 tokens per CTA (x permuted in 256-row CTAs only)
-  static const bool lag_knob = env::flag("LOWBIT_W4_WGMMA_LAG");
-  const bool lag = lag_knob && wgmma_lag_built(kind, plan.tokens, plan.ctas_per_sm) && x_pre == (row_tiles == 2);
   W4WgmmaParams p{};
   p.x_pre = x_pre ? 1 : 0;
-  p.lag = lag ? 1 : 0;
   p.w = reinterpret_cast<const uint32_t*>(w.data_ptr<int32_t>());
   p.scales = scales.data_ptr();
   p.zeros = zeros ? zeros->data_ptr() : nullptr;

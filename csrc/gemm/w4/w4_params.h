@@ -138,11 +138,6 @@ constexpr int kXPermuteThreads = 96;  // warps 1-3 of the producer warpgroup
 constexpr bool wgmma_x_pre_built(WgmmaWeights w, int tokens, int ctas) {
   return !wgmma_rows8(w) && w != WgmmaWeights::kInt4Promote && tokens == kWgTokens && ctas == 1;
 }
-// The per-block wgmma drain one block later (session 14's candidate, LOWBIT_W4_WGMMA_LAG=1,
-// w4_wgmma.cuh kLag): built for the kernels the large-M default runs (4-bit chained weights at 128
-// tokens per CTA, one CTA per SM; with x permuted before the kernel in 256-row CTAs, without in
-// 128-row ones).
-constexpr bool wgmma_lag_built(WgmmaWeights w, int tokens, int ctas) { return wgmma_x_pre_built(w, tokens, ctas); }
 // Which kernels also exist for two CTAs per SM (96 registers per consumer thread, half the shared
 // memory; chosen where one CTA per SM would overfill a wave, w4_ops.cpp wgmma_plan): 128-row CTAs of
 // <= 64 tokens, not the promotion variant, not int4 groups of 32 (chunks == 1: its 64-token build
@@ -168,7 +163,6 @@ struct W4WgmmaParams {
   int splits;            // K splits (grid z), each kb_per_split 128-element blocks (the last fewer)
   int kb_per_split;
   int x_pre;             // 1: x (the tensor map's) permuted by launch_permute_x_chunks (wgmma_x_pre_built kernels)
-  int lag;               // 1: the kLag kernels (wgmma_lag_built; w4_ops.cpp LOWBIT_W4_WGMMA_LAG)
 };
 
 }  // namespace lowbit::w4

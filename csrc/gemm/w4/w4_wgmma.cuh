@@ -190,8 +190,7 @@ __device__ __forceinline__ void permute_x_blocks(const W4WgmmaParams& p, uint8_t
 // The consumer warpgroups (1 and 2): 64 weight rows each per m64 tile (kRowTiles tiles: the
 // second 128 rows below the first), a warp one 16-row tile of each, all kBN tokens. kChunks:
 // 32-element chunks per group (1, 2, 4 for 32, 64, 128; 0: one group per row).
-template <typename T, WgmmaWeights kW, int kBN, int kChunks, bool kZeros, int kRowTiles, int kCtas, bool kXPre,
-          bool kLag>
+template <typename T, WgmmaWeights kW, int kBN, int kChunks, bool kZeros, int kRowTiles, int kCtas, bool kXPre>
 __device__ __forceinline__ void a16w4_wgmma_consume(const W4WgmmaParams& p, uint8_t* smem) {
   constexpr bool kMx = wgmma_mx(kW), kRows8 = wgmma_rows8(kW), kFold = kW == WgmmaWeights::kInt4Fold;
   static_assert(!kMx || (std::is_same_v<T, __nv_bfloat16> && kChunks == 0 && !kZeros),
@@ -310,16 +309,9 @@ __device__ __forceinline__ void a16w4_wgmma_consume(const W4WgmmaParams& p, uint
   };
   load_block_scales(kbs.kb0);
 
-  int stage = 0, prev_stage = 0;
+  int stage = 0;
   uint32_t phase = 0;
   const uint64_t desc_x0 = ptx::smem_desc_k_major_sw128(smem);
-  // kLag (session 14's candidate, LOWBIT_W4_WGMMA_LAG=1): a block's wgmma are not drained at its
-  // end; chunk j's operands are built into their own registers once the wgmma group that last read
-  // them (chunk j of the previous block, 4 groups back) is done, and the previous block's stage is
-  // released when its last group is. Why: s14-call3's profile put ~20% of the consumers' samples on
-  // the per-block drain, each warpgroup idle while its build waits for its own wgmma to finish.
-  static_assert(!kLag || (kChained && !kRows8), "the lag: 4-bit chained formats (bulk-copied chunks, no promotion)");
-  uint32_t a_lag[kLag ? 4 : 1][kRowTiles][2][4];
   for (int kb = kbs.kb0; kb < kbs.kb1; ++kb) {
     uint32_t sc0[kRowTiles], sc1[kRowTiles];  // MX: the E8M0 bytes of the rows for this block's 4 chunks
 #pragma unroll
@@ -371,12 +363,7 @@ __device__ __forceinline__ void a16w4_wgmma_consume(const W4WgmmaParams& p, uint
     const uint64_t desc_x = desc_x0 + uint64_t((stage * Layout::kStageBytes) >> 4);
 #pragma unroll
     for (int j = 0; j < 4; ++j) {
-      uint32_t a_now[kRowTiles][2][4];
-      uint32_t(&a)[kRowTiles][2][4] = kLag ? a_lag[kLag ? j : 0] : a_now;  // chunk j's two k16 steps, per row tile
-      if constexpr (kLag) {
-        ptx::wgmma_wait<3>();  // chunk j of the previous block has read these registers
-        if (j == 3 && kb > kbs.kb0) ptx::mbarrier_arrive(&empty[prev_stage]);  // its last group is done
-      }
+      uint32_t a[kRowTiles][2][4];  // the two k16 steps of chunk j, per row tile
 #pragma unroll
       for (int rt = 0; rt < kRowTiles; ++rt)
 #pragma unroll
@@ -448,12 +435,9 @@ __device__ __forceinline__ void a16w4_wgmma_consume(const W4WgmmaParams& p, uint
     // This block's wgmma have read the stage. (Session 9 left one wgmma group in flight across
     // chunks and blocks instead, the stage released one chunk later: 0.93-1.11 of this time with
     // the shuffles, 0.97-1.04 with x permuted, s9-call2 / s9-call5; as separate kernels, a clean
-    // A/B in session 10: 0.94-1.00 at 1..32 tokens, s10-call1 -- removed.)
-    prev_stage = stage;
-    if constexpr (kLag) {
-      if (++stage == Layout::kStages) stage = 0, phase ^= 1;
-      continue;  // (released by the next block's chunk 3, or after the loop)
-    }
+    // A/B in session 10: 0.94-1.00 at 1..32 tokens, s10-call1 -- removed. At 128 tokens per CTA,
+    // the drain one block later -- 4 A register sets, wait_group 3 per chunk -- measured -1..+20%
+    // in s15-call1, worst in 128-row CTAs at M = 128: removed.)
     ptx::wgmma_wait<0>();
     // Release the stage. 4-bit weights (bulk copies): every consumer thread arrives after its
     // own ld.shared of the chunk. 8-bit rows (a tensor TMA box): the warpgroup meets at a named
@@ -470,10 +454,6 @@ __device__ __forceinline__ void a16w4_wgmma_consume(const W4WgmmaParams& p, uint
       ptx::mbarrier_arrive(&empty[stage]);
     }
     if (++stage == Layout::kStages) stage = 0, phase ^= 1;
-  }
-  if constexpr (kLag) {
-    ptx::wgmma_wait<0>();
-    if (kbs.kb1 > kbs.kb0) ptx::mbarrier_arrive(&empty[prev_stage]);
   }
   if constexpr (kChained) {
 #pragma unroll
@@ -542,10 +522,9 @@ __device__ __forceinline__ void a16w4_wgmma_consume(const W4WgmmaParams& p, uint
 // per CTA, so X is read from L2 once per 256 rows instead of 128 (chained formats only).
 // kCtas = 2: two CTAs per SM (w4_params.h wgmma_two_ctas), twice the warps to hide the consumers'
 // latency, at half the shared memory (fewer stages) and 96 registers per consumer thread.
-// kXPre: x arrives permuted (p.x_pre; w4_params.h wgmma_x_pre_built). kLag: a block's wgmma
-// drained one block later (p.lag; w4_params.h wgmma_lag_built).
+// kXPre: x arrives permuted (p.x_pre; w4_params.h wgmma_x_pre_built).
 template <typename T, WgmmaWeights kW, int kBN, int kChunks, bool kZeros, int kRowTiles, int kCtas = 1,
-          bool kXPre = false, bool kLag = false>
+          bool kXPre = false>
 __global__ void __launch_bounds__(kWgThreads, kCtas)
     a16w4_wgmma_kernel(const __grid_constant__ CUtensorMap tmap_x, const __grid_constant__ CUtensorMap tmap_w,
                        const W4WgmmaParams p) {
@@ -559,7 +538,6 @@ __global__ void __launch_bounds__(kWgThreads, kCtas)
   // (<= 64 tokens: 8-64 accumulators) they keep 56 (ptxas spilled their addresses at 40) and the
   // consumers take 224.
   static_assert(!kXPre || wgmma_x_pre_built(kW, kBN, kCtas), "x permuted before the kernel: w4_params.h wgmma_x_pre_built");
-  static_assert(!kLag || wgmma_lag_built(kW, kBN, kCtas), "the drain one block later: w4_params.h wgmma_lag_built");
   constexpr bool kXPermuteHere = !kXPre && wgmma_x_permutable(kW, kBN, kChunks);
   constexpr int kProducerRegs = kCtas == 2 ? 48 : kXPermuteHere ? 56 : 40;
   constexpr int kConsumerRegs = kCtas == 2 ? 96 : kXPermuteHere ? 224 : 232;
@@ -619,7 +597,7 @@ __global__ void __launch_bounds__(kWgThreads, kCtas)
     }
   } else {
     ptx::setmaxnreg_inc<kConsumerRegs>();
-    a16w4_wgmma_consume<T, kW, kBN, kChunks, kZeros, kRowTiles, kCtas, kXPre, kLag>(p, smem);
+    a16w4_wgmma_consume<T, kW, kBN, kChunks, kZeros, kRowTiles, kCtas, kXPre>(p, smem);
   }
 }
 

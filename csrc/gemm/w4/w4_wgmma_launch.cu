@@ -11,10 +11,9 @@ namespace lowbit::w4 {
 namespace {
 
 // tmap_w: the 8-bit rows' map (kRows8); 4-bit weights come by bulk copies and ignore it.
-template <typename T, WgmmaWeights kW, int kChunks, bool kZeros, int kRowTiles, int kBN, int kCtas, bool kXPre = false,
-          bool kLag = false>
+template <typename T, WgmmaWeights kW, int kChunks, bool kZeros, int kRowTiles, int kBN, int kCtas, bool kXPre = false>
 void wgmma_launch(const CUtensorMap& tmap_x, const CUtensorMap& tmap_w, const W4WgmmaParams& p, cudaStream_t stream) {
-  auto kernel = a16w4_wgmma_kernel<T, kW, kBN, kChunks, kZeros, kRowTiles, kCtas, kXPre, kLag>;
+  auto kernel = a16w4_wgmma_kernel<T, kW, kBN, kChunks, kZeros, kRowTiles, kCtas, kXPre>;
   constexpr int smem = W4WgmmaSmem<kBN, wgmma_rows8(kW), kRowTiles, kCtas>::kBytes;
   static const bool configured = [&] {
     C10_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
@@ -34,12 +33,6 @@ void wgmma_tokens_typed(const CUtensorMap& tmap_x, const CUtensorMap& tmap_w, co
     if (p.ctas_per_sm == 2) return wgmma_launch<T, kW, kChunks, kZeros, kRowTiles, kBN, 2>(tmap_x, tmap_w, p, stream);
   }
   TORCH_CHECK(p.ctas_per_sm == 1, "lowbit: two CTAs per SM planned for a wgmma kernel built for one");
-  if constexpr (wgmma_lag_built(kW, kBN, 1)) {  // (built as the default runs: x permuted in 256-row CTAs only)
-    constexpr bool kXPre = kRowTiles == 2;
-    TORCH_CHECK(!p.lag || p.x_pre == int(kXPre), "lowbit: the lag kernels take x permuted in 256-row CTAs only");
-    if (p.lag) return wgmma_launch<T, kW, kChunks, kZeros, kRowTiles, kBN, 1, kXPre, true>(tmap_x, tmap_w, p, stream);
-  }
-  TORCH_CHECK(!p.lag, "lowbit: the lag planned for a wgmma kernel built without it");
   if constexpr (wgmma_x_pre_built(kW, kBN, 1)) {
     if (p.x_pre) return wgmma_launch<T, kW, kChunks, kZeros, kRowTiles, kBN, 1, true>(tmap_x, tmap_w, p, stream);
   }
