@@ -71,14 +71,6 @@ VARIANTS = [
     ("w4-wgmma-x-pre-rows256", {"LOWBIT_W4_WGMMA_XPRE": "1", "LOWBIT_W4_WGMMA_ROWS": "256", "LOWBIT_A16W4_LARGE": "wgmma"},
      ["test_cuda_a16w4.py", "test_cuda_mxfp4.py", "test_cuda_a8w4_mx.py"],
      "large_m or matches_reference or repeatable or wgmma"),
-    # the per-block wgmma drain one block later (session 14's candidate), in 128-row CTAs and in
-    # 256-row ones (with x permuted before the kernel, as it is built)
-    ("w4-wgmma-lag", {"LOWBIT_W4_WGMMA_LAG": "1", "LOWBIT_A16W4_LARGE": "wgmma"},
-     ["test_cuda_a16w4.py", "test_cuda_mxfp4.py", "test_cuda_a8w4_mx.py"],
-     "large_m or matches_reference or graph or repeatable or wgmma"),
-    ("w4-wgmma-lag-rows256", {"LOWBIT_W4_WGMMA_LAG": "1", "LOWBIT_W4_WGMMA_XPRE": "1", "LOWBIT_W4_WGMMA_ROWS": "256",
-                              "LOWBIT_A16W4_LARGE": "wgmma"},
-     ["test_cuda_a16w4.py", "test_cuda_mxfp4.py", "test_cuda_a8w4_mx.py"], "large_m or matches_reference or repeatable or wgmma"),
     # int4 wgmma with exact codes and a promotion per group (the default folds the scales)
     ("a16w4-wgmma-promote", {"LOWBIT_A16W4_WGMMA": "promote", "LOWBIT_A16W4_LARGE": "wgmma"}, ["test_cuda_a16w4.py"],
      "large_m or matches_reference or repeatable or wgmma"),
@@ -136,6 +128,15 @@ VARIANTS = [
     ("mxfp8-dequant", {"LOWBIT_MXFP8_PATH": "dequant"}, ["test_cuda_a8w4_mx.py"], "mxfp8"),
     # a16w8 through the large-M path at every M
     ("a16w8-dequant", {"LOWBIT_A16W8_PATH": "dequant"}, ["test_cuda_a16w8.py"], "matches_reference and (M1- or M17-)"),
+    # the per-token quantizers (plain and fused) with one CTA per row at every M (default: a cluster
+    # of up to 8 where the rows are fewer than the SMs), and with every pass loading its source
+    # again (default: the row cached in shared memory up to 96 KB a CTA)
+    ("row-quant-one-cta", {"LOWBIT_ROW_QUANT_CTAS": "1"}, ["test_fused_act_quant.py", "test_cuda_ops.py"],
+     "cuda_bitwise or per_token"),
+    ("row-quant-eight-ctas", {"LOWBIT_ROW_QUANT_CTAS": "8"}, ["test_fused_act_quant.py", "test_cuda_ops.py"],
+     "cuda_bitwise or per_token"),
+    ("row-quant-no-cache", {"LOWBIT_ROW_QUANT_CACHE": "0"}, ["test_fused_act_quant.py", "test_cuda_ops.py"],
+     "cuda_bitwise or per_token"),
 ]
 
 

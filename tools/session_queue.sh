@@ -941,6 +941,7 @@ fi
 # variants, racecheck on it, the A/B at 128..1024 tokens (wgmma forced, so mxfp4 at 1024 too).
 #   PART=86 LOWBIT_KERNELS=quant,w4 TESTS="tests/test_cuda_a16w4.py tests/test_cuda_mxfp4.py tests/test_cuda_a8w4_mx.py" \
 #     EXTRA='bash tools/session_queue.sh' BENCH=0 bash tools/device_run.sh
+# (LOWBIT_W4_WGMMA_LAG was removed after this part ran, s15-call1: -1..+20%.)
 if [ "$PART" = 86 ]; then
 TAIL=4 step 150 racecheck_default compute-sanitizer --tool racecheck --error-exitcode 9 python3 tests/sanitize_w4_int8.py
 TAIL=8 step 150 variants python3 -m pytest -q -m cuda -p no:cacheprovider tests/test_cuda_variants.py -k "lag"
@@ -964,4 +965,28 @@ TAIL=40 step 200 model_silu_on env LOWBIT_SILU_MUL_QUANT=1 python3 bench/model.p
   --formats w8a8_fp8,w8a8_int8 --batch 1 --prefill 2048 --profile --out "$OUT/model_silu_on.json"
 TAIL=40 step 200 model_both_on env LOWBIT_SILU_MUL_QUANT=1 LOWBIT_RMS_NORM_QUANT=1 python3 bench/model.py --fused \
   --decode-mode regional --formats w8a8_fp8,w8a8_int8 --batch 1 --prefill 2048 --profile --out "$OUT/model_both_on.json"
+fi
+# Session 15, call 3: the per-token row kernel rewritten after s15-call2 (the fused SiLU quantizer
+# ran at 1/3 of the bandwidth, computing SiLU twice with libm's ldexpf, and one CTA per decode row
+# took 18 us): each source value computed once and cached in shared memory, a cluster of up to 8
+# CTAs per row where rows are few, exp_f32's 2^k by two exact factors. Its tests ran first
+# (TESTS); then the knob variants, the sanitizers, the model off / SiLU / both (part 87's three runs),
+# and the quantizers' bench with the default, one CTA a row, and no row cache. $OUT/0_all.tgz is
+# re-made after every step (only 8 files come back from a call, and a timeout skips the end).
+#   PART=88 LOWBIT_KERNELS=quant,fp8,int8 TESTS="tests/test_fused_act_quant.py tests/test_cuda_ops.py" \
+#     EXTRA='bash tools/session_queue.sh' BENCH=0 bash tools/device_run.sh
+snap() { tar czf /tmp/snap.tgz -C "$OUT" --exclude=0_all.tgz . 2>/dev/null && mv /tmp/snap.tgz "$OUT/0_all.tgz"; }
+if [ "$PART" = 88 ]; then
+TAIL=30 step 200 model_off python3 bench/model.py --fused --decode-mode regional --formats w8a8_fp8,w8a8_int8 \
+  --batch 1 --prefill 2048 --profile --out "$OUT/model_off.json"; snap
+TAIL=30 step 200 model_silu env LOWBIT_SILU_MUL_QUANT=1 python3 bench/model.py --fused --decode-mode regional \
+  --formats w8a8_fp8,w8a8_int8 --batch 1 --prefill 2048 --profile --out "$OUT/model_silu.json"; snap
+TAIL=30 step 200 model_both env LOWBIT_SILU_MUL_QUANT=1 LOWBIT_RMS_NORM_QUANT=1 python3 bench/model.py --fused \
+  --decode-mode regional --formats w8a8_fp8,w8a8_int8 --batch 1 --prefill 2048 --profile --out "$OUT/model_both.json"; snap
+TAIL=40 step 120 aq_default python3 bench/act_quant.py --out "$OUT/aq_default.json"; snap
+TAIL=40 step 120 aq_one_cta env LOWBIT_ROW_QUANT_CTAS=1 python3 bench/act_quant.py --ms 1,16,128 --out "$OUT/aq_one_cta.json"; snap
+TAIL=4 step 120 memcheck compute-sanitizer --tool memcheck --error-exitcode 9 python3 tests/sanitize_act_quant.py; snap
+TAIL=4 step 120 racecheck compute-sanitizer --tool racecheck --error-exitcode 9 python3 tests/sanitize_act_quant.py; snap
+TAIL=8 step 150 variants python3 -m pytest -q -m cuda -p no:cacheprovider tests/test_cuda_variants.py -k "row and quant"; snap
+TAIL=40 step 100 aq_no_cache env LOWBIT_ROW_QUANT_CACHE=0 python3 bench/act_quant.py --ms 16,2048 --out "$OUT/aq_no_cache.json"; snap
 fi

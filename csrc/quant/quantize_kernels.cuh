@@ -7,6 +7,7 @@
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
+#include "lowbit/ptx/cluster.cuh"
 #include "lowbit/ptx/convert.cuh"
 #include "lowbit/ptx/griddep.cuh"
 #include "lowbit/ptx/memory.cuh"
@@ -177,36 +178,36 @@ __global__ void quantize_small_blocks_kernel(const In* __restrict__ x, uint8_t* 
 }
 
 // ---------------------------------------------------------------- row sources
-// What a per-token quantizer quantizes: load(row, i, f, rstd) gives elements 8 i .. 8 i + 7 of a
-// row. Sources with kSumOfSquares (RMSNorm) get the row's rstd (lowbit/quant_rules.h rms_rstd of
-// the fp64 sum of squares of x, summed by the kernel first); the others ignore it.
-template <typename In>
+// What a per-token quantizer quantizes: load(row, i, f) gives elements 8 i .. 8 i + 7 of a row,
+// each exact in In. RMSNorm (kSumOfSquares) loads x and finishes the values once the row's rstd
+// is known (lowbit/quant_rules.h rms_rstd of the fp64 sum of squares, summed by the kernel first).
+template <typename T>
 struct PlainRows {  // x itself (M, K), dense
+  using In = T;
   const In* x;
   int64_t K;
-  __device__ void load(int64_t row, int64_t i, float (&f)[kVec], float) const { load8(x + row * K + i * kVec, f); }
+  __device__ void load(int64_t row, int64_t i, float (&f)[kVec]) const { load8(x + row * K + i * kVec, f); }
 };
 
 // RMSNorm: (x * rstd) * w in fp32, rounded once to In: the projection input after a norm, never
 // written to memory. x (M, K) dense, w (K,).
-template <typename In>
+template <typename T>
 struct RmsNormRows {
+  using In = T;
   static constexpr bool kSumOfSquares = true;
   const In* x;
   const In* w;
   int64_t K;
   float eps;
-  __device__ double sum_of_squares(int64_t row, int64_t i) const {
-    float f[kVec];
-    load8(x + row * K + i * kVec, f);
+  __device__ void load(int64_t row, int64_t i, float (&f)[kVec]) const { load8(x + row * K + i * kVec, f); }
+  __device__ static double sum_of_squares(const float (&f)[kVec]) {
     double s = 0.0;
 #pragma unroll
     for (int e = 0; e < kVec; ++e) s += double(f[e] * f[e]);  // (each square exact in fp32)
     return s;
   }
-  __device__ void load(int64_t row, int64_t i, float (&f)[kVec], float rstd) const {
+  __device__ void finish(int64_t i, float (&f)[kVec], float rstd) const {
     float wf[kVec];
-    load8(x + row * K + i * kVec, f);
     load8(w + i * kVec, wf);
 #pragma unroll
     for (int e = 0; e < kVec; ++e) f[e] = ptx::to_f32(ptx::from_f32<In>(rms_norm_f32(f[e], rstd, wf[e])));
@@ -215,12 +216,13 @@ struct RmsNormRows {
 
 // silu(gate) * up in fp32 (lowbit/quant_rules.h silu_mul_f32, as the CPU reference), rounded once
 // to In: the MLP's down-projection input, never written to memory. Rows ld_gate / ld_up apart.
-template <typename In>
+template <typename T>
 struct SiluMulRows {
+  using In = T;
   const In* gate;
   const In* up;
   int64_t ld_gate, ld_up;
-  __device__ void load(int64_t row, int64_t i, float (&f)[kVec], float) const {
+  __device__ void load(int64_t row, int64_t i, float (&f)[kVec]) const {
     float g[kVec], u[kVec];
     load8(gate + row * ld_gate + i * kVec, g);
     load8(up + row * ld_up + i * kVec, u);
@@ -229,48 +231,115 @@ struct SiluMulRows {
   }
 };
 
-// One scale per row (per token): one CTA per row, two passes (amax, then codes); the
-// second pass reads (and, for a fused source, recomputes) the row again from L1/L2.
+// ---------------------------------------------------------------- per token
+constexpr int kMaxRowCtas = 8;  // CTAs per row: a portable cluster
+
+// 8 elements of a row in shared memory, as In (the sources' values are exact in it).
+template <typename In>
+struct alignas(16) RowVec {
+  In v[kVec];
+  __device__ void put(const float (&f)[kVec]) {
+#pragma unroll
+    for (int e = 0; e < kVec; ++e) v[e] = ptx::from_f32<In>(f[e]);
+  }
+  __device__ void get(float (&f)[kVec]) const {
+#pragma unroll
+    for (int e = 0; e < kVec; ++e) f[e] = ptx::to_f32(v[e]);
+  }
+};
+
+// A row's total over the CTA's threads and then over the row's CTAs (ctas > 1: a cluster, the
+// CTAs' totals exchanged through distributed shared memory: each sends its total to slot `rank`
+// of every peer, then all meet at the cluster barrier), summed or maxed in a fixed order so every
+// CTA of the row gets the same value. warp_slots: kThreads / 32, cta_slots: kMaxRowCtas, both in
+// shared memory and used by one reduction only.
+template <int kThreads, typename V, typename Op>
+__device__ __forceinline__ V row_total(V v, Op op, V* warp_slots, V* cta_slots, int ctas, int rank) {
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) v = op(v, __shfl_xor_sync(0xffffffffu, v, o));
+  if (threadIdx.x % 32 == 0) warp_slots[threadIdx.x / 32] = v;
+  __syncthreads();
+  v = warp_slots[0];
+#pragma unroll
+  for (int w = 1; w < kThreads / 32; ++w) v = op(v, warp_slots[w]);
+  if (ctas == 1) return v;
+  if (threadIdx.x < ctas)
+    ptx::st_shared_cluster(ptx::cluster_map_shared(static_cast<uint32_t>(__cvta_generic_to_shared(cta_slots + rank)),
+                                                   threadIdx.x),
+                           v);
+  ptx::cluster_sync();  // (release / acquire: the peers' stores are visible after it)
+  v = cta_slots[0];
+  for (int c = 1; c < ctas; ++c) v = op(v, cta_slots[c]);
+  return v;
+}
+
+// One scale per row (per token): `ctas` CTAs per row (1, or a cluster of 2-8 where the rows are
+// fewer than the SMs: quantize_launch.cu plan_rows), each over vectors rank * kThreads + t +
+// n * ctas * kThreads of the row. Every element of the source is loaded (and, for a fused
+// source, computed) once: with `cached`, its value waits in the row cache (dynamic shared memory,
+// the thread's n-th vector at n * kThreads + t) between the passes (amax, codes; RMSNorm: sum of
+// squares, finish + amax, codes). Without it (rows too long for shared memory) each pass loads
+// and computes again. (Session 14's kernel computed a fused source twice and read x twice: the
+// SiLU one ran at a third of the bandwidth in s15-call2.)
 template <class Rows, class Rule, class Codec, int kThreads>
 __global__ void __launch_bounds__(kThreads) quantize_rows_kernel(const Rows src, uint8_t* __restrict__ q,
-                                                                 float* __restrict__ scales, int64_t K) {
+                                                                 float* __restrict__ scales, int64_t K, int ctas,
+                                                                 bool cached) {
   static_assert(kThreads % 32 == 0 && kThreads <= 1024, "whole warps");
-  __shared__ uint32_t warp_amax[kThreads / 32];
+  using In = typename Rows::In;
+  constexpr bool kNorm = requires { Rows::kSumOfSquares; };
+  extern __shared__ uint4 row_cache_raw[];  // (one name and type for every instantiation)
+  RowVec<In>* row_cache = reinterpret_cast<RowVec<In>*>(row_cache_raw);
+  __shared__ uint32_t warp_amax[kThreads / 32], cta_amax[kMaxRowCtas];
+  __shared__ double warp_ss[kNorm ? kThreads / 32 : 1], cta_ss[kNorm ? kMaxRowCtas : 1];
   ptx::griddep_launch_dependents();  // the GEMM after may start loading its weights (PDL)
-  const int64_t row = blockIdx.x;
+  const int rank = ctas > 1 ? int(ptx::cluster_ctarank()) : 0;
+  if (ctas > 1) ptx::cluster_arrive_relaxed();  // the peers must be running before their shared memory is written
+  const int64_t row = blockIdx.x / ctas, n_vec = K / kVec, stride = int64_t(ctas) * kThreads;
+  const int64_t first = int64_t(rank) * kThreads + threadIdx.x;
+  RowVec<In>* cache = row_cache + threadIdx.x;  // (n-th vector at cache[n * kThreads])
   float rstd = 1.0f;
-  if constexpr (requires { Rows::kSumOfSquares; }) {
-    __shared__ double warp_sum[kThreads / 32];
-    double ss = 0.0;
-    for (int64_t i = threadIdx.x; i < K / kVec; i += kThreads) ss += src.sum_of_squares(row, i);
-#pragma unroll
-    for (int o = 16; o > 0; o >>= 1) ss += __shfl_xor_sync(0xffffffffu, ss, o);
-    if (threadIdx.x % 32 == 0) warp_sum[threadIdx.x / 32] = ss;
-    __syncthreads();
-    ss = 0.0;
-#pragma unroll
-    for (int w = 0; w < kThreads / 32; ++w) ss += warp_sum[w];
-    rstd = rms_rstd(ss, K, src.eps);
-  }
   uint32_t amax = 0;
-  for (int64_t i = threadIdx.x; i < K / kVec; i += kThreads) {
-    float f[kVec];
-    src.load(row, i, f, rstd);
-    amax = max(amax, amax_bits8(f));
+  if constexpr (kNorm) {
+    double ss = 0.0;
+    for (int64_t i = first, n = 0; i < n_vec; i += stride, ++n) {
+      float f[kVec];
+      src.load(row, i, f);
+      ss += Rows::sum_of_squares(f);
+      if (cached) cache[n * kThreads].put(f);
+    }
+    if (ctas > 1) ptx::cluster_wait();
+    ss = row_total<kThreads>(ss, [](double a, double b) { return a + b; }, warp_ss, cta_ss, ctas, rank);
+    rstd = rms_rstd(ss, K, src.eps);
+    for (int64_t i = first, n = 0; i < n_vec; i += stride, ++n) {
+      float f[kVec];
+      if (cached) cache[n * kThreads].get(f);
+      else src.load(row, i, f);
+      src.finish(i, f, rstd);
+      amax = max(amax, amax_bits8(f));
+      if (cached) cache[n * kThreads].put(f);
+    }
+  } else {
+    for (int64_t i = first, n = 0; i < n_vec; i += stride, ++n) {
+      float f[kVec];
+      src.load(row, i, f);
+      amax = max(amax, amax_bits8(f));
+      if (cached) cache[n * kThreads].put(f);
+    }
+    if (ctas > 1) ptx::cluster_wait();
   }
-#pragma unroll
-  for (int o = 16; o > 0; o >>= 1) amax = max(amax, __shfl_xor_sync(0xffffffffu, amax, o));
-  if (threadIdx.x % 32 == 0) warp_amax[threadIdx.x / 32] = amax;
-  __syncthreads();
-  amax = 0;
-#pragma unroll
-  for (int w = 0; w < kThreads / 32; ++w) amax = max(amax, warp_amax[w]);
+  amax = row_total<kThreads>(amax, [](uint32_t a, uint32_t b) { return max(a, b); }, warp_amax, cta_amax, ctas, rank);
   auto s = Rule::scale(amax);
-  if (threadIdx.x == 0) scales[row] = s.stored;
+  if (rank == 0 && threadIdx.x == 0) scales[row] = s.stored;
   uint8_t* qr = q + row * K * Codec::kBytes / kVec;
-  for (int64_t i = threadIdx.x; i < K / kVec; i += kThreads) {
+  for (int64_t i = first, n = 0; i < n_vec; i += stride, ++n) {
     float f[kVec];
-    src.load(row, i, f, rstd);
+    if (cached) {
+      cache[n * kThreads].get(f);
+    } else {
+      src.load(row, i, f);
+      if constexpr (kNorm) src.finish(i, f, rstd);
+    }
     Codec::store8(qr + i * Codec::kBytes, f, s.mult, s.finite);
   }
 }

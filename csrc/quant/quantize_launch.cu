@@ -1,7 +1,11 @@
 // Launches of the activation quantizer kernels (quantize_kernels.cuh).
 #include <c10/cuda/CUDAException.h>
 
+#include <c10/util/Exception.h>
+
 #include <algorithm>
+
+#include "lowbit/env.h"
 
 #include "quant/quantize_kernels.cuh"
 #include "quant/quantize_launch.h"
@@ -29,14 +33,58 @@ struct RuleCodec {  // a (scale rule, element codec) pair as a value, for the ty
   using Codec = C;
 };
 
-// Per token: one CTA per row of the row source `src` (quantize_kernels.cuh), with the scale rule
-// and codec of `kind`.
+// Per token (quantize_kernels.cuh quantize_rows_kernel): CTAs per row and the row cache's bytes
+// (0: not cached). Where the rows are fewer than the SMs, a row goes to a cluster of up to 8
+// CTAs, doubling while each keeps at least half a vector per thread (decode's one row of 14336 on
+// one SM took 18 us with the fused SiLU, s15-call2). The cache holds the CTA's share of the row
+// (16 bytes per 8 elements, 32 for fp32) up to kMaxRowCache; longer rows are loaded per pass.
+// LOWBIT_ROW_QUANT_CTAS=1|2|4|8 and LOWBIT_ROW_QUANT_CACHE=0 force them (A/B runs, tests).
+constexpr int kMaxRowCache = 96 * 1024;
+struct RowPlan {
+  int ctas, cache_bytes;
+};
+RowPlan plan_rows(int64_t M, int64_t K, int vec_bytes, int sms) {
+  static const int forced_ctas = env::integer("LOWBIT_ROW_QUANT_CTAS", 0);
+  static const bool no_cache = env::is("LOWBIT_ROW_QUANT_CACHE", "0");
+  TORCH_CHECK(forced_ctas == 0 || forced_ctas == 1 || forced_ctas == 2 || forced_ctas == 4 || forced_ctas == 8,
+              "lowbit: LOWBIT_ROW_QUANT_CTAS must be 1, 2, 4 or 8, got ", forced_ctas);
+  const int64_t n_vec = K / 8;
+  int ctas = forced_ctas;
+  if (ctas == 0) {
+    ctas = 1;
+    while (ctas < kMaxRowCtas && M * ctas < sms && n_vec / (2 * ctas) >= kThreads / 2) ctas *= 2;
+  }
+  const int64_t per_thread = (n_vec + int64_t(ctas) * kThreads - 1) / (int64_t(ctas) * kThreads);
+  const int64_t bytes = per_thread * kThreads * vec_bytes;
+  return {ctas, no_cache || bytes > kMaxRowCache ? 0 : int(bytes)};
+}
+
+// Per token: the row source `src` (quantize_kernels.cuh) with the scale rule and codec of `kind`,
+// as plan_rows says.
 template <class Rows>
-void rows(RowKind kind, const Rows& src, uint8_t* q, float* scale, int64_t M, int64_t K, cudaStream_t stream) {
+void rows(RowKind kind, const Rows& src, uint8_t* q, float* scale, int64_t M, int64_t K, int sms,
+          cudaStream_t stream) {
+  using In = typename Rows::In;
+  const RowPlan plan = plan_rows(M, K, int(sizeof(RowVec<In>)), sms);
   auto go = [&](auto rule_codec) {
     using RC = decltype(rule_codec);
-    quantize_rows_kernel<Rows, typename RC::Rule, typename RC::Codec, kThreads><<<M, kThreads, 0, stream>>>(src, q,
-                                                                                                         scale, K);
+    auto kernel = quantize_rows_kernel<Rows, typename RC::Rule, typename RC::Codec, kThreads>;
+    static const bool configured = [&] {
+      C10_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kMaxRowCache));
+      return true;
+    }();
+    (void)configured;
+    cudaLaunchConfig_t cfg{};
+    cudaLaunchAttribute cluster[1];
+    cluster[0].id = cudaLaunchAttributeClusterDimension;
+    cluster[0].val.clusterDim = {unsigned(plan.ctas), 1, 1};
+    cfg.gridDim = dim3(unsigned(M * plan.ctas));
+    cfg.blockDim = dim3(kThreads);
+    cfg.dynamicSmemBytes = plan.cache_bytes;
+    cfg.stream = stream;
+    cfg.attrs = cluster;
+    cfg.numAttrs = plan.ctas > 1 ? 1 : 0;
+    C10_CUDA_CHECK(cudaLaunchKernelEx(&cfg, kernel, src, q, scale, K, plan.ctas, plan.cache_bytes > 0));
   };
   if (kind == RowKind::kInt8) go(RuleCodec<AbsmaxRule<127>, Int8Codec>{});
   else go(RuleCodec<AbsmaxRule<448>, E4m3Codec>{});
@@ -60,30 +108,30 @@ void blocks(InType in, const void* x, uint8_t* q, void* scale, int64_t n_vec, cu
 
 }  // namespace
 
-void launch_rows(RowKind kind, InType in, const void* x, uint8_t* q, float* scale, int64_t M, int64_t K,
+void launch_rows(RowKind kind, InType in, const void* x, uint8_t* q, float* scale, int64_t M, int64_t K, int sms,
                  cudaStream_t stream) {
   with_input_type(in, x, [&](auto* xp) {
     using In = std::remove_const_t<std::remove_pointer_t<decltype(xp)>>;
-    rows(kind, PlainRows<In>{xp, K}, q, scale, M, K, stream);
+    rows(kind, PlainRows<In>{xp, K}, q, scale, M, K, sms, stream);
   });
   C10_CUDA_KERNEL_LAUNCH_CHECK();
 }
 
 void launch_silu_mul_rows(RowKind kind, InType in, const void* gate, const void* up, int64_t ld_gate, int64_t ld_up,
-                          uint8_t* q, float* scale, int64_t M, int64_t K, cudaStream_t stream) {
+                          uint8_t* q, float* scale, int64_t M, int64_t K, int sms, cudaStream_t stream) {
   with_16bit_type(in, [&](auto* tag) {
     using In = std::remove_pointer_t<decltype(tag)>;
     rows(kind, SiluMulRows<In>{static_cast<const In*>(gate), static_cast<const In*>(up), ld_gate, ld_up}, q, scale, M,
-         K, stream);
+         K, sms, stream);
   });
   C10_CUDA_KERNEL_LAUNCH_CHECK();
 }
 
 void launch_rms_norm_rows(RowKind kind, InType in, const void* x, const void* w, float eps, uint8_t* q, float* scale,
-                          int64_t M, int64_t K, cudaStream_t stream) {
+                          int64_t M, int64_t K, int sms, cudaStream_t stream) {
   with_16bit_type(in, [&](auto* tag) {
     using In = std::remove_pointer_t<decltype(tag)>;
-    rows(kind, RmsNormRows<In>{static_cast<const In*>(x), static_cast<const In*>(w), K, eps}, q, scale, M, K, stream);
+    rows(kind, RmsNormRows<In>{static_cast<const In*>(x), static_cast<const In*>(w), K, eps}, q, scale, M, K, sms, stream);
   });
   C10_CUDA_KERNEL_LAUNCH_CHECK();
 }

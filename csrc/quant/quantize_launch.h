@@ -12,16 +12,17 @@ enum class InType { kBF16, kF16, kF32 };
 enum class RowKind { kInt8, kFp8 };                 // one absmax scale per row
 enum class BlockKind { kFp8x128, kMxfp8, kMxfp4 };  // scale blocks of 128 / 32 along K
 
-void launch_rows(RowKind kind, InType in, const void* x, uint8_t* q, float* scale, int64_t M, int64_t K,
+// Per token (sms: the device's SMs, for the CTAs per row where the rows are few).
+void launch_rows(RowKind kind, InType in, const void* x, uint8_t* q, float* scale, int64_t M, int64_t K, int sms,
                  cudaStream_t stream);
 // silu(gate) * up rounded to the 16-bit input type, then one absmax scale per row (the fused
 // quantizers; gate / up rows ld_gate / ld_up elements apart).
 void launch_silu_mul_rows(RowKind kind, InType in, const void* gate, const void* up, int64_t ld_gate, int64_t ld_up,
-                          uint8_t* q, float* scale, int64_t M, int64_t K, cudaStream_t stream);
+                          uint8_t* q, float* scale, int64_t M, int64_t K, int sms, cudaStream_t stream);
 // RMSNorm (x (M, K) dense, w (K,)) rounded to the 16-bit input type, then one absmax scale per
 // row (the fused quantizers).
 void launch_rms_norm_rows(RowKind kind, InType in, const void* x, const void* w, float eps, uint8_t* q, float* scale,
-                          int64_t M, int64_t K, cudaStream_t stream);
+                          int64_t M, int64_t K, int sms, cudaStream_t stream);
 void launch_blocks(BlockKind kind, InType in, const void* x, uint8_t* q, void* scale, int64_t n_vec,
                    cudaStream_t stream);
 // x rounded to MXFP8 and back (per 32 along K: E8M0 scale, e4m3 codes, decoded and scaled),

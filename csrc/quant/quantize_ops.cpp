@@ -21,21 +21,22 @@ InType in_type(const Tensor& x) {
 }
 
 // Per-token codes (M, K) and fp32 scales (M,) for an activation like `x` (M, K), filled by
-// launch(q, scale, M, K, stream) unless M == 0; the codes viewed as code_dtype.
+// launch(q, scale, M, K, sms, stream) unless M == 0; the codes viewed as code_dtype.
 template <class Launch>
 QuantPair per_token(const Tensor& x, c10::ScalarType code_dtype, Launch launch) {
   c10::cuda::CUDAGuard guard(x.device());
   const int64_t M = x.size(0), K = x.size(1);
   Tensor q = at::empty({M, K}, x.options().dtype(at::kByte));
   Tensor s = at::empty({M}, x.options().dtype(at::kFloat));
-  if (M > 0) launch(q.data_ptr<uint8_t>(), s.data_ptr<float>(), M, K, at::cuda::getCurrentCUDAStream());
+  const int sms = at::cuda::getCurrentDeviceProperties()->multiProcessorCount;
+  if (M > 0) launch(q.data_ptr<uint8_t>(), s.data_ptr<float>(), M, K, sms, at::cuda::getCurrentCUDAStream());
   return {q.view(code_dtype), s};
 }
 
 QuantPair rows(const char* op, RowKind kind, const Tensor& x, c10::ScalarType code_dtype) {
   contract::quantizer_input(op, x, contract::kK8bit, "8-bit rows of 16-byte chunks");
-  return per_token(x, code_dtype, [&](uint8_t* q, float* s, int64_t M, int64_t K, cudaStream_t stream) {
-    launch_rows(kind, in_type(x), x.data_ptr(), q, s, M, K, stream);
+  return per_token(x, code_dtype, [&](uint8_t* q, float* s, int64_t M, int64_t K, int sms, cudaStream_t stream) {
+    launch_rows(kind, in_type(x), x.data_ptr(), q, s, M, K, sms, stream);
   });
 }
 
@@ -63,9 +64,9 @@ QuantPair quantize_fp8_per_token(const Tensor& x) {
 
 QuantPair silu_mul_rows(const char* op, RowKind kind, const Tensor& gate, const Tensor& up, c10::ScalarType code_dtype) {
   contract::silu_mul_input(op, gate, up);
-  return per_token(gate, code_dtype, [&](uint8_t* q, float* s, int64_t M, int64_t K, cudaStream_t stream) {
+  return per_token(gate, code_dtype, [&](uint8_t* q, float* s, int64_t M, int64_t K, int sms, cudaStream_t stream) {
     launch_silu_mul_rows(kind, in_type(gate), gate.data_ptr(), up.data_ptr(), gate.stride(0), up.stride(0), q, s, M, K,
-                         stream);
+                         sms, stream);
   });
 }
 
@@ -80,8 +81,8 @@ QuantPair silu_mul_quantize_fp8_per_token(const Tensor& gate, const Tensor& up) 
 QuantPair rms_norm_rows(const char* op, RowKind kind, const Tensor& x, const Tensor& weight, double eps,
                         c10::ScalarType code_dtype) {
   contract::rms_norm_input(op, x, weight, eps);
-  return per_token(x, code_dtype, [&](uint8_t* q, float* s, int64_t M, int64_t K, cudaStream_t stream) {
-    launch_rms_norm_rows(kind, in_type(x), x.data_ptr(), weight.data_ptr(), float(eps), q, s, M, K, stream);
+  return per_token(x, code_dtype, [&](uint8_t* q, float* s, int64_t M, int64_t K, int sms, cudaStream_t stream) {
+    launch_rms_norm_rows(kind, in_type(x), x.data_ptr(), weight.data_ptr(), float(eps), q, s, M, K, sms, stream);
   });
 }
 

@@ -18,15 +18,17 @@ __device__ __forceinline__ uint16_t cvt_e4m3x2_satfinite(float lo, float hi) {
   return out;
 }
 
-// 16-bit <-> fp32 for the activation type T (bf16 or fp16), round to nearest even.
+// 16-bit <-> fp32 for the activation type T (bf16 or fp16), round to nearest even (fp32: itself).
 template <typename T>
 __device__ __forceinline__ float to_f32(T v) {
-  if constexpr (std::is_same_v<T, __nv_bfloat16>) return __bfloat162float(v);
+  if constexpr (std::is_same_v<T, float>) return v;
+  else if constexpr (std::is_same_v<T, __nv_bfloat16>) return __bfloat162float(v);
   else return __half2float(v);
 }
 template <typename T>
 __device__ __forceinline__ T from_f32(float v) {
-  if constexpr (std::is_same_v<T, __nv_bfloat16>) return __float2bfloat16_rn(v);
+  if constexpr (std::is_same_v<T, float>) return v;
+  else if constexpr (std::is_same_v<T, __nv_bfloat16>) return __float2bfloat16_rn(v);
   else return __float2half_rn(v);
 }
 
