@@ -30,13 +30,24 @@ def copies_for(nbytes):
     return max(2, min(8, -(-2 * L2_BYTES // max(nbytes, 1))))
 
 
+UNFUSED = {}  # fmt -> (silu then quantize, rms_norm then quantize), compiled once per process
+
+
+def unfused(fmt):
+    if fmt not in UNFUSED:
+        plain = getattr(ops, f"quantize_{fmt}_per_token")
+        UNFUSED[fmt] = (torch.compile(lambda g, u: plain(F.silu(g) * u), fullgraph=True, dynamic=True),
+                        torch.compile(lambda x, w: plain(F.rms_norm(x, (x.shape[-1],), w, 1e-5)), fullgraph=True,
+                                      dynamic=True))
+    return UNFUSED[fmt]
+
+
 def cases(M, fmt, dtype, dev, gen):
     """(name, [calls], bytes moved once) per quantizer: fused, plain, and the unfused pair."""
     plain = getattr(ops, f"quantize_{fmt}_per_token")
     silu_q = getattr(ops, f"silu_mul_quantize_{fmt}_per_token")
     rms_q = getattr(ops, f"rms_norm_quantize_{fmt}_per_token")
-    silu_ref = torch.compile(lambda g, u: plain(F.silu(g) * u), fullgraph=True)
-    rms_ref = torch.compile(lambda x, w: plain(F.rms_norm(x, (x.shape[-1],), w, 1e-5)), fullgraph=True)
+    silu_ref, rms_ref = unfused(fmt)
     out = []
     # the MLP's down-projection input: gate / up are the halves of the fused gate-up output
     gu_bytes = M * 2 * MLP * 2

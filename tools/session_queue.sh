@@ -973,6 +973,7 @@ fi
 # (TESTS); then the knob variants, the sanitizers, the model off / SiLU / both (part 87's three runs),
 # and the quantizers' bench with the default, one CTA a row, and no row cache. $OUT/0_all.tgz is
 # re-made after every step (only 8 files come back from a call, and a timeout skips the end).
+# Part 89 (warm, the same build): the rest.
 #   PART=88 LOWBIT_KERNELS=quant,fp8,int8 TESTS="tests/test_fused_act_quant.py tests/test_cuda_ops.py" \
 #     EXTRA='bash tools/session_queue.sh' BENCH=0 bash tools/device_run.sh
 snap() { tar czf /tmp/snap.tgz -C "$OUT" --exclude=0_all.tgz . 2>/dev/null && mv /tmp/snap.tgz "$OUT/0_all.tgz"; }
@@ -983,7 +984,10 @@ TAIL=30 step 200 model_silu env LOWBIT_SILU_MUL_QUANT=1 python3 bench/model.py -
   --formats w8a8_fp8,w8a8_int8 --batch 1 --prefill 2048 --profile --out "$OUT/model_silu.json"; snap
 TAIL=30 step 200 model_both env LOWBIT_SILU_MUL_QUANT=1 LOWBIT_RMS_NORM_QUANT=1 python3 bench/model.py --fused \
   --decode-mode regional --formats w8a8_fp8,w8a8_int8 --batch 1 --prefill 2048 --profile --out "$OUT/model_both.json"; snap
-TAIL=40 step 120 aq_default python3 bench/act_quant.py --out "$OUT/aq_default.json"; snap
+TAIL=40 step 150 aq_default python3 bench/act_quant.py --out "$OUT/aq_default.json"; snap
+fi
+#   PART=89 OUT=$OUT bash tools/session_queue.sh   (warm, after part 88's call)
+if [ "$PART" = 89 ]; then
 TAIL=40 step 120 aq_one_cta env LOWBIT_ROW_QUANT_CTAS=1 python3 bench/act_quant.py --ms 1,16,128 --out "$OUT/aq_one_cta.json"; snap
 TAIL=4 step 120 memcheck compute-sanitizer --tool memcheck --error-exitcode 9 python3 tests/sanitize_act_quant.py; snap
 TAIL=4 step 120 racecheck compute-sanitizer --tool racecheck --error-exitcode 9 python3 tests/sanitize_act_quant.py; snap
