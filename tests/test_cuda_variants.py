@@ -71,6 +71,11 @@ VARIANTS = [
     ("w4-wgmma-x-pre-rows256", {"LOWBIT_W4_WGMMA_XPRE": "1", "LOWBIT_W4_WGMMA_ROWS": "256", "LOWBIT_A16W4_LARGE": "wgmma"},
      ["test_cuda_a16w4.py", "test_cuda_mxfp4.py", "test_cuda_a8w4_mx.py"],
      "large_m or matches_reference or repeatable or wgmma"),
+    # wide CTAs (128 rows x 256 tokens; session 15's candidate) in place of 256-row CTAs of 128
+    # tokens, which ROWS=256 forces wherever N % 256 == 0
+    ("w4-wgmma-wide", {"LOWBIT_W4_WGMMA_WIDE": "1", "LOWBIT_W4_WGMMA_ROWS": "256", "LOWBIT_A16W4_LARGE": "wgmma"},
+     ["test_cuda_a16w4.py", "test_cuda_mxfp4.py", "test_cuda_a8w4_mx.py"],
+     "large_m or matches_reference or repeatable or wgmma or graph"),
     # int4 wgmma with exact codes and a promotion per group (the default folds the scales)
     ("a16w4-wgmma-promote", {"LOWBIT_A16W4_WGMMA": "promote", "LOWBIT_A16W4_LARGE": "wgmma"}, ["test_cuda_a16w4.py"],
      "large_m or matches_reference or repeatable or wgmma"),

@@ -994,3 +994,16 @@ TAIL=4 step 120 racecheck compute-sanitizer --tool racecheck --error-exitcode 9 
 TAIL=8 step 150 variants python3 -m pytest -q -m cuda -p no:cacheprovider tests/test_cuda_variants.py -k "row and quant"; snap
 TAIL=40 step 100 aq_no_cache env LOWBIT_ROW_QUANT_CACHE=0 python3 bench/act_quant.py --ms 16,2048 --out "$OUT/aq_no_cache.json"; snap
 fi
+# Session 15, call 5: wide CTAs for the mixed-input wgmma (LOWBIT_W4_WGMMA_WIDE=1: 128 rows x 256
+# tokens, m64n256k16, in place of 256-row CTAs of 128 tokens: half the operand build per flop;
+# compiled here: 168 registers, no local memory, 8 HGMMA.64x256x16 a block, loop ~243
+# instructions vs 378 for the 256-row x-pre kernel). Its variant tests, then the A/B with the wgmma
+# forced at every M > 32 (so M = 2048 runs it too).
+#   PART=90 LOWBIT_KERNELS=quant,w4 TESTS="tests/test_cuda_a16w4.py tests/test_cuda_mxfp4.py" \
+#     EXTRA='bash tools/session_queue.sh' BENCH=0 bash tools/device_run.sh
+if [ "$PART" = 90 ]; then
+TAIL=8 step 150 variants python3 -m pytest -q -m cuda -p no:cacheprovider tests/test_cuda_variants.py -k "wide"; snap
+TAIL=40 step_ab 75 wide "base:LOWBIT_A16W4_LARGE=wgmma" "wide:LOWBIT_A16W4_LARGE=wgmma LOWBIT_W4_WGMMA_WIDE=1" -- \
+  --formats a16w4,mxfp4 --ms 256,512,1024,2048 --shapes 8192x8192,28672x8192,4096x14336,14336x4096 --peers none \
+  --no-ceilings --budget-s 50; snap
+fi

@@ -361,10 +361,20 @@ Tensor wgmma_matmul(const Tensor& x, const Tensor& w, const Tensor& scales, cons
   // 256-row CTAs by the wave rule (chained_row_tiles): MX, and int4 folded with groups of 128 or
   // per channel (session 8, 28672 x 8192 g128 M = 40 / 64 / 128: 1.76 / 1.78 / 1.45x cuBLAS vs
   // 1.60 / 1.63 / 1.43x in 128-row CTAs; forced where the rule says no, 0.30-0.92x vs 0.63-1.72x)
-  const int row_tiles = mx || (fold && (g == 128 || g == K)) ? chained_row_tiles(M, N) : 1;
+  int row_tiles = mx || (fold && (g == 128 || g == K)) ? chained_row_tiles(M, N) : 1;
   using enum WgmmaWeights;
   const WgmmaWeights kind = mx ? kMxfp4 : fold ? kInt4Fold : kInt4Promote;
-  const WgmmaPlan plan = wgmma_plan(M, N, K, row_tiles, kind, mx ? 0 : gemv_group_chunks(g));
+  const int chunks = mx ? 0 : gemv_group_chunks(g);
+  WgmmaPlan plan = wgmma_plan(M, N, K, row_tiles, kind, chunks);
+  // Wide CTAs (w4_params.h wgmma_wide_built; candidate, LOWBIT_W4_WGMMA_WIDE=1) in place of 256-row
+  // CTAs of 128 tokens: the same grid, 128 rows x 256 tokens each.
+  static const bool wide_on = env::flag("LOWBIT_W4_WGMMA_WIDE");
+  if (wide_on && row_tiles == 2 && plan.tokens == kWgTokens && plan.split.splits == 1 &&
+      wgmma_wide_built(kind, chunks)) {
+    row_tiles = 1;
+    plan.tokens = kWgWideTokens;
+    plan.tiles = N / kWgRows * ((M + kWgWideTokens - 1) / kWgWideTokens);
+  }
   // x permuted once before the kernel (128 tokens per CTA): the consumers build their A fragments
   // without quad shuffles (w4_params.h wgmma_x_pre_built says why). Default: in 256-row CTAs (which
   // keep the shuffles; 128-row CTAs read the quad's words from shared memory instead) where N >= K,

@@ -111,7 +111,18 @@ constexpr bool wgmma_rows8(WgmmaWeights w) { return w == WgmmaWeights::kInt8Rows
 // Which kernels have the K split's epilogue: not the int4 promotion variant (its per-channel sums
 // of x cover all of K), not 256-row CTAs of 128 tokens (their epilogue spilled 32 bytes with it).
 constexpr bool wgmma_splits(WgmmaWeights w, int row_tiles, int tokens) {
-  return w != WgmmaWeights::kInt4Promote && (row_tiles == 1 || tokens <= 64);
+  return w != WgmmaWeights::kInt4Promote && tokens <= kWgTokens && (row_tiles == 1 || tokens <= 64);
+}
+// Wide CTAs (session 15's candidate, LOWBIT_W4_WGMMA_WIDE=1): 128 weight rows x 256 tokens
+// (m64n256k16), in place of 256-row CTAs of 128 tokens -- the same tensor work per CTA and the same
+// grid, with half the operand build per flop: each A fragment feeds 256 tokens instead of 128.
+// Why: the build, not the tensor core, set the pace at large M (s14-call3's profile: each
+// warpgroup's build outlasted its wgmma; the tensor pipe 61%, 75% with x permuted). Built for the
+// chained 4-bit weights that take 256-row CTAs: mxfp4, int4 folded with groups of 128 or per
+// channel; one CTA per SM (72 KB stages: 3), no K split.
+constexpr int kWgWideTokens = 256;
+constexpr bool wgmma_wide_built(WgmmaWeights w, int chunks) {
+  return (w == WgmmaWeights::kMxfp4 || w == WgmmaWeights::kInt4Fold) && (chunks == 4 || chunks == 0);
 }
 // Which kernels can take x permuted in shared memory (w4_wgmma.cuh permute_x_blocks: the A
 // fragments then come from each thread's own words of the weight chunk, no quad shuffles):

@@ -45,8 +45,15 @@ void wgmma_tokens_typed(const CUtensorMap& tmap_x, const CUtensorMap& tmap_w, co
 // wgmma_splits says.
 template <typename T, WgmmaWeights kW, int kChunks = 0, bool kZeros = false, int kRowTiles = 1>
 void wgmma_typed(const CUtensorMap& tmap_x, const CUtensorMap& tmap_w, const W4WgmmaParams& p, cudaStream_t stream) {
+  if constexpr (kRowTiles == 1 && wgmma_wide_built(kW, kChunks)) {
+    if (p.tokens == kWgWideTokens) {
+      TORCH_CHECK(p.splits == 1 && !p.x_pre && p.ctas_per_sm == 1,
+                  "lowbit: wide wgmma CTAs (256 tokens) without a K split, x permuted or two CTAs per SM");
+      return wgmma_launch<T, kW, kChunks, kZeros, 1, kWgWideTokens, 1>(tmap_x, tmap_w, p, stream);
+    }
+  }
   TORCH_CHECK(p.tokens == 16 || p.tokens == 32 || p.tokens == 64 || p.tokens == kWgTokens,
-              "lowbit: the mixed-input wgmma runs 16, 32, 64 or 128 tokens per CTA");
+              "lowbit: the mixed-input wgmma runs 16, 32, 64 or 128 tokens per CTA (256: wide CTAs, where built)");
   TORCH_CHECK(p.tokens > 32 || kRowTiles == 1 || (p.tokens == 16 && !wgmma_rows8(kW)),
               "lowbit: 256-row CTAs of 16 tokens for 4-bit weights only, none of 32 tokens");
   TORCH_CHECK(p.splits == 1 || wgmma_splits(kW, kRowTiles, p.tokens),
