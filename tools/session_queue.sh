@@ -999,11 +999,12 @@ fi
 # compiled here: 168 registers, no local memory, 8 HGMMA.64x256x16 a block, loop ~243
 # instructions vs 378 for the 256-row x-pre kernel). Its variant tests, then the A/B with the wgmma
 # forced at every M > 32 (so M = 2048 runs it too).
-#   PART=90 LOWBIT_KERNELS=quant,w4 TESTS="tests/test_cuda_a16w4.py tests/test_cuda_mxfp4.py" \
-#     EXTRA='bash tools/session_queue.sh' BENCH=0 bash tools/device_run.sh
+# (the session's last 470 device seconds: the default tests are skipped by a -k that selects none)
+#   PART=90 LOWBIT_KERNELS=quant,w4 TESTS=tests/test_cuda_a16w4.py EXTRA='bash tools/session_queue.sh' BENCH=0 \
+#     bash tools/device_run.sh no_such_test
 if [ "$PART" = 90 ]; then
-TAIL=8 step 150 variants python3 -m pytest -q -m cuda -p no:cacheprovider tests/test_cuda_variants.py -k "wide"; snap
-TAIL=40 step_ab 75 wide "base:LOWBIT_A16W4_LARGE=wgmma" "wide:LOWBIT_A16W4_LARGE=wgmma LOWBIT_W4_WGMMA_WIDE=1" -- \
-  --formats a16w4,mxfp4 --ms 256,512,1024,2048 --shapes 8192x8192,28672x8192,4096x14336,14336x4096 --peers none \
-  --no-ceilings --budget-s 50; snap
+TAIL=8 step 70 variants python3 -m pytest -q -m cuda -p no:cacheprovider tests/test_cuda_variants.py -k "wide"; snap
+TAIL=40 step_ab 60 wide "base:LOWBIT_A16W4_LARGE=wgmma" "wide:LOWBIT_A16W4_LARGE=wgmma LOWBIT_W4_WGMMA_WIDE=1" -- \
+  --formats a16w4,mxfp4 --ms 512,1024,2048 --shapes 8192x8192,28672x8192,4096x14336,14336x4096 --peers none \
+  --no-ceilings --budget-s 35; snap
 fi
