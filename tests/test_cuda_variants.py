@@ -68,12 +68,13 @@ VARIANTS = [
     ("w4-wgmma-x-pre", {"LOWBIT_W4_WGMMA_XPRE": "1", "LOWBIT_A16W4_LARGE": "wgmma"},
      ["test_cuda_a16w4.py", "test_cuda_mxfp4.py", "test_cuda_a8w4_mx.py"],
      "large_m or matches_reference or graph or repeatable or nan_scale or extreme_scales or wgmma"),
-    ("w4-wgmma-x-pre-rows256", {"LOWBIT_W4_WGMMA_XPRE": "1", "LOWBIT_W4_WGMMA_ROWS": "256", "LOWBIT_A16W4_LARGE": "wgmma"},
+    ("w4-wgmma-x-pre-rows256", {"LOWBIT_W4_WGMMA_XPRE": "1", "LOWBIT_W4_WGMMA_ROWS": "256", "LOWBIT_W4_WGMMA_WIDE": "0",
+                                "LOWBIT_A16W4_LARGE": "wgmma"},
      ["test_cuda_a16w4.py", "test_cuda_mxfp4.py", "test_cuda_a8w4_mx.py"],
      "large_m or matches_reference or repeatable or wgmma"),
-    # wide CTAs (128 rows x 256 tokens; session 15's candidate) in place of 256-row CTAs of 128
-    # tokens, which ROWS=256 forces wherever N % 256 == 0
-    ("w4-wgmma-wide", {"LOWBIT_W4_WGMMA_WIDE": "1", "LOWBIT_W4_WGMMA_ROWS": "256", "LOWBIT_A16W4_LARGE": "wgmma"},
+    # wide CTAs (128 rows x 256 tokens; the default in place of 256-row CTAs of 128 tokens, which
+    # ROWS=256 forces wherever N % 256 == 0: no default test shape is large enough for the rule)
+    ("w4-wgmma-wide", {"LOWBIT_W4_WGMMA_ROWS": "256", "LOWBIT_A16W4_LARGE": "wgmma"},
      ["test_cuda_a16w4.py", "test_cuda_mxfp4.py", "test_cuda_a8w4_mx.py"],
      "large_m or matches_reference or repeatable or wgmma or graph"),
     # int4 wgmma with exact codes and a promotion per group (the default folds the scales)
@@ -113,7 +114,7 @@ VARIANTS = [
      "large_m or matches_reference or nan or graph"),
     # 256 weight rows per CTA (int4 g128 / per channel folded, mxfp4, a8w4_mx, 8-bit rows) where N % 256
     # == 0 (by default only where it saves waves: no test shape is that large)
-    ("w4-wgmma-rows256", {"LOWBIT_W4_WGMMA_ROWS": "256"},
+    ("w4-wgmma-rows256", {"LOWBIT_W4_WGMMA_ROWS": "256", "LOWBIT_W4_WGMMA_WIDE": "0"},
      ["test_cuda_a16w4.py", "test_cuda_mxfp4.py", "test_cuda_a8w4_mx.py", "test_cuda_a16w8.py"],
      "large_m or matches_reference or wgmma"),
     # two CTAs per SM for the mixed-input wgmma at <= 64 tokens everywhere (default: only where one

@@ -477,7 +477,8 @@ def test_fused_projections_compute_the_same(fmt):
                                                ("RMS_NORM_QUANT", "mlp.gate_up_proj", "forward_rms_norm")])
 @pytest.mark.parametrize("fmt", ["w8a8_int8", "w8a8_fp8"])
 def test_fused_act_quant_in_the_model(fmt, knob, proj, method, monkeypatch):
-    """bench/llama.py with LOWBIT_SILU_MUL_QUANT=1 / LOWBIT_RMS_NORM_QUANT=1: the quantized
+    """bench/llama.py with its fused quantizers (default; LOWBIT_SILU_MUL_QUANT=0 /
+    LOWBIT_RMS_NORM_QUANT=0 turn them off, as this test does for the unfused run): the quantized
     projections take their producer's inputs (gate and up; the block's input and the norm) and
     fuse silu * up / the RMSNorm into their activation quantizer (rounded once instead of twice;
     the norm's sum of squares in fp64). That moves some activation codes across a rounding
@@ -493,6 +494,8 @@ def test_fused_act_quant_in_the_model(fmt, knob, proj, method, monkeypatch):
     layer = f.layers[0].get_submodule(proj)
     orig = getattr(layer, method)
     monkeypatch.setattr(layer, method, lambda *a: calls.append(1) or orig(*a))
+    monkeypatch.setattr(llama, "SILU_MUL_QUANT", False)
+    monkeypatch.setattr(llama, "RMS_NORM_QUANT", False)
     with torch.no_grad():
         bf16 = ref(ids)
         unfused = f(ids)

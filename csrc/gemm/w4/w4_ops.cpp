@@ -243,17 +243,34 @@ bool wgmma_takes_gemv_tokens(int64_t M, bool rows8) {
   return M <= kGemvMaxTokens && M >= min_tokens;
 }
 
+int chained_row_tiles(int64_t M, int64_t N, bool rows8 = false);
+
+// Wide CTAs (w4_params.h wgmma_wide_built: 128 rows x 256 tokens) in place of 256-row CTAs of 128
+// tokens, the default since s15-call5 (same call, wgmma forced, us at M = 512 / 1024 / 2048 where the
+// rule picks 256-row CTAs: a16w4 g128 8192^2 108.4 / 214.6 / 453.8 -> 89.3 / 176.1 / 379.4, mxfp4
+// 122.9 / 241.9 / 503.9 -> 91.8 / 180.9 / 393.0; 28672x8192 M = 1024 / 2048 -23 / -11% (mxfp4 -14 /
+// -17%), 4096x14336 -20 / -22% (-24 / -27%), 14336x4096 M = 512 / 2048 -11 / -12% (-21 / -19%)).
+// LOWBIT_W4_WGMMA_WIDE=0 keeps the 256-row CTAs (A/B runs).
+bool wgmma_wide_on() {
+  static const bool off = env::is("LOWBIT_W4_WGMMA_WIDE", "0");
+  return !off;
+}
+
+// Past the limits below, wide CTAs keep the wgmma to 2048 tokens where they run (s15-call5, ratio
+// over cuBLAS bf16 at M = 2048 with the wgmma: a16w4 g128 0.92 / 0.93 / 0.99 / 0.98x, mxfp4 0.89 /
+// 0.93 / 0.99 / 0.95x on the four shapes; dequantized, 28672 x 8192 a16w4 0.81x in session 5).
 constexpr int64_t kWgmmaMaxTokensMx = 512, kWgmmaMaxTokensFold = 1024, kWgmmaMaxTokensSmallGroups = 256,
-                  kWgmmaMaxTokensPromote = 256;
+                  kWgmmaMaxTokensPromote = 256, kWgmmaMaxTokensWide = 2048;
 bool wgmma_applies(int64_t M, int64_t N, int64_t K, int64_t g, bool mx) {
   static const bool force_wgmma = env::is("LOWBIT_A16W4_LARGE", "wgmma");
   static const bool force_dequant = env::is("LOWBIT_A16W4_LARGE", "dequant");
   if (force_dequant || N % kWgRows != 0 || K % 128 != 0) return false;
   if (M <= kGemvMaxTokens && !wgmma_takes_gemv_tokens(M, /*rows8=*/false)) return false;  // the GEMVs'
   if (force_wgmma) return true;
-  if (mx) return M <= kWgmmaMaxTokensMx;
-  if (!int4_wgmma_folds()) return g >= 128 && M <= kWgmmaMaxTokensPromote;
-  return M <= (g >= 128 ? kWgmmaMaxTokensFold : kWgmmaMaxTokensSmallGroups);  // g32 M = 512: 0.48x vs 0.53x
+  if (!mx && !int4_wgmma_folds()) return g >= 128 && M <= kWgmmaMaxTokensPromote;
+  if (M <= (mx ? kWgmmaMaxTokensMx : g >= 128 ? kWgmmaMaxTokensFold : kWgmmaMaxTokensSmallGroups))  // g32 M = 512: 0.48x vs 0.53x
+    return true;
+  return (mx || g >= 128) && M <= kWgmmaMaxTokensWide && wgmma_wide_on() && chained_row_tiles(M, N) == 2;
 }
 
 // Weight rows per CTA of the wgmma GEMM for the chained formats (MX, 8-bit rows, int4 folded
@@ -272,7 +289,7 @@ bool wgmma_applies(int64_t M, int64_t N, int64_t K, int64_t g, bool mx) {
 // (s9-call8), a16w4 g128 8192^2 0.92, 4096x14336 0.92-0.93; mxfp4 0.96-0.97 / 1.00-1.01; where
 // the 128-row grid runs unsplit (14336x4096: 112 tiles) a16w4 1.00, mxfp4 1.10, and 28672x8192
 // (224 tiles) 1.04 in s9-call5. 32 tokens per CTA (0.98-1.00, s9-call5) and 8-bit rows: 128 rows.
-int chained_row_tiles(int64_t M, int64_t N, bool rows8 = false) {
+int chained_row_tiles(int64_t M, int64_t N, bool rows8) {
   static const int64_t forced = env::integer("LOWBIT_W4_WGMMA_ROWS", 0);
   if (N % (2 * kWgRows) != 0 || forced == 128 || (M <= 32 && (rows8 || M > 16))) return 1;
   if (forced == 256) return 2;
@@ -366,10 +383,9 @@ Tensor wgmma_matmul(const Tensor& x, const Tensor& w, const Tensor& scales, cons
   const WgmmaWeights kind = mx ? kMxfp4 : fold ? kInt4Fold : kInt4Promote;
   const int chunks = mx ? 0 : gemv_group_chunks(g);
   WgmmaPlan plan = wgmma_plan(M, N, K, row_tiles, kind, chunks);
-  // Wide CTAs (w4_params.h wgmma_wide_built; candidate, LOWBIT_W4_WGMMA_WIDE=1) in place of 256-row
-  // CTAs of 128 tokens: the same grid, 128 rows x 256 tokens each.
-  static const bool wide_on = env::flag("LOWBIT_W4_WGMMA_WIDE");
-  if (wide_on && row_tiles == 2 && plan.tokens == kWgTokens && plan.split.splits == 1 &&
+  // Wide CTAs (w4_params.h wgmma_wide_built, wgmma_wide_on) in place of 256-row CTAs of 128 tokens:
+  // the same grid, 128 rows x 256 tokens each.
+  if (wgmma_wide_on() && row_tiles == 2 && plan.tokens == kWgTokens && plan.split.splits == 1 &&
       wgmma_wide_built(kind, chunks)) {
     row_tiles = 1;
     plan.tokens = kWgWideTokens;

@@ -113,7 +113,7 @@ constexpr bool wgmma_rows8(WgmmaWeights w) { return w == WgmmaWeights::kInt8Rows
 constexpr bool wgmma_splits(WgmmaWeights w, int row_tiles, int tokens) {
   return w != WgmmaWeights::kInt4Promote && tokens <= kWgTokens && (row_tiles == 1 || tokens <= 64);
 }
-// Wide CTAs (session 15's candidate, LOWBIT_W4_WGMMA_WIDE=1): 128 weight rows x 256 tokens
+// Wide CTAs (session 15; w4_ops.cpp wgmma_wide_on): 128 weight rows x 256 tokens
 // (m64n256k16), in place of 256-row CTAs of 128 tokens -- the same tensor work per CTA and the same
 // grid, with half the operand build per flop: each A fragment feeds 256 tokens instead of 128.
 // Why: the build, not the tensor core, set the pace at large M (s14-call3's profile: each
