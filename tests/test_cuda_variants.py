@@ -77,6 +77,11 @@ VARIANTS = [
     ("w4-wgmma-wide", {"LOWBIT_W4_WGMMA_ROWS": "256", "LOWBIT_A16W4_LARGE": "wgmma"},
      ["test_cuda_a16w4.py", "test_cuda_mxfp4.py", "test_cuda_a8w4_mx.py"],
      "large_m or matches_reference or repeatable or wgmma or graph"),
+    # wide CTAs wherever built at 128 tokens per CTA: every int4 group size (32 / 64 only with
+    # LOWBIT_W4_WGMMA_WIDE=all, the candidate), 128-row CTAs' shapes too
+    ("w4-wgmma-wide-force", {"LOWBIT_W4_WGMMA_WIDE": "force", "LOWBIT_A16W4_LARGE": "wgmma"},
+     ["test_cuda_a16w4.py", "test_cuda_mxfp4.py", "test_cuda_a8w4_mx.py"],
+     "large_m or matches_reference or repeatable or wgmma"),
     # int4 wgmma with exact codes and a promotion per group (the default folds the scales)
     ("a16w4-wgmma-promote", {"LOWBIT_A16W4_WGMMA": "promote", "LOWBIT_A16W4_LARGE": "wgmma"}, ["test_cuda_a16w4.py"],
      "large_m or matches_reference or repeatable or wgmma"),

@@ -1008,3 +1008,24 @@ TAIL=40 step_ab 60 wide "base:LOWBIT_A16W4_LARGE=wgmma" "wide:LOWBIT_A16W4_LARGE
   --formats a16w4,mxfp4 --ms 512,1024,2048 --shapes 8192x8192,28672x8192,4096x14336,14336x4096 --peers none \
   --no-ceilings --budget-s 35; snap
 fi
+# Session 15's queue for session 16 (written after the last device call; compiled here, not run):
+# the wide CTAs, now the default where the rule picks 256-row CTAs at 128 tokens (s15-call5), under
+# racecheck / memcheck (ROWS=256 makes sanitize_w4_int8.py's M = 100 x N = 256 case run them; force:
+# every group size), their variant tests (not the fp8 / int8 "wide" ones), then the candidate
+# LOWBIT_W4_WGMMA_WIDE=all (wide also where halving 128-row CTAs cuts the waves by > 1.6x, and int4
+# g32 / g64) against the default, and the wgmma forced at 4096 against the default's dequantize.
+#   PART=91 LOWBIT_KERNELS=quant,w4 TESTS="tests/test_cuda_a16w4.py tests/test_cuda_mxfp4.py tests/test_cuda_a8w4_mx.py" \
+#     EXTRA='bash tools/session_queue.sh' BENCH=0 bash tools/device_run.sh
+if [ "$PART" = 91 ]; then
+TAIL=4 step 150 racecheck_wide env LOWBIT_W4_WGMMA_ROWS=256 compute-sanitizer --tool racecheck --error-exitcode 9 \
+  python3 tests/sanitize_w4_int8.py; snap
+TAIL=4 step 150 racecheck_force env LOWBIT_W4_WGMMA_WIDE=force compute-sanitizer --tool racecheck --error-exitcode 9 \
+  python3 tests/sanitize_w4_int8.py; snap
+TAIL=4 step 150 memcheck_force env LOWBIT_W4_WGMMA_WIDE=force compute-sanitizer --tool memcheck --error-exitcode 9 \
+  python3 tests/sanitize_w4_int8.py; snap
+TAIL=8 step 200 variants python3 -m pytest -q -m cuda -p no:cacheprovider tests/test_cuda_variants.py -k "w4 and wide"; snap
+TAIL=40 step_ab 80 wall "dflt:" "all:LOWBIT_W4_WGMMA_WIDE=all" -- --formats a16w4,mxfp4 --a16w4-groups=32,128 \
+  --ms 256,512,1024,2048 --shapes 8192x8192,28672x8192,4096x14336,14336x4096 --peers none --no-ceilings --budget-s 60; snap
+TAIL=40 step_ab 80 m4096 "dflt:" "wgmma:LOWBIT_A16W4_LARGE=wgmma" -- --formats a16w4,mxfp4 --ms 4096 \
+  --shapes 8192x8192,28672x8192,4096x14336,14336x4096 --peers none --no-ceilings --budget-s 40; snap
+fi

@@ -250,10 +250,34 @@ int chained_row_tiles(int64_t M, int64_t N, bool rows8 = false);
 // rule picks 256-row CTAs: a16w4 g128 8192^2 108.4 / 214.6 / 453.8 -> 89.3 / 176.1 / 379.4, mxfp4
 // 122.9 / 241.9 / 503.9 -> 91.8 / 180.9 / 393.0; 28672x8192 M = 1024 / 2048 -23 / -11% (mxfp4 -14 /
 // -17%), 4096x14336 -20 / -22% (-24 / -27%), 14336x4096 M = 512 / 2048 -11 / -12% (-21 / -19%)).
-// LOWBIT_W4_WGMMA_WIDE=0 keeps the 256-row CTAs (A/B runs).
-bool wgmma_wide_on() {
-  static const bool off = env::is("LOWBIT_W4_WGMMA_WIDE", "0");
-  return !off;
+// LOWBIT_W4_WGMMA_WIDE=0 keeps the 256-row CTAs (A/B runs). LOWBIT_W4_WGMMA_WIDE=all (session 15's
+// candidate, not measured): also where the rule keeps 128-row CTAs at 128 tokens but halving them
+// cuts the waves by more than 1.6x (a wide CTA's time over a 128-row one's, s15-call5: ~88 vs
+// 56.5 us a wave on 8192^2; predicted -10-12% at 28672x8192 M = 512, 14336x4096 M = 1024), and for
+// int4 groups of 32 / 64 (128-row CTAs only, wgmma to 256 tokens by default).
+// LOWBIT_W4_WGMMA_WIDE=force: wherever built at 128 tokens per CTA (tests).
+// mode: 0 off, 1 in place of 256-row CTAs (default), 2 all, 3 force.
+int wgmma_wide_mode() {
+  static const int mode = env::is("LOWBIT_W4_WGMMA_WIDE", "0")       ? 0
+                          : env::is("LOWBIT_W4_WGMMA_WIDE", "all")   ? 2
+                          : env::is("LOWBIT_W4_WGMMA_WIDE", "force") ? 3
+                                                                     : 1;
+  return mode;
+}
+
+// Whether the mixed-input wgmma at M tokens (128 per CTA planned: M > 64) runs wide CTAs, for the
+// chained 4-bit weights `kind` with `chunks` per group (w4_params.h wgmma_wide_built).
+bool wide_ctas(int64_t M, int64_t N, WgmmaWeights kind, int chunks) {
+  const int mode = wgmma_wide_mode();
+  if (mode == 0 || M <= 64 || N % kWgRows != 0 || !wgmma_wide_built(kind)) return false;
+  if (mode == 3) return true;
+  const bool row_tiles_rule = kind == WgmmaWeights::kMxfp4 || chunks == 4 || chunks == 0;  // (wgmma_matmul's)
+  if (row_tiles_rule && chained_row_tiles(M, N) == 2) return true;
+  if (mode != 2) return false;
+  const int64_t sms = at::cuda::getCurrentDeviceProperties()->multiProcessorCount;
+  const int64_t narrow = N / kWgRows * ((M + kWgTokens - 1) / kWgTokens), wide = N / kWgRows * ((M + 255) / 256);
+  auto waves = [&](int64_t c) { return (c + sms - 1) / sms; };
+  return 10 * waves(narrow) > 16 * waves(wide);
 }
 
 // Past the limits below, wide CTAs keep the wgmma to 2048 tokens where they run (s15-call5, ratio
@@ -270,7 +294,8 @@ bool wgmma_applies(int64_t M, int64_t N, int64_t K, int64_t g, bool mx) {
   if (!mx && !int4_wgmma_folds()) return g >= 128 && M <= kWgmmaMaxTokensPromote;
   if (M <= (mx ? kWgmmaMaxTokensMx : g >= 128 ? kWgmmaMaxTokensFold : kWgmmaMaxTokensSmallGroups))  // g32 M = 512: 0.48x vs 0.53x
     return true;
-  return (mx || g >= 128) && M <= kWgmmaMaxTokensWide && wgmma_wide_on() && chained_row_tiles(M, N) == 2;
+  return M <= kWgmmaMaxTokensWide &&
+         wide_ctas(M, N, mx ? WgmmaWeights::kMxfp4 : WgmmaWeights::kInt4Fold, mx ? 0 : gemv_group_chunks(g));
 }
 
 // Weight rows per CTA of the wgmma GEMM for the chained formats (MX, 8-bit rows, int4 folded
@@ -383,12 +408,13 @@ Tensor wgmma_matmul(const Tensor& x, const Tensor& w, const Tensor& scales, cons
   const WgmmaWeights kind = mx ? kMxfp4 : fold ? kInt4Fold : kInt4Promote;
   const int chunks = mx ? 0 : gemv_group_chunks(g);
   WgmmaPlan plan = wgmma_plan(M, N, K, row_tiles, kind, chunks);
-  // Wide CTAs (w4_params.h wgmma_wide_built, wgmma_wide_on) in place of 256-row CTAs of 128 tokens:
-  // the same grid, 128 rows x 256 tokens each.
-  if (wgmma_wide_on() && row_tiles == 2 && plan.tokens == kWgTokens && plan.split.splits == 1 &&
-      wgmma_wide_built(kind, chunks)) {
+  // Wide CTAs (wide_ctas: in place of 256-row CTAs of 128 tokens, the same grid) of 128 rows x 256
+  // tokens, one CTA per SM, no K split.
+  if (plan.tokens == kWgTokens && wide_ctas(M, N, kind, chunks)) {
     row_tiles = 1;
     plan.tokens = kWgWideTokens;
+    plan.ctas_per_sm = 1;
+    plan.split = KSplit{K / 128, 1};
     plan.tiles = N / kWgRows * ((M + kWgWideTokens - 1) / kWgWideTokens);
   }
   // x permuted once before the kernel (128 tokens per CTA): the consumers build their A fragments

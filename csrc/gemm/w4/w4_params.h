@@ -113,16 +113,16 @@ constexpr bool wgmma_rows8(WgmmaWeights w) { return w == WgmmaWeights::kInt8Rows
 constexpr bool wgmma_splits(WgmmaWeights w, int row_tiles, int tokens) {
   return w != WgmmaWeights::kInt4Promote && tokens <= kWgTokens && (row_tiles == 1 || tokens <= 64);
 }
-// Wide CTAs (session 15; w4_ops.cpp wgmma_wide_on): 128 weight rows x 256 tokens
+// Wide CTAs (session 15; w4_ops.cpp wide_ctas): 128 weight rows x 256 tokens
 // (m64n256k16), in place of 256-row CTAs of 128 tokens -- the same tensor work per CTA and the same
 // grid, with half the operand build per flop: each A fragment feeds 256 tokens instead of 128.
 // Why: the build, not the tensor core, set the pace at large M (s14-call3's profile: each
 // warpgroup's build outlasted its wgmma; the tensor pipe 61%, 75% with x permuted). Built for the
-// chained 4-bit weights that take 256-row CTAs: mxfp4, int4 folded with groups of 128 or per
-// channel; one CTA per SM (72 KB stages: 3), no K split.
+// chained 4-bit weights: mxfp4, int4 folded (every group size; 32 / 64 only with
+// LOWBIT_W4_WGMMA_WIDE=all, w4_ops.cpp wide_ctas); one CTA per SM (72 KB stages: 3), no K split.
 constexpr int kWgWideTokens = 256;
-constexpr bool wgmma_wide_built(WgmmaWeights w, int chunks) {
-  return (w == WgmmaWeights::kMxfp4 || w == WgmmaWeights::kInt4Fold) && (chunks == 4 || chunks == 0);
+constexpr bool wgmma_wide_built(WgmmaWeights w) {
+  return w == WgmmaWeights::kMxfp4 || w == WgmmaWeights::kInt4Fold;
 }
 // Which kernels can take x permuted in shared memory (w4_wgmma.cuh permute_x_blocks: the A
 // fragments then come from each thread's own words of the weight chunk, no quad shuffles):
