@@ -73,7 +73,9 @@ VARIANTS = [
      ["test_cuda_a16w4.py", "test_cuda_mxfp4.py", "test_cuda_a8w4_mx.py"],
      "large_m or matches_reference or repeatable or wgmma"),
     # wide CTAs (128 rows x 256 tokens; the default in place of 256-row CTAs of 128 tokens, which
-    # ROWS=256 forces wherever N % 256 == 0: no default test shape is large enough for the rule)
+    # ROWS=256 forces wherever N % 256 == 0: no default test shape is large enough for the rule);
+    # on the tests' small grids their K is split (the default never splits them: the rule picks
+    # 256-row CTAs only where they fill more than half a wave)
     ("w4-wgmma-wide", {"LOWBIT_W4_WGMMA_ROWS": "256", "LOWBIT_A16W4_LARGE": "wgmma"},
      ["test_cuda_a16w4.py", "test_cuda_mxfp4.py", "test_cuda_a8w4_mx.py"],
      "large_m or matches_reference or repeatable or wgmma or graph"),

@@ -1013,7 +1013,8 @@ fi
 # racecheck / memcheck (ROWS=256 makes sanitize_w4_int8.py's M = 100 x N = 256 case run them; force:
 # every group size), their variant tests (not the fp8 / int8 "wide" ones), then the candidate
 # LOWBIT_W4_WGMMA_WIDE=all (wide also where halving 128-row CTAs cuts the waves by > 1.6x, and int4
-# g32 / g64) against the default, and the wgmma forced at 4096 against the default's dequantize.
+# g32 / g64, and K split where 128-row CTAs fill at most a wave) against the default, and the wgmma
+# forced at 4096 against the default's dequantize.
 #   PART=91 LOWBIT_KERNELS=quant,w4 TESTS="tests/test_cuda_a16w4.py tests/test_cuda_mxfp4.py tests/test_cuda_a8w4_mx.py" \
 #     EXTRA='bash tools/session_queue.sh' BENCH=0 bash tools/device_run.sh
 if [ "$PART" = 91 ]; then

@@ -253,8 +253,11 @@ int chained_row_tiles(int64_t M, int64_t N, bool rows8 = false);
 // LOWBIT_W4_WGMMA_WIDE=0 keeps the 256-row CTAs (A/B runs). LOWBIT_W4_WGMMA_WIDE=all (session 15's
 // candidate, not measured): also where the rule keeps 128-row CTAs at 128 tokens but halving them
 // cuts the waves by more than 1.6x (a wide CTA's time over a 128-row one's, s15-call5: ~88 vs
-// 56.5 us a wave on 8192^2; predicted -10-12% at 28672x8192 M = 512, 14336x4096 M = 1024), and for
-// int4 groups of 32 / 64 (128-row CTAs only, wgmma to 256 tokens by default).
+// 56.5 us a wave on 8192^2; predicted -10-12% at 28672x8192 M = 512, 14336x4096 M = 1024); where
+// the 128-row CTAs of more than 128 tokens fill at most one wave, wide ones split along K instead
+// (8192^2 M = 256: 64 wide tiles x 2 splits for 128 CTAs; predicted -10-15%: half the build per
+// flop, against the split's fp32 partials); and for int4 groups of 32 / 64 (128-row CTAs only,
+// wgmma to 256 tokens by default).
 // LOWBIT_W4_WGMMA_WIDE=force: wherever built at 128 tokens per CTA (tests).
 // mode: 0 off, 1 in place of 256-row CTAs (default), 2 all, 3 force.
 int wgmma_wide_mode() {
@@ -276,6 +279,7 @@ bool wide_ctas(int64_t M, int64_t N, WgmmaWeights kind, int chunks) {
   if (mode != 2) return false;
   const int64_t sms = at::cuda::getCurrentDeviceProperties()->multiProcessorCount;
   const int64_t narrow = N / kWgRows * ((M + kWgTokens - 1) / kWgTokens), wide = N / kWgRows * ((M + 255) / 256);
+  if (narrow <= sms) return M > kWgTokens;  // (one wave either way: the wide CTAs split K)
   auto waves = [&](int64_t c) { return (c + sms - 1) / sms; };
   return 10 * waves(narrow) > 16 * waves(wide);
 }
@@ -343,11 +347,14 @@ struct WgmmaPlan {
 
 // w: the kernel's weight policy; chunks: the int4 group's 32-element chunks (w4_params.h
 // gemv_group_chunks, as the launch switches on the group; 0 otherwise).
-WgmmaPlan wgmma_plan(int64_t M, int64_t N, int64_t K, int row_tiles, WgmmaWeights w, int chunks = 0) {
+// wide: the wide CTAs' plan (256 tokens per CTA; wide_ctas says where).
+WgmmaPlan wgmma_plan(int64_t M, int64_t N, int64_t K, int row_tiles, WgmmaWeights w, int chunks = 0,
+                     bool wide = false) {
   const bool promote = w == WgmmaWeights::kInt4Promote;
   static const bool no_split = env::is("LOWBIT_W4_WGMMA_SPLIT", "off");
   static const int forced_tokens = env::integer("LOWBIT_W4_WGMMA_TOKENS", 0);
-  const int tokens = promote ? kWgTokens
+  const int tokens = wide      ? kWgWideTokens
+                     : promote ? kWgTokens
                      : forced_tokens == 64 || forced_tokens == kWgTokens ? forced_tokens
                                                                          : wgmma_tokens(M);
   const bool splittable = wgmma_splits(w, row_tiles, tokens);
@@ -409,13 +416,10 @@ Tensor wgmma_matmul(const Tensor& x, const Tensor& w, const Tensor& scales, cons
   const int chunks = mx ? 0 : gemv_group_chunks(g);
   WgmmaPlan plan = wgmma_plan(M, N, K, row_tiles, kind, chunks);
   // Wide CTAs (wide_ctas: in place of 256-row CTAs of 128 tokens, the same grid) of 128 rows x 256
-  // tokens, one CTA per SM, no K split.
+  // tokens, one CTA per SM.
   if (plan.tokens == kWgTokens && wide_ctas(M, N, kind, chunks)) {
     row_tiles = 1;
-    plan.tokens = kWgWideTokens;
-    plan.ctas_per_sm = 1;
-    plan.split = KSplit{K / 128, 1};
-    plan.tiles = N / kWgRows * ((M + kWgWideTokens - 1) / kWgWideTokens);
+    plan = wgmma_plan(M, N, K, 1, kind, chunks, /*wide=*/true);
   }
   // x permuted once before the kernel (128 tokens per CTA): the consumers build their A fragments
   // without quad shuffles (w4_params.h wgmma_x_pre_built says why). Default: in 256-row CTAs (which

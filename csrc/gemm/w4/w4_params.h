@@ -111,7 +111,7 @@ constexpr bool wgmma_rows8(WgmmaWeights w) { return w == WgmmaWeights::kInt8Rows
 // Which kernels have the K split's epilogue: not the int4 promotion variant (its per-channel sums
 // of x cover all of K), not 256-row CTAs of 128 tokens (their epilogue spilled 32 bytes with it).
 constexpr bool wgmma_splits(WgmmaWeights w, int row_tiles, int tokens) {
-  return w != WgmmaWeights::kInt4Promote && tokens <= kWgTokens && (row_tiles == 1 || tokens <= 64);
+  return w != WgmmaWeights::kInt4Promote && (row_tiles == 1 || tokens <= 64);
 }
 // Wide CTAs (session 15; w4_ops.cpp wide_ctas): 128 weight rows x 256 tokens
 // (m64n256k16), in place of 256-row CTAs of 128 tokens -- the same tensor work per CTA and the same
@@ -119,7 +119,8 @@ constexpr bool wgmma_splits(WgmmaWeights w, int row_tiles, int tokens) {
 // Why: the build, not the tensor core, set the pace at large M (s14-call3's profile: each
 // warpgroup's build outlasted its wgmma; the tensor pipe 61%, 75% with x permuted). Built for the
 // chained 4-bit weights: mxfp4, int4 folded (every group size; 32 / 64 only with
-// LOWBIT_W4_WGMMA_WIDE=all, w4_ops.cpp wide_ctas); one CTA per SM (72 KB stages: 3), no K split.
+// LOWBIT_W4_WGMMA_WIDE=all, w4_ops.cpp wide_ctas); one CTA per SM (72 KB stages: 3); with the K
+// split's epilogue (128 accumulators, no spill), which the default plan never needs for them.
 constexpr int kWgWideTokens = 256;
 constexpr bool wgmma_wide_built(WgmmaWeights w) {
   return w == WgmmaWeights::kMxfp4 || w == WgmmaWeights::kInt4Fold;

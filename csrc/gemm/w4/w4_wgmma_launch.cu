@@ -47,8 +47,7 @@ template <typename T, WgmmaWeights kW, int kChunks = 0, bool kZeros = false, int
 void wgmma_typed(const CUtensorMap& tmap_x, const CUtensorMap& tmap_w, const W4WgmmaParams& p, cudaStream_t stream) {
   if constexpr (kRowTiles == 1 && wgmma_wide_built(kW)) {
     if (p.tokens == kWgWideTokens) {
-      TORCH_CHECK(p.splits == 1 && !p.x_pre && p.ctas_per_sm == 1,
-                  "lowbit: wide wgmma CTAs (256 tokens) without a K split, x permuted or two CTAs per SM");
+      TORCH_CHECK(!p.x_pre && p.ctas_per_sm == 1, "lowbit: wide wgmma CTAs (256 tokens) without x permuted or two CTAs per SM");
       return wgmma_launch<T, kW, kChunks, kZeros, 1, kWgWideTokens, 1>(tmap_x, tmap_w, p, stream);
     }
   }
