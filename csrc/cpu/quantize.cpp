@@ -131,7 +131,7 @@ QuantPair quantize_fp8_per_token(const Tensor& x) {
 QuantPair silu_mul_quantize_per_token(const char* op, const Tensor& gate, const Tensor& up, bool fp8) {
   contract::silu_mul_input(op, gate, up);
   const int64_t M = gate.size(0), K = gate.size(1);
-  Tensor gf = gate.to(at::kFloat).contiguous(), uf = up.to(at::kFloat).contiguous();  // exact upcasts
+  Tensor gf = as_float(gate), uf = as_float(up);  // exact upcasts
   Tensor hf = at::empty({M, K}, gf.options());
   const float *g = gf.data_ptr<float>(), *u = uf.data_ptr<float>();
   float* h = hf.data_ptr<float>();

@@ -131,7 +131,8 @@ void launch_rms_norm_rows(RowKind kind, InType in, const void* x, const void* w,
                           int64_t M, int64_t K, int sms, cudaStream_t stream) {
   with_16bit_type(in, [&](auto* tag) {
     using In = std::remove_pointer_t<decltype(tag)>;
-    rows(kind, RmsNormRows<In>{static_cast<const In*>(x), static_cast<const In*>(w), K, eps}, q, scale, M, K, sms, stream);
+    rows(kind, RmsNormRows<In>{static_cast<const In*>(x), static_cast<const In*>(w), K, eps}, q, scale, M, K, sms,
+         stream);
   });
   C10_CUDA_KERNEL_LAUNCH_CHECK();
 }

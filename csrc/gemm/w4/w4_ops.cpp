@@ -245,6 +245,14 @@ bool wgmma_takes_gemv_tokens(int64_t M, bool rows8) {
 
 int chained_row_tiles(int64_t M, int64_t N, bool rows8 = false);
 
+// The 4-bit weights that take 256-row CTAs by the wave rule (chained_row_tiles): MX, and int4 folded
+// with groups of 128 or per channel (chunks 4 / 0; session 8, 28672 x 8192 g128 M = 40 / 64 / 128:
+// 1.76 / 1.78 / 1.45x cuBLAS vs 1.60 / 1.63 / 1.43x in 128-row CTAs; forced where the rule says no,
+// 0.30-0.92x vs 0.63-1.72x).
+bool takes_256_rows(WgmmaWeights kind, int chunks) {
+  return kind == WgmmaWeights::kMxfp4 || (kind == WgmmaWeights::kInt4Fold && (chunks == 4 || chunks == 0));
+}
+
 // Wide CTAs (w4_params.h wgmma_wide_built: 128 rows x 256 tokens) in place of 256-row CTAs of 128
 // tokens, the default since s15-call5 (same call, wgmma forced, us at M = 512 / 1024 / 2048 where the
 // rule picks 256-row CTAs: a16w4 g128 8192^2 108.4 / 214.6 / 453.8 -> 89.3 / 176.1 / 379.4, mxfp4
@@ -274,8 +282,7 @@ bool wide_ctas(int64_t M, int64_t N, WgmmaWeights kind, int chunks) {
   const int mode = wgmma_wide_mode();
   if (mode == 0 || M <= 64 || N % kWgRows != 0 || !wgmma_wide_built(kind)) return false;
   if (mode == 3) return true;
-  const bool row_tiles_rule = kind == WgmmaWeights::kMxfp4 || chunks == 4 || chunks == 0;  // (wgmma_matmul's)
-  if (row_tiles_rule && chained_row_tiles(M, N) == 2) return true;
+  if (takes_256_rows(kind, chunks) && chained_row_tiles(M, N) == 2) return true;
   if (mode != 2) return false;
   const int64_t sms = at::cuda::getCurrentDeviceProperties()->multiProcessorCount;
   const int64_t narrow = N / kWgRows * ((M + kWgTokens - 1) / kWgTokens), wide = N / kWgRows * ((M + 255) / 256);
@@ -296,8 +303,8 @@ bool wgmma_applies(int64_t M, int64_t N, int64_t K, int64_t g, bool mx) {
   if (M <= kGemvMaxTokens && !wgmma_takes_gemv_tokens(M, /*rows8=*/false)) return false;  // the GEMVs'
   if (force_wgmma) return true;
   if (!mx && !int4_wgmma_folds()) return g >= 128 && M <= kWgmmaMaxTokensPromote;
-  if (M <= (mx ? kWgmmaMaxTokensMx : g >= 128 ? kWgmmaMaxTokensFold : kWgmmaMaxTokensSmallGroups))  // g32 M = 512: 0.48x vs 0.53x
-    return true;
+  // (g32 M = 512: 0.48x vs 0.53x)
+  if (M <= (mx ? kWgmmaMaxTokensMx : g >= 128 ? kWgmmaMaxTokensFold : kWgmmaMaxTokensSmallGroups)) return true;
   return M <= kWgmmaMaxTokensWide &&
          wide_ctas(M, N, mx ? WgmmaWeights::kMxfp4 : WgmmaWeights::kInt4Fold, mx ? 0 : gemv_group_chunks(g));
 }
@@ -407,13 +414,10 @@ Tensor wgmma_matmul(const Tensor& x, const Tensor& w, const Tensor& scales, cons
     sum_x = at::empty({m_pad, K / g}, x.options().dtype(at::kFloat));
     launch_sum_x(elem_of(x), x.data_ptr(), sum_x.data_ptr<float>(), M, K, g, stream);
   }
-  // 256-row CTAs by the wave rule (chained_row_tiles): MX, and int4 folded with groups of 128 or
-  // per channel (session 8, 28672 x 8192 g128 M = 40 / 64 / 128: 1.76 / 1.78 / 1.45x cuBLAS vs
-  // 1.60 / 1.63 / 1.43x in 128-row CTAs; forced where the rule says no, 0.30-0.92x vs 0.63-1.72x)
-  int row_tiles = mx || (fold && (g == 128 || g == K)) ? chained_row_tiles(M, N) : 1;
   using enum WgmmaWeights;
   const WgmmaWeights kind = mx ? kMxfp4 : fold ? kInt4Fold : kInt4Promote;
   const int chunks = mx ? 0 : gemv_group_chunks(g);
+  int row_tiles = takes_256_rows(kind, chunks) ? chained_row_tiles(M, N) : 1;
   WgmmaPlan plan = wgmma_plan(M, N, K, row_tiles, kind, chunks);
   // Wide CTAs (wide_ctas: in place of 256-row CTAs of 128 tokens, the same grid) of 128 rows x 256
   // tokens, one CTA per SM.

@@ -40,18 +40,14 @@ void wgmma_tokens_typed(const CUtensorMap& tmap_x, const CUtensorMap& tmap_w, co
   wgmma_launch<T, kW, kChunks, kZeros, kRowTiles, kBN, 1>(tmap_x, tmap_w, p, stream);
 }
 
-// p.tokens per CTA (the host's TMA box of x has as many rows): 16 or 32 (128-row CTAs), 64 or 128; the
-// promotion variant (LOWBIT_A16W4_WGMMA=promote, not the default) 128 only. K splits where
-// wgmma_splits says.
+// p.tokens per CTA (the host's TMA box of x has as many rows): 16 or 32 (128-row CTAs), 64, 128, or
+// 256 (wide CTAs); the promotion variant (LOWBIT_A16W4_WGMMA=promote, not the default) 128 only. K
+// splits where wgmma_splits says.
 template <typename T, WgmmaWeights kW, int kChunks = 0, bool kZeros = false, int kRowTiles = 1>
 void wgmma_typed(const CUtensorMap& tmap_x, const CUtensorMap& tmap_w, const W4WgmmaParams& p, cudaStream_t stream) {
-  if constexpr (kRowTiles == 1 && wgmma_wide_built(kW)) {
-    if (p.tokens == kWgWideTokens) {
-      TORCH_CHECK(!p.x_pre && p.ctas_per_sm == 1, "lowbit: wide wgmma CTAs (256 tokens) without x permuted or two CTAs per SM");
-      return wgmma_launch<T, kW, kChunks, kZeros, 1, kWgWideTokens, 1>(tmap_x, tmap_w, p, stream);
-    }
-  }
-  TORCH_CHECK(p.tokens == 16 || p.tokens == 32 || p.tokens == 64 || p.tokens == kWgTokens,
+  constexpr bool kWide = kRowTiles == 1 && wgmma_wide_built(kW);  // 256 tokens per CTA built
+  TORCH_CHECK(p.tokens == 16 || p.tokens == 32 || p.tokens == 64 || p.tokens == kWgTokens ||
+                  (kWide && p.tokens == kWgWideTokens),
               "lowbit: the mixed-input wgmma runs 16, 32, 64 or 128 tokens per CTA (256: wide CTAs, where built)");
   TORCH_CHECK(p.tokens > 32 || kRowTiles == 1 || (p.tokens == 16 && !wgmma_rows8(kW)),
               "lowbit: 256-row CTAs of 16 tokens for 4-bit weights only, none of 32 tokens");
@@ -60,6 +56,10 @@ void wgmma_typed(const CUtensorMap& tmap_x, const CUtensorMap& tmap_w, const W4W
   if constexpr (kW == WgmmaWeights::kInt4Promote) {
     TORCH_CHECK(p.tokens == kWgTokens, "lowbit: the int4 promotion variant runs 128 tokens per CTA");
   } else {
+    if constexpr (kWide) {
+      if (p.tokens == kWgWideTokens)
+        return wgmma_tokens_typed<T, kW, kChunks, kZeros, 1, kWgWideTokens>(tmap_x, tmap_w, p, stream);
+    }
     if constexpr (kRowTiles == 1 || !wgmma_rows8(kW)) {
       if (p.tokens == 16) return wgmma_tokens_typed<T, kW, kChunks, kZeros, kRowTiles, 16>(tmap_x, tmap_w, p, stream);
     }
