@@ -1025,15 +1025,21 @@ TAIL=4 step 150 racecheck_force env LOWBIT_W4_WGMMA_WIDE=force compute-sanitizer
 TAIL=4 step 150 memcheck_force env LOWBIT_W4_WGMMA_WIDE=force compute-sanitizer --tool memcheck --error-exitcode 9 \
   python3 tests/sanitize_w4_int8.py; snap
 TAIL=8 step 200 variants python3 -m pytest -q -m cuda -p no:cacheprovider tests/test_cuda_variants.py -k "w4 and wide"; snap
+fi
+# Then, warm after part 91 (session 16 split the queued part in two to fit the 10-minute calls):
+# the candidate LOWBIT_W4_WGMMA_WIDE=all against the default, and the wgmma forced at 4096
+# against the default's dequantize.
+#   PART=92 OUT=$OUT bash tools/session_queue.sh
+if [ "$PART" = 92 ]; then
 TAIL=40 step_ab 80 wall "dflt:" "all:LOWBIT_W4_WGMMA_WIDE=all" -- --formats a16w4,mxfp4 --a16w4-groups=32,128 \
   --ms 256,512,1024,2048 --shapes 8192x8192,28672x8192,4096x14336,14336x4096 --peers none --no-ceilings --budget-s 60; snap
 TAIL=40 step_ab 80 m4096 "dflt:" "wgmma:LOWBIT_A16W4_LARGE=wgmma" -- --formats a16w4,mxfp4 --ms 4096 \
   --shapes 8192x8192,28672x8192,4096x14336,14336x4096 --peers none --no-ceilings --budget-s 40; snap
 fi
-# Then, warm after part 91: the wide kernel's first ncu profile at M = 1024 (8192^2, int4 g128: the
+# Optional, warm after 92: the wide kernel's first ncu profile at M = 1024 (8192^2, int4 g128: the
 # default there) next to the 128-row kernel at M = 256, with the per-instruction stall samples.
-#   PART=92 OUT=$OUT bash tools/session_queue.sh
-if [ "$PART" = 92 ]; then
+#   PART=93 OUT=$OUT bash tools/session_queue.sh
+if [ "$PART" = 93 ]; then
 TAIL=40 step 300 wgprof_wide env SOURCE=1 VARIANTS="wide_m1024:a16w4:1024:wgmma int4_m256:a16w4:256:wgmma" \
   OUT="$OUT" bash tools/wgmma_profile.sh; snap
 fi
