@@ -79,8 +79,8 @@ VARIANTS = [
     ("w4-wgmma-wide", {"LOWBIT_W4_WGMMA_ROWS": "256", "LOWBIT_A16W4_LARGE": "wgmma"},
      ["test_cuda_a16w4.py", "test_cuda_mxfp4.py", "test_cuda_a8w4_mx.py"],
      "large_m or matches_reference or repeatable or wgmma or graph"),
-    # wide CTAs wherever built at 128 tokens per CTA: every int4 group size (32 / 64 only with
-    # LOWBIT_W4_WGMMA_WIDE=all, the candidate), 128-row CTAs' shapes too
+    # wide CTAs wherever built at 128 tokens per CTA: every int4 group size, and the shapes where
+    # the default keeps 128-row CTAs
     ("w4-wgmma-wide-force", {"LOWBIT_W4_WGMMA_WIDE": "force", "LOWBIT_A16W4_LARGE": "wgmma"},
      ["test_cuda_a16w4.py", "test_cuda_mxfp4.py", "test_cuda_a8w4_mx.py"],
      "large_m or matches_reference or repeatable or wgmma"),

@@ -253,26 +253,30 @@ bool takes_256_rows(WgmmaWeights kind, int chunks) {
   return kind == WgmmaWeights::kMxfp4 || (kind == WgmmaWeights::kInt4Fold && (chunks == 4 || chunks == 0));
 }
 
-// Wide CTAs (w4_params.h wgmma_wide_built: 128 rows x 256 tokens) in place of 256-row CTAs of 128
-// tokens, the default since s15-call5 (same call, wgmma forced, us at M = 512 / 1024 / 2048 where the
-// rule picks 256-row CTAs: a16w4 g128 8192^2 108.4 / 214.6 / 453.8 -> 89.3 / 176.1 / 379.4, mxfp4
-// 122.9 / 241.9 / 503.9 -> 91.8 / 180.9 / 393.0; 28672x8192 M = 1024 / 2048 -23 / -11% (mxfp4 -14 /
-// -17%), 4096x14336 -20 / -22% (-24 / -27%), 14336x4096 M = 512 / 2048 -11 / -12% (-21 / -19%)).
-// LOWBIT_W4_WGMMA_WIDE=0 keeps the 256-row CTAs (A/B runs). LOWBIT_W4_WGMMA_WIDE=all (session 15's
-// candidate, not measured): also where the rule keeps 128-row CTAs at 128 tokens but halving them
-// cuts the waves by more than 1.6x (a wide CTA's time over a 128-row one's, s15-call5: ~88 vs
-// 56.5 us a wave on 8192^2; predicted -10-12% at 28672x8192 M = 512, 14336x4096 M = 1024); where
-// the 128-row CTAs of more than 128 tokens fill at most one wave, wide ones split along K instead
-// (8192^2 M = 256: 64 wide tiles x 2 splits for 128 CTAs; predicted -10-15%: half the build per
-// flop, against the split's fp32 partials); and for int4 groups of 32 / 64 (128-row CTAs only,
-// wgmma to 256 tokens by default).
-// LOWBIT_W4_WGMMA_WIDE=force: wherever built at 128 tokens per CTA (tests).
-// mode: 0 off, 1 in place of 256-row CTAs (default), 2 all, 3 force.
+// Wide CTAs (w4_params.h wgmma_wide_built: 128 rows x 256 tokens), chosen three ways:
+// - In place of 256-row CTAs of 128 tokens wherever the rule picks those (s15-call5, same call,
+//   wgmma forced, us at M = 512 / 1024 / 2048: a16w4 g128 8192^2 108.4 / 214.6 / 453.8 -> 89.3 /
+//   176.1 / 379.4, mxfp4 122.9 / 241.9 / 503.9 -> 91.8 / 180.9 / 393.0; 28672x8192 M = 1024 / 2048
+//   -23 / -11% (mxfp4 -14 / -17%), 4096x14336 -20 / -22% (-24 / -27%)).
+// - Where the rule keeps 128-row CTAs at 128 tokens but halving them cuts the waves by more than
+//   1.6x (a wide CTA's time over a 128-row one's: ~88 vs 56.5 us a wave on 8192^2), and for int4
+//   groups of 32 / 64 (128-row CTAs only; wide, the wgmma runs to 2048 tokens instead of 256).
+// - Where the 128-row CTAs of more than 128 tokens fill at most one wave: wide ones split along K
+//   (8192^2 M = 256: 64 wide tiles x 2 splits for 128 CTAs).
+// The last two measured in s16-call2 (same call, against the first alone), us: a16w4 g128
+// 28672x8192 M = 512 401.4 -> 353.7, 14336x4096 M = 1024 200.9 -> 187.8, 4096x14336 M = 512 94.1
+// -> 87.1; mxfp4 8192^2 M = 256 67.9 -> 59.7, 4096x14336 M = 256 / 512 -8 / -15%, 28672x8192
+// M = 512 -10%; g32 -12..-42% at M = 256-1024 (8192^2 M = 512 171.4 -> 98.7), +-3% at 2048; the
+// K split at 8192^2 M = 256 (a16w4 g128) -1.8%, not the -10-15% predicted. Worst cell: mxfp4
+// 28672x8192 M = 256 +4% (186.6 -> 194.4). Default since.
+// LOWBIT_W4_WGMMA_WIDE=0 keeps the 256-row / 128-row CTAs; =rows256 the first way only (the
+// default of session 15; A/B runs); =force wherever built at 128 tokens per CTA (tests).
+// mode: 0 off, 1 in place of 256-row CTAs, 2 all three (default), 3 force.
 int wgmma_wide_mode() {
-  static const int mode = env::is("LOWBIT_W4_WGMMA_WIDE", "0")       ? 0
-                          : env::is("LOWBIT_W4_WGMMA_WIDE", "all")   ? 2
-                          : env::is("LOWBIT_W4_WGMMA_WIDE", "force") ? 3
-                                                                     : 1;
+  static const int mode = env::is("LOWBIT_W4_WGMMA_WIDE", "0")         ? 0
+                          : env::is("LOWBIT_W4_WGMMA_WIDE", "rows256") ? 1
+                          : env::is("LOWBIT_W4_WGMMA_WIDE", "force")   ? 3
+                                                                       : 2;
   return mode;
 }
 
