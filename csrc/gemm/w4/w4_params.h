@@ -175,6 +175,8 @@ struct W4WgmmaParams {
   int splits;            // K splits (grid z), each kb_per_split 128-element blocks (the last fewer)
   int kb_per_split;
   int x_pre;             // 1: x (the tensor map's) permuted by launch_permute_x_chunks (wgmma_x_pre_built kernels)
+  int skew;              // 0, or 1..4: consumer warpgroup 2 starts once warpgroup 1 has issued that many
+                         // 32-element chunks of its first K block (w4_wgmma.cuh; LOWBIT_W4_WGMMA_SKEW)
 };
 
 }  // namespace lowbit::w4

@@ -312,6 +312,13 @@ __device__ __forceinline__ void a16w4_wgmma_consume(const W4WgmmaParams& p, uint
   int stage = 0;
   uint32_t phase = 0;
   const uint64_t desc_x0 = ptx::smem_desc_k_major_sw128(smem);
+  // Skew (p.skew chunks): warpgroup 2 waits until warpgroup 1 has issued its first p.skew chunks,
+  // so that the two stay apart: each drains its wgmma at the end of every K block (the wait<0>
+  // below), and in step both drain together while the tensor cores idle (s16-call3).
+  constexpr uint32_t kBarSkew = 4;  // (1, 2: the 8-bit rows' stage releases; 3: the K split's epilogue)
+  // (chained loops only: the promoting int4 variant waits per group anyway, and spilled with it)
+  const bool skewed = kChained && p.skew > 0 && kbs.kb1 > kbs.kb0;
+  if (skewed && wg == 1) ptx::named_barrier_sync(kBarSkew, 256);
   for (int kb = kbs.kb0; kb < kbs.kb1; ++kb) {
     uint32_t sc0[kRowTiles], sc1[kRowTiles];  // MX: the E8M0 bytes of the rows for this block's 4 chunks
 #pragma unroll
@@ -425,6 +432,7 @@ __device__ __forceinline__ void a16w4_wgmma_consume(const W4WgmmaParams& p, uint
         for (int rt = 0; rt < kRowTiles; ++rt) Mma::mma(a[rt][s], d, acc[rt], !(first && s == 0));
       }
       ptx::wgmma_commit();
+      if (skewed && wg == 0 && kb == kbs.kb0 && j == p.skew - 1) ptx::named_barrier_arrive(kBarSkew, 256);
       if constexpr (kChunks > 0 && !kFold) {
         if (j % kChunks == kChunks - 1) {  // the group is complete: fold it in
           ptx::wgmma_wait<0>();
