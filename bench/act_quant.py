@@ -1,6 +1,8 @@
 """The per-token activation quantizers on Llama-3-8B's activation shapes: plain, and the fused
 SiLU / RMSNorm ones against what they replace (torch's silu(gate) * up, or rms_norm, compiled
-by inductor into one kernel, then the plain quantizer), with their bytes / bandwidth floor.
+by inductor into one kernel, then the plain quantizer), and the residual add + RMSNorm one against
+the add and the RMSNorm quantizer (what bench/llama.py runs without LOWBIT_ADD_RMS_NORM_QUANT),
+with their bytes / bandwidth floor.
 
     python bench/act_quant.py [--ms 1,16,128,2048] [--fmt int8,fp8] [--out results.json]
 
@@ -36,9 +38,16 @@ UNFUSED = {}  # fmt -> (silu then quantize, rms_norm then quantize), compiled on
 def unfused(fmt):
     if fmt not in UNFUSED:
         plain = getattr(ops, f"quantize_{fmt}_per_token")
+        rms_q = getattr(ops, f"rms_norm_quantize_{fmt}_per_token")
+
+        def add_then_rms_q(x, r, w):
+            h = x + r
+            return rms_q(h, w, 1e-5) + (h,)
+
         UNFUSED[fmt] = (torch.compile(lambda g, u: plain(F.silu(g) * u), fullgraph=True, dynamic=True),
                         torch.compile(lambda x, w: plain(F.rms_norm(x, (x.shape[-1],), w, 1e-5)), fullgraph=True,
-                                      dynamic=True))
+                                      dynamic=True),
+                        torch.compile(add_then_rms_q, fullgraph=True, dynamic=True))
     return UNFUSED[fmt]
 
 
@@ -47,7 +56,8 @@ def cases(M, fmt, dtype, dev, gen):
     plain = getattr(ops, f"quantize_{fmt}_per_token")
     silu_q = getattr(ops, f"silu_mul_quantize_{fmt}_per_token")
     rms_q = getattr(ops, f"rms_norm_quantize_{fmt}_per_token")
-    silu_ref, rms_ref = unfused(fmt)
+    add_rms_q = getattr(ops, f"add_rms_norm_quantize_{fmt}_per_token")
+    silu_ref, rms_ref, add_rms_ref = unfused(fmt)
     out = []
     # the MLP's down-projection input: gate / up are the halves of the fused gate-up output
     gu_bytes = M * 2 * MLP * 2
@@ -63,6 +73,11 @@ def cases(M, fmt, dtype, dev, gen):
     out.append(("rms_norm_fused", [lambda t=t: rms_q(t, w, 1e-5) for t in xs], moved))
     out.append(("rms_norm_unfused", [lambda t=t: rms_ref(t, w) for t in xs], moved))
     out.append(("plain_4096", [lambda t=t: plain(t) for t in xs], moved - HIDDEN * 2))
+    # a block's residual add before its norm: x and the residual in, the sum and the codes out
+    rs = [torch.randn(M, HIDDEN, generator=gen, device=dev).to(dtype) for _ in range(len(xs))]
+    moved = M * HIDDEN * 7 + 4 * M + HIDDEN * 2
+    out.append(("add_rms_fused", [lambda t=t, r=r: add_rms_q(t, r, w, 1e-5) for t, r in zip(xs, rs)], moved))
+    out.append(("add_rms_unfused", [lambda t=t, r=r: add_rms_ref(t, r, w) for t, r in zip(xs, rs)], moved))
     return out
 
 

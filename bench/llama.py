@@ -36,6 +36,17 @@ from lowbit_ext.model_shapes import CONFIGS, LlamaConfig  # noqa: E402,F401
 # LOWBIT_SILU_MUL_QUANT=0 / LOWBIT_RMS_NORM_QUANT=0 turn them off (A/B runs).
 SILU_MUL_QUANT = os.environ.get("LOWBIT_SILU_MUL_QUANT", "1") != "0"
 RMS_NORM_QUANT = os.environ.get("LOWBIT_RMS_NORM_QUANT", "1") != "0"
+# With RMS_NORM_QUANT, LOWBIT_ADD_RMS_NORM_QUANT=1 keeps the residual stream one add behind: a block
+# returns (h, mlp_out) and the next block's first norm adds them (and the attention's output to h
+# before its second norm) inside the projection's quantizer (LowBitLinear.forward_add_rms_norm:
+# ops.add_rms_norm_quantize_*_per_token for w8a8_int8 / w8a8_fp8), so no add kernel runs between
+# the blocks' GEMMs; other formats add with torch. (Candidate, session 16: not measured yet.)
+ADD_RMS_NORM_QUANT = os.environ.get("LOWBIT_ADD_RMS_NORM_QUANT", "0") == "1"
+
+
+def _adds_in_norms() -> bool:
+    """ADD_RMS_NORM_QUANT (read at call time, so tests can switch it): it takes RMS_NORM_QUANT."""
+    return ADD_RMS_NORM_QUANT and RMS_NORM_QUANT
 
 
 def normed_projection(proj: nn.Module, x: Tensor, norm: Optional[nn.Module]) -> Tensor:
@@ -45,6 +56,17 @@ def normed_projection(proj: nn.Module, x: Tensor, norm: Optional[nn.Module]) -> 
     if hasattr(proj, "forward_rms_norm"):
         return proj.forward_rms_norm(x, norm.weight, norm.eps)
     return proj(norm(x))
+
+
+def add_normed_projection(proj: nn.Module, x: Tensor, residual: Optional[Tensor], norm: nn.Module):
+    """(proj(norm(h)), h) for h = x + residual (h = x where residual is None), with the
+    projection's fused add + norm + quantizer where it has one (ADD_RMS_NORM_QUANT)."""
+    if residual is None:
+        return normed_projection(proj, x, norm), x
+    if hasattr(proj, "forward_add_rms_norm"):
+        return proj.forward_add_rms_norm(x, residual, norm.weight, norm.eps)
+    h = x + residual
+    return normed_projection(proj, h, norm), h
 
 
 class RMSNorm(nn.Module):
@@ -130,24 +152,33 @@ class Attention(nn.Module):
         self.kv_cache: Optional[KVCache] = None
         self.fused = False  # fuse_projections: q, k, v from one qkv_proj
 
-    def project(self, x: Tensor, norm: Optional[nn.Module] = None):
-        """qk (B, T, (n_heads + n_kv_heads) * hd) and v (B, T, n_kv_heads * hd): q and k side by
-        side so the rotary runs once over both (half its kernels per layer); the fused projection
-        gives them as one slice, the separate ones by a concatenation."""
+    def project(self, x: Tensor, norm: Optional[nn.Module] = None, residual: Optional[Tensor] = None):
+        """qk (B, T, (n_heads + n_kv_heads) * hd), v (B, T, n_kv_heads * hd) and the block's input
+        h = x + residual (x where residual is None): q and k side by side so the rotary runs once
+        over both (half its kernels per layer); the fused projection gives them as one slice, the
+        separate ones by a concatenation."""
         cfg, hd = self.cfg, self.cfg.head_dim
         if not self.fused:
-            x = x if norm is None else norm(x)
-            return torch.cat([self.q_proj(x), self.k_proj(x)], dim=-1), self.v_proj(x)
-        qkv = normed_projection(self.qkv_proj, x, norm)
-        return qkv.split([(cfg.n_heads + cfg.n_kv_heads) * hd, cfg.n_kv_heads * hd], dim=-1)
+            h = x if residual is None else x + residual
+            x = h if norm is None else norm(h)
+            return torch.cat([self.q_proj(x), self.k_proj(x)], dim=-1), self.v_proj(x), h
+        if norm is None:
+            h = x if residual is None else x + residual
+            qkv = self.qkv_proj(h)
+        else:
+            qkv, h = add_normed_projection(self.qkv_proj, x, residual, norm)
+        qk, v = qkv.split([(cfg.n_heads + cfg.n_kv_heads) * hd, cfg.n_kv_heads * hd], dim=-1)
+        return qk, v, h
 
     def forward(self, x: Tensor, cos: Tensor, sin: Tensor, input_pos: Optional[Tensor],
-                mask: Optional[Tensor] = None, norm: Optional[nn.Module] = None) -> Tensor:
-        """norm: x is the block's input and the projection applies the norm (RMS_NORM_QUANT)."""
+                mask: Optional[Tensor] = None, norm: Optional[nn.Module] = None, residual: Optional[Tensor] = None):
+        """norm: x is the block's input and the projection applies the norm (RMS_NORM_QUANT).
+        residual (ADD_RMS_NORM_QUANT): the block's input is x + residual, and the result is the
+        pair (attention output, x + residual)."""
         cfg = self.cfg
         B, T, _ = x.shape
         hd = cfg.head_dim
-        qk, v = self.project(x, norm)
+        qk, v, h = self.project(x, norm, residual)
         qk = apply_rope(qk.unflatten(-1, (cfg.n_heads + cfg.n_kv_heads, hd)), cos, sin)
         q, k = (t.transpose(1, 2) for t in qk.split([cfg.n_heads, cfg.n_kv_heads], dim=2))
         v = v.unflatten(-1, (cfg.n_kv_heads, hd)).transpose(1, 2)
@@ -161,7 +192,8 @@ class Attention(nn.Module):
         # grouped-query heads read their KV head in place (query head h -> KV head h // (n_heads /
         # n_kv_heads), repeat_interleave's mapping) instead of copying the cache 4x per layer
         y = F.scaled_dot_product_attention(q, k, v, enable_gqa=cfg.n_heads != cfg.n_kv_heads, **attn_kw)
-        return self.o_proj(y.transpose(1, 2).reshape(B, T, cfg.n_heads * hd))
+        y = self.o_proj(y.transpose(1, 2).reshape(B, T, cfg.n_heads * hd))
+        return y if residual is None else (y, h)
 
 
 class MLP(nn.Module):
@@ -172,15 +204,25 @@ class MLP(nn.Module):
         self.down_proj = nn.Linear(cfg.intermediate_size, cfg.dim, bias=False)
         self.fused = False  # fuse_projections: gate and up from one gate_up_proj
 
-    def forward(self, x: Tensor, norm: Optional[nn.Module] = None) -> Tensor:
-        if self.fused:
-            gate, up = normed_projection(self.gate_up_proj, x, norm).chunk(2, dim=-1)
+    def forward(self, x: Tensor, norm: Optional[nn.Module] = None, residual: Optional[Tensor] = None):
+        """residual (ADD_RMS_NORM_QUANT): the input is x + residual, and the result is the pair
+        (MLP output, x + residual)."""
+        h = x
+        if self.fused and norm is not None and residual is not None:
+            gate_up, h = add_normed_projection(self.gate_up_proj, x, residual, norm)
+            gate, up = gate_up.chunk(2, dim=-1)
         else:
-            x = x if norm is None else norm(x)
-            gate, up = self.gate_proj(x), self.up_proj(x)
+            h = x if residual is None else x + residual
+            if self.fused:
+                gate, up = normed_projection(self.gate_up_proj, h, norm).chunk(2, dim=-1)
+            else:
+                xn = h if norm is None else norm(h)
+                gate, up = self.gate_proj(xn), self.up_proj(xn)
         if SILU_MUL_QUANT and hasattr(self.down_proj, "forward_silu_mul"):
-            return self.down_proj.forward_silu_mul(gate, up)
-        return self.down_proj(F.silu(gate) * up)
+            y = self.down_proj.forward_silu_mul(gate, up)
+        else:
+            y = self.down_proj(F.silu(gate) * up)
+        return y if residual is None else (y, h)
 
 
 class Block(nn.Module):
@@ -191,7 +233,16 @@ class Block(nn.Module):
         self.post_attn_norm = RMSNorm(cfg.dim, cfg.norm_eps)
         self.mlp = MLP(cfg)
 
-    def forward(self, x, cos, sin, input_pos, mask=None):
+    def forward(self, x, cos, sin, input_pos, mask=None, delta=None):
+        if _adds_in_norms():
+            # the residual stream one add behind: the block's input is x + delta (delta: the previous
+            # block's MLP output, None in the first block), and it returns (h, its MLP output)
+            if delta is None:
+                attn_out, h = self.attn(x, cos, sin, input_pos, mask, norm=self.input_norm), x
+            else:
+                attn_out, h = self.attn(x, cos, sin, input_pos, mask, norm=self.input_norm, residual=delta)
+            mlp_out, h = self.mlp(attn_out, norm=self.post_attn_norm, residual=h)
+            return h, mlp_out
         if RMS_NORM_QUANT:  # the projections apply the norms (fused into their quantizers where they can)
             h = x + self.attn(x, cos, sin, input_pos, mask, norm=self.input_norm)
             return h + self.mlp(h, norm=self.post_attn_norm)
@@ -237,8 +288,14 @@ class Transformer(nn.Module):
         cache = self.layers[0].attn.kv_cache if len(self.layers) else None
         mask = (cache_mask(input_pos, cache.k.shape[2], x.dtype) if cache is not None and input_pos is not None
                 else None)
-        for b in self.layers:
-            x = b(x, cos, sin, input_pos, mask)
+        if _adds_in_norms():
+            delta = None
+            for b in self.layers:
+                x, delta = b(x, cos, sin, input_pos, mask, delta)
+            x = x if delta is None else x + delta
+        else:
+            for b in self.layers:
+                x = b(x, cos, sin, input_pos, mask)
         return self.lm_head(self.norm(x))
 
 

@@ -35,6 +35,12 @@ TORCH_LIBRARY(lowbit, m) {
   // products in fp32), rounded once to x's dtype, then quantized per token. x (M, K), weight (K,).
   m.def("rms_norm_quantize_int8_per_token(Tensor x, Tensor weight, float eps) -> (Tensor q, Tensor scale)");
   m.def("rms_norm_quantize_fp8_per_token(Tensor x, Tensor weight, float eps) -> (Tensor q, Tensor scale)");
+  // fused with the residual add before the norm: sum = x + residual (in fp32, rounded once to x's
+  // dtype: what `x + residual` gives), returned, and rms_norm_quantize_*(sum, weight, eps)'s codes
+  // and scales. x, residual (M, K) of one dtype, weight (K,). A decoder block's second norm (and
+  // the next block's first) then reads its input once and no separate add kernel runs.
+  m.def("add_rms_norm_quantize_int8_per_token(Tensor x, Tensor residual, Tensor weight, float eps) -> (Tensor q, Tensor scale, Tensor sum)");
+  m.def("add_rms_norm_quantize_fp8_per_token(Tensor x, Tensor residual, Tensor weight, float eps) -> (Tensor q, Tensor scale, Tensor sum)");
 
   // ---- 4-bit weight layout (int4 and e2m1 codes alike).
   m.def("prepack_w4(Tensor w) -> Tensor");

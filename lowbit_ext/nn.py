@@ -36,7 +36,7 @@ lowbit_ext.act_quant (torch ops inductor fuses into x's producer) and then call 
 GEMM on the codes (off by default: no faster on Llama-3-8B, bench/NOTES.md session 13).
 """
 import dataclasses
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Optional, Tuple
 
 import torch
 from torch import Tensor
@@ -161,6 +161,18 @@ class LowBitLinear(_nn.Module):
             return self(torch.nn.functional.rms_norm(x, (x.shape[-1],), norm_weight, eps))
         return formats.get(self.format).rms_norm_linear(_aligned_rows(x), norm_weight, eps, self.quantized_weight(),
                                                         self._bias_in(x.dtype))
+
+    def forward_add_rms_norm(self, x: Tensor, residual: Tensor, norm_weight: Tensor,
+                             eps: float) -> Tuple[Tensor, Tensor]:
+        """``(self(F.rms_norm(h, (K,), norm_weight, eps)), h)`` for ``h = x + residual``, a projection
+        after a decoder block's residual add and norm: w8a8_int8 and w8a8_fp8 (per token) add,
+        normalize and quantize in one kernel (the format's ``add_rms_norm_linear``); other formats
+        add with torch, then as ``forward_rms_norm``."""
+        if x.dtype not in _ACT_DTYPES or residual.dtype != x.dtype:
+            h = x + residual
+            return self.forward_rms_norm(h, norm_weight, eps), h
+        return formats.get(self.format).add_rms_norm_linear(_aligned_rows(x), _aligned_rows(residual), norm_weight, eps,
+                                                            self.quantized_weight(), self._bias_in(x.dtype))
 
     def _bias_in(self, dtype: torch.dtype) -> Optional[Tensor]:
         """The bias in the output (= the activations') dtype, as the ops take it."""

@@ -27,6 +27,7 @@ OP_NAMES = [
     "quantize_fp8_1x128", "quantize_mxfp8", "quantize_mxfp4",
     "silu_mul_quantize_int8_per_token", "silu_mul_quantize_fp8_per_token",
     "rms_norm_quantize_int8_per_token", "rms_norm_quantize_fp8_per_token",
+    "add_rms_norm_quantize_int8_per_token", "add_rms_norm_quantize_fp8_per_token",
     "prepack_w4", "unpack_w4",
     "w8a8_int8_mm", "w8a8_fp8_mm", "fp8_block_mm", "mxfp8_mm", "a8w4_mx_mm",
     "a16w4_linear", "a16w8_linear", "mxfp4_linear", "w8a8_int8_linear", "w8a8_fp8_linear",
@@ -113,6 +114,22 @@ def rms_norm_quantize_fp8_per_token(x: Tensor, weight: Tensor, eps: float) -> Tu
     return lowbit.rms_norm_quantize_fp8_per_token(x, weight, eps)
 
 
+def add_rms_norm_quantize_int8_per_token(x: Tensor, residual: Tensor, weight: Tensor,
+                                         eps: float) -> Tuple[Tensor, Tensor, Tensor]:
+    """x, residual (M, K) bf16 / fp16 of one dtype, weight (K,) -> (codes, scales, sum): sum =
+    x + residual (in fp32, rounded once to x's dtype: what ``x + residual`` gives), and
+    :func:`rms_norm_quantize_int8_per_token` of sum, in one kernel. A decoder block's residual
+    stream: ``q, s, h = add_rms_norm_quantize_int8_per_token(attn_out, h, norm.weight, norm.eps)``
+    reads both once and runs no separate add."""
+    return lowbit.add_rms_norm_quantize_int8_per_token(x, residual, weight, eps)
+
+
+def add_rms_norm_quantize_fp8_per_token(x: Tensor, residual: Tensor, weight: Tensor,
+                                        eps: float) -> Tuple[Tensor, Tensor, Tensor]:
+    """As :func:`add_rms_norm_quantize_int8_per_token`, with quantize_fp8_per_token's codes."""
+    return lowbit.add_rms_norm_quantize_fp8_per_token(x, residual, weight, eps)
+
+
 @_fake("quantize_int8_per_token")
 def _(x):
     return x.new_empty(x.shape, dtype=torch.int8), x.new_empty(x.shape[:1], dtype=torch.float32)
@@ -152,6 +169,17 @@ def _(x, weight, eps):
 @_fake("rms_norm_quantize_fp8_per_token")
 def _(x, weight, eps):
     return x.new_empty(x.shape, dtype=FP8), x.new_empty(x.shape[:1], dtype=torch.float32)
+
+
+@_fake("add_rms_norm_quantize_int8_per_token")
+def _(x, residual, weight, eps):
+    return (x.new_empty(x.shape, dtype=torch.int8), x.new_empty(x.shape[:1], dtype=torch.float32),
+            x.new_empty(x.shape))
+
+
+@_fake("add_rms_norm_quantize_fp8_per_token")
+def _(x, residual, weight, eps):
+    return x.new_empty(x.shape, dtype=FP8), x.new_empty(x.shape[:1], dtype=torch.float32), x.new_empty(x.shape)
 
 
 @_fake("quantize_mxfp8")

@@ -1,5 +1,5 @@
-"""A short run of the per-token activation quantizers (plain, fused SiLU, fused RMSNorm; int8 and
-fp8) for compute-sanitizer (memcheck, racecheck): one CTA per row, clusters of 2-8 CTAs a row
+"""A short run of the per-token activation quantizers (plain, fused SiLU, fused RMSNorm with and
+without the residual add; int8 and fp8) for compute-sanitizer (memcheck, racecheck): one CTA per row, clusters of 2-8 CTAs a row
 exchanging their totals through distributed shared memory, the shared-memory row cache and rows
 too long for it: `compute-sanitizer --tool racecheck python tests/sanitize_act_quant.py`.
 Exits non-zero if a result disagrees with the CPU reference bit for bit (as the tests check)."""
@@ -33,4 +33,8 @@ for M, K in [(1, 14336), (3, 4096), (40, 2064), (150, 1024), (133, 49168)]:
         check(getattr(ops, f"rms_norm_quantize_{fmt}_per_token"), (x, w, 1e-5), (x.cuda(), w.cuda(), 1e-5),
               f"rms {M}x{K}")
         check(getattr(ops, f"quantize_{fmt}_per_token"), (x,), (x.cuda(),), f"plain {M}x{K}")
+        add = getattr(ops, f"add_rms_norm_quantize_{fmt}_per_token")
+        r = (torch.randn(M, K, generator=gen) * 3).to(torch.bfloat16)
+        check(lambda *a: add(*a)[:2], (x, r, w, 1e-5), (x.cuda(), r.cuda(), w.cuda(), 1e-5), f"add+rms {M}x{K}")
+        assert torch.equal(add(x.cuda(), r.cuda(), w.cuda(), 1e-5)[2].cpu(), x + r), f"add+rms sum {M}x{K}"
 print("sanitize_act_quant: all results match the reference")

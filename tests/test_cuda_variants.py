@@ -84,6 +84,15 @@ VARIANTS = [
     ("w4-wgmma-wide-force", {"LOWBIT_W4_WGMMA_WIDE": "force", "LOWBIT_A16W4_LARGE": "wgmma"},
      ["test_cuda_a16w4.py", "test_cuda_mxfp4.py", "test_cuda_a8w4_mx.py"],
      "large_m or matches_reference or repeatable or wgmma"),
+    # the consumer warpgroups half a K block apart (candidate, session 16), in 128-row, wide and
+    # 256-row CTAs
+    ("w4-wgmma-skew2", {"LOWBIT_W4_WGMMA_SKEW": "2", "LOWBIT_A16W4_LARGE": "wgmma"},
+     ["test_cuda_a16w4.py", "test_cuda_mxfp4.py", "test_cuda_a8w4_mx.py", "test_cuda_a16w8.py"],
+     "large_m or matches_reference or repeatable or wgmma or graph"),
+    ("w4-wgmma-skew2-rows256", {"LOWBIT_W4_WGMMA_SKEW": "2", "LOWBIT_W4_WGMMA_ROWS": "256",
+                                "LOWBIT_A16W4_LARGE": "wgmma"},
+     ["test_cuda_a16w4.py", "test_cuda_mxfp4.py", "test_cuda_a8w4_mx.py"],
+     "large_m or matches_reference or wgmma"),
     # int4 wgmma with exact codes and a promotion per group (the default folds the scales)
     ("a16w4-wgmma-promote", {"LOWBIT_A16W4_WGMMA": "promote", "LOWBIT_A16W4_LARGE": "wgmma"}, ["test_cuda_a16w4.py"],
      "large_m or matches_reference or repeatable or wgmma"),

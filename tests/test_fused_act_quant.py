@@ -1,6 +1,8 @@
 """The fused activation quantizers: ``silu_mul_quantize_{int8,fp8}_per_token(gate, up)`` (h =
 silu(gate) * up in fp32, rounded once to gate's dtype, then the per-token quantizer of h) and
-``rms_norm_quantize_{int8,fp8}_per_token(x, weight, eps)`` (an RMSNorm, then the same).
+``rms_norm_quantize_{int8,fp8}_per_token(x, weight, eps)`` (an RMSNorm, then the same) and
+``add_rms_norm_quantize_{int8,fp8}_per_token(x, residual, weight, eps)`` (the residual add, rounded
+once to the dtype and returned, then the RMSNorm quantizer of the sum).
 
 CPU: against torch's own SiLU (the library computes e^x by its own fp32 recipe, identical on
 CPU and CUDA, so it may differ from torch's in the last bit: a bf16 / fp16 rounding of h can then
@@ -239,6 +241,92 @@ def test_forward_rms_norm_falls_back():
     assert torch.equal(layer.forward_rms_norm(x, w, 1e-5), layer(F.rms_norm(x, (256,), w, 1e-5)))
 
 
+# ---------------------------------------------------------------- residual add + RMSNorm + quantize
+ADD_RMS = {"int8": (ops.add_rms_norm_quantize_int8_per_token, ops.rms_norm_quantize_int8_per_token),
+           "fp8": (ops.add_rms_norm_quantize_fp8_per_token, ops.rms_norm_quantize_fp8_per_token)}
+
+
+def add_norm_operands(M, K, dtype, gen):
+    """x (an attention / MLP output, N(0, 1)), the residual stream (larger, row scales vary) and
+    the norm's weight."""
+    x, w = norm_operands(M, K, dtype, gen)
+    r = (torch.randn(M, K, generator=gen) * 3).to(dtype)
+    return x, r, w
+
+
+@pytest.mark.parametrize("fmt", ["int8", "fp8"])
+@pytest.mark.parametrize("dtype", [BF16, FP16])
+def test_add_rms_norm_is_the_add_then_the_rms_norm_quantizer(fmt, dtype):
+    # why exact: the sum is defined as torch's add (fp32, one rounding to the dtype) and then
+    # exactly rms_norm_quantize's input
+    fused, rms = ADD_RMS[fmt]
+    gen = torch.Generator().manual_seed(16)
+    x, r, w = add_norm_operands(23, 1024, dtype, gen)
+    q, s, h = fused(x, r, w, 1e-5)
+    assert h.dtype == dtype and h.shape == x.shape and torch.equal(h, x + r)
+    assert torch.equal(h, (x.float() + r.float()).to(dtype))
+    q_ref, s_ref = rms(x + r, w, 1e-5)
+    assert torch.equal(q.view(torch.uint8), q_ref.view(torch.uint8)) and torch.equal(s, s_ref)
+
+
+def test_add_rms_norm_special_rows_and_errors():
+    gen = torch.Generator().manual_seed(17)
+    x, r, w = add_norm_operands(4, 64, BF16, gen)
+    x[1, 2], r[1, 2] = float("inf"), float("-inf")  # inf + -inf: a NaN in the sum, the row's scale NaN
+    r[2] = -x[2]                                     # a zero row
+    for fmt, (fused, _) in ADD_RMS.items():
+        q, s, h = fused(x, r, w, 1e-6)
+        assert torch.isnan(h[1, 2]) and torch.isnan(s[1]) and (q[1].view(torch.uint8) == 0).all()
+        assert (h[2] == 0).all() and (codes_of(q[2]) == 0).all() and torch.isfinite(s[[0, 3]]).all()
+    op = ops.add_rms_norm_quantize_fp8_per_token
+    raises_with(lambda: op(x, r[:2], w, 1e-6), "residual must have x's shape")
+    raises_with(lambda: op(x, r.to(FP16), w, 1e-6), "residual must be BFloat16")
+    raises_with(lambda: op(x, r.t().contiguous().t(), w, 1e-6), "residual must be contiguous")
+    raises_with(lambda: op(x, r, w[:32], 1e-6), "weight must have shape [64]")
+    raises_with(lambda: op(x, r, w, -1.0), "eps must be finite and >= 0")
+    raises_with(lambda: op(x.float(), r.float(), w.float(), 1e-6), "x must be bfloat16 or float16")
+    raises_with(lambda: op(x[0], r[0], w, 1e-6), "x must be 2-D")
+
+
+def test_add_rms_norm_opcheck_and_compile():
+    gen = torch.Generator().manual_seed(18)
+    x, r, w = add_norm_operands(6, 128, BF16, gen)
+    for name in ("add_rms_norm_quantize_int8_per_token", "add_rms_norm_quantize_fp8_per_token"):
+        torch.library.opcheck(getattr(torch.ops.lowbit, name).default, (x, r, w, 1e-5))
+        op = getattr(ops, name)
+        want = op(x, r, w, 1e-5)
+        got = torch.compile(lambda a, b: op(a, b, w, 1e-5), fullgraph=True, backend="aot_eager")(x, r)
+        assert torch.equal(got[0].view(torch.uint8), want[0].view(torch.uint8))
+        assert torch.equal(got[1], want[1]) and torch.equal(got[2], want[2])
+
+
+@pytest.mark.parametrize("fmt,mm", [("w8a8_int8", "w8a8_int8_mm"), ("w8a8_fp8", "w8a8_fp8_mm")])
+def test_forward_add_rms_norm_fuses_the_add_and_the_quantizer(fmt, mm):
+    layer = _down_proj(fmt)
+    gen = torch.Generator().manual_seed(19)
+    x, r, w = (t.reshape(2, 5, 256) if t.dim() == 2 else t for t in add_norm_operands(10, 256, BF16, gen))
+    y, h = layer.forward_add_rms_norm(x, r, w, 1e-5)
+    assert y.shape == (2, 5, 48) and torch.equal(h, x + r)
+    q, s, h2 = ADD_RMS["int8" if fmt == "w8a8_int8" else "fp8"][0](x.reshape(10, 256), r.reshape(10, 256), w, 1e-5)
+    assert torch.equal(h2.reshape(2, 5, 256), h)
+    assert torch.equal(y, getattr(ops, mm)(q, s, layer.w, layer.w_scale, layer.bias, BF16).reshape(2, 5, 48))
+    # and exactly the norm-fused projection of the sum
+    assert torch.equal(y, layer.forward_rms_norm(x + r, w, 1e-5))
+    compiled = torch.compile(lambda a, b: layer.forward_add_rms_norm(a, b, w, 1e-5), fullgraph=True,
+                             backend="aot_eager")
+    yc, hc = compiled(x, r)
+    assert torch.equal(yc, y) and torch.equal(hc, h)
+
+
+@pytest.mark.parametrize("fmt,options", [("a16w4", {"group_size": 64}), ("w8a8_fp8", {"granularity": "tensor"})])
+def test_forward_add_rms_norm_falls_back(fmt, options):
+    layer = _down_proj(fmt, bias=False, **options)
+    gen = torch.Generator().manual_seed(20)
+    x, r, w = add_norm_operands(7, 256, BF16, gen)
+    y, h = layer.forward_add_rms_norm(x, r, w, 1e-5)
+    assert torch.equal(h, x + r) and torch.equal(y, layer(F.rms_norm(x + r, (256,), w, 1e-5)))
+
+
 # ---------------------------------------------------------------- CUDA
 def assert_cuda_matches_cpu(op, cpu_args, cuda_args):
     """op on CUDA (outputs poisoned first) gives the CPU reference's codes and scales bit for bit."""
@@ -252,7 +340,7 @@ def assert_cuda_matches_cpu(op, cpu_args, cuda_args):
 
 
 @pytest.mark.cuda
-@pytest.mark.parametrize("kind", ["silu_mul", "rms_norm"])
+@pytest.mark.parametrize("kind", ["silu_mul", "rms_norm", "add_rms_norm"])
 @pytest.mark.parametrize("fmt", ["int8", "fp8"])
 @pytest.mark.parametrize("dtype", [BF16, FP16])
 # (quantize_launch.cu plan_rows on 132 SMs: M = 1..17 take clusters of 2-8 CTAs a row, (2, 65536) 8
@@ -273,13 +361,24 @@ def test_cuda_bitwise_against_cpu(kind, fmt, dtype, M, K):
             gate[2] = 0.0               # a zero row
         gu = torch.cat([gate, up], dim=1).cuda()  # the CUDA call on the row-strided halves
         assert_cuda_matches_cpu(fused, (gate, up), (gu[:, :K], gu[:, K:]))
-    else:
+    elif kind == "rms_norm":
         fused = RMS[fmt][0]
         x, w = norm_operands(M, K, dtype, gen)
         if M > 2:
             x[1, 0] = float("inf")  # a NaN row (inf * rstd 0)
             x[2] = 0.0              # a zero row
         assert_cuda_matches_cpu(fused, (x, w, 1e-5), (x.cuda(), w.cuda(), 1e-5))
+    else:
+        fused = ADD_RMS[fmt][0]
+        x, r, w = add_norm_operands(M, K, dtype, gen)
+        if M > 2:
+            x[1, 0] = float("inf")  # a NaN row
+            r[2] = -x[2]            # a zero row
+        h_ref = fused(x, r, w, 1e-5)[2]
+        poison_allocator(M * K * 2, M * K, M * 4)
+        h = fused(x.cuda(), r.cuda(), w.cuda(), 1e-5)[2]
+        assert torch.equal(h.cpu().view(torch.int16), h_ref.view(torch.int16))  # (NaNs too)
+        assert_cuda_matches_cpu(lambda *a: fused(*a)[:2], (x, r, w, 1e-5), (x.cuda(), r.cuda(), w.cuda(), 1e-5))
 
 
 @pytest.mark.cuda
@@ -287,6 +386,8 @@ def test_cuda_opcheck_and_graph():
     gen = torch.Generator().manual_seed(11)
     gate, up = (t.cuda() for t in gate_up(9, 512, BF16, gen))
     torch.library.opcheck(torch.ops.lowbit.silu_mul_quantize_int8_per_token.default, (gate, up))
+    x, r, w = (t.cuda() for t in add_norm_operands(9, 512, BF16, gen))
+    torch.library.opcheck(torch.ops.lowbit.add_rms_norm_quantize_fp8_per_token.default, (x, r, w, 1e-5))
     op = ops.silu_mul_quantize_fp8_per_token
     want = op(gate, up)
     g = torch.cuda.CUDAGraph()

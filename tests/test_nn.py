@@ -506,6 +506,31 @@ def test_fused_act_quant_in_the_model(fmt, knob, proj, method, monkeypatch):
     assert rel_err(fused, bf16) <= 1.1 * rel_err(unfused, bf16)
 
 
+@pytest.mark.parametrize("fmt", ["w8a8_int8", "w8a8_fp8", "a16w4"])
+def test_residual_adds_in_the_norms(fmt, monkeypatch):
+    """bench/llama.py with LOWBIT_ADD_RMS_NORM_QUANT=1 keeps the residual stream one add behind and
+    adds inside the next norm's quantizer (ops.add_rms_norm_quantize_*: the sum rounded once, as
+    torch's add rounds it, then exactly the norm-fused quantizer of it): the logits equal the
+    model's with the adds by torch, bit for bit. a16w4 (no fused quantizer) adds with torch."""
+    from bench import llama
+    f = llama.fuse_projections(build_tiny(seed=3))
+    L.quantize_(f, fmt, progress=False)
+    ids = tokens()
+    calls = []
+    for b in f.layers:
+        for proj in (b.attn.qkv_proj, b.mlp.gate_up_proj):
+            orig = proj.forward_add_rms_norm
+            monkeypatch.setattr(proj, "forward_add_rms_norm", lambda *a, o=orig: calls.append(1) or o(*a))
+    with torch.no_grad():
+        separate = f(ids)
+        assert calls == []
+        monkeypatch.setattr(llama, "ADD_RMS_NORM_QUANT", True)
+        fused = f(ids)
+    # every gate-up projection, and every qkv projection but the first block's (no add before it)
+    assert len(calls) == 2 * len(f.layers) - 1
+    assert torch.equal(fused, separate)
+
+
 # ---------------------------------------------------------------- CUDA (Hopper)
 FP8_ACTIVATIONS = {"w8a8_fp8", "fp8_block", "mxfp8", "a8w4_mx"}
 

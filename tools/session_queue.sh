@@ -1043,3 +1043,27 @@ if [ "$PART" = 93 ]; then
 TAIL=40 step 300 wgprof_wide env SOURCE=1 VARIANTS="wide_m1024:a16w4:1024:wgmma int4_m256:a16w4:256:wgmma" \
   OUT="$OUT" bash tools/wgmma_profile.sh; snap
 fi
+# Session 16, written after s16-call3 (compiled here): the fused residual add + RMSNorm quantizer
+# (ops.add_rms_norm_quantize_*; bench/llama.py LOWBIT_ADD_RMS_NORM_QUANT=1), the consumer-warpgroup
+# skew of the mixed-input wgmma (LOWBIT_W4_WGMMA_SKEW), and the tests of the new wide default.
+#   PART=94 LOWBIT_KERNELS=quant,w4,fp8,int8 TESTS="tests/test_cuda_a16w4.py tests/test_cuda_mxfp4.py \
+#     tests/test_cuda_a8w4_mx.py tests/test_fused_act_quant.py" EXTRA='bash tools/session_queue.sh' BENCH=0 \
+#     bash tools/device_run.sh
+if [ "$PART" = 94 ]; then
+TAIL=8 step 150 variants python3 -m pytest -q -m cuda -p no:cacheprovider tests/test_cuda_variants.py -k "skew2"; snap
+TAIL=40 step_ab 60 skew "dflt:" "s2:LOWBIT_W4_WGMMA_SKEW=2" -- --formats a16w4,mxfp4 \
+  --ms 128,256,512,1024,2048 --shapes 8192x8192,28672x8192,4096x14336,14336x4096 --peers none --no-ceilings \
+  --budget-s 40; snap
+fi
+# Then warm after part 94: the quantizer bench (add + RMSNorm fused against add, then the RMSNorm
+# quantizer) and the model with the adds in the norms against without.
+#   PART=95 OUT=$OUT bash tools/session_queue.sh
+if [ "$PART" = 95 ]; then
+TAIL=4 step 120 aq_memcheck compute-sanitizer --tool memcheck --error-exitcode 9 python3 tests/sanitize_act_quant.py; snap
+TAIL=4 step 120 aq_racecheck compute-sanitizer --tool racecheck --error-exitcode 9 python3 tests/sanitize_act_quant.py; snap
+TAIL=40 step 150 aq python3 bench/act_quant.py --ms 1,16,128,2048 --out "$OUT/aq.json"; snap
+TAIL=30 step 200 model_base python3 bench/model.py --fused --decode-mode regional --formats w8a8_fp8,w8a8_int8 \
+  --batch 1 --prefill 2048 --profile --out "$OUT/model_base.json"; snap
+TAIL=30 step 200 model_add env LOWBIT_ADD_RMS_NORM_QUANT=1 python3 bench/model.py --fused --decode-mode regional \
+  --formats w8a8_fp8,w8a8_int8 --batch 1 --prefill 2048 --profile --out "$OUT/model_add.json"; snap
+fi

@@ -31,6 +31,7 @@
 // negative value that rounds to 0 give the negative-zero code (0x80 e4m3, 0x8 e2m1),
 // as an IEEE-style RNE conversion (torch's, cvt.rn) does; int8 has a single 0.
 #include <ATen/Parallel.h>
+#include <ATen/ops/add.h>
 #include <ATen/ops/empty.h>
 #include <ATen/ops/full.h>
 
@@ -178,6 +179,26 @@ QuantPair rms_norm_quantize_int8_per_token(const Tensor& x, const Tensor& weight
 
 QuantPair rms_norm_quantize_fp8_per_token(const Tensor& x, const Tensor& weight, double eps) {
   return rms_norm_quantize_per_token("rms_norm_quantize_fp8_per_token", x, weight, eps, true);
+}
+
+// The residual add, then the above: sum = x + residual in fp32 rounded once to x's dtype (each
+// upcast exact, so this is what torch's `x + residual` gives), and rms_norm_quantize of sum.
+QuantSum add_rms_norm_quantize_per_token(const char* op, const Tensor& x, const Tensor& residual, const Tensor& weight,
+                                         double eps, bool fp8) {
+  contract::add_rms_norm_input(op, x, residual, weight, eps);
+  Tensor sum = at::add(as_float(x), as_float(residual)).to(x.scalar_type());
+  auto [q, s] = rms_norm_quantize_per_token(op, sum, weight, eps, fp8);
+  return {q, s, sum};
+}
+
+QuantSum add_rms_norm_quantize_int8_per_token(const Tensor& x, const Tensor& residual, const Tensor& weight,
+                                              double eps) {
+  return add_rms_norm_quantize_per_token("add_rms_norm_quantize_int8_per_token", x, residual, weight, eps, false);
+}
+
+QuantSum add_rms_norm_quantize_fp8_per_token(const Tensor& x, const Tensor& residual, const Tensor& weight,
+                                             double eps) {
+  return add_rms_norm_quantize_per_token("add_rms_norm_quantize_fp8_per_token", x, residual, weight, eps, true);
 }
 
 QuantPair quantize_fp8_1x128(const Tensor& x) {

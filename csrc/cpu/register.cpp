@@ -15,6 +15,8 @@ TORCH_LIBRARY_IMPL(lowbit, CPU, m) {
   m.impl("silu_mul_quantize_fp8_per_token", &silu_mul_quantize_fp8_per_token);
   m.impl("rms_norm_quantize_int8_per_token", &rms_norm_quantize_int8_per_token);
   m.impl("rms_norm_quantize_fp8_per_token", &rms_norm_quantize_fp8_per_token);
+  m.impl("add_rms_norm_quantize_int8_per_token", &add_rms_norm_quantize_int8_per_token);
+  m.impl("add_rms_norm_quantize_fp8_per_token", &add_rms_norm_quantize_fp8_per_token);
   m.impl("prepack_w4", &prepack_w4);
   m.impl("unpack_w4", &unpack_w4);
   m.impl("w8a8_int8_mm", &w8a8_int8_mm);

@@ -189,6 +189,20 @@ struct PlainRows {  // x itself (M, K), dense
   __device__ void load(int64_t row, int64_t i, float (&f)[kVec]) const { load8(x + row * K + i * kVec, f); }
 };
 
+// 8 elements of a row as In (the row cache in shared memory, the sum's stores) (the sources' values are exact in it).
+template <typename In>
+struct alignas(16) RowVec {
+  In v[kVec];
+  __device__ void put(const float (&f)[kVec]) {
+#pragma unroll
+    for (int e = 0; e < kVec; ++e) v[e] = ptx::from_f32<In>(f[e]);
+  }
+  __device__ void get(float (&f)[kVec]) const {
+#pragma unroll
+    for (int e = 0; e < kVec; ++e) f[e] = ptx::to_f32(v[e]);
+  }
+};
+
 // RMSNorm: (x * rstd) * w in fp32, rounded once to In: the projection input after a norm, never
 // written to memory. x (M, K) dense, w (K,).
 template <typename T>
@@ -214,6 +228,29 @@ struct RmsNormRows {
   }
 };
 
+// The residual add before the RMSNorm: x + r in fp32 rounded once to In (what torch's bf16 / fp16
+// add gives), kept as the norm's input and written to `sum` in the first pass (store_sum); a pass
+// that reloads (rows too long for the row cache) recomputes the same sum. x, r, sum (M, K) dense
+// and distinct (sum is the op's new tensor).
+template <typename T>
+struct AddRmsNormRows : RmsNormRows<T> {
+  using In = T;
+  const In* r;
+  In* sum;
+  __device__ void load(int64_t row, int64_t i, float (&f)[kVec]) const {
+    float a[kVec], b[kVec];
+    load8(this->x + row * this->K + i * kVec, a);
+    load8(r + row * this->K + i * kVec, b);
+#pragma unroll
+    for (int e = 0; e < kVec; ++e) f[e] = ptx::to_f32(ptx::from_f32<In>(a[e] + b[e]));
+  }
+  __device__ void store_sum(int64_t row, int64_t i, const float (&f)[kVec]) const {
+    RowVec<In> v;
+    v.put(f);  // (exact: f holds values of In)
+    *reinterpret_cast<uint4*>(sum + row * this->K + i * kVec) = *reinterpret_cast<const uint4*>(v.v);
+  }
+};
+
 // silu(gate) * up in fp32 (lowbit/quant_rules.h silu_mul_f32, as the CPU reference), rounded once
 // to In: the MLP's down-projection input, never written to memory. Rows ld_gate / ld_up apart.
 template <typename T>
@@ -233,20 +270,6 @@ struct SiluMulRows {
 
 // ---------------------------------------------------------------- per token
 constexpr int kMaxRowCtas = 8;  // CTAs per row: a portable cluster
-
-// 8 elements of a row in shared memory, as In (the sources' values are exact in it).
-template <typename In>
-struct alignas(16) RowVec {
-  In v[kVec];
-  __device__ void put(const float (&f)[kVec]) {
-#pragma unroll
-    for (int e = 0; e < kVec; ++e) v[e] = ptx::from_f32<In>(f[e]);
-  }
-  __device__ void get(float (&f)[kVec]) const {
-#pragma unroll
-    for (int e = 0; e < kVec; ++e) f[e] = ptx::to_f32(v[e]);
-  }
-};
 
 // A row's total over the CTA's threads and then over the row's CTAs (ctas > 1: a cluster, the
 // CTAs' totals exchanged through distributed shared memory: each sends its total to slot `rank`
@@ -305,6 +328,7 @@ __global__ void __launch_bounds__(kThreads) quantize_rows_kernel(const Rows src,
     for (int64_t i = first, n = 0; i < n_vec; i += stride, ++n) {
       float f[kVec];
       src.load(row, i, f);
+      if constexpr (requires { src.store_sum(row, i, f); }) src.store_sum(row, i, f);  // (AddRmsNormRows)
       ss += Rows::sum_of_squares(f);
       if (cached) cache[n * kThreads].put(f);
     }

@@ -137,6 +137,17 @@ void launch_rms_norm_rows(RowKind kind, InType in, const void* x, const void* w,
   C10_CUDA_KERNEL_LAUNCH_CHECK();
 }
 
+void launch_add_rms_norm_rows(RowKind kind, InType in, const void* x, const void* residual, void* sum, const void* w,
+                              float eps, uint8_t* q, float* scale, int64_t M, int64_t K, int sms, cudaStream_t stream) {
+  with_16bit_type(in, [&](auto* tag) {
+    using In = std::remove_pointer_t<decltype(tag)>;
+    const AddRmsNormRows<In> src{{static_cast<const In*>(x), static_cast<const In*>(w), K, eps},
+                                 static_cast<const In*>(residual), static_cast<In*>(sum)};
+    rows(kind, src, q, scale, M, K, sms, stream);
+  });
+  C10_CUDA_KERNEL_LAUNCH_CHECK();
+}
+
 void launch_blocks(BlockKind kind, InType in, const void* x, uint8_t* q, void* scale, int64_t n_vec,
                    cudaStream_t stream) {
   switch (kind) {

@@ -23,6 +23,10 @@ void launch_silu_mul_rows(RowKind kind, InType in, const void* gate, const void*
 // row (the fused quantizers).
 void launch_rms_norm_rows(RowKind kind, InType in, const void* x, const void* w, float eps, uint8_t* q, float* scale,
                           int64_t M, int64_t K, int sms, cudaStream_t stream);
+// x + residual rounded to the 16-bit input type, written to sum (all (M, K) dense), then as
+// launch_rms_norm_rows of it.
+void launch_add_rms_norm_rows(RowKind kind, InType in, const void* x, const void* residual, void* sum, const void* w,
+                              float eps, uint8_t* q, float* scale, int64_t M, int64_t K, int sms, cudaStream_t stream);
 void launch_blocks(BlockKind kind, InType in, const void* x, uint8_t* q, void* scale, int64_t n_vec,
                    cudaStream_t stream);
 // x rounded to MXFP8 and back (per 32 along K: E8M0 scale, e4m3 codes, decoded and scaled),

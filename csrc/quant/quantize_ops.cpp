@@ -94,6 +94,28 @@ QuantPair rms_norm_quantize_fp8_per_token(const Tensor& x, const Tensor& weight,
   return rms_norm_rows("rms_norm_quantize_fp8_per_token", RowKind::kFp8, x, weight, eps, at::kFloat8_e4m3fn);
 }
 
+QuantSum add_rms_norm_rows(const char* op, RowKind kind, const Tensor& x, const Tensor& residual, const Tensor& weight,
+                           double eps, c10::ScalarType code_dtype) {
+  contract::add_rms_norm_input(op, x, residual, weight, eps);
+  Tensor sum = at::empty(x.sizes(), x.options());
+  auto [q, s] = per_token(x, code_dtype, [&](uint8_t* q, float* s, int64_t M, int64_t K, int sms, cudaStream_t stream) {
+    launch_add_rms_norm_rows(kind, in_type(x), x.data_ptr(), residual.data_ptr(), sum.data_ptr(), weight.data_ptr(),
+                             float(eps), q, s, M, K, sms, stream);
+  });
+  return {q, s, sum};
+}
+
+QuantSum add_rms_norm_quantize_int8_per_token(const Tensor& x, const Tensor& residual, const Tensor& weight,
+                                              double eps) {
+  return add_rms_norm_rows("add_rms_norm_quantize_int8_per_token", RowKind::kInt8, x, residual, weight, eps, at::kChar);
+}
+
+QuantSum add_rms_norm_quantize_fp8_per_token(const Tensor& x, const Tensor& residual, const Tensor& weight,
+                                             double eps) {
+  return add_rms_norm_rows("add_rms_norm_quantize_fp8_per_token", RowKind::kFp8, x, residual, weight, eps,
+                           at::kFloat8_e4m3fn);
+}
+
 QuantPair quantize_fp8_1x128(const Tensor& x) {
   return blocks("quantize_fp8_1x128", BlockKind::kFp8x128, x, contract::kKBlock, "one scale per 128 elements");
 }
@@ -141,4 +163,6 @@ TORCH_LIBRARY_IMPL(lowbit, CUDA, m) {
   m.impl("silu_mul_quantize_fp8_per_token", &silu_mul_quantize_fp8_per_token);
   m.impl("rms_norm_quantize_int8_per_token", &rms_norm_quantize_int8_per_token);
   m.impl("rms_norm_quantize_fp8_per_token", &rms_norm_quantize_fp8_per_token);
+  m.impl("add_rms_norm_quantize_int8_per_token", &add_rms_norm_quantize_int8_per_token);
+  m.impl("add_rms_norm_quantize_fp8_per_token", &add_rms_norm_quantize_fp8_per_token);
 }

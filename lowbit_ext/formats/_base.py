@@ -27,6 +27,12 @@ _ACT_DTYPES = (torch.bfloat16, torch.float16)
 _DTYPE_NAMES = {"bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
+def _rows2d(t: Tensor) -> Tensor:
+    """t as rows (M, K) for the quantizer ops: leading dimensions flattened (flatten(0, -2), not
+    reshape(-1, K), which is ambiguous when a leading dim is 0), a vector as one row."""
+    return t.flatten(0, -2) if t.dim() > 1 else t.unsqueeze(0)
+
+
 def dtype_name(dtype: torch.dtype) -> str:
     """torch.bfloat16 -> 'bfloat16' (the form options() reports: JSON-friendly)."""
     return str(dtype).replace("torch.", "")
@@ -175,6 +181,25 @@ class FormatSpec:
         return self._fused_quantizer_linear("rms_norm", (x.contiguous(),), (norm_weight.contiguous(), float(eps)),
                                             qw, bias, unfused)
 
+    def add_rms_norm_linear(self, x: Tensor, residual: Tensor, norm_weight: Tensor, eps: float, qw: QuantizedWeight,
+                            bias: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
+        """``(linear(F.rms_norm(h, (K,), norm_weight, eps)), h)`` for ``h = x + residual``: a projection
+        after a residual add and an RMSNorm, returning the sum (the residual stream goes on). Formats
+        whose op quantizes x per token add, normalize and quantize in one kernel
+        (``ops.add_rms_norm_quantize_*_per_token``: the sum rounded once to the dtype, as ``x +
+        residual`` rounds it, then as ``rms_norm_linear``); the others add with torch and call
+        ``rms_norm_linear``."""
+        def unfused():
+            h = x + residual
+            return self.rms_norm_linear(h, norm_weight, eps, qw, bias), h
+
+        fused = self._fused_quantizer("add_rms_norm", (x, residual), qw)
+        if fused is None or norm_weight.shape != (qw.shape[1],) or norm_weight.dtype != x.dtype:
+            return unfused()
+        quantize, mm = fused
+        q, s, h = quantize(*(_rows2d(t.contiguous()) for t in (x, residual)), norm_weight.contiguous(), float(eps))
+        return mm(q, s, qw.w, qw.w_scale, bias, x.dtype).reshape(*x.shape[:-1], qw.shape[0]), h.reshape(x.shape)
+
     def _per_token_mm(self, qw: QuantizedWeight):
         """(codes, GEMM op) of a format whose op quantizes x per token: ("int8", ops.w8a8_int8_mm)
         or ("fp8", ops.w8a8_fp8_mm); None for the others (no fused quantizers)."""
@@ -185,18 +210,27 @@ class FormatSpec:
         """ops.<producer>_quantize_<codes>_per_token(*xs flattened to 2-D, *extra), then the format's
         GEMM on the codes; ``unfused()`` (torch's producer, then ``linear``, which also raises the
         errors) where the format has no fused quantizer or the inputs are not ones it takes."""
+        fused = self._fused_quantizer(producer, xs, qw)
+        if fused is None:
+            return unfused()
+        quantize, mm = fused
+        q, s = quantize(*(_rows2d(t) for t in xs), *extra)
+        return mm(q, s, qw.w, qw.w_scale, bias, xs[0].dtype).reshape(*xs[0].shape[:-1], qw.shape[0])
+
+    def _fused_quantizer(self, producer: str, xs, qw: QuantizedWeight):
+        """(ops.<producer>_quantize_<codes>_per_token, the format's GEMM op) where the format quantizes
+        x per token and the inputs xs (x first, the others of its shape and dtype) are ones those
+        take; else None (the caller runs torch's producer and ``linear``, which raises the errors)."""
         per_token = self._per_token_mm(qw)
         N, K = qw.shape
         x = xs[0]
         if (per_token is None or getattr(qw, "act_scale", None) is not None or x.dim() < 1 or x.shape[-1] != K
                 or x.dtype not in _ACT_DTYPES or any(t.shape != x.shape or t.dtype != x.dtype for t in xs[1:])):
-            return unfused()
+            return None
         self._check_qw(qw)
         self._check_act_dtype(x, qw)
         codes, mm = per_token
-        quantize = getattr(ops, f"{producer}_quantize_{codes}_per_token")
-        q, s = quantize(*(t.flatten(0, -2) if t.dim() > 1 else t.unsqueeze(0) for t in xs), *extra)
-        return mm(q, s, qw.w, qw.w_scale, bias, x.dtype).reshape(*x.shape[:-1], N)
+        return getattr(ops, f"{producer}_quantize_{codes}_per_token"), mm
 
     def dequantize(self, qw: QuantizedWeight) -> Tensor:
         """The float32 (N, K) matrix ``linear`` multiplies x by (for tests and error reports):

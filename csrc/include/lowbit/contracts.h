@@ -76,6 +76,17 @@ inline void rms_norm_input(const char* op, const at::Tensor& x, const at::Tensor
   LOWBIT_CHECK(std::isfinite(eps) && eps >= 0, op, ": eps must be finite and >= 0, got ", eps);
 }
 
+// The residual add before an RMSNorm: residual like x (same shape, dtype, device; dense).
+inline void add_rms_norm_input(const char* op, const at::Tensor& x, const at::Tensor& residual,
+                               const at::Tensor& weight, double eps) {
+  rms_norm_input(op, x, weight, eps);
+  check::same_device(op, x, residual, "residual");
+  check::dtype_is(op, residual, "residual", x.scalar_type());
+  LOWBIT_CHECK(residual.sizes() == x.sizes(), op, ": residual must have x's shape ", x.sizes(), ", got ",
+               residual.sizes());
+  check::dense_aligned(op, residual, "residual");
+}
+
 // An 8-bit weight (N, K) of dtype elem with a per-row or per-tensor fp32 scale. Returns N.
 inline int64_t weight_8bit(const char* op, const at::Tensor& b, const at::Tensor& b_scale, int64_t K,
                            c10::ScalarType elem, const at::Tensor& ref, const char* bname, const char* sname) {

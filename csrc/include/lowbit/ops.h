@@ -10,6 +10,7 @@ namespace lowbit {
 using at::Tensor;
 using OptTensor = std::optional<at::Tensor>;
 using QuantPair = std::tuple<at::Tensor, at::Tensor>;
+using QuantSum = std::tuple<at::Tensor, at::Tensor, at::Tensor>;  // codes, scales, the summed input
 
 namespace cpu {
 QuantPair quantize_int8_per_token(const Tensor& x);
@@ -22,6 +23,8 @@ QuantPair silu_mul_quantize_int8_per_token(const Tensor& gate, const Tensor& up)
 QuantPair silu_mul_quantize_fp8_per_token(const Tensor& gate, const Tensor& up);
 QuantPair rms_norm_quantize_int8_per_token(const Tensor& x, const Tensor& weight, double eps);
 QuantPair rms_norm_quantize_fp8_per_token(const Tensor& x, const Tensor& weight, double eps);
+QuantSum add_rms_norm_quantize_int8_per_token(const Tensor& x, const Tensor& residual, const Tensor& weight, double eps);
+QuantSum add_rms_norm_quantize_fp8_per_token(const Tensor& x, const Tensor& residual, const Tensor& weight, double eps);
 
 Tensor prepack_w4(const Tensor& w);
 Tensor unpack_w4(const Tensor& w);
