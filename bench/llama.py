@@ -36,12 +36,15 @@ from lowbit_ext.model_shapes import CONFIGS, LlamaConfig  # noqa: E402,F401
 # LOWBIT_SILU_MUL_QUANT=0 / LOWBIT_RMS_NORM_QUANT=0 turn them off (A/B runs).
 SILU_MUL_QUANT = os.environ.get("LOWBIT_SILU_MUL_QUANT", "1") != "0"
 RMS_NORM_QUANT = os.environ.get("LOWBIT_RMS_NORM_QUANT", "1") != "0"
-# With RMS_NORM_QUANT, LOWBIT_ADD_RMS_NORM_QUANT=1 keeps the residual stream one add behind: a block
-# returns (h, mlp_out) and the next block's first norm adds them (and the attention's output to h
-# before its second norm) inside the projection's quantizer (LowBitLinear.forward_add_rms_norm:
+# With RMS_NORM_QUANT, the residual stream one add behind (ADD_RMS_NORM_QUANT): a block returns
+# (h, mlp_out) and the next block's first norm adds them (and the attention's output to h before
+# its second norm) inside the projection's quantizer (LowBitLinear.forward_add_rms_norm:
 # ops.add_rms_norm_quantize_*_per_token for w8a8_int8 / w8a8_fp8), so no add kernel runs between
-# the blocks' GEMMs; other formats add with torch. (Candidate, session 16: not measured yet.)
-ADD_RMS_NORM_QUANT = os.environ.get("LOWBIT_ADD_RMS_NORM_QUANT", "0") == "1"
+# the blocks' GEMMs; other formats add with torch. Default since s16-call5 (Llama-3-8B, H100,
+# 2048-token prefill: the add kernels and norm quantizers 2367 -> 1848 us of kernels, 452 -> 389
+# kernels; wall w8a8_fp8 38.30 -> 37.16 ms, w8a8_int8 30.89 -> 30.87 ms; decode B = 1 4.42 -> 4.29 /
+# 4.30 -> 4.24 ms). LOWBIT_ADD_RMS_NORM_QUANT=0 adds with torch (A/B runs).
+ADD_RMS_NORM_QUANT = os.environ.get("LOWBIT_ADD_RMS_NORM_QUANT", "1") != "0"
 
 
 def _adds_in_norms() -> bool:

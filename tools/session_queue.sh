@@ -1067,3 +1067,16 @@ TAIL=30 step 200 model_base python3 bench/model.py --fused --decode-mode regiona
 TAIL=30 step 200 model_add env LOWBIT_ADD_RMS_NORM_QUANT=1 python3 bench/model.py --fused --decode-mode regional \
   --formats w8a8_fp8,w8a8_int8 --batch 1 --prefill 2048 --profile --out "$OUT/model_add.json"; snap
 fi
+# Session 16's last call (after s16-call5): wide CTAs only above 128 tokens (s16-call4 found them at
+# M = 128 on 28672x8192: half of a 256-token CTA padding, 0.64x), the M = 64..256 table on the
+# four shapes, and the model with and without the adds in the norms once more (in the other order).
+#   PART=96 LOWBIT_KERNELS=quant,w4,fp8,int8 TESTS="tests/test_cuda_a16w4.py tests/test_cuda_mxfp4.py \
+#     tests/test_cuda_a8w4_mx.py tests/test_nn.py" EXTRA='bash tools/session_queue.sh' BENCH=0 bash tools/device_run.sh
+if [ "$PART" = 96 ]; then
+TAIL=40 step 90 small python3 bench/gemm.py --formats a16w4,mxfp4 --ms 64,96,128,160,256 \
+  --shapes 8192x8192,28672x8192,4096x14336,14336x4096 --peers none --no-ceilings --budget-s 40 --out "$OUT/small.json"; snap
+TAIL=30 step 120 model_add python3 bench/model.py --fused --decode-mode regional --formats w8a8_fp8,w8a8_int8 \
+  --batch 1 --prefill 2048 --profile --out "$OUT/model_add.json"; snap
+TAIL=30 step 120 model_base env LOWBIT_ADD_RMS_NORM_QUANT=0 python3 bench/model.py --fused --decode-mode regional \
+  --formats w8a8_fp8,w8a8_int8 --batch 1 --prefill 2048 --profile --out "$OUT/model_base.json"; snap
+fi

@@ -286,11 +286,16 @@ bool wide_ctas(int64_t M, int64_t N, WgmmaWeights kind, int chunks) {
   const int mode = wgmma_wide_mode();
   if (mode == 0 || M <= 64 || N % kWgRows != 0 || !wgmma_wide_built(kind)) return false;
   if (mode == 3) return true;
+  // At <= 128 tokens a wide CTA's 256 tokens are half padding: twice the tensor work of a 256-row
+  // CTA of 128 tokens (s16-call4: 28672x8192 M = 128 a16w4 266.0 us, 0.64x cuBLAS, mxfp4 241.2 us,
+  // 0.70x, where 256-row CTAs ran 1.60 / 1.38x in s15-call1; session 15 measured wide CTAs at
+  // M >= 512 only).
+  if (M <= kWgTokens) return false;
   if (takes_256_rows(kind, chunks) && chained_row_tiles(M, N) == 2) return true;
   if (mode != 2) return false;
   const int64_t sms = at::cuda::getCurrentDeviceProperties()->multiProcessorCount;
   const int64_t narrow = N / kWgRows * ((M + kWgTokens - 1) / kWgTokens), wide = N / kWgRows * ((M + 255) / 256);
-  if (narrow <= sms) return M > kWgTokens;  // (one wave either way: the wide CTAs split K)
+  if (narrow <= sms) return true;  // (one wave either way: the wide CTAs split K)
   auto waves = [&](int64_t c) { return (c + sms - 1) / sms; };
   return 10 * waves(narrow) > 16 * waves(wide);
 }
