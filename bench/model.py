@@ -20,7 +20,8 @@ fuses the elementwise glue, and compiling a 32-block model takes minutes per bat
 session 4's run of 2 formats x 3 batch sizes needed ~450 s); `eager` launches every kernel.
 
 `regional` compiles each decoder block (and the final norm) with torch.compile(fullgraph=True)
--- one compile serves all blocks (the regional-compilation recipe), so seconds instead of
+-- one compile serves all blocks (the regional-compilation recipe; two with bench/llama.py's
+residual adds in the norms, the first block having no pending add), so seconds instead of
 minutes -- and captures the step in one CUDA graph as `graph` does: inductor's fused glue
 (norms, rotary, SwiGLU, residuals) around the same GEMM ops; the prefill then runs through the
 compiled blocks too (compiled again for the prompt's shape), timed without a graph.

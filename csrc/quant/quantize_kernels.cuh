@@ -189,7 +189,8 @@ struct PlainRows {  // x itself (M, K), dense
   __device__ void load(int64_t row, int64_t i, float (&f)[kVec]) const { load8(x + row * K + i * kVec, f); }
 };
 
-// 8 elements of a row as In (the row cache in shared memory, the sum's stores) (the sources' values are exact in it).
+// 8 elements of a row as In, in which the sources' values are exact: the row cache in shared
+// memory, and AddRmsNormRows' stores of the sum.
 template <typename In>
 struct alignas(16) RowVec {
   In v[kVec];
