@@ -49,6 +49,7 @@ def op_samples(device="cpu", M=3, N=40, K=256, dtype=BF16, seed=0):
     zeros = (torch.rand(N, groups, generator=g) * 15).to(device=device, dtype=dtype)
     gate_up = rand_x(M, 2 * K, dtype, device, g)  # a fused gate-up output: its halves are row-strided views
     norm_w = (torch.rand(K, generator=g) + 0.5).to(device=device, dtype=dtype)
+    residual = rand_x(M, K, dtype, device, g)  # a decoder block's residual stream
     return {
         "quantize_int8_per_token": ((x,), {}),
         "quantize_fp8_per_token": ((x,), {}),
@@ -60,6 +61,8 @@ def op_samples(device="cpu", M=3, N=40, K=256, dtype=BF16, seed=0):
         "silu_mul_quantize_fp8_per_token": ((gate_up[:, :K], gate_up[:, K:]), {}),
         "rms_norm_quantize_int8_per_token": ((x, norm_w, 1e-5), {}),
         "rms_norm_quantize_fp8_per_token": ((x, norm_w, 1e-5), {}),
+        "add_rms_norm_quantize_int8_per_token": ((x, residual, norm_w, 1e-5), {}),
+        "add_rms_norm_quantize_fp8_per_token": ((x, residual, norm_w, 1e-5), {}),
         "prepack_w4": ((w4_plain(N, K, device, g),), {}),
         "unpack_w4": ((int4,), {}),
         "w8a8_int8_mm": ((xi8, xs8, wi8, ws8, bias, dtype), {}),
