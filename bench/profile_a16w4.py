@@ -5,9 +5,11 @@
     ncu -k regex:wgmma python bench/profile_a16w4.py --format mxfp4 1024   # the mixed-input wgmma
 
 The a16w4 kernel is chosen by LOWBIT_A16W4_GEMV (smem = v6, regs = v7, pipe = v7b), as in
-the op. Weights are random; the work does not depend on their values.
+the op. Weights are random; the work does not depend on their values. --shape NxK (default
+8192x8192, or $PROFILE_SHAPE, so tools/wgmma_profile.sh's variants can set it) picks the layer.
 """
 import argparse
+import os
 import sys
 
 import torch
@@ -17,9 +19,11 @@ from lowbit_ext import ops  # noqa: E402
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--format", default="a16w4", choices=["a16w4", "a16w8", "mxfp4", "bf16"])
+ap.add_argument("--shape", default=os.environ.get("PROFILE_SHAPE", "8192x8192"), help="NxK of the weight")
 ap.add_argument("ms", nargs="*", type=int, default=[1])
 args = ap.parse_args()
-N, K, g = 8192, 8192, 128
+N, K = (int(v) for v in args.shape.split("x"))
+g = 128
 if args.format == "a16w4":
     w = ops.prepack_w4(torch.randint(0, 256, (N, K // 2), dtype=torch.uint8, device="cuda"))
     s = torch.rand(N, K // g, device="cuda", dtype=torch.bfloat16) * 0.01

@@ -1080,3 +1080,15 @@ TAIL=30 step 120 model_add python3 bench/model.py --fused --decode-mode regional
 TAIL=30 step 120 model_base env LOWBIT_ADD_RMS_NORM_QUANT=0 python3 bench/model.py --fused --decode-mode regional \
   --formats w8a8_fp8,w8a8_int8 --batch 1 --prefill 2048 --profile --out "$OUT/model_base.json"; snap
 fi
+# Session 16's queue for session 17 (written after the last device call): why wide CTAs on an
+# unsplit grid run M = 160 slower than M = 256 (s16-call6: 28672x8192 231.4 vs 176.6 us). The
+# M = 129..256 column with wide CTAs and without (256-row CTAs of 128 tokens), then ncu on the
+# wide kernel at M = 160 and 256 on 28672x8192 (a16w4 g128).
+#   PART=97 LOWBIT_KERNELS=quant,w4 TESTS=tests/test_cuda_a16w4.py EXTRA='bash tools/session_queue.sh' BENCH=0 \
+#     bash tools/device_run.sh no_such_test
+if [ "$PART" = 97 ]; then
+TAIL=40 step_ab 60 m160 "dflt:" "nowide:LOWBIT_W4_WGMMA_WIDE=0" -- --formats a16w4,mxfp4 --ms 136,160,192,224,256 \
+  --shapes 8192x8192,28672x8192,4096x14336,14336x4096 --peers none --no-ceilings --budget-s 40; snap
+TAIL=40 step 300 wgprof_m160 env PROFILE_SHAPE=28672x8192 VARIANTS="wide_m160:a16w4:160:wgmma wide_m256:a16w4:256:wgmma" \
+  OUT="$OUT" bash tools/wgmma_profile.sh; snap
+fi
