@@ -61,15 +61,22 @@ def normed_projection(proj: nn.Module, x: Tensor, norm: Optional[nn.Module]) -> 
     return proj(norm(x))
 
 
-def add_normed_projection(proj: nn.Module, x: Tensor, residual: Optional[Tensor], norm: nn.Module):
-    """(proj(norm(h)), h) for h = x + residual (h = x where residual is None), with the
-    projection's fused add + norm + quantizer where it has one (ADD_RMS_NORM_QUANT)."""
+def add_normed_projection(proj: nn.Module, x: Tensor, residual: Optional[Tensor], norm: Optional[nn.Module]):
+    """(proj(norm(h)), h) for h = x + residual (h = x where residual is None; no norm where norm
+    is None), with the projection's fused add + norm + quantizer where it has one
+    (ADD_RMS_NORM_QUANT)."""
     if residual is None:
         return normed_projection(proj, x, norm), x
-    if hasattr(proj, "forward_add_rms_norm"):
+    if norm is not None and hasattr(proj, "forward_add_rms_norm"):
         return proj.forward_add_rms_norm(x, residual, norm.weight, norm.eps)
     h = x + residual
     return normed_projection(proj, h, norm), h
+
+
+def add_norm(x: Tensor, residual: Optional[Tensor], norm: Optional[nn.Module]):
+    """(norm(h), h) for h = x + residual, as add_normed_projection has them, for separate projections."""
+    h = x if residual is None else x + residual
+    return (h if norm is None else norm(h)), h
 
 
 class RMSNorm(nn.Module):
@@ -162,14 +169,9 @@ class Attention(nn.Module):
         separate ones by a concatenation."""
         cfg, hd = self.cfg, self.cfg.head_dim
         if not self.fused:
-            h = x if residual is None else x + residual
-            x = h if norm is None else norm(h)
+            x, h = add_norm(x, residual, norm)
             return torch.cat([self.q_proj(x), self.k_proj(x)], dim=-1), self.v_proj(x), h
-        if norm is None:
-            h = x if residual is None else x + residual
-            qkv = self.qkv_proj(h)
-        else:
-            qkv, h = add_normed_projection(self.qkv_proj, x, residual, norm)
+        qkv, h = add_normed_projection(self.qkv_proj, x, residual, norm)
         qk, v = qkv.split([(cfg.n_heads + cfg.n_kv_heads) * hd, cfg.n_kv_heads * hd], dim=-1)
         return qk, v, h
 
@@ -210,17 +212,12 @@ class MLP(nn.Module):
     def forward(self, x: Tensor, norm: Optional[nn.Module] = None, residual: Optional[Tensor] = None):
         """residual (ADD_RMS_NORM_QUANT): the input is x + residual, and the result is the pair
         (MLP output, x + residual)."""
-        h = x
-        if self.fused and norm is not None and residual is not None:
+        if self.fused:
             gate_up, h = add_normed_projection(self.gate_up_proj, x, residual, norm)
             gate, up = gate_up.chunk(2, dim=-1)
         else:
-            h = x if residual is None else x + residual
-            if self.fused:
-                gate, up = normed_projection(self.gate_up_proj, h, norm).chunk(2, dim=-1)
-            else:
-                xn = h if norm is None else norm(h)
-                gate, up = self.gate_proj(xn), self.up_proj(xn)
+            xn, h = add_norm(x, residual, norm)
+            gate, up = self.gate_proj(xn), self.up_proj(xn)
         if SILU_MUL_QUANT and hasattr(self.down_proj, "forward_silu_mul"):
             y = self.down_proj.forward_silu_mul(gate, up)
         else:

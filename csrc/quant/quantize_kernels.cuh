@@ -240,7 +240,7 @@ struct AddRmsNormRows : RmsNormRows<T> {
   In* sum;
   __device__ void load(int64_t row, int64_t i, float (&f)[kVec]) const {
     float a[kVec], b[kVec];
-    load8(this->x + row * this->K + i * kVec, a);
+    RmsNormRows<T>::load(row, i, a);  // x
     load8(r + row * this->K + i * kVec, b);
 #pragma unroll
     for (int e = 0; e < kVec; ++e) f[e] = ptx::to_f32(ptx::from_f32<In>(a[e] + b[e]));
