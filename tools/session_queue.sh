@@ -1092,3 +1092,12 @@ TAIL=40 step_ab 60 m160 "dflt:" "nowide:LOWBIT_W4_WGMMA_WIDE=0" -- --formats a16
 TAIL=40 step 300 wgprof_m160 env PROFILE_SHAPE=28672x8192 VARIANTS="wide_m160:a16w4:160:wgmma wide_m256:a16w4:256:wgmma" \
   OUT="$OUT" bash tools/wgmma_profile.sh; snap
 fi
+# Branch s16-silu (not on main: not run on a GPU): the fused SiLU quantizer's silu_f32 (the same
+# bits as before for all 2^32 fp32 g, tools/check_silu_f32.cpp; its kernel 1432 -> 1128 SASS
+# instructions). The CUDA bitwise tests, then the quantizer bench (compare with s16-call5's
+# aq.json: SiLU fused 2048 rows 80.3 / 78.6 us fp8 / int8; the unfused column is the drift check).
+#   PART=99 LOWBIT_KERNELS=quant TESTS=tests/test_fused_act_quant.py EXTRA='bash tools/session_queue.sh' BENCH=0 \
+#     bash tools/device_run.sh
+if [ "$PART" = 99 ]; then
+TAIL=40 step 150 aq python3 bench/act_quant.py --ms 1,16,128,2048 --out "$OUT/aq.json"; snap
+fi

@@ -72,9 +72,33 @@ LOWBIT_HD float exp_f32(float x) {
   return (p * exp2i(k1)) * exp2i(ki - k1);
 }
 
+// silu(g) = g / (1 + e^-g) in fp32, bit for bit g / (1 + exp_f32(-g)) for every fp32 g (checked
+// exhaustively: tools/check_silu_f32.cpp) in fewer instructions (session 16: the fused SiLU
+// quantizer is issue-bound): e^x's argument clamped to [-20, 88.8] instead of three branches
+// (below -20, e^x < 2.1e-9 leaves 1 + e^x = 1 as exp_f32's smaller values and its 0 do; from 88.8
+// the clamped value overflows to inf as exp_f32's does; a NaN g gives NaN through the numerator),
+// and p * 2^k as one exponent add (k - 1 in [-30, 127]: p * 2^(k - 1) normal and exact) and one
+// exact or overflowing doubling, the rounding exp_f32's two factors give (k >= -29: no subnormals).
+LOWBIT_HD float silu_f32(float g) {
+  const float x = fminf(fmaxf(-g, -20.0f), 88.8f);
+  const float k = rintf(x * 1.44269504f);
+  float r = fmaf(k, -0.693147182f, x);
+  r = fmaf(k, -1.9046542e-9f, r);
+  float p = 1.0f / 5040.0f;
+  p = fmaf(p, r, 1.0f / 720.0f);
+  p = fmaf(p, r, 1.0f / 120.0f);
+  p = fmaf(p, r, 1.0f / 24.0f);
+  p = fmaf(p, r, 1.0f / 6.0f);
+  p = fmaf(p, r, 0.5f);
+  p = fmaf(p, r, 1.0f);
+  p = fmaf(p, r, 1.0f);
+  const float half_e = bits_float(float_bits(p) + uint32_t(int(k) - 1) * (1u << 23));  // p * 2^(k - 1)
+  return g / (1.0f + half_e * 2.0f);
+}
+
 // The MLP's down-projection input before rounding: silu(g) * u = g / (1 + e^-g) * u in fp32
 // (g = -inf gives NaN, as torch's silu does).
-LOWBIT_HD float silu_mul_f32(float g, float u) { return g / (1.0f + exp_f32(-g)) * u; }
+LOWBIT_HD float silu_mul_f32(float g, float u) { return silu_f32(g) * u; }
 
 // RMSNorm: rstd = 1 / sqrt(sum_sq / K + eps) from the row's sum of squares of x (each square
 // exact in fp32, summed in fp64: order-independent unless the row's squares span more than ~2^20,
