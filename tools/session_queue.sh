@@ -1092,7 +1092,20 @@ TAIL=40 step_ab 60 m160 "dflt:" "nowide:LOWBIT_W4_WGMMA_WIDE=0" -- --formats a16
 TAIL=40 step 300 wgprof_m160 env PROFILE_SHAPE=28672x8192 VARIANTS="wide_m160:a16w4:160:wgmma wide_m256:a16w4:256:wgmma" \
   OUT="$OUT" bash tools/wgmma_profile.sh; snap
 fi
-# Branch s16-silu (not on main: not run on a GPU): the fused SiLU quantizer's silu_f32 (the same
+# Branch s16-pipeline (not on main: the restructured consumer loop has not run on a GPU): the
+# pipelined consumer loop (LOWBIT_W4_WGMMA_PIPELINE=1; the unpipelined loop is the same code
+# reorganized, its SASS within -4..+3% instructions of main's). The default tests first (the
+# reorganized default loop), the pipelined variants, racecheck on them, then the A/B.
+#   PART=98 LOWBIT_KERNELS=quant,w4 TESTS="tests/test_cuda_a16w4.py tests/test_cuda_mxfp4.py tests/test_cuda_a8w4_mx.py" \
+#     EXTRA='bash tools/session_queue.sh' BENCH=0 bash tools/device_run.sh
+if [ "$PART" = 98 ]; then
+TAIL=8 step 200 variants python3 -m pytest -q -m cuda -p no:cacheprovider tests/test_cuda_variants.py -k "pipeline"; snap
+TAIL=4 step 150 racecheck_pipe env LOWBIT_W4_WGMMA_PIPELINE=1 LOWBIT_W4_WGMMA_WIDE=force compute-sanitizer --tool racecheck \
+  --error-exitcode 9 python3 tests/sanitize_w4_int8.py; snap
+TAIL=40 step_ab 60 pipe "dflt:" "pipe:LOWBIT_W4_WGMMA_PIPELINE=1" -- --formats a16w4,mxfp4 --ms 128,256,512,1024,2048 \
+  --shapes 8192x8192,28672x8192,4096x14336,14336x4096 --peers none --no-ceilings --budget-s 40; snap
+fi
+# Branch s16-silu (merged in session 17 after s17-call1): the fused SiLU quantizer's silu_f32 (the same
 # bits as before for all 2^32 fp32 g, tools/check_silu_f32.cpp; its kernel 1432 -> 1128 SASS
 # instructions). The CUDA bitwise tests, then the quantizer bench (compare with s16-call5's
 # aq.json: SiLU fused 2048 rows 80.3 / 78.6 us fp8 / int8; the unfused column is the drift check).
@@ -1100,4 +1113,21 @@ fi
 #     bash tools/device_run.sh
 if [ "$PART" = 99 ]; then
 TAIL=40 step 150 aq python3 bench/act_quant.py --ms 1,16,128,2048 --out "$OUT/aq.json"; snap
+fi
+# Session 17, branch s17-cand (main + s16-pipeline + s16-silu, none of the two run on a GPU yet):
+# one cold build for both candidates. Call 1: the SiLU bench (part 99), the pipelined variants'
+# tests and the pipeline A/B (part 98 less its racecheck). Call 2 (warm): the racecheck, part 97.
+#   PART=100 LOWBIT_KERNELS=quant,w4 TESTS="tests/test_cuda_a16w4.py tests/test_cuda_mxfp4.py \
+#     tests/test_cuda_a8w4_mx.py tests/test_fused_act_quant.py" EXTRA='bash tools/session_queue.sh' BENCH=0 \
+#     bash tools/device_run.sh
+if [ "$PART" = 100 ]; then
+TAIL=40 step 120 aq python3 bench/act_quant.py --ms 1,16,128,2048 --out "$OUT/aq.json"; snap
+TAIL=8 step 150 variants python3 -m pytest -q -m cuda -p no:cacheprovider tests/test_cuda_variants.py -k "pipeline"; snap
+TAIL=40 step_ab 60 pipe "dflt:" "pipe:LOWBIT_W4_WGMMA_PIPELINE=1" -- --formats a16w4,mxfp4 --ms 128,256,512,1024,2048 \
+  --shapes 8192x8192,28672x8192,4096x14336,14336x4096 --peers none --no-ceilings --budget-s 40; snap
+fi
+if [ "$PART" = 101 ]; then
+TAIL=4 step 150 racecheck_pipe env LOWBIT_W4_WGMMA_PIPELINE=1 LOWBIT_W4_WGMMA_WIDE=force compute-sanitizer --tool racecheck \
+  --error-exitcode 9 python3 tests/sanitize_w4_int8.py; snap
+PART=97 bash tools/session_queue.sh
 fi
