@@ -1131,3 +1131,16 @@ TAIL=4 step 150 racecheck_pipe env LOWBIT_W4_WGMMA_PIPELINE=1 LOWBIT_W4_WGMMA_WI
   --error-exitcode 9 python3 tests/sanitize_w4_int8.py; snap
 PART=97 bash tools/session_queue.sh
 fi
+# Session 17 call 3 (main, after the SiLU merge): x padded to whole token tiles (LOWBIT_W4_WGMMA_PAD_X=1)
+# against the default at the M = 129..255 dip and a ragged large M; its tests; then the w8a8 prefills
+# with the cheaper SiLU (compare with s16-call6 model_add.json).
+#   PART=102 LOWBIT_KERNELS=quant,w4,fp8,int8 TESTS=tests/test_fused_act_quant.py EXTRA='bash tools/session_queue.sh' \
+#     BENCH=0 bash tools/device_run.sh
+if [ "$PART" = 102 ]; then
+TAIL=4 step 120 pad_tests env LOWBIT_W4_WGMMA_PAD_X=1 python3 -m pytest -q -m cuda -p no:cacheprovider \
+  tests/test_cuda_a16w4.py tests/test_cuda_mxfp4.py; snap
+TAIL=40 step_ab 60 pad "dflt:" "pad:LOWBIT_W4_WGMMA_PAD_X=1" -- --formats a16w4,mxfp4 --ms 136,160,192,256,1000 \
+  --shapes 8192x8192,28672x8192,4096x14336,14336x4096 --peers none --no-ceilings --budget-s 40; snap
+TAIL=30 step 150 model_silu python3 bench/model.py --fused --decode-mode regional --formats w8a8_fp8,w8a8_int8 \
+  --batch 1 --prefill 2048 --profile --out "$OUT/model_silu.json"; snap
+fi

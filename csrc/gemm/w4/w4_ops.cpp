@@ -457,7 +457,21 @@ Tensor wgmma_matmul(const Tensor& x, const Tensor& w, const Tensor& scales, cons
     x_perm = at::empty({M, K}, x.options());
     launch_permute_x_chunks(x.data_ptr(), x_perm.data_ptr(), M, K, stream);
   }
-  const CUtensorMap tmap_x = tma::make_2d_sw128(x_pre ? x_perm.data_ptr() : x.data_ptr(), 2, M, K, K, plan.tokens);
+  // LOWBIT_W4_WGMMA_PAD_X=1 (A/B, session 17): x copied into whole token tiles (rows past M zero), so
+  // that no x box reaches past the tensor. The question: is a partly out-of-bounds box what makes
+  // 28672x8192 at M = 136..192 slower than at 256 with the same grid (s17-call2: 249 / 235 / 209 vs
+  // 183 us)? p.M stays M: the epilogue stores M rows only.
+  static const bool pad_x = env::flag("LOWBIT_W4_WGMMA_PAD_X");
+  const Tensor& x_src = x_pre ? x_perm : x;
+  const int64_t m_tiles = (M + plan.tokens - 1) / plan.tokens * plan.tokens;
+  Tensor x_pad;
+  if (pad_x && m_tiles != M) {
+    x_pad = at::empty({m_tiles, K}, x.options());
+    x_pad.narrow(0, 0, M).copy_(x_src);
+    x_pad.narrow(0, M, m_tiles - M).zero_();
+  }
+  const CUtensorMap tmap_x = x_pad.defined() ? tma::make_2d_sw128(x_pad.data_ptr(), 2, m_tiles, K, K, plan.tokens)
+                                             : tma::make_2d_sw128(x_src.data_ptr(), 2, M, K, K, plan.tokens);
   W4WgmmaParams p{};
   p.x_pre = x_pre ? 1 : 0;
   p.w = reinterpret_cast<const uint32_t*>(w.data_ptr<int32_t>());
