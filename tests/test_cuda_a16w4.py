@@ -174,6 +174,21 @@ def test_a16w4_large_m_full_tiles(M, N, K, g, symmetric, dtype):
     assert_close_elementwise(y, ref, x, dequant64(w, scales, zeros, g), 2.0 ** -7, "large M")
 
 
+# One row of wide CTAs (128 rows x 256 tokens) on an unsplit grid of at least a wave (224 CTAs on the
+# H100's 132 SMs): x is copied into 256 whole rows first (w4_ops.cpp pad_x; a partly out-of-bounds x
+# box was slow there). Also the 224-CTA grid's ragged last wave.
+@pytest.mark.parametrize("M", [136, 200, 255])
+def test_a16w4_wide_padded_x(M):
+    N, K, g = 28672, 256, 128
+    gen = torch.Generator().manual_seed(M)
+    x = rand_x(M, K, BF16, gen=gen)
+    w, scales, zeros = a16w4_operands(N, K, g, False, BF16, gen)
+    ref = ops.a16w4_linear(x, w, scales, zeros, g, None)
+    poison_allocator(M * N * 2, N * K * 2)
+    y = ops.a16w4_linear(*to_cuda(x, w, scales, zeros), g, None)
+    assert_close_elementwise(y, ref, x, dequant64(w, scales, zeros, g), 2.0 ** -7, "large M")
+
+
 W4_SHAPES = [(1, 32), (3, 96), (40, 128), (7, 160), (64, 224), (200, 384), (33, 480), (264, 1024),
              (72, 4160), (256, 4096)]  # full 128-blocks only, and partial last blocks of 32, 64, 96
 

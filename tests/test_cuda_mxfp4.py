@@ -182,6 +182,19 @@ def test_mxfp4_large_m_full_tiles(M, N, K, src):
                              "wgmma" if wgmma else "dequant")
 
 
+# One row of wide CTAs on an unsplit grid of at least a wave: x copied into 256 whole rows first
+# (w4_ops.cpp pad_x).
+@pytest.mark.parametrize("M", [136, 255])
+def test_mxfp4_wide_padded_x(M):
+    N, K = 28672, 256
+    gen = torch.Generator().manual_seed(M)
+    x = rand_x(M, K, BF16, gen=gen)
+    w, s = mx4_operands(N, K, gen, "codes")
+    ref = ops.mxfp4_linear(x, w, s, None)
+    y = run_cuda(x, w, s, None)
+    assert_close_elementwise(y, ref, x, dequant64(w, s), 2.0 ** -9, "wgmma")
+
+
 EDGE = pytest.mark.parametrize("M,dtype", [(1, BF16), (1, FP16), (40, BF16), (40, FP16)])
 
 

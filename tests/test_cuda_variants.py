@@ -84,6 +84,11 @@ VARIANTS = [
     ("w4-wgmma-wide-force", {"LOWBIT_W4_WGMMA_WIDE": "force", "LOWBIT_A16W4_LARGE": "wgmma"},
      ["test_cuda_a16w4.py", "test_cuda_mxfp4.py", "test_cuda_a8w4_mx.py"],
      "large_m or matches_reference or repeatable or wgmma"),
+    # x copied into whole token tiles for every ragged M (the default only for one row of wide CTAs
+    # on an unsplit grid of at least a wave, session 17), and never (the unpadded wide CTAs there)
+    ("w4-wgmma-pad-x", {"LOWBIT_W4_WGMMA_PAD_X": "1", "LOWBIT_A16W4_LARGE": "wgmma"},
+     ["test_cuda_a16w4.py", "test_cuda_mxfp4.py"], "large_m or matches_reference or wgmma or padded"),
+    ("w4-wgmma-pad-x-off", {"LOWBIT_W4_WGMMA_PAD_X": "0"}, ["test_cuda_a16w4.py", "test_cuda_mxfp4.py"], "padded"),
     # the consumer warpgroups half a K block apart (candidate, session 16), in 128-row, wide and
     # 256-row CTAs
     ("w4-wgmma-skew2", {"LOWBIT_W4_WGMMA_SKEW": "2", "LOWBIT_A16W4_LARGE": "wgmma"},

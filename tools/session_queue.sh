@@ -1144,3 +1144,14 @@ TAIL=40 step_ab 60 pad "dflt:" "pad:LOWBIT_W4_WGMMA_PAD_X=1" -- --formats a16w4,
 TAIL=30 step 150 model_silu python3 bench/model.py --fused --decode-mode regional --formats w8a8_fp8,w8a8_int8 \
   --batch 1 --prefill 2048 --profile --out "$OUT/model_silu.json"; snap
 fi
+# Session 17 call 4: the padded-x rule as the default (one row of wide CTAs, unsplit, >= a wave) against
+# LOWBIT_W4_WGMMA_PAD_X=0, the pad variants' tests, and a second sample of the w8a8 prefills.
+#   PART=103 LOWBIT_KERNELS=quant,w4,fp8,int8 TESTS="tests/test_cuda_a16w4.py tests/test_cuda_mxfp4.py" \
+#     EXTRA='bash tools/session_queue.sh' BENCH=0 bash tools/device_run.sh
+if [ "$PART" = 103 ]; then
+TAIL=8 step 150 variants python3 -m pytest -q -m cuda -p no:cacheprovider tests/test_cuda_variants.py -k "pad"; snap
+TAIL=40 step_ab 60 padrule "dflt:" "off:LOWBIT_W4_WGMMA_PAD_X=0" -- --formats a16w4,mxfp4 --ms 136,160,192,256,1000 \
+  --shapes 8192x8192,28672x8192,4096x14336,14336x4096 --peers none --no-ceilings --budget-s 40; snap
+TAIL=30 step 150 model2 python3 bench/model.py --fused --decode-mode regional --formats w8a8_fp8,w8a8_int8 \
+  --batch 1 --prefill 2048 --profile --out "$OUT/model2.json"; snap
+fi

@@ -457,11 +457,17 @@ Tensor wgmma_matmul(const Tensor& x, const Tensor& w, const Tensor& scales, cons
     x_perm = at::empty({M, K}, x.options());
     launch_permute_x_chunks(x.data_ptr(), x_perm.data_ptr(), M, K, stream);
   }
-  // LOWBIT_W4_WGMMA_PAD_X=1 (A/B, session 17): x copied into whole token tiles (rows past M zero), so
-  // that no x box reaches past the tensor. The question: is a partly out-of-bounds box what makes
-  // 28672x8192 at M = 136..192 slower than at 256 with the same grid (s17-call2: 249 / 235 / 209 vs
-  // 183 us)? p.M stays M: the epilogue stores M rows only.
-  static const bool pad_x = env::flag("LOWBIT_W4_WGMMA_PAD_X");
+  // x copied into whole token tiles (rows past M zero) so that no x box reaches past the tensor,
+  // where the grid is one row of wide CTAs (M = 129..255), unsplit, and at least a wave. A partly
+  // out-of-bounds box is slow to land there: s17-call3, same call, 28672x8192 M = 136 / 160 / 192
+  // a16w4 g128 258 / 241 / 217 -> 172 / 174 / 179 us (M = 256: 186), mxfp4 241 / 224 / 201 -> 186 /
+  // 189 / 191 us. Elsewhere the copy (M x K) cost more than it saved: split grids (8192^2, 4096x14336)
+  // -11..+16%, 14336x4096 (112 CTAs, unsplit) -15..+10%, M = 1000 on the four shapes 0..+15%.
+  // LOWBIT_W4_WGMMA_PAD_X=1|0 forces it on for every ragged M, or off (A/B runs).
+  static const bool pad_on = env::is("LOWBIT_W4_WGMMA_PAD_X", "1"), pad_off = env::is("LOWBIT_W4_WGMMA_PAD_X", "0");
+  const int64_t sms = at::cuda::getCurrentDeviceProperties()->multiProcessorCount;
+  const bool pad_auto = plan.tokens == kWgWideTokens && M < plan.tokens && plan.split.splits == 1 && plan.tiles >= sms;
+  const bool pad_x = !pad_off && (pad_on || pad_auto);
   const Tensor& x_src = x_pre ? x_perm : x;
   const int64_t m_tiles = (M + plan.tokens - 1) / plan.tokens * plan.tokens;
   Tensor x_pad;
