@@ -1155,3 +1155,14 @@ TAIL=40 step_ab 60 padrule "dflt:" "off:LOWBIT_W4_WGMMA_PAD_X=0" -- --formats a1
 TAIL=30 step 150 model2 python3 bench/model.py --fused --decode-mode regional --formats w8a8_fp8,w8a8_int8 \
   --batch 1 --prefill 2048 --profile --out "$OUT/model2.json"; snap
 fi
+# Session 17 call 5: 64-token CTAs (LOWBIT_W4_WGMMA_TOKENS=64: three or four token tiles, no wide
+# CTAs) against the default at M = 129..255, where a wide CTA's 256 tokens are up to half padding
+# (8192^2 M = 136: 0.67x cuBLAS against 1.35x at M = 128). Their tests first.
+#   PART=104 LOWBIT_KERNELS=quant,w4 TESTS=tests/test_cuda_a16w4.py EXTRA='bash tools/session_queue.sh' BENCH=0 \
+#     bash tools/device_run.sh no_such_test
+if [ "$PART" = 104 ]; then
+TAIL=4 step 90 tok64_tests env LOWBIT_W4_WGMMA_TOKENS=64 python3 -m pytest -q -m cuda -p no:cacheprovider \
+  tests/test_cuda_a16w4.py tests/test_cuda_mxfp4.py -k "large_m or matches_reference or padded"; snap
+TAIL=40 step_ab 60 tok "dflt:" "tok64:LOWBIT_W4_WGMMA_TOKENS=64" -- --formats a16w4,mxfp4 --ms 136,160,192,224 \
+  --shapes 8192x8192,28672x8192,4096x14336,14336x4096 --peers none --no-ceilings --budget-s 35; snap
+fi
