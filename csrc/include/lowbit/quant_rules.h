@@ -50,10 +50,11 @@ LOWBIT_HD MxScale mx_scale(uint32_t amax_bits, int emax_elem) {
 // Taylor polynomial (relative error < 1e-8 on that range, below fp32's rounding), times 2^k
 // (exact, or one IEEE rounding into subnormals: what ldexpf gives). Only fmaf and products that
 // are not added to anything: no contraction can make the two compilers differ.
-LOWBIT_HD float exp_f32(float x) {
-  if (x != x) return x;
-  if (x > 88.8f) return INFINITY;  // e^88.8 > FLT_MAX
-  if (x < -104.0f) return 0.0f;    // below half the smallest subnormal
+// exp_parts: k and e^r (x's range reduction and the polynomial), shared with silu_f32.
+struct ExpParts {
+  float k, p;
+};
+LOWBIT_HD ExpParts exp_parts(float x) {
   const float k = rintf(x * 1.44269504f);
   float r = fmaf(k, -0.693147182f, x);  // ln2 = 0.693147182 (fp32) + 1.9046542e-9
   r = fmaf(k, -1.9046542e-9f, r);
@@ -65,11 +66,19 @@ LOWBIT_HD float exp_f32(float x) {
   p = fmaf(p, r, 0.5f);
   p = fmaf(p, r, 1.0f);
   p = fmaf(p, r, 1.0f);
+  return {k, p};
+}
+
+LOWBIT_HD float exp_f32(float x) {
+  if (x != x) return x;
+  if (x > 88.8f) return INFINITY;  // e^88.8 > FLT_MAX
+  if (x < -104.0f) return 0.0f;    // below half the smallest subnormal
+  const ExpParts e = exp_parts(x);
   // p * 2^k rounded once, as ldexpf rounds it, in two exact power-of-two factors (k in [-150, 128],
   // each half in [-75, 64]: normal, so p * 2^k1 is exact): libm's ldexpf was ~1/3 of the fused
   // SiLU quantizer's instructions (s15-call2: 145 us a 2048 x 14336 row block, 1/3 of bandwidth).
-  const int ki = int(k), k1 = ki / 2;
-  return (p * exp2i(k1)) * exp2i(ki - k1);
+  const int ki = int(e.k), k1 = ki / 2;
+  return (e.p * exp2i(k1)) * exp2i(ki - k1);
 }
 
 // silu(g) = g / (1 + e^-g) in fp32, bit for bit g / (1 + exp_f32(-g)) for every fp32 g (checked
@@ -80,19 +89,8 @@ LOWBIT_HD float exp_f32(float x) {
 // and p * 2^k as one exponent add (k - 1 in [-30, 127]: p * 2^(k - 1) normal and exact) and one
 // exact or overflowing doubling, the rounding exp_f32's two factors give (k >= -29: no subnormals).
 LOWBIT_HD float silu_f32(float g) {
-  const float x = fminf(fmaxf(-g, -20.0f), 88.8f);
-  const float k = rintf(x * 1.44269504f);
-  float r = fmaf(k, -0.693147182f, x);
-  r = fmaf(k, -1.9046542e-9f, r);
-  float p = 1.0f / 5040.0f;
-  p = fmaf(p, r, 1.0f / 720.0f);
-  p = fmaf(p, r, 1.0f / 120.0f);
-  p = fmaf(p, r, 1.0f / 24.0f);
-  p = fmaf(p, r, 1.0f / 6.0f);
-  p = fmaf(p, r, 0.5f);
-  p = fmaf(p, r, 1.0f);
-  p = fmaf(p, r, 1.0f);
-  const float half_e = bits_float(float_bits(p) + uint32_t(int(k) - 1) * (1u << 23));  // p * 2^(k - 1)
+  const ExpParts e = exp_parts(fminf(fmaxf(-g, -20.0f), 88.8f));
+  const float half_e = bits_float(float_bits(e.p) + uint32_t(int(e.k) - 1) * (1u << 23));  // p * 2^(k - 1)
   return g / (1.0f + half_e * 2.0f);
 }
 
