@@ -1166,3 +1166,20 @@ TAIL=4 step 90 tok64_tests env LOWBIT_W4_WGMMA_TOKENS=64 python3 -m pytest -q -m
 TAIL=40 step_ab 60 tok "dflt:" "tok64:LOWBIT_W4_WGMMA_TOKENS=64" -- --formats a16w4,mxfp4 --ms 136,160,192,224 \
   --shapes 8192x8192,28672x8192,4096x14336,14336x4096 --peers none --no-ceilings --budget-s 35; snap
 fi
+# Session 17's queue for session 18 (main code; runs on any build with the quant kernels, e.g. warm
+# after part 105): where the two fused quantizers of the w8a8 prefill wait (s17: the SiLU one 65 us
+# against a 44 us floor, add + RMSNorm 28 us against 17.5 at 2048 rows; issue 7's 1.5x is ~1-2 ms
+# away). ncu --set full with the per-instruction source page, fp8, 2048 rows.
+#   PART=106 OUT=$OUT bash tools/session_queue.sh
+if [ "$PART" = 106 ]; then
+for src in SiluMulRows AddRmsNormRows; do
+  TAIL=2 step 150 "ncu_$src" ncu --kernel-name-base demangled -k "regex:quantize_rows_kernel<lowbit::quant::$src" \
+    -c 1 --set full --import-source yes -o "$OUT/aq_$src" python3 bench/act_quant.py --ms 2048 --fmt fp8
+  ncu -i "$OUT/aq_$src.ncu-rep" --page details > "$OUT/aq_${src}_details.txt" 2>&1
+  ncu -i "$OUT/aq_$src.ncu-rep" --page source --csv --print-source sass > "$OUT/aq_${src}_source.csv" 2>&1 \
+    && gzip -f "$OUT/aq_${src}_source.csv"
+  rm -f "$OUT/aq_$src.ncu-rep"
+  grep -E "^ +(Duration|DRAM Throughput|Memory Throughput|Achieved Occupancy|Registers Per Thread|Theoretical Occupancy)" \
+    "$OUT/aq_${src}_details.txt" | head -8; snap
+done
+fi
