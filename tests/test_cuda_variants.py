@@ -17,6 +17,8 @@ _TESTS = os.path.dirname(os.path.abspath(__file__))
 # The GEMV knobs' variants also keep 9..32 tokens on full 128-row tiles in the GEMVs (the mixed-input
 # wgmma takes them by default since session 8), so the GEMV they select is what those tests run.
 GEMV_ONLY = {"LOWBIT_W4_WGMMA_MIN_TOKENS": "33"}
+# the per-token quantizers' tests (plain and fused), for the row kernel's variants below
+ROW_QUANT_TESTS = (["test_fused_act_quant.py", "test_cuda_ops.py"], "cuda_bitwise or per_token")
 
 # (id, environment, test files, -k selection)
 VARIANTS = [
@@ -158,12 +160,9 @@ VARIANTS = [
     # the per-token quantizers (plain and fused) with one CTA per row at every M (default: a cluster
     # of up to 8 where the rows are fewer than the SMs), and with every pass loading its source
     # again (default: the row cached in shared memory up to 96 KB a CTA)
-    ("row-quant-one-cta", {"LOWBIT_ROW_QUANT_CTAS": "1"}, ["test_fused_act_quant.py", "test_cuda_ops.py"],
-     "cuda_bitwise or per_token"),
-    ("row-quant-eight-ctas", {"LOWBIT_ROW_QUANT_CTAS": "8"}, ["test_fused_act_quant.py", "test_cuda_ops.py"],
-     "cuda_bitwise or per_token"),
-    ("row-quant-no-cache", {"LOWBIT_ROW_QUANT_CACHE": "0"}, ["test_fused_act_quant.py", "test_cuda_ops.py"],
-     "cuda_bitwise or per_token"),
+    ("row-quant-one-cta", {"LOWBIT_ROW_QUANT_CTAS": "1"}, *ROW_QUANT_TESTS),
+    ("row-quant-eight-ctas", {"LOWBIT_ROW_QUANT_CTAS": "8"}, *ROW_QUANT_TESTS),
+    ("row-quant-no-cache", {"LOWBIT_ROW_QUANT_CACHE": "0"}, *ROW_QUANT_TESTS),
 ]
 
 

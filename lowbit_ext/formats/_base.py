@@ -33,6 +33,11 @@ def _rows2d(t: Tensor) -> Tensor:
     return t.flatten(0, -2) if t.dim() > 1 else t.unsqueeze(0)
 
 
+def _norm_weight_fits(norm_weight: Tensor, x: Tensor, qw) -> bool:
+    """Whether a fused RMSNorm quantizer takes this norm weight: (K,) in x's dtype."""
+    return norm_weight.shape == (qw.shape[1],) and norm_weight.dtype == x.dtype
+
+
 def dtype_name(dtype: torch.dtype) -> str:
     """torch.bfloat16 -> 'bfloat16' (the form options() reports: JSON-friendly)."""
     return str(dtype).replace("torch.", "")
@@ -147,8 +152,7 @@ class FormatSpec:
             raise ValueError(f"{self.name}: x must be bfloat16 or float16, got {dtype_name(x.dtype)}")
         self._check_act_dtype(x, qw)
         lead = x.shape[:-1]
-        # flatten(0, -2), not reshape(-1, K): the latter is ambiguous when a leading dim is 0
-        x2 = x.flatten(0, -2) if x.dim() > 1 else x.unsqueeze(0)
+        x2 = _rows2d(x)
         act_scale = getattr(qw, "act_scale", None)
         if act_scale is not None:
             # AWQ input scale kept with the weight (formats/_awq.py): x / s, computed in fp32
@@ -176,7 +180,7 @@ class FormatSpec:
         def unfused():
             return self.linear(torch.nn.functional.rms_norm(x, (x.shape[-1],), norm_weight, eps), qw, bias)
 
-        if norm_weight.shape != (qw.shape[1],) or norm_weight.dtype != x.dtype:
+        if not _norm_weight_fits(norm_weight, x, qw):
             return unfused()
         return self._fused_quantizer_linear("rms_norm", (x.contiguous(),), (norm_weight.contiguous(), float(eps)),
                                             qw, bias, unfused)
@@ -193,12 +197,10 @@ class FormatSpec:
             h = x + residual
             return self.rms_norm_linear(h, norm_weight, eps, qw, bias), h
 
-        fused = self._fused_quantizer("add_rms_norm", (x, residual), qw)
-        if fused is None or norm_weight.shape != (qw.shape[1],) or norm_weight.dtype != x.dtype:
+        if not _norm_weight_fits(norm_weight, x, qw):
             return unfused()
-        quantize, mm = fused
-        q, s, h = quantize(*(_rows2d(t.contiguous()) for t in (x, residual)), norm_weight.contiguous(), float(eps))
-        return mm(q, s, qw.w, qw.w_scale, bias, x.dtype).reshape(*x.shape[:-1], qw.shape[0]), h.reshape(x.shape)
+        return self._fused_quantizer_linear("add_rms_norm", (x.contiguous(), residual.contiguous()),
+                                            (norm_weight.contiguous(), float(eps)), qw, bias, unfused)
 
     def _per_token_mm(self, qw: QuantizedWeight):
         """(codes, GEMM op) of a format whose op quantizes x per token: ("int8", ops.w8a8_int8_mm)
@@ -206,31 +208,25 @@ class FormatSpec:
         return None
 
     def _fused_quantizer_linear(self, producer: str, xs, extra, qw: QuantizedWeight, bias: Optional[Tensor],
-                                unfused) -> Tensor:
+                                unfused):
         """ops.<producer>_quantize_<codes>_per_token(*xs flattened to 2-D, *extra), then the format's
-        GEMM on the codes; ``unfused()`` (torch's producer, then ``linear``, which also raises the
-        errors) where the format has no fused quantizer or the inputs are not ones it takes."""
-        fused = self._fused_quantizer(producer, xs, qw)
-        if fused is None:
-            return unfused()
-        quantize, mm = fused
-        q, s = quantize(*(_rows2d(t) for t in xs), *extra)
-        return mm(q, s, qw.w, qw.w_scale, bias, xs[0].dtype).reshape(*xs[0].shape[:-1], qw.shape[0])
-
-    def _fused_quantizer(self, producer: str, xs, qw: QuantizedWeight):
-        """(ops.<producer>_quantize_<codes>_per_token, the format's GEMM op) where the format quantizes
-        x per token and the inputs xs (x first, the others of its shape and dtype) are ones those
-        take; else None (the caller runs torch's producer and ``linear``, which raises the errors)."""
+        GEMM on the codes: y, or (y, *the quantizer's further outputs in x's shape) where it returns
+        more than codes and scales (the add's sum). ``unfused()`` (torch's producer, then ``linear``,
+        which also raises the errors) where the format has no fused quantizer or the inputs (x first,
+        the others of its shape and dtype) are not ones it takes."""
         per_token = self._per_token_mm(qw)
         N, K = qw.shape
         x = xs[0]
         if (per_token is None or getattr(qw, "act_scale", None) is not None or x.dim() < 1 or x.shape[-1] != K
                 or x.dtype not in _ACT_DTYPES or any(t.shape != x.shape or t.dtype != x.dtype for t in xs[1:])):
-            return None
+            return unfused()
         self._check_qw(qw)
         self._check_act_dtype(x, qw)
         codes, mm = per_token
-        return getattr(ops, f"{producer}_quantize_{codes}_per_token"), mm
+        quantize = getattr(ops, f"{producer}_quantize_{codes}_per_token")
+        q, s, *more = quantize(*(_rows2d(t) for t in xs), *extra)
+        y = mm(q, s, qw.w, qw.w_scale, bias, x.dtype).reshape(*x.shape[:-1], N)
+        return (y, *(t.reshape(x.shape) for t in more)) if more else y
 
     def dequantize(self, qw: QuantizedWeight) -> Tensor:
         """The float32 (N, K) matrix ``linear`` multiplies x by (for tests and error reports):

@@ -452,11 +452,6 @@ Tensor wgmma_matmul(const Tensor& x, const Tensor& w, const Tensor& scales, cons
   static const bool x_pre_on = env::is("LOWBIT_W4_WGMMA_XPRE", "1"), x_pre_off = env::is("LOWBIT_W4_WGMMA_XPRE", "0");
   const bool x_pre = wgmma_x_pre_built(kind, plan.tokens, plan.ctas_per_sm) && !x_pre_off &&
                      (x_pre_on || (row_tiles == 2 && N >= K));
-  Tensor x_perm;
-  if (x_pre) {
-    x_perm = at::empty({M, K}, x.options());
-    launch_permute_x_chunks(x.data_ptr(), x_perm.data_ptr(), M, K, stream);
-  }
   // x copied into whole token tiles (rows past M zero) so that no x box reaches past the tensor,
   // where the grid is one row of wide CTAs (M = 129..255), unsplit, and at least a wave. A partly
   // out-of-bounds box is slow to land there: s17-call3, same call, 28672x8192 M = 136 / 160 / 192
@@ -467,17 +462,19 @@ Tensor wgmma_matmul(const Tensor& x, const Tensor& w, const Tensor& scales, cons
   static const bool pad_on = env::is("LOWBIT_W4_WGMMA_PAD_X", "1"), pad_off = env::is("LOWBIT_W4_WGMMA_PAD_X", "0");
   const int64_t sms = at::cuda::getCurrentDeviceProperties()->multiProcessorCount;
   const bool pad_auto = plan.tokens == kWgWideTokens && M < plan.tokens && plan.split.splits == 1 && plan.tiles >= sms;
-  const bool pad_x = !pad_off && (pad_on || pad_auto);
-  const Tensor& x_src = x_pre ? x_perm : x;
-  const int64_t m_tiles = (M + plan.tokens - 1) / plan.tokens * plan.tokens;
-  Tensor x_pad;
-  if (pad_x && m_tiles != M) {
-    x_pad = at::empty({m_tiles, K}, x.options());
-    x_pad.narrow(0, 0, M).copy_(x_src);
-    x_pad.narrow(0, M, m_tiles - M).zero_();
+  const int64_t x_rows = !pad_off && (pad_on || pad_auto) ? (M + plan.tokens - 1) / plan.tokens * plan.tokens : M;
+  // The tensor the kernel's x boxes read: x, or x_rows rows that the permutation (into them) or a
+  // copy fills, once, with the rows past M zeroed.
+  Tensor x_src = x;
+  if (x_pre) {
+    x_src = at::empty({x_rows, K}, x.options());
+    launch_permute_x_chunks(x.data_ptr(), x_src.data_ptr(), M, K, stream);
+  } else if (x_rows != M) {
+    x_src = at::empty({x_rows, K}, x.options());
+    x_src.narrow(0, 0, M).copy_(x);
   }
-  const CUtensorMap tmap_x = x_pad.defined() ? tma::make_2d_sw128(x_pad.data_ptr(), 2, m_tiles, K, K, plan.tokens)
-                                             : tma::make_2d_sw128(x_src.data_ptr(), 2, M, K, K, plan.tokens);
+  if (x_rows != M) x_src.narrow(0, M, x_rows - M).zero_();
+  const CUtensorMap tmap_x = tma::make_2d_sw128(x_src.data_ptr(), 2, x_rows, K, K, plan.tokens);
   W4WgmmaParams p{};
   p.x_pre = x_pre ? 1 : 0;
   p.w = reinterpret_cast<const uint32_t*>(w.data_ptr<int32_t>());
