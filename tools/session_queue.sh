@@ -1183,3 +1183,18 @@ for src in SiluMulRows AddRmsNormRows; do
     "$OUT/aq_${src}_details.txt" | head -8; snap
 done
 fi
+# Session 18 call 3 (main): the per-token quantizers with each vector's loads one vector ahead
+# (for_each_vector), whole-word row-cache loads / stores, the norm weight fetched ahead, and the
+# SiLU's rint by the 1.5 * 2^23 add (s18-call2's ncu: SiLU issue-bound at 73% with 17-18% of the
+# samples on the loads' first use; add + norm 49% issue, 43% of cycles with no eligible warp).
+# Compare aq.json with s17-call1/aq.json and the model with s17-call4/model2.json; ncu as part 106.
+#   PART=107 LOWBIT_KERNELS=quant,fp8,int8 TESTS="tests/test_fused_act_quant.py tests/test_cuda_act_quant.py" \
+#     EXTRA='bash tools/session_queue.sh' BENCH=0 bash tools/device_run.sh
+if [ "$PART" = 107 ]; then
+TAIL=40 step 150 aq python3 bench/act_quant.py --ms 1,16,128,2048 --out "$OUT/aq.json"; snap
+TAIL=4 step 100 aq_memcheck compute-sanitizer --tool memcheck --error-exitcode 9 python3 tests/sanitize_act_quant.py; snap
+TAIL=4 step 100 aq_racecheck compute-sanitizer --tool racecheck --error-exitcode 9 python3 tests/sanitize_act_quant.py; snap
+TAIL=30 step 150 model3 python3 bench/model.py --fused --decode-mode regional --formats w8a8_fp8,w8a8_int8 \
+  --batch 1 --prefill 2048 --profile --out "$OUT/model3.json"; snap
+PART=106 bash tools/session_queue.sh
+fi

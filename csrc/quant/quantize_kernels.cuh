@@ -7,6 +7,8 @@
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
+#include <type_traits>
+
 #include "lowbit/ptx/cluster.cuh"
 #include "lowbit/ptx/convert.cuh"
 #include "lowbit/ptx/griddep.cuh"
@@ -18,39 +20,48 @@ namespace lowbit::quant {
 constexpr int kVec = 8;  // elements per thread: 16 bytes of bf16/fp16
 
 // ---------------------------------------------------------------- loads
+// 8 elements of In as loaded: one 16-byte word for bf16 / fp16, two for fp32. A load is split into
+// fetch8 (the words) and unpack8 (the floats) so a kernel can issue the next vector's loads before
+// this vector's arithmetic (for_each_vector).
 template <typename In>
-__device__ __forceinline__ void load8(const In* p, float (&f)[kVec]);
+struct Raw8 {
+  static constexpr int kWords = kVec * int(sizeof(In)) / 16;
+  uint4 w[kWords];
+};
 
-template <>
-__device__ __forceinline__ void load8<__nv_bfloat16>(const __nv_bfloat16* p, float (&f)[kVec]) {
-  uint4 r = ptx::ld_global_nc_v4(p);
-  const __nv_bfloat162* h = reinterpret_cast<const __nv_bfloat162*>(&r);
+template <typename In>
+__device__ __forceinline__ Raw8<In> fetch8(const In* p) {
+  Raw8<In> r;
 #pragma unroll
-  for (int i = 0; i < 4; ++i) {
-    float2 t = __bfloat1622float2(h[i]);
-    f[2 * i] = t.x;
-    f[2 * i + 1] = t.y;
+  for (int c = 0; c < Raw8<In>::kWords; ++c) r.w[c] = ptx::ld_global_nc_v4(reinterpret_cast<const uint4*>(p) + c);
+  return r;
+}
+
+template <typename In>
+__device__ __forceinline__ void unpack8(const Raw8<In>& r, float (&f)[kVec]) {
+  if constexpr (std::is_same_v<In, float>) {
+#pragma unroll
+    for (int c = 0; c < 2; ++c) {
+      f[4 * c] = __uint_as_float(r.w[c].x), f[4 * c + 1] = __uint_as_float(r.w[c].y);
+      f[4 * c + 2] = __uint_as_float(r.w[c].z), f[4 * c + 3] = __uint_as_float(r.w[c].w);
+    }
+  } else {
+    using Pair = std::conditional_t<std::is_same_v<In, __half>, __half2, __nv_bfloat162>;
+    const Pair* h = reinterpret_cast<const Pair*>(&r.w[0]);
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      float2 t;
+      if constexpr (std::is_same_v<In, __half>) t = __half22float2(h[i]);
+      else t = __bfloat1622float2(h[i]);
+      f[2 * i] = t.x;
+      f[2 * i + 1] = t.y;
+    }
   }
 }
 
-template <>
-__device__ __forceinline__ void load8<__half>(const __half* p, float (&f)[kVec]) {
-  uint4 r = ptx::ld_global_nc_v4(p);
-  const __half2* h = reinterpret_cast<const __half2*>(&r);
-#pragma unroll
-  for (int i = 0; i < 4; ++i) {
-    float2 t = __half22float2(h[i]);
-    f[2 * i] = t.x;
-    f[2 * i + 1] = t.y;
-  }
-}
-
-template <>
-__device__ __forceinline__ void load8<float>(const float* p, float (&f)[kVec]) {
-  uint4 a = ptx::ld_global_nc_v4(p), b = ptx::ld_global_nc_v4(p + 4);
-  const uint32_t w[8] = {a.x, a.y, a.z, a.w, b.x, b.y, b.z, b.w};
-#pragma unroll
-  for (int i = 0; i < kVec; ++i) f[i] = __uint_as_float(w[i]);
+template <typename In>
+__device__ __forceinline__ void load8(const In* p, float (&f)[kVec]) {
+  unpack8(fetch8(p), f);
 }
 
 __device__ __forceinline__ uint32_t amax_bits8(const float (&f)[kVec]) {
@@ -178,52 +189,63 @@ __global__ void quantize_small_blocks_kernel(const In* __restrict__ x, uint8_t* 
 }
 
 // ---------------------------------------------------------------- row sources
-// What a per-token quantizer quantizes: load(row, i, f) gives elements 8 i .. 8 i + 7 of a row,
-// each exact in In. RMSNorm (kSumOfSquares) loads x and finishes the values once the row's rstd
-// is known (lowbit/quant_rules.h rms_rstd of the fp64 sum of squares, summed by the kernel first).
+// What a per-token quantizer quantizes. fetch(row, i) issues the loads of elements 8 i .. 8 i + 7 of
+// a row (Raw: their 16-byte words), convert(raw, f) gives their values, each exact in In; load is
+// the two at once. RMSNorm (kSumOfSquares) finishes the values once the row's rstd is known
+// (lowbit/quant_rules.h rms_rstd of the fp64 sum of squares, summed by the kernel first), with the
+// norm weight's words from fetch_weight.
 template <typename T>
 struct PlainRows {  // x itself (M, K), dense
   using In = T;
+  using Raw = Raw8<In>;
   const In* x;
   int64_t K;
-  __device__ void load(int64_t row, int64_t i, float (&f)[kVec]) const { load8(x + row * K + i * kVec, f); }
+  __device__ Raw fetch(int64_t row, int64_t i) const { return fetch8(x + row * K + i * kVec); }
+  __device__ void convert(const Raw& r, float (&f)[kVec]) const { unpack8(r, f); }
+  __device__ void load(int64_t row, int64_t i, float (&f)[kVec]) const { convert(fetch(row, i), f); }
 };
 
 // 8 elements of a row as In, in which the sources' values are exact: the row cache in shared
-// memory, and AddRmsNormRows' stores of the sum.
+// memory, and AddRmsNormRows' stores of the sum. put / get move whole 16-byte words (element-wise
+// they compiled to eight 2-byte shared loads a vector, 4-way bank conflicted: s18-call2).
 template <typename In>
 struct alignas(16) RowVec {
+  static constexpr int kWords = kVec * int(sizeof(In)) / 16;
   In v[kVec];
   __device__ void put(const float (&f)[kVec]) {
+    RowVec t;
 #pragma unroll
-    for (int e = 0; e < kVec; ++e) v[e] = ptx::from_f32<In>(f[e]);
+    for (int e = 0; e < kVec; ++e) t.v[e] = ptx::from_f32<In>(f[e]);
+#pragma unroll
+    for (int c = 0; c < kWords; ++c) reinterpret_cast<uint4*>(v)[c] = reinterpret_cast<const uint4*>(t.v)[c];
   }
   __device__ void get(float (&f)[kVec]) const {
+    RowVec t;
 #pragma unroll
-    for (int e = 0; e < kVec; ++e) f[e] = ptx::to_f32(v[e]);
+    for (int c = 0; c < kWords; ++c) reinterpret_cast<uint4*>(t.v)[c] = reinterpret_cast<const uint4*>(v)[c];
+#pragma unroll
+    for (int e = 0; e < kVec; ++e) f[e] = ptx::to_f32(t.v[e]);
   }
 };
 
 // RMSNorm: (x * rstd) * w in fp32, rounded once to In: the projection input after a norm, never
 // written to memory. x (M, K) dense, w (K,).
 template <typename T>
-struct RmsNormRows {
+struct RmsNormRows : PlainRows<T> {
   using In = T;
   static constexpr bool kSumOfSquares = true;
-  const In* x;
   const In* w;
-  int64_t K;
   float eps;
-  __device__ void load(int64_t row, int64_t i, float (&f)[kVec]) const { load8(x + row * K + i * kVec, f); }
   __device__ static double sum_of_squares(const float (&f)[kVec]) {
     double s = 0.0;
 #pragma unroll
     for (int e = 0; e < kVec; ++e) s += double(f[e] * f[e]);  // (each square exact in fp32)
     return s;
   }
-  __device__ void finish(int64_t i, float (&f)[kVec], float rstd) const {
+  __device__ Raw8<In> fetch_weight(int64_t i) const { return fetch8(w + i * kVec); }
+  __device__ void finish(const Raw8<In>& w_raw, float (&f)[kVec], float rstd) const {
     float wf[kVec];
-    load8(w + i * kVec, wf);
+    unpack8(w_raw, wf);
 #pragma unroll
     for (int e = 0; e < kVec; ++e) f[e] = ptx::to_f32(ptx::from_f32<In>(rms_norm_f32(f[e], rstd, wf[e])));
   }
@@ -236,15 +258,23 @@ struct RmsNormRows {
 template <typename T>
 struct AddRmsNormRows : RmsNormRows<T> {
   using In = T;
+  struct Raw {
+    Raw8<In> x, r;
+  };
   const In* r;
   In* sum;
-  __device__ void load(int64_t row, int64_t i, float (&f)[kVec]) const {
+  __device__ Raw fetch(int64_t row, int64_t i) const {
+    const int64_t at = row * this->K + i * kVec;
+    return {fetch8(this->x + at), fetch8(r + at)};
+  }
+  __device__ void convert(const Raw& raw, float (&f)[kVec]) const {
     float a[kVec], b[kVec];
-    RmsNormRows<T>::load(row, i, a);  // x
-    load8(r + row * this->K + i * kVec, b);
+    unpack8(raw.x, a);
+    unpack8(raw.r, b);
 #pragma unroll
     for (int e = 0; e < kVec; ++e) f[e] = ptx::to_f32(ptx::from_f32<In>(a[e] + b[e]));
   }
+  __device__ void load(int64_t row, int64_t i, float (&f)[kVec]) const { convert(fetch(row, i), f); }
   __device__ void store_sum(int64_t row, int64_t i, const float (&f)[kVec]) const {
     RowVec<In> v;
     v.put(f);  // (exact: f holds values of In)
@@ -257,17 +287,43 @@ struct AddRmsNormRows : RmsNormRows<T> {
 template <typename T>
 struct SiluMulRows {
   using In = T;
+  struct Raw {
+    Raw8<In> g, u;
+  };
   const In* gate;
   const In* up;
   int64_t ld_gate, ld_up;
-  __device__ void load(int64_t row, int64_t i, float (&f)[kVec]) const {
+  __device__ Raw fetch(int64_t row, int64_t i) const {
+    return {fetch8(gate + row * ld_gate + i * kVec), fetch8(up + row * ld_up + i * kVec)};
+  }
+  __device__ void convert(const Raw& raw, float (&f)[kVec]) const {
     float g[kVec], u[kVec];
-    load8(gate + row * ld_gate + i * kVec, g);
-    load8(up + row * ld_up + i * kVec, u);
+    unpack8(raw.g, g);
+    unpack8(raw.u, u);
 #pragma unroll
     for (int e = 0; e < kVec; ++e) f[e] = ptx::to_f32(ptx::from_f32<In>(silu_mul_f32(g[e], u[e])));
   }
+  __device__ void load(int64_t row, int64_t i, float (&f)[kVec]) const { convert(fetch(row, i), f); }
 };
+
+// body(i, n, f) for a thread's vectors i = first, first + stride, ... < n_vec of a row (n: the
+// thread's n-th), f their source values, with each vector's loads issued before the previous
+// vector's arithmetic: one vector ahead. (s18-call2: the fused quantizers' warps waited on every
+// vector's loads, 17-18% of their stall samples on the loads' first use; issue 49-73% busy.)
+template <class Rows, class Body>
+__device__ __forceinline__ void for_each_vector(const Rows& src, int64_t row, int64_t first, int64_t stride,
+                                                int64_t n_vec, Body&& body) {
+  typename Rows::Raw raw{};
+  if (first < n_vec) raw = src.fetch(row, first);
+  for (int64_t i = first, n = 0; i < n_vec; i += stride, ++n) {
+    typename Rows::Raw next = raw;
+    if (i + stride < n_vec) next = src.fetch(row, i + stride);
+    float f[kVec];
+    src.convert(raw, f);
+    body(i, n, f);
+    raw = next;
+  }
+}
 
 // ---------------------------------------------------------------- per token
 constexpr int kMaxRowCtas = 8;  // CTAs per row: a portable cluster
@@ -326,31 +382,33 @@ __global__ void __launch_bounds__(kThreads) quantize_rows_kernel(const Rows src,
   uint32_t amax = 0;
   if constexpr (kNorm) {
     double ss = 0.0;
-    for (int64_t i = first, n = 0; i < n_vec; i += stride, ++n) {
-      float f[kVec];
-      src.load(row, i, f);
+    for_each_vector(src, row, first, stride, n_vec, [&](int64_t i, int64_t n, float (&f)[kVec]) {
       if constexpr (requires { src.store_sum(row, i, f); }) src.store_sum(row, i, f);  // (AddRmsNormRows)
       ss += Rows::sum_of_squares(f);
       if (cached) cache[n * kThreads].put(f);
-    }
+    });
+    // the norm weight's first words on their way during the row's reduction, each next one ahead
+    Raw8<In> w_raw{};
+    if (first < n_vec) w_raw = src.fetch_weight(first);
     if (ctas > 1) ptx::cluster_wait();
     ss = row_total<kThreads>(ss, [](double a, double b) { return a + b; }, warp_ss, cta_ss, ctas, rank);
     rstd = rms_rstd(ss, K, src.eps);
     for (int64_t i = first, n = 0; i < n_vec; i += stride, ++n) {
+      Raw8<In> w_next = w_raw;
+      if (i + stride < n_vec) w_next = src.fetch_weight(i + stride);
       float f[kVec];
       if (cached) cache[n * kThreads].get(f);
       else src.load(row, i, f);
-      src.finish(i, f, rstd);
+      src.finish(w_raw, f, rstd);
       amax = max(amax, amax_bits8(f));
       if (cached) cache[n * kThreads].put(f);
+      w_raw = w_next;
     }
   } else {
-    for (int64_t i = first, n = 0; i < n_vec; i += stride, ++n) {
-      float f[kVec];
-      src.load(row, i, f);
+    for_each_vector(src, row, first, stride, n_vec, [&](int64_t, int64_t n, float (&f)[kVec]) {
       amax = max(amax, amax_bits8(f));
       if (cached) cache[n * kThreads].put(f);
-    }
+    });
     if (ctas > 1) ptx::cluster_wait();
   }
   amax = row_total<kThreads>(amax, [](uint32_t a, uint32_t b) { return max(a, b); }, warp_amax, cta_amax, ctas, rank);
@@ -363,7 +421,7 @@ __global__ void __launch_bounds__(kThreads) quantize_rows_kernel(const Rows src,
       cache[n * kThreads].get(f);
     } else {
       src.load(row, i, f);
-      if constexpr (kNorm) src.finish(i, f, rstd);
+      if constexpr (kNorm) src.finish(src.fetch_weight(i), f, rstd);
     }
     Codec::store8(qr + i * Codec::kBytes, f, s.mult, s.finite);
   }

@@ -131,7 +131,7 @@ void launch_rms_norm_rows(RowKind kind, InType in, const void* x, const void* w,
                           int64_t M, int64_t K, int sms, cudaStream_t stream) {
   with_16bit_type(in, [&](auto* tag) {
     using In = std::remove_pointer_t<decltype(tag)>;
-    rows(kind, RmsNormRows<In>{static_cast<const In*>(x), static_cast<const In*>(w), K, eps}, q, scale, M, K, sms,
+    rows(kind, RmsNormRows<In>{{static_cast<const In*>(x), K}, static_cast<const In*>(w), eps}, q, scale, M, K, sms,
          stream);
   });
   C10_CUDA_KERNEL_LAUNCH_CHECK();
@@ -141,7 +141,7 @@ void launch_add_rms_norm_rows(RowKind kind, InType in, const void* x, const void
                               float eps, uint8_t* q, float* scale, int64_t M, int64_t K, int sms, cudaStream_t stream) {
   with_16bit_type(in, [&](auto* tag) {
     using In = std::remove_pointer_t<decltype(tag)>;
-    const AddRmsNormRows<In> src{{static_cast<const In*>(x), static_cast<const In*>(w), K, eps},
+    const AddRmsNormRows<In> src{{{static_cast<const In*>(x), K}, static_cast<const In*>(w), eps},
                                  static_cast<const In*>(residual), static_cast<In*>(sum)};
     rows(kind, src, q, scale, M, K, sms, stream);
   });

@@ -50,7 +50,8 @@ LOWBIT_HD MxScale mx_scale(uint32_t amax_bits, int emax_elem) {
 // Taylor polynomial (relative error < 1e-8 on that range, below fp32's rounding), times 2^k
 // (exact, or one IEEE rounding into subnormals: what ldexpf gives). Only fmaf and products that
 // are not added to anything: no contraction can make the two compilers differ.
-// exp_parts: k and e^r (x's range reduction and the polynomial), shared with silu_f32.
+// exp_parts: k and e^r (x's range reduction and the polynomial). exp_f32 is the definition silu_f32
+// is checked against.
 struct ExpParts {
   float k, p;
 };
@@ -81,16 +82,46 @@ LOWBIT_HD float exp_f32(float x) {
   return (e.p * exp2i(k1)) * exp2i(ki - k1);
 }
 
+// a * b rounded on its own: never fused into an fma with a following add by either compiler (nvcc
+// contracts a * b + c by default, gcc with -mfma -ffp-contract=fast).
+LOWBIT_HD float mul_rounded(float a, float b) {
+#ifdef __CUDA_ARCH__
+  return __fmul_rn(a, b);
+#else
+  volatile float p = a * b;
+  return p;
+#endif
+}
+
 // silu(g) = g / (1 + e^-g) in fp32, bit for bit g / (1 + exp_f32(-g)) for every fp32 g (checked
-// exhaustively: tools/check_silu_f32.cpp) in fewer instructions (session 16: the fused SiLU
-// quantizer is issue-bound): e^x's argument clamped to [-20, 88.8] instead of three branches
-// (below -20, e^x < 2.1e-9 leaves 1 + e^x = 1 as exp_f32's smaller values and its 0 do; from 88.8
-// the clamped value overflows to inf as exp_f32's does; a NaN g gives NaN through the numerator),
-// and p * 2^k as one exponent add (k - 1 in [-30, 127]: p * 2^(k - 1) normal and exact) and one
-// exact or overflowing doubling, the rounding exp_f32's two factors give (k >= -29: no subnormals).
+// exhaustively: tools/check_silu_f32.cpp) in fewer instructions (the fused SiLU quantizer is
+// issue-bound: s18-call2, 73% of issue slots busy, ~50 instructions an element):
+// - e^x's argument clamped to [-20, 88.8] instead of three branches (below -20, e^x < 2.1e-9
+//   leaves 1 + e^x = 1 as exp_f32's smaller values and its 0 do; from 88.8 the clamped value
+//   overflows to inf as exp_f32's does; a NaN g gives NaN through the numerator);
+// - k = rint(x log2 e) by adding 1.5 * 2^23 (t: round to nearest even at unit spacing, as rintf for
+//   |x log2 e| < 2^22) instead of two conversions, and t's low bits hold k: bits(t) << 23 is k << 23
+//   (bits(1.5 * 2^23) << 23 wraps to 0);
+// - the polynomial with halved coefficients gives p / 2 exactly (a power-of-two factor commutes with
+//   each rounding), so p * 2^(k - 1) is one exponent add (k - 1 in [-30, 127]: normal and exact),
+//   then one exact or overflowing doubling: the rounding exp_f32's two factors give (k >= -29: no
+//   subnormals).
 LOWBIT_HD float silu_f32(float g) {
-  const ExpParts e = exp_parts(fminf(fmaxf(-g, -20.0f), 88.8f));
-  const float half_e = bits_float(float_bits(e.p) + uint32_t(int(e.k) - 1) * (1u << 23));  // p * 2^(k - 1)
+  constexpr float kRound = 12582912.0f;  // 1.5 * 2^23
+  const float x = fminf(fmaxf(-g, -20.0f), 88.8f);
+  const float t = mul_rounded(x, 1.44269504f) + kRound;
+  const float k = t - kRound;
+  float r = fmaf(k, -0.693147182f, x);  // (exp_parts' reduction)
+  r = fmaf(k, -1.9046542e-9f, r);
+  float p = (1.0f / 5040.0f) * 0.5f;
+  p = fmaf(p, r, (1.0f / 720.0f) * 0.5f);
+  p = fmaf(p, r, (1.0f / 120.0f) * 0.5f);
+  p = fmaf(p, r, (1.0f / 24.0f) * 0.5f);
+  p = fmaf(p, r, (1.0f / 6.0f) * 0.5f);
+  p = fmaf(p, r, 0.25f);
+  p = fmaf(p, r, 0.5f);
+  p = fmaf(p, r, 0.5f);
+  const float half_e = bits_float(float_bits(p) + float_bits(t) * (1u << 23));  // p * 2^(k - 1)
   return g / (1.0f + half_e * 2.0f);
 }
 
