@@ -1198,3 +1198,19 @@ TAIL=30 step 150 model3 python3 bench/model.py --fused --decode-mode regional --
   --batch 1 --prefill 2048 --profile --out "$OUT/model3.json"; snap
 PART=106 bash tools/session_queue.sh
 fi
+# Session 18 call 5 (main): a CTA takes several rows where they outnumber the CTAs that fit (plain and
+# norm quantizers; LOWBIT_ROW_QUANT_PERSISTENT=0: one row each, the same kernels), the next row's first
+# loads in flight during a row's reductions. A/B in the same call, sanitizers (new: CTAs of 2-3 rows),
+# the model (compare s18-call3 model3.json), the row-quant variants last.
+#   PART=108 LOWBIT_KERNELS=quant,fp8,int8 TESTS="tests/test_fused_act_quant.py tests/test_cuda_ops.py" \
+#     EXTRA='bash tools/session_queue.sh' BENCH=0 bash tools/device_run.sh
+if [ "$PART" = 108 ]; then
+TAIL=20 step 60 aqab_dflt python3 bench/act_quant.py --ms 128,2048 --out "$OUT/aqab_dflt.json"; snap
+TAIL=20 step 60 aqab_one env LOWBIT_ROW_QUANT_PERSISTENT=0 python3 bench/act_quant.py --ms 128,2048 \
+  --out "$OUT/aqab_one.json"; snap
+TAIL=4 step 90 aq_memcheck compute-sanitizer --tool memcheck --error-exitcode 9 python3 tests/sanitize_act_quant.py; snap
+TAIL=4 step 90 aq_racecheck compute-sanitizer --tool racecheck --error-exitcode 9 python3 tests/sanitize_act_quant.py; snap
+TAIL=30 step 150 model4 python3 bench/model.py --fused --decode-mode regional --formats w8a8_fp8,w8a8_int8 \
+  --batch 1 --prefill 2048 --profile --out "$OUT/model4.json"; snap
+TAIL=8 step 120 variants python3 -m pytest -q -m cuda -p no:cacheprovider tests/test_cuda_variants.py -k "row-quant"; snap
+fi
