@@ -1,7 +1,8 @@
 """A short run of the per-token activation quantizers (plain, fused SiLU, fused RMSNorm with and
-without the residual add; int8 and fp8) for compute-sanitizer (memcheck, racecheck): one CTA per row, clusters of 2-8 CTAs a row
-exchanging their totals through distributed shared memory, the shared-memory row cache, rows
-too long for it and CTAs taking several rows: `compute-sanitizer --tool racecheck python tests/sanitize_act_quant.py`.
+without the residual add; int8 and fp8) for compute-sanitizer (memcheck, racecheck): one CTA per
+row, clusters of 2-8 CTAs a row exchanging their totals through distributed shared memory, the
+shared-memory row cache, rows too long for it and several waves of CTAs:
+`compute-sanitizer --tool racecheck python tests/sanitize_act_quant.py [n]` (n: the last n shapes only).
 Exits non-zero if a result disagrees with the CPU reference bit for bit (as the tests check)."""
 import sys
 
@@ -23,9 +24,10 @@ def check(op, cpu_args, cuda_args, what):
 
 
 # (quantize_launch.cu plan_rows on 132 SMs: (1, 14336) 8 CTAs a row, (3, 4096) 4, (40, 2048) 2 with
-# a partial last vector set, (150, 1024) one; (133, 49168) one CTA without the row cache; (1700, 520)
-# CTAs taking 2-3 rows each, the next row's loads in flight during a row's reductions)
-for M, K in [(1, 14336), (3, 4096), (40, 2064), (150, 1024), (133, 49168), (1700, 520)]:
+# a partial last vector set, (150, 1024) one; (133, 49168) one CTA without the row cache; (1700, 528)
+# several waves of CTAs)
+SHAPES = [(1, 14336), (3, 4096), (40, 2064), (150, 1024), (133, 49168), (1700, 528)]
+for M, K in SHAPES[-int(sys.argv[1]):] if len(sys.argv) > 1 else SHAPES:  # (argument n: the last n only)
     for fmt in ("int8", "fp8"):
         gate, up = gate_up(M, K, torch.bfloat16, gen)
         gu = torch.cat([gate, up], dim=1).cuda()

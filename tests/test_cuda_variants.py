@@ -163,9 +163,6 @@ VARIANTS = [
     ("row-quant-one-cta", {"LOWBIT_ROW_QUANT_CTAS": "1"}, *ROW_QUANT_TESTS),
     ("row-quant-eight-ctas", {"LOWBIT_ROW_QUANT_CTAS": "8"}, *ROW_QUANT_TESTS),
     ("row-quant-no-cache", {"LOWBIT_ROW_QUANT_CACHE": "0"}, *ROW_QUANT_TESTS),
-    # one CTA per row however many rows (default: a CTA takes several rows where they outnumber the
-    # CTAs that fit at once)
-    ("row-quant-one-row-each", {"LOWBIT_ROW_QUANT_PERSISTENT": "0"}, *ROW_QUANT_TESTS),
 ]
 
 

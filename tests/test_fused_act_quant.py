@@ -345,8 +345,7 @@ def assert_cuda_matches_cpu(op, cpu_args, cuda_args):
 @pytest.mark.parametrize("dtype", [BF16, FP16])
 # (quantize_launch.cu plan_rows on 132 SMs: M = 1..17 take clusters of 2-8 CTAs a row, (2, 65536) 8
 # with 4 vectors a thread; (133, 49168) one CTA a row too long for the shared-memory row cache;
-# (1500, 4096) and (3001, 512): more rows than CTAs that fit at once, so each CTA takes 2-5 rows,
-# some one more than others, prefetching across them)
+# (1500, 4096) and (3001, 512): several waves of CTAs)
 @pytest.mark.parametrize("M,K", [(1, 16), (1, 14336), (3, 4096), (17, 14336), (100, 1024), (257, 2048), (2, 65536),
                                  (133, 49168), (1500, 4096), (3001, 512)])
 def test_cuda_bitwise_against_cpu(kind, fmt, dtype, M, K):

@@ -194,14 +194,10 @@ __global__ void quantize_small_blocks_kernel(const In* __restrict__ x, uint8_t* 
 // the two at once. RMSNorm (kSumOfSquares) finishes the values once the row's rstd is known
 // (lowbit/quant_rules.h rms_rstd of the fp64 sum of squares, summed by the kernel first), with the
 // norm weight's words from fetch_weight.
-// kManyRows: a CTA may take several rows (quantize_rows_kernel), the next row's first loads in flight
-// during a row's reductions. Not for the SiLU: issue-bound, and the words held across its row cost
-// it 10 registers, a CTA an SM (44 -> 54).
 template <typename T>
 struct PlainRows {  // x itself (M, K), dense
   using In = T;
   using Raw = Raw8<In>;
-  static constexpr bool kManyRows = true;
   const In* x;
   int64_t K;
   __device__ Raw fetch(int64_t row, int64_t i) const { return fetch8(x + row * K + i * kVec); }
@@ -291,7 +287,6 @@ struct AddRmsNormRows : RmsNormRows<T> {
 template <typename T>
 struct SiluMulRows {
   using In = T;
-  static constexpr bool kManyRows = false;
   struct Raw {
     Raw8<In> g, u;
   };
@@ -313,18 +308,16 @@ struct SiluMulRows {
 
 // body(i, n, f) for a thread's vectors i = first, first + stride, ... < n_vec of a row (n: the
 // thread's n-th), f their source values, with each vector's loads issued before the previous
-// vector's arithmetic: one vector ahead, across rows too. `raw` holds the words of the row's first
-// vector on entry (fetched by the previous row's last vector, or before the first row) and those
-// of next_row's first vector on return (next_row < 0: none). (s18-call2: the fused quantizers'
-// warps waited on every vector's loads, 17-18% of their stall samples on the loads' first use.)
+// vector's arithmetic: one vector ahead. (s18-call2: the fused quantizers' warps waited on every
+// vector's loads, 17-18% of their stall samples on the loads' first use; issue 49-73% busy.)
 template <class Rows, class Body>
-__device__ __forceinline__ void for_each_vector(const Rows& src, int64_t row, int64_t next_row, int64_t first,
-                                                int64_t stride, int64_t n_vec, typename Rows::Raw& raw,
-                                                Body&& body) {
+__device__ __forceinline__ void for_each_vector(const Rows& src, int64_t row, int64_t first, int64_t stride,
+                                                int64_t n_vec, Body&& body) {
+  typename Rows::Raw raw{};
+  if (first < n_vec) raw = src.fetch(row, first);
   for (int64_t i = first, n = 0; i < n_vec; i += stride, ++n) {
     typename Rows::Raw next = raw;
     if (i + stride < n_vec) next = src.fetch(row, i + stride);
-    else if (next_row >= 0) next = src.fetch(next_row, first);
     float f[kVec];
     src.convert(raw, f);
     body(i, n, f);
@@ -368,82 +361,69 @@ __device__ __forceinline__ V row_total(V v, Op op, V* warp_slots, V* cta_slots, 
 // squares, finish + amax, codes). Without it (rows too long for shared memory) each pass loads
 // and computes again. (Session 14's kernel computed a fused source twice and read x twice: the
 // SiLU one ran at a third of the bandwidth in s15-call2.)
-// With one CTA a row (and Rows::kManyRows), a CTA takes rows blockIdx.x, + gridDim.x, ... < M (a
-// grid of fewer CTAs than rows: row_ctas), the next row's first loads issued before this row's reductions and codes
-// (s18-call3: add + RMSNorm of 4096 at 61% issue, 30% of cycles with no eligible warp, its CTAs
-// waiting on their first loads). Each row's reductions use the slots of its parity: a warp can be
-// a row ahead of another, never two (each row has a CTA barrier).
 template <class Rows, class Rule, class Codec, int kThreads>
 __global__ void __launch_bounds__(kThreads) quantize_rows_kernel(const Rows src, uint8_t* __restrict__ q,
-                                                                 float* __restrict__ scales, int64_t M, int64_t K,
-                                                                 int ctas, bool cached) {
+                                                                 float* __restrict__ scales, int64_t K, int ctas,
+                                                                 bool cached) {
   static_assert(kThreads % 32 == 0 && kThreads <= 1024, "whole warps");
   using In = typename Rows::In;
   constexpr bool kNorm = requires { Rows::kSumOfSquares; };
   extern __shared__ uint4 row_cache_raw[];  // (one name and type for every instantiation)
   RowVec<In>* row_cache = reinterpret_cast<RowVec<In>*>(row_cache_raw);
-  __shared__ uint32_t warp_amax[2][kThreads / 32], cta_amax[kMaxRowCtas];
-  __shared__ double warp_ss[2][kNorm ? kThreads / 32 : 1], cta_ss[kNorm ? kMaxRowCtas : 1];
+  __shared__ uint32_t warp_amax[kThreads / 32], cta_amax[kMaxRowCtas];
+  __shared__ double warp_ss[kNorm ? kThreads / 32 : 1], cta_ss[kNorm ? kMaxRowCtas : 1];
   ptx::griddep_launch_dependents();  // the GEMM after may start loading its weights (PDL)
   const int rank = ctas > 1 ? int(ptx::cluster_ctarank()) : 0;
   if (ctas > 1) ptx::cluster_arrive_relaxed();  // the peers must be running before their shared memory is written
-  const int64_t n_vec = K / kVec, stride = int64_t(ctas) * kThreads;
-  const int64_t row_step = Rows::kManyRows ? gridDim.x / ctas : M;  // (without: one row, none prefetched)
+  const int64_t row = blockIdx.x / ctas, n_vec = K / kVec, stride = int64_t(ctas) * kThreads;
   const int64_t first = int64_t(rank) * kThreads + threadIdx.x;
   RowVec<In>* cache = row_cache + threadIdx.x;  // (n-th vector at cache[n * kThreads])
-  int64_t row = blockIdx.x / ctas;
-  typename Rows::Raw raw{};
-  if (first < n_vec) raw = src.fetch(row, first);
-  for (int parity = 0; row < M; row += row_step, parity ^= 1) {
-    const int64_t next_row = Rows::kManyRows && row + row_step < M ? row + row_step : -1;
-    float rstd = 1.0f;
-    uint32_t amax = 0;
-    if constexpr (kNorm) {
-      double ss = 0.0;
-      for_each_vector(src, row, next_row, first, stride, n_vec, raw, [&](int64_t i, int64_t n, float (&f)[kVec]) {
-        if constexpr (requires { src.store_sum(row, i, f); }) src.store_sum(row, i, f);  // (AddRmsNormRows)
-        ss += Rows::sum_of_squares(f);
-        if (cached) cache[n * kThreads].put(f);
-      });
-      // the norm weight's first words on their way during the row's reduction, each next one ahead
-      Raw8<In> w_raw{};
-      if (first < n_vec) w_raw = src.fetch_weight(first);
-      if (ctas > 1) ptx::cluster_wait();
-      ss = row_total<kThreads>(ss, [](double a, double b) { return a + b; }, warp_ss[parity], cta_ss, ctas, rank);
-      rstd = rms_rstd(ss, K, src.eps);
-      for (int64_t i = first, n = 0; i < n_vec; i += stride, ++n) {
-        Raw8<In> w_next = w_raw;
-        if (i + stride < n_vec) w_next = src.fetch_weight(i + stride);
-        float f[kVec];
-        if (cached) cache[n * kThreads].get(f);
-        else src.load(row, i, f);
-        src.finish(w_raw, f, rstd);
-        amax = max(amax, amax_bits8(f));
-        if (cached) cache[n * kThreads].put(f);
-        w_raw = w_next;
-      }
-    } else {
-      for_each_vector(src, row, next_row, first, stride, n_vec, raw, [&](int64_t, int64_t n, float (&f)[kVec]) {
-        amax = max(amax, amax_bits8(f));
-        if (cached) cache[n * kThreads].put(f);
-      });
-      if (ctas > 1) ptx::cluster_wait();
-    }
-    amax = row_total<kThreads>(amax, [](uint32_t a, uint32_t b) { return max(a, b); }, warp_amax[parity], cta_amax,
-                               ctas, rank);
-    auto s = Rule::scale(amax);
-    if (rank == 0 && threadIdx.x == 0) scales[row] = s.stored;
-    uint8_t* qr = q + row * K * Codec::kBytes / kVec;
+  float rstd = 1.0f;
+  uint32_t amax = 0;
+  if constexpr (kNorm) {
+    double ss = 0.0;
+    for_each_vector(src, row, first, stride, n_vec, [&](int64_t i, int64_t n, float (&f)[kVec]) {
+      if constexpr (requires { src.store_sum(row, i, f); }) src.store_sum(row, i, f);  // (AddRmsNormRows)
+      ss += Rows::sum_of_squares(f);
+      if (cached) cache[n * kThreads].put(f);
+    });
+    // the norm weight's first words on their way during the row's reduction, each next one ahead
+    Raw8<In> w_raw{};
+    if (first < n_vec) w_raw = src.fetch_weight(first);
+    if (ctas > 1) ptx::cluster_wait();
+    ss = row_total<kThreads>(ss, [](double a, double b) { return a + b; }, warp_ss, cta_ss, ctas, rank);
+    rstd = rms_rstd(ss, K, src.eps);
     for (int64_t i = first, n = 0; i < n_vec; i += stride, ++n) {
+      Raw8<In> w_next = w_raw;
+      if (i + stride < n_vec) w_next = src.fetch_weight(i + stride);
       float f[kVec];
-      if (cached) {
-        cache[n * kThreads].get(f);
-      } else {
-        src.load(row, i, f);
-        if constexpr (kNorm) src.finish(src.fetch_weight(i), f, rstd);
-      }
-      Codec::store8(qr + i * Codec::kBytes, f, s.mult, s.finite);
+      if (cached) cache[n * kThreads].get(f);
+      else src.load(row, i, f);
+      src.finish(w_raw, f, rstd);
+      amax = max(amax, amax_bits8(f));
+      if (cached) cache[n * kThreads].put(f);
+      w_raw = w_next;
     }
+  } else {
+    for_each_vector(src, row, first, stride, n_vec, [&](int64_t, int64_t n, float (&f)[kVec]) {
+      amax = max(amax, amax_bits8(f));
+      if (cached) cache[n * kThreads].put(f);
+    });
+    if (ctas > 1) ptx::cluster_wait();
+  }
+  amax = row_total<kThreads>(amax, [](uint32_t a, uint32_t b) { return max(a, b); }, warp_amax, cta_amax, ctas, rank);
+  auto s = Rule::scale(amax);
+  if (rank == 0 && threadIdx.x == 0) scales[row] = s.stored;
+  uint8_t* qr = q + row * K * Codec::kBytes / kVec;
+  for (int64_t i = first, n = 0; i < n_vec; i += stride, ++n) {
+    float f[kVec];
+    if (cached) {
+      cache[n * kThreads].get(f);
+    } else {
+      src.load(row, i, f);
+      if constexpr (kNorm) src.finish(src.fetch_weight(i), f, rstd);
+    }
+    Codec::store8(qr + i * Codec::kBytes, f, s.mult, s.finite);
   }
 }
 

@@ -59,18 +59,6 @@ RowPlan plan_rows(int64_t M, int64_t K, int vec_bytes, int sms) {
   return {ctas, no_cache || bytes > kMaxRowCache ? 0 : int(bytes)};
 }
 
-// The rows' CTA groups launched: one a row, or with one CTA a row, more rows than SMs and a source
-// that may (Rows::kManyRows), as many as run at once (each takes every gridDim.x-th row, the next row's first loads issued during this
-// row's reductions: quantize_kernels.cuh). LOWBIT_ROW_QUANT_PERSISTENT=0: one CTA a row (A/B runs).
-template <class Rows, class Kernel>
-int64_t row_ctas(Kernel kernel, const RowPlan& plan, int64_t M, int sms) {
-  static const bool one_row_each = env::is("LOWBIT_ROW_QUANT_PERSISTENT", "0");
-  if (!Rows::kManyRows || one_row_each || plan.ctas > 1 || M <= sms) return M;
-  int per_sm = 0;
-  C10_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, kThreads, plan.cache_bytes));
-  return std::min<int64_t>(M, int64_t(std::max(per_sm, 1)) * sms);
-}
-
 // Per token: the row source `src` (quantize_kernels.cuh) with the scale rule and codec of `kind`,
 // as plan_rows says.
 template <class Rows>
@@ -90,13 +78,13 @@ void rows(RowKind kind, const Rows& src, uint8_t* q, float* scale, int64_t M, in
     cudaLaunchAttribute cluster[1];
     cluster[0].id = cudaLaunchAttributeClusterDimension;
     cluster[0].val.clusterDim = {unsigned(plan.ctas), 1, 1};
-    cfg.gridDim = dim3(unsigned(row_ctas<Rows>(kernel, plan, M, sms) * plan.ctas));
+    cfg.gridDim = dim3(unsigned(M * plan.ctas));
     cfg.blockDim = dim3(kThreads);
     cfg.dynamicSmemBytes = plan.cache_bytes;
     cfg.stream = stream;
     cfg.attrs = cluster;
     cfg.numAttrs = plan.ctas > 1 ? 1 : 0;
-    C10_CUDA_CHECK(cudaLaunchKernelEx(&cfg, kernel, src, q, scale, M, K, plan.ctas, plan.cache_bytes > 0));
+    C10_CUDA_CHECK(cudaLaunchKernelEx(&cfg, kernel, src, q, scale, K, plan.ctas, plan.cache_bytes > 0));
   };
   if (kind == RowKind::kInt8) go(RuleCodec<AbsmaxRule<127>, Int8Codec>{});
   else go(RuleCodec<AbsmaxRule<448>, E4m3Codec>{});
