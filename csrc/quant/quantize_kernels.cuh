@@ -190,10 +190,10 @@ __global__ void quantize_small_blocks_kernel(const In* __restrict__ x, uint8_t* 
 
 // ---------------------------------------------------------------- row sources
 // What a per-token quantizer quantizes. fetch(row, i) issues the loads of elements 8 i .. 8 i + 7 of
-// a row (Raw: their 16-byte words), convert(raw, f) gives their values, each exact in In; load is
-// the two at once. RMSNorm (kSumOfSquares) finishes the values once the row's rstd is known
-// (lowbit/quant_rules.h rms_rstd of the fp64 sum of squares, summed by the kernel first), with the
-// norm weight's words from fetch_weight.
+// a row (Raw: their 16-byte words), convert(raw, f) gives their values, each exact in In
+// (load_vector: the two at once). RMSNorm (kSumOfSquares) finishes the values once the row's rstd
+// is known (lowbit/quant_rules.h rms_rstd of the fp64 sum of squares, summed by the kernel first),
+// with the norm weight's words from fetch_weight.
 template <typename T>
 struct PlainRows {  // x itself (M, K), dense
   using In = T;
@@ -202,7 +202,6 @@ struct PlainRows {  // x itself (M, K), dense
   int64_t K;
   __device__ Raw fetch(int64_t row, int64_t i) const { return fetch8(x + row * K + i * kVec); }
   __device__ void convert(const Raw& r, float (&f)[kVec]) const { unpack8(r, f); }
-  __device__ void load(int64_t row, int64_t i, float (&f)[kVec]) const { convert(fetch(row, i), f); }
 };
 
 // 8 elements of a row as In, in which the sources' values are exact: the row cache in shared
@@ -274,7 +273,6 @@ struct AddRmsNormRows : RmsNormRows<T> {
 #pragma unroll
     for (int e = 0; e < kVec; ++e) f[e] = ptx::to_f32(ptx::from_f32<In>(a[e] + b[e]));
   }
-  __device__ void load(int64_t row, int64_t i, float (&f)[kVec]) const { convert(fetch(row, i), f); }
   __device__ void store_sum(int64_t row, int64_t i, const float (&f)[kVec]) const {
     RowVec<In> v;
     v.put(f);  // (exact: f holds values of In)
@@ -303,8 +301,13 @@ struct SiluMulRows {
 #pragma unroll
     for (int e = 0; e < kVec; ++e) f[e] = ptx::to_f32(ptx::from_f32<In>(silu_mul_f32(g[e], u[e])));
   }
-  __device__ void load(int64_t row, int64_t i, float (&f)[kVec]) const { convert(fetch(row, i), f); }
 };
+
+// Elements 8 i .. 8 i + 7 of a row of `src`, fetched and converted at once (the passes that reload).
+template <class Rows>
+__device__ __forceinline__ void load_vector(const Rows& src, int64_t row, int64_t i, float (&f)[kVec]) {
+  src.convert(src.fetch(row, i), f);
+}
 
 // body(i, n, f) for a thread's vectors i = first, first + stride, ... < n_vec of a row (n: the
 // thread's n-th), f their source values, with each vector's loads issued before the previous
@@ -398,7 +401,7 @@ __global__ void __launch_bounds__(kThreads) quantize_rows_kernel(const Rows src,
       if (i + stride < n_vec) w_next = src.fetch_weight(i + stride);
       float f[kVec];
       if (cached) cache[n * kThreads].get(f);
-      else src.load(row, i, f);
+      else load_vector(src, row, i, f);
       src.finish(w_raw, f, rstd);
       amax = max(amax, amax_bits8(f));
       if (cached) cache[n * kThreads].put(f);
@@ -420,7 +423,7 @@ __global__ void __launch_bounds__(kThreads) quantize_rows_kernel(const Rows src,
     if (cached) {
       cache[n * kThreads].get(f);
     } else {
-      src.load(row, i, f);
+      load_vector(src, row, i, f);
       if constexpr (kNorm) src.finish(src.fetch_weight(i), f, rstd);
     }
     Codec::store8(qr + i * Codec::kBytes, f, s.mult, s.finite);

@@ -50,24 +50,28 @@ LOWBIT_HD MxScale mx_scale(uint32_t amax_bits, int emax_elem) {
 // Taylor polynomial (relative error < 1e-8 on that range, below fp32's rounding), times 2^k
 // (exact, or one IEEE rounding into subnormals: what ldexpf gives). Only fmaf and products that
 // are not added to anything: no contraction can make the two compilers differ.
-// exp_parts: k and e^r (x's range reduction and the polynomial). exp_f32 is the definition silu_f32
-// is checked against.
+// exp_poly: c e^r for r = x - k ln2 (the reduction and the polynomial; c = 1, or 1/2 for silu_f32:
+// a power-of-two factor on every coefficient scales each rounding exactly, so the result is c times
+// the c = 1 one). exp_parts: k and e^r. exp_f32 is the definition silu_f32 is checked against.
+LOWBIT_HD float exp_poly(float x, float k, float c) {
+  float r = fmaf(k, -0.693147182f, x);  // ln2 = 0.693147182 (fp32) + 1.9046542e-9
+  r = fmaf(k, -1.9046542e-9f, r);
+  float p = (1.0f / 5040.0f) * c;
+  p = fmaf(p, r, (1.0f / 720.0f) * c);
+  p = fmaf(p, r, (1.0f / 120.0f) * c);
+  p = fmaf(p, r, (1.0f / 24.0f) * c);
+  p = fmaf(p, r, (1.0f / 6.0f) * c);
+  p = fmaf(p, r, 0.5f * c);
+  p = fmaf(p, r, c);
+  return fmaf(p, r, c);
+}
+
 struct ExpParts {
   float k, p;
 };
 LOWBIT_HD ExpParts exp_parts(float x) {
   const float k = rintf(x * 1.44269504f);
-  float r = fmaf(k, -0.693147182f, x);  // ln2 = 0.693147182 (fp32) + 1.9046542e-9
-  r = fmaf(k, -1.9046542e-9f, r);
-  float p = 1.0f / 5040.0f;
-  p = fmaf(p, r, 1.0f / 720.0f);
-  p = fmaf(p, r, 1.0f / 120.0f);
-  p = fmaf(p, r, 1.0f / 24.0f);
-  p = fmaf(p, r, 1.0f / 6.0f);
-  p = fmaf(p, r, 0.5f);
-  p = fmaf(p, r, 1.0f);
-  p = fmaf(p, r, 1.0f);
-  return {k, p};
+  return {k, exp_poly(x, k, 1.0f)};
 }
 
 LOWBIT_HD float exp_f32(float x) {
@@ -102,25 +106,14 @@ LOWBIT_HD float mul_rounded(float a, float b) {
 // - k = rint(x log2 e) by adding 1.5 * 2^23 (t: round to nearest even at unit spacing, as rintf for
 //   |x log2 e| < 2^22) instead of two conversions, and t's low bits hold k: bits(t) << 23 is k << 23
 //   (bits(1.5 * 2^23) << 23 wraps to 0);
-// - the polynomial with halved coefficients gives p / 2 exactly (a power-of-two factor commutes with
-//   each rounding), so p * 2^(k - 1) is one exponent add (k - 1 in [-30, 127]: normal and exact),
-//   then one exact or overflowing doubling: the rounding exp_f32's two factors give (k >= -29: no
-//   subnormals).
+// - exp_poly with c = 1/2 gives p / 2 exactly, so p * 2^(k - 1) is one exponent add (k - 1 in
+//   [-30, 127]: normal and exact), then one exact or overflowing doubling: the rounding exp_f32's
+//   two factors give (k >= -29: no subnormals).
 LOWBIT_HD float silu_f32(float g) {
   constexpr float kRound = 12582912.0f;  // 1.5 * 2^23
   const float x = fminf(fmaxf(-g, -20.0f), 88.8f);
   const float t = mul_rounded(x, 1.44269504f) + kRound;
-  const float k = t - kRound;
-  float r = fmaf(k, -0.693147182f, x);  // (exp_parts' reduction)
-  r = fmaf(k, -1.9046542e-9f, r);
-  float p = (1.0f / 5040.0f) * 0.5f;
-  p = fmaf(p, r, (1.0f / 720.0f) * 0.5f);
-  p = fmaf(p, r, (1.0f / 120.0f) * 0.5f);
-  p = fmaf(p, r, (1.0f / 24.0f) * 0.5f);
-  p = fmaf(p, r, (1.0f / 6.0f) * 0.5f);
-  p = fmaf(p, r, 0.25f);
-  p = fmaf(p, r, 0.5f);
-  p = fmaf(p, r, 0.5f);
+  const float p = exp_poly(x, t - kRound, 0.5f);  // p / 2
   const float half_e = bits_float(float_bits(p) + float_bits(t) * (1u << 23));  // p * 2^(k - 1)
   return g / (1.0f + half_e * 2.0f);
 }
