@@ -1,6 +1,7 @@
 """Accuracy of the fp8 GEMMs against float64 of the same quantized operands, by how often the
-sums are promoted to fp32 (issue 3): every 128 of K (the default), every 256 or 512
-(LOWBIT_FP8_FOLD_EVERY=2 / 4, an experiment; large M only, so the M = 64 rows do not change),
+sums are promoted to fp32 (issue 3): every 128 of K (the default), every 256, 512 or 1024
+(LOWBIT_FP8_FOLD_EVERY=2 / 4 / 8, an experiment; 8 also on 128 x 192 tiles with LOWBIT_FP8_BN=192;
+large M only, so the M = 64 rows do not change),
 or never (LOWBIT_FP8_NO_PROMOTE=1: all of K in the tensor cores' accumulator). bf16 output,
 whose rounding alone is ~1.7e-3. The knobs are read once per process: each variant runs in a
 subprocess.
@@ -38,6 +39,8 @@ def measure(out_dtype=torch.bfloat16):
 
 
 VARIANTS = [("promoted", {}), ("fold 2", {"LOWBIT_FP8_FOLD_EVERY": "2"}), ("fold 4", {"LOWBIT_FP8_FOLD_EVERY": "4"}),
+            ("fold 8", {"LOWBIT_FP8_FOLD_EVERY": "8"}),
+            ("fold 8 x192", {"LOWBIT_FP8_FOLD_EVERY": "8", "LOWBIT_FP8_BN": "192"}),
             ("not promoted", {"LOWBIT_FP8_NO_PROMOTE": "1"})]
 
 

@@ -84,12 +84,13 @@ static bool picked(const char* env, const char* value) {
 }
 
 // kStoreTma: the library's normal-layout kernels (TMA-stored epilogue); false: the generic one.
-template <class Ops, int kBN, int kCluster, bool kPromote, int kAccSets, bool kStoreTma = true, int kNParts = 1>
+template <class Ops, int kBN, int kCluster, bool kPromote, int kAccSets, bool kStoreTma = true, int kNParts = 1,
+          int kFold = 1>
 void run_config(const char* name, const Buffers& b, int sms) {
   if (!picked("PROBE_CONFIG", name)) return;
   constexpr int kStages = sm90_stages<kBN, kStoreTma>();
   auto kernel = sm90_gemm_kernel<Ops, ScaleMode::kRowCol, kBN, kCluster, kStages, kPromote, 1, 1, __nv_bfloat16,
-                                 kAccSets, 1, kStoreTma, kNParts>;
+                                 kAccSets, kFold, kStoreTma, kNParts>;
   constexpr int smem = SmemLayout<kBN, kStages, kStoreTma>::kBytes;
   CHECK_CUDA(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
   cudaLaunchConfig_t cfg{};
@@ -124,7 +125,7 @@ void run_config(const char* name, const Buffers& b, int sms) {
       prm.num_kb = K / kBlockK;
       prm.kb_per_split = prm.num_kb;
       const int tiles_p = M / kBlockP;
-      prm.sched = {tiles_p / kCluster, N / kBN, 1};
+      prm.sched = {tiles_p / kCluster, (N + kBN - 1) / kBN, 1};  // (192: a partial last tile, TMA-clipped)
       prm.epi.out = b.out;
       prm.epi.out_si = N;
       prm.epi.out_sj = 1;
@@ -204,6 +205,13 @@ int main() {
 #elif PROBE_SET == 5
   run_config<E4M3Operands, 256, 1, true, 1, true, 2>("fp8_promote_256_halves_c1", b, sms);
   run_config<E4M3Operands, 256, 2, true, 1, true, 2>("fp8_promote_256_halves_c2", b, sms);
+#elif PROBE_SET == 6
+  // chained within a fold of 4 / 8 K blocks, one promotion a fold (sm90_gemm.cuh kFold)
+  run_config<E4M3Operands, 192, 2, true, 1, true, 1, 4>("fp8_fold4_192_c2", b, sms);
+  run_config<E4M3Operands, 192, 2, true, 1, true, 1, 8>("fp8_fold8_192_c2", b, sms);
+  run_config<E4M3Operands, 192, 1, true, 1, true, 1, 8>("fp8_fold8_192_c1", b, sms);
+  run_config<E4M3Operands, 128, 2, true, 1, true, 1, 4>("fp8_fold4_128_c2", b, sms);
+  run_config<E4M3Operands, 128, 2, true, 1, true, 1, 8>("fp8_fold8_128_c2", b, sms);
 #elif PROBE_SET == 4
   run_config<NoMmaOperands, 128, 1, false, 1>("nomma_128_c1", b, sms);
   run_config<NoMmaOperands, 256, 2, false, 1>("nomma_256_c2", b, sms);

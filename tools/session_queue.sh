@@ -1214,3 +1214,26 @@ TAIL=30 step 150 model4 python3 bench/model.py --fused --decode-mode regional --
   --batch 1 --prefill 2048 --profile --out "$OUT/model4.json"; snap
 TAIL=8 step 120 variants python3 -m pytest -q -m cuda -p no:cacheprovider tests/test_cuda_variants.py -k "row-quant"; snap
 fi
+# Branch s18-fold (written after the last device call of session 18, compiled here, not run): fp8
+# chained within a fold of kFold K blocks, one promotion a fold (sm90_gemm.cuh: the old fold loop
+# waited for all kFold stages first and drained the ring every fold), kFold = 8 added, and 128 x 192
+# tiles in clusters of 2 for it (LOWBIT_FP8_BN=192 LOWBIT_FP8_FOLD_EVERY=4|8). Why: fold 4 kept
+# the K = 16384 error at the promoted loop's (s3: 1.69e-3 vs 1.66e-3), the chained 128 x 256 loop
+# with clusters ran 1450 TFLOP/s against the promoted halves' 1230, and 128 x 192 is the widest tile
+# whose accumulator and fp32 sums fit (96 + 96 registers).
+# First the probe (no extension build, ~15 s of nvcc): halves c1 (today's) against the folds.
+#   git checkout s18-fold; PART=109 OUT=$OUT bash tools/session_queue.sh
+if [ "$PART" = 109 ]; then
+TAIL=40 step 300 probe env SETS="5 6" NCU="fp8_promote_256_halves_c1:full:8192:5 fp8_fold8_192_c2:full:8192:6" \
+  OUT="$OUT" bash tools/gemm_probe.sh; snap
+fi
+# Then, if a fold wins in the probe: the library path (tests, variants, accuracy, A/B, the model).
+#   PART=110 LOWBIT_KERNELS=quant,fp8 TESTS=tests/test_cuda_fp8.py EXTRA='bash tools/session_queue.sh' \
+#     BENCH=0 bash tools/device_run.sh
+if [ "$PART" = 110 ]; then
+TAIL=8 step 150 variants python3 -m pytest -q -m cuda -p no:cacheprovider tests/test_cuda_variants.py -k "fold"; snap
+TAIL=12 step 90 accuracy python3 bench/fp8_accuracy.py --out "$OUT/fp8_accuracy.json"; snap
+TAIL=30 step_ab 60 fold "dflt:" "f8x192:LOWBIT_FP8_BN=192 LOWBIT_FP8_FOLD_EVERY=8" \
+  "f4x192:LOWBIT_FP8_BN=192 LOWBIT_FP8_FOLD_EVERY=4" -- --formats w8a8_fp8 --ms 256,1024,2048,4096,8192 \
+  --shapes 8192x8192,28672x8192,28672x4096,4096x14336 --peers torch_scaled_mm --no-ceilings --budget-s 40; snap
+fi

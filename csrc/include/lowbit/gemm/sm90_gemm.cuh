@@ -152,8 +152,9 @@ __global__ void __launch_bounds__(kThreads, 1)
   static_assert(kMode != ScaleMode::kBlock || std::is_same_v<typename Ops::Fold, float>, "block scales fold into fp32");
   static_assert(kAccSets == 1 || (kAccSets == 2 && kPromote && kBN <= 128),
                 "two accumulator sets + the fp32 result: 3 x kBN / 2 registers per thread (of 232)");
-  static_assert(kFold == 1 || ((kFold == 2 || kFold == 4) && kPromote && kAccSets == 1 && kMode == ScaleMode::kRowCol),
-                "folding every 2 or 4 K blocks: promoting loops with per-row scales, one accumulator set");
+  static_assert(kFold == 1 || ((kFold == 2 || kFold == 4 || kFold == 8) && kPromote && kAccSets == 1 &&
+                                kMode == ScaleMode::kRowCol && kNParts == 1),
+                "folding every 2, 4 or 8 K blocks: promoting loops with per-row scales, one accumulator set");
   static_assert(kMode != ScaleMode::kBlock || kPDiv == 1 || kBlockP % kPDiv == 0, "P scale blocks align with tiles");
   static_assert(kMode != ScaleMode::kBlock || kQDiv == 1 || kQDiv % kIssueN == 0, "a Q scale block covers each part");
   static_assert(!kStoreTma || kBN % 64 == 0, "TMA-stored tiles go out in 64-column boxes");
@@ -383,49 +384,29 @@ __global__ void __launch_bounds__(kThreads, 1)
       };
 
       if constexpr (kFold > 1) {
-        // kFold K blocks chained on one accumulator, then one promotion: all kFold stages are
-        // waited for first and the groups issued back to back (no control flow between them),
-        // each stage released as its group completes, nothing in flight across the loop's
-        // back edge (the ptxas rules of the pairs below).
+        // kFold K blocks chained on one accumulator, then one promotion: within a fold the blocks
+        // go as in the chained loop below (each issued while the previous is in flight, whose stage
+        // is released once wait<1> says it is done; no register fence inside), so the tensor cores
+        // idle only while the fold drains and is promoted. (Session 10's fold loop waited for all
+        // kFold stages before issuing any: with 4 stages the ring drained every fold, no gain.)
+        // Fold 4 kept the K = 16384 error at the promoted loop's (1.69e-3 vs 1.66e-3; unpromoted
+        // 3.54e-3: bench/NOTES.md fp8 v9).
         Scales sc{};
-        int kb = kb0;
-        for (; kb + kFold <= kb1; kb += kFold) {
-          int st[kFold];
-#pragma unroll
-          for (int f = 0; f < kFold; ++f) {
-            st[f] = stage;
-            ptx::mbarrier_wait(&full[stage], phase);
-            if (f + 1 < kFold) advance();
-          }
-#pragma unroll
-          for (int f = 0; f < kFold; ++f) {
-            stage = st[f];  // issue() takes the descriptors of `stage`
-            issue(acc, false, /*fresh=*/f == 0);
-          }
-          advance();
-          if constexpr (kFold == 2) {
-            ptx::wgmma_wait<1>();
-            release(st[0]);
-            ptx::wgmma_wait<0>();
-            release(st[1]);
-          } else {
-            ptx::wgmma_wait<3>();
-            release(st[0]);
-            ptx::wgmma_wait<2>();
-            release(st[1]);
-            ptx::wgmma_wait<1>();
-            release(st[2]);
-            ptx::wgmma_wait<0>();
-            release(st[3]);
-          }
-          promote(acc, sc);
-        }
-        for (; kb < kb1; ++kb) {  // the last K blocks, one group each
-          const int st_a = stage;
+        for (int kb = kb0; kb < kb1;) {
+          const int kb_end = min(kb + kFold, kb1);
+          int prev_stage = stage;
           issue(acc, true, /*fresh=*/true);
           advance();
+          for (++kb; kb < kb_end; ++kb) {
+            const int cur_stage = stage;
+            issue(acc);
+            advance();
+            ptx::wgmma_wait<1>();
+            release(prev_stage);
+            prev_stage = cur_stage;
+          }
           ptx::wgmma_wait<0>();
-          release(st_a);
+          release(prev_stage);
           promote(acc, sc);
         }
       } else if constexpr (kAccSets == 2) {

@@ -97,16 +97,21 @@ inline Plan make_plan(int64_t M, int64_t N, int64_t K, int sms, bool allow_split
   const TileChoice wide{256, promote ? 1 : 2}, narrow{128, 2};
   TileChoice t = forced_bn == 256   ? wide
                  : forced_bn == 128 ? narrow
+                 : forced_bn == 192 && promote ? TileChoice{192, 2}  // (promoting, folded: below)
                                     : wide_or_narrow(tiles_p, rows_q, sms, wide, narrow, promote ? 1.19 : 1.15);
   if (forced_cluster == 1 || forced_cluster == 2) t.cluster = forced_cluster;
   p.bn = p.swap_ab ? (M <= 8 ? 8 : M <= 16 ? 16 : M <= 32 ? 32 : 64) : t.bn;
   p.cluster = (!p.swap_ab && tiles_p >= 2) ? t.cluster : 1;
   // Two accumulator sets at 128 x 128 (bench/NOTES.md, fp8 v8); LOWBIT_FP8_ONE_ACC=1 for the
-  // one-set ping-pong loop of v6 (A/B runs).
+  // one-set ping-pong loop of v6 (A/B runs). LOWBIT_FP8_FOLD_EVERY=2|4|8: K blocks chained per
+  // promotion (sm90_gemm.cuh kFold), at 128 x 128 (2, 4, 8) or, with LOWBIT_FP8_BN=192, 128 x 192
+  // (4, 8): an experiment (session 18, not measured yet); 192 unfolded falls back to 128.
   static const bool one_acc = env::flag("LOWBIT_FP8_ONE_ACC");
   static const int fold_every = env::integer("LOWBIT_FP8_FOLD_EVERY", 1);
-  const bool foldable = promote && mode == ScaleMode::kRowCol && !p.swap_ab && out_bf16 && p.bn == 128;
-  p.fold = foldable && (fold_every == 2 || fold_every == 4) ? fold_every : 1;
+  const bool foldable = promote && mode == ScaleMode::kRowCol && !p.swap_ab && out_bf16 &&
+                        (p.bn == 128 || (p.bn == 192 && fold_every >= 4));
+  p.fold = foldable && (fold_every == 2 || fold_every == 4 || fold_every == 8) ? fold_every : 1;
+  if (p.bn == 192 && p.fold == 1) p.bn = 128;
   const int num_kb = int((K + kBlockK - 1) / kBlockK);
   static const int forced_ksplit = env::integer("LOWBIT_SM90_KSPLIT", 0);
   p.ksplit = 1;

@@ -119,9 +119,14 @@ void dispatch_tile(const Launch& a) {
     // chained: 128 x 256 or 128 (make_plan). All store C through shared memory and TMA
     // (kStoreTma) where params.epi.tma_store.
     if constexpr (kPromote && kMode == ScaleMode::kRowCol && std::is_same_v<OutT, __nv_bfloat16>) {
-      // LOWBIT_FP8_FOLD_EVERY: an experiment (sm90_host.h)
+      // LOWBIT_FP8_FOLD_EVERY (and LOWBIT_FP8_BN=192): an experiment (sm90_host.h)
+      if (a.plan.bn == 192) {
+        if (a.plan.fold == 4) return launch_clustered<Ops, kMode, 192, kPromote, kAct, kWgt, OutT, 1, 4, true>(a);
+        if (a.plan.fold == 8) return launch_clustered<Ops, kMode, 192, kPromote, kAct, kWgt, OutT, 1, 8, true>(a);
+      }
       if (a.plan.fold == 2) return launch_clustered<Ops, kMode, 128, kPromote, kAct, kWgt, OutT, 1, 2, true>(a);
       if (a.plan.fold == 4) return launch_clustered<Ops, kMode, 128, kPromote, kAct, kWgt, OutT, 1, 4, true>(a);
+      if (a.plan.fold == 8) return launch_clustered<Ops, kMode, 128, kPromote, kAct, kWgt, OutT, 1, 8, true>(a);
     }
     if constexpr (kPromote) {
       // two halves of N per K block (sm90_gemm.cuh kNParts)
