@@ -106,8 +106,10 @@ VARIANTS = [
     # a16w4 GEMV with cp.async only (no bulk copies)
     ("a16w4-no-bulk", {"LOWBIT_A16W4_BULK": "0", **GEMV_ONLY}, ["test_cuda_a16w4.py", "test_cuda_mxfp4.py"],
      "matches_reference or repeatable"),
-    # fp8 promotion every 2 / 4 / 8 K blocks, chained within (experimental; bf16 output, M > 64),
-    # at 128 x 128 and at 128 x 192 in clusters of 2 (N % 192 != 0 on the test shapes: partial tiles)
+    # fp8 promotion every 2 / 4 / 8 K blocks, chained within (bf16 output, M > 64), at 128 x 128
+    # (A/B runs) and at 128 x 192 in clusters of 2 (the default at large M where it needs the fewest
+    # waves; forced here on every shape: N % 192 != 0 on the test shapes, so partial tiles)
+    ("fp8-192", {"LOWBIT_FP8_BN": "192"}, ["test_cuda_fp8.py"], "matches_reference or long_k or repeatable"),
     ("fp8-fold2", {"LOWBIT_FP8_FOLD_EVERY": "2"}, ["test_cuda_fp8.py"], "matches_reference or long_k or repeatable"),
     ("fp8-fold4-cluster", {"LOWBIT_FP8_FOLD_EVERY": "4", "LOWBIT_SM90_CLUSTER": "2"}, ["test_cuda_fp8.py"],
      "matches_reference or long_k or repeatable"),

@@ -116,8 +116,9 @@ constexpr int sm90_stages() {
 
 // kBN: Q rows per tile (wgmma N); kCluster: CTAs sharing (multicasting) the Q tile;
 // kPDiv / kQDiv: rows sharing one block scale (kBlock mode). kFold (promoting, per-row
-// scales): K blocks chained on the accumulator per promotion (1: every block; 2 or 4: an
-// experiment, LOWBIT_FP8_FOLD_EVERY, trading fp8 accumulation length for promotion work).
+// scales): K blocks chained on the accumulator per promotion (1: every block; 4 at the 128 x 192
+// tiles of large M, sm90_host.h; 2, 4 or 8 forced by LOWBIT_FP8_FOLD_EVERY: A/B runs), trading
+// fp8 accumulation length for promotion work.
 // kStoreTma: the epilogue can go out through shared memory and TMA stores (tmap_out: C as a
 // row-major (rows_p, rows_q) map of 64 x 64 boxes, 128-byte swizzle) where params.epi.tma_store
 // says so; the normal (not swap-AB) kernels have it, since there C's rows are contiguous.

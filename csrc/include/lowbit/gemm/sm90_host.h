@@ -3,10 +3,10 @@
 // tile plan, tensor maps, parameters, allocation. Included by <family>_ops.cpp (C++ compiler).
 // Environment knobs (read once per process; they apply to every family on the mainloop):
 // LOWBIT_SM90_CLUSTER=1|2 (CTAs per cluster multicasting the weight tile at large M; default by
-// tile: wide_or_narrow),
+// tile: cheapest_tile),
 // LOWBIT_FP8_SPLITS=n (force the K split), LOWBIT_FP8_ONE_ACC=1 (one accumulator set),
-// LOWBIT_FP8_FOLD_EVERY=2|4 (promote every 2 or 4 K blocks: an experiment), LOWBIT_SM90_BN and
-// LOWBIT_FP8_BN=128|256|0 (large-M tile width of chained / promoting loops; 0: by waves),
+// LOWBIT_FP8_FOLD_EVERY=1|2|4|8 (K blocks per promotion; unset: by tile), LOWBIT_SM90_BN and
+// LOWBIT_FP8_BN=128|192|256|0 (large-M tile width of chained / promoting loops; 0: by waves),
 // LOWBIT_DEBUG=1 (print the plan).
 #include <ATen/cuda/CUDAContext.h>
 #include <ATen/ops/empty.h>
@@ -51,27 +51,38 @@ inline int choose_splits(int units, int num_kb, int slots) {
 // (<= 64): swap-AB, 128 weight rows x the tokens padded to 8/16/32/64. LOWBIT_FP8_BN=256: promoting
 // loops take 128 x 256 tiles in two halves (sm90_gemm.cuh kNParts; an A/B, session 10). LOWBIT_FP8_SPLITS=n
 // forces the K split (a diagnostic).
-// Promoting loops with per-row scales, bf16 output, large M: LOWBIT_FP8_FOLD_EVERY=2|4 (an
-// experiment) promotes every 2 or 4 K blocks instead of every one, with one accumulator set
-// (fp8 sums then run 256 or 512 products in the tensor core's accumulator: check
-// bench/fp8_accuracy.py before using it).
-// Large M: 128 x 256 or 128 x 128 tiles, whichever needs fewer waves of resident work units, a
-// 128 x 256 unit counted as 2 / wide_gain of a 128 x 128 one, each width with its own cluster
-// size. Chained (int8): both with 2-CTA clusters, wide_gain 1.15 (1.15-1.16x the throughput at
-// M = 1024 / 4096, s10-call3; at M = 256 on 8192^2 the 32 wide cluster units left half the SMs
-// idle: 1.11x cuBLAS vs 1.45x narrow). Promoting (fp8): the two-halves 128 x 256 loop without
-// clusters against 128 x 128 with them, wide_gain 1.19 (probe, s10-call4: 1221-1236 vs 974-1104
-// TFLOP/s; the halves lose 20% with clusters, the 128 x 128 loop gains 7-10%).
+// Promoting loops with per-row scales, bf16 output, large M: 128 x 192 tiles promote every 4 K
+// blocks (fp8 sums run 512 products in the tensor core's accumulator between promotions:
+// bench/fp8_accuracy.py, s19-call2: 1.69e-3 against 1.66e-3 promoted every block at K = 16384,
+// M = 1024, bf16 out, where the output's rounding dominates); LOWBIT_FP8_FOLD_EVERY below.
+// Large M: the tile (width bn, CTAs per cluster) whose waves of resident work units take the
+// least time, a unit of width bn costing bn / 128 / rate of a 128 x 128 unit in clusters of 2
+// (rate: that tile's throughput over it, measured at many waves), each width with its own
+// cluster size. Chained (int8): 128 x 256 in clusters of 2, rate 1.15 (1.15-1.16x the
+// throughput at M = 1024 / 4096, s10-call3; at M = 256 on 8192^2 the 32 wide cluster units left
+// half the SMs idle: 1.11x cuBLAS vs 1.45x narrow). Promoting (fp8): the two-halves 128 x 256
+// loop without clusters, rate 1.19 (probe, s10-call4: 1221-1236 vs 974-1104 TFLOP/s; the halves
+// lose 20% with clusters, the 128 x 128 loop gains 7-10%); where the fp8 sums may fold 4 K
+// blocks per promotion (per-row scales, bf16 out), also 128 x 192 in clusters of 2, rate 1.33
+// (probe s19-call1: 1324-1362 TFLOP/s against the halves' 1220-1229 at M = 4096 / 8192; the
+// library's same-run A/B over 49 cells, s19-call2..7, fits 1.10-1.15x the halves' rate with whole
+// waves, and this rule picks the faster of the two in all but cells within 3%).
 struct TileChoice {
   int bn, cluster;
+  double rate;
 };
-inline TileChoice wide_or_narrow(int64_t tiles_p, int64_t rows_q, int sms, TileChoice wide, TileChoice narrow,
-                                 double wide_gain) {
-  auto waves = [&](TileChoice t) {
-    const int64_t slots = std::max(1, sms / t.cluster), pu = (tiles_p + t.cluster - 1) / t.cluster;
-    return double((pu * ((rows_q + t.bn - 1) / t.bn) + slots - 1) / slots);
-  };
-  return waves(wide) * 2.0 / wide_gain < waves(narrow) ? wide : narrow;
+inline double tile_cost(TileChoice t, int64_t tiles_p, int64_t rows_q, int sms) {
+  const int64_t slots = std::max(1, sms / t.cluster), pu = (tiles_p + t.cluster - 1) / t.cluster;
+  const int64_t waves = (pu * ((rows_q + t.bn - 1) / t.bn) + slots - 1) / slots;
+  return double(waves) * t.bn / 128.0 / t.rate;
+}
+// The cheapest of the candidates; ties go to the earlier one (the narrower tile).
+inline TileChoice cheapest_tile(std::initializer_list<TileChoice> candidates, int64_t tiles_p, int64_t rows_q,
+                                int sms) {
+  TileChoice best = *candidates.begin();
+  for (const TileChoice& t : candidates)
+    if (tile_cost(t, tiles_p, rows_q, sms) < tile_cost(best, tiles_p, rows_q, sms)) best = t;
+  return best;
 }
 
 inline Plan make_plan(int64_t M, int64_t N, int64_t K, int sms, bool allow_split, bool promote, ScaleMode mode,
@@ -87,31 +98,35 @@ inline Plan make_plan(int64_t M, int64_t N, int64_t K, int sms, bool allow_split
   p.swap_ab = M <= std::min<int64_t>(swap_max > 0 ? swap_max : mode == ScaleMode::kBlock ? 32 : 64, 256);
   const int64_t rows_p = p.swap_ab ? N : M, rows_q = p.swap_ab ? M : N;
   const int64_t tiles_p = (rows_p + kBlockP - 1) / kBlockP;
-  // LOWBIT_SM90_BN (chained loops) / LOWBIT_FP8_BN (promoting ones): 128 or 256 forces the
-  // tile width at large M, else wide_or_narrow chooses; LOWBIT_SM90_CLUSTER=1|2 forces the
-  // cluster size.
+  // LOWBIT_SM90_BN (chained loops) / LOWBIT_FP8_BN (promoting ones): 128 or 256 (or 192 where
+  // the sums fold) forces the tile width at large M, else cheapest_tile chooses;
+  // LOWBIT_SM90_CLUSTER=1|2 forces the cluster size.
   static const int chained_bn = env::integer("LOWBIT_SM90_BN", 0);
   static const int promoted_bn = env::integer("LOWBIT_FP8_BN", 0);
   static const int forced_cluster = env::integer("LOWBIT_SM90_CLUSTER", 0);
   const int forced_bn = promote ? promoted_bn : chained_bn;
-  const TileChoice wide{256, promote ? 1 : 2}, narrow{128, 2};
-  TileChoice t = forced_bn == 256   ? wide
-                 : forced_bn == 128 ? narrow
-                 : forced_bn == 192 && promote ? TileChoice{192, 2}  // (promoting, folded: below)
-                                    : wide_or_narrow(tiles_p, rows_q, sms, wide, narrow, promote ? 1.19 : 1.15);
+  // LOWBIT_FP8_FOLD_EVERY=1|2|4|8: K blocks chained per promotion (sm90_gemm.cuh kFold) where the
+  // sums may fold (per-row scales, bf16 out, normal layout); unset: 4 at 128 x 192, 1 at 128 x 128
+  // (2 and 4 there: A/B runs). 128 x 192 needs a fold of 4 or 8 (its two accumulators, 96 + 96
+  // registers, leave no room for a second set): forced to 1 or 2, it falls back to 128.
+  // LOWBIT_FP8_ONE_ACC=1: the one-set ping-pong loop of v6 at 128 x 128 instead of two sets
+  // (bench/NOTES.md, fp8 v8; A/B runs).
+  static const bool one_acc = env::flag("LOWBIT_FP8_ONE_ACC");
+  static const int fold_every = env::integer("LOWBIT_FP8_FOLD_EVERY", 0);
+  const bool foldable = promote && mode == ScaleMode::kRowCol && !p.swap_ab && out_bf16;
+  const bool wide_folds = foldable && (fold_every == 0 || fold_every == 4 || fold_every == 8);
+  const TileChoice narrow{128, 2, 1.0}, wide{256, promote ? 1 : 2, promote ? 1.19 : 1.15}, folded{192, 2, 1.33};
+  TileChoice t = forced_bn == 256                ? wide
+                 : forced_bn == 128              ? narrow
+                 : forced_bn == 192 && wide_folds ? folded
+                 : wide_folds                     ? cheapest_tile({narrow, wide, folded}, tiles_p, rows_q, sms)
+                                                  : cheapest_tile({narrow, wide}, tiles_p, rows_q, sms);
   if (forced_cluster == 1 || forced_cluster == 2) t.cluster = forced_cluster;
   p.bn = p.swap_ab ? (M <= 8 ? 8 : M <= 16 ? 16 : M <= 32 ? 32 : 64) : t.bn;
   p.cluster = (!p.swap_ab && tiles_p >= 2) ? t.cluster : 1;
-  // Two accumulator sets at 128 x 128 (bench/NOTES.md, fp8 v8); LOWBIT_FP8_ONE_ACC=1 for the
-  // one-set ping-pong loop of v6 (A/B runs). LOWBIT_FP8_FOLD_EVERY=2|4|8: K blocks chained per
-  // promotion (sm90_gemm.cuh kFold), at 128 x 128 (2, 4, 8) or, with LOWBIT_FP8_BN=192, 128 x 192
-  // (4, 8): an experiment (session 18, not measured yet); 192 unfolded falls back to 128.
-  static const bool one_acc = env::flag("LOWBIT_FP8_ONE_ACC");
-  static const int fold_every = env::integer("LOWBIT_FP8_FOLD_EVERY", 1);
-  const bool foldable = promote && mode == ScaleMode::kRowCol && !p.swap_ab && out_bf16 &&
-                        (p.bn == 128 || (p.bn == 192 && fold_every >= 4));
-  p.fold = foldable && (fold_every == 2 || fold_every == 4 || fold_every == 8) ? fold_every : 1;
-  if (p.bn == 192 && p.fold == 1) p.bn = 128;
+  const int fold = fold_every > 0 ? fold_every : p.bn == 192 ? 4 : 1;
+  p.fold = foldable && (p.bn == 128 || p.bn == 192) && (fold == 2 || fold == 4 || fold == 8) ? fold : 1;
+  if (p.bn == 192 && p.fold < 4) p.bn = 128;
   const int num_kb = int((K + kBlockK - 1) / kBlockK);
   static const int forced_ksplit = env::integer("LOWBIT_SM90_KSPLIT", 0);
   p.ksplit = 1;

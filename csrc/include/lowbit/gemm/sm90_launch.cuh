@@ -119,7 +119,8 @@ void dispatch_tile(const Launch& a) {
     // chained: 128 x 256 or 128 (make_plan). All store C through shared memory and TMA
     // (kStoreTma) where params.epi.tma_store.
     if constexpr (kPromote && kMode == ScaleMode::kRowCol && std::is_same_v<OutT, __nv_bfloat16>) {
-      // LOWBIT_FP8_FOLD_EVERY (and LOWBIT_FP8_BN=192): an experiment (sm90_host.h)
+      // 128 x 192 tiles folding 4 K blocks per promotion (the default at large M where they need
+      // the fewest waves: sm90_host.h), 8 forced; 128 x 128 folding 2 / 4 / 8 forced (A/B runs)
       if (a.plan.bn == 192) {
         if (a.plan.fold == 4) return launch_clustered<Ops, kMode, 192, kPromote, kAct, kWgt, OutT, 1, 4, true>(a);
         if (a.plan.fold == 8) return launch_clustered<Ops, kMode, 192, kPromote, kAct, kWgt, OutT, 1, 8, true>(a);
