@@ -115,7 +115,13 @@ inline Plan make_plan(int64_t M, int64_t N, int64_t K, int sms, bool allow_split
   static const int fold_every = env::integer("LOWBIT_FP8_FOLD_EVERY", 0);
   const bool foldable = promote && mode == ScaleMode::kRowCol && !p.swap_ab && out_bf16;
   const bool wide_folds = foldable && (fold_every == 0 || fold_every == 4 || fold_every == 8);
-  const TileChoice narrow{128, 2, 1.0}, wide{256, promote ? 1 : 2, promote ? 1.19 : 1.15}, folded{192, 2, 1.33};
+  // The folded tile's rate: where it needs 1.5x the halves' waves the two tie (1.5 / 1.33 against
+  // 2 / 1.19). Measured at such ties: 0.91-0.94x the halves' speed at M = 256 / 512 (three cells),
+  // 0.95-1.10x (mean 1.00) at M = 1024..4096 in isolation (seven), and in the Llama-3-8B prefill
+  // (M = 2048) the 4096-row GEMMs ran 8.24 ms folded against 8.82 in halves (s19-call9): so from
+  // 1024 rows the tie goes to the folded tile.
+  const TileChoice narrow{128, 2, 1.0}, wide{256, promote ? 1 : 2, promote ? 1.19 : 1.15},
+      folded{192, 2, rows_p >= 1024 ? 1.35 : 1.33};
   TileChoice t = forced_bn == 256                ? wide
                  : forced_bn == 128              ? narrow
                  : forced_bn == 192 && wide_folds ? folded
