@@ -19,12 +19,11 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import L2_BYTES, graph_time, log, run_meta, write_json  # noqa: E402
+from common import L2_BYTES, graph_time, hbm_bytes_per_s, log, run_meta, write_json  # noqa: E402
 
 from lowbit_ext import ops  # noqa: E402
 
 HIDDEN, MLP = 4096, 14336  # Llama-3-8B
-HBM_BYTES_PER_S = 3.35e12  # H100 SXM's rated HBM3 bandwidth, for the floor column
 
 
 def copies_for(nbytes):
@@ -97,7 +96,7 @@ def main():
         for M in (int(m) for m in args.ms.split(",")):
             for name, calls, moved in cases(M, fmt, torch.bfloat16, dev, gen):
                 ms = graph_time(calls)
-                floor_us = moved / HBM_BYTES_PER_S * 1e6
+                floor_us = moved / hbm_bytes_per_s() * 1e6
                 rows.append(dict(fmt=fmt, M=M, op=name, us=ms * 1e3, bytes=moved, floor_us=floor_us))
                 log(f"  {fmt:4s} M={M:5d} {name:18s} {ms * 1e3:9.2f} us   {moved / ms / 1e6:7.0f} GB/s"
                     f"   floor {floor_us:7.2f} us")

@@ -17,7 +17,15 @@ import time
 import torch
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-L2_BYTES = 50 * 1024**2  # H100 SXM L2; the rotation below must overflow it
+L2_BYTES = 60 * 1024**2  # the largest Hopper L2 (H200: 60 MB; H100 SXM: 50 MB); rotations must overflow it
+# Rated HBM bandwidth by card name, for floor columns (vendor datasheets); unknown cards: the H100's.
+HBM_BYTES_PER_S = {"H200": 4.8e12, "H100": 3.35e12}
+
+
+def hbm_bytes_per_s():
+    """The current CUDA card's rated HBM bandwidth (bytes/s) by its name; the H100's otherwise."""
+    name = torch.cuda.get_device_name() if torch.cuda.is_available() else ""
+    return next((v for k, v in HBM_BYTES_PER_S.items() if k in name), HBM_BYTES_PER_S["H100"])
 
 
 def log(*a):
@@ -74,8 +82,8 @@ def rotation_count(weight_bytes_bf16, total_mem_bytes=None, target_bytes=1024**3
     """How many distinct weights (L) one graph cycles through.
 
     L * bf16 weight bytes >= 1 GiB gives 8 for 8192x8192 and 3 for 28672x8192 (the peers'
-    choices); then even an int4 copy (1/4 of bf16) spans >= 5x the 50 MB L2, so no method
-    reads its weights from L2. Capped at `hi` and at a fifth of device memory.
+    choices); then even an int4 copy (1/4 of bf16) spans >= 4x a 60 MB L2 (H200; 5x the H100's
+    50 MB), so no method reads its weights from L2. Capped at `hi` and at a fifth of device memory.
     """
     L = max(lo, min(hi, -(-target_bytes // weight_bytes_bf16)))
     if total_mem_bytes:
