@@ -107,6 +107,12 @@ def log_profile(prof):
         f"by category (us): {prof['by_category']}")
     for n, us in prof["top"]:
         log(f"      {us:9.1f} us  {n}")
+    tl = prof.get("timeline")
+    if tl:
+        log(f"    timeline: span {tl['span_us']:.0f} us, idle {tl['idle_us']:.0f} us, overlapped {tl['overlap_us']:.0f} us"
+            " per call; most idle before:")
+        for n, us in tl["idle_before"]:
+            log(f"      {us:9.1f} us  {n}")
 
 
 def compile_blocks(model):
@@ -167,6 +173,31 @@ def kernel_category(name: str) -> str:
     return "glue"
 
 
+def timeline_gaps(kernels, steps=1):
+    """Where a GPU timeline waits: `kernels` are (name, start_us, end_us) of the calls' kernels on
+    one stream. Returns the span (first start to last end), the idle time (no kernel running),
+    the overlap (kernels running at once: programmatic dependent launches), each per call, and
+    the 6 kernel names with the most idle time just before them (us per call).
+
+    Why: session 19's prefill ran 1.0-1.6 ms longer by the wall clock than by its kernels' sum
+    with one fp8 GEMM tile and 0-1.0 ms with another (bench/NOTES.md); this says before which
+    kernels the GPU sat idle."""
+    ks = sorted(kernels, key=lambda k: k[1])
+    if not ks:
+        return dict(span_us=0.0, idle_us=0.0, overlap_us=0.0, idle_before=[])
+    busy_end, idle, before = ks[0][2], 0.0, {}
+    for name, start, end in ks[1:]:
+        if start > busy_end:
+            idle += start - busy_end
+            before[name] = before.get(name, 0.0) + start - busy_end
+        busy_end = max(busy_end, end)
+    span = busy_end - ks[0][1]
+    overlap = sum(e - s for _, s, e in ks) - (span - idle)
+    top = sorted(before.items(), key=lambda kv: -kv[1])[:6]
+    return dict(span_us=round(span / steps, 1), idle_us=round(idle / steps, 1), overlap_us=round(overlap / steps, 1),
+                idle_before=[(n[:120], round(us / steps, 1)) for n, us in top])
+
+
 def profile_step(fn, steps=3):
     """The kernels of fn() (a decode step, regional: the compiled blocks'; or a prefill), launched
     without a graph under torch.profiler (kernel times as in a graph replay; the launch gaps are
@@ -179,12 +210,15 @@ def profile_step(fn, steps=3):
             for _ in range(steps):
                 fn()
             torch.cuda.synchronize()
-    by_name, count = {}, 0
+    by_name, count, spans = {}, 0, []
     for e in prof.events():
         if e.device_type != torch.autograd.DeviceType.CUDA or e.device_time_total <= 0:
             continue
         by_name[e.name] = by_name.get(e.name, 0.0) + e.device_time_total / steps
         count += 1
+        tr = getattr(e, "time_range", None)
+        if tr is not None and tr.end > tr.start:
+            spans.append((e.name, float(tr.start), float(tr.end)))
     cats = {}
     for n, us in by_name.items():
         c = kernel_category(n)
@@ -192,7 +226,7 @@ def profile_step(fn, steps=3):
     top = sorted(by_name.items(), key=lambda kv: -kv[1])[:12]
     return dict(kernels_per_step=count / steps, us_per_step=sum(by_name.values()),
                 by_category={k: round(v, 1) for k, v in sorted(cats.items())},
-                top=[(n[:120], round(us, 1)) for n, us in top])
+                top=[(n[:120], round(us, 1)) for n, us in top], timeline=timeline_gaps(spans, steps))
 
 
 def bench_decode(model, args, device, B, mode):

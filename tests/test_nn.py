@@ -612,3 +612,16 @@ def test_w4_layout_version_is_recorded_and_checked(fmt):
 
 def test_layers_without_4bit_weights_record_no_w4_layout():
     assert "w4_layout" not in _layer("w8a8_fp8").state_dict()["_extra_state"]
+
+
+def test_bench_model_timeline_gaps():
+    """bench/model.py's idle / overlap accounting on a hand-made timeline (us): a 0-10 kernel, a
+    gap of 5 before b (15-20), c overlapping b (18-30, as a programmatic dependent launch), a gap
+    of 2 before b again (32-40); two calls' worth, so halved."""
+    from bench import model as bench_model
+    t = bench_model.timeline_gaps([("b", 15, 20), ("a", 0, 10), ("c", 18, 30), ("b", 32, 40)], steps=2)
+    assert t["span_us"] == 20.0  # 40 / 2
+    assert t["idle_us"] == 3.5  # (5 + 2) / 2
+    assert t["overlap_us"] == 1.0  # (35 kernel-us - 33 busy) / 2
+    assert t["idle_before"] == [("b", 3.5)]
+    assert bench_model.timeline_gaps([])["span_us"] == 0.0

@@ -1237,3 +1237,29 @@ TAIL=30 step_ab 60 fold "dflt:" "f8x192:LOWBIT_FP8_BN=192 LOWBIT_FP8_FOLD_EVERY=
   "f4x192:LOWBIT_FP8_BN=192 LOWBIT_FP8_FOLD_EVERY=4" -- --formats w8a8_fp8 --ms 256,1024,2048,4096,8192 \
   --shapes 8192x8192,28672x8192,28672x4096,4096x14336 --peers torch_scaled_mm --no-ceilings --budget-s 40; snap
 fi
+# Session 19's queue for session 20 (written after its last device call; H200 now). Part 112: the
+# final fp8 tile rule (cheapest_tile with the 192 tie-break from 1024 rows) in isolation against
+# 192 forced and the halves forced, same call, and the prefill with its timeline (idle time before
+# which kernels: bench/model.py timeline_gaps) under the rule and under the halves.
+#   PART=112 LOWBIT_KERNELS=quant,fp8 TESTS=tests/test_cuda_fp8.py EXTRA='bash tools/session_queue.sh' \
+#     BENCH=0 bash tools/device_run.sh
+if [ "$PART" = 112 ]; then
+TAIL=30 step_ab 80 rule "rule:" "f192:LOWBIT_FP8_BN=192" "halves:LOWBIT_FP8_BN=256" -- --formats w8a8_fp8 \
+  --ms 512,1024,1536,2048,3072,4096,8192 --shapes 8192x8192,28672x8192,4096x14336,6144x4096,4096x4096,14336x4096,28672x4096 \
+  --peers none --no-ceilings --budget-s 70; snap
+TAIL=30 step 120 model_rule python3 bench/model.py --fused --decode-mode regional --formats w8a8_fp8 --batch 1 \
+  --prefill 2048 --profile --out "$OUT/model_rule.json"; snap
+TAIL=30 step 120 model_halves env LOWBIT_FP8_BN=256 python3 bench/model.py --fused --decode-mode regional \
+  --formats w8a8_fp8 --batch 1 --prefill 2048 --profile --out "$OUT/model_halves.json"; snap
+fi
+# Part 113: the H200 baseline of the 4-bit and int8 tables (session 19 ran only fp8 there), with
+# torch's peers (gemlite needs .peers, which this checkout no longer has).
+#   PART=113 LOWBIT_KERNELS=quant,w4,int8 TESTS="tests/test_cuda_a16w4.py tests/test_cuda_int8.py" \
+#     EXTRA='bash tools/session_queue.sh' BENCH=0 bash tools/device_run.sh
+if [ "$PART" = 113 ]; then
+TAIL=40 step 200 table_w4 python3 bench/gemm.py --formats a16w4,mxfp4 --a16w4-groups=-1,32,128 \
+  --ms 1,16,64,256,512,1024,2048,4096 --shapes 8192x8192,28672x8192,4096x14336,14336x4096 --peers tinygemm \
+  --budget-s 180 --out "$OUT/table_w4.json"; snap
+TAIL=30 step 150 table_int8 python3 bench/gemm.py --formats w8a8_int8 --ms 1,16,64,256,1024,2048,4096,8192 \
+  --shapes 8192x8192,28672x8192,4096x14336 --peers torch_int_mm --budget-s 120 --out "$OUT/table_int8.json"; snap
+fi
