@@ -76,7 +76,7 @@ inline double tile_cost(TileChoice t, int64_t tiles_p, int64_t rows_q, int sms) 
   const int64_t waves = (pu * ((rows_q + t.bn - 1) / t.bn) + slots - 1) / slots;
   return double(waves) * t.bn / 128.0 / t.rate;
 }
-// The cheapest of the candidates; ties go to the earlier one (the narrower tile).
+// The cheapest of the candidates; ties go to the earlier candidate.
 inline TileChoice cheapest_tile(std::initializer_list<TileChoice> candidates, int64_t tiles_p, int64_t rows_q,
                                 int sms) {
   TileChoice best = *candidates.begin();
