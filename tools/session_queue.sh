@@ -1251,6 +1251,11 @@ TAIL=30 step 120 model_rule python3 bench/model.py --fused --decode-mode regiona
   --prefill 2048 --profile --out "$OUT/model_rule.json"; snap
 TAIL=30 step 120 model_halves env LOWBIT_FP8_BN=256 python3 bench/model.py --fused --decode-mode regional \
   --formats w8a8_fp8 --batch 1 --prefill 2048 --profile --out "$OUT/model_halves.json"; snap
+# The K split inside clusters at 1..16 tokens, not taken there since session 11 (H100: -2-4% on
+# 8192^2, "64 CTAs keep 8 MB in flight"): the H200 streams 1.4x faster, so 64 CTAs on 132 SMs may
+# now be short of bytes in flight (8192^2 M = 1 reads 0.79 of cuBLAS bf16's bandwidth, s19-call10).
+TAIL=30 step_ab 60 ks "dflt:" "ks2:LOWBIT_SM90_KSPLIT=2" "ks4:LOWBIT_SM90_KSPLIT=4" -- --formats w8a8_fp8,fp8_block \
+  --ms 1,4,16 --shapes 8192x8192,4096x14336,6144x4096,4096x4096,28672x4096 --peers none --no-ceilings --budget-s 45; snap
 fi
 # Part 113: the H200 baseline of the 4-bit and int8 tables (session 19 ran only fp8 there), with
 # torch's peers (gemlite needs .peers, which this checkout no longer has).
