@@ -1256,6 +1256,13 @@ TAIL=30 step 120 model_halves env LOWBIT_FP8_BN=256 python3 bench/model.py --fus
 # now be short of bytes in flight (8192^2 M = 1 reads 0.79 of cuBLAS bf16's bandwidth, s19-call10).
 TAIL=30 step_ab 60 ks "dflt:" "ks2:LOWBIT_SM90_KSPLIT=2" "ks4:LOWBIT_SM90_KSPLIT=4" -- --formats w8a8_fp8,fp8_block \
   --ms 1,4,16 --shapes 8192x8192,4096x14336,6144x4096,4096x4096,28672x4096 --peers none --no-ceilings --budget-s 45; snap
+# M = 128..512, where 128 x 128 tiles with two accumulator sets (rate 1 in cheapest_tile) cap
+# w8a8_fp8 at 1.22-1.50x (s19-call10): the same tiles chained within folds of 4 (probe s19-call1:
+# 1096-1142 TFLOP/s at M = 4096 / 8192, against 974-1104 for two sets in s10) as a candidate for
+# the narrow tile. (A forced fold turns off the K split of 4096 x 14336 at M <= 256.)
+TAIL=30 step_ab 50 n128 "n128:LOWBIT_FP8_BN=128" "n128f4:LOWBIT_FP8_BN=128 LOWBIT_FP8_FOLD_EVERY=4" -- \
+  --formats w8a8_fp8 --ms 128,256,384,512 --shapes 8192x8192,28672x8192,4096x14336,6144x4096,14336x4096 \
+  --peers none --no-ceilings --budget-s 40; snap
 fi
 # Part 113: the H200 baseline of the 4-bit and int8 tables (session 19 ran only fp8 there), with
 # torch's peers (gemlite needs .peers, which this checkout no longer has).
