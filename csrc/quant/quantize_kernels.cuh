@@ -309,23 +309,34 @@ __device__ __forceinline__ void load_vector(const Rows& src, int64_t row, int64_
   src.convert(src.fetch(row, i), f);
 }
 
-// body(i, n, f) for a thread's vectors i = first, first + stride, ... < n_vec of a row (n: the
-// thread's n-th), f their source values, with each vector's loads issued before the previous
-// vector's arithmetic: one vector ahead. (s18-call2: the fused quantizers' warps waited on every
-// vector's loads, 17-18% of their stall samples on the loads' first use; issue 49-73% busy.)
+// body(i, n, raw) for a thread's vectors i = first, first + stride, ... < n_vec (n: the thread's
+// n-th), raw = fetch(i) issued one vector ahead: before the previous vector's body. The caller
+// passes fetch(first) (anything when first >= n_vec), so it can issue it earlier still.
+// (s18-call2: the fused quantizers' warps waited on every vector's loads, 17-18% of their stall
+// samples on the loads' first use; issue 49-73% busy.)
+template <class Raw, class Fetch, class Body>
+__device__ __forceinline__ void for_each_ahead(int64_t first, int64_t stride, int64_t n_vec, Raw raw, Fetch&& fetch,
+                                               Body&& body) {
+  for (int64_t i = first, n = 0; i < n_vec; i += stride, ++n) {
+    Raw next = raw;
+    if (i + stride < n_vec) next = fetch(i + stride);
+    body(i, n, raw);
+    raw = next;
+  }
+}
+
+// body(i, n, f) for a thread's vectors of a row, f their source values, loaded one vector ahead.
 template <class Rows, class Body>
 __device__ __forceinline__ void for_each_vector(const Rows& src, int64_t row, int64_t first, int64_t stride,
                                                 int64_t n_vec, Body&& body) {
-  typename Rows::Raw raw{};
-  if (first < n_vec) raw = src.fetch(row, first);
-  for (int64_t i = first, n = 0; i < n_vec; i += stride, ++n) {
-    typename Rows::Raw next = raw;
-    if (i + stride < n_vec) next = src.fetch(row, i + stride);
-    float f[kVec];
-    src.convert(raw, f);
-    body(i, n, f);
-    raw = next;
-  }
+  using Raw = typename Rows::Raw;
+  for_each_ahead(first, stride, n_vec, first < n_vec ? src.fetch(row, first) : Raw{},
+                 [&](int64_t i) { return src.fetch(row, i); },
+                 [&](int64_t i, int64_t n, const Raw& raw) {
+                   float f[kVec];
+                   src.convert(raw, f);
+                   body(i, n, f);
+                 });
 }
 
 // ---------------------------------------------------------------- per token
@@ -391,22 +402,19 @@ __global__ void __launch_bounds__(kThreads) quantize_rows_kernel(const Rows src,
       if (cached) cache[n * kThreads].put(f);
     });
     // the norm weight's first words on their way during the row's reduction, each next one ahead
-    Raw8<In> w_raw{};
-    if (first < n_vec) w_raw = src.fetch_weight(first);
+    const Raw8<In> w_first = first < n_vec ? src.fetch_weight(first) : Raw8<In>{};
     if (ctas > 1) ptx::cluster_wait();
     ss = row_total<kThreads>(ss, [](double a, double b) { return a + b; }, warp_ss, cta_ss, ctas, rank);
     rstd = rms_rstd(ss, K, src.eps);
-    for (int64_t i = first, n = 0; i < n_vec; i += stride, ++n) {
-      Raw8<In> w_next = w_raw;
-      if (i + stride < n_vec) w_next = src.fetch_weight(i + stride);
-      float f[kVec];
-      if (cached) cache[n * kThreads].get(f);
-      else load_vector(src, row, i, f);
-      src.finish(w_raw, f, rstd);
-      amax = max(amax, amax_bits8(f));
-      if (cached) cache[n * kThreads].put(f);
-      w_raw = w_next;
-    }
+    for_each_ahead(first, stride, n_vec, w_first, [&](int64_t i) { return src.fetch_weight(i); },
+                   [&](int64_t i, int64_t n, const Raw8<In>& w_raw) {
+                     float f[kVec];
+                     if (cached) cache[n * kThreads].get(f);
+                     else load_vector(src, row, i, f);
+                     src.finish(w_raw, f, rstd);
+                     amax = max(amax, amax_bits8(f));
+                     if (cached) cache[n * kThreads].put(f);
+                   });
   } else {
     for_each_vector(src, row, first, stride, n_vec, [&](int64_t, int64_t n, float (&f)[kVec]) {
       amax = max(amax, amax_bits8(f));

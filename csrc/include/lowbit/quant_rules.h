@@ -52,7 +52,7 @@ LOWBIT_HD MxScale mx_scale(uint32_t amax_bits, int emax_elem) {
 // are not added to anything: no contraction can make the two compilers differ.
 // exp_poly: c e^r for r = x - k ln2 (the reduction and the polynomial; c = 1, or 1/2 for silu_f32:
 // a power-of-two factor on every coefficient scales each rounding exactly, so the result is c times
-// the c = 1 one). exp_parts: k and e^r. exp_f32 is the definition silu_f32 is checked against.
+// the c = 1 one). exp_f32 is the definition silu_f32 is checked against.
 LOWBIT_HD float exp_poly(float x, float k, float c) {
   float r = fmaf(k, -0.693147182f, x);  // ln2 = 0.693147182 (fp32) + 1.9046542e-9
   r = fmaf(k, -1.9046542e-9f, r);
@@ -66,24 +66,16 @@ LOWBIT_HD float exp_poly(float x, float k, float c) {
   return fmaf(p, r, c);
 }
 
-struct ExpParts {
-  float k, p;
-};
-LOWBIT_HD ExpParts exp_parts(float x) {
-  const float k = rintf(x * 1.44269504f);
-  return {k, exp_poly(x, k, 1.0f)};
-}
-
 LOWBIT_HD float exp_f32(float x) {
   if (x != x) return x;
   if (x > 88.8f) return INFINITY;  // e^88.8 > FLT_MAX
   if (x < -104.0f) return 0.0f;    // below half the smallest subnormal
-  const ExpParts e = exp_parts(x);
+  const float k = rintf(x * 1.44269504f), p = exp_poly(x, k, 1.0f);
   // p * 2^k rounded once, as ldexpf rounds it, in two exact power-of-two factors (k in [-150, 128],
   // each half in [-75, 64]: normal, so p * 2^k1 is exact): libm's ldexpf was ~1/3 of the fused
   // SiLU quantizer's instructions (s15-call2: 145 us a 2048 x 14336 row block, 1/3 of bandwidth).
-  const int ki = int(e.k), k1 = ki / 2;
-  return (e.p * exp2i(k1)) * exp2i(ki - k1);
+  const int ki = int(k), k1 = ki / 2;
+  return (p * exp2i(k1)) * exp2i(ki - k1);
 }
 
 // a * b rounded on its own: never fused into an fma with a following add by either compiler (nvcc
