@@ -1,7 +1,8 @@
 """Accuracy of the fp8 GEMMs against float64 of the same quantized operands, by how often the
-sums are promoted to fp32 (issue 3): every 128 of K (the default), every 256, 512 or 1024
-(LOWBIT_FP8_FOLD_EVERY=2 / 4 / 8, an experiment; 8 also on 128 x 192 tiles with LOWBIT_FP8_BN=192;
-large M only, so the M = 64 rows do not change),
+sums are promoted to fp32 (issue 3): every 128 of K (the default on these shapes' 128 x 128
+tiles), every 256, 512 or 1024 (LOWBIT_FP8_FOLD_EVERY=2 / 4 / 8; 512 is the default on the 128 x
+192 tiles that large M takes where they need the fewest waves, 8 also runs there with
+LOWBIT_FP8_BN=192; large M only, so the M = 64 rows do not change),
 or never (LOWBIT_FP8_NO_PROMOTE=1: all of K in the tensor cores' accumulator). bf16 output,
 whose rounding alone is ~1.7e-3. The knobs are read once per process: each variant runs in a
 subprocess.
