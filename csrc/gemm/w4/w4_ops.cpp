@@ -7,6 +7,7 @@
 // This file: argument contracts, the path and split plan, allocation.
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <ATen/cuda/CUDAContext.h>
+#include <ATen/ops/constant_pad_nd.h>
 #include <ATen/ops/empty.h>
 #include <ATen/ops/linear.h>
 #include <ATen/ops/zeros.h>
@@ -463,17 +464,16 @@ Tensor wgmma_matmul(const Tensor& x, const Tensor& w, const Tensor& scales, cons
   const int64_t sms = at::cuda::getCurrentDeviceProperties()->multiProcessorCount;
   const bool pad_auto = plan.tokens == kWgWideTokens && M < plan.tokens && plan.split.splits == 1 && plan.tiles >= sms;
   const int64_t x_rows = !pad_off && (pad_on || pad_auto) ? (M + plan.tokens - 1) / plan.tokens * plan.tokens : M;
-  // The tensor the kernel's x boxes read: x, or x_rows rows that the permutation (into them) or a
-  // copy fills, once, with the rows past M zeroed.
+  // The tensor the kernel's x boxes read: x, or x_rows rows with those past M zero, filled by the
+  // permutation (into them) or by one padding copy.
   Tensor x_src = x;
   if (x_pre) {
     x_src = at::empty({x_rows, K}, x.options());
     launch_permute_x_chunks(x.data_ptr(), x_src.data_ptr(), M, K, stream);
+    if (x_rows != M) x_src.narrow(0, M, x_rows - M).zero_();
   } else if (x_rows != M) {
-    x_src = at::empty({x_rows, K}, x.options());
-    x_src.narrow(0, 0, M).copy_(x);
+    x_src = at::constant_pad_nd(x, {0, 0, 0, x_rows - M});
   }
-  if (x_rows != M) x_src.narrow(0, M, x_rows - M).zero_();
   const CUtensorMap tmap_x = tma::make_2d_sw128(x_src.data_ptr(), 2, x_rows, K, K, plan.tokens);
   W4WgmmaParams p{};
   p.x_pre = x_pre ? 1 : 0;
