@@ -1275,3 +1275,17 @@ TAIL=40 step 200 table_w4 python3 bench/gemm.py --formats a16w4,mxfp4 --a16w4-gr
 TAIL=30 step 150 table_int8 python3 bench/gemm.py --formats w8a8_int8 --ms 1,16,64,256,1024,2048,4096,8192 \
   --shapes 8192x8192,28672x8192,4096x14336 --peers torch_int_mm --budget-s 120 --out "$OUT/table_int8.json"; snap
 fi
+# Session 20: why the a16w4 GEMV v8 streams 0.44-0.53 of cuBLAS bf16's bandwidth at M = 1 on the
+# H200 (s20-call2; 0.55-0.74 on the H100): the bare stream of v8's geometry per launch (32 / 112 MB,
+# tools/stream_probe.cu), the warps-per-SM and GEMV-version A/B at 1..16 tokens, and ncu of v8,
+# cuBLAS's GEMV and the 8-bit-row GEMV at M = 1 (card clocks).
+#   PART=114 LOWBIT_KERNELS=quant,w4 TESTS=tests/test_cuda_a16w4.py EXTRA='bash tools/session_queue.sh' \
+#     BENCH=0 bash tools/device_run.sh nothing
+if [ "$PART" = 114 ]; then
+nvcc -gencode arch=compute_90a,code=sm_90a -O3 -std=c++17 -Icsrc/include tools/stream_probe.cu -o /tmp/sp
+TAIL=60 step 120 stream_probe /tmp/sp; cp "$OUT/q_stream_probe.log" "$OUT/stream_probe.jsonl"; snap
+TAIL=30 step_ab 40 gw "w16:" "w8:LOWBIT_A16W4_STREAM_WARPS=8" "w12:LOWBIT_A16W4_STREAM_WARPS=12" \
+  "w24:LOWBIT_A16W4_STREAM_WARPS=24" "v7:LOWBIT_A16W4_GEMV=regs" -- --formats a16w4,a16w8 --ms 1,8,16 \
+  --shapes 8192x8192,28672x8192,4096x14336,14336x4096 --peers none --no-ceilings --budget-s 30; snap
+TAIL=40 step 200 gemv_profile env CLOCKS=none VARIANTS="v8:a16w4: bf16:bf16: rows8:a16w8:" bash tools/gemv_profile.sh; snap
+fi

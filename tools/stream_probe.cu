@@ -13,6 +13,7 @@
 //   nvcc -gencode arch=compute_90a,code=sm_90a -O3 -std=c++17 -Icsrc/include tools/stream_probe.cu -o /tmp/sp && /tmp/sp
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdio>
 
@@ -132,5 +133,57 @@ int main() {
   ldg(ldg_stream_kernel<2>, 2);
   ldg(ldg_stream_kernel<4>, 4);
   ldg(ldg_stream_kernel<8>, 8);
+
+  // Per-launch streams the size of one GEMV's weights (session 20, H200: the a16w4 GEMV v8 reads
+  // 8192^2's 34 MB at ~1.8 TB/s, 28672 x 8192's 117 MB at ~2.2, cuBLAS bf16 ~4.2): back-to-back
+  // launches, each reading the next of several regions (>= 4x L2 in all, so every launch reads
+  // HBM), with v8's geometry: `per_warp` contiguous bytes a warp, 4 warps a CTA, at most 4 CTAs an
+  // SM (48 KB of dynamic shared memory each). Time per launch includes the ramp and the tail.
+  const size_t kL2 = size_t(60) << 20;
+  for (size_t launch_bytes : {size_t(32) << 20, size_t(112) << 20}) {
+    const int regions = int(std::max<size_t>(4, (4 * kL2 + launch_bytes - 1) / launch_bytes));
+    if (size_t(regions) * launch_bytes > kBytes * 4) continue;
+    uint8_t* win;
+    if (cudaMalloc(&win, size_t(regions) * launch_bytes) != cudaSuccess) continue;
+    cudaMemset(win, 0x3C, size_t(regions) * launch_bytes);
+    uint32_t* sink2;
+    cudaMalloc(&sink2, (launch_bytes / 1024) * 32 * 4 + 4096);
+    auto per_launch_us = [&](auto launch) {
+      const int reps = 8 * regions;
+      for (int r = 0; r < regions; ++r) launch(win + size_t(r) * launch_bytes);
+      cudaEventRecord(e0);
+      for (int r = 0; r < reps; ++r) launch(win + size_t(r % regions) * launch_bytes);
+      cudaEventRecord(e1);
+      cudaEventSynchronize(e1);
+      float ms = 0;
+      cudaEventElapsedTime(&ms, e0, e1);
+      return cudaGetLastError() == cudaSuccess ? double(ms) * 1e3 / reps : -1.0;
+    };
+    for (int per_warp_kb : {16, 64})
+      for (int chunk : {1024, 2048, 4096}) {
+        const int stages = 8192 / chunk;  // 8 KB in flight a warp, as v8
+        const int warps = 4;
+        const size_t smem = 48 * 1024;    // caps the SM at 4 CTAs (v8's launch bound)
+        const size_t total_warps = launch_bytes / (size_t(per_warp_kb) * 1024);
+        cudaFuncSetAttribute(bulk_stream_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem));
+        const double us = per_launch_us([&](const uint8_t* from) {
+          bulk_stream_kernel<<<int(total_warps / warps), warps * 32, smem>>>(from, size_t(per_warp_kb) * 1024, chunk,
+                                                                             stages, sink2);
+        });
+        printf("{\"kind\": \"launch_bulk\", \"mb\": %d, \"per_warp_kb\": %d, \"chunk\": %d, \"stages\": %d, "
+               "\"us\": %.2f, \"gb_s\": %.0f}\n", int(launch_bytes >> 20), per_warp_kb, chunk, stages, us,
+               double(launch_bytes) / (us * 1e-6) / 1e9);
+      }
+    for (int per_warp_kb : {16, 64}) {
+      const size_t total_warps = launch_bytes / (size_t(per_warp_kb) * 1024);
+      const double us = per_launch_us([&](const uint8_t* from) {
+        ldg_stream_kernel<8><<<int(total_warps / 4), 128>>>(from, size_t(per_warp_kb) * 1024, sink2);
+      });
+      printf("{\"kind\": \"launch_ldg8\", \"mb\": %d, \"per_warp_kb\": %d, \"us\": %.2f, \"gb_s\": %.0f}\n",
+             int(launch_bytes >> 20), per_warp_kb, us, double(launch_bytes) / (us * 1e-6) / 1e9);
+    }
+    cudaFree(sink2);
+    cudaFree(win);
+  }
   return 0;
 }
