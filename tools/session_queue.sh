@@ -1285,7 +1285,7 @@ if [ "$PART" = 114 ]; then
 nvcc -gencode arch=compute_90a,code=sm_90a -O3 -std=c++17 -Icsrc/include tools/stream_probe.cu -o /tmp/sp
 TAIL=60 step 120 stream_probe /tmp/sp; cp "$OUT/q_stream_probe.log" "$OUT/stream_probe.jsonl"; snap
 TAIL=30 step_ab 40 gw "w16:" "w8:LOWBIT_A16W4_STREAM_WARPS=8" "w12:LOWBIT_A16W4_STREAM_WARPS=12" \
-  "w24:LOWBIT_A16W4_STREAM_WARPS=24" "v7:LOWBIT_A16W4_GEMV=regs" -- --formats a16w4,a16w8 --ms 1,8,16 \
+  "v7:LOWBIT_A16W4_GEMV=regs" -- --formats a16w4,a16w8 --ms 1,8,16 \
   --shapes 8192x8192,28672x8192,4096x14336,14336x4096 --peers none --no-ceilings --budget-s 30; snap
 TAIL=40 step 200 gemv_profile env CLOCKS=none VARIANTS="v8:a16w4: bf16:bf16: rows8:a16w8:" bash tools/gemv_profile.sh; snap
 fi
