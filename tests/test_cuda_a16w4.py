@@ -221,6 +221,29 @@ def test_a16w4_repeatable_bitwise(M, N, K, g):
     bitwise_repeatable(lambda: ops.a16w4_linear(x, w, scales, zeros, g, bias))
 
 
+# GEMV v8's ring at many blocks a warp: K = 128 x {9, 11, 15, 67} gives K splits whose warps stream
+# blocks in every count mod 4 (1 .. 34 blocks; the last split shorter), so the last bulk copy of a
+# warp is short when blocks come 2 or 4 a copy (LOWBIT_A16W4_STREAM_COPY, tests/test_cuda_variants.py,
+# with LOWBIT_A16W4_STREAM_WARPS=1 there too: long per-warp streams that wrap the ring). M = 1 / 5
+# (v8's 8-token tile with its prefetch), N = 1024 (64 tiles); test_cuda_mxfp4.py has mxfp4's.
+RING_TAIL_KS = [128 * 9, 128 * 11, 128 * 15, 128 * 67]
+
+
+@pytest.mark.parametrize("K", RING_TAIL_KS)
+@pytest.mark.parametrize("M,g,symmetric,dtype", [(1, 128, False, BF16), (5, 32, True, FP16), (1, -1, False, FP16),
+                                                 (5, 64, False, BF16)])
+def test_a16w4_gemv_ring_tails(M, g, symmetric, dtype, K):
+    N = 1024
+    gen = torch.Generator().manual_seed(K + M)
+    x = rand_x(M, K, dtype, gen=gen)
+    w, scales, zeros = a16w4_operands(N, K, g, symmetric, dtype, gen)
+    ref = ops.a16w4_linear(x, w, scales, zeros, g, None)
+    xc, wc, sc, zc = to_cuda(x, w, scales, zeros)
+    poison_allocator(M * N * 2)
+    y = ops.a16w4_linear(xc, wc, sc, zc, g, None)
+    assert_close_elementwise(y, ref, x, dequant64(w, scales, zeros, g), 2.0 ** -9, "gemv ring tails")
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_a16w4_cuda_graph_and_compile(dtype):
     gen = torch.Generator().manual_seed(7)

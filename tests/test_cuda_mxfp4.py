@@ -300,6 +300,18 @@ def test_mxfp4_extreme_scales(M, dtype, extreme):
     assert_close_elementwise(y, ref, x, w64, abs_coef(M, dtype), f"scale {e}", mask=finite)
 
 
+# GEMV v8's ring tails (test_cuda_a16w4.py test_a16w4_gemv_ring_tails says why these K)
+@pytest.mark.parametrize("K", [128 * 9, 128 * 11, 128 * 15, 128 * 67])
+@pytest.mark.parametrize("M,dtype", [(1, BF16), (5, FP16)])
+def test_mxfp4_gemv_ring_tails(M, dtype, K):
+    gen = torch.Generator().manual_seed(K + M)
+    x = rand_x(M, K, dtype, gen=gen)
+    w, s = mx4_operands(1024, K, gen, "codes")
+    ref = ops.mxfp4_linear(x, w, s, None)
+    y = run_cuda(x, w, s)
+    assert_close_elementwise(y, ref, x, dequant64(w, s), abs_coef(M, dtype), "gemv ring tails")
+
+
 @pytest.mark.parametrize("N,K", [(264, 4160), (4096, 8192)])  # the second: many K blocks per output
 @pytest.mark.parametrize("M", [1, 16, 64])
 def test_mxfp4_repeatable_bitwise(M, N, K):

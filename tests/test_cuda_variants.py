@@ -41,6 +41,16 @@ VARIANTS = [
      "matches_reference or repeatable or nan_scale or large_k"),
     ("a16w4-gemv-stream-no-prefetch", {"LOWBIT_A16W4_STREAM_PREFETCH": "0", **GEMV_ONLY}, ["test_cuda_a16w4.py", "test_cuda_mxfp4.py"],
      "matches_reference or repeatable or nan_scale or large_k"),
+    # v8 with 2 / 4 K blocks per bulk copy at 1..8 tokens (default: 1), also with long per-warp
+    # streams that wrap the ring and end on short copies
+    ("a16w4-gemv-stream-copy2", {"LOWBIT_A16W4_STREAM_COPY": "2", **GEMV_ONLY}, ["test_cuda_a16w4.py", "test_cuda_mxfp4.py"],
+     "matches_reference or repeatable or nan_scale or large_k or ring_tails or graph"),
+    ("a16w4-gemv-stream-copy4", {"LOWBIT_A16W4_STREAM_COPY": "4", **GEMV_ONLY}, ["test_cuda_a16w4.py", "test_cuda_mxfp4.py"],
+     "matches_reference or repeatable or nan_scale or large_k or ring_tails or graph"),
+    ("a16w4-gemv-stream-copy4-long", {"LOWBIT_A16W4_STREAM_COPY": "4", "LOWBIT_A16W4_STREAM_WARPS": "1", **GEMV_ONLY},
+     ["test_cuda_a16w4.py", "test_cuda_mxfp4.py"], "matches_reference or large_k or ring_tails"),
+    ("a16w4-gemv-stream-copy2-long", {"LOWBIT_A16W4_STREAM_COPY": "2", "LOWBIT_A16W4_STREAM_WARPS": "1", **GEMV_ONLY},
+     ["test_cuda_a16w4.py", "test_cuda_mxfp4.py"], "large_k or ring_tails"),
     # v8's first loads after its ring's first requests (before session 13; default: before them)
     ("a16w4-gemv-stream-first-late", {"LOWBIT_A16W4_STREAM_FIRST": "late", **GEMV_ONLY}, ["test_cuda_a16w4.py", "test_cuda_mxfp4.py"],
      "matches_reference or repeatable or nan_scale or large_k"),

@@ -1289,3 +1289,15 @@ TAIL=30 step_ab 40 gw "w16:" "w8:LOWBIT_A16W4_STREAM_WARPS=8" "w12:LOWBIT_A16W4_
   --shapes 8192x8192,28672x8192,4096x14336,14336x4096 --peers none --no-ceilings --budget-s 30; snap
 TAIL=40 step 200 gemv_profile env CLOCKS=none VARIANTS="v8:a16w4: bf16:bf16: rows8:a16w8:" bash tools/gemv_profile.sh; snap
 fi
+# Session 20, after part 114: v8 with 2 / 4 K blocks per bulk copy at 1..8 tokens (A/B against 1,
+# then the copy variants' tests), and the swap-AB K split at 1..16 tokens now on by default on
+# cards past 4 TB/s (A/B against LOWBIT_SM90_KSPLIT=1, fp8 row / block and int8).
+#   PART=115 LOWBIT_KERNELS=quant,w4,fp8,int8 TESTS="tests/test_cuda_a16w4.py tests/test_cuda_fp8.py" \
+#     EXTRA='bash tools/session_queue.sh' BENCH=0 bash tools/device_run.sh
+if [ "$PART" = 115 ]; then
+TAIL=24 step_ab 40 copy "c1:" "c2:LOWBIT_A16W4_STREAM_COPY=2" "c4:LOWBIT_A16W4_STREAM_COPY=4" -- --formats a16w4,mxfp4 \
+  --ms 1,4,8 --shapes 8192x8192,28672x8192,4096x14336,14336x4096 --peers none --no-ceilings --budget-s 25; snap
+TAIL=30 step_ab 40 ks "dflt:" "ks1:LOWBIT_SM90_KSPLIT=1" -- --formats w8a8_fp8,fp8_block,w8a8_int8 --ms 1,4,16 \
+  --shapes 8192x8192,4096x14336,6144x4096,4096x4096,28672x4096 --peers none --no-ceilings --budget-s 30; snap
+TAIL=8 step 170 variants_copy python3 -m pytest -q -m cuda -p no:cacheprovider tests/test_cuda_variants.py -k copy; snap
+fi

@@ -78,22 +78,31 @@ struct ScaleVec<8> {
 // global loads of the same x hit L1. Dynamic shared memory: kXRingStages x M x 256 bytes + 128.
 // (Session 8 measured and removed a variant with the sums of x per group from a pass instead of
 // the all-ones MMA, half of the MMAs at 16-32 tokens: 0-12% slower; bench/NOTES.md.)
+// kCopy: K blocks per bulk copy (1, 2 or 4; session 20, LOWBIT_A16W4_STREAM_COPY): the warp's 8 KB
+// ring as 8 / kCopy slots of kCopy consecutive blocks (consecutive in the w4 layout), one barrier
+// wait, release and refill per slot instead of per block. Why: on the H200 the bare stream of v8's
+// geometry runs 12.96 us per 32 MB launch in 1 KB copies against 11.64 / 11.16 in 2 / 4 KB
+// (tools/stream_probe.cu, s20-call3), and the per-block refill is ~25 of v8's ~207 instructions a
+// block (ncu, s20-call3). Only with the prefetch (1..8 tokens) and without the x ring.
 template <typename T, int kTiles, int kChunks, bool kZeros, bool kMx = false, bool kPrefetch = true,
-          bool kXRing = false>
+          bool kXRing = false, int kCopy = 1>
 __global__ void __launch_bounds__(kStreamWarps * 32, stream_ctas_per_sm(kTiles, kPrefetch))
     a16w4_gemv_stream_kernel(const GemvParams p, const __grid_constant__ CUtensorMap x_map) {
   static_assert(kTiles == 1 || kTiles == 2 || kTiles == 4, "8, 16 or 32 tokens");
   static_assert(kTiles != 4 || !kPrefetch, "32 tokens: x loaded at the top of the block (registers)");
   static_assert(kChunks == 0 || kChunks == 1 || kChunks == 2 || kChunks == 4, "groups of 32, 64, 128 or per row");
   static_assert(!kMx || (kChunks == 1 && !kZeros), "MX: one E8M0 scale per 32 elements, no zero point");
+  static_assert(kCopy == 1 || ((kCopy == 2 || kCopy == 4) && kPrefetch && !kXRing),
+                "blocks per copy: 2 or 4 only on the prefetching loop without the x ring");
   constexpr bool kSumX = !kMx;                           // int4: the (z + base) * sum x term (all-ones MMA)
   constexpr int kGroups = kChunks == 0 ? 1 : 4 / kChunks;  // scale entries per row and block
-  constexpr int kStages = kStreamStages;  // ring slots of 1 KB per warp
-  constexpr int kSlot = 64;               // uint4 per slot
+  constexpr int kStages = kStreamStages / kCopy;  // ring slots of kCopy KB per warp
+  constexpr int kSlot = 64 * kCopy;                // uint4 per slot
+  static_assert(kStages >= 2 && kStages * kCopy == kStreamStages, "the ring keeps 8 KB a warp in 2+ slots");
   using Scale = std::conditional_t<kMx, uint8_t, T>;
   using Vec = typename ScaleVec<kGroups * sizeof(Scale)>::type;  // one load per row and block
 
-  __shared__ __align__(128) uint4 ring[kStreamWarps][kStages * kSlot];  // 8 KB per warp
+  __shared__ __align__(128) uint4 ring[kStreamWarps][kStages * kSlot];  // 8 KB per warp (kCopy: the same)
   __shared__ __align__(8) uint64_t full[kStreamWarps][kStages];
   __shared__ __align__(8) uint64_t empty[kStreamWarps][kStages];  // the 32 lanes done reading a slot
   // kXRing: the CTA's x ring (dynamic) and its barriers
@@ -116,10 +125,12 @@ __global__ void __launch_bounds__(kStreamWarps * 32, stream_ctas_per_sm(kTiles, 
   uint4* slots = ring[warp];
   uint64_t* bar = full[warp];
   uint64_t* ebar = empty[warp];
-  // Block b of the row tile into slot s (lane 0): one bulk copy on the slot's barrier.
-  auto request = [&](int s, const uint32_t* from) {
-    ptx::mbarrier_arrive_expect_tx(&bar[s], 1024);
-    ptx::bulk_copy_g2s(slots + s * kSlot, from, 1024, &bar[s]);
+  // Blocks u kCopy .. (the slot's unit u, at most kCopy blocks, fewer at the split's end) into slot
+  // s (lane 0): one bulk copy on the slot's barrier.
+  auto request = [&](int s, const uint32_t* from, int blocks) {
+    const uint32_t bytes = uint32_t(kCopy == 1 ? 1 : blocks) * 1024;
+    ptx::mbarrier_arrive_expect_tx(&bar[s], bytes);
+    ptx::bulk_copy_g2s(slots + s * kSlot, from, bytes, &bar[s]);
   };
   // kXRing: x slot k holds block b's x (b % kXRingStages == k) as M rows of 256 bytes; the TMA
   // boxes land 128-byte aligned (the region is aligned up from the array itself, so its loads stay
@@ -153,7 +164,7 @@ __global__ void __launch_bounds__(kStreamWarps * 32, stream_ctas_per_sm(kTiles, 
     z_row[h] = kZeros ? reinterpret_cast<const Vec*>(static_cast<const T*>(p.zeros) + row * groups + g0) : nullptr;
   }
   constexpr int kVecStep = kChunks == 0 ? 0 : 1;  // vectors per block (per channel: the same one)
-  const uint32_t* refill = src + size_t(kStages) * 256;  // the block kStages ahead
+  const uint32_t* refill = src + size_t(kStages) * kCopy * 256;  // the unit kStages ahead
 
   float total[kTiles][4];
 #pragma unroll
@@ -209,7 +220,7 @@ __global__ void __launch_bounds__(kStreamWarps * 32, stream_ctas_per_sm(kTiles, 
     // requested only 1, 2 or 4 of them before block 0 measured within +-1% of all eight, s14-call1)
 #pragma unroll
     for (int s = 0; s < kStages; ++s)
-      if (s < nb) request(s, src + size_t(s) * 256);
+      if (s * kCopy < nb) request(s, src + size_t(s) * kCopy * 256, min(kCopy, nb - s * kCopy));
     if constexpr (kXRing) {
       if (warp == 0) {
 #pragma unroll
@@ -237,17 +248,22 @@ __global__ void __launch_bounds__(kStreamWarps * 32, stream_ctas_per_sm(kTiles, 
       refill_slot();
     }
   };
-  auto block = [&](int b, In& in, In& next) {
-    const int s = b % kStages;
-    // ---- refill the slot block b - 1 read (its data already went through block b - 1's MMAs)
-    // with block b - 1 + kStages. Until session 7 the refill came after this block's slot reads
-    // behind a proxy fence (MEMBAR.ALL.CTA), which waited every block for the x / scale loads
-    // just issued one block ahead: the prefetch hid nothing (and an L1 prefetch made it slower).
-    if (b > 0) {
-      const int sp = (b - 1) % kStages;
-      if (b - 1 + kStages < nb)  // (warp-uniform) the warp's slot, refilled by its lane 0
-        release_then_refill(&ebar[sp], ((b - 1) / kStages) & 1, lane == 0, [&] { request(sp, refill); });
-      refill += 256;
+  // kPos: b % kCopy, known where the loop is unrolled by a multiple of kCopy (0 for kCopy = 1).
+  auto block = [&](int b, In& in, In& next, auto pos) {
+    constexpr int kPos = decltype(pos)::value;
+    static_assert(kPos >= 0 && kPos < kCopy, "the block's place in its copy");
+    const int u = b / kCopy, s = u % kStages;  // the block's unit (copy) and slot
+    // ---- at a unit's first block, refill the slot the previous unit read (its data already went
+    // through that unit's MMAs) with the unit kStages after it. Until session 7 the refill came
+    // after this block's slot reads behind a proxy fence (MEMBAR.ALL.CTA), which waited every
+    // block for the x / scale loads just issued one block ahead: the prefetch hid nothing (and an
+    // L1 prefetch made it slower).
+    if (kPos == 0 && b > 0) {
+      const int sp = (u - 1) % kStages, next_unit = u - 1 + kStages;
+      if (next_unit * kCopy < nb)  // (warp-uniform) the warp's slot, refilled by its lane 0
+        release_then_refill(&ebar[sp], ((u - 1) / kStages) & 1, lane == 0,
+                            [&] { request(sp, refill, min(kCopy, nb - next_unit * kCopy)); });
+      refill += kCopy * 256;
       if constexpr (kXRing) {  // the CTA's x slot of block b - 1, refilled by warp 0
         const int kp = (b - 1) % kXRingStages;
         if (b - 1 + kXRingStages < nb)  // (CTA-uniform: one split)
@@ -260,9 +276,11 @@ __global__ void __launch_bounds__(kStreamWarps * 32, stream_ctas_per_sm(kTiles, 
     } else if (b > 0 || !p.first) {
       load_in(in);
     }
-    // ---- the block's weights: this thread's words of rows grp and grp + 8 (layout v3 chunks)
-    ptx::mbarrier_wait(&bar[s], (b / kStages) & 1);
-    const uint4 c0 = slots[s * kSlot + 4 * grp + tig], c1 = slots[s * kSlot + 32 + 4 * grp + tig];
+    // ---- the block's weights: this thread's words of rows grp and grp + 8 (layout v3 chunks); the
+    // unit's barrier is waited on at its first block only (one copy brings all of its blocks)
+    if (kPos == 0) ptx::mbarrier_wait(&bar[s], (u / kStages) & 1);
+    const uint4* blk = slots + s * kSlot + kPos * 64;
+    const uint4 c0 = blk[4 * grp + tig], c1 = blk[32 + 4 * grp + tig];
     const uint32_t wr0[4] = {c0.x, c0.y, c0.z, c0.w}, wr1[4] = {c1.x, c1.y, c1.z, c1.w};
     // x of this thread's token of each token tile (8t + grp; past M token M - 1) at its 8 elements
     // of each chunk: from the CTA's x slot (kXRing; rows 256 bytes apart: a quad phase's two
@@ -321,17 +339,34 @@ __global__ void __launch_bounds__(kStreamWarps * 32, stream_ctas_per_sm(kTiles, 
       zero_sums();
     }
   };
-  if constexpr (kPrefetch) {
+  using Pos0 = std::integral_constant<int, 0>;
+  using Pos1 = std::integral_constant<int, 1 % kCopy>;
+  using Pos2 = std::integral_constant<int, 2 % kCopy>;
+  using Pos3 = std::integral_constant<int, 3 % kCopy>;
+  if constexpr (kPrefetch && kCopy <= 2) {
+    // unrolled by two: the prefetch's registers swap (in[0] / in[1]), and b % 2 is known
     int b = 0;
     for (; b + 1 < nb; b += 2) {
-      block(b, in[0], in[1]);
-      block(b + 1, in[1], in[0]);
+      block(b, in[0], in[1], Pos0{});
+      block(b + 1, in[1], in[0], Pos1{});
     }
-    if (b < nb) block(b, in[0], in[1]);
+    if (b < nb) block(b, in[0], in[1], Pos0{});
+  } else if constexpr (kPrefetch) {
+    // four blocks a copy: unrolled by four, so every block knows its place in the copy
+    int b = 0;
+    for (; b + 3 < nb; b += 4) {
+      block(b, in[0], in[1], Pos0{});
+      block(b + 1, in[1], in[0], Pos1{});
+      block(b + 2, in[0], in[1], Pos2{});
+      block(b + 3, in[1], in[0], Pos3{});
+    }
+    if (b < nb) block(b, in[0], in[1], Pos0{});
+    if (b + 1 < nb) block(b + 1, in[1], in[0], Pos1{});
+    if (b + 2 < nb) block(b + 2, in[0], in[1], Pos2{});
   } else {
     // one block per iteration: unrolled by two like the prefetching loop, the 16- and 32-token
     // kernels spilled 4 bytes at their register caps
-    for (int b = 0; b < nb; ++b) block(b, in[0], in[1]);
+    for (int b = 0; b < nb; ++b) block(b, in[0], in[1], Pos0{});
   }
 
   const T* bias = static_cast<const T*>(p.bias);

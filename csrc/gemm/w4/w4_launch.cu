@@ -36,6 +36,13 @@ void gemv(const GemvParams& p, const CUtensorMap& x_map, cudaStream_t stream) {
           configured = smem;
         }
       }
+      // 2 or 4 K blocks per bulk copy: 8 tokens with the prefetch, without the x ring
+      TORCH_CHECK(p.copy <= 1 || (kTiles == 1 && p.prefetch && !p.xring && (p.copy == 2 || p.copy == 4)),
+                  "lowbit a16w4: v8 has no kernel for ", p.copy, " blocks per copy here (w4_ops.cpp gemv_stream_copy)");
+      if constexpr (kTiles == 1) {
+        if (!kernel && p.copy == 2) kernel = a16w4_gemv_stream_kernel<T, 1, kChunks, kZeros, kMx, true, false, 2>;
+        if (!kernel && p.copy == 4) kernel = a16w4_gemv_stream_kernel<T, 1, kChunks, kZeros, kMx, true, false, 4>;
+      }
       if (!kernel)
         kernel = p.prefetch && kTiles <= 2 ? a16w4_gemv_stream_kernel<T, kTiles, kChunks, kZeros, kMx, kTiles <= 2>
                                            : a16w4_gemv_stream_kernel<T, kTiles, kChunks, kZeros, kMx, false>;

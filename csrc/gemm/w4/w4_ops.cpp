@@ -131,6 +131,13 @@ bool gemv_stream_xring(int64_t M, int64_t N) {
   static const bool on = env::is("LOWBIT_A16W4_STREAM_X", "ring"), off = env::is("LOWBIT_A16W4_STREAM_X", "off");
   return !off && (on || gemv_token_tiles(M) == 4) && N % (kTileRows * kStreamWarps) == 0;
 }
+// v8's K blocks per bulk copy (w4_gemv_stream.cuh kCopy): 1, or 2 / 4 at 1..8 tokens with the
+// prefetch and without the x ring. LOWBIT_A16W4_STREAM_COPY=1|2|4 (A/B runs; default 1).
+int gemv_stream_copy(int64_t M, bool prefetch, bool xring) {
+  static const int64_t knob = env::integer("LOWBIT_A16W4_STREAM_COPY", 1);
+  const bool applies = gemv_token_tiles(M) == 1 && prefetch && !xring;
+  return applies && (knob == 2 || knob == 4) ? int(knob) : 1;
+}
 // v8's split: about LOWBIT_A16W4_STREAM_WARPS (default 16) warps per SM in all, at most one wave
 // (the launch bounds leave room for 12-16), each warp one 16-row tile over K / splits.
 GemvPlan plan_gemv_stream(int64_t M, int64_t N, int64_t K, int sms) {
@@ -177,6 +184,7 @@ Tensor gemv(const Tensor& x, const Tensor& w, const Tensor& scales, const OptTen
   p.xring = stream && gemv_stream_xring(M, N) ? 1 : 0;
   p.prefetch = (p.xring ? gemv_token_tiles(M) == 1 : gemv_stream_prefetch(M)) ? 1 : 0;
   p.first = gemv_stream_first();
+  p.copy = stream ? gemv_stream_copy(M, p.prefetch != 0, p.xring != 0) : 1;
   CUtensorMap x_map{};  // boxes of M x 128 elements (one block of every token)
   if (p.xring) x_map = tma::make_2d_rows16(x.data_ptr(), M, K, K, uint32_t(M), kBlockElems);
   // arrival counters: per 128-row CTA, or per 16-row tile (v8)

@@ -85,8 +85,25 @@ inline TileChoice cheapest_tile(std::initializer_list<TileChoice> candidates, in
   return best;
 }
 
+// The card's peak HBM bandwidth (bytes / s) from its memory clock and bus width (two transfers a
+// clock), once per device: H100 SXM 3.35e12, H200 4.9e12. 0 where the attributes are missing.
+inline double hbm_bytes_per_s(int device) {
+  static double cached[64] = {};
+  if (device < 0 || device >= 64) return 0.0;
+  if (cached[device] == 0.0) {
+    int khz = 0, bits = 0;
+    if (cudaDeviceGetAttribute(&khz, cudaDevAttrMemoryClockRate, device) != cudaSuccess ||
+        cudaDeviceGetAttribute(&bits, cudaDevAttrGlobalMemoryBusWidth, device) != cudaSuccess)
+      return 0.0;
+    cached[device] = 2.0 * khz * 1e3 * bits / 8.0;
+  }
+  return cached[device];
+}
+
+// hbm: the card's HBM bytes / s (hbm_bytes_per_s; 0 if unknown), for the swap-AB K split at 1..16
+// tokens.
 inline Plan make_plan(int64_t M, int64_t N, int64_t K, int sms, bool allow_split, bool promote, ScaleMode mode,
-                      bool out_bf16) {
+                      bool out_bf16, double hbm = 0.0) {
   Plan p;
   // Swap-AB (weights on wgmma's M side) up to 64 tokens, 32 in block mode; LOWBIT_SM90_SWAP_MAX=n
   // moves the line (A/B). Same-run A/B at 33..64 tokens, normal layout over swap-AB time
@@ -159,10 +176,14 @@ inline Plan make_plan(int64_t M, int64_t N, int64_t K, int sms, bool allow_split
   // K blocks split across the 2 or 4 CTAs of a cluster, which reduce in shared memory
   // (sm90_gemm.cuh kKSplit), as many CTAs as fit the SMs once, each with at least 2 K blocks.
   // Exact for s8 (s32 partials), so the integer family splits too. Same-run A/B (s11-call2):
-  // +15-20% at 64 tokens on 4096 x 14336, +2-5% on 8192^2; at 1..16 tokens, where the stream is
-  // not short of SMs (64 CTAs keep 8 MB in flight), -2-4% on 8192^2: not split there.
-  // LOWBIT_SM90_KSPLIT=1|2|4 forces it at every swap-AB M (A/B runs, tests).
-  if (p.swap_ab && (M > 16 || forced_ksplit > 0)) {
+  // +15-20% at 64 tokens on 4096 x 14336, +2-5% on 8192^2; at 1..16 tokens on the H100 (3.35 TB/s),
+  // where 64 CTAs kept its stream fed, -2-4% on 8192^2: not split there. On the H200 (4.8 TB/s) the
+  // split pays at 1..16 tokens too (s20-call1, fp8 row / block, M = 1 / 4 / 16, split by 2 against
+  // none): +8-16% on 4096^2, +3-5% on 4096 x 14336, +0-7% on 6144 x 4096 and 8192^2 (-2% at M = 1
+  // there); 28672 x 4096 has more tiles than SMs and does not split. So from 4 TB/s.
+  // LOWBIT_SM90_KSPLIT=1|2|4 forces it at every swap-AB M (A/B runs, tests; 1: off).
+  const bool small_m_splits = hbm > 4e12;
+  if (p.swap_ab && (M > 16 || small_m_splits || forced_ksplit > 0)) {
     for (int s : {4, 2})
       if (p.ksplit == 1 && int64_t(units) * s <= sms && num_kb >= 2 * s) p.ksplit = s;
     if (forced_ksplit == 1 || forced_ksplit == 2 || forced_ksplit == 4) p.ksplit = forced_ksplit;
@@ -207,7 +228,8 @@ inline Tensor sm90_gemm(ScaleMode mode, const Tensor& a, const Tensor& a_scale, 
   L.promote = promote;
   L.out_bf16 = out_dtype == at::kBFloat16;
   L.pdl = after_quantizer;
-  const Plan plan = make_plan(M, N, K, L.sms, allow_split, promote, mode, out_dtype == at::kBFloat16);
+  const Plan plan = make_plan(M, N, K, L.sms, allow_split, promote, mode, out_dtype == at::kBFloat16,
+                              hbm_bytes_per_s(a.device().index()));
   L.plan = plan;
 
   const Tensor& P = plan.swap_ab ? b : a;
