@@ -41,8 +41,11 @@ VARIANTS = [
      "matches_reference or repeatable or nan_scale or large_k"),
     ("a16w4-gemv-stream-no-prefetch", {"LOWBIT_A16W4_STREAM_PREFETCH": "0", **GEMV_ONLY}, ["test_cuda_a16w4.py", "test_cuda_mxfp4.py"],
      "matches_reference or repeatable or nan_scale or large_k"),
-    # v8 with 2 / 4 K blocks per bulk copy at 1..8 tokens (default: 1), also with long per-warp
-    # streams that wrap the ring and end on short copies
+    # v8's K blocks per bulk copy at 1..8 tokens (default: 4 for int4 g128 / per channel and mxfp4,
+    # 1 for g32 / g64) forced to 1, 2 and 4 everywhere it applies, also with long per-warp streams
+    # that wrap the ring and end on short copies
+    ("a16w4-gemv-stream-copy1", {"LOWBIT_A16W4_STREAM_COPY": "1", **GEMV_ONLY}, ["test_cuda_a16w4.py", "test_cuda_mxfp4.py"],
+     "matches_reference or repeatable or nan_scale or large_k or ring_tails or graph"),
     ("a16w4-gemv-stream-copy2", {"LOWBIT_A16W4_STREAM_COPY": "2", **GEMV_ONLY}, ["test_cuda_a16w4.py", "test_cuda_mxfp4.py"],
      "matches_reference or repeatable or nan_scale or large_k or ring_tails or graph"),
     ("a16w4-gemv-stream-copy4", {"LOWBIT_A16W4_STREAM_COPY": "4", **GEMV_ONLY}, ["test_cuda_a16w4.py", "test_cuda_mxfp4.py"],

@@ -131,12 +131,18 @@ bool gemv_stream_xring(int64_t M, int64_t N) {
   static const bool on = env::is("LOWBIT_A16W4_STREAM_X", "ring"), off = env::is("LOWBIT_A16W4_STREAM_X", "off");
   return !off && (on || gemv_token_tiles(M) == 4) && N % (kTileRows * kStreamWarps) == 0;
 }
-// v8's K blocks per bulk copy (w4_gemv_stream.cuh kCopy): 1, or 2 / 4 at 1..8 tokens with the
-// prefetch and without the x ring. LOWBIT_A16W4_STREAM_COPY=1|2|4 (A/B runs; default 1).
-int gemv_stream_copy(int64_t M, bool prefetch, bool xring) {
-  static const int64_t knob = env::integer("LOWBIT_A16W4_STREAM_COPY", 1);
-  const bool applies = gemv_token_tiles(M) == 1 && prefetch && !xring;
-  return applies && (knob == 2 || knob == 4) ? int(knob) : 1;
+// v8's K blocks per bulk copy (w4_gemv_stream.cuh kCopy) at 1..8 tokens with the prefetch and
+// without the x ring: 4 for int4 g128 / per channel and mxfp4, 1 elsewhere (int4 g32 / g64: their
+// 2- and 4-block kernels spill 4-60 bytes at the 128-register cap). Same-call A/B on the H200
+// (s20-call4 / call5, M = 1 / 4 / 8, 4 blocks against 1): g128 +9 / +5 / +3% on 8192^2, +9 / +7 /
+// +12% on 28672 x 8192, +7 / +6 / +4% on 4096 x 14336, +12 / +6 / +4% on 14336 x 4096; mxfp4
+// +1..+11%; per channel +8..+12% at M = 1, -2..+8% at 8; g32 / g64 0..-12% (so not there). 2
+// blocks a copy fell between the two. LOWBIT_A16W4_STREAM_COPY=1|2|4 forces one wherever it applies (A/B runs).
+int gemv_stream_copy(int64_t M, int64_t K, int64_t g, bool mx, bool prefetch, bool xring) {
+  static const int64_t knob = env::integer("LOWBIT_A16W4_STREAM_COPY", 0);
+  if (gemv_token_tiles(M) != 1 || !prefetch || xring) return 1;
+  if (knob == 1 || knob == 2 || knob == 4) return int(knob);
+  return mx || g == 128 || g == K ? 4 : 1;
 }
 // v8's split: about LOWBIT_A16W4_STREAM_WARPS (default 16) warps per SM in all, at most one wave
 // (the launch bounds leave room for 12-16), each warp one 16-row tile over K / splits.
@@ -184,7 +190,7 @@ Tensor gemv(const Tensor& x, const Tensor& w, const Tensor& scales, const OptTen
   p.xring = stream && gemv_stream_xring(M, N) ? 1 : 0;
   p.prefetch = (p.xring ? gemv_token_tiles(M) == 1 : gemv_stream_prefetch(M)) ? 1 : 0;
   p.first = gemv_stream_first();
-  p.copy = stream ? gemv_stream_copy(M, p.prefetch != 0, p.xring != 0) : 1;
+  p.copy = stream ? gemv_stream_copy(M, K, g, mx, p.prefetch != 0, p.xring != 0) : 1;
   CUtensorMap x_map{};  // boxes of M x 128 elements (one block of every token)
   if (p.xring) x_map = tma::make_2d_rows16(x.data_ptr(), M, K, K, uint32_t(M), kBlockElems);
   // arrival counters: per 128-row CTA, or per 16-row tile (v8)
