@@ -36,7 +36,7 @@ void gemv(const GemvParams& p, const CUtensorMap& x_map, cudaStream_t stream) {
           configured = smem;
         }
       }
-      // 2 or 4 K blocks per bulk copy: 8 tokens with the prefetch, without the x ring
+      // 2 or 4 K blocks per bulk copy: 1..8 tokens with the prefetch, without the x ring
       TORCH_CHECK(p.copy <= 1 || (kTiles == 1 && p.prefetch && !p.xring && (p.copy == 2 || p.copy == 4)),
                   "lowbit a16w4: v8 has no kernel for ", p.copy, " blocks per copy here (w4_ops.cpp gemv_stream_copy)");
       if constexpr (kTiles == 1) {

@@ -137,7 +137,8 @@ bool gemv_stream_xring(int64_t M, int64_t N) {
 // (s20-call4 / call5, M = 1 / 4 / 8, 4 blocks against 1): g128 +9 / +5 / +3% on 8192^2, +9 / +7 /
 // +12% on 28672 x 8192, +7 / +6 / +4% on 4096 x 14336, +12 / +6 / +4% on 14336 x 4096; mxfp4
 // +1..+11%; per channel +8..+12% at M = 1, -2..+8% at 8; g32 / g64 0..-12% (so not there). 2
-// blocks a copy fell between the two. LOWBIT_A16W4_STREAM_COPY=1|2|4 forces one wherever it applies (A/B runs).
+// blocks a copy fell between the two. LOWBIT_A16W4_STREAM_COPY=1|2|4 forces one wherever it
+// applies (A/B runs).
 int gemv_stream_copy(int64_t M, int64_t K, int64_t g, bool mx, bool prefetch, bool xring) {
   static const int64_t knob = env::integer("LOWBIT_A16W4_STREAM_COPY", 0);
   if (gemv_token_tiles(M) != 1 || !prefetch || xring) return 1;

@@ -180,7 +180,9 @@ inline Plan make_plan(int64_t M, int64_t N, int64_t K, int sms, bool allow_split
   // where 64 CTAs kept its stream fed, -2-4% on 8192^2: not split there. On the H200 (4.8 TB/s) the
   // split pays at 1..16 tokens too (s20-call1, fp8 row / block, M = 1 / 4 / 16, split by 2 against
   // none): +8-16% on 4096^2, +3-5% on 4096 x 14336, +0-7% on 6144 x 4096 and 8192^2 (-2% at M = 1
-  // there); 28672 x 4096 has more tiles than SMs and does not split. So from 4 TB/s.
+  // there); 28672 x 4096 has more tiles than SMs and does not split. So from 4 TB/s. Confirmed
+  // against LOWBIT_SM90_KSPLIT=1 (s20-call4): int8 +19% on 4096 x 14336, fp8 row +0..+18%,
+  // fp8_block +3..+14% but -3..-6% on 4096 x 14336 (its one loss, left).
   // LOWBIT_SM90_KSPLIT=1|2|4 forces it at every swap-AB M (A/B runs, tests; 1: off).
   const bool small_m_splits = hbm > 4e12;
   if (p.swap_ab && (M > 16 || small_m_splits || forced_ksplit > 0)) {
