@@ -1301,3 +1301,14 @@ TAIL=30 step_ab 40 ks "dflt:" "ks1:LOWBIT_SM90_KSPLIT=1" -- --formats w8a8_fp8,f
   --shapes 8192x8192,4096x14336,6144x4096,4096x4096,28672x4096 --peers none --no-ceilings --budget-s 30; snap
 TAIL=8 step 170 variants_copy python3 -m pytest -q -m cuda -p no:cacheprovider tests/test_cuda_variants.py -k copy; snap
 fi
+# Session 20's queue for session 21 (written after its device time ran out). Part 116, on branch
+# s20-copy-dyn (d6ee37c): int4 g32 / g64 at 4 blocks a copy, unrolled by two (compiled, not run):
+# its variant tests, then the A/B against 1 a copy (session 20: the four-block unroll spilled and
+# lost 0-12% there); and the final default's a16w4 / mxfp4 tests, which s20-call8 ran only in part.
+#   PART=116 LOWBIT_KERNELS=quant,w4 TESTS="tests/test_cuda_a16w4.py tests/test_cuda_mxfp4.py" \
+#     EXTRA='bash tools/session_queue.sh' BENCH=0 bash tools/device_run.sh
+if [ "$PART" = 116 ]; then
+TAIL=8 step 200 variants_copy python3 -m pytest -q -m cuda -p no:cacheprovider tests/test_cuda_variants.py -k "copy4 or copy1"; snap
+TAIL=24 step_ab 40 grp "c1:" "c4:LOWBIT_A16W4_STREAM_COPY=4" -- --formats a16w4 --a16w4-groups=32,64 --ms 1,4,8 \
+  --shapes 8192x8192,28672x8192,4096x14336,14336x4096 --peers none --no-ceilings --budget-s 25; snap
+fi
