@@ -13,6 +13,7 @@
 #include <c10/cuda/CUDAGuard.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdio>
 #include <cstdlib>
 
@@ -88,16 +89,20 @@ inline TileChoice cheapest_tile(std::initializer_list<TileChoice> candidates, in
 // The card's peak HBM bandwidth (bytes / s) from its memory clock and bus width (two transfers a
 // clock), once per device: H100 SXM 3.35e12, H200 4.9e12. 0 where the attributes are missing.
 inline double hbm_bytes_per_s(int device) {
-  static double cached[64] = {};
+  static std::atomic<double> cached[64];  // (zero-initialized; threads may race to fill a slot with one value)
   if (device < 0 || device >= 64) return 0.0;
-  if (cached[device] == 0.0) {
+  double v = cached[device].load(std::memory_order_relaxed);
+  if (v == 0.0) {
     int khz = 0, bits = 0;
     if (cudaDeviceGetAttribute(&khz, cudaDevAttrMemoryClockRate, device) != cudaSuccess ||
-        cudaDeviceGetAttribute(&bits, cudaDevAttrGlobalMemoryBusWidth, device) != cudaSuccess)
+        cudaDeviceGetAttribute(&bits, cudaDevAttrGlobalMemoryBusWidth, device) != cudaSuccess) {
+      (void)cudaGetLastError();  // leave no sticky error for the next launch check
       return 0.0;
-    cached[device] = 2.0 * khz * 1e3 * bits / 8.0;
+    }
+    v = 2.0 * khz * 1e3 * bits / 8.0;
+    cached[device].store(v, std::memory_order_relaxed);
   }
-  return cached[device];
+  return v;
 }
 
 // hbm: the card's HBM bytes / s (hbm_bytes_per_s; 0 if unknown), for the swap-AB K split at 1..16
