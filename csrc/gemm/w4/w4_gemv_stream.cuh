@@ -33,6 +33,7 @@
 #include <cstdint>
 #include <cstring>
 #include <type_traits>
+#include <utility>
 
 #include "gemm/w4/w4_gemv.cuh"  // Magic, mma_chunk
 #include "gemm/w4/w4_params.h"
@@ -339,34 +340,25 @@ __global__ void __launch_bounds__(kStreamWarps * 32, stream_ctas_per_sm(kTiles, 
       zero_sums();
     }
   };
-  using Pos0 = std::integral_constant<int, 0>;
-  using Pos1 = std::integral_constant<int, 1 % kCopy>;
-  using Pos2 = std::integral_constant<int, 2 % kCopy>;
-  using Pos3 = std::integral_constant<int, 3 % kCopy>;
-  if constexpr (kPrefetch && kCopy <= 2) {
-    // unrolled by two: the prefetch's registers swap (in[0] / in[1]), and b % 2 is known
-    int b = 0;
-    for (; b + 1 < nb; b += 2) {
-      block(b, in[0], in[1], Pos0{});
-      block(b + 1, in[1], in[0], Pos1{});
-    }
-    if (b < nb) block(b, in[0], in[1], Pos0{});
-  } else if constexpr (kPrefetch) {
-    // four blocks a copy: unrolled by four, so every block knows its place in the copy
-    int b = 0;
-    for (; b + 3 < nb; b += 4) {
-      block(b, in[0], in[1], Pos0{});
-      block(b + 1, in[1], in[0], Pos1{});
-      block(b + 2, in[0], in[1], Pos2{});
-      block(b + 3, in[1], in[0], Pos3{});
-    }
-    if (b < nb) block(b, in[0], in[1], Pos0{});
-    if (b + 1 < nb) block(b + 1, in[1], in[0], Pos1{});
-    if (b + 2 < nb) block(b + 2, in[0], in[1], Pos2{});
+  if constexpr (kPrefetch) {
+    // kUnroll blocks a trip: an even count, so the prefetch's registers swap (in[0] / in[1]) by
+    // name, and a multiple of kCopy, so each block knows its place in its copy; then the last
+    // blocks one by one in the same pattern.
+    constexpr int kUnroll = kCopy > 2 ? kCopy : 2;
+    auto step = [&](int b, auto j) {
+      constexpr int kJ = decltype(j)::value;
+      block(b, in[kJ % 2], in[(kJ + 1) % 2], std::integral_constant<int, kJ % kCopy>{});
+    };
+    auto trips = [&]<int... kJ>(std::integer_sequence<int, kJ...>) {
+      int b = 0;
+      for (; b + kUnroll - 1 < nb; b += kUnroll) (step(b + kJ, std::integral_constant<int, kJ>{}), ...);
+      ((b + kJ < nb ? step(b + kJ, std::integral_constant<int, kJ>{}) : void()), ...);
+    };
+    trips(std::make_integer_sequence<int, kUnroll>{});
   } else {
     // one block per iteration: unrolled by two like the prefetching loop, the 16- and 32-token
     // kernels spilled 4 bytes at their register caps
-    for (int b = 0; b < nb; ++b) block(b, in[0], in[1], Pos0{});
+    for (int b = 0; b < nb; ++b) block(b, in[0], in[1], std::integral_constant<int, 0>{});
   }
 
   const T* bias = static_cast<const T*>(p.bias);
