@@ -20,58 +20,55 @@ GEMV_ONLY = {"LOWBIT_W4_WGMMA_MIN_TOKENS": "33"}
 # the per-token quantizers' tests (plain and fused), for the row kernel's variants below
 ROW_QUANT_TESTS = (["test_fused_act_quant.py", "test_cuda_ops.py"], "cuda_bitwise or per_token")
 
+W4_FILES = ["test_cuda_a16w4.py", "test_cuda_mxfp4.py"]
+
 # (id, environment, test files, -k selection)
 VARIANTS = [
     # a16w4 / mxfp4 GEMV: v7 (register streaming, default at 17..32 tokens where neither the
     # wgmma nor v8 applies) at every M <= 32,
     # and v6 (shared-memory staging, default at 1..16 where v8 does not apply) at every M <= 32
-    ("a16w4-gemv-regs", {"LOWBIT_A16W4_GEMV": "regs", **GEMV_ONLY}, ["test_cuda_a16w4.py", "test_cuda_mxfp4.py"],
+    ("a16w4-gemv-regs", {"LOWBIT_A16W4_GEMV": "regs", **GEMV_ONLY}, W4_FILES,
      "matches_reference or repeatable or nan_scale or decode_exactly or extreme_scales or graph"),
-    ("a16w4-gemv-smem", {"LOWBIT_A16W4_GEMV": "smem", **GEMV_ONLY}, ["test_cuda_a16w4.py", "test_cuda_mxfp4.py"],
+    ("a16w4-gemv-smem", {"LOWBIT_A16W4_GEMV": "smem", **GEMV_ONLY}, W4_FILES,
      "matches_reference or repeatable or nan_scale or extreme_scales or large_k"),
     # v8 (default at 1..16 tokens on full tiles) with one warp per SM as the split's aim: long
     # per-warp streams that wrap the ring of bulk copies many times, and few splits
-    ("a16w4-gemv-stream-long", {"LOWBIT_A16W4_STREAM_WARPS": "1", **GEMV_ONLY}, ["test_cuda_a16w4.py", "test_cuda_mxfp4.py"],
+    ("a16w4-gemv-stream-long", {"LOWBIT_A16W4_STREAM_WARPS": "1", **GEMV_ONLY}, W4_FILES,
      "matches_reference or repeatable or nan_scale or extreme_scales or large_k"),
     # v8 at 1..16 tokens only (default: 1..32 where built): v7 / v7b take 17..32
-    ("a16w4-gemv-stream-16", {"LOWBIT_A16W4_STREAM_MAX_TOKENS": "16", **GEMV_ONLY}, ["test_cuda_a16w4.py", "test_cuda_mxfp4.py"],
+    ("a16w4-gemv-stream-16", {"LOWBIT_A16W4_STREAM_MAX_TOKENS": "16", **GEMV_ONLY}, W4_FILES,
      "matches_reference or repeatable or large_k or graph"),
     # v8 with x and scales loaded one block ahead at every M (default: 1..8 tokens), and at none
-    ("a16w4-gemv-stream-prefetch", {"LOWBIT_A16W4_STREAM_PREFETCH": "1", **GEMV_ONLY}, ["test_cuda_a16w4.py", "test_cuda_mxfp4.py"],
+    ("a16w4-gemv-stream-prefetch", {"LOWBIT_A16W4_STREAM_PREFETCH": "1", **GEMV_ONLY}, W4_FILES,
      "matches_reference or repeatable or nan_scale or large_k"),
-    ("a16w4-gemv-stream-no-prefetch", {"LOWBIT_A16W4_STREAM_PREFETCH": "0", **GEMV_ONLY}, ["test_cuda_a16w4.py", "test_cuda_mxfp4.py"],
+    ("a16w4-gemv-stream-no-prefetch", {"LOWBIT_A16W4_STREAM_PREFETCH": "0", **GEMV_ONLY}, W4_FILES,
      "matches_reference or repeatable or nan_scale or large_k"),
     # v8's K blocks per bulk copy at 1..8 tokens (default: 4 for int4 g128 / per channel and mxfp4,
     # 1 for g32 / g64) forced to 1, 2 and 4 everywhere it applies, also with long per-warp streams
     # that wrap the ring and end on short copies
-    ("a16w4-gemv-stream-copy1", {"LOWBIT_A16W4_STREAM_COPY": "1", **GEMV_ONLY}, ["test_cuda_a16w4.py", "test_cuda_mxfp4.py"],
-     "matches_reference or repeatable or nan_scale or large_k or ring_tails or graph"),
-    ("a16w4-gemv-stream-copy2", {"LOWBIT_A16W4_STREAM_COPY": "2", **GEMV_ONLY}, ["test_cuda_a16w4.py", "test_cuda_mxfp4.py"],
-     "matches_reference or repeatable or nan_scale or large_k or ring_tails or graph"),
-    ("a16w4-gemv-stream-copy4", {"LOWBIT_A16W4_STREAM_COPY": "4", **GEMV_ONLY}, ["test_cuda_a16w4.py", "test_cuda_mxfp4.py"],
-     "matches_reference or repeatable or nan_scale or large_k or ring_tails or graph"),
-    ("a16w4-gemv-stream-copy4-long", {"LOWBIT_A16W4_STREAM_COPY": "4", "LOWBIT_A16W4_STREAM_WARPS": "1", **GEMV_ONLY},
-     ["test_cuda_a16w4.py", "test_cuda_mxfp4.py"], "matches_reference or large_k or ring_tails"),
-    ("a16w4-gemv-stream-copy2-long", {"LOWBIT_A16W4_STREAM_COPY": "2", "LOWBIT_A16W4_STREAM_WARPS": "1", **GEMV_ONLY},
-     ["test_cuda_a16w4.py", "test_cuda_mxfp4.py"], "large_k or ring_tails"),
+    *[(f"a16w4-gemv-stream-copy{c}", {"LOWBIT_A16W4_STREAM_COPY": str(c), **GEMV_ONLY}, W4_FILES,
+       "matches_reference or repeatable or nan_scale or large_k or ring_tails or graph") for c in (1, 2, 4)],
+    *[(f"a16w4-gemv-stream-copy{c}-long", {"LOWBIT_A16W4_STREAM_COPY": str(c), "LOWBIT_A16W4_STREAM_WARPS": "1",
+                                            **GEMV_ONLY}, W4_FILES, sel)
+      for c, sel in ((4, "matches_reference or large_k or ring_tails"), (2, "large_k or ring_tails"))],
     # v8's first loads after its ring's first requests (before session 13; default: before them)
-    ("a16w4-gemv-stream-first-late", {"LOWBIT_A16W4_STREAM_FIRST": "late", **GEMV_ONLY}, ["test_cuda_a16w4.py", "test_cuda_mxfp4.py"],
+    ("a16w4-gemv-stream-first-late", {"LOWBIT_A16W4_STREAM_FIRST": "late", **GEMV_ONLY}, W4_FILES,
      "matches_reference or repeatable or nan_scale or large_k"),
     # v8 with x through a ring of the CTA (TMA boxes; N % 64 == 0) at every token count (default:
     # 17..32), and at none
-    ("a16w4-gemv-stream-xring", {"LOWBIT_A16W4_STREAM_X": "ring", **GEMV_ONLY}, ["test_cuda_a16w4.py", "test_cuda_mxfp4.py"],
+    ("a16w4-gemv-stream-xring", {"LOWBIT_A16W4_STREAM_X": "ring", **GEMV_ONLY}, W4_FILES,
      "matches_reference or repeatable or nan_scale or extreme_scales or decode_exactly or large_k or graph"),
     ("a16w4-gemv-stream-no-xring", {"LOWBIT_A16W4_STREAM_X": "off", **GEMV_ONLY}, ["test_cuda_a16w4.py"],
      "matches_reference or repeatable or large_k or graph"),
     # v7b: v7 with a register ring of blocks and the g128 scales loaded with the weights (default
     # for mxfp4 at 17..32 tokens; int4 only through the knob)
-    ("a16w4-gemv-pipe", {"LOWBIT_A16W4_GEMV": "pipe", **GEMV_ONLY}, ["test_cuda_a16w4.py", "test_cuda_mxfp4.py"],
+    ("a16w4-gemv-pipe", {"LOWBIT_A16W4_GEMV": "pipe", **GEMV_ONLY}, W4_FILES,
      "matches_reference or repeatable or nan_scale or decode_exactly or extreme_scales or graph"),
     # mixed-input wgmma GEMM (default at 33..256 tokens, full 128-row tiles) at every M > 32,
     # and dequantize + cuBLAS at every M > 32
-    ("a16w4-large-wgmma", {"LOWBIT_A16W4_LARGE": "wgmma"}, ["test_cuda_a16w4.py", "test_cuda_mxfp4.py"],
+    ("a16w4-large-wgmma", {"LOWBIT_A16W4_LARGE": "wgmma"}, W4_FILES,
      "large_m or matches_reference or graph or repeatable or nan_scale or extreme_scales"),
-    ("a16w4-large-dequant", {"LOWBIT_A16W4_LARGE": "dequant"}, ["test_cuda_a16w4.py", "test_cuda_mxfp4.py"],
+    ("a16w4-large-dequant", {"LOWBIT_A16W4_LARGE": "dequant"}, W4_FILES,
      "large_m or matches_reference or nan_scale"),
     # the mixed-input wgmma as in session 7: 128 tokens per CTA, no K split (default: 64 tokens up
     # to M = 64, K split where the tiles are fewer than the SMs)
@@ -102,8 +99,8 @@ VARIANTS = [
     # x copied into whole token tiles for every ragged M (the default only for one row of wide CTAs
     # on an unsplit grid of at least a wave, session 17), and never (the unpadded wide CTAs there)
     ("w4-wgmma-pad-x", {"LOWBIT_W4_WGMMA_PAD_X": "1", "LOWBIT_A16W4_LARGE": "wgmma"},
-     ["test_cuda_a16w4.py", "test_cuda_mxfp4.py"], "large_m or matches_reference or wgmma or padded"),
-    ("w4-wgmma-pad-x-off", {"LOWBIT_W4_WGMMA_PAD_X": "0"}, ["test_cuda_a16w4.py", "test_cuda_mxfp4.py"], "padded"),
+     W4_FILES, "large_m or matches_reference or wgmma or padded"),
+    ("w4-wgmma-pad-x-off", {"LOWBIT_W4_WGMMA_PAD_X": "0"}, W4_FILES, "padded"),
     # the consumer warpgroups half a K block apart (candidate, session 16), in 128-row, wide and
     # 256-row CTAs
     ("w4-wgmma-skew2", {"LOWBIT_W4_WGMMA_SKEW": "2", "LOWBIT_A16W4_LARGE": "wgmma"},
@@ -117,7 +114,7 @@ VARIANTS = [
     ("a16w4-wgmma-promote", {"LOWBIT_A16W4_WGMMA": "promote", "LOWBIT_A16W4_LARGE": "wgmma"}, ["test_cuda_a16w4.py"],
      "large_m or matches_reference or repeatable or wgmma"),
     # a16w4 GEMV with cp.async only (no bulk copies)
-    ("a16w4-no-bulk", {"LOWBIT_A16W4_BULK": "0", **GEMV_ONLY}, ["test_cuda_a16w4.py", "test_cuda_mxfp4.py"],
+    ("a16w4-no-bulk", {"LOWBIT_A16W4_BULK": "0", **GEMV_ONLY}, W4_FILES,
      "matches_reference or repeatable"),
     # fp8 promotion every 2 / 4 / 8 K blocks, chained within (bf16 output, M > 64), at 128 x 128
     # (A/B runs) and at 128 x 192 in clusters of 2 (the default at large M where it needs the fewest
