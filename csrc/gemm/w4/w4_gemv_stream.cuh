@@ -249,17 +249,20 @@ __global__ void __launch_bounds__(kStreamWarps * 32, stream_ctas_per_sm(kTiles, 
       refill_slot();
     }
   };
-  // kPos: b % kCopy, known where the loop is unrolled by a multiple of kCopy (0 for kCopy = 1).
+  // kPos: b % kCopy where the loop is unrolled by a multiple of kCopy (0 for kCopy = 1), or -1:
+  // computed at run time (int4 g32 / g64 at 4 blocks a copy, unrolled by two: unrolled by four
+  // they spilled 8-60 bytes).
   auto block = [&](int b, In& in, In& next, auto pos) {
     constexpr int kPos = decltype(pos)::value;
-    static_assert(kPos >= 0 && kPos < kCopy, "the block's place in its copy");
+    static_assert(kPos >= -1 && kPos < kCopy, "the block's place in its copy");
+    const int at = kPos >= 0 ? kPos : (b & (kCopy - 1));
     const int u = b / kCopy, s = u % kStages;  // the block's unit (copy) and slot
     // ---- at a unit's first block, refill the slot the previous unit read (its data already went
     // through that unit's MMAs) with the unit kStages after it. Until session 7 the refill came
     // after this block's slot reads behind a proxy fence (MEMBAR.ALL.CTA), which waited every
     // block for the x / scale loads just issued one block ahead: the prefetch hid nothing (and an
     // L1 prefetch made it slower).
-    if (kPos == 0 && b > 0) {
+    if (at == 0 && b > 0) {
       const int sp = (u - 1) % kStages, next_unit = u - 1 + kStages;
       if (next_unit * kCopy < nb)  // (warp-uniform) the warp's slot, refilled by its lane 0
         release_then_refill(&ebar[sp], ((u - 1) / kStages) & 1, lane == 0,
@@ -279,8 +282,8 @@ __global__ void __launch_bounds__(kStreamWarps * 32, stream_ctas_per_sm(kTiles, 
     }
     // ---- the block's weights: this thread's words of rows grp and grp + 8 (layout v3 chunks); the
     // unit's barrier is waited on at its first block only (one copy brings all of its blocks)
-    if (kPos == 0) ptx::mbarrier_wait(&bar[s], (u / kStages) & 1);
-    const uint4* blk = slots + s * kSlot + kPos * 64;
+    if (at == 0) ptx::mbarrier_wait(&bar[s], (u / kStages) & 1);
+    const uint4* blk = slots + s * kSlot + at * 64;
     const uint4 c0 = blk[4 * grp + tig], c1 = blk[32 + 4 * grp + tig];
     const uint32_t wr0[4] = {c0.x, c0.y, c0.z, c0.w}, wr1[4] = {c1.x, c1.y, c1.z, c1.w};
     // x of this thread's token of each token tile (8t + grp; past M token M - 1) at its 8 elements
@@ -342,12 +345,14 @@ __global__ void __launch_bounds__(kStreamWarps * 32, stream_ctas_per_sm(kTiles, 
   };
   if constexpr (kPrefetch) {
     // kUnroll blocks a trip: an even count, so the prefetch's registers swap (in[0] / in[1]) by
-    // name, and a multiple of kCopy, so each block knows its place in its copy; then the last
-    // blocks one by one in the same pattern.
-    constexpr int kUnroll = kCopy > 2 ? kCopy : 2;
+    // name, and where it can be a multiple of kCopy, so each block knows its place in its copy
+    // (kStaticPos; int4 g32 / g64 at 4 blocks a copy spilled unrolled by four: there the place is
+    // computed); then the last blocks one by one in the same pattern.
+    constexpr bool kStaticPos = kCopy <= 2 || kMx || kChunks == 0 || kChunks == 4;
+    constexpr int kUnroll = kStaticPos && kCopy > 2 ? kCopy : 2;
     auto step = [&](int b, auto j) {
       constexpr int kJ = decltype(j)::value;
-      block(b, in[kJ % 2], in[(kJ + 1) % 2], std::integral_constant<int, kJ % kCopy>{});
+      block(b, in[kJ % 2], in[(kJ + 1) % 2], std::integral_constant<int, kStaticPos ? kJ % kCopy : -1>{});
     };
     auto trips = [&]<int... kJ>(std::integer_sequence<int, kJ...>) {
       int b = 0;

@@ -132,18 +132,19 @@ bool gemv_stream_xring(int64_t M, int64_t N) {
   return !off && (on || gemv_token_tiles(M) == 4) && N % (kTileRows * kStreamWarps) == 0;
 }
 // v8's K blocks per bulk copy (w4_gemv_stream.cuh kCopy) at 1..8 tokens with the prefetch and
-// without the x ring: 4 for int4 g128 / per channel and mxfp4, 1 elsewhere (int4 g32 / g64: their
-// 2- and 4-block kernels spill 4-60 bytes at the 128-register cap). Same-call A/B on the H200
+// without the x ring: 4 for int4 g64 / g128 / per channel and mxfp4, 1 for int4 g32. Same-call A/B on the H200
 // (s20-call4 / call5, M = 1 / 4 / 8, 4 blocks against 1): g128 +9 / +5 / +3% on 8192^2, +9 / +7 /
 // +12% on 28672 x 8192, +7 / +6 / +4% on 4096 x 14336, +12 / +6 / +4% on 14336 x 4096; mxfp4
-// +1..+11%; per channel +8..+12% at M = 1, -2..+8% at 8; g32 / g64 0..-12% (so not there). 2
-// blocks a copy fell between the two. LOWBIT_A16W4_STREAM_COPY=1|2|4 forces one wherever it
-// applies (A/B runs).
+// +1..+11%; per channel +8..+12% at M = 1, -2..+8% at 8; g32 / g64 0..-12% (unrolled by four, spilling). 2
+// blocks a copy fell between the two. Session 21 (s21-call1), g32 / g64 at 4 blocks a copy
+// unrolled by two (the four-block unroll spilled; now g64 none, g32 8-28 bytes): g64 -0..+6%
+// (28672 x 8192 +6 / +3 / +4%), g32 -3..+2%, so g64 takes 4 and g32 keeps 1.
+// LOWBIT_A16W4_STREAM_COPY=1|2|4 forces one wherever it applies (A/B runs).
 int gemv_stream_copy(int64_t M, int64_t K, int64_t g, bool mx, bool prefetch, bool xring) {
   static const int64_t knob = env::integer("LOWBIT_A16W4_STREAM_COPY", 0);
   if (gemv_token_tiles(M) != 1 || !prefetch || xring) return 1;
   if (knob == 1 || knob == 2 || knob == 4) return int(knob);
-  return mx || g == 128 || g == K ? 4 : 1;
+  return mx || g == 64 || g == 128 || g == K ? 4 : 1;
 }
 // v8's split: about LOWBIT_A16W4_STREAM_WARPS (default 16) warps per SM in all, at most one wave
 // (the launch bounds leave room for 12-16), each warp one 16-row tile over K / splits.
