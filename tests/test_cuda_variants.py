@@ -43,23 +43,14 @@ VARIANTS = [
      "matches_reference or repeatable or nan_scale or large_k"),
     ("a16w4-gemv-stream-no-prefetch", {"LOWBIT_A16W4_STREAM_PREFETCH": "0", **GEMV_ONLY}, W4_FILES,
      "matches_reference or repeatable or nan_scale or large_k"),
-    # v8's K blocks per bulk copy at 1..8 tokens (default: 4 for int4 g64 / g128 / per channel and
-    # mxfp4, 1 for g32) forced to 1, 2 and 4 everywhere it applies, also with long per-warp streams
+    # v8's K blocks per bulk copy at 1..8 tokens (default: 4 for int4 g128 / per channel and mxfp4,
+    # 1 for g32 / g64) forced to 1, 2 and 4 everywhere it applies, also with long per-warp streams
     # that wrap the ring and end on short copies
     *[(f"a16w4-gemv-stream-copy{c}", {"LOWBIT_A16W4_STREAM_COPY": str(c), **GEMV_ONLY}, W4_FILES,
        "matches_reference or repeatable or nan_scale or large_k or ring_tails or graph") for c in (1, 2, 4)],
     *[(f"a16w4-gemv-stream-copy{c}-long", {"LOWBIT_A16W4_STREAM_COPY": str(c), "LOWBIT_A16W4_STREAM_WARPS": "1",
                                             **GEMV_ONLY}, W4_FILES, sel)
       for c, sel in ((4, "matches_reference or large_k or ring_tails"), (2, "large_k or ring_tails"))],
-    # v8's K splits reduced through the shared memory of a cluster (default at 1..8 tokens where
-    # N % 64 == 0 and 2..8 splits) forced (the split capped at 8) everywhere it applies, also with
-    # one warp per SM (long streams, few splits); and turned off (global partials and counters)
-    ("a16w4-gemv-stream-cluster-force", {"LOWBIT_A16W4_STREAM_CLUSTER": "force", **GEMV_ONLY}, W4_FILES,
-     "matches_reference or repeatable or nan_scale or large_k or ring_tails or graph or opcheck"),
-    ("a16w4-gemv-stream-cluster-force-long", {"LOWBIT_A16W4_STREAM_CLUSTER": "force", "LOWBIT_A16W4_STREAM_WARPS": "1",
-                                              **GEMV_ONLY}, W4_FILES, "matches_reference or large_k or ring_tails"),
-    ("a16w4-gemv-stream-cluster-off", {"LOWBIT_A16W4_STREAM_CLUSTER": "0", **GEMV_ONLY}, W4_FILES,
-     "matches_reference or repeatable or large_k or ring_tails"),
     # v8's first loads after its ring's first requests (before session 13; default: before them)
     ("a16w4-gemv-stream-first-late", {"LOWBIT_A16W4_STREAM_FIRST": "late", **GEMV_ONLY}, W4_FILES,
      "matches_reference or repeatable or nan_scale or large_k"),

@@ -1312,16 +1312,3 @@ TAIL=8 step 200 variants_copy python3 -m pytest -q -m cuda -p no:cacheprovider t
 TAIL=24 step_ab 40 grp "c1:" "c4:LOWBIT_A16W4_STREAM_COPY=4" -- --formats a16w4 --a16w4-groups=32,64 --ms 1,4,8 \
   --shapes 8192x8192,28672x8192,4096x14336,14336x4096 --peers none --no-ceilings --budget-s 25; snap
 fi
-# Session 21: v8's K splits reduced through a cluster's shared memory (default at 1..8 tokens, N %
-# 64 == 0, 2..8 splits) against the global partials (=0), on the split shapes (8192^2: 4 splits;
-# 4096 x 14336 / 4096^2: 8; 14336 x 4096: 2; 6144 x 4096, Llama-3-8B's qkv: 6 (5.5 rounded)) and an
-# unsplit control (28672 x 4096); then racecheck with it forced and its variant tests. Run after the
-# default a16w4 / mxfp4 tests (device_run.sh):
-#   PART=121 LOWBIT_KERNELS=quant,w4 TESTS="tests/test_cuda_a16w4.py tests/test_cuda_mxfp4.py" EXTRA='bash tools/session_queue.sh' BENCH=0 bash tools/device_run.sh
-if [ "$PART" = 121 ]; then
-TAIL=30 step_ab 45 cl "cl:" "off:LOWBIT_A16W4_STREAM_CLUSTER=0" -- --formats a16w4,mxfp4 --a16w4-groups=128,-1,64 \
-  --ms 1,4,8 --shapes 8192x8192,4096x14336,14336x4096,4096x4096,6144x4096,28672x4096 --peers none --no-ceilings \
-  --budget-s 30; snap
-step 90 racecheck_cl env LOWBIT_A16W4_STREAM_CLUSTER=force compute-sanitizer --tool racecheck --error-exitcode 9 python3 tests/sanitize_w4_int8.py; snap
-TAIL=8 step 200 variants_cl python3 -m pytest -q -m cuda -p no:cacheprovider tests/test_cuda_variants.py -k "cluster"; snap
-fi

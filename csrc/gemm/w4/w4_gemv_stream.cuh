@@ -42,7 +42,6 @@
 #include "lowbit/ptx/convert.cuh"
 #include "lowbit/ptx/mbarrier.cuh"
 #include "lowbit/ptx/memory.cuh"
-#include "lowbit/ptx/cluster.cuh"
 #include "lowbit/ptx/tma.cuh"
 #include "lowbit/w4_layout.h"
 
@@ -114,17 +113,10 @@ __global__ void __launch_bounds__(kStreamWarps * 32, stream_ctas_per_sm(kTiles, 
 
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, grp = lane / 4, tig = lane % 4;
   const int units = p.N / kTileRows;  // a warp's rows: one 16-row tile
-  // p.cluster (1..8 tokens without the x ring; w4_ops.cpp gemv_stream_cluster): the p.splits CTAs
-  // of a cluster are the K splits of the same kStreamWarps tiles (rank = split), reduced through
-  // shared memory at the end (gemv_store_cluster); every warp of the grid has work.
-  const bool cluster = kTiles == 1 && !kXRing && p.cluster;
   const int wid = blockIdx.x * kStreamWarps + warp;
-  if (!cluster && wid >= units * p.splits) return;  // a whole warp; nothing below synchronizes the CTA
-  // The warps of a CTA take consecutive tiles of one split, so they share x's slice in L1 (without
-  // clusters split-major over the grid).
-  const int split = cluster ? blockIdx.x % p.splits : wid / units;
-  const int tile = cluster ? blockIdx.x / p.splits * kStreamWarps + warp : wid % units;
-  if (cluster) ptx::cluster_arrive_relaxed();  // "this CTA runs": peers may store into it at the end
+  if (wid >= units * p.splits) return;  // a whole warp; nothing below synchronizes the CTA
+  // Split-major: the warps of a CTA take consecutive tiles of one split, so they share x's slice in L1.
+  const int split = wid / units, tile = wid % units;
   const int slice_blocks = p.k_slice / kBlockElems;
   const int kb0 = split * slice_blocks;
   const int nb = min(p.K / kBlockElems - kb0, slice_blocks);
@@ -376,20 +368,10 @@ __global__ void __launch_bounds__(kStreamWarps * 32, stream_ctas_per_sm(kTiles, 
 
   const T* bias = static_cast<const T*>(p.bias);
   T* out = static_cast<T*>(p.out);
-  auto store = [&](float v, int tok, int row) {
-    out[size_t(tok) * p.N + row] = from_f32<T>(bias ? v + to_f32(bias[row]) : v);
-  };
-  if constexpr (kTiles == 1 && !kXRing) {
-    if (cluster) {  // (the dynamic shared memory, unused by the x ring here, holds the reduction;
-      // the rank and tile read again from the special registers: kept through the loop, the g128
-      // kernels at the 128-register cap spilled them)
-      return gemv_store_cluster<kTiles>(total, lane, warp, kStreamWarps, p.M, int(ptx::cluster_ctarank()), p.splits,
-                                        int(ptx::cluster_id_x()) * kStreamWarps + warp,
-                                        reinterpret_cast<float*>(stream_xring), store);
-    }
-  }
   gemv_store_warp<kTiles>(total, r0, r1, lane, GemvSplit{p.M, p.N, p.splits, split, tile, p.partial, p.arrivals},
-                          store);
+                          [&](float v, int tok, int row) {
+                            out[size_t(tok) * p.N + row] = from_f32<T>(bias ? v + to_f32(bias[row]) : v);
+                          });
 }
 
 }  // namespace lowbit::w4

@@ -47,26 +47,6 @@ void gemv(const GemvParams& p, const CUtensorMap& x_map, cudaStream_t stream) {
         kernel = p.prefetch && kTiles <= 2 ? a16w4_gemv_stream_kernel<T, kTiles, kChunks, kZeros, kMx, kTiles <= 2>
                                            : a16w4_gemv_stream_kernel<T, kTiles, kChunks, kZeros, kMx, false>;
       const int ctas = (p.N / kTileRows * p.splits + kStreamWarps - 1) / kStreamWarps;
-      if (p.cluster) {  // clusters of the splits' CTAs; the reduction in dynamic shared memory
-        TORCH_CHECK(kTiles == 1 && !p.xring && p.N % (kTileRows * kStreamWarps) == 0 && p.splits >= 2 &&
-                        p.splits <= kStreamClusterMax,
-                    "lowbit a16w4: v8's cluster reduction planned where it does not apply (w4_ops.cpp "
-                    "gemv_stream_cluster): M=", p.M, " N=", p.N, " splits=", p.splits);
-        cudaLaunchConfig_t cfg{};
-        cudaLaunchAttribute attr[1];
-        attr[0].id = cudaLaunchAttributeClusterDimension;
-        attr[0].val.clusterDim.x = p.splits;
-        attr[0].val.clusterDim.y = 1;
-        attr[0].val.clusterDim.z = 1;
-        cfg.gridDim = dim3(ctas);
-        cfg.blockDim = dim3(kStreamWarps * 32);
-        cfg.dynamicSmemBytes = size_t(p.splits) * kStreamWarps * p.M * kTileRows * sizeof(float);
-        cfg.stream = stream;
-        cfg.attrs = attr;
-        cfg.numAttrs = 1;
-        C10_CUDA_CHECK(cudaLaunchKernelEx(&cfg, kernel, p, x_map));
-        return;
-      }
       kernel<<<ctas, kStreamWarps * 32, smem, stream>>>(p, x_map);
       C10_CUDA_KERNEL_LAUNCH_CHECK();
       return;

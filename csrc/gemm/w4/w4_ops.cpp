@@ -146,20 +146,6 @@ int gemv_stream_copy(int64_t M, int64_t K, int64_t g, bool mx, bool prefetch, bo
   if (knob == 1 || knob == 2 || knob == 4) return int(knob);
   return mx || g == 64 || g == 128 || g == K ? 4 : 1;
 }
-// v8's K splits as thread-block clusters that reduce through shared memory (w4_gemv_stream.cuh
-// p.cluster, gemv_store_cluster) instead of global partials and a counter: at 1..8 tokens without
-// the x ring, where the CTA's four tiles are whole (N % 64 == 0) and there are 2..8 splits (a
-// portable cluster). LOWBIT_A16W4_STREAM_CLUSTER=0 turns it off (A/B runs); =force also caps the
-// split at 8 (gemv below) so that small-N test shapes take it.
-bool gemv_stream_cluster(int64_t M, int64_t N, int64_t splits, bool xring) {
-  static const bool off = env::is("LOWBIT_A16W4_STREAM_CLUSTER", "0");
-  return !off && gemv_token_tiles(M) == 1 && !xring && N % (kTileRows * kStreamWarps) == 0 && splits >= 2 &&
-         splits <= kStreamClusterMax;
-}
-bool gemv_stream_cluster_forced() {
-  static const bool force = env::is("LOWBIT_A16W4_STREAM_CLUSTER", "force");
-  return force;
-}
 // v8's split: about LOWBIT_A16W4_STREAM_WARPS (default 16) warps per SM in all, at most one wave
 // (the launch bounds leave room for 12-16), each warp one 16-row tile over K / splits.
 GemvPlan plan_gemv_stream(int64_t M, int64_t N, int64_t K, int sms) {
@@ -186,7 +172,7 @@ Tensor gemv(const Tensor& x, const Tensor& w, const Tensor& scales, const OptTen
   const int sms = at::cuda::getCurrentDeviceProperties()->multiProcessorCount;
   const bool stream = gemv_stream_applies(M, N, K, g, mx, x, scales, zeros);
   const int regs = stream ? 3 : gemv_regs_mode(M, mx);
-  GemvPlan plan = stream ? plan_gemv_stream(M, N, K, sms)
+  const GemvPlan plan = stream ? plan_gemv_stream(M, N, K, sms)
                         : regs ? plan_gemv_regs(M, N, K, sms)
                                : plan_gemv(M, N, K, g, zeros.has_value(), sms, int(x.element_size()),
                                            mx ? 1 : int(x.element_size()));
@@ -207,25 +193,18 @@ Tensor gemv(const Tensor& x, const Tensor& w, const Tensor& scales, const OptTen
   p.prefetch = (p.xring ? gemv_token_tiles(M) == 1 : gemv_stream_prefetch(M)) ? 1 : 0;
   p.first = gemv_stream_first();
   p.copy = stream ? gemv_stream_copy(M, K, g, mx, p.prefetch != 0, p.xring != 0) : 1;
-  if (stream && gemv_stream_cluster_forced() && plan.splits > kStreamClusterMax) {  // (tests: small N)
-    const KSplit s8 = warp_stream_split(K / kBlockElems, 1, kStreamClusterMax);
-    plan = {int(s8.slice_steps * kBlockElems), int(s8.splits)};
-    p.k_slice = plan.k_slice;
-    p.splits = plan.splits;
-  }
-  p.cluster = stream && gemv_stream_cluster(M, N, plan.splits, p.xring != 0) ? 1 : 0;
   CUtensorMap x_map{};  // boxes of M x 128 elements (one block of every token)
   if (p.xring) x_map = tma::make_2d_rows16(x.data_ptr(), M, K, K, uint32_t(M), kBlockElems);
   // arrival counters: per 128-row CTA, or per 16-row tile (v8)
-  SplitBuffers split = split_buffers(p.cluster ? 1 : plan.splits, M, N,
-                                     stream ? N / kTileRows : (N + kGemvRows - 1) / kGemvRows, x.options());
+  SplitBuffers split =
+      split_buffers(plan.splits, M, N, stream ? N / kTileRows : (N + kGemvRows - 1) / kGemvRows, x.options());
   p.partial = split.partial_ptr();
   p.arrivals = split.arrivals_ptr();
   static const bool debug = env::flag("LOWBIT_DEBUG");
   if (debug)
-    std::fprintf(stderr, "[lowbit a16w4] gemv v%d M=%lld N=%lld K=%lld g=%lld k_slice=%d splits=%d cluster=%d\n",
+    std::fprintf(stderr, "[lowbit a16w4] gemv v%d M=%lld N=%lld K=%lld g=%lld k_slice=%d splits=%d\n",
                  stream ? 8 : regs == 0 ? 6 : 7, (long long)M, (long long)N, (long long)K, (long long)g, plan.k_slice,
-                 plan.splits, p.cluster);
+                 plan.splits);
   launch_gemv(elem_of(x), p, mx, at::cuda::getCurrentCUDAStream(), p.xring ? &x_map : nullptr);
   return out;
 }

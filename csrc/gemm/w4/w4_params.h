@@ -29,7 +29,6 @@ struct GemvParams {
   int first;              // v8: its first block's loads before the ring's (w4_ops.cpp gemv_stream_first)
   int xring;              // v8: x through a ring of the CTA by TMA boxes (w4_ops.cpp gemv_stream_xring)
   int copy;               // v8: K blocks per bulk copy, 1, 2 or 4 (w4_ops.cpp gemv_stream_copy)
-  int cluster;            // v8: 1: the splits' CTAs as clusters, reduced in shared memory (w4_ops.cpp gemv_stream_cluster)
 };
 
 // GEMV v8 (w4_gemv_stream.cuh): warps that work alone, each one 16-row tile over one K split,
@@ -42,8 +41,6 @@ constexpr int kStreamStages = 8;  // 1 KB blocks in flight per warp (a power of 
 // 16 / 32 tokens), beside the warps' 32 KB of code slots: at most 64 KB per CTA (3 CTAs at 32
 // tokens fit).
 constexpr int kXRingStages = 4;
-// K splits per cluster when they reduce through shared memory (p.cluster): the portable cluster size.
-constexpr int kStreamClusterMax = 8;
 // CTAs per SM the launch bounds leave room for: 4 (<= 128 registers per thread), 3 (<= 168) for
 // 16 tokens with x loaded a block ahead (at 128 those spilled 12-268 bytes; 8 tokens at 96: 16-40).
 // 32 tokens (no prefetch; default for int4 g128 / per channel at 17..32): 3.

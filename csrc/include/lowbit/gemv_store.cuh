@@ -7,9 +7,6 @@
 // store(v, tok, row) finishes one sum (scale, bias, rounding) and writes y[tok, row].
 #include <cstdint>
 
-#include "lowbit/ptx/cluster.cuh"
-#include "lowbit/ptx/mbarrier.cuh"  // smem_addr
-
 namespace lowbit {
 
 struct GemvSplit {
@@ -146,39 +143,6 @@ __device__ __forceinline__ void gemv_store_warp(const float (&total)[kTiles][4],
   if (!last) return;
   __syncwarp();  // lane 0's acquire before every lane's loads
   reduce_partials<16>(s, 0, s.M, s.row_cta * 16, lane, 32, store);
-}
-
-// The K splits of a group of tiles as the CTAs of one thread-block cluster (CTA rank = split;
-// a16w4 v8 at 1..8 tokens, w4_ops.cpp gemv_stream_cluster): every warp writes its fp32 sums into
-// rank 0's shared memory (red: [splits][warps][M][16] floats at the same offset in every CTA), one
-// cluster barrier (release / acquire) makes them visible, and rank 0's warps sum their tile's
-// splits in split order (0 + p0 + p1 + ...: the arithmetic of reduce_partials, so the result is the
-// same bits) and store. Why: the global path's end is a chain of dependent L2 round trips (the
-// partial stores, the fence, the counter's atomic, the fence, the loads of every split's partial),
-// ~1.5-2 us that the t0 fit of session 21 put in the GEMV's fixed cost (split shapes' intercept
-// ~5.3 us against ~3.5 us unsplit); here it is DSMEM stores and one cluster barrier. The caller
-// arrived (ptx::cluster_arrive_relaxed) at its start, so every CTA of the cluster is running
-// before a peer's store reaches it.
-template <int kTiles, class Store>
-__device__ __forceinline__ void gemv_store_cluster(const float (&total)[kTiles][4], int lane, int warp, int warps,
-                                                   int M, int rank, int splits, int tile, float* red, Store store) {
-  static_assert(kTiles == 1, "8 tokens at most: [splits][warps][8][16] floats of shared memory");
-  const int tig = lane % 4, grp = lane / 4;
-  ptx::cluster_wait();  // the start's relaxed arrive: all CTAs of the cluster have started
-  const uint32_t leader = ptx::cluster_map_shared(ptx::smem_addr(red), 0);
-  const int mine = (rank * warps + warp) * M * 16;  // this warp's [M][16] block
-#pragma unroll
-  for (int i = 0; i < 4; ++i) {
-    const int tok = 2 * tig + (i % 2), row = i < 2 ? grp : grp + 8;
-    if (tok < M) ptx::st_shared_cluster(leader + 4u * uint32_t(mine + tok * 16 + row), __float_as_uint(total[0][i]));
-  }
-  ptx::cluster_sync();
-  if (rank != 0) return;
-  for (int idx = lane; idx < 16 * M; idx += 32) {
-    float v = 0.f;
-    for (int sp = 0; sp < splits; ++sp) v += red[(sp * warps + warp) * M * 16 + idx];
-    store(v, idx / 16, tile * 16 + idx % 16);
-  }
 }
 
 }  // namespace lowbit

@@ -11,13 +11,6 @@ __device__ __forceinline__ uint32_t cluster_ctarank() {
   return r;
 }
 
-// This CTA's cluster's index in the grid (x), read from its special register.
-__device__ __forceinline__ uint32_t cluster_id_x() {
-  uint32_t r;
-  asm volatile("mov.u32 %0, %%clusterid.x;" : "=r"(r));
-  return r;
-}
-
 // All threads of all CTAs of the cluster meet here (barriers initialized before, shared
 // memory of the peers still alive after).
 __device__ __forceinline__ void cluster_sync() {
