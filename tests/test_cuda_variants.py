@@ -43,8 +43,8 @@ VARIANTS = [
      "matches_reference or repeatable or nan_scale or large_k"),
     ("a16w4-gemv-stream-no-prefetch", {"LOWBIT_A16W4_STREAM_PREFETCH": "0", **GEMV_ONLY}, W4_FILES,
      "matches_reference or repeatable or nan_scale or large_k"),
-    # v8's K blocks per bulk copy at 1..8 tokens (default: 4 for int4 g128 / per channel and mxfp4,
-    # 1 for g32 / g64) forced to 1, 2 and 4 everywhere it applies, also with long per-warp streams
+    # v8's K blocks per bulk copy at 1..8 tokens (default: 4 for int4 g64 / g128 / per channel and
+    # mxfp4, 1 for g32) forced to 1, 2 and 4 everywhere it applies, also with long per-warp streams
     # that wrap the ring and end on short copies
     *[(f"a16w4-gemv-stream-copy{c}", {"LOWBIT_A16W4_STREAM_COPY": str(c), **GEMV_ONLY}, W4_FILES,
        "matches_reference or repeatable or nan_scale or large_k or ring_tails or graph") for c in (1, 2, 4)],
