@@ -1312,3 +1312,13 @@ TAIL=8 step 200 variants_copy python3 -m pytest -q -m cuda -p no:cacheprovider t
 TAIL=24 step_ab 40 grp "c1:" "c4:LOWBIT_A16W4_STREAM_COPY=4" -- --formats a16w4 --a16w4-groups=32,64 --ms 1,4,8 \
   --shapes 8192x8192,28672x8192,4096x14336,14336x4096 --peers none --no-ceilings --budget-s 25; snap
 fi
+# Session 21, after the cluster reduction was measured and reverted (part 121, run on cc15019): the
+# default a16w4 / mxfp4 tests of main (device_run.sh), then the H100-tuned rules of 9..64 tokens
+# A/B'd on the H200: the GEMVs to 32 tokens (MIN_TOKENS=33), one / two wgmma CTAs per SM, 128 tokens
+# per CTA.
+#   PART=122 LOWBIT_KERNELS=quant,w4 TESTS="tests/test_cuda_a16w4.py tests/test_cuda_mxfp4.py" EXTRA='bash tools/session_queue.sh' BENCH=0 bash tools/device_run.sh
+if [ "$PART" = 122 ]; then
+TAIL=30 step_ab 45 mid "def:" "g33:LOWBIT_W4_WGMMA_MIN_TOKENS=33" "c1:LOWBIT_W4_WGMMA_CTAS=1" "c2:LOWBIT_W4_WGMMA_CTAS=2" \
+  "t128:LOWBIT_W4_WGMMA_TOKENS=128" -- --formats a16w4,mxfp4 --a16w4-groups=128 --ms 12,16,32,48,64 \
+  --shapes 8192x8192,28672x8192,4096x14336,14336x4096 --peers none --no-ceilings --budget-s 30; snap
+fi
