@@ -1322,3 +1322,10 @@ TAIL=30 step_ab 45 mid "def:" "g33:LOWBIT_W4_WGMMA_MIN_TOKENS=33" "c1:LOWBIT_W4_
   "t128:LOWBIT_W4_WGMMA_TOKENS=128" -- --formats a16w4,mxfp4 --a16w4-groups=128 --ms 12,16,32,48,64 \
   --shapes 8192x8192,28672x8192,4096x14336,14336x4096 --peers none --no-ceilings --budget-s 30; snap
 fi
+# Session 21: int4 g128 / per channel at 17..32 tokens now take two wgmma CTAs per SM (s21-call4's
+# A/B). Run after the default a16w4 tests: the new default against one CTA (=1) at 17..32 tokens.
+#   PART=123 LOWBIT_KERNELS=quant,w4 TESTS="tests/test_cuda_a16w4.py" EXTRA='bash tools/session_queue.sh' BENCH=0 bash tools/device_run.sh
+if [ "$PART" = 123 ]; then
+TAIL=30 step_ab 45 c32 "two:" "one:LOWBIT_W4_WGMMA_CTAS=1" -- --formats a16w4 --a16w4-groups=128,-1 --ms 17,24,32 \
+  --shapes 8192x8192,28672x8192,4096x14336,14336x4096 --peers none --no-ceilings --budget-s 30; snap
+fi

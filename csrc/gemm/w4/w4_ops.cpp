@@ -399,10 +399,15 @@ WgmmaPlan wgmma_plan(int64_t M, int64_t N, int64_t K, int row_tiles, WgmmaWeight
   // a16w8 1.86 / 1.89 vs 1.90 / 1.83; where the split fills the SMs instead (tiles < SMs) two CTAs
   // lost up to 14% (fewer stages, 96 registers). int8 rows keep one (28672x8192 M = 1 / 16 / 32:
   // 1.81 / 1.86 / 1.89x with two vs 1.88 / 1.90 / 1.83x with one; s8-call8 with two: 1.71 / 1.72 /
-  // 1.73x). LOWBIT_W4_WGMMA_CTAS=1|2 forces one or two where built (A/B runs).
+  // 1.73x). On the H200 (s21-call4, same call, two forced against the default) int4 g128 at 32
+  // tokens per CTA gains where the split fills the SMs too: M = 32 +9 / +5 / +3% on 8192^2 / 4096 x
+  // 14336 / 14336 x 4096 (16 tokens: -1.5..+10%, 48-64: -6..-12%; mxfp4 at 32: -3..+3%), so int4
+  // g128 and per channel (the same folded operand) take two at 17..32 tokens.
+  // LOWBIT_W4_WGMMA_CTAS=1|2 forces one or two where built (A/B runs).
   static const int ctas_knob = env::integer("LOWBIT_W4_WGMMA_CTAS", 0);
   const bool two_built = wgmma_two_ctas(w, row_tiles, tokens, chunks);
-  const bool two_auto = w != WgmmaWeights::kInt8Rows && tiles > sms;
+  const bool two_auto = (w != WgmmaWeights::kInt8Rows && tiles > sms) ||
+                        (w == WgmmaWeights::kInt4Fold && tokens == 32 && (chunks == 4 || chunks == 0));
   const int ctas = two_built && (ctas_knob == 2 || (ctas_knob == 0 && two_auto)) ? 2 : 1;
   const int64_t blocks = K / 128;
   const KSplit split = splittable && !no_split ? one_wave_split(blocks, tiles, ctas * sms) : KSplit{blocks, 1};
