@@ -1,94 +1,14 @@
-// The mixed-input wgmma GEMM's instantiations (w4_wgmma.cuh): 4-bit weights (int4 folded or
-// promoted, mxfp4) and 8-bit rows (int8, e4m3), by tokens per CTA (16 / 32 / 64 / 128), rows per
-// CTA (128 / 256) and CTAs per SM (1 / 2).
+// The mixed-input wgmma GEMM's dispatch (launch_wgmma, launch_rows8_wgmma) and the instantiations
+// not sharded out (w4_wgmma_launch.cuh): int4 with promotion, mxfp4, and the 8-bit rows (int8,
+// e4m3); and x's chunk permutation.
 #include <c10/cuda/CUDAException.h>
 #include <c10/util/Exception.h>
 
 #include "gemm/w4/w4_launch.h"
-#include "gemm/w4/w4_wgmma.cuh"
+#include "gemm/w4/w4_wgmma_launch.cuh"
 
 namespace lowbit::w4 {
 namespace {
-
-// tmap_w: the 8-bit rows' map (kRows8); 4-bit weights come by bulk copies and ignore it.
-template <typename T, WgmmaWeights kW, int kChunks, bool kZeros, int kRowTiles, int kBN, int kCtas, bool kXPre = false>
-void wgmma_launch(const CUtensorMap& tmap_x, const CUtensorMap& tmap_w, const W4WgmmaParams& p, cudaStream_t stream) {
-  auto kernel = a16w4_wgmma_kernel<T, kW, kBN, kChunks, kZeros, kRowTiles, kCtas, kXPre>;
-  constexpr int smem = W4WgmmaSmem<kBN, wgmma_rows8(kW), kRowTiles, kCtas>::kBytes;
-  static const bool configured = [&] {
-    C10_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
-    return true;
-  }();
-  (void)configured;
-  dim3 grid(p.N / (kWgRows * kRowTiles), (p.M + kBN - 1) / kBN, p.splits);
-  kernel<<<grid, kWgThreads, smem, stream>>>(tmap_x, tmap_w, p);
-  C10_CUDA_KERNEL_LAUNCH_CHECK();
-}
-
-// p.ctas_per_sm: the two-CTA build where it exists (w4_params.h wgmma_two_ctas)
-template <typename T, WgmmaWeights kW, int kChunks, bool kZeros, int kRowTiles, int kBN>
-void wgmma_tokens_typed(const CUtensorMap& tmap_x, const CUtensorMap& tmap_w, const W4WgmmaParams& p,
-                        cudaStream_t stream) {
-  if constexpr (wgmma_two_ctas(kW, kRowTiles, kBN, kChunks)) {
-    if (p.ctas_per_sm == 2) return wgmma_launch<T, kW, kChunks, kZeros, kRowTiles, kBN, 2>(tmap_x, tmap_w, p, stream);
-  }
-  TORCH_CHECK(p.ctas_per_sm == 1, "lowbit: two CTAs per SM planned for a wgmma kernel built for one");
-  if constexpr (wgmma_x_pre_built(kW, kBN, 1)) {
-    if (p.x_pre) return wgmma_launch<T, kW, kChunks, kZeros, kRowTiles, kBN, 1, true>(tmap_x, tmap_w, p, stream);
-  }
-  TORCH_CHECK(!p.x_pre, "lowbit: x permuted before a wgmma kernel built without it");
-  wgmma_launch<T, kW, kChunks, kZeros, kRowTiles, kBN, 1>(tmap_x, tmap_w, p, stream);
-}
-
-// p.tokens per CTA (the host's TMA box of x has as many rows): 16 or 32 (128-row CTAs), 64, 128, or
-// 256 (wide CTAs); the promotion variant (LOWBIT_A16W4_WGMMA=promote, not the default) 128 only. K
-// splits where wgmma_splits says.
-template <typename T, WgmmaWeights kW, int kChunks = 0, bool kZeros = false, int kRowTiles = 1>
-void wgmma_typed(const CUtensorMap& tmap_x, const CUtensorMap& tmap_w, const W4WgmmaParams& p, cudaStream_t stream) {
-  constexpr bool kWide = kRowTiles == 1 && wgmma_wide_built(kW);  // 256 tokens per CTA built
-  TORCH_CHECK(p.tokens == 16 || p.tokens == 32 || p.tokens == 64 || p.tokens == kWgTokens ||
-                  (kWide && p.tokens == kWgWideTokens),
-              "lowbit: the mixed-input wgmma runs 16, 32, 64 or 128 tokens per CTA (256: wide CTAs, where built)");
-  TORCH_CHECK(p.tokens > 32 || kRowTiles == 1 || (p.tokens == 16 && !wgmma_rows8(kW)),
-              "lowbit: 256-row CTAs of 16 tokens for 4-bit weights only, none of 32 tokens");
-  TORCH_CHECK(p.splits == 1 || wgmma_splits(kW, kRowTiles, p.tokens),
-              "lowbit: a K split planned for a wgmma kernel without one");
-  if constexpr (kW == WgmmaWeights::kInt4Promote) {
-    TORCH_CHECK(p.tokens == kWgTokens, "lowbit: the int4 promotion variant runs 128 tokens per CTA");
-  } else {
-    if constexpr (kWide) {
-      if (p.tokens == kWgWideTokens)
-        return wgmma_tokens_typed<T, kW, kChunks, kZeros, 1, kWgWideTokens>(tmap_x, tmap_w, p, stream);
-    }
-    if constexpr (kRowTiles == 1 || !wgmma_rows8(kW)) {
-      if (p.tokens == 16) return wgmma_tokens_typed<T, kW, kChunks, kZeros, kRowTiles, 16>(tmap_x, tmap_w, p, stream);
-    }
-    if constexpr (kRowTiles == 1) {
-      if (p.tokens == 32) return wgmma_tokens_typed<T, kW, kChunks, kZeros, kRowTiles, 32>(tmap_x, tmap_w, p, stream);
-    }
-    if (p.tokens == 64) return wgmma_tokens_typed<T, kW, kChunks, kZeros, kRowTiles, 64>(tmap_x, tmap_w, p, stream);
-  }
-  wgmma_tokens_typed<T, kW, kChunks, kZeros, kRowTiles, kWgTokens>(tmap_x, tmap_w, p, stream);
-}
-
-// int4 by group size (kChunks); 256-row CTAs (kRowTiles = 2) for groups of 128 or per channel only
-template <typename T, WgmmaWeights kW, bool kZeros, int kRowTiles>
-void wgmma_group(const CUtensorMap& tmap_x, const W4WgmmaParams& p, cudaStream_t stream) {
-  if constexpr (kRowTiles == 1) {
-    if (p.group == 32) return wgmma_typed<T, kW, 1, kZeros>(tmap_x, tmap_x, p, stream);
-    if (p.group == 64) return wgmma_typed<T, kW, 2, kZeros>(tmap_x, tmap_x, p, stream);
-  } else {
-    TORCH_CHECK(p.group == 128 || p.group == p.K, "lowbit: 256-row int4 wgmma CTAs for groups of 128 or per channel");
-  }
-  if (p.group == 128) return wgmma_typed<T, kW, 4, kZeros, kRowTiles>(tmap_x, tmap_x, p, stream);
-  wgmma_typed<T, kW, 0, kZeros, kRowTiles>(tmap_x, tmap_x, p, stream);  // one group per row (group == K)
-}
-
-template <typename T, WgmmaWeights kW, int kRowTiles = 1>
-void wgmma_int4(const CUtensorMap& tmap_x, const W4WgmmaParams& p, cudaStream_t stream) {
-  if (p.zeros) wgmma_group<T, kW, true, kRowTiles>(tmap_x, p, stream);
-  else wgmma_group<T, kW, false, kRowTiles>(tmap_x, p, stream);
-}
 
 // One 32-element chunk (64 bytes) per thread, permuted as permute_x_blocks does in shared memory.
 __global__ void permute_x_chunks_kernel(const uint4* __restrict__ x, uint4* __restrict__ out, int64_t chunks) {
