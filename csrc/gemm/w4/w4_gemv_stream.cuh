@@ -148,11 +148,10 @@ __global__ void __launch_bounds__(kStreamWarps * 32, stream_ctas_per_sm(kTiles, 
   const int r0 = tile * kTileRows + grp, r1 = r0 + 8;
   // x's column grp of token tile t is token 8t + grp; past M it reads token M - 1 instead of
   // zeros (no predicates): those MMA columns are tokens >= M, never stored.
-  const T* xp[kTiles];  // block 0's x; block b's at + x_off (elements)
+  const T* xp[kTiles];  // the x of the block at the loop's base (advance below); block base + i's at + i x 128
 #pragma unroll
   for (int t = 0; t < kTiles; ++t)
     xp[t] = static_cast<const T*>(p.x) + size_t(min(t * 8 + grp, p.M - 1)) * p.K + size_t(kb0) * kBlockElems + 8 * tig;
-  uint32_t x_off = 0, s_off = 0;  // the next block to load: its x (elements) and scale vectors past xp / s_row
   // Scales (N, groups) row-major: this block's kGroups entries of a row are contiguous.
   const int groups = kMx ? p.K / 32 : (kChunks == 0 ? 1 : p.K / p.group);
   const int g0 = kChunks == 0 ? 0 : kb0 * kGroups;
@@ -180,20 +179,32 @@ __global__ void __launch_bounds__(kStreamWarps * 32, stream_ctas_per_sm(kTiles, 
     uint4 x[4][kTiles];
     Vec s[2], z[2];
   };
-  auto load_in = [&](In& in) {  // block b's x at xp + x_off, its scale vectors at s_row / z_row + s_off
+  // The loads address blocks relative to a base that the loop advances once per trip (advance), and
+  // `rel` is a compile-time constant in the unrolled trips, so each load is the base pointer plus an
+  // immediate offset: no address arithmetic per load. (Until session 21: 32-bit offsets from block
+  // 0 advanced per load, one 64-bit multiply-add per scale vector and four instructions for x's
+  // address, ~10 of the ~132 instructions a block at M = 1.)
+  auto load_in = [&](In& in, int rel) {  // block base + rel: its x at xp + rel x 128, scale vectors at s_row / z_row + rel
     if constexpr (!kXRing) {  // (kXRing: x comes with the block's slot)
 #pragma unroll
       for (int j = 0; j < 4; ++j)
 #pragma unroll
-        for (int t = 0; t < kTiles; ++t) in.x[j][t] = ptx::ld_global_nc_v4(xp[t] + x_off + 32 * j);
-      x_off += kBlockElems;
+        for (int t = 0; t < kTiles; ++t) in.x[j][t] = ptx::ld_global_nc_v4(xp[t] + rel * kBlockElems + 32 * j);
     }
 #pragma unroll
     for (int h = 0; h < 2; ++h) {
-      in.s[h] = __ldg(s_row[h] + s_off);
-      if constexpr (kZeros) in.z[h] = __ldg(z_row[h] + s_off);
+      in.s[h] = __ldg(s_row[h] + rel * kVecStep);
+      if constexpr (kZeros) in.z[h] = __ldg(z_row[h] + rel * kVecStep);
     }
-    s_off += kVecStep;
+  };
+  auto advance = [&](int blocks) {  // the loads' base moves on by `blocks`
+#pragma unroll
+    for (int t = 0; t < kTiles; ++t) xp[t] += blocks * kBlockElems;
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      s_row[h] += blocks * kVecStep;
+      if constexpr (kZeros) z_row[h] += blocks * kVecStep;
+    }
   };
 
   // The first block's x and scales are requested before the ring's first kStages blocks (session
@@ -205,7 +216,10 @@ __global__ void __launch_bounds__(kStreamWarps * 32, stream_ctas_per_sm(kTiles, 
   // 16 / 32 -5..-6%, 8192^2 -1%, 14336x4096 +1%, mxfp4 within +-2%). p.first = 0
   // (LOWBIT_A16W4_STREAM_FIRST=late, A/B runs): after the ring's requests, as before session 13.
   In in[2];
-  if (nb > 0 && p.first) load_in(in[0]);  // (without the prefetch block 0 then skips its load)
+  if (nb > 0 && p.first) {  // (without the prefetch block 0 then skips its load)
+    load_in(in[0], 0);
+    if constexpr (!kPrefetch) advance(1);
+  }
   if (lane == 0) {
 #pragma unroll
     for (int s = 0; s < kStages; ++s) ptx::mbarrier_init(&bar[s], 1), ptx::mbarrier_init(&ebar[s], 32);
@@ -235,7 +249,7 @@ __global__ void __launch_bounds__(kStreamWarps * 32, stream_ctas_per_sm(kTiles, 
   if constexpr (kXRing) __syncthreads();
   else __syncwarp();
   if constexpr (kPrefetch) {
-    if (nb > 0 && !p.first) load_in(in[0]);
+    if (nb > 0 && !p.first) load_in(in[0], 0);
   }
   // Release a slot, then refill it: every thread arrives on the slot's empty barrier (its reads
   // are done), and the producing thread waits for all of them before its copy overwrites the slot
@@ -252,7 +266,10 @@ __global__ void __launch_bounds__(kStreamWarps * 32, stream_ctas_per_sm(kTiles, 
   // kPos: b % kCopy where the loop is unrolled by a multiple of kCopy (0 for kCopy = 1), or -1:
   // computed at run time (int4 g32 / g64 at 4 blocks a copy, unrolled by two: unrolled by four
   // they spilled 8-60 bytes).
-  auto block = [&](int b, In& in, In& next, auto pos) {
+  // kNext: the next block's place relative to the loads' base (the prefetch: the block's place in
+  // its trip + 1).
+  auto block = [&](int b, In& in, In& next, auto pos, auto next_rel) {
+    constexpr int kNext = decltype(next_rel)::value;
     constexpr int kPos = decltype(pos)::value;
     static_assert(kPos >= -1 && kPos < kCopy, "the block's place in its copy");
     const int at = kPos >= 0 ? kPos : (b & (kCopy - 1));
@@ -276,9 +293,10 @@ __global__ void __launch_bounds__(kStreamWarps * 32, stream_ctas_per_sm(kTiles, 
       }
     }
     if constexpr (kPrefetch) {
-      if (b + 1 < nb) load_in(next);
+      if (b + 1 < nb) load_in(next, kNext);
     } else if (b > 0 || !p.first) {
-      load_in(in);
+      load_in(in, 0);
+      advance(1);
     }
     // ---- the block's weights: this thread's words of rows grp and grp + 8 (layout v3 chunks); the
     // unit's barrier is waited on at its first block only (one copy brings all of its blocks)
@@ -352,18 +370,22 @@ __global__ void __launch_bounds__(kStreamWarps * 32, stream_ctas_per_sm(kTiles, 
     constexpr int kUnroll = kStaticPos && kCopy > 2 ? kCopy : 2;
     auto step = [&](int b, auto j) {
       constexpr int kJ = decltype(j)::value;
-      block(b, in[kJ % 2], in[(kJ + 1) % 2], std::integral_constant<int, kStaticPos ? kJ % kCopy : -1>{});
+      block(b, in[kJ % 2], in[(kJ + 1) % 2], std::integral_constant<int, kStaticPos ? kJ % kCopy : -1>{},
+            std::integral_constant<int, kJ + 1>{});
     };
     auto trips = [&]<int... kJ>(std::integer_sequence<int, kJ...>) {
       int b = 0;
-      for (; b + kUnroll - 1 < nb; b += kUnroll) (step(b + kJ, std::integral_constant<int, kJ>{}), ...);
+      for (; b + kUnroll - 1 < nb; b += kUnroll) {
+        (step(b + kJ, std::integral_constant<int, kJ>{}), ...);
+        advance(kUnroll);
+      }
       ((b + kJ < nb ? step(b + kJ, std::integral_constant<int, kJ>{}) : void()), ...);
     };
     trips(std::make_integer_sequence<int, kUnroll>{});
   } else {
     // one block per iteration: unrolled by two like the prefetching loop, the 16- and 32-token
     // kernels spilled 4 bytes at their register caps
-    for (int b = 0; b < nb; ++b) block(b, in[0], in[1], std::integral_constant<int, 0>{});
+    for (int b = 0; b < nb; ++b) block(b, in[0], in[1], std::integral_constant<int, 0>{}, std::integral_constant<int, 0>{});
   }
 
   const T* bias = static_cast<const T*>(p.bias);
