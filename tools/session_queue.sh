@@ -1329,3 +1329,14 @@ if [ "$PART" = 123 ]; then
 TAIL=30 step_ab 45 c32 "two:" "one:LOWBIT_W4_WGMMA_CTAS=1" -- --formats a16w4 --a16w4-groups=128,-1 --ms 17,24,32 \
   --shapes 8192x8192,28672x8192,4096x14336,14336x4096 --peers none --no-ceilings --budget-s 30; snap
 fi
+# Session 21's blind candidate, branch s21-ptr (8785c16): v8's x and scale loads at immediate
+# offsets from bases advanced once per trip (the g128 M = 1 loop 530 -> 497 instructions per 4-block
+# trip). Run this part on main and then on the branch, in two calls of one session (each: build
+# ~82 s, the a16w4 / mxfp4 tests ~30 s, the bench ~60 s), and compare the two JSONs (cross-call:
+# cuBLAS's column says how far the card moved):
+#   PART=124 LOWBIT_KERNELS=quant,w4 TESTS="tests/test_cuda_a16w4.py tests/test_cuda_mxfp4.py" EXTRA='bash tools/session_queue.sh' BENCH=0 bash tools/device_run.sh
+if [ "$PART" = 124 ]; then
+TAIL=30 step 90 gemv python3 bench/gemm.py --formats a16w4,mxfp4 --a16w4-groups=128,-1,64 --ms 1,4,8 \
+  --shapes 8192x8192,28672x8192,4096x14336,14336x4096,28672x4096 --peers none --no-ceilings --budget-s 60 \
+  --out "$OUT/gemv.json"; snap
+fi
