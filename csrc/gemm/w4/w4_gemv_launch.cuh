@@ -55,7 +55,7 @@ void gemv(const GemvParams& p, const CUtensorMap& x_map, cudaStream_t stream) {
   }
   // v8's plan (per-tile splits and counters) must never reach the other kernels
   TORCH_CHECK(p.regs != 3, "lowbit a16w4: GEMV v8 was planned for a kernel it is not built for (w4_ops.cpp "
-              "gemv_stream_applies and w4_launch.cu disagree): M=", p.M, " group=", p.group);
+              "gemv_stream_applies and w4_gemv_launch.cuh disagree): M=", p.M, " group=", p.group);
   dim3 grid((p.N + kGemvRows - 1) / kGemvRows, p.splits);
   if (p.regs) {  // v7 (regs == 1) or v7b (2): no shared memory
     if (p.regs == 2) a16w4_gemv_regs_kernel<T, kTiles, kChunks, kZeros, kMx, true><<<grid, kGemvThreads, 0, stream>>>(p);

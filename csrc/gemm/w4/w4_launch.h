@@ -1,6 +1,7 @@
 #pragma once
 // The boundary between the 4-bit weight op glue (w4_ops.cpp: contracts, planning,
-// allocation) and the kernel launches (w4_launch.cu, nvcc).
+// allocation) and the kernel launches (nvcc: w4_launch.cu and w4_wgmma_launch.cu, their
+// templates in w4_gemv_launch.cuh / w4_wgmma_launch.cuh, instantiated in the *_shard_*.cu units).
 #include <cuda.h>
 #include <cuda_runtime.h>
 

@@ -48,7 +48,7 @@ constexpr int kXRingStages = 4;
 // one group per row (group == K).
 constexpr int gemv_group_chunks(int64_t group) { return group == 32 ? 1 : group == 64 ? 2 : group == 128 ? 4 : 0; }
 // Which v8 kernels exist (the others spilled: int4 g32 at 16 or 32 tokens; at 32 tokens all but
-// int4 g128 / per channel). The host plan (w4_ops.cpp) and the launch (w4_launch.cu) both ask this.
+// int4 g128 / per channel). The host plan (w4_ops.cpp) and the launch (w4_gemv_launch.cuh) both ask this.
 constexpr bool stream_built(int tiles, int chunks, bool mx) {
   return !(tiles >= 2 && chunks == 1 && !mx) && (tiles < 4 || (!mx && chunks % 4 == 0));
 }
