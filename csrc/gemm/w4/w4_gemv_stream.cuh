@@ -85,8 +85,14 @@ struct ScaleVec<8> {
 // geometry runs 12.96 us per 32 MB launch in 1 KB copies against 11.64 / 11.16 in 2 / 4 KB
 // (tools/stream_probe.cu, s20-call3), and the per-block refill is ~25 of v8's ~207 instructions a
 // block (ncu, s20-call3). Only with the prefetch (1..8 tokens) and without the x ring.
+// kMinor (2 or 4; 0: split-major over the grid): the CTA's warps are the kMinor K splits of
+// kStreamWarps / kMinor tiles (warp = tile's place x kMinor + split), and their sums meet in shared
+// memory behind one CTA barrier: no fp32 partials in global memory, no fence, no counter, no L2
+// reads at the end (w4_ops.cpp gemv_stream_minor). Why: session 21 put that end at ~1 us of the
+// GEMV's fixed cost at M = 1 (a 2-split cluster reduction gained ~1.1 us on 14336 x 4096, while 4-
+// and 8-CTA clusters lost to their scheduling). At 1..8 tokens, without the x ring.
 template <typename T, int kTiles, int kChunks, bool kZeros, bool kMx = false, bool kPrefetch = true,
-          bool kXRing = false, int kCopy = 1>
+          bool kXRing = false, int kCopy = 1, int kMinor = 0>
 __global__ void __launch_bounds__(kStreamWarps * 32, stream_ctas_per_sm(kTiles, kPrefetch))
     a16w4_gemv_stream_kernel(const GemvParams p, const __grid_constant__ CUtensorMap x_map) {
   static_assert(kTiles == 1 || kTiles == 2 || kTiles == 4, "8, 16 or 32 tokens");
@@ -95,6 +101,8 @@ __global__ void __launch_bounds__(kStreamWarps * 32, stream_ctas_per_sm(kTiles, 
   static_assert(!kMx || (kChunks == 1 && !kZeros), "MX: one E8M0 scale per 32 elements, no zero point");
   static_assert(kCopy == 1 || ((kCopy == 2 || kCopy == 4) && kPrefetch && !kXRing),
                 "blocks per copy: 2 or 4 only on the prefetching loop without the x ring");
+  static_assert(kMinor == 0 || ((kMinor == 2 || kMinor == 4) && kTiles == 1 && kPrefetch && !kXRing),
+                "splits inside the CTA: 2 or 4, at 1..8 tokens without the x ring");
   constexpr bool kSumX = !kMx;                           // int4: the (z + base) * sum x term (all-ones MMA)
   constexpr int kGroups = kChunks == 0 ? 1 : 4 / kChunks;  // scale entries per row and block
   constexpr int kStages = kStreamStages / kCopy;  // ring slots of kCopy KB per warp
@@ -114,9 +122,12 @@ __global__ void __launch_bounds__(kStreamWarps * 32, stream_ctas_per_sm(kTiles, 
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, grp = lane / 4, tig = lane % 4;
   const int units = p.N / kTileRows;  // a warp's rows: one 16-row tile
   const int wid = blockIdx.x * kStreamWarps + warp;
-  if (wid >= units * p.splits) return;  // a whole warp; nothing below synchronizes the CTA
-  // Split-major: the warps of a CTA take consecutive tiles of one split, so they share x's slice in L1.
-  const int split = wid / units, tile = wid % units;
+  // (kMinor: the host launches whole CTAs, N / 16 tiles a multiple of kStreamWarps / kMinor)
+  if (!kMinor && wid >= units * p.splits) return;  // a whole warp; only kMinor synchronizes the CTA
+  // Split-major: the warps of a CTA take consecutive tiles of one split, so they share x's slice in
+  // L1. kMinor: consecutive splits of one tile (the CTAs on an SM share the splits' x slices).
+  const int split = kMinor ? warp % kMinor : wid / units;
+  const int tile = kMinor ? blockIdx.x * (kStreamWarps / kMinor) + warp / kMinor : wid % units;
   const int slice_blocks = p.k_slice / kBlockElems;
   const int kb0 = split * slice_blocks;
   const int nb = min(p.K / kBlockElems - kb0, slice_blocks);
@@ -390,10 +401,30 @@ __global__ void __launch_bounds__(kStreamWarps * 32, stream_ctas_per_sm(kTiles, 
 
   const T* bias = static_cast<const T*>(p.bias);
   T* out = static_cast<T*>(p.out);
-  gemv_store_warp<kTiles>(total, r0, r1, lane, GemvSplit{p.M, p.N, p.splits, split, tile, p.partial, p.arrivals},
-                          [&](float v, int tok, int row) {
-                            out[size_t(tok) * p.N + row] = from_f32<T>(bias ? v + to_f32(bias[row]) : v);
-                          });
+  auto store = [&](float v, int tok, int row) {
+    out[size_t(tok) * p.N + row] = from_f32<T>(bias ? v + to_f32(bias[row]) : v);
+  };
+  if constexpr (kMinor > 0) {
+    // each warp's sums of tokens < M as [token][16 rows], then the tile's split-0 warp adds its
+    // tile's kMinor in split order (0 + p0 + p1 + ...: the arithmetic of the global reduction)
+    __shared__ float red[kStreamWarps][8 * kTileRows];
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      const int tok = 2 * tig + (i % 2), row = i < 2 ? grp : grp + 8;
+      if (tok < p.M) red[warp][tok * kTileRows + row] = total[0][i];
+    }
+    __syncthreads();
+    if (split != 0) return;
+    for (int i = lane; i < kTileRows * p.M; i += 32) {
+      float v = 0.f;
+#pragma unroll
+      for (int sp = 0; sp < kMinor; ++sp) v += red[warp + sp][i];
+      store(v, i / kTileRows, tile * kTileRows + i % kTileRows);
+    }
+  } else {
+    gemv_store_warp<kTiles>(total, r0, r1, lane, GemvSplit{p.M, p.N, p.splits, split, tile, p.partial, p.arrivals},
+                            store);
+  }
 }
 
 }  // namespace lowbit::w4

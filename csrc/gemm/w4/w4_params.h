@@ -29,6 +29,7 @@ struct GemvParams {
   int first;              // v8: its first block's loads before the ring's (w4_ops.cpp gemv_stream_first)
   int xring;              // v8: x through a ring of the CTA by TMA boxes (w4_ops.cpp gemv_stream_xring)
   int copy;               // v8: K blocks per bulk copy, 1, 2 or 4 (w4_ops.cpp gemv_stream_copy)
+  int minor;              // v8: 0, or 2 / 4: the K splits inside the CTA (w4_ops.cpp gemv_stream_minor)
 };
 
 // GEMV v8 (w4_gemv_stream.cuh): warps that work alone, each one 16-row tile over one K split,
