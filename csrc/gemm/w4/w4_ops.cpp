@@ -132,13 +132,14 @@ bool gemv_stream_xring(int64_t M, int64_t N) {
   return !off && (on || gemv_token_tiles(M) == 4) && N % (kTileRows * kStreamWarps) == 0;
 }
 // v8's K blocks per bulk copy (w4_gemv_stream.cuh kCopy) at 1..8 tokens with the prefetch and
-// without the x ring: 4 for int4 g64 / g128 / per channel and mxfp4, 1 for int4 g32. Same-call A/B on the H200
-// (s20-call4 / call5, M = 1 / 4 / 8, 4 blocks against 1): g128 +9 / +5 / +3% on 8192^2, +9 / +7 /
-// +12% on 28672 x 8192, +7 / +6 / +4% on 4096 x 14336, +12 / +6 / +4% on 14336 x 4096; mxfp4
-// +1..+11%; per channel +8..+12% at M = 1, -2..+8% at 8; g32 / g64 0..-12% (unrolled by four, spilling). 2
-// blocks a copy fell between the two. Session 21 (s21-call1), g32 / g64 at 4 blocks a copy
-// unrolled by two (the four-block unroll spilled; now g64 none, g32 8-28 bytes): g64 -0..+6%
-// (28672 x 8192 +6 / +3 / +4%), g32 -3..+2%, so g64 takes 4 and g32 keeps 1.
+// without the x ring: 4 for int4 g64 / g128 / per channel and mxfp4, 1 for int4 g32. Same-call A/Bs
+// on the H200, M = 1 / 4 / 8, 4 blocks against 1:
+//  - s20-call4 / call5: g128 +9 / +5 / +3% on 8192^2, +9 / +7 / +12% on 28672 x 8192, +7 / +6 / +4%
+//    on 4096 x 14336, +12 / +6 / +4% on 14336 x 4096; mxfp4 +1..+11%; per channel +8..+12% at
+//    M = 1, -2..+8% at 8; g32 / g64 0..-12% (unrolled by four, spilling); 2 blocks a copy fell
+//    between the two.
+//  - s21-call1, g32 / g64 unrolled by two with the place in the copy at run time (g64 no longer
+//    spills, g32 8-28 bytes): g64 -0..+6% (28672 x 8192 +6 / +3 / +4%), g32 -3..+2%.
 // LOWBIT_A16W4_STREAM_COPY=1|2|4 forces one wherever it applies (A/B runs).
 int gemv_stream_copy(int64_t M, int64_t K, int64_t g, bool mx, bool prefetch, bool xring) {
   static const int64_t knob = env::integer("LOWBIT_A16W4_STREAM_COPY", 0);
