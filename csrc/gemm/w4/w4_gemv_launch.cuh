@@ -42,7 +42,7 @@ void gemv(const GemvParams& p, const CUtensorMap& x_map, cudaStream_t stream) {
                   "lowbit a16w4: v8 has no kernel for ", p.copy, " blocks per copy here (w4_ops.cpp gemv_stream_copy)");
       if constexpr (kTiles == 1) {
         // the K splits inside the CTA (p.minor = 2 or 4), built for the default blocks per copy only
-        constexpr int kDefaultCopy = kMx || kChunks != 1 ? 4 : 1;  // (w4_ops.cpp gemv_stream_copy)
+        constexpr int kDefaultCopy = stream_default_copy(kChunks, kMx);
         TORCH_CHECK(!p.minor || (p.prefetch && !p.xring && p.copy == kDefaultCopy && (p.minor == 2 || p.minor == 4)),
                     "lowbit a16w4: v8 has no kernel for ", p.minor, " splits inside the CTA here (w4_ops.cpp "
                     "gemv_stream_minor)");

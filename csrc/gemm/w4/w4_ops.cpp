@@ -141,11 +141,11 @@ bool gemv_stream_xring(int64_t M, int64_t N) {
 //  - s21-call1, g32 / g64 unrolled by two with the place in the copy at run time (g64 no longer
 //    spills, g32 8-28 bytes): g64 -0..+6% (28672 x 8192 +6 / +3 / +4%), g32 -3..+2%.
 // LOWBIT_A16W4_STREAM_COPY=1|2|4 forces one wherever it applies (A/B runs).
-int gemv_stream_copy(int64_t M, int64_t K, int64_t g, bool mx, bool prefetch, bool xring) {
+int gemv_stream_copy(int64_t M, int64_t g, bool mx, bool prefetch, bool xring) {
   static const int64_t knob = env::integer("LOWBIT_A16W4_STREAM_COPY", 0);
   if (gemv_token_tiles(M) != 1 || !prefetch || xring) return 1;
   if (knob == 1 || knob == 2 || knob == 4) return int(knob);
-  return mx || g == 64 || g == 128 || g == K ? 4 : 1;
+  return stream_default_copy(gemv_group_chunks(g), mx);
 }
 // v8's K splits inside the CTA (w4_gemv_stream.cuh kMinor): where the split plan gives 2 or 4
 // splits at 1..8 tokens with the default blocks per copy and no x ring, and the CTAs hold whole
@@ -154,7 +154,7 @@ int gemv_stream_copy(int64_t M, int64_t K, int64_t g, bool mx, bool prefetch, bo
 // re-plans the split to 4 (2 where K has 2 or 3 blocks) wherever it applies (tests: small N).
 int gemv_stream_minor(int64_t M, int64_t N, int64_t g, bool mx, int64_t splits, const GemvParams& p) {
   static const bool off = env::is("LOWBIT_A16W4_STREAM_MINOR", "0");
-  const int default_copy = mx || g != 32 ? 4 : 1;  // gemv_stream_copy's rule, the kernels built
+  const int default_copy = stream_default_copy(gemv_group_chunks(g), mx);  // (the kernels built)
   if (off || gemv_token_tiles(M) != 1 || p.xring || !p.prefetch || p.copy != default_copy) return 0;
   if (splits != 2 && splits != 4) return 0;
   return (N / kTileRows) % (kStreamWarps / splits) == 0 ? int(splits) : 0;
@@ -209,7 +209,7 @@ Tensor gemv(const Tensor& x, const Tensor& w, const Tensor& scales, const OptTen
   p.xring = stream && gemv_stream_xring(M, N) ? 1 : 0;
   p.prefetch = (p.xring ? gemv_token_tiles(M) == 1 : gemv_stream_prefetch(M)) ? 1 : 0;
   p.first = gemv_stream_first();
-  p.copy = stream ? gemv_stream_copy(M, K, g, mx, p.prefetch != 0, p.xring != 0) : 1;
+  p.copy = stream ? gemv_stream_copy(M, g, mx, p.prefetch != 0, p.xring != 0) : 1;
   if (stream && gemv_stream_minor_forced() && K / kBlockElems >= 2) {  // (tests: 4 or 2 splits on small shapes)
     const int64_t want = K / kBlockElems >= 4 ? 4 : 2;
     if (gemv_stream_minor(M, N, g, mx, want, p)) {
