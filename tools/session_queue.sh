@@ -1340,3 +1340,17 @@ TAIL=30 step 90 gemv python3 bench/gemm.py --formats a16w4,mxfp4 --a16w4-groups=
   --shapes 8192x8192,28672x8192,4096x14336,14336x4096,28672x4096 --peers none --no-ceilings --budget-s 60 \
   --out "$OUT/gemv.json"; snap
 fi
+# Session 21's second blind candidate, branch s21-cand (s21-ptr + v8's K splits inside the CTA where
+# the plan gives 2 or 4 splits at 1..8 tokens, LOWBIT_A16W4_STREAM_MINOR=0|force). After the
+# default a16w4 / mxfp4 tests: racecheck with it forced, its variant tests, then the A/B against
+# the global partials (=0) on the split shapes (8192^2: 4 splits, 14336 x 4096: 2; 4096 x 14336
+# and 4096^2: 8, unchanged; 28672 x 4096: 1, unchanged), and part 124's bench for the comparison
+# with main:
+#   PART=125 LOWBIT_KERNELS=quant,w4 TESTS="tests/test_cuda_a16w4.py tests/test_cuda_mxfp4.py" EXTRA='bash tools/session_queue.sh' BENCH=0 bash tools/device_run.sh
+if [ "$PART" = 125 ]; then
+step 90 racecheck_minor env LOWBIT_A16W4_STREAM_MINOR=force compute-sanitizer --tool racecheck --error-exitcode 9 python3 tests/sanitize_w4_int8.py; snap
+TAIL=8 step 150 variants_minor python3 -m pytest -q -m cuda -p no:cacheprovider tests/test_cuda_variants.py -k "gemv-stream-minor"; snap
+TAIL=30 step_ab 45 minor "on:" "off:LOWBIT_A16W4_STREAM_MINOR=0" -- --formats a16w4,mxfp4 --a16w4-groups=128,-1 --ms 1,4,8 \
+  --shapes 8192x8192,14336x4096,4096x14336,4096x4096,28672x4096 --peers none --no-ceilings --budget-s 30; snap
+PART=124 bash tools/session_queue.sh
+fi

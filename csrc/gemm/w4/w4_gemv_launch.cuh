@@ -41,9 +41,17 @@ void gemv(const GemvParams& p, const CUtensorMap& x_map, cudaStream_t stream) {
       TORCH_CHECK(p.copy <= 1 || (kTiles == 1 && p.prefetch && !p.xring && (p.copy == 2 || p.copy == 4)),
                   "lowbit a16w4: v8 has no kernel for ", p.copy, " blocks per copy here (w4_ops.cpp gemv_stream_copy)");
       if constexpr (kTiles == 1) {
+        // the K splits inside the CTA (p.minor = 2 or 4), built for the default blocks per copy only
+        constexpr int kDefaultCopy = stream_default_copy(kChunks, kMx);
+        TORCH_CHECK(!p.minor || (p.prefetch && !p.xring && p.copy == kDefaultCopy && (p.minor == 2 || p.minor == 4)),
+                    "lowbit a16w4: v8 has no kernel for ", p.minor, " splits inside the CTA here (w4_ops.cpp "
+                    "gemv_stream_minor)");
+        if (p.minor == 2) kernel = a16w4_gemv_stream_kernel<T, 1, kChunks, kZeros, kMx, true, false, kDefaultCopy, 2>;
+        if (p.minor == 4) kernel = a16w4_gemv_stream_kernel<T, 1, kChunks, kZeros, kMx, true, false, kDefaultCopy, 4>;
         if (!kernel && p.copy == 2) kernel = a16w4_gemv_stream_kernel<T, 1, kChunks, kZeros, kMx, true, false, 2>;
         if (!kernel && p.copy == 4) kernel = a16w4_gemv_stream_kernel<T, 1, kChunks, kZeros, kMx, true, false, 4>;
       }
+      TORCH_CHECK(!p.minor || kTiles == 1, "lowbit a16w4: v8's splits inside the CTA at 1..8 tokens only");
       if (!kernel)
         kernel = p.prefetch && kTiles <= 2 ? a16w4_gemv_stream_kernel<T, kTiles, kChunks, kZeros, kMx, kTiles <= 2>
                                            : a16w4_gemv_stream_kernel<T, kTiles, kChunks, kZeros, kMx, false>;

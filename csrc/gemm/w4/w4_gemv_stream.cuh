@@ -85,8 +85,14 @@ struct ScaleVec<8> {
 // geometry runs 12.96 us per 32 MB launch in 1 KB copies against 11.64 / 11.16 in 2 / 4 KB
 // (tools/stream_probe.cu, s20-call3), and the per-block refill is ~25 of v8's ~207 instructions a
 // block (ncu, s20-call3). Only with the prefetch (1..8 tokens) and without the x ring.
+// kMinor (2 or 4; 0: split-major over the grid): the CTA's warps are the kMinor K splits of
+// kStreamWarps / kMinor tiles (warp = tile's place x kMinor + split), and their sums meet in shared
+// memory behind one CTA barrier: no fp32 partials in global memory, no fence, no counter, no L2
+// reads at the end (w4_ops.cpp gemv_stream_minor). Why: session 21 put that end at ~1 us of the
+// GEMV's fixed cost at M = 1 (a 2-split cluster reduction gained ~1.1 us on 14336 x 4096, while 4-
+// and 8-CTA clusters lost to their scheduling). At 1..8 tokens, without the x ring.
 template <typename T, int kTiles, int kChunks, bool kZeros, bool kMx = false, bool kPrefetch = true,
-          bool kXRing = false, int kCopy = 1>
+          bool kXRing = false, int kCopy = 1, int kMinor = 0>
 __global__ void __launch_bounds__(kStreamWarps * 32, stream_ctas_per_sm(kTiles, kPrefetch))
     a16w4_gemv_stream_kernel(const GemvParams p, const __grid_constant__ CUtensorMap x_map) {
   static_assert(kTiles == 1 || kTiles == 2 || kTiles == 4, "8, 16 or 32 tokens");
@@ -95,6 +101,8 @@ __global__ void __launch_bounds__(kStreamWarps * 32, stream_ctas_per_sm(kTiles, 
   static_assert(!kMx || (kChunks == 1 && !kZeros), "MX: one E8M0 scale per 32 elements, no zero point");
   static_assert(kCopy == 1 || ((kCopy == 2 || kCopy == 4) && kPrefetch && !kXRing),
                 "blocks per copy: 2 or 4 only on the prefetching loop without the x ring");
+  static_assert(kMinor == 0 || ((kMinor == 2 || kMinor == 4) && kTiles == 1 && kPrefetch && !kXRing),
+                "splits inside the CTA: 2 or 4, at 1..8 tokens without the x ring");
   constexpr bool kSumX = !kMx;                           // int4: the (z + base) * sum x term (all-ones MMA)
   constexpr int kGroups = kChunks == 0 ? 1 : 4 / kChunks;  // scale entries per row and block
   constexpr int kStages = kStreamStages / kCopy;  // ring slots of kCopy KB per warp
@@ -114,9 +122,12 @@ __global__ void __launch_bounds__(kStreamWarps * 32, stream_ctas_per_sm(kTiles, 
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, grp = lane / 4, tig = lane % 4;
   const int units = p.N / kTileRows;  // a warp's rows: one 16-row tile
   const int wid = blockIdx.x * kStreamWarps + warp;
-  if (wid >= units * p.splits) return;  // a whole warp; nothing below synchronizes the CTA
-  // Split-major: the warps of a CTA take consecutive tiles of one split, so they share x's slice in L1.
-  const int split = wid / units, tile = wid % units;
+  // (kMinor: the host launches whole CTAs, N / 16 tiles a multiple of kStreamWarps / kMinor)
+  if (!kMinor && wid >= units * p.splits) return;  // a whole warp; only kMinor synchronizes the CTA
+  // Split-major: the warps of a CTA take consecutive tiles of one split, so they share x's slice in
+  // L1. kMinor: consecutive splits of one tile (the CTAs on an SM share the splits' x slices).
+  const int split = kMinor ? warp % kMinor : wid / units;
+  const int tile = kMinor ? blockIdx.x * (kStreamWarps / kMinor) + warp / kMinor : wid % units;
   const int slice_blocks = p.k_slice / kBlockElems;
   const int kb0 = split * slice_blocks;
   const int nb = min(p.K / kBlockElems - kb0, slice_blocks);
@@ -148,11 +159,10 @@ __global__ void __launch_bounds__(kStreamWarps * 32, stream_ctas_per_sm(kTiles, 
   const int r0 = tile * kTileRows + grp, r1 = r0 + 8;
   // x's column grp of token tile t is token 8t + grp; past M it reads token M - 1 instead of
   // zeros (no predicates): those MMA columns are tokens >= M, never stored.
-  const T* xp[kTiles];  // block 0's x; block b's at + x_off (elements)
+  const T* xp[kTiles];  // the x of the block at the loop's base (advance below); block base + i's at + i x 128
 #pragma unroll
   for (int t = 0; t < kTiles; ++t)
     xp[t] = static_cast<const T*>(p.x) + size_t(min(t * 8 + grp, p.M - 1)) * p.K + size_t(kb0) * kBlockElems + 8 * tig;
-  uint32_t x_off = 0, s_off = 0;  // the next block to load: its x (elements) and scale vectors past xp / s_row
   // Scales (N, groups) row-major: this block's kGroups entries of a row are contiguous.
   const int groups = kMx ? p.K / 32 : (kChunks == 0 ? 1 : p.K / p.group);
   const int g0 = kChunks == 0 ? 0 : kb0 * kGroups;
@@ -180,20 +190,32 @@ __global__ void __launch_bounds__(kStreamWarps * 32, stream_ctas_per_sm(kTiles, 
     uint4 x[4][kTiles];
     Vec s[2], z[2];
   };
-  auto load_in = [&](In& in) {  // block b's x at xp + x_off, its scale vectors at s_row / z_row + s_off
+  // The loads address blocks relative to a base that the loop advances once per trip (advance), and
+  // `rel` is a compile-time constant in the unrolled trips, so each load is the base pointer plus an
+  // immediate offset: no address arithmetic per load. (Until session 21: 32-bit offsets from block
+  // 0 advanced per load, one 64-bit multiply-add per scale vector and four instructions for x's
+  // address, ~10 of the ~132 instructions a block at M = 1.)
+  auto load_in = [&](In& in, int rel) {  // block base + rel: its x at xp + rel x 128, scale vectors at s_row / z_row + rel
     if constexpr (!kXRing) {  // (kXRing: x comes with the block's slot)
 #pragma unroll
       for (int j = 0; j < 4; ++j)
 #pragma unroll
-        for (int t = 0; t < kTiles; ++t) in.x[j][t] = ptx::ld_global_nc_v4(xp[t] + x_off + 32 * j);
-      x_off += kBlockElems;
+        for (int t = 0; t < kTiles; ++t) in.x[j][t] = ptx::ld_global_nc_v4(xp[t] + rel * kBlockElems + 32 * j);
     }
 #pragma unroll
     for (int h = 0; h < 2; ++h) {
-      in.s[h] = __ldg(s_row[h] + s_off);
-      if constexpr (kZeros) in.z[h] = __ldg(z_row[h] + s_off);
+      in.s[h] = __ldg(s_row[h] + rel * kVecStep);
+      if constexpr (kZeros) in.z[h] = __ldg(z_row[h] + rel * kVecStep);
     }
-    s_off += kVecStep;
+  };
+  auto advance = [&](int blocks) {  // the loads' base moves on by `blocks`
+#pragma unroll
+    for (int t = 0; t < kTiles; ++t) xp[t] += blocks * kBlockElems;
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      s_row[h] += blocks * kVecStep;
+      if constexpr (kZeros) z_row[h] += blocks * kVecStep;
+    }
   };
 
   // The first block's x and scales are requested before the ring's first kStages blocks (session
@@ -205,7 +227,10 @@ __global__ void __launch_bounds__(kStreamWarps * 32, stream_ctas_per_sm(kTiles, 
   // 16 / 32 -5..-6%, 8192^2 -1%, 14336x4096 +1%, mxfp4 within +-2%). p.first = 0
   // (LOWBIT_A16W4_STREAM_FIRST=late, A/B runs): after the ring's requests, as before session 13.
   In in[2];
-  if (nb > 0 && p.first) load_in(in[0]);  // (without the prefetch block 0 then skips its load)
+  if (nb > 0 && p.first) {  // (without the prefetch block 0 then skips its load)
+    load_in(in[0], 0);
+    if constexpr (!kPrefetch) advance(1);
+  }
   if (lane == 0) {
 #pragma unroll
     for (int s = 0; s < kStages; ++s) ptx::mbarrier_init(&bar[s], 1), ptx::mbarrier_init(&ebar[s], 32);
@@ -235,7 +260,7 @@ __global__ void __launch_bounds__(kStreamWarps * 32, stream_ctas_per_sm(kTiles, 
   if constexpr (kXRing) __syncthreads();
   else __syncwarp();
   if constexpr (kPrefetch) {
-    if (nb > 0 && !p.first) load_in(in[0]);
+    if (nb > 0 && !p.first) load_in(in[0], 0);
   }
   // Release a slot, then refill it: every thread arrives on the slot's empty barrier (its reads
   // are done), and the producing thread waits for all of them before its copy overwrites the slot
@@ -252,7 +277,10 @@ __global__ void __launch_bounds__(kStreamWarps * 32, stream_ctas_per_sm(kTiles, 
   // kPos: b % kCopy where the loop is unrolled by a multiple of kCopy (0 for kCopy = 1), or -1:
   // computed at run time (int4 g32 / g64 at 4 blocks a copy, unrolled by two: unrolled by four
   // they spilled 8-60 bytes).
-  auto block = [&](int b, In& in, In& next, auto pos) {
+  // kNext: the next block's place relative to the loads' base (the prefetch: the block's place in
+  // its trip + 1).
+  auto block = [&](int b, In& in, In& next, auto pos, auto next_rel) {
+    constexpr int kNext = decltype(next_rel)::value;
     constexpr int kPos = decltype(pos)::value;
     static_assert(kPos >= -1 && kPos < kCopy, "the block's place in its copy");
     const int at = kPos >= 0 ? kPos : (b & (kCopy - 1));
@@ -276,9 +304,10 @@ __global__ void __launch_bounds__(kStreamWarps * 32, stream_ctas_per_sm(kTiles, 
       }
     }
     if constexpr (kPrefetch) {
-      if (b + 1 < nb) load_in(next);
+      if (b + 1 < nb) load_in(next, kNext);
     } else if (b > 0 || !p.first) {
-      load_in(in);
+      load_in(in, 0);
+      advance(1);
     }
     // ---- the block's weights: this thread's words of rows grp and grp + 8 (layout v3 chunks); the
     // unit's barrier is waited on at its first block only (one copy brings all of its blocks)
@@ -352,26 +381,50 @@ __global__ void __launch_bounds__(kStreamWarps * 32, stream_ctas_per_sm(kTiles, 
     constexpr int kUnroll = kStaticPos && kCopy > 2 ? kCopy : 2;
     auto step = [&](int b, auto j) {
       constexpr int kJ = decltype(j)::value;
-      block(b, in[kJ % 2], in[(kJ + 1) % 2], std::integral_constant<int, kStaticPos ? kJ % kCopy : -1>{});
+      block(b, in[kJ % 2], in[(kJ + 1) % 2], std::integral_constant<int, kStaticPos ? kJ % kCopy : -1>{},
+            std::integral_constant<int, kJ + 1>{});
     };
     auto trips = [&]<int... kJ>(std::integer_sequence<int, kJ...>) {
       int b = 0;
-      for (; b + kUnroll - 1 < nb; b += kUnroll) (step(b + kJ, std::integral_constant<int, kJ>{}), ...);
+      for (; b + kUnroll - 1 < nb; b += kUnroll) {
+        (step(b + kJ, std::integral_constant<int, kJ>{}), ...);
+        advance(kUnroll);
+      }
       ((b + kJ < nb ? step(b + kJ, std::integral_constant<int, kJ>{}) : void()), ...);
     };
     trips(std::make_integer_sequence<int, kUnroll>{});
   } else {
     // one block per iteration: unrolled by two like the prefetching loop, the 16- and 32-token
     // kernels spilled 4 bytes at their register caps
-    for (int b = 0; b < nb; ++b) block(b, in[0], in[1], std::integral_constant<int, 0>{});
+    for (int b = 0; b < nb; ++b) block(b, in[0], in[1], std::integral_constant<int, 0>{}, std::integral_constant<int, 0>{});
   }
 
   const T* bias = static_cast<const T*>(p.bias);
   T* out = static_cast<T*>(p.out);
-  gemv_store_warp<kTiles>(total, r0, r1, lane, GemvSplit{p.M, p.N, p.splits, split, tile, p.partial, p.arrivals},
-                          [&](float v, int tok, int row) {
-                            out[size_t(tok) * p.N + row] = from_f32<T>(bias ? v + to_f32(bias[row]) : v);
-                          });
+  auto store = [&](float v, int tok, int row) {
+    out[size_t(tok) * p.N + row] = from_f32<T>(bias ? v + to_f32(bias[row]) : v);
+  };
+  if constexpr (kMinor > 0) {
+    // each warp's sums of tokens < M as [token][16 rows], then the tile's split-0 warp adds its
+    // tile's kMinor in split order (0 + p0 + p1 + ...: the arithmetic of the global reduction)
+    __shared__ float red[kStreamWarps][8 * kTileRows];
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      const int tok = 2 * tig + (i % 2), row = i < 2 ? grp : grp + 8;
+      if (tok < p.M) red[warp][tok * kTileRows + row] = total[0][i];
+    }
+    __syncthreads();
+    if (split != 0) return;
+    for (int i = lane; i < kTileRows * p.M; i += 32) {
+      float v = 0.f;
+#pragma unroll
+      for (int sp = 0; sp < kMinor; ++sp) v += red[warp + sp][i];
+      store(v, i / kTileRows, tile * kTileRows + i % kTileRows);
+    }
+  } else {
+    gemv_store_warp<kTiles>(total, r0, r1, lane, GemvSplit{p.M, p.N, p.splits, split, tile, p.partial, p.arrivals},
+                            store);
+  }
 }
 
 }  // namespace lowbit::w4

@@ -141,11 +141,27 @@ bool gemv_stream_xring(int64_t M, int64_t N) {
 //  - s21-call1, g32 / g64 unrolled by two with the place in the copy at run time (g64 no longer
 //    spills, g32 8-28 bytes): g64 -0..+6% (28672 x 8192 +6 / +3 / +4%), g32 -3..+2%.
 // LOWBIT_A16W4_STREAM_COPY=1|2|4 forces one wherever it applies (A/B runs).
-int gemv_stream_copy(int64_t M, int64_t K, int64_t g, bool mx, bool prefetch, bool xring) {
+int gemv_stream_copy(int64_t M, int64_t g, bool mx, bool prefetch, bool xring) {
   static const int64_t knob = env::integer("LOWBIT_A16W4_STREAM_COPY", 0);
   if (gemv_token_tiles(M) != 1 || !prefetch || xring) return 1;
   if (knob == 1 || knob == 2 || knob == 4) return int(knob);
-  return mx || g == 64 || g == 128 || g == K ? 4 : 1;
+  return stream_default_copy(gemv_group_chunks(g), mx);
+}
+// v8's K splits inside the CTA (w4_gemv_stream.cuh kMinor): where the split plan gives 2 or 4
+// splits at 1..8 tokens with the default blocks per copy and no x ring, and the CTAs hold whole
+// tiles' splits (N / 16 a multiple of 4 / splits); their sums then meet in shared memory instead of
+// global partials and counters. LOWBIT_A16W4_STREAM_MINOR=0 turns it off (A/B runs); =force also
+// re-plans the split to 4 (2 where K has 2 or 3 blocks) wherever it applies (tests: small N).
+int gemv_stream_minor(int64_t M, int64_t N, int64_t g, bool mx, int64_t splits, const GemvParams& p) {
+  static const bool off = env::is("LOWBIT_A16W4_STREAM_MINOR", "0");
+  const int default_copy = stream_default_copy(gemv_group_chunks(g), mx);  // (the kernels built)
+  if (off || gemv_token_tiles(M) != 1 || p.xring || !p.prefetch || p.copy != default_copy) return 0;
+  if (splits != 2 && splits != 4) return 0;
+  return (N / kTileRows) % (kStreamWarps / splits) == 0 ? int(splits) : 0;
+}
+bool gemv_stream_minor_forced() {
+  static const bool force = env::is("LOWBIT_A16W4_STREAM_MINOR", "force");
+  return force;
 }
 // v8's split: about LOWBIT_A16W4_STREAM_WARPS (default 16) warps per SM in all, at most one wave
 // (the launch bounds leave room for 12-16), each warp one 16-row tile over K / splits.
@@ -173,7 +189,7 @@ Tensor gemv(const Tensor& x, const Tensor& w, const Tensor& scales, const OptTen
   const int sms = at::cuda::getCurrentDeviceProperties()->multiProcessorCount;
   const bool stream = gemv_stream_applies(M, N, K, g, mx, x, scales, zeros);
   const int regs = stream ? 3 : gemv_regs_mode(M, mx);
-  const GemvPlan plan = stream ? plan_gemv_stream(M, N, K, sms)
+  GemvPlan plan = stream ? plan_gemv_stream(M, N, K, sms)
                         : regs ? plan_gemv_regs(M, N, K, sms)
                                : plan_gemv(M, N, K, g, zeros.has_value(), sms, int(x.element_size()),
                                            mx ? 1 : int(x.element_size()));
@@ -193,19 +209,29 @@ Tensor gemv(const Tensor& x, const Tensor& w, const Tensor& scales, const OptTen
   p.xring = stream && gemv_stream_xring(M, N) ? 1 : 0;
   p.prefetch = (p.xring ? gemv_token_tiles(M) == 1 : gemv_stream_prefetch(M)) ? 1 : 0;
   p.first = gemv_stream_first();
-  p.copy = stream ? gemv_stream_copy(M, K, g, mx, p.prefetch != 0, p.xring != 0) : 1;
+  p.copy = stream ? gemv_stream_copy(M, g, mx, p.prefetch != 0, p.xring != 0) : 1;
+  if (stream && gemv_stream_minor_forced() && K / kBlockElems >= 2) {  // (tests: 4 or 2 splits on small shapes)
+    const int64_t want = K / kBlockElems >= 4 ? 4 : 2;
+    if (gemv_stream_minor(M, N, g, mx, want, p)) {
+      const KSplit s = warp_stream_split(K / kBlockElems, 1, want);
+      if (s.splits == want) plan = {int(s.slice_steps * kBlockElems), int(s.splits)};
+    }
+  }
+  p.k_slice = plan.k_slice;
+  p.splits = plan.splits;
+  p.minor = stream ? gemv_stream_minor(M, N, g, mx, plan.splits, p) : 0;
   CUtensorMap x_map{};  // boxes of M x 128 elements (one block of every token)
   if (p.xring) x_map = tma::make_2d_rows16(x.data_ptr(), M, K, K, uint32_t(M), kBlockElems);
   // arrival counters: per 128-row CTA, or per 16-row tile (v8)
-  SplitBuffers split =
-      split_buffers(plan.splits, M, N, stream ? N / kTileRows : (N + kGemvRows - 1) / kGemvRows, x.options());
+  SplitBuffers split = split_buffers(p.minor ? 1 : plan.splits, M, N,
+                                     stream ? N / kTileRows : (N + kGemvRows - 1) / kGemvRows, x.options());
   p.partial = split.partial_ptr();
   p.arrivals = split.arrivals_ptr();
   static const bool debug = env::flag("LOWBIT_DEBUG");
   if (debug)
-    std::fprintf(stderr, "[lowbit a16w4] gemv v%d M=%lld N=%lld K=%lld g=%lld k_slice=%d splits=%d\n",
+    std::fprintf(stderr, "[lowbit a16w4] gemv v%d M=%lld N=%lld K=%lld g=%lld k_slice=%d splits=%d minor=%d\n",
                  stream ? 8 : regs == 0 ? 6 : 7, (long long)M, (long long)N, (long long)K, (long long)g, plan.k_slice,
-                 plan.splits);
+                 plan.splits, p.minor);
   launch_gemv(elem_of(x), p, mx, at::cuda::getCurrentCUDAStream(), p.xring ? &x_map : nullptr);
   return out;
 }

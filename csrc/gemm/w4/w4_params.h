@@ -29,6 +29,7 @@ struct GemvParams {
   int first;              // v8: its first block's loads before the ring's (w4_ops.cpp gemv_stream_first)
   int xring;              // v8: x through a ring of the CTA by TMA boxes (w4_ops.cpp gemv_stream_xring)
   int copy;               // v8: K blocks per bulk copy, 1, 2 or 4 (w4_ops.cpp gemv_stream_copy)
+  int minor;              // v8: 0, or 2 / 4: the K splits inside the CTA (w4_ops.cpp gemv_stream_minor)
 };
 
 // GEMV v8 (w4_gemv_stream.cuh): warps that work alone, each one 16-row tile over one K split,
@@ -47,6 +48,9 @@ constexpr int kXRingStages = 4;
 // 32-element chunks per group of the GEMV kernels' kChunks: 1, 2, 4 for groups of 32, 64, 128; 0 for
 // one group per row (group == K).
 constexpr int gemv_group_chunks(int64_t group) { return group == 32 ? 1 : group == 64 ? 2 : group == 128 ? 4 : 0; }
+// v8's default K blocks per bulk copy at 1..8 tokens (w4_ops.cpp gemv_stream_copy says why): 4, or 1
+// for int4 g32 (its 4-block kernel spills). The host plan and the launch of kMinor both ask this.
+constexpr int stream_default_copy(int chunks, bool mx) { return mx || chunks != 1 ? 4 : 1; }
 // Which v8 kernels exist (the others spilled: int4 g32 at 16 or 32 tokens; at 32 tokens all but
 // int4 g128 / per channel). The host plan (w4_ops.cpp) and the launch (w4_gemv_launch.cuh) both ask this.
 constexpr bool stream_built(int tiles, int chunks, bool mx) {
