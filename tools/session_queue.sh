@@ -1370,3 +1370,14 @@ TAIL=30 step_ab 50 m8 "on:" "off:LOWBIT_A16W4_STREAM_MINOR=0" "f4:LOWBIT_A16W4_S
   --formats a16w4,mxfp4 --a16w4-groups=128,-1 --ms 1,4,8 \
   --shapes 4096x4096,4096x14336,6144x4096,8192x8192 --peers none --no-ceilings --budget-s 30; snap
 fi
+# Session 22, call 4: the plan's 3 and 5..7 splits taken down to 2 and 4 inside the CTA (default)
+# against the plan's own splits (=plan: global partials there) on 6144 x 4096 (6), 5120 x 4096 (7),
+# 11008 x 4096 and 12288 x 4096 (3), 4096^2 (8, the control); then Llama-3-8B's decode step (a16w4,
+# mxfp4, batch 1; s20-call6: a16w4 3.61 ms, bf16 5.37):
+#   PART=127 LOWBIT_KERNELS=quant,w4 TESTS="tests/test_cuda_a16w4.py tests/test_cuda_mxfp4.py" EXTRA='bash tools/session_queue.sh' BENCH=0 bash tools/device_run.sh "splits or ring_tails or graph"
+if [ "$PART" = 127 ]; then
+TAIL=30 step_ab 50 round "on:" "plan:LOWBIT_A16W4_STREAM_MINOR=plan" -- --formats a16w4,mxfp4 --a16w4-groups=128,-1 --ms 1,4,8 \
+  --shapes 6144x4096,5120x4096,11008x4096,12288x4096,4096x4096 --peers none --no-ceilings --budget-s 30; snap
+TAIL=30 step 200 model python3 bench/model.py --fused --decode-mode regional --formats a16w4,mxfp4 --batch 1 --prefill "" \
+  --out "$OUT/model.json"; snap
+fi
