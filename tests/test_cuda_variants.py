@@ -51,10 +51,12 @@ VARIANTS = [
     *[(f"a16w4-gemv-stream-copy{c}-long", {"LOWBIT_A16W4_STREAM_COPY": str(c), "LOWBIT_A16W4_STREAM_WARPS": "1",
                                             **GEMV_ONLY}, W4_FILES, sel)
       for c, sel in ((4, "matches_reference or large_k or ring_tails"), (2, "large_k or ring_tails"))],
-    # v8's K splits inside the CTA (default where the plan gives 2 or 4 splits at 1..8 tokens) forced
-    # (4 splits, 2 where K has 2-3 blocks) wherever it applies, and off (global partials)
-    ("a16w4-gemv-stream-minor-force", {"LOWBIT_A16W4_STREAM_MINOR": "force", **GEMV_ONLY}, W4_FILES,
-     "matches_reference or repeatable or nan_scale or large_k or ring_tails or splits or graph or opcheck"),
+    # v8's K splits inside the CTA (default where the plan gives 2, 4 or 8 splits at 1..8 tokens)
+    # forced (4 splits, 2 where K has 2-3 blocks; force8: 8 where K has 8+ blocks and the split comes
+    # out at 8) wherever it applies, and off (global partials)
+    *[(f"a16w4-gemv-stream-minor-{f}", {"LOWBIT_A16W4_STREAM_MINOR": f, **GEMV_ONLY}, W4_FILES,
+       "matches_reference or repeatable or nan_scale or large_k or ring_tails or splits or graph or opcheck")
+      for f in ("force", "force8")],
     ("a16w4-gemv-stream-minor-off", {"LOWBIT_A16W4_STREAM_MINOR": "0", **GEMV_ONLY}, W4_FILES,
      "matches_reference or repeatable or ring_tails or splits"),
     # v8's first loads after its ring's first requests (before session 13; default: before them)

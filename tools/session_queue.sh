@@ -1354,3 +1354,30 @@ TAIL=30 step_ab 45 minor "on:" "off:LOWBIT_A16W4_STREAM_MINOR=0" -- --formats a1
   --shapes 8192x8192,14336x4096,4096x14336,4096x4096,28672x4096 --peers none --no-ceilings --budget-s 30; snap
 PART=124 bash tools/session_queue.sh
 fi
+# Session 22: v8's K splits inside the CTA at 8 splits too (branch s22-minor8: a CTA of 8 warps, its
+# rings in dynamic shared memory), the default where the plan gives 8 (4096^2, 4096 x 14336). After
+# the a16w4 / mxfp4 tests: memcheck and racecheck with it forced to 8, the minor variants, then the
+# A/B: default (8 inside the CTA) / off (global partials) / force (4) / force8, on 4096^2 and 4096 x
+# 14336 (planned at 8), 6144 x 4096 (planned at 6: global; force and force8 re-plan it) and 8192^2
+# (planned at 4: the control):
+#   PART=126 LOWBIT_KERNELS=quant,w4 TESTS="tests/test_cuda_a16w4.py tests/test_cuda_mxfp4.py" EXTRA='bash tools/session_queue.sh' BENCH=0 bash tools/device_run.sh "splits or ring_tails or graph or matches_reference"
+if [ "$PART" = 126 ]; then
+for tool in memcheck racecheck; do
+  step 60 ${tool}_minor8 env LOWBIT_A16W4_STREAM_MINOR=force8 compute-sanitizer --tool $tool --error-exitcode 9 python3 tests/sanitize_w4_int8.py; snap
+done
+TAIL=8 step 150 variants_minor python3 -m pytest -q -m cuda -p no:cacheprovider tests/test_cuda_variants.py -k "gemv-stream-minor"; snap
+TAIL=30 step_ab 50 m8 "on:" "off:LOWBIT_A16W4_STREAM_MINOR=0" "f4:LOWBIT_A16W4_STREAM_MINOR=force" "f8:LOWBIT_A16W4_STREAM_MINOR=force8" -- \
+  --formats a16w4,mxfp4 --a16w4-groups=128,-1 --ms 1,4,8 \
+  --shapes 4096x4096,4096x14336,6144x4096,8192x8192 --peers none --no-ceilings --budget-s 30; snap
+fi
+# Session 22, call 4: the plan's 3 and 5..7 splits taken down to 2 and 4 inside the CTA (default)
+# against the plan's own splits (=plan: global partials there) on 6144 x 4096 (6), 5120 x 4096 (7),
+# 11008 x 4096 and 12288 x 4096 (3), 4096^2 (8, the control); then Llama-3-8B's decode step (a16w4,
+# mxfp4, batch 1; s20-call6: a16w4 3.61 ms, bf16 5.37):
+#   PART=127 LOWBIT_KERNELS=quant,w4 TESTS="tests/test_cuda_a16w4.py tests/test_cuda_mxfp4.py" EXTRA='bash tools/session_queue.sh' BENCH=0 bash tools/device_run.sh "splits or ring_tails or graph"
+if [ "$PART" = 127 ]; then
+TAIL=30 step_ab 50 round "on:" "plan:LOWBIT_A16W4_STREAM_MINOR=plan" -- --formats a16w4,mxfp4 --a16w4-groups=128,-1 --ms 1,4,8 \
+  --shapes 6144x4096,5120x4096,11008x4096,12288x4096,4096x4096 --peers none --no-ceilings --budget-s 30; snap
+TAIL=30 step 200 model python3 bench/model.py --fused --decode-mode regional --formats a16w4,mxfp4 --batch 1 --prefill "" \
+  --out "$OUT/model.json"; snap
+fi

@@ -40,14 +40,25 @@ void gemv(const GemvParams& p, const CUtensorMap& x_map, cudaStream_t stream) {
       // 2 or 4 K blocks per bulk copy: 1..8 tokens with the prefetch, without the x ring
       TORCH_CHECK(p.copy <= 1 || (kTiles == 1 && p.prefetch && !p.xring && (p.copy == 2 || p.copy == 4)),
                   "lowbit a16w4: v8 has no kernel for ", p.copy, " blocks per copy here (w4_ops.cpp gemv_stream_copy)");
+      int warps = kStreamWarps;  // per CTA
       if constexpr (kTiles == 1) {
-        // the K splits inside the CTA (p.minor = 2 or 4), built for the default blocks per copy only
+        // the K splits inside the CTA (p.minor = 2, 4 or 8), built for the default blocks per copy only
         constexpr int kDefaultCopy = stream_default_copy(kChunks, kMx);
-        TORCH_CHECK(!p.minor || (p.prefetch && !p.xring && p.copy == kDefaultCopy && (p.minor == 2 || p.minor == 4)),
+        TORCH_CHECK(!p.minor || (p.prefetch && !p.xring && p.copy == kDefaultCopy &&
+                                 (p.minor == 2 || p.minor == 4 || p.minor == 8)),
                     "lowbit a16w4: v8 has no kernel for ", p.minor, " splits inside the CTA here (w4_ops.cpp "
                     "gemv_stream_minor)");
         if (p.minor == 2) kernel = a16w4_gemv_stream_kernel<T, 1, kChunks, kZeros, kMx, true, false, kDefaultCopy, 2>;
         if (p.minor == 4) kernel = a16w4_gemv_stream_kernel<T, 1, kChunks, kZeros, kMx, true, false, kDefaultCopy, 4>;
+        if (p.minor == 8) {  // a CTA of 8 warps, their rings in dynamic shared memory
+          kernel = a16w4_gemv_stream_kernel<T, 1, kChunks, kZeros, kMx, true, false, kDefaultCopy, 8>;
+          warps = stream_cta_warps(8), smem = kStreamMinor8Smem;
+          static const bool opened = [&] {
+            C10_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+            return true;
+          }();
+          (void)opened;
+        }
         if (!kernel && p.copy == 2) kernel = a16w4_gemv_stream_kernel<T, 1, kChunks, kZeros, kMx, true, false, 2>;
         if (!kernel && p.copy == 4) kernel = a16w4_gemv_stream_kernel<T, 1, kChunks, kZeros, kMx, true, false, 4>;
       }
@@ -55,8 +66,8 @@ void gemv(const GemvParams& p, const CUtensorMap& x_map, cudaStream_t stream) {
       if (!kernel)
         kernel = p.prefetch && kTiles <= 2 ? a16w4_gemv_stream_kernel<T, kTiles, kChunks, kZeros, kMx, kTiles <= 2>
                                            : a16w4_gemv_stream_kernel<T, kTiles, kChunks, kZeros, kMx, false>;
-      const int ctas = (p.N / kTileRows * p.splits + kStreamWarps - 1) / kStreamWarps;
-      kernel<<<ctas, kStreamWarps * 32, smem, stream>>>(p, x_map);
+      const int ctas = (p.N / kTileRows * p.splits + warps - 1) / warps;
+      kernel<<<ctas, warps * 32, smem, stream>>>(p, x_map);
       C10_CUDA_KERNEL_LAUNCH_CHECK();
       return;
     }

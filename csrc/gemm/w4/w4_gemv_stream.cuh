@@ -90,10 +90,13 @@ struct ScaleVec<8> {
 // memory behind one CTA barrier: no fp32 partials in global memory, no fence, no counter, no L2
 // reads at the end (w4_ops.cpp gemv_stream_minor). Why: session 21 put that end at ~1 us of the
 // GEMV's fixed cost at M = 1 (a 2-split cluster reduction gained ~1.1 us on 14336 x 4096, while 4-
-// and 8-CTA clusters lost to their scheduling). At 1..8 tokens, without the x ring.
+// and 8-CTA clusters lost to their scheduling). At 1..8 tokens, without the x ring. kMinor = 8: a
+// CTA of 8 warps (one tile's 8 splits; two CTAs per SM, the same 16 warps and registers), its
+// 64 KB of rings in dynamic shared memory (over the 48 KB static limit).
 template <typename T, int kTiles, int kChunks, bool kZeros, bool kMx = false, bool kPrefetch = true,
           bool kXRing = false, int kCopy = 1, int kMinor = 0>
-__global__ void __launch_bounds__(kStreamWarps * 32, stream_ctas_per_sm(kTiles, kPrefetch))
+__global__ void __launch_bounds__(stream_cta_warps(kMinor) * 32,
+                                  stream_ctas_per_sm(kTiles, kPrefetch) * kStreamWarps / stream_cta_warps(kMinor))
     a16w4_gemv_stream_kernel(const GemvParams p, const __grid_constant__ CUtensorMap x_map) {
   static_assert(kTiles == 1 || kTiles == 2 || kTiles == 4, "8, 16 or 32 tokens");
   static_assert(kTiles != 4 || !kPrefetch, "32 tokens: x loaded at the top of the block (registers)");
@@ -101,8 +104,10 @@ __global__ void __launch_bounds__(kStreamWarps * 32, stream_ctas_per_sm(kTiles, 
   static_assert(!kMx || (kChunks == 1 && !kZeros), "MX: one E8M0 scale per 32 elements, no zero point");
   static_assert(kCopy == 1 || ((kCopy == 2 || kCopy == 4) && kPrefetch && !kXRing),
                 "blocks per copy: 2 or 4 only on the prefetching loop without the x ring");
-  static_assert(kMinor == 0 || ((kMinor == 2 || kMinor == 4) && kTiles == 1 && kPrefetch && !kXRing),
-                "splits inside the CTA: 2 or 4, at 1..8 tokens without the x ring");
+  static_assert(kMinor == 0 || ((kMinor == 2 || kMinor == 4 || kMinor == 8) && kTiles == 1 && kPrefetch && !kXRing),
+                "splits inside the CTA: 2, 4 or 8, at 1..8 tokens without the x ring");
+  constexpr int kCtaWarps = stream_cta_warps(kMinor);
+  constexpr bool kDynRing = kCtaWarps > kStreamWarps;  // the rings in dynamic shared memory (kMinor = 8)
   constexpr bool kSumX = !kMx;                           // int4: the (z + base) * sum x term (all-ones MMA)
   constexpr int kGroups = kChunks == 0 ? 1 : 4 / kChunks;  // scale entries per row and block
   constexpr int kStages = kStreamStages / kCopy;  // ring slots of kCopy KB per warp
@@ -111,10 +116,11 @@ __global__ void __launch_bounds__(kStreamWarps * 32, stream_ctas_per_sm(kTiles, 
   using Scale = std::conditional_t<kMx, uint8_t, T>;
   using Vec = typename ScaleVec<kGroups * sizeof(Scale)>::type;  // one load per row and block
 
-  __shared__ __align__(128) uint4 ring[kStreamWarps][kStages * kSlot];  // 8 KB per warp (kCopy: the same)
-  __shared__ __align__(8) uint64_t full[kStreamWarps][kStages];
-  __shared__ __align__(8) uint64_t empty[kStreamWarps][kStages];  // the 32 lanes done reading a slot
-  // kXRing: the CTA's x ring (dynamic) and its barriers
+  // 8 KB per warp (kCopy: the same); kDynRing: in the dynamic region instead (a 16-byte stub here)
+  __shared__ __align__(128) uint4 ring[kDynRing ? 1 : kCtaWarps][kDynRing ? 1 : kStages * kSlot];
+  __shared__ __align__(8) uint64_t full[kCtaWarps][kStages];
+  __shared__ __align__(8) uint64_t empty[kCtaWarps][kStages];  // the 32 lanes done reading a slot
+  // kXRing: the CTA's x ring (dynamic) and its barriers; kDynRing: the warps' rings
   extern __shared__ __align__(128) uint4 stream_xring[];
   __shared__ __align__(8) uint64_t x_full[kXRing ? kXRingStages : 1];
   __shared__ __align__(8) uint64_t x_empty[kXRing ? kXRingStages : 1];  // all 128 threads done with a slot
@@ -122,19 +128,22 @@ __global__ void __launch_bounds__(kStreamWarps * 32, stream_ctas_per_sm(kTiles, 
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, grp = lane / 4, tig = lane % 4;
   const int units = p.N / kTileRows;  // a warp's rows: one 16-row tile
   const int wid = blockIdx.x * kStreamWarps + warp;
-  // (kMinor: the host launches whole CTAs, N / 16 tiles a multiple of kStreamWarps / kMinor)
+  // (kMinor: the host launches whole CTAs, N / 16 tiles a multiple of kCtaWarps / kMinor)
   if (!kMinor && wid >= units * p.splits) return;  // a whole warp; only kMinor synchronizes the CTA
   // Split-major: the warps of a CTA take consecutive tiles of one split, so they share x's slice in
   // L1. kMinor: consecutive splits of one tile (the CTAs on an SM share the splits' x slices).
   const int split = kMinor ? warp % kMinor : wid / units;
-  const int tile = kMinor ? blockIdx.x * (kStreamWarps / kMinor) + warp / kMinor : wid % units;
+  const int tile = kMinor ? blockIdx.x * (kCtaWarps / kMinor) + warp / kMinor : wid % units;
   const int slice_blocks = p.k_slice / kBlockElems;
   const int kb0 = split * slice_blocks;
   const int nb = min(p.K / kBlockElems - kb0, slice_blocks);
   const int words = p.K / 8;
   const size_t tile_words = size_t(kTileRows) * words;  // tile + 1 is this far after tile
   const uint32_t* src = p.w + size_t(tile) * tile_words + size_t(kb0) * 256;  // block b: + 256 b words
-  uint4* slots = ring[warp];
+  // kDynRing: the dynamic region aligned up to 128 bytes (the launch adds 128 bytes of slack)
+  uint4* slots = kDynRing ? stream_xring + ((128 - (ptx::smem_addr(stream_xring) & 127)) & 127) / 16 +
+                                warp * (kStages * kSlot)
+                          : ring[warp];
   uint64_t* bar = full[warp];
   uint64_t* ebar = empty[warp];
   // Blocks u kCopy .. (the slot's unit u, at most kCopy blocks, fewer at the split's end) into slot
@@ -407,7 +416,7 @@ __global__ void __launch_bounds__(kStreamWarps * 32, stream_ctas_per_sm(kTiles, 
   if constexpr (kMinor > 0) {
     // each warp's sums of tokens < M as [token][16 rows], then the tile's split-0 warp adds its
     // tile's kMinor in split order (0 + p0 + p1 + ...: the arithmetic of the global reduction)
-    __shared__ float red[kStreamWarps][8 * kTileRows];
+    __shared__ float red[kCtaWarps][8 * kTileRows];
 #pragma unroll
     for (int i = 0; i < 4; ++i) {
       const int tok = 2 * tig + (i % 2), row = i < 2 ? grp : grp + 8;

@@ -147,21 +147,36 @@ int gemv_stream_copy(int64_t M, int64_t g, bool mx, bool prefetch, bool xring) {
   if (knob == 1 || knob == 2 || knob == 4) return int(knob);
   return stream_default_copy(gemv_group_chunks(g), mx);
 }
-// v8's K splits inside the CTA (w4_gemv_stream.cuh kMinor): where the split plan gives 2 or 4
-// splits at 1..8 tokens with the default blocks per copy and no x ring, and the CTAs hold whole
-// tiles' splits (N / 16 a multiple of 4 / splits); their sums then meet in shared memory instead of
-// global partials and counters. LOWBIT_A16W4_STREAM_MINOR=0 turns it off (A/B runs); =force also
-// re-plans the split to 4 (2 where K has 2 or 3 blocks) wherever it applies (tests: small N).
+// v8's K splits inside the CTA (w4_gemv_stream.cuh kMinor): 2, 4 or 8 splits at 1..8 tokens with
+// the default blocks per copy and no x ring, where the CTAs hold whole tiles' splits (N / 16 a
+// multiple of 4 / splits; 8 splits: a CTA of 8 warps, one tile); their sums then meet in shared
+// memory instead of global partials and counters. Measured on the H200, same call, against the
+// global path at M = 1..8 (g128, per channel, mxfp4): 2 and 4 splits +8..+17% on 8192^2 and
+// 14336 x 4096 (s22-call2); 8 splits +34..+41% on 4096^2, +14..+22% on 4096 x 14336 (s22-call3).
+// Returns the splits (0: the global path).
 int gemv_stream_minor(int64_t M, int64_t N, int64_t g, bool mx, int64_t splits, const GemvParams& p) {
   static const bool off = env::is("LOWBIT_A16W4_STREAM_MINOR", "0");
   const int default_copy = stream_default_copy(gemv_group_chunks(g), mx);  // (the kernels built)
   if (off || gemv_token_tiles(M) != 1 || p.xring || !p.prefetch || p.copy != default_copy) return 0;
-  if (splits != 2 && splits != 4) return 0;
-  return (N / kTileRows) % (kStreamWarps / splits) == 0 ? int(splits) : 0;
+  if (splits != 2 && splits != 4 && splits != 8) return 0;
+  return (N / kTileRows) % (stream_cta_warps(int(splits)) / splits) == 0 ? int(splits) : 0;
 }
-bool gemv_stream_minor_forced() {
-  static const bool force = env::is("LOWBIT_A16W4_STREAM_MINOR", "force");
-  return force;
+// The splits v8 asks of the plan where the splits inside the CTA may apply, for K's `blocks`:
+// the plan's 3 / 5..7 rounded down to 2 / 4 (fewer warps than the SMs hold, but no global end:
+// 6144 x 4096's 6 splits at 4 inside the CTA +26..+29% over 6 global, and +12..+19% over 8 inside
+// the CTA, 1.45 waves; s22-call3); 2, 4, 8 and more than 8 as planned.
+// LOWBIT_A16W4_STREAM_MINOR=plan keeps the plan's splits (A/B runs); =force re-plans to 4 (2 where K
+// has 2 or 3 blocks) and =force8 to 8 (where K has 8+ blocks; else as force) wherever the splits
+// inside the CTA apply (tests: small N; A/B runs); =0 turns them off.
+int64_t gemv_stream_minor_splits(int64_t planned, int64_t blocks) {
+  static const int mode = env::is("LOWBIT_A16W4_STREAM_MINOR", "force8") ? 8
+                          : env::is("LOWBIT_A16W4_STREAM_MINOR", "force") ? 4
+                          : env::is("LOWBIT_A16W4_STREAM_MINOR", "plan")  ? -1
+                                                                           : 0;
+  if (mode == 8 && blocks >= 8) return 8;
+  if (mode > 0) return blocks >= 4 ? 4 : 2;
+  if (mode < 0 || planned >= 8 || planned <= 2) return planned;
+  return planned >= 4 ? 4 : 2;
 }
 // v8's split: about LOWBIT_A16W4_STREAM_WARPS (default 16) warps per SM in all, at most one wave
 // (the launch bounds leave room for 12-16), each warp one 16-row tile over K / splits.
@@ -210,9 +225,9 @@ Tensor gemv(const Tensor& x, const Tensor& w, const Tensor& scales, const OptTen
   p.prefetch = (p.xring ? gemv_token_tiles(M) == 1 : gemv_stream_prefetch(M)) ? 1 : 0;
   p.first = gemv_stream_first();
   p.copy = stream ? gemv_stream_copy(M, g, mx, p.prefetch != 0, p.xring != 0) : 1;
-  if (stream && gemv_stream_minor_forced() && K / kBlockElems >= 2) {  // (tests: 4 or 2 splits on small shapes)
-    const int64_t want = K / kBlockElems >= 4 ? 4 : 2;
-    if (gemv_stream_minor(M, N, g, mx, want, p)) {
+  if (stream && K / kBlockElems >= 2) {  // the split v8's splits inside the CTA ask for, if it comes out exact
+    const int64_t want = gemv_stream_minor_splits(plan.splits, K / kBlockElems);
+    if (want != plan.splits && gemv_stream_minor(M, N, g, mx, want, p)) {
       const KSplit s = warp_stream_split(K / kBlockElems, 1, want);
       if (s.splits == want) plan = {int(s.slice_steps * kBlockElems), int(s.splits)};
     }

@@ -29,7 +29,7 @@ struct GemvParams {
   int first;              // v8: its first block's loads before the ring's (w4_ops.cpp gemv_stream_first)
   int xring;              // v8: x through a ring of the CTA by TMA boxes (w4_ops.cpp gemv_stream_xring)
   int copy;               // v8: K blocks per bulk copy, 1, 2 or 4 (w4_ops.cpp gemv_stream_copy)
-  int minor;              // v8: 0, or 2 / 4: the K splits inside the CTA (w4_ops.cpp gemv_stream_minor)
+  int minor;              // v8: 0, or 2 / 4 / 8: the K splits inside the CTA (w4_ops.cpp gemv_stream_minor)
 };
 
 // GEMV v8 (w4_gemv_stream.cuh): warps that work alone, each one 16-row tile over one K split,
@@ -60,6 +60,11 @@ constexpr bool stream_built(int tiles, int chunks, bool mx) {
 // (Session 7: 1..8 tokens without the prefetch at 5 CTAs, 20 warps per SM, measured 7-16% slower
 // than the default with the prefetch at 16 warps.)
 constexpr int stream_ctas_per_sm(int tiles, bool prefetch) { return tiles == 4 || (tiles == 2 && prefetch) ? 3 : 4; }
+// v8's warps per CTA: kStreamWarps, or 8 for 8 K splits inside the CTA (kMinor = 8: one tile's
+// splits; its launch bounds then allow half the CTAs per SM, the same warps and registers).
+constexpr int stream_cta_warps(int minor) { return minor > kStreamWarps ? minor : kStreamWarps; }
+// kMinor = 8's dynamic shared memory: the 8 warps' 8 KB rings and 128 bytes of alignment slack.
+constexpr int kStreamMinor8Smem = 8 * kStreamStages * 1024 + 128;
 
 constexpr int kGemvStages = 4;                 // 128-element weight blocks in flight per warp (1 KB each)
 
