@@ -1381,3 +1381,11 @@ TAIL=30 step_ab 50 round "on:" "plan:LOWBIT_A16W4_STREAM_MINOR=plan" -- --format
 TAIL=30 step 200 model python3 bench/model.py --fused --decode-mode regional --formats a16w4,mxfp4 --batch 1 --prefill "" \
   --out "$OUT/model.json"; snap
 fi
+# Session 22, call 5 (main after s22-minor8): Llama-3-8B's decode step with the profile (a16w4 against
+# bf16, batch 1: where the step's time goes now), then part 124's bench (compare with s22-call1):
+#   PART=128 LOWBIT_KERNELS=quant,w4 TESTS="tests/test_cuda_a16w4.py tests/test_cuda_mxfp4.py" EXTRA='bash tools/session_queue.sh' BENCH=0 bash tools/device_run.sh
+if [ "$PART" = 128 ]; then
+TAIL=40 step 200 model python3 bench/model.py --fused --decode-mode regional --formats a16w4 --batch 1 --prefill "" \
+  --profile --out "$OUT/model.json"; snap
+PART=124 bash tools/session_queue.sh
+fi
