@@ -1389,3 +1389,16 @@ TAIL=40 step 200 model python3 bench/model.py --fused --decode-mode regional --f
   --profile --out "$OUT/model.json"; snap
 PART=124 bash tools/session_queue.sh
 fi
+# Session 22, call 6 (main): what bounds v8 now at M = 1: ncu (full set, card clocks) of the 1-split
+# GEMV (28672 x 4096, 13.6 warps an SM, 2.4 TB/s) and the 8-split one inside the CTA (4096^2), int4
+# g128; then Llama-3-8B's decode step again (s22-call4 2.01x, call5 1.86x: the noise):
+#   PART=129 LOWBIT_KERNELS=quant,w4 TESTS=tests/test_cuda_a16w4.py EXTRA='bash tools/session_queue.sh' BENCH=0 bash tools/device_run.sh splits
+if [ "$PART" = 129 ]; then
+for shape in 28672x4096 4096x4096; do
+  mkdir -p "$OUT/ncu_$shape"
+  TAIL=14 step 120 "ncu_$shape" env OUT="$OUT/ncu_$shape" PROFILE_SHAPE=$shape CLOCKS=none VARIANTS="v8:a16w4:" \
+    bash tools/gemv_profile.sh; snap
+done
+TAIL=12 step 150 model python3 bench/model.py --fused --decode-mode regional --formats a16w4 --batch 1 --prefill "" \
+  --out "$OUT/model.json"; snap
+fi
