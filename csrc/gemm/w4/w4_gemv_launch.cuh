@@ -19,6 +19,18 @@
 
 namespace lowbit::w4 {
 
+// Opens kKernel to `bytes` of dynamic shared memory, once per increase (a launch past 48 KB less the
+// kernel's static shared memory fails without it): the x ring's (sized by M), v8's 8-warp CTAs'
+// rings, v6's staged slice.
+template <auto kKernel>
+void allow_dynamic_smem(int bytes) {
+  static int allowed = 0;  // the most this kernel was opened to
+  if (bytes > allowed) {
+    C10_CUDA_CHECK(cudaFuncSetAttribute(kKernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
+    allowed = bytes;
+  }
+}
+
 // x_map: x's TMA map for v8 with x through the ring (p.xring), else unused.
 template <typename T, int kTiles, int kChunks, bool kZeros, bool kMx = false>
 void gemv(const GemvParams& p, const CUtensorMap& x_map, cudaStream_t stream) {
@@ -29,13 +41,10 @@ void gemv(const GemvParams& p, const CUtensorMap& x_map, cudaStream_t stream) {
       int smem = 0;  // dynamic: the x ring's
       if (p.xring) {  // x through the CTA's ring (dynamic shared memory sized by M), the default prefetch
         TORCH_CHECK(p.prefetch == (kTiles == 1 ? 1 : 0), "lowbit a16w4: v8's x ring is built with the default prefetch");
-        kernel = a16w4_gemv_stream_kernel<T, kTiles, kChunks, kZeros, kMx, kTiles == 1, true>;
+        constexpr auto kRing = a16w4_gemv_stream_kernel<T, kTiles, kChunks, kZeros, kMx, kTiles == 1, true>;
+        kernel = kRing;
         smem = kXRingStages * 256 * p.M + 128;  // + alignment slack
-        static int configured = 0;  // the largest dynamic shared memory this kernel was opened to
-        if (smem > configured) {
-          C10_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
-          configured = smem;
-        }
+        allow_dynamic_smem<kRing>(smem);
       }
       // 2 or 4 K blocks per bulk copy: 1..8 tokens with the prefetch, without the x ring
       TORCH_CHECK(p.copy <= 1 || (kTiles == 1 && p.prefetch && !p.xring && (p.copy == 2 || p.copy == 4)),
@@ -51,13 +60,10 @@ void gemv(const GemvParams& p, const CUtensorMap& x_map, cudaStream_t stream) {
         if (p.minor == 2) kernel = a16w4_gemv_stream_kernel<T, 1, kChunks, kZeros, kMx, true, false, kDefaultCopy, 2>;
         if (p.minor == 4) kernel = a16w4_gemv_stream_kernel<T, 1, kChunks, kZeros, kMx, true, false, kDefaultCopy, 4>;
         if (p.minor == 8) {  // a CTA of 8 warps, their rings in dynamic shared memory
-          kernel = a16w4_gemv_stream_kernel<T, 1, kChunks, kZeros, kMx, true, false, kDefaultCopy, 8>;
+          constexpr auto kMinor8 = a16w4_gemv_stream_kernel<T, 1, kChunks, kZeros, kMx, true, false, kDefaultCopy, 8>;
+          kernel = kMinor8;
           warps = stream_cta_warps(8), smem = kStreamMinor8Smem;
-          static const bool opened = [&] {
-            C10_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
-            return true;
-          }();
-          (void)opened;
+          allow_dynamic_smem<kMinor8>(smem);
         }
         if (!kernel && p.copy == 2) kernel = a16w4_gemv_stream_kernel<T, 1, kChunks, kZeros, kMx, true, false, 2>;
         if (!kernel && p.copy == 4) kernel = a16w4_gemv_stream_kernel<T, 1, kChunks, kZeros, kMx, true, false, 4>;
@@ -82,13 +88,9 @@ void gemv(const GemvParams& p, const CUtensorMap& x_map, cudaStream_t stream) {
     C10_CUDA_KERNEL_LAUNCH_CHECK();
     return;
   }
-  auto kernel = a16w4_gemv_kernel<T, kTiles, kChunks, kZeros, kMx>;
+  constexpr auto kernel = a16w4_gemv_kernel<T, kTiles, kChunks, kZeros, kMx>;
   const int smem = int(gemv_smem_layout(p.M, p.k_slice, sizeof(T), p.group, kZeros, kMx ? 1 : sizeof(T)).bytes);
-  static int configured = 0;  // the largest dynamic shared memory this kernel was opened to
-  if (smem > configured) {
-    C10_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
-    configured = smem;
-  }
+  allow_dynamic_smem<kernel>(smem);
   kernel<<<grid, kGemvThreads, smem, stream>>>(p);
   C10_CUDA_KERNEL_LAUNCH_CHECK();
 }
