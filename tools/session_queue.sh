@@ -1402,3 +1402,20 @@ done
 TAIL=12 step 150 model python3 bench/model.py --fused --decode-mode regional --formats a16w4 --batch 1 --prefill "" \
   --out "$OUT/model.json"; snap
 fi
+# Session 22's blind candidate, branch s22-xstage: v8's x staged in shared memory once per CTA at
+# 1..8 tokens where the CTA's warps cover all of K (one split, or the splits inside the CTA) and the
+# rows fit; s22-call6's ncu put 35% of v8's stall samples at M = 1 on the MMAs waiting for x's
+# global loads. After the a16w4 / mxfp4 tests: memcheck and racecheck (sanitize_w4_int8.py stages
+# x at 1 x 16384 x 4096 and 5 x 4096 x 4096), the xstage-off and minor variants, the A/B against
+# =0, then Llama-3-8B's decode step (s22-call6: 2.330 ms, 2.02x bf16):
+#   PART=130 LOWBIT_KERNELS=quant,w4 TESTS="tests/test_cuda_a16w4.py tests/test_cuda_mxfp4.py" EXTRA='bash tools/session_queue.sh' BENCH=0 bash tools/device_run.sh "x_staged or splits or ring_tails or graph or matches_reference"
+if [ "$PART" = 130 ]; then
+for tool in memcheck racecheck; do
+  step 60 ${tool}_xstage compute-sanitizer --tool $tool --error-exitcode 9 python3 tests/sanitize_w4_int8.py; snap
+done
+TAIL=8 step 200 variants_xstage python3 -m pytest -q -m cuda -p no:cacheprovider tests/test_cuda_variants.py -k "xstage or minor"; snap
+TAIL=30 step_ab 60 xs "on:" "off:LOWBIT_A16W4_STREAM_XSTAGE=0" -- --formats a16w4,mxfp4 --a16w4-groups=128,-1 --ms 1,2,4,8 \
+  --shapes 8192x8192,28672x4096,4096x14336,4096x4096,14336x4096,6144x4096,28672x8192 --peers none --no-ceilings --budget-s 40; snap
+TAIL=12 step 150 model python3 bench/model.py --fused --decode-mode regional --formats a16w4,mxfp4 --batch 1 --prefill "" \
+  --out "$OUT/model.json"; snap
+fi

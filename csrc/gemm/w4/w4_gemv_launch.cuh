@@ -10,6 +10,9 @@
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
+#include <mutex>
+#include <unordered_map>
+
 #include "gemm/w4/w4_gemv.cuh"
 #include "gemm/w4/w4_gemv_regs.cuh"
 #include "gemm/w4/w4_gemv_stream.cuh"
@@ -18,6 +21,19 @@
 #include "lowbit/w4_layout.h"
 
 namespace lowbit::w4 {
+
+// The dynamic shared memory a kernel may take, raised once per kernel to the most asked of it (past
+// 48 KB less its static shared memory the launch fails without it).
+inline void allow_dynamic_smem(const void* kernel, int bytes) {
+  static std::mutex mutex;
+  static std::unordered_map<const void*, int> allowed;
+  std::lock_guard<std::mutex> lock(mutex);
+  int& have = allowed[kernel];
+  if (bytes > have) {
+    C10_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
+    have = bytes;
+  }
+}
 
 // x_map: x's TMA map for v8 with x through the ring (p.xring), else unused.
 template <typename T, int kTiles, int kChunks, bool kZeros, bool kMx = false>
@@ -48,24 +64,32 @@ void gemv(const GemvParams& p, const CUtensorMap& x_map, cudaStream_t stream) {
                                  (p.minor == 2 || p.minor == 4 || p.minor == 8)),
                     "lowbit a16w4: v8 has no kernel for ", p.minor, " splits inside the CTA here (w4_ops.cpp "
                     "gemv_stream_minor)");
-        if (p.minor == 2) kernel = a16w4_gemv_stream_kernel<T, 1, kChunks, kZeros, kMx, true, false, kDefaultCopy, 2>;
-        if (p.minor == 4) kernel = a16w4_gemv_stream_kernel<T, 1, kChunks, kZeros, kMx, true, false, kDefaultCopy, 4>;
+        // x staged in shared memory (p.xstage), with or without the splits inside the CTA
+        TORCH_CHECK(!p.xstage || (p.prefetch && !p.xring && p.copy == kDefaultCopy),
+                    "lowbit a16w4: v8 has no kernel with x staged here (w4_ops.cpp gemv_stream_xstage)");
+        auto pick = [&](auto plain, auto staged) { kernel = p.xstage ? staged : plain; };
+        if (p.minor == 2)
+          pick(a16w4_gemv_stream_kernel<T, 1, kChunks, kZeros, kMx, true, false, kDefaultCopy, 2>,
+               a16w4_gemv_stream_kernel<T, 1, kChunks, kZeros, kMx, true, false, kDefaultCopy, 2, true>);
+        if (p.minor == 4)
+          pick(a16w4_gemv_stream_kernel<T, 1, kChunks, kZeros, kMx, true, false, kDefaultCopy, 4>,
+               a16w4_gemv_stream_kernel<T, 1, kChunks, kZeros, kMx, true, false, kDefaultCopy, 4, true>);
         if (p.minor == 8) {  // a CTA of 8 warps, their rings in dynamic shared memory
-          kernel = a16w4_gemv_stream_kernel<T, 1, kChunks, kZeros, kMx, true, false, kDefaultCopy, 8>;
+          pick(a16w4_gemv_stream_kernel<T, 1, kChunks, kZeros, kMx, true, false, kDefaultCopy, 8>,
+               a16w4_gemv_stream_kernel<T, 1, kChunks, kZeros, kMx, true, false, kDefaultCopy, 8, true>);
           warps = stream_cta_warps(8), smem = kStreamMinor8Smem;
-          static const bool opened = [&] {
-            C10_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
-            return true;
-          }();
-          (void)opened;
         }
+        if (!p.minor && p.xstage) kernel = a16w4_gemv_stream_kernel<T, 1, kChunks, kZeros, kMx, true, false, kDefaultCopy, 0, true>;
+        if (p.xstage) smem = (smem ? smem : 128) + p.M * (p.K + kXStagePad) * int(sizeof(T));
         if (!kernel && p.copy == 2) kernel = a16w4_gemv_stream_kernel<T, 1, kChunks, kZeros, kMx, true, false, 2>;
         if (!kernel && p.copy == 4) kernel = a16w4_gemv_stream_kernel<T, 1, kChunks, kZeros, kMx, true, false, 4>;
       }
-      TORCH_CHECK(!p.minor || kTiles == 1, "lowbit a16w4: v8's splits inside the CTA at 1..8 tokens only");
+      TORCH_CHECK((!p.minor && !p.xstage) || kTiles == 1,
+                  "lowbit a16w4: v8's splits inside the CTA and x staged at 1..8 tokens only");
       if (!kernel)
         kernel = p.prefetch && kTiles <= 2 ? a16w4_gemv_stream_kernel<T, kTiles, kChunks, kZeros, kMx, kTiles <= 2>
                                            : a16w4_gemv_stream_kernel<T, kTiles, kChunks, kZeros, kMx, false>;
+      if (smem && !p.xring) allow_dynamic_smem(reinterpret_cast<const void*>(kernel), smem);
       const int ctas = (p.N / kTileRows * p.splits + warps - 1) / warps;
       kernel<<<ctas, warps * 32, smem, stream>>>(p, x_map);
       C10_CUDA_KERNEL_LAUNCH_CHECK();

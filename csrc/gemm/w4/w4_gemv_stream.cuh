@@ -93,8 +93,15 @@ struct ScaleVec<8> {
 // and 8-CTA clusters lost to their scheduling). At 1..8 tokens, without the x ring. kMinor = 8: a
 // CTA of 8 warps (one tile's 8 splits; two CTAs per SM, the same 16 warps and registers), its
 // 64 KB of rings in dynamic shared memory (over the 48 KB static limit).
+// kXStage (1..8 tokens with the prefetch, where the CTA's warps need all of K: one split, or the
+// splits inside the CTA): x staged in shared memory once per CTA (one bulk copy per token row, rows
+// K + 32 elements apart: a quad phase's two rows in different bank halves), read by LDS next to its
+// MMAs, instead of LDGs one block ahead. Why: ncu of v8 at M = 1 (s22-call6) put 35% of the stall
+// samples on the first MMA of a block's x, long scoreboard: ptxas puts the next block's x / scale
+// loads on the same scoreboard, so the MMA waits for the loads issued just before it. Dynamic
+// shared memory: M x (2K + 64) bytes after the rings (kMinor = 8) or alone, + 128.
 template <typename T, int kTiles, int kChunks, bool kZeros, bool kMx = false, bool kPrefetch = true,
-          bool kXRing = false, int kCopy = 1, int kMinor = 0>
+          bool kXRing = false, int kCopy = 1, int kMinor = 0, bool kXStage = false>
 __global__ void __launch_bounds__(stream_cta_warps(kMinor) * 32,
                                   stream_ctas_per_sm(kTiles, kPrefetch) * kStreamWarps / stream_cta_warps(kMinor))
     a16w4_gemv_stream_kernel(const GemvParams p, const __grid_constant__ CUtensorMap x_map) {
@@ -106,6 +113,7 @@ __global__ void __launch_bounds__(stream_cta_warps(kMinor) * 32,
                 "blocks per copy: 2 or 4 only on the prefetching loop without the x ring");
   static_assert(kMinor == 0 || ((kMinor == 2 || kMinor == 4 || kMinor == 8) && kTiles == 1 && kPrefetch && !kXRing),
                 "splits inside the CTA: 2, 4 or 8, at 1..8 tokens without the x ring");
+  static_assert(!kXStage || (kTiles == 1 && kPrefetch && !kXRing), "x staged: at 1..8 tokens, without the x ring");
   constexpr int kCtaWarps = stream_cta_warps(kMinor);
   constexpr bool kDynRing = kCtaWarps > kStreamWarps;  // the rings in dynamic shared memory (kMinor = 8)
   constexpr bool kSumX = !kMx;                           // int4: the (z + base) * sum x term (all-ones MMA)
@@ -124,6 +132,7 @@ __global__ void __launch_bounds__(stream_cta_warps(kMinor) * 32,
   extern __shared__ __align__(128) uint4 stream_xring[];
   __shared__ __align__(8) uint64_t x_full[kXRing ? kXRingStages : 1];
   __shared__ __align__(8) uint64_t x_empty[kXRing ? kXRingStages : 1];  // all 128 threads done with a slot
+  __shared__ __align__(8) uint64_t x_staged;  // kXStage: the M rows of x have landed
 
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, grp = lane / 4, tig = lane % 4;
   const int units = p.N / kTileRows;  // a warp's rows: one 16-row tile
@@ -162,6 +171,17 @@ __global__ void __launch_bounds__(stream_cta_warps(kMinor) * 32,
     ptx::mbarrier_arrive_expect_tx(&x_full[k], 256 * p.M);
     ptx::tma_load_2d(xs + k * xs_u4, &x_map, &x_full[k], (kb0 + b) * kBlockElems, 0);
   };
+  // kXStage: token r's row of x at x_rows + r x row_elems (all of K: the host stages only where the
+  // CTA's warps cover it), filled by warp 0's lane 0 with one bulk copy per row.
+  const int row_elems = p.K + kXStagePad;
+  // (the region as xs; after the rings with kDynRing)
+  T* const x_rows = reinterpret_cast<T*>(xs + (kDynRing ? kCtaWarps * kStages * kSlot : 0));
+  auto request_x_rows = [&] {
+    ptx::mbarrier_arrive_expect_tx(&x_staged, uint32_t(p.M) * p.K * sizeof(T));
+    for (int r = 0; r < p.M; ++r)
+      ptx::bulk_copy_g2s(x_rows + size_t(r) * row_elems, static_cast<const T*>(p.x) + size_t(r) * p.K,
+                         uint32_t(p.K * sizeof(T)), &x_staged);
+  };
 
 
   // This thread's rows: r0 = tile row grp and r1 = grp + 8.
@@ -169,9 +189,12 @@ __global__ void __launch_bounds__(stream_cta_warps(kMinor) * 32,
   // x's column grp of token tile t is token 8t + grp; past M it reads token M - 1 instead of
   // zeros (no predicates): those MMA columns are tokens >= M, never stored.
   const T* xp[kTiles];  // the x of the block at the loop's base (advance below); block base + i's at + i x 128
+  const T* xsp[kTiles];  // kXStage: the same in shared memory
 #pragma unroll
-  for (int t = 0; t < kTiles; ++t)
+  for (int t = 0; t < kTiles; ++t) {
     xp[t] = static_cast<const T*>(p.x) + size_t(min(t * 8 + grp, p.M - 1)) * p.K + size_t(kb0) * kBlockElems + 8 * tig;
+    xsp[t] = x_rows + min(t * 8 + grp, p.M - 1) * row_elems + kb0 * kBlockElems + 8 * tig;
+  }
   // Scales (N, groups) row-major: this block's kGroups entries of a row are contiguous.
   const int groups = kMx ? p.K / 32 : (kChunks == 0 ? 1 : p.K / p.group);
   const int g0 = kChunks == 0 ? 0 : kb0 * kGroups;
@@ -205,7 +228,7 @@ __global__ void __launch_bounds__(stream_cta_warps(kMinor) * 32,
   // 0 advanced per load, one 64-bit multiply-add per scale vector and four instructions for x's
   // address, ~10 of the ~132 instructions a block at M = 1.)
   auto load_in = [&](In& in, int rel) {  // block base + rel: its x at xp + rel x 128, scale vectors at s_row / z_row + rel
-    if constexpr (!kXRing) {  // (kXRing: x comes with the block's slot)
+    if constexpr (!kXRing && !kXStage) {  // (kXRing: x comes with the block's slot; kXStage: staged)
 #pragma unroll
       for (int j = 0; j < 4; ++j)
 #pragma unroll
@@ -219,7 +242,7 @@ __global__ void __launch_bounds__(stream_cta_warps(kMinor) * 32,
   };
   auto advance = [&](int blocks) {  // the loads' base moves on by `blocks`
 #pragma unroll
-    for (int t = 0; t < kTiles; ++t) xp[t] += blocks * kBlockElems;
+    for (int t = 0; t < kTiles; ++t) xp[t] += blocks * kBlockElems, xsp[t] += blocks * kBlockElems;
 #pragma unroll
     for (int h = 0; h < 2; ++h) {
       s_row[h] += blocks * kVecStep;
@@ -250,7 +273,13 @@ __global__ void __launch_bounds__(stream_cta_warps(kMinor) * 32,
           ptx::mbarrier_init(&x_full[k], 1), ptx::mbarrier_init(&x_empty[k], kStreamWarps * 32);
       }
     }
+    if constexpr (kXStage) {
+      if (warp == 0) ptx::mbarrier_init(&x_staged, 1);
+    }
     ptx::fence_barrier_init();
+    if constexpr (kXStage) {  // x before the rings' first blocks (as the first block's x, session 13)
+      if (warp == 0) request_x_rows();
+    }
     // the ring's first fills, blocks 0 .. kStages - 1 of the split (session 13's candidate that
     // requested only 1, 2 or 4 of them before block 0 measured within +-1% of all eight, s14-call1)
 #pragma unroll
@@ -266,8 +295,10 @@ __global__ void __launch_bounds__(stream_cta_warps(kMinor) * 32,
   }
   // kXRing: the other warps wait on barriers warp 0 initialized (every warp of the CTA is active:
   // the host takes this path only when the CTA's four tiles are in one split)
-  if constexpr (kXRing) __syncthreads();
+  // (kXStage: the same, for x_staged; the host stages x only where every warp of the CTA is active)
+  if constexpr (kXRing || kXStage) __syncthreads();
   else __syncwarp();
+  if constexpr (kXStage) ptx::mbarrier_wait(&x_staged, 0);
   if constexpr (kPrefetch) {
     if (nb > 0 && !p.first) load_in(in[0], 0);
   }
@@ -334,6 +365,7 @@ __global__ void __launch_bounds__(stream_cta_warps(kMinor) * 32,
 #pragma unroll
       for (int t = 0; t < kTiles; ++t) {
         if constexpr (kXRing) xv[j][t] = xs[(b % kXRingStages) * xs_u4 + 16 * min(8 * t + grp, p.M - 1) + 4 * j + tig];
+        else if constexpr (kXStage) xv[j][t] = *reinterpret_cast<const uint4*>(xsp[t] + (kNext - 1) * kBlockElems + 32 * j);
         else xv[j][t] = in.x[j][t];
       }
 

@@ -178,6 +178,20 @@ int64_t gemv_stream_minor_splits(int64_t planned, int64_t blocks) {
   if (mode < 0 || planned >= 8 || planned <= 2) return planned;
   return planned >= 4 ? 4 : 2;
 }
+// v8's x staged in shared memory once per CTA (w4_gemv_stream.cuh kXStage): at 1..8 tokens with
+// the default blocks per copy and no x ring, where the CTA's warps cover all of K (one split over
+// whole CTAs, N % 64 == 0; or the splits inside the CTA) and M rows of K + 32 elements fit beside the
+// rings at the CTAs per SM (w4_params.h stream_xstage_budget: at M = 1, K <= 10.1K on 4-warp CTAs,
+// 21.4K on 8-warp ones). Session 22's candidate (not yet measured). LOWBIT_A16W4_STREAM_XSTAGE=0 turns
+// it off (A/B runs).
+int gemv_stream_xstage(int64_t M, int64_t N, int64_t K, int64_t g, bool mx, int64_t splits, const GemvParams& p,
+                       int elem_bytes) {
+  static const bool off = env::is("LOWBIT_A16W4_STREAM_XSTAGE", "0");
+  const int default_copy = stream_default_copy(gemv_group_chunks(g), mx);  // (the kernels built)
+  if (off || gemv_token_tiles(M) != 1 || p.xring || !p.prefetch || p.copy != default_copy) return 0;
+  if (!(p.minor || (splits == 1 && (N / kTileRows) % kStreamWarps == 0))) return 0;
+  return M * (K + kXStagePad) * elem_bytes + 128 <= stream_xstage_budget(p.minor) ? 1 : 0;
+}
 // v8's split: about LOWBIT_A16W4_STREAM_WARPS (default 16) warps per SM in all, at most one wave
 // (the launch bounds leave room for 12-16), each warp one 16-row tile over K / splits.
 GemvPlan plan_gemv_stream(int64_t M, int64_t N, int64_t K, int sms) {
@@ -235,6 +249,7 @@ Tensor gemv(const Tensor& x, const Tensor& w, const Tensor& scales, const OptTen
   p.k_slice = plan.k_slice;
   p.splits = plan.splits;
   p.minor = stream ? gemv_stream_minor(M, N, g, mx, plan.splits, p) : 0;
+  p.xstage = stream ? gemv_stream_xstage(M, N, K, g, mx, plan.splits, p, int(x.element_size())) : 0;
   CUtensorMap x_map{};  // boxes of M x 128 elements (one block of every token)
   if (p.xring) x_map = tma::make_2d_rows16(x.data_ptr(), M, K, K, uint32_t(M), kBlockElems);
   // arrival counters: per 128-row CTA, or per 16-row tile (v8)
@@ -244,9 +259,9 @@ Tensor gemv(const Tensor& x, const Tensor& w, const Tensor& scales, const OptTen
   p.arrivals = split.arrivals_ptr();
   static const bool debug = env::flag("LOWBIT_DEBUG");
   if (debug)
-    std::fprintf(stderr, "[lowbit a16w4] gemv v%d M=%lld N=%lld K=%lld g=%lld k_slice=%d splits=%d minor=%d\n",
+    std::fprintf(stderr, "[lowbit a16w4] gemv v%d M=%lld N=%lld K=%lld g=%lld k_slice=%d splits=%d minor=%d xstage=%d\n",
                  stream ? 8 : regs == 0 ? 6 : 7, (long long)M, (long long)N, (long long)K, (long long)g, plan.k_slice,
-                 plan.splits, p.minor);
+                 plan.splits, p.minor, p.xstage);
   launch_gemv(elem_of(x), p, mx, at::cuda::getCurrentCUDAStream(), p.xring ? &x_map : nullptr);
   return out;
 }
