@@ -219,9 +219,9 @@ Tensor gemv(const Tensor& x, const Tensor& w, const Tensor& scales, const OptTen
   const bool stream = gemv_stream_applies(M, N, K, g, mx, x, scales, zeros);
   const int regs = stream ? 3 : gemv_regs_mode(M, mx);
   GemvPlan plan = stream ? plan_gemv_stream(M, N, K, sms)
-                        : regs ? plan_gemv_regs(M, N, K, sms)
-                               : plan_gemv(M, N, K, g, zeros.has_value(), sms, int(x.element_size()),
-                                           mx ? 1 : int(x.element_size()));
+                  : regs ? plan_gemv_regs(M, N, K, sms)
+                         : plan_gemv(M, N, K, g, zeros.has_value(), sms, int(x.element_size()),
+                                     mx ? 1 : int(x.element_size()));
   GemvParams p{};
   p.x = x.data_ptr();
   p.w = reinterpret_cast<const uint32_t*>(w.data_ptr<int32_t>());
