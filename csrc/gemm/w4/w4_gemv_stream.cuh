@@ -85,12 +85,13 @@ struct ScaleVec<8> {
 // geometry runs 12.96 us per 32 MB launch in 1 KB copies against 11.64 / 11.16 in 2 / 4 KB
 // (tools/stream_probe.cu, s20-call3), and the per-block refill is ~25 of v8's ~207 instructions a
 // block (ncu, s20-call3). Only with the prefetch (1..8 tokens) and without the x ring.
-// kMinor (2 or 4; 0: split-major over the grid): the CTA's warps are the kMinor K splits of
-// kStreamWarps / kMinor tiles (warp = tile's place x kMinor + split), and their sums meet in shared
+// kMinor (2, 4 or 8; 0: split-major over the grid): the CTA's warps are the kMinor K splits of
+// kCtaWarps / kMinor tiles (warp = tile's place x kMinor + split), and their sums meet in shared
 // memory behind one CTA barrier: no fp32 partials in global memory, no fence, no counter, no L2
 // reads at the end (w4_ops.cpp gemv_stream_minor). Why: session 21 put that end at ~1 us of the
 // GEMV's fixed cost at M = 1 (a 2-split cluster reduction gained ~1.1 us on 14336 x 4096, while 4-
-// and 8-CTA clusters lost to their scheduling). At 1..8 tokens, without the x ring. kMinor = 8: a
+// and 8-CTA clusters lost to their scheduling); session 22 measured ~2.3 us saved on 8192^2 at M = 1
+// (s22-call2). At 1..8 tokens, without the x ring. kMinor = 8: a
 // CTA of 8 warps (one tile's 8 splits; two CTAs per SM, the same 16 warps and registers), its
 // 64 KB of rings in dynamic shared memory (over the 48 KB static limit).
 // kXStage (1..8 tokens with the prefetch, where the CTA's warps need all of K: one split, or the
