@@ -1407,7 +1407,7 @@ fi
 # rows fit; s22-call6's ncu put 35% of v8's stall samples at M = 1 on the MMAs waiting for x's
 # global loads. After the a16w4 / mxfp4 tests: memcheck and racecheck (sanitize_w4_int8.py stages
 # x at 1 x 16384 x 4096 and 5 x 4096 x 4096), the xstage-off and minor variants, the A/B against
-# =0, then Llama-3-8B's decode step (s22-call6: 2.330 ms, 2.02x bf16):
+# =0 (~450 s with the build; part 131 follows warm):
 #   PART=130 LOWBIT_KERNELS=quant,w4 TESTS="tests/test_cuda_a16w4.py tests/test_cuda_mxfp4.py" EXTRA='bash tools/session_queue.sh' BENCH=0 bash tools/device_run.sh "x_staged or splits or ring_tails or graph or matches_reference"
 if [ "$PART" = 130 ]; then
 for tool in memcheck racecheck; do
@@ -1416,6 +1416,15 @@ done
 TAIL=8 step 200 variants_xstage python3 -m pytest -q -m cuda -p no:cacheprovider tests/test_cuda_variants.py -k "xstage or minor"; snap
 TAIL=30 step_ab 60 xs "on:" "off:LOWBIT_A16W4_STREAM_XSTAGE=0" -- --formats a16w4,mxfp4 --a16w4-groups=128,-1 --ms 1,2,4,8 \
   --shapes 8192x8192,28672x4096,4096x14336,4096x4096,14336x4096,6144x4096,28672x8192 --peers none --no-ceilings --budget-s 40; snap
+fi
+# Then, warm (no rebuild: OUT=$OUT PART=131 bash tools/session_queue.sh): Llama-3-8B's decode step
+# (s22-call6: 2.330 ms, 2.02x bf16) and ncu of the staged kernel at 28672 x 4096, M = 1 (compare
+# with s22-call6's stall breakdown: tools/ncu_stalls.py).
+if [ "$PART" = 131 ]; then
 TAIL=12 step 150 model python3 bench/model.py --fused --decode-mode regional --formats a16w4,mxfp4 --batch 1 --prefill "" \
   --out "$OUT/model.json"; snap
+mkdir -p "$OUT/ncu_28672x4096"
+TAIL=14 step 120 ncu_28672x4096 env OUT="$OUT/ncu_28672x4096" PROFILE_SHAPE=28672x4096 CLOCKS=none VARIANTS="v8:a16w4:" \
+  bash tools/gemv_profile.sh; snap
+python3 tools/ncu_stalls.py "$OUT/ncu_28672x4096/gemv_v8_source.csv" > "$OUT/ncu_stalls.txt" 2>&1; snap
 fi
