@@ -59,9 +59,10 @@ VARIANTS = [
       for f in ("force", "force8")],
     ("a16w4-gemv-stream-minor-off", {"LOWBIT_A16W4_STREAM_MINOR": "0", **GEMV_ONLY}, W4_FILES,
      "matches_reference or repeatable or ring_tails or splits or x_staged"),
-    # v8's x staged in shared memory (default at 1..8 tokens where it applies) off
-    ("a16w4-gemv-stream-xstage-off", {"LOWBIT_A16W4_STREAM_XSTAGE": "0", **GEMV_ONLY}, W4_FILES,
-     "matches_reference or repeatable or ring_tails or splits or x_staged or graph"),
+    # v8's x staged in shared memory (default at 1..8 tokens where it applies; for int4 at 1..2
+    # tokens with its sums per promotion unit) off, x only, and with the sums at every int4 M
+    *[(f"a16w4-gemv-stream-xstage{v}", {"LOWBIT_A16W4_STREAM_XSTAGE": v, **GEMV_ONLY}, W4_FILES,
+       "matches_reference or repeatable or ring_tails or splits or x_staged or graph") for v in ("0", "1", "2")],
     # v8's first loads after its ring's first requests (before session 13; default: before them)
     ("a16w4-gemv-stream-first-late", {"LOWBIT_A16W4_STREAM_FIRST": "late", **GEMV_ONLY}, W4_FILES,
      "matches_reference or repeatable or nan_scale or large_k"),

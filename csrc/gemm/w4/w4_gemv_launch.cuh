@@ -64,23 +64,33 @@ void gemv(const GemvParams& p, const CUtensorMap& x_map, cudaStream_t stream) {
                                  (p.minor == 2 || p.minor == 4 || p.minor == 8)),
                     "lowbit a16w4: v8 has no kernel for ", p.minor, " splits inside the CTA here (w4_ops.cpp "
                     "gemv_stream_minor)");
-        // x staged in shared memory (p.xstage), with or without the splits inside the CTA
-        TORCH_CHECK(!p.xstage || (p.prefetch && !p.xring && p.copy == kDefaultCopy),
+        // x staged in shared memory (p.xstage 1; 2: with its chunk sums, int4), with or without the
+        // splits inside the CTA
+        TORCH_CHECK(!p.xstage || (p.prefetch && !p.xring && p.copy == kDefaultCopy && p.xstage <= (kMx ? 1 : 2)),
                     "lowbit a16w4: v8 has no kernel with x staged here (w4_ops.cpp gemv_stream_xstage)");
-        auto pick = [&](auto plain, auto staged) { kernel = p.xstage ? staged : plain; };
+        auto pick = [&](auto plain, auto staged, auto with_sums) {
+          kernel = p.xstage == 2 ? with_sums : p.xstage == 1 ? staged : plain;
+        };
+        constexpr int kSums = kMx ? 1 : 2;  // (MX: no sums to stage; never picked there)
         if (p.minor == 2)
           pick(a16w4_gemv_stream_kernel<T, 1, kChunks, kZeros, kMx, true, false, kDefaultCopy, 2>,
-               a16w4_gemv_stream_kernel<T, 1, kChunks, kZeros, kMx, true, false, kDefaultCopy, 2, true>);
+               a16w4_gemv_stream_kernel<T, 1, kChunks, kZeros, kMx, true, false, kDefaultCopy, 2, 1>,
+               a16w4_gemv_stream_kernel<T, 1, kChunks, kZeros, kMx, true, false, kDefaultCopy, 2, kSums>);
         if (p.minor == 4)
           pick(a16w4_gemv_stream_kernel<T, 1, kChunks, kZeros, kMx, true, false, kDefaultCopy, 4>,
-               a16w4_gemv_stream_kernel<T, 1, kChunks, kZeros, kMx, true, false, kDefaultCopy, 4, true>);
+               a16w4_gemv_stream_kernel<T, 1, kChunks, kZeros, kMx, true, false, kDefaultCopy, 4, 1>,
+               a16w4_gemv_stream_kernel<T, 1, kChunks, kZeros, kMx, true, false, kDefaultCopy, 4, kSums>);
         if (p.minor == 8) {  // a CTA of 8 warps, their rings in dynamic shared memory
           pick(a16w4_gemv_stream_kernel<T, 1, kChunks, kZeros, kMx, true, false, kDefaultCopy, 8>,
-               a16w4_gemv_stream_kernel<T, 1, kChunks, kZeros, kMx, true, false, kDefaultCopy, 8, true>);
+               a16w4_gemv_stream_kernel<T, 1, kChunks, kZeros, kMx, true, false, kDefaultCopy, 8, 1>,
+               a16w4_gemv_stream_kernel<T, 1, kChunks, kZeros, kMx, true, false, kDefaultCopy, 8, kSums>);
           warps = stream_cta_warps(8), smem = kStreamMinor8Smem;
         }
-        if (!p.minor && p.xstage) kernel = a16w4_gemv_stream_kernel<T, 1, kChunks, kZeros, kMx, true, false, kDefaultCopy, 0, true>;
+        if (!p.minor && p.xstage)
+          pick(nullptr, a16w4_gemv_stream_kernel<T, 1, kChunks, kZeros, kMx, true, false, kDefaultCopy, 0, 1>,
+               a16w4_gemv_stream_kernel<T, 1, kChunks, kZeros, kMx, true, false, kDefaultCopy, 0, kSums>);
         if (p.xstage) smem = (smem ? smem : 128) + p.M * (p.K + kXStagePad) * int(sizeof(T));
+        if (p.xstage == 2) smem += p.M * (p.K / 32) * int(sizeof(float));
         if (!kernel && p.copy == 2) kernel = a16w4_gemv_stream_kernel<T, 1, kChunks, kZeros, kMx, true, false, 2>;
         if (!kernel && p.copy == 4) kernel = a16w4_gemv_stream_kernel<T, 1, kChunks, kZeros, kMx, true, false, 4>;
       }

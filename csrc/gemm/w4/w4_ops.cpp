@@ -182,15 +182,19 @@ int64_t gemv_stream_minor_splits(int64_t planned, int64_t blocks) {
 // the default blocks per copy and no x ring, where the CTA's warps cover all of K (one split over
 // whole CTAs, N % 64 == 0; or the splits inside the CTA) and M rows of K + 32 elements fit beside the
 // rings at the CTAs per SM (w4_params.h stream_xstage_budget: at M = 1, K <= 10.1K on 4-warp CTAs,
-// 21.4K on 8-warp ones). Session 22's candidate (not yet measured). LOWBIT_A16W4_STREAM_XSTAGE=0 turns
-// it off (A/B runs).
+// 21.4K on 8-warp ones). For int4 at 1..2 tokens also the chunk sums of x (2; their pass costs
+// each CTA M x K / 32 sums of 32 at its start, against 8 MMAs a block). Session 22's candidates
+// (not yet measured). LOWBIT_A16W4_STREAM_XSTAGE=0|1|2: off, x only, or with the sums wherever int4
+// stages x (A/B runs). Returns 0, 1 or 2.
 int gemv_stream_xstage(int64_t M, int64_t N, int64_t K, int64_t g, bool mx, int64_t splits, const GemvParams& p,
                        int elem_bytes) {
-  static const bool off = env::is("LOWBIT_A16W4_STREAM_XSTAGE", "0");
+  static const int64_t knob = env::integer("LOWBIT_A16W4_STREAM_XSTAGE", -1);
   const int default_copy = stream_default_copy(gemv_group_chunks(g), mx);  // (the kernels built)
-  if (off || gemv_token_tiles(M) != 1 || p.xring || !p.prefetch || p.copy != default_copy) return 0;
+  if (knob == 0 || gemv_token_tiles(M) != 1 || p.xring || !p.prefetch || p.copy != default_copy) return 0;
   if (!(p.minor || (splits == 1 && (N / kTileRows) % kStreamWarps == 0))) return 0;
-  return M * (K + kXStagePad) * elem_bytes + 128 <= stream_xstage_budget(p.minor) ? 1 : 0;
+  const int mode = mx ? 1 : knob == 1 || knob == 2 ? int(knob) : M <= 2 ? 2 : 1;
+  const int64_t bytes = M * (K + kXStagePad) * elem_bytes + 128 + (mode == 2 ? M * (K / 32) * 4 : 0);
+  return bytes <= stream_xstage_budget(p.minor) ? mode : 0;
 }
 // v8's split: about LOWBIT_A16W4_STREAM_WARPS (default 16) warps per SM in all, at most one wave
 // (the launch bounds leave room for 12-16), each warp one 16-row tile over K / splits.
@@ -259,7 +263,8 @@ Tensor gemv(const Tensor& x, const Tensor& w, const Tensor& scales, const OptTen
   p.arrivals = split.arrivals_ptr();
   static const bool debug = env::flag("LOWBIT_DEBUG");
   if (debug)
-    std::fprintf(stderr, "[lowbit a16w4] gemv v%d M=%lld N=%lld K=%lld g=%lld k_slice=%d splits=%d minor=%d xstage=%d\n",
+    std::fprintf(stderr,
+                 "[lowbit a16w4] gemv v%d M=%lld N=%lld K=%lld g=%lld k_slice=%d splits=%d minor=%d xstage=%d\n",
                  stream ? 8 : regs == 0 ? 6 : 7, (long long)M, (long long)N, (long long)K, (long long)g, plan.k_slice,
                  plan.splits, p.minor, p.xstage);
   launch_gemv(elem_of(x), p, mx, at::cuda::getCurrentCUDAStream(), p.xring ? &x_map : nullptr);

@@ -30,7 +30,7 @@ struct GemvParams {
   int xring;              // v8: x through a ring of the CTA by TMA boxes (w4_ops.cpp gemv_stream_xring)
   int copy;               // v8: K blocks per bulk copy, 1, 2 or 4 (w4_ops.cpp gemv_stream_copy)
   int minor;              // v8: 0, or 2 / 4 / 8: the K splits inside the CTA (w4_ops.cpp gemv_stream_minor)
-  int xstage;             // v8: 1: x staged in shared memory once per CTA (w4_ops.cpp gemv_stream_xstage)
+  int xstage;             // v8: 1 / 2: x / x and its chunk sums staged per CTA (w4_ops.cpp gemv_stream_xstage)
 };
 
 // GEMV v8 (w4_gemv_stream.cuh): warps that work alone, each one 16-row tile over one K split,
