@@ -1403,7 +1403,8 @@ TAIL=12 step 150 model python3 bench/model.py --fused --decode-mode regional --f
   --out "$OUT/model.json"; snap
 fi
 # (Branch s22-sumx, on s22-xstage: int4 at 1..2 tokens also stages x's sums per group, half the
-# MMAs; this part there also A/Bs x only (x1); its variants include xstage1 / xstage2.)
+# MMAs. Run the two parts there: its knob gives x only (=1) and off (=0), so one build A/Bs all
+# three in part 131; part 130's variants include xstage0 / 1 / 2, ~400 s with the build.)
 # Session 22's blind candidate, branch s22-xstage: v8's x staged in shared memory once per CTA at
 # 1..8 tokens where the CTA's warps cover all of K (one split, or the splits inside the CTA) and the
 # rows fit; s22-call6's ncu put 35% of v8's stall samples at M = 1 on the MMAs waiting for x's
@@ -1415,14 +1416,15 @@ if [ "$PART" = 130 ]; then
 for tool in memcheck racecheck; do
   step 60 ${tool}_xstage compute-sanitizer --tool $tool --error-exitcode 9 python3 tests/sanitize_w4_int8.py; snap
 done
-TAIL=8 step 200 variants_xstage python3 -m pytest -q -m cuda -p no:cacheprovider tests/test_cuda_variants.py -k "xstage or minor"; snap
+TAIL=8 step 320 variants_xstage python3 -m pytest -q -m cuda -p no:cacheprovider tests/test_cuda_variants.py -k "xstage or minor"; snap
+fi
+# Then, warm (no rebuild: OUT=$OUT PART=131 bash tools/session_queue.sh): the A/B (default / off /
+# x only) at 1, 2, 4, 8 tokens on 7 shapes, Llama-3-8B's decode step (s22-call6: 2.330 ms, 2.02x
+# bf16) and ncu of the staged kernel at 28672 x 4096, M = 1 (compare with s22-call6's stall
+# breakdown: tools/ncu_stalls.py). ~400 s.
+if [ "$PART" = 131 ]; then
 TAIL=30 step_ab 60 xs "on:" "off:LOWBIT_A16W4_STREAM_XSTAGE=0" "x1:LOWBIT_A16W4_STREAM_XSTAGE=1" -- --formats a16w4,mxfp4 --a16w4-groups=128,-1 --ms 1,2,4,8 \
   --shapes 8192x8192,28672x4096,4096x14336,4096x4096,14336x4096,6144x4096,28672x8192 --peers none --no-ceilings --budget-s 40; snap
-fi
-# Then, warm (no rebuild: OUT=$OUT PART=131 bash tools/session_queue.sh): Llama-3-8B's decode step
-# (s22-call6: 2.330 ms, 2.02x bf16) and ncu of the staged kernel at 28672 x 4096, M = 1 (compare
-# with s22-call6's stall breakdown: tools/ncu_stalls.py).
-if [ "$PART" = 131 ]; then
 TAIL=12 step 150 model python3 bench/model.py --fused --decode-mode regional --formats a16w4,mxfp4 --batch 1 --prefill "" \
   --out "$OUT/model.json"; snap
 mkdir -p "$OUT/ncu_28672x4096"
