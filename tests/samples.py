@@ -12,6 +12,11 @@ from lowbit_ext import ops
 
 BF16, FP16 = torch.bfloat16, torch.float16
 
+# K for the 4-bit GEMV v8's ring tails (the a16w4 and mxfp4 ring-tail tests): K = 128 x {9, 11, 15,
+# 67} gives K splits whose warps stream blocks in every count mod 4 (1 .. 34 blocks; the last split
+# shorter), so a warp's last bulk copy is short when blocks come 2 or 4 a copy.
+GEMV_RING_TAIL_KS = [128 * 9, 128 * 11, 128 * 15, 128 * 67]
+
 
 def rand_x(M, K, dtype=BF16, device="cpu", gen=None):
     return torch.randn(M, K, generator=gen, dtype=torch.float32).to(device=device, dtype=dtype)

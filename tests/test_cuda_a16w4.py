@@ -45,8 +45,8 @@ import torch
 import lowbit_ext
 from lowbit_ext import ops
 
-from samples import (BF16, FP16, assert_close_elementwise, assert_linear_compiles_and_replays, bitwise_repeatable,
-                     pairwise_cases, poison_allocator, raises_with, rand_x, to_cuda, w4_plain)
+from samples import (BF16, FP16, GEMV_RING_TAIL_KS, assert_close_elementwise, assert_linear_compiles_and_replays,
+                     bitwise_repeatable, pairwise_cases, poison_allocator, raises_with, rand_x, to_cuda, w4_plain)
 
 pytestmark = pytest.mark.cuda
 
@@ -221,15 +221,11 @@ def test_a16w4_repeatable_bitwise(M, N, K, g):
     bitwise_repeatable(lambda: ops.a16w4_linear(x, w, scales, zeros, g, bias))
 
 
-# GEMV v8's ring at many blocks a warp: K = 128 x {9, 11, 15, 67} gives K splits whose warps stream
-# blocks in every count mod 4 (1 .. 34 blocks; the last split shorter), so the last bulk copy of a
-# warp is short when blocks come 2 or 4 a copy (LOWBIT_A16W4_STREAM_COPY, tests/test_cuda_variants.py,
-# with LOWBIT_A16W4_STREAM_WARPS=1 there too: long per-warp streams that wrap the ring). M = 1 / 5
-# (v8's 8-token tile with its prefetch), N = 1024 (64 tiles); test_cuda_mxfp4.py has mxfp4's.
-RING_TAIL_KS = [128 * 9, 128 * 11, 128 * 15, 128 * 67]
-
-
-@pytest.mark.parametrize("K", RING_TAIL_KS)
+# GEMV v8's ring at many blocks a warp (samples.GEMV_RING_TAIL_KS says why these K), also with 2 or 4
+# blocks a copy forced (LOWBIT_A16W4_STREAM_COPY, tests/test_cuda_variants.py, with
+# LOWBIT_A16W4_STREAM_WARPS=1 there too: long per-warp streams that wrap the ring). M = 1 / 5 (v8's
+# 8-token tile with its prefetch), N = 1024 (64 tiles); test_cuda_mxfp4.py has mxfp4's.
+@pytest.mark.parametrize("K", GEMV_RING_TAIL_KS)
 @pytest.mark.parametrize("M,g,symmetric,dtype", [(1, 128, False, BF16), (5, 32, True, FP16), (1, -1, False, FP16),
                                                  (5, 64, False, BF16)])
 def test_a16w4_gemv_ring_tails(M, g, symmetric, dtype, K):

@@ -37,8 +37,8 @@ import lowbit_ext
 from lowbit_ext import ops
 from lowbit_ext.formats._base import e2m1_to_float, e8m0_to_float, pack_nibbles, unpack_nibbles
 
-from samples import (BF16, FP16, assert_close_elementwise, assert_linear_compiles_and_replays, bitwise_repeatable,
-                     pairwise_cases, poison_allocator, raises_with, rand_x, to_cuda, w4_plain, weight)
+from samples import (BF16, FP16, GEMV_RING_TAIL_KS, assert_close_elementwise, assert_linear_compiles_and_replays,
+                     bitwise_repeatable, pairwise_cases, poison_allocator, raises_with, rand_x, to_cuda, w4_plain, weight)
 
 pytestmark = pytest.mark.cuda
 
@@ -300,8 +300,8 @@ def test_mxfp4_extreme_scales(M, dtype, extreme):
     assert_close_elementwise(y, ref, x, w64, abs_coef(M, dtype), f"scale {e}", mask=finite)
 
 
-# GEMV v8's ring tails (test_cuda_a16w4.py test_a16w4_gemv_ring_tails says why these K)
-@pytest.mark.parametrize("K", [128 * 9, 128 * 11, 128 * 15, 128 * 67])
+# GEMV v8's ring tails (samples.GEMV_RING_TAIL_KS says why these K)
+@pytest.mark.parametrize("K", GEMV_RING_TAIL_KS)
 @pytest.mark.parametrize("M,dtype", [(1, BF16), (5, FP16)])
 def test_mxfp4_gemv_ring_tails(M, dtype, K):
     gen = torch.Generator().manual_seed(K + M)

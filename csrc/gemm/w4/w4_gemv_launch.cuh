@@ -10,9 +10,6 @@
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
-#include <mutex>
-#include <unordered_map>
-
 #include "gemm/w4/w4_gemv.cuh"
 #include "gemm/w4/w4_gemv_regs.cuh"
 #include "gemm/w4/w4_gemv_stream.cuh"
@@ -22,17 +19,22 @@
 
 namespace lowbit::w4 {
 
-// The dynamic shared memory a kernel may take, raised once per kernel to the most asked of it (past
-// 48 KB less its static shared memory the launch fails without it).
-inline void allow_dynamic_smem(const void* kernel, int bytes) {
-  static std::mutex mutex;
-  static std::unordered_map<const void*, int> allowed;
-  std::lock_guard<std::mutex> lock(mutex);
-  int& have = allowed[kernel];
-  if (bytes > have) {
-    C10_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
-    have = bytes;
+// Opens kKernel to `bytes` of dynamic shared memory, once per increase (a launch past 48 KB less the
+// kernel's static shared memory fails without it): the x ring's (sized by M), v8's 8-warp CTAs'
+// rings, v6's staged slice.
+template <auto kKernel>
+void allow_dynamic_smem(int bytes) {
+  static int allowed = 0;  // the most this kernel was opened to
+  if (bytes > allowed) {
+    C10_CUDA_CHECK(cudaFuncSetAttribute(kKernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
+    allowed = bytes;
   }
+}
+// kKernel, opened to `bytes` first (for a choice among kernels: the one picked is opened)
+template <auto kKernel>
+auto opened_to(int bytes) {
+  allow_dynamic_smem<kKernel>(bytes);
+  return kKernel;
 }
 
 // x_map: x's TMA map for v8 with x through the ring (p.xring), else unused.
@@ -45,13 +47,10 @@ void gemv(const GemvParams& p, const CUtensorMap& x_map, cudaStream_t stream) {
       int smem = 0;  // dynamic: the x ring's
       if (p.xring) {  // x through the CTA's ring (dynamic shared memory sized by M), the default prefetch
         TORCH_CHECK(p.prefetch == (kTiles == 1 ? 1 : 0), "lowbit a16w4: v8's x ring is built with the default prefetch");
-        kernel = a16w4_gemv_stream_kernel<T, kTiles, kChunks, kZeros, kMx, kTiles == 1, true>;
+        constexpr auto kRing = a16w4_gemv_stream_kernel<T, kTiles, kChunks, kZeros, kMx, kTiles == 1, true>;
+        kernel = kRing;
         smem = kXRingStages * 256 * p.M + 128;  // + alignment slack
-        static int configured = 0;  // the largest dynamic shared memory this kernel was opened to
-        if (smem > configured) {
-          C10_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
-          configured = smem;
-        }
+        allow_dynamic_smem<kRing>(smem);
       }
       // 2 or 4 K blocks per bulk copy: 1..8 tokens with the prefetch, without the x ring
       TORCH_CHECK(p.copy <= 1 || (kTiles == 1 && p.prefetch && !p.xring && (p.copy == 2 || p.copy == 4)),
@@ -68,29 +67,24 @@ void gemv(const GemvParams& p, const CUtensorMap& x_map, cudaStream_t stream) {
         // splits inside the CTA
         TORCH_CHECK(!p.xstage || (p.prefetch && !p.xring && p.copy == kDefaultCopy && p.xstage <= (kMx ? 1 : 2)),
                     "lowbit a16w4: v8 has no kernel with x staged here (w4_ops.cpp gemv_stream_xstage)");
-        auto pick = [&](auto plain, auto staged, auto with_sums) {
-          kernel = p.xstage == 2 ? with_sums : p.xstage == 1 ? staged : plain;
-        };
-        constexpr int kSums = kMx ? 1 : 2;  // (MX: no sums to stage; never picked there)
-        if (p.minor == 2)
-          pick(a16w4_gemv_stream_kernel<T, 1, kChunks, kZeros, kMx, true, false, kDefaultCopy, 2>,
-               a16w4_gemv_stream_kernel<T, 1, kChunks, kZeros, kMx, true, false, kDefaultCopy, 2, 1>,
-               a16w4_gemv_stream_kernel<T, 1, kChunks, kZeros, kMx, true, false, kDefaultCopy, 2, kSums>);
-        if (p.minor == 4)
-          pick(a16w4_gemv_stream_kernel<T, 1, kChunks, kZeros, kMx, true, false, kDefaultCopy, 4>,
-               a16w4_gemv_stream_kernel<T, 1, kChunks, kZeros, kMx, true, false, kDefaultCopy, 4, 1>,
-               a16w4_gemv_stream_kernel<T, 1, kChunks, kZeros, kMx, true, false, kDefaultCopy, 4, kSums>);
-        if (p.minor == 8) {  // a CTA of 8 warps, their rings in dynamic shared memory
-          pick(a16w4_gemv_stream_kernel<T, 1, kChunks, kZeros, kMx, true, false, kDefaultCopy, 8>,
-               a16w4_gemv_stream_kernel<T, 1, kChunks, kZeros, kMx, true, false, kDefaultCopy, 8, 1>,
-               a16w4_gemv_stream_kernel<T, 1, kChunks, kZeros, kMx, true, false, kDefaultCopy, 8, kSums>);
-          warps = stream_cta_warps(8), smem = kStreamMinor8Smem;
-        }
-        if (!p.minor && p.xstage)
-          pick(nullptr, a16w4_gemv_stream_kernel<T, 1, kChunks, kZeros, kMx, true, false, kDefaultCopy, 0, 1>,
-               a16w4_gemv_stream_kernel<T, 1, kChunks, kZeros, kMx, true, false, kDefaultCopy, 0, kSums>);
+        // (warps and dynamic shared memory first: the kernel picked is opened to it)
+        if (p.minor == 8) warps = stream_cta_warps(8), smem = kStreamMinor8Smem;  // its rings: dynamic
         if (p.xstage) smem = (smem ? smem : 128) + p.M * (p.K + kXStagePad) * int(sizeof(T));
         if (p.xstage == 2) smem += p.M * (p.K / 32) * int(sizeof(float));
+        // kM splits inside the CTA (0: none), x as p.xstage says (MX: no sums to stage, never asked)
+        auto pick = [&]<int kM>() {
+          constexpr auto kPlain = a16w4_gemv_stream_kernel<T, 1, kChunks, kZeros, kMx, true, false, kDefaultCopy, kM>;
+          constexpr auto kStaged =
+              a16w4_gemv_stream_kernel<T, 1, kChunks, kZeros, kMx, true, false, kDefaultCopy, kM, 1>;
+          constexpr auto kWithSums =
+              a16w4_gemv_stream_kernel<T, 1, kChunks, kZeros, kMx, true, false, kDefaultCopy, kM, kMx ? 1 : 2>;
+          kernel = p.xstage == 2 ? opened_to<kWithSums>(smem) : p.xstage ? opened_to<kStaged>(smem)
+                                                                          : opened_to<kPlain>(smem);
+        };
+        if (p.minor == 2) pick.template operator()<2>();
+        if (p.minor == 4) pick.template operator()<4>();
+        if (p.minor == 8) pick.template operator()<8>();  // a CTA of 8 warps
+        if (!p.minor && p.xstage) pick.template operator()<0>();
         if (!kernel && p.copy == 2) kernel = a16w4_gemv_stream_kernel<T, 1, kChunks, kZeros, kMx, true, false, 2>;
         if (!kernel && p.copy == 4) kernel = a16w4_gemv_stream_kernel<T, 1, kChunks, kZeros, kMx, true, false, 4>;
       }
@@ -99,7 +93,6 @@ void gemv(const GemvParams& p, const CUtensorMap& x_map, cudaStream_t stream) {
       if (!kernel)
         kernel = p.prefetch && kTiles <= 2 ? a16w4_gemv_stream_kernel<T, kTiles, kChunks, kZeros, kMx, kTiles <= 2>
                                            : a16w4_gemv_stream_kernel<T, kTiles, kChunks, kZeros, kMx, false>;
-      if (smem && !p.xring) allow_dynamic_smem(reinterpret_cast<const void*>(kernel), smem);
       const int ctas = (p.N / kTileRows * p.splits + warps - 1) / warps;
       kernel<<<ctas, warps * 32, smem, stream>>>(p, x_map);
       C10_CUDA_KERNEL_LAUNCH_CHECK();
@@ -116,13 +109,9 @@ void gemv(const GemvParams& p, const CUtensorMap& x_map, cudaStream_t stream) {
     C10_CUDA_KERNEL_LAUNCH_CHECK();
     return;
   }
-  auto kernel = a16w4_gemv_kernel<T, kTiles, kChunks, kZeros, kMx>;
+  constexpr auto kernel = a16w4_gemv_kernel<T, kTiles, kChunks, kZeros, kMx>;
   const int smem = int(gemv_smem_layout(p.M, p.k_slice, sizeof(T), p.group, kZeros, kMx ? 1 : sizeof(T)).bytes);
-  static int configured = 0;  // the largest dynamic shared memory this kernel was opened to
-  if (smem > configured) {
-    C10_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
-    configured = smem;
-  }
+  allow_dynamic_smem<kernel>(smem);
   kernel<<<grid, kGemvThreads, smem, stream>>>(p);
   C10_CUDA_KERNEL_LAUNCH_CHECK();
 }

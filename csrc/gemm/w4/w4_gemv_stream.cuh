@@ -504,11 +504,8 @@ __global__ void __launch_bounds__(stream_cta_warps(kMinor) * 32,
     // each warp's sums of tokens < M as [token][16 rows], then the tile's split-0 warp adds its
     // tile's kMinor in split order (0 + p0 + p1 + ...: the arithmetic of the global reduction)
     __shared__ float red[kCtaWarps][8 * kTileRows];
-#pragma unroll
-    for (int i = 0; i < 4; ++i) {
-      const int tok = 2 * tig + (i % 2), row = i < 2 ? grp : grp + 8;
-      if (tok < p.M) red[warp][tok * kTileRows + row] = total[0][i];
-    }
+    for_each_sum(total, grp, grp + 8, tig, GemvSplit{p.M, kTileRows},  // (rows within the tile)
+                 [&](float v, int tok, int row) { red[warp][tok * kTileRows + row] = v; });
     __syncthreads();
     if (split != 0) return;
     for (int i = lane; i < kTileRows * p.M; i += 32) {
