@@ -1432,3 +1432,40 @@ TAIL=14 step 120 ncu_28672x4096 env OUT="$OUT/ncu_28672x4096" PROFILE_SHAPE=2867
   bash tools/gemv_profile.sh; snap
 python3 tools/ncu_stalls.py "$OUT/ncu_28672x4096/gemv_v8_source.csv" > "$OUT/ncu_stalls.txt" 2>&1; snap
 fi
+# Session 23, branch s23-xpieces: staged x in pieces along K, one barrier each (the splits inside
+# the CTA one piece per split: a warp waits for its own slice only; one split up to 4 pieces) and
+# the sums only where the CTA is one split. s23-call2's ncu put 8.6% of the stall samples of
+# 28672 x 4096 at M = 1 on the single wait for all of x; the splits inside the CTA lost 7-18% at
+# M = 2 / 4 to it. Part 132 with the build (~330 s):
+#   PART=132 LOWBIT_KERNELS=quant,w4 TESTS="tests/test_cuda_a16w4.py tests/test_cuda_mxfp4.py" EXTRA='bash tools/session_queue.sh' BENCH=0 bash tools/device_run.sh "x_staged or splits or ring_tails or graph or matches_reference"
+if [ "$PART" = 132 ]; then
+LOWBIT_DEBUG=1 python3 - <<'PY' > "$OUT/xpieces_plans.txt" 2>&1
+import torch, lowbit_ext
+from lowbit_ext import ops
+for N, K in [(28672, 4096), (28672, 2176), (4096, 4096), (6144, 4096), (14336, 4096), (4096, 14336), (28672, 8192)]:
+    for M in (1, 2, 4):
+        x = torch.randn(M, K, dtype=torch.bfloat16, device="cuda")
+        w = ops.prepack_w4(torch.randint(0, 256, (N, K // 2), dtype=torch.uint8, device="cuda"))
+        s = torch.rand(N, K // 128, dtype=torch.bfloat16, device="cuda")
+        ops.a16w4_linear(x, w, s, None, 128, None)
+torch.cuda.synchronize()
+PY
+for tool in memcheck racecheck; do
+  step 60 ${tool}_xpieces compute-sanitizer --tool $tool --error-exitcode 9 python3 tests/sanitize_w4_int8.py; snap
+done
+TAIL=8 step 200 variants_xpieces python3 -m pytest -q -m cuda -p no:cacheprovider tests/test_cuda_variants.py -k "xpieces or xstage1"; snap
+fi
+# Then warm (OUT=$OUT PART=133 bash tools/session_queue.sh): the A/B at 100 replays a point (on /
+# off / one piece / x only in pieces everywhere, then on and off again: the spread of a repeat),
+# Llama-3-8B's decode step with it on and off. ~420 s.
+if [ "$PART" = 133 ]; then
+TAIL=4 step_ab 70 xp "on:" "off:LOWBIT_A16W4_STREAM_XSTAGE=0" "p1:LOWBIT_A16W4_STREAM_XPIECES=1" \
+  "x1:LOWBIT_A16W4_STREAM_XSTAGE=1" "on2:" "off2:LOWBIT_A16W4_STREAM_XSTAGE=0" -- --formats a16w4,mxfp4 --a16w4-groups=128,-1 \
+  --ms 1,2,4,8 --shapes 8192x8192,28672x4096,4096x14336,4096x4096,14336x4096,6144x4096,28672x8192 --peers none \
+  --no-ceilings --reps 100 --budget-s 60; snap
+for v in on off; do
+  e=""; [ $v = off ] && e="LOWBIT_A16W4_STREAM_XSTAGE=0"
+  TAIL=8 step 100 model_$v env $e python3 bench/model.py --fused --decode-mode regional --formats a16w4,mxfp4 --batch 1 \
+    --prefill "" --out "$OUT/model_$v.json"; snap
+done
+fi

@@ -182,19 +182,35 @@ int64_t gemv_stream_minor_splits(int64_t planned, int64_t blocks) {
 // the default blocks per copy and no x ring, where the CTA's warps cover all of K (one split over
 // whole CTAs, N % 64 == 0; or the splits inside the CTA) and M rows of K + 32 elements fit beside the
 // rings at the CTAs per SM (w4_params.h stream_xstage_budget: at M = 1, K <= 10.1K on 4-warp CTAs,
-// 21.4K on 8-warp ones). For int4 at 1..2 tokens also the chunk sums of x (2; their pass costs
-// each CTA M x K / 32 sums of 32 at its start, against 8 MMAs a block). Session 22's candidates
-// (not yet measured). LOWBIT_A16W4_STREAM_XSTAGE=0|1|2: off, x only, or with the sums wherever int4
-// stages x (A/B runs). Returns 0, 1 or 2.
+// 21.4K on 8-warp ones). For int4 at 1..2 tokens in one split also the chunk sums of x (2; their
+// pass costs each CTA M x K / 32 sums of 32 and all of x landed before its first block, against 8
+// MMAs a block). s23-call2 (x in one piece): one split at M = 1 / 2 +10..+17% (28672 x 4096, with
+// the sums; +8..+10% without), the splits inside the CTA within +-8% at M = 1 and -7..-18% at
+// M = 2 / 4 (the CTA waited for all of x before its first block; with the sums -4..-8% at M = 1):
+// hence the pieces (gemv_stream_xpiece_blocks) and no sums there.
+// LOWBIT_A16W4_STREAM_XSTAGE=0|1|2: off, x only, or with the sums wherever int4 stages x (A/B
+// runs). Returns 0, 1 or 2.
 int gemv_stream_xstage(int64_t M, int64_t N, int64_t K, int64_t g, bool mx, int64_t splits, const GemvParams& p,
                        int elem_bytes) {
   static const int64_t knob = env::integer("LOWBIT_A16W4_STREAM_XSTAGE", -1);
   const int default_copy = stream_default_copy(gemv_group_chunks(g), mx);  // (the kernels built)
   if (knob == 0 || gemv_token_tiles(M) != 1 || p.xring || !p.prefetch || p.copy != default_copy) return 0;
   if (!(p.minor || (splits == 1 && (N / kTileRows) % kStreamWarps == 0))) return 0;
-  const int mode = mx ? 1 : knob == 1 || knob == 2 ? int(knob) : M <= 2 ? 2 : 1;
+  const int mode = mx ? 1 : knob == 1 || knob == 2 ? int(knob) : !p.minor && M <= 2 ? 2 : 1;
   const int64_t bytes = M * (K + kXStagePad) * elem_bytes + 128 + (mode == 2 ? M * (K / 32) * 4 : 0);
   return bytes <= stream_xstage_budget(p.minor) ? mode : 0;
+}
+// The blocks of K per piece of staged x (p.xstage set): the splits inside the CTA one piece per
+// split (a warp waits once, for its own slice); one split LOWBIT_A16W4_STREAM_XPIECES pieces
+// (default 4; at least 4 blocks each); with the sums one piece (their pass reads all of x).
+// LOWBIT_A16W4_STREAM_XPIECES=1: one piece everywhere (session 22's version, A/B runs).
+int gemv_stream_xpiece_blocks(const GemvParams& p) {
+  static const int64_t knob = env::integer("LOWBIT_A16W4_STREAM_XPIECES", 4);
+  const int blocks = p.K / kBlockElems;
+  if (p.xstage == 2 || knob <= 1) return blocks;
+  if (p.minor) return p.k_slice / kBlockElems;
+  const int pieces = int(std::min<int64_t>(knob, kXPiecesMax));
+  return std::max(4, (blocks + pieces - 1) / pieces);
 }
 // v8's split: about LOWBIT_A16W4_STREAM_WARPS (default 16) warps per SM in all, at most one wave
 // (the launch bounds leave room for 12-16), each warp one 16-row tile over K / splits.
@@ -254,6 +270,7 @@ Tensor gemv(const Tensor& x, const Tensor& w, const Tensor& scales, const OptTen
   p.splits = plan.splits;
   p.minor = stream ? gemv_stream_minor(M, N, g, mx, plan.splits, p) : 0;
   p.xstage = stream ? gemv_stream_xstage(M, N, K, g, mx, plan.splits, p, int(x.element_size())) : 0;
+  p.xpiece_blocks = p.xstage ? gemv_stream_xpiece_blocks(p) : 0;
   CUtensorMap x_map{};  // boxes of M x 128 elements (one block of every token)
   if (p.xring) x_map = tma::make_2d_rows16(x.data_ptr(), M, K, K, uint32_t(M), kBlockElems);
   // arrival counters: per 128-row CTA, or per 16-row tile (v8)
@@ -264,9 +281,10 @@ Tensor gemv(const Tensor& x, const Tensor& w, const Tensor& scales, const OptTen
   static const bool debug = env::flag("LOWBIT_DEBUG");
   if (debug)
     std::fprintf(stderr,
-                 "[lowbit a16w4] gemv v%d M=%lld N=%lld K=%lld g=%lld k_slice=%d splits=%d minor=%d xstage=%d\n",
+                 "[lowbit a16w4] gemv v%d M=%lld N=%lld K=%lld g=%lld k_slice=%d splits=%d minor=%d xstage=%d "
+                 "xpiece_blocks=%d\n",
                  stream ? 8 : regs == 0 ? 6 : 7, (long long)M, (long long)N, (long long)K, (long long)g, plan.k_slice,
-                 plan.splits, p.minor, p.xstage);
+                 plan.splits, p.minor, p.xstage, p.xpiece_blocks);
   launch_gemv(elem_of(x), p, mx, at::cuda::getCurrentCUDAStream(), p.xring ? &x_map : nullptr);
   return out;
 }
