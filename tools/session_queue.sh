@@ -1469,3 +1469,17 @@ for v in on off; do
     --prefill "" --out "$OUT/model_$v.json"; snap
 done
 fi
+# s23-call4 chose the default: x staged (with its sums) only for int4 at 1..2 tokens in one split
+# where K <= 4096 or per channel. Part 134 with the build: the A/B on / off twice at 1 / 2 tokens,
+# Llama-3-8B's decode on / off (~420 s):
+#   PART=134 LOWBIT_KERNELS=quant,w4 TESTS="tests/test_cuda_a16w4.py" EXTRA='bash tools/session_queue.sh' BENCH=0 bash tools/device_run.sh "x_staged or splits or matches_reference"
+if [ "$PART" = 134 ]; then
+TAIL=4 step_ab 60 xd "on:" "off:LOWBIT_A16W4_STREAM_XSTAGE=0" "on2:" "off2:LOWBIT_A16W4_STREAM_XSTAGE=0" -- \
+  --formats a16w4 --a16w4-groups=128,-1 --ms 1,2 --shapes 8192x8192,28672x4096,4096x14336,4096x4096,14336x4096,6144x4096,28672x8192 \
+  --peers none --no-ceilings --reps 100 --budget-s 50; snap
+for v in on off; do
+  e=""; [ $v = off ] && e="LOWBIT_A16W4_STREAM_XSTAGE=0"
+  TAIL=8 step 100 model_$v env $e python3 bench/model.py --fused --decode-mode regional --formats a16w4 --batch 1 \
+    --prefill "" --out "$OUT/model_$v.json"; snap
+done
+fi

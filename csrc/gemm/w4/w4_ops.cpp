@@ -182,13 +182,15 @@ int64_t gemv_stream_minor_splits(int64_t planned, int64_t blocks) {
 // the default blocks per copy and no x ring, where the CTA's warps cover all of K (one split over
 // whole CTAs, N % 64 == 0; or the splits inside the CTA) and M rows of K + 32 elements fit beside the
 // rings at the CTAs per SM (w4_params.h stream_xstage_budget: at M = 1, K <= 10.1K on 4-warp CTAs,
-// 21.4K on 8-warp ones). For int4 at 1..2 tokens in one split also the chunk sums of x (2; their
-// pass costs each CTA M x K / 32 sums of 32 and all of x landed before its first block, against 8
-// MMAs a block). s23-call2 (x in one piece): one split at M = 1 / 2 +10..+17% (28672 x 4096, with
-// the sums; +8..+10% without), the splits inside the CTA within +-8% at M = 1 and -7..-18% at
-// M = 2 / 4 (the CTA waited for all of x before its first block; with the sums -4..-8% at M = 1):
-// hence the pieces (gemv_stream_xpiece_blocks) and no sums there.
-// LOWBIT_A16W4_STREAM_XSTAGE=0|1|2: off, x only, or with the sums wherever int4 stages x (A/B
+// 21.4K on 8-warp ones); 2: for int4 also the chunk sums of x (their pass costs each CTA M x K / 32
+// sums of 32, all of x landed before its first block, against 8 MMAs a block).
+// By default only int4 at 1..2 tokens in one split, with the sums, where K <= 4096 or per channel.
+// s23-call4 (H200, on / off twice, 100 replays a point; the repeats within 1-3%): 28672 x 4096
+// +7..+10% at M = 1 / 2 (g128 25.0 -> 23.0 us at M = 1), 28672 x 8192 at M = 1 per channel +12%
+// but g128 -9% (not understood); the splits inside the CTA lost at M = 1..4 (4096^2 -9..-14%,
+// 6144 x 4096 -3..-10%, 8192^2 -3..-6% at M = 1; x in pieces, one per split, did not save it), and
+// mxfp4 lost or tied everywhere (-1..-12%).
+// LOWBIT_A16W4_STREAM_XSTAGE=0|1|2: off, x only, or with the sums wherever x fits (int4) (A/B
 // runs). Returns 0, 1 or 2.
 int gemv_stream_xstage(int64_t M, int64_t N, int64_t K, int64_t g, bool mx, int64_t splits, const GemvParams& p,
                        int elem_bytes) {
@@ -196,7 +198,9 @@ int gemv_stream_xstage(int64_t M, int64_t N, int64_t K, int64_t g, bool mx, int6
   const int default_copy = stream_default_copy(gemv_group_chunks(g), mx);  // (the kernels built)
   if (knob == 0 || gemv_token_tiles(M) != 1 || p.xring || !p.prefetch || p.copy != default_copy) return 0;
   if (!(p.minor || (splits == 1 && (N / kTileRows) % kStreamWarps == 0))) return 0;
-  const int mode = mx ? 1 : knob == 1 || knob == 2 ? int(knob) : !p.minor && M <= 2 ? 2 : 1;
+  const bool forced = knob == 1 || knob == 2;
+  if (!forced && (mx || p.minor || M > 2 || (K > 4096 && gemv_group_chunks(g) != 0))) return 0;
+  const int mode = mx ? 1 : forced ? int(knob) : 2;
   const int64_t bytes = M * (K + kXStagePad) * elem_bytes + 128 + (mode == 2 ? M * (K / 32) * 4 : 0);
   return bytes <= stream_xstage_budget(p.minor) ? mode : 0;
 }
