@@ -27,8 +27,8 @@ gen = torch.Generator().manual_seed(0)
 # 2048 (64 tokens per CTA, 8 splits of 2 blocks: the stage ring runs within a split). v8's K splits
 # inside the CTA: 5 x 4096 x 4096 (8 splits by default), 1 x 16384 x 4096 (2); with
 # LOWBIT_A16W4_STREAM_MINOR=force8 also 3 x 128 x 2048 and 5 x 48 x 1920 (15 blocks: 8 splits, the last
-# of one block). x staged in pieces on one split (LOWBIT_A16W4_STREAM_XSTAGE=1; s23-call3): 3 x 28672 x 2176
-# (17 blocks: 5 + 5 + 5 + 2); by default x with its sums (one split, 1..2 tokens): 2 x 28672 x 1152.
+# of one block). x staged on one split: by default with its sums (int4, 1..2 tokens) 2 x 28672 x
+# 1152; with LOWBIT_A16W4_STREAM_XSTAGE=1 also 3 x 28672 x 2176.
 for M, N, K, g, sym in [(1, 40, 160, 32, False), (3, 264, 4160, 64, True), (17, 200, 1024, 128, False),
                         (32, 136, 384, -1, False), (40, 72, 256, 128, True), (5, 4096, 4096, 128, False),
                         (100, 256, 1024, 128, False), (8, 264, 1024, 128, False), (1, 48, 640, 32, False),

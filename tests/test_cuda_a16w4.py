@@ -268,11 +268,9 @@ def test_a16w4_gemv_splits(M, g, symmetric, dtype, N, K):
 # M = 1..2 in one split with its sums per group; the knob stages it at 1..8 tokens wherever the
 # CTA's warps cover all of K and the rows fit): N = 28672 is one split (1792 tiles, whole 4-warp
 # CTAs), N = 4096 / 8192 8 / 4 splits inside the CTA; M = 8 at K = 512 fits (8.7 KB), K = 3072 at
-# M = 8 does not (49 KB: x from global as before). One split without the sums stages x in up to 4
-# pieces of at least 4 blocks (gemv_stream_xpiece_blocks): K = 1152 is 9 blocks, pieces of
-# 4 + 4 + 1; K = 2176 17 blocks, 5 + 5 + 5 + 2. The variants a16w4-gemv-stream-xstage0 / 1 / 2 run
-# the same with it off, x only (in pieces) and with the sums wherever x fits;
-# a16w4-gemv-stream-xpieces1 / 8 (with xstage 1) with x in one piece / up to 8.
+# M = 8 does not (49 KB: x from global as before); K = 1152 / 2176: 9 / 17 blocks, one split. The
+# variants a16w4-gemv-stream-xstage0 / 1 / 2 run the same with it off, x only and with the sums
+# wherever x fits.
 @pytest.mark.parametrize("N,K", [(28672, 512), (4096, 1024), (8192, 512), (8192, 3072), (28672, 1152),
                                  (28672, 2176)])
 @pytest.mark.parametrize("M,g,symmetric,dtype", [(1, 128, False, BF16), (2, -1, True, FP16), (5, 32, False, BF16),

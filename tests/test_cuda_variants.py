@@ -63,10 +63,6 @@ VARIANTS = [
     # promotion unit) off, x only wherever it fits, and with the sums wherever it fits (int4)
     *[(f"a16w4-gemv-stream-xstage{v}", {"LOWBIT_A16W4_STREAM_XSTAGE": v, **GEMV_ONLY}, W4_FILES,
        "matches_reference or repeatable or ring_tails or splits or x_staged or graph") for v in ("0", "1", "2")],
-    # staged x in one piece (session 22's version) and in up to 8 pieces along K (default 4)
-    *[(f"a16w4-gemv-stream-xpieces{v}", {"LOWBIT_A16W4_STREAM_XPIECES": v, "LOWBIT_A16W4_STREAM_XSTAGE": "1",
-                                           **GEMV_ONLY}, W4_FILES,
-       "matches_reference or ring_tails or splits or x_staged") for v in ("1", "8")],
     # v8's first loads after its ring's first requests (before session 13; default: before them)
     ("a16w4-gemv-stream-first-late", {"LOWBIT_A16W4_STREAM_FIRST": "late", **GEMV_ONLY}, W4_FILES,
      "matches_reference or repeatable or nan_scale or large_k"),

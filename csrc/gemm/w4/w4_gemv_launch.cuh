@@ -67,16 +67,6 @@ void gemv(const GemvParams& p, const CUtensorMap& x_map, cudaStream_t stream) {
         // splits inside the CTA
         TORCH_CHECK(!p.xstage || (p.prefetch && !p.xring && p.copy == kDefaultCopy && p.xstage <= (kMx ? 1 : 2)),
                     "lowbit a16w4: v8 has no kernel with x staged here (w4_ops.cpp gemv_stream_xstage)");
-        // the pieces of x (one barrier each): at most kXPiecesMax; with the splits inside the CTA one
-        // per split (the kernel waits once per warp), with the sums one (the pass reads all of x)
-        const int x_blocks = p.K / kBlockElems;
-        TORCH_CHECK(!p.xstage || (p.xpiece_blocks > 0 &&
-                                  (x_blocks + p.xpiece_blocks - 1) / p.xpiece_blocks <= kXPiecesMax &&
-                                  (!p.minor || p.xpiece_blocks * kBlockElems == p.k_slice ||
-                                   p.xpiece_blocks == x_blocks) &&
-                                  (p.xstage != 2 || p.xpiece_blocks == x_blocks)),
-                    "lowbit a16w4: x staged in ", p.xpiece_blocks, " blocks a piece: not a layout v8 has for K = ",
-                    p.K, " (w4_ops.cpp gemv_stream_xpiece_blocks)");
         // (warps and dynamic shared memory first: the kernel picked is opened to it)
         if (p.minor == 8) warps = stream_cta_warps(8), smem = kStreamMinor8Smem;  // its rings: dynamic
         if (p.xstage) smem = (smem ? smem : 128) + p.M * (p.K + kXStagePad) * int(sizeof(T));

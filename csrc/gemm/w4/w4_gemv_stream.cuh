@@ -139,7 +139,7 @@ __global__ void __launch_bounds__(stream_cta_warps(kMinor) * 32,
   extern __shared__ __align__(128) uint4 stream_xring[];
   __shared__ __align__(8) uint64_t x_full[kXRing ? kXRingStages : 1];
   __shared__ __align__(8) uint64_t x_empty[kXRing ? kXRingStages : 1];  // all 128 threads done with a slot
-  __shared__ __align__(8) uint64_t x_staged[kXStage ? kXPiecesMax : 1];  // kXStage: a piece of x's rows landed
+  __shared__ __align__(8) uint64_t x_staged;  // kXStage: the M rows of x have landed
 
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, grp = lane / 4, tig = lane % 4;
   const int units = p.N / kTileRows;  // a warp's rows: one 16-row tile
@@ -179,25 +179,15 @@ __global__ void __launch_bounds__(stream_cta_warps(kMinor) * 32,
     ptx::tma_load_2d(xs + k * xs_u4, &x_map, &x_full[k], (kb0 + b) * kBlockElems, 0);
   };
   // kXStage: token r's row of x at x_rows + r x row_elems (all of K: the host stages only where the
-  // CTA's warps cover it), filled by warp 0's lane 0 in pieces of p.xpiece_blocks blocks along K,
-  // one bulk copy per row and piece, each piece on its own barrier (x_staged[piece]). A warp waits
-  // for the piece it reads next: the splits inside the CTA have one piece each (a warp waits once,
-  // for its own slice); one split has up to kXPiecesMax, in order along K (session 22's single
-  // barrier over all of x held 8.6% of the stall samples of 28672 x 4096 at M = 1 on the first
-  // wait, s23-call2).
+  // CTA's warps cover it), filled by warp 0's lane 0 with one bulk copy per row.
   const int row_elems = p.K + kXStagePad;
-  const int piece_blocks = kXStage ? p.xpiece_blocks : 1;
-  const int pieces = kXStage ? (p.K / kBlockElems + piece_blocks - 1) / piece_blocks : 0;
   // (the region as xs; after the rings with kDynRing)
   T* const x_rows = reinterpret_cast<T*>(xs + (kDynRing ? kCtaWarps * kStages * kSlot : 0));
   auto request_x_rows = [&] {
-    for (int i = 0; i < pieces; ++i) {
-      const int e0 = i * piece_blocks * kBlockElems, elems = min(p.K - e0, piece_blocks * kBlockElems);
-      ptx::mbarrier_arrive_expect_tx(&x_staged[i], uint32_t(p.M * elems) * sizeof(T));
-      for (int r = 0; r < p.M; ++r)
-        ptx::bulk_copy_g2s(x_rows + size_t(r) * row_elems + e0, static_cast<const T*>(p.x) + size_t(r) * p.K + e0,
-                           uint32_t(elems * sizeof(T)), &x_staged[i]);
-    }
+    ptx::mbarrier_arrive_expect_tx(&x_staged, uint32_t(p.M) * p.K * sizeof(T));
+    for (int r = 0; r < p.M; ++r)
+      ptx::bulk_copy_g2s(x_rows + size_t(r) * row_elems, static_cast<const T*>(p.x) + size_t(r) * p.K,
+                         uint32_t(p.K * sizeof(T)), &x_staged);
   };
 
 
@@ -303,8 +293,7 @@ __global__ void __launch_bounds__(stream_cta_warps(kMinor) * 32,
       }
     }
     if constexpr (kXStage) {
-      if (warp == 0)
-        for (int i = 0; i < pieces; ++i) ptx::mbarrier_init(&x_staged[i], 1);
+      if (warp == 0) ptx::mbarrier_init(&x_staged, 1);
     }
     ptx::fence_barrier_init();
     if constexpr (kXStage) {  // x before the rings' first blocks (as the first block's x, session 13)
@@ -328,15 +317,7 @@ __global__ void __launch_bounds__(stream_cta_warps(kMinor) * 32,
   // (kXStage: the same, for x_staged; the host stages x only where every warp of the CTA is active)
   if constexpr (kXRing || kXStage) __syncthreads();
   else __syncwarp();
-  // kXStage: the piece of the warp's first block; x_piece / x_next: the next piece and the block
-  // (relative to kb0) where it starts (kSumStaged: one piece, all of x, for the sums below)
-  int x_piece = 0, x_next = 0;
-  if constexpr (kXStage) {
-    x_piece = kb0 / piece_blocks;
-    ptx::mbarrier_wait(&x_staged[x_piece], 0);
-    ++x_piece;
-    x_next = x_piece * piece_blocks - kb0;
-  }
+  if constexpr (kXStage) ptx::mbarrier_wait(&x_staged, 0);
   if constexpr (kSumStaged) {
     // the unit sums of the staged rows: a thread sums a chunk of 32, the kPer lanes of a unit (a
     // unit's chunks are consecutive lanes: K / 32 is a multiple of 4) add theirs by shuffles, the
@@ -425,13 +406,6 @@ __global__ void __launch_bounds__(stream_cta_warps(kMinor) * 32,
     // of each chunk: from the CTA's x slot (kXRing; rows 256 bytes apart: a quad phase's two
     // tokens share banks, 2-way) or from the registers loaded from global.
     uint4 xv[4][kTiles];
-    if constexpr (kXStage && !kMinor && !kSumStaged) {  // (kMinor: the warp's slice is one piece)
-      if (b == x_next) {  // (warp-uniform) the block starts the next piece of x
-        ptx::mbarrier_wait(&x_staged[x_piece], 0);
-        ++x_piece;
-        x_next += piece_blocks;
-      }
-    }
     if constexpr (kXRing) ptx::mbarrier_wait(&x_full[b % kXRingStages], (b / kXRingStages) & 1);
 #pragma unroll
     for (int j = 0; j < 4; ++j)

@@ -188,8 +188,10 @@ int64_t gemv_stream_minor_splits(int64_t planned, int64_t blocks) {
 // s23-call4 (H200, on / off twice, 100 replays a point; the repeats within 1-3%): 28672 x 4096
 // +7..+10% at M = 1 / 2 (g128 25.0 -> 23.0 us at M = 1), 28672 x 8192 at M = 1 per channel +12%
 // but g128 -9% (not understood); the splits inside the CTA lost at M = 1..4 (4096^2 -9..-14%,
-// 6144 x 4096 -3..-10%, 8192^2 -3..-6% at M = 1; x in pieces, one per split, did not save it), and
-// mxfp4 lost or tied everywhere (-1..-12%).
+// 6144 x 4096 -3..-10%, 8192^2 -3..-6% at M = 1; x copied in pieces along K on a barrier each,
+// one per split, lost as much: not kept), and mxfp4 lost or tied everywhere (-1..-12%).
+// s23-call5, this default against off: 28672 x 4096 +8.5..+12% at M = 1 / 2, 28672 x 8192 per
+// channel +15.6% at M = 1; Llama-3-8B's decode step 2.352 -> 2.333 ms.
 // LOWBIT_A16W4_STREAM_XSTAGE=0|1|2: off, x only, or with the sums wherever x fits (int4) (A/B
 // runs). Returns 0, 1 or 2.
 int gemv_stream_xstage(int64_t M, int64_t N, int64_t K, int64_t g, bool mx, int64_t splits, const GemvParams& p,
@@ -203,18 +205,6 @@ int gemv_stream_xstage(int64_t M, int64_t N, int64_t K, int64_t g, bool mx, int6
   const int mode = mx ? 1 : forced ? int(knob) : 2;
   const int64_t bytes = M * (K + kXStagePad) * elem_bytes + 128 + (mode == 2 ? M * (K / 32) * 4 : 0);
   return bytes <= stream_xstage_budget(p.minor) ? mode : 0;
-}
-// The blocks of K per piece of staged x (p.xstage set): the splits inside the CTA one piece per
-// split (a warp waits once, for its own slice); one split LOWBIT_A16W4_STREAM_XPIECES pieces
-// (default 4; at least 4 blocks each); with the sums one piece (their pass reads all of x).
-// LOWBIT_A16W4_STREAM_XPIECES=1: one piece everywhere (session 22's version, A/B runs).
-int gemv_stream_xpiece_blocks(const GemvParams& p) {
-  static const int64_t knob = env::integer("LOWBIT_A16W4_STREAM_XPIECES", 4);
-  const int blocks = p.K / kBlockElems;
-  if (p.xstage == 2 || knob <= 1) return blocks;
-  if (p.minor) return p.k_slice / kBlockElems;
-  const int pieces = int(std::min<int64_t>(knob, kXPiecesMax));
-  return std::max(4, (blocks + pieces - 1) / pieces);
 }
 // v8's split: about LOWBIT_A16W4_STREAM_WARPS (default 16) warps per SM in all, at most one wave
 // (the launch bounds leave room for 12-16), each warp one 16-row tile over K / splits.
@@ -274,7 +264,6 @@ Tensor gemv(const Tensor& x, const Tensor& w, const Tensor& scales, const OptTen
   p.splits = plan.splits;
   p.minor = stream ? gemv_stream_minor(M, N, g, mx, plan.splits, p) : 0;
   p.xstage = stream ? gemv_stream_xstage(M, N, K, g, mx, plan.splits, p, int(x.element_size())) : 0;
-  p.xpiece_blocks = p.xstage ? gemv_stream_xpiece_blocks(p) : 0;
   CUtensorMap x_map{};  // boxes of M x 128 elements (one block of every token)
   if (p.xring) x_map = tma::make_2d_rows16(x.data_ptr(), M, K, K, uint32_t(M), kBlockElems);
   // arrival counters: per 128-row CTA, or per 16-row tile (v8)
@@ -285,10 +274,9 @@ Tensor gemv(const Tensor& x, const Tensor& w, const Tensor& scales, const OptTen
   static const bool debug = env::flag("LOWBIT_DEBUG");
   if (debug)
     std::fprintf(stderr,
-                 "[lowbit a16w4] gemv v%d M=%lld N=%lld K=%lld g=%lld k_slice=%d splits=%d minor=%d xstage=%d "
-                 "xpiece_blocks=%d\n",
+                 "[lowbit a16w4] gemv v%d M=%lld N=%lld K=%lld g=%lld k_slice=%d splits=%d minor=%d xstage=%d\n",
                  stream ? 8 : regs == 0 ? 6 : 7, (long long)M, (long long)N, (long long)K, (long long)g, plan.k_slice,
-                 plan.splits, p.minor, p.xstage, p.xpiece_blocks);
+                 plan.splits, p.minor, p.xstage);
   launch_gemv(elem_of(x), p, mx, at::cuda::getCurrentCUDAStream(), p.xring ? &x_map : nullptr);
   return out;
 }

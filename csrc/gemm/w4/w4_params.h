@@ -31,7 +31,6 @@ struct GemvParams {
   int copy;               // v8: K blocks per bulk copy, 1, 2 or 4 (w4_ops.cpp gemv_stream_copy)
   int minor;              // v8: 0, or 2 / 4 / 8: the K splits inside the CTA (w4_ops.cpp gemv_stream_minor)
   int xstage;             // v8: 1 / 2: x / x and its chunk sums staged per CTA (w4_ops.cpp gemv_stream_xstage)
-  int xpiece_blocks;      // v8 with x staged: 128-element blocks of K per piece (one barrier each, kXPiecesMax)
 };
 
 // GEMV v8 (w4_gemv_stream.cuh): warps that work alone, each one 16-row tile over one K split,
@@ -73,9 +72,6 @@ constexpr int kStreamMinor8Smem = 8 * kStreamStages * 1024 + 128;
 // most 36480 bytes static) 20 KB, 8-warp CTAs (2 an SM, 6272 static, 64 KB + 128 of rings) 42 KB.
 constexpr int kXStagePad = 32;
 constexpr int stream_xstage_budget(int minor) { return minor > kStreamWarps ? 42 * 1024 : 20 * 1024; }
-// kXStage's pieces: x's rows are copied in at most this many pieces along K, each on its own
-// barrier, so a warp waits only for the piece it reads next (w4_ops.cpp gemv_stream_xstage).
-constexpr int kXPiecesMax = 8;
 
 constexpr int kGemvStages = 4;                 // 128-element weight blocks in flight per warp (1 KB each)
 
