@@ -1432,6 +1432,8 @@ TAIL=14 step 120 ncu_28672x4096 env OUT="$OUT/ncu_28672x4096" PROFILE_SHAPE=2867
   bash tools/gemv_profile.sh; snap
 python3 tools/ncu_stalls.py "$OUT/ncu_28672x4096/gemv_v8_source.csv" > "$OUT/ncu_stalls.txt" 2>&1; snap
 fi
+# (Parts 132 / 133 ran on s23-xpieces 595521d; the pieces and their knob were removed after
+# s23-call4, NOTES "Session 23".)
 # Session 23, branch s23-xpieces: staged x in pieces along K, one barrier each (the splits inside
 # the CTA one piece per split: a warp waits for its own slice only; one split up to 4 pieces) and
 # the sums only where the CTA is one split. s23-call2's ncu put 8.6% of the stall samples of
