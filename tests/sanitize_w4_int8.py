@@ -27,13 +27,15 @@ gen = torch.Generator().manual_seed(0)
 # 2048 (64 tokens per CTA, 8 splits of 2 blocks: the stage ring runs within a split). v8's K splits
 # inside the CTA: 5 x 4096 x 4096 (8 splits by default), 1 x 16384 x 4096 (2); with
 # LOWBIT_A16W4_STREAM_MINOR=force8 also 3 x 128 x 2048 and 5 x 48 x 1920 (15 blocks: 8 splits, the last
-# of one block)
+# of one block). x staged on one split: by default with its sums (int4, 1..2 tokens) 2 x 28672 x
+# 1152; with LOWBIT_A16W4_STREAM_XSTAGE=1 also 3 x 28672 x 2176.
 for M, N, K, g, sym in [(1, 40, 160, 32, False), (3, 264, 4160, 64, True), (17, 200, 1024, 128, False),
                         (32, 136, 384, -1, False), (40, 72, 256, 128, True), (5, 4096, 4096, 128, False),
                         (100, 256, 1024, 128, False), (8, 264, 1024, 128, False), (1, 48, 640, 32, False),
                         (16, 256, 1280, 128, True), (3, 128, 2048, -1, False), (1, 16384, 4096, 128, False),
                         (24, 256, 2048, 128, False), (32, 128, 1024, -1, True), (64, 1280, 2048, 128, True),
-                        (5, 48, 1920, 128, True)]:
+                        (5, 48, 1920, 128, True), (3, 28672, 2176, 128, False),
+                        (2, 28672, 1152, -1, True)]:
     x = rand_x(M, K, torch.bfloat16, gen=gen)
     w, s, z = a16w4_operands(N, K, g, sym, torch.bfloat16, gen)
     ref = ops.a16w4_linear(x, w, s, z, g, None)

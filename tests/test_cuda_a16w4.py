@@ -264,6 +264,30 @@ def test_a16w4_gemv_splits(M, g, symmetric, dtype, N, K):
     bitwise_repeatable(lambda: ops.a16w4_linear(xc, wc, sc, zc, g, bc))
 
 
+# GEMV v8 with x staged in shared memory (w4_ops.cpp gemv_stream_xstage; by default int4 at
+# M = 1..2 in one split with its sums per group; the knob stages it at 1..8 tokens wherever the
+# CTA's warps cover all of K and the rows fit): N = 28672 is one split (1792 tiles, whole 4-warp
+# CTAs), N = 4096 / 8192 8 / 4 splits inside the CTA; M = 8 at K = 512 fits (8.7 KB), K = 3072 at
+# M = 8 does not (49 KB: x from global as before); K = 1152 / 2176: 9 / 17 blocks, one split. The
+# variants a16w4-gemv-stream-xstage0 / 1 / 2 run the same with it off, x only and with the sums
+# wherever x fits.
+@pytest.mark.parametrize("N,K", [(28672, 512), (4096, 1024), (8192, 512), (8192, 3072), (28672, 1152),
+                                 (28672, 2176)])
+@pytest.mark.parametrize("M,g,symmetric,dtype", [(1, 128, False, BF16), (2, -1, True, FP16), (5, 32, False, BF16),
+                                                 (8, 64, True, FP16)])
+def test_a16w4_gemv_x_staged(M, g, symmetric, dtype, N, K):
+    gen = torch.Generator().manual_seed(N + K + 3 * M)
+    x = rand_x(M, K, dtype, gen=gen)
+    w, scales, zeros = a16w4_operands(N, K, g, symmetric, dtype, gen)
+    bias = torch.randn(N, generator=gen).to(dtype)
+    ref = ops.a16w4_linear(x, w, scales, zeros, g, bias)
+    xc, wc, sc, zc, bc = to_cuda(x, w, scales, zeros, bias)
+    poison_allocator(M * N * 2)
+    y = ops.a16w4_linear(xc, wc, sc, zc, g, bc)
+    assert_close_elementwise(y, ref, x, dequant64(w, scales, zeros, g), 2.0 ** -9, "gemv x staged")
+    bitwise_repeatable(lambda: ops.a16w4_linear(xc, wc, sc, zc, g, bc))
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_a16w4_cuda_graph_and_compile(dtype):
     gen = torch.Generator().manual_seed(7)

@@ -58,7 +58,11 @@ VARIANTS = [
        "matches_reference or repeatable or nan_scale or large_k or ring_tails or splits or graph or opcheck")
       for f in ("force", "force8")],
     ("a16w4-gemv-stream-minor-off", {"LOWBIT_A16W4_STREAM_MINOR": "0", **GEMV_ONLY}, W4_FILES,
-     "matches_reference or repeatable or ring_tails or splits"),
+     "matches_reference or repeatable or ring_tails or splits or x_staged"),
+    # v8's x staged in shared memory (default: int4 at 1..2 tokens in one split, with its sums per
+    # promotion unit) off, x only wherever it fits, and with the sums wherever it fits (int4)
+    *[(f"a16w4-gemv-stream-xstage{v}", {"LOWBIT_A16W4_STREAM_XSTAGE": v, **GEMV_ONLY}, W4_FILES,
+       "matches_reference or repeatable or ring_tails or splits or x_staged or graph") for v in ("0", "1", "2")],
     # v8's first loads after its ring's first requests (before session 13; default: before them)
     ("a16w4-gemv-stream-first-late", {"LOWBIT_A16W4_STREAM_FIRST": "late", **GEMV_ONLY}, W4_FILES,
      "matches_reference or repeatable or nan_scale or large_k"),

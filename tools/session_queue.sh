@@ -1402,3 +1402,86 @@ done
 TAIL=12 step 150 model python3 bench/model.py --fused --decode-mode regional --formats a16w4 --batch 1 --prefill "" \
   --out "$OUT/model.json"; snap
 fi
+# (Branch s22-sumx, on s22-xstage: int4 at 1..2 tokens also stages x's sums per group, half the
+# MMAs. Run the two parts there: its knob gives x only (=1) and off (=0), so one build A/Bs all
+# three in part 131; part 130's variants include xstage0 / 1 / 2, ~400 s with the build.)
+# Session 22's blind candidate, branch s22-xstage: v8's x staged in shared memory once per CTA at
+# 1..8 tokens where the CTA's warps cover all of K (one split, or the splits inside the CTA) and the
+# rows fit; s22-call6's ncu put 35% of v8's stall samples at M = 1 on the MMAs waiting for x's
+# global loads. After the a16w4 / mxfp4 tests: memcheck and racecheck (sanitize_w4_int8.py stages
+# x at 1 x 16384 x 4096 and 5 x 4096 x 4096), the xstage-off and minor variants, the A/B against
+# =0 (~450 s with the build; part 131 follows warm):
+#   PART=130 LOWBIT_KERNELS=quant,w4 TESTS="tests/test_cuda_a16w4.py tests/test_cuda_mxfp4.py" EXTRA='bash tools/session_queue.sh' BENCH=0 bash tools/device_run.sh "x_staged or splits or ring_tails or graph or matches_reference"
+if [ "$PART" = 130 ]; then
+for tool in memcheck racecheck; do
+  step 60 ${tool}_xstage compute-sanitizer --tool $tool --error-exitcode 9 python3 tests/sanitize_w4_int8.py; snap
+done
+TAIL=8 step 320 variants_xstage python3 -m pytest -q -m cuda -p no:cacheprovider tests/test_cuda_variants.py -k "xstage or minor"; snap
+fi
+# Then, warm (no rebuild: OUT=$OUT PART=131 bash tools/session_queue.sh): the A/B (default / off /
+# x only) at 1, 2, 4, 8 tokens on 7 shapes, Llama-3-8B's decode step (s22-call6: 2.330 ms, 2.02x
+# bf16) and ncu of the staged kernel at 28672 x 4096, M = 1 (compare with s22-call6's stall
+# breakdown: tools/ncu_stalls.py). ~400 s.
+if [ "$PART" = 131 ]; then
+TAIL=30 step_ab 60 xs "on:" "off:LOWBIT_A16W4_STREAM_XSTAGE=0" "x1:LOWBIT_A16W4_STREAM_XSTAGE=1" -- --formats a16w4,mxfp4 --a16w4-groups=128,-1 --ms 1,2,4,8 \
+  --shapes 8192x8192,28672x4096,4096x14336,4096x4096,14336x4096,6144x4096,28672x8192 --peers none --no-ceilings --budget-s 40; snap
+TAIL=12 step 150 model python3 bench/model.py --fused --decode-mode regional --formats a16w4,mxfp4 --batch 1 --prefill "" \
+  --out "$OUT/model.json"; snap
+mkdir -p "$OUT/ncu_28672x4096"
+TAIL=14 step 120 ncu_28672x4096 env OUT="$OUT/ncu_28672x4096" PROFILE_SHAPE=28672x4096 CLOCKS=none VARIANTS="v8:a16w4:" \
+  bash tools/gemv_profile.sh; snap
+python3 tools/ncu_stalls.py "$OUT/ncu_28672x4096/gemv_v8_source.csv" > "$OUT/ncu_stalls.txt" 2>&1; snap
+fi
+# (Parts 132 / 133 ran on s23-xpieces 595521d; the pieces and their knob were removed after
+# s23-call4, NOTES "Session 23".)
+# Session 23, branch s23-xpieces: staged x in pieces along K, one barrier each (the splits inside
+# the CTA one piece per split: a warp waits for its own slice only; one split up to 4 pieces) and
+# the sums only where the CTA is one split. s23-call2's ncu put 8.6% of the stall samples of
+# 28672 x 4096 at M = 1 on the single wait for all of x; the splits inside the CTA lost 7-18% at
+# M = 2 / 4 to it. Part 132 with the build (~330 s):
+#   PART=132 LOWBIT_KERNELS=quant,w4 TESTS="tests/test_cuda_a16w4.py tests/test_cuda_mxfp4.py" EXTRA='bash tools/session_queue.sh' BENCH=0 bash tools/device_run.sh "x_staged or splits or ring_tails or graph or matches_reference"
+if [ "$PART" = 132 ]; then
+LOWBIT_DEBUG=1 python3 - <<'PY' > "$OUT/xpieces_plans.txt" 2>&1
+import torch, lowbit_ext
+from lowbit_ext import ops
+for N, K in [(28672, 4096), (28672, 2176), (4096, 4096), (6144, 4096), (14336, 4096), (4096, 14336), (28672, 8192)]:
+    for M in (1, 2, 4):
+        x = torch.randn(M, K, dtype=torch.bfloat16, device="cuda")
+        w = ops.prepack_w4(torch.randint(0, 256, (N, K // 2), dtype=torch.uint8, device="cuda"))
+        s = torch.rand(N, K // 128, dtype=torch.bfloat16, device="cuda")
+        ops.a16w4_linear(x, w, s, None, 128, None)
+torch.cuda.synchronize()
+PY
+for tool in memcheck racecheck; do
+  step 60 ${tool}_xpieces compute-sanitizer --tool $tool --error-exitcode 9 python3 tests/sanitize_w4_int8.py; snap
+done
+TAIL=8 step 200 variants_xpieces python3 -m pytest -q -m cuda -p no:cacheprovider tests/test_cuda_variants.py -k "xpieces or xstage1"; snap
+fi
+# Then warm (OUT=$OUT PART=133 bash tools/session_queue.sh): the A/B at 100 replays a point (on /
+# off / one piece / x only in pieces everywhere, then on and off again: the spread of a repeat),
+# Llama-3-8B's decode step with it on and off. ~420 s.
+if [ "$PART" = 133 ]; then
+TAIL=4 step_ab 70 xp "on:" "off:LOWBIT_A16W4_STREAM_XSTAGE=0" "p1:LOWBIT_A16W4_STREAM_XPIECES=1" \
+  "x1:LOWBIT_A16W4_STREAM_XSTAGE=1" "on2:" "off2:LOWBIT_A16W4_STREAM_XSTAGE=0" -- --formats a16w4,mxfp4 --a16w4-groups=128,-1 \
+  --ms 1,2,4,8 --shapes 8192x8192,28672x4096,4096x14336,4096x4096,14336x4096,6144x4096,28672x8192 --peers none \
+  --no-ceilings --reps 100 --budget-s 60; snap
+for v in on off; do
+  e=""; [ $v = off ] && e="LOWBIT_A16W4_STREAM_XSTAGE=0"
+  TAIL=8 step 100 model_$v env $e python3 bench/model.py --fused --decode-mode regional --formats a16w4,mxfp4 --batch 1 \
+    --prefill "" --out "$OUT/model_$v.json"; snap
+done
+fi
+# s23-call4 chose the default: x staged (with its sums) only for int4 at 1..2 tokens in one split
+# where K <= 4096 or per channel. Part 134 with the build: the A/B on / off twice at 1 / 2 tokens,
+# Llama-3-8B's decode on / off (~420 s):
+#   PART=134 LOWBIT_KERNELS=quant,w4 TESTS="tests/test_cuda_a16w4.py" EXTRA='bash tools/session_queue.sh' BENCH=0 bash tools/device_run.sh "x_staged or splits or matches_reference"
+if [ "$PART" = 134 ]; then
+TAIL=4 step_ab 60 xd "on:" "off:LOWBIT_A16W4_STREAM_XSTAGE=0" "on2:" "off2:LOWBIT_A16W4_STREAM_XSTAGE=0" -- \
+  --formats a16w4 --a16w4-groups=128,-1 --ms 1,2 --shapes 8192x8192,28672x4096,4096x14336,4096x4096,14336x4096,6144x4096,28672x8192 \
+  --peers none --no-ceilings --reps 100 --budget-s 50; snap
+for v in on off; do
+  e=""; [ $v = off ] && e="LOWBIT_A16W4_STREAM_XSTAGE=0"
+  TAIL=8 step 100 model_$v env $e python3 bench/model.py --fused --decode-mode regional --formats a16w4 --batch 1 \
+    --prefill "" --out "$OUT/model_$v.json"; snap
+done
+fi

@@ -30,6 +30,12 @@ void allow_dynamic_smem(int bytes) {
     allowed = bytes;
   }
 }
+// kKernel, opened to `bytes` first (for a choice among kernels: the one picked is opened)
+template <auto kKernel>
+auto opened_to(int bytes) {
+  allow_dynamic_smem<kKernel>(bytes);
+  return kKernel;
+}
 
 // x_map: x's TMA map for v8 with x through the ring (p.xring), else unused.
 template <typename T, int kTiles, int kChunks, bool kZeros, bool kMx = false>
@@ -57,18 +63,33 @@ void gemv(const GemvParams& p, const CUtensorMap& x_map, cudaStream_t stream) {
                                  (p.minor == 2 || p.minor == 4 || p.minor == 8)),
                     "lowbit a16w4: v8 has no kernel for ", p.minor, " splits inside the CTA here (w4_ops.cpp "
                     "gemv_stream_minor)");
-        if (p.minor == 2) kernel = a16w4_gemv_stream_kernel<T, 1, kChunks, kZeros, kMx, true, false, kDefaultCopy, 2>;
-        if (p.minor == 4) kernel = a16w4_gemv_stream_kernel<T, 1, kChunks, kZeros, kMx, true, false, kDefaultCopy, 4>;
-        if (p.minor == 8) {  // a CTA of 8 warps, their rings in dynamic shared memory
-          constexpr auto kMinor8 = a16w4_gemv_stream_kernel<T, 1, kChunks, kZeros, kMx, true, false, kDefaultCopy, 8>;
-          kernel = kMinor8;
-          warps = stream_cta_warps(8), smem = kStreamMinor8Smem;
-          allow_dynamic_smem<kMinor8>(smem);
-        }
+        // x staged in shared memory (p.xstage 1; 2: with its chunk sums, int4), with or without the
+        // splits inside the CTA
+        TORCH_CHECK(!p.xstage || (p.prefetch && !p.xring && p.copy == kDefaultCopy && p.xstage <= (kMx ? 1 : 2)),
+                    "lowbit a16w4: v8 has no kernel with x staged here (w4_ops.cpp gemv_stream_xstage)");
+        // (warps and dynamic shared memory first: the kernel picked is opened to it)
+        if (p.minor == 8) warps = stream_cta_warps(8), smem = kStreamMinor8Smem;  // its rings: dynamic
+        if (p.xstage) smem = (smem ? smem : 128) + p.M * (p.K + kXStagePad) * int(sizeof(T));
+        if (p.xstage == 2) smem += p.M * (p.K / 32) * int(sizeof(float));
+        // kM splits inside the CTA (0: none), x as p.xstage says (MX: no sums to stage, never asked)
+        auto pick = [&]<int kM>() {
+          constexpr auto kPlain = a16w4_gemv_stream_kernel<T, 1, kChunks, kZeros, kMx, true, false, kDefaultCopy, kM>;
+          constexpr auto kStaged =
+              a16w4_gemv_stream_kernel<T, 1, kChunks, kZeros, kMx, true, false, kDefaultCopy, kM, 1>;
+          constexpr auto kWithSums =
+              a16w4_gemv_stream_kernel<T, 1, kChunks, kZeros, kMx, true, false, kDefaultCopy, kM, kMx ? 1 : 2>;
+          kernel = p.xstage == 2 ? opened_to<kWithSums>(smem) : p.xstage ? opened_to<kStaged>(smem)
+                                                                          : opened_to<kPlain>(smem);
+        };
+        if (p.minor == 2) pick.template operator()<2>();
+        if (p.minor == 4) pick.template operator()<4>();
+        if (p.minor == 8) pick.template operator()<8>();  // a CTA of 8 warps
+        if (!p.minor && p.xstage) pick.template operator()<0>();
         if (!kernel && p.copy == 2) kernel = a16w4_gemv_stream_kernel<T, 1, kChunks, kZeros, kMx, true, false, 2>;
         if (!kernel && p.copy == 4) kernel = a16w4_gemv_stream_kernel<T, 1, kChunks, kZeros, kMx, true, false, 4>;
       }
-      TORCH_CHECK(!p.minor || kTiles == 1, "lowbit a16w4: v8's splits inside the CTA at 1..8 tokens only");
+      TORCH_CHECK((!p.minor && !p.xstage) || kTiles == 1,
+                  "lowbit a16w4: v8's splits inside the CTA and x staged at 1..8 tokens only");
       if (!kernel)
         kernel = p.prefetch && kTiles <= 2 ? a16w4_gemv_stream_kernel<T, kTiles, kChunks, kZeros, kMx, kTiles <= 2>
                                            : a16w4_gemv_stream_kernel<T, kTiles, kChunks, kZeros, kMx, false>;

@@ -94,8 +94,19 @@ struct ScaleVec<8> {
 // (s22-call2). At 1..8 tokens, without the x ring. kMinor = 8: a
 // CTA of 8 warps (one tile's 8 splits; two CTAs per SM, the same 16 warps and registers), its
 // 64 KB of rings in dynamic shared memory (over the 48 KB static limit).
+// kXStage (1..8 tokens with the prefetch, where the CTA's warps need all of K: one split, or the
+// splits inside the CTA): x staged in shared memory once per CTA (one bulk copy per token row, rows
+// K + 32 elements apart: a quad phase's two rows in different bank halves), read by LDS next to its
+// MMAs, instead of LDGs one block ahead. Why: ncu of v8 at M = 1 (s22-call6) put 35% of the stall
+// samples on the first MMA of a block's x, long scoreboard: ptxas puts the next block's x / scale
+// loads on the same scoreboard, so the MMA waits for the loads issued just before it. Dynamic
+// shared memory: M x (2K + 64) bytes after the rings (kMinor = 8) or alone, + 128.
+// kXStage = 2 (int4): also the sums of x per promotion unit (a group; per channel: a block),
+// computed once per CTA from the staged rows (at most M x K / 32 floats after them), one LDS per
+// column and unit in the promotion instead of the 8 all-ones MMAs a block that summed x (half of
+// the block's MMAs at 1..8 tokens).
 template <typename T, int kTiles, int kChunks, bool kZeros, bool kMx = false, bool kPrefetch = true,
-          bool kXRing = false, int kCopy = 1, int kMinor = 0>
+          bool kXRing = false, int kCopy = 1, int kMinor = 0, int kXStage = 0>
 __global__ void __launch_bounds__(stream_cta_warps(kMinor) * 32,
                                   stream_ctas_per_sm(kTiles, kPrefetch) * kStreamWarps / stream_cta_warps(kMinor))
     a16w4_gemv_stream_kernel(const GemvParams p, const __grid_constant__ CUtensorMap x_map) {
@@ -107,9 +118,12 @@ __global__ void __launch_bounds__(stream_cta_warps(kMinor) * 32,
                 "blocks per copy: 2 or 4 only on the prefetching loop without the x ring");
   static_assert(kMinor == 0 || ((kMinor == 2 || kMinor == 4 || kMinor == 8) && kTiles == 1 && kPrefetch && !kXRing),
                 "splits inside the CTA: 2, 4 or 8, at 1..8 tokens without the x ring");
+  static_assert(!kXStage || (kTiles == 1 && kPrefetch && !kXRing), "x staged: at 1..8 tokens, without the x ring");
+  static_assert(kXStage >= 0 && kXStage <= 2 && (kXStage != 2 || !kMx), "x staged (1), with its chunk sums (2: int4)");
+  constexpr bool kSumStaged = kXStage == 2;
   constexpr int kCtaWarps = stream_cta_warps(kMinor);
   constexpr bool kDynRing = kCtaWarps > kStreamWarps;  // the rings in dynamic shared memory (kMinor = 8)
-  constexpr bool kSumX = !kMx;                           // int4: the (z + base) * sum x term (all-ones MMA)
+  constexpr bool kSumX = !kMx && !kSumStaged;  // int4: the (z + base) * sum x term (all-ones MMA, or staged)
   constexpr int kGroups = kChunks == 0 ? 1 : 4 / kChunks;  // scale entries per row and block
   constexpr int kStages = kStreamStages / kCopy;  // ring slots of kCopy KB per warp
   constexpr int kSlot = 64 * kCopy;                // uint4 per slot
@@ -125,6 +139,7 @@ __global__ void __launch_bounds__(stream_cta_warps(kMinor) * 32,
   extern __shared__ __align__(128) uint4 stream_xring[];
   __shared__ __align__(8) uint64_t x_full[kXRing ? kXRingStages : 1];
   __shared__ __align__(8) uint64_t x_empty[kXRing ? kXRingStages : 1];  // all 128 threads done with a slot
+  __shared__ __align__(8) uint64_t x_staged;  // kXStage: the M rows of x have landed
 
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, grp = lane / 4, tig = lane % 4;
   const int units = p.N / kTileRows;  // a warp's rows: one 16-row tile
@@ -163,6 +178,17 @@ __global__ void __launch_bounds__(stream_cta_warps(kMinor) * 32,
     ptx::mbarrier_arrive_expect_tx(&x_full[k], 256 * p.M);
     ptx::tma_load_2d(xs + k * xs_u4, &x_map, &x_full[k], (kb0 + b) * kBlockElems, 0);
   };
+  // kXStage: token r's row of x at x_rows + r x row_elems (all of K: the host stages only where the
+  // CTA's warps cover it), filled by warp 0's lane 0 with one bulk copy per row.
+  const int row_elems = p.K + kXStagePad;
+  // (the region as xs; after the rings with kDynRing)
+  T* const x_rows = reinterpret_cast<T*>(xs + (kDynRing ? kCtaWarps * kStages * kSlot : 0));
+  auto request_x_rows = [&] {
+    ptx::mbarrier_arrive_expect_tx(&x_staged, uint32_t(p.M) * p.K * sizeof(T));
+    for (int r = 0; r < p.M; ++r)
+      ptx::bulk_copy_g2s(x_rows + size_t(r) * row_elems, static_cast<const T*>(p.x) + size_t(r) * p.K,
+                         uint32_t(p.K * sizeof(T)), &x_staged);
+  };
 
 
   // This thread's rows: r0 = tile row grp and r1 = grp + 8.
@@ -170,9 +196,22 @@ __global__ void __launch_bounds__(stream_cta_warps(kMinor) * 32,
   // x's column grp of token tile t is token 8t + grp; past M it reads token M - 1 instead of
   // zeros (no predicates): those MMA columns are tokens >= M, never stored.
   const T* xp[kTiles];  // the x of the block at the loop's base (advance below); block base + i's at + i x 128
+  const T* xsp[kTiles];  // kXStage: the same in shared memory
 #pragma unroll
-  for (int t = 0; t < kTiles; ++t)
+  for (int t = 0; t < kTiles; ++t) {
     xp[t] = static_cast<const T*>(p.x) + size_t(min(t * 8 + grp, p.M - 1)) * p.K + size_t(kb0) * kBlockElems + 8 * tig;
+    xsp[t] = x_rows + min(t * 8 + grp, p.M - 1) * row_elems + kb0 * kBlockElems + 8 * tig;
+  }
+  // kSumStaged: token r's sums per promotion unit (kPer chunks of 32) at x_sums + r x units; this
+  // thread's accumulator columns 2 tig and 2 tig + 1 (tokens past M read token M - 1: never stored),
+  // at the loop's base block (units: K / (32 kPer) a token)
+  constexpr int kPer = kChunks == 0 ? 4 : kChunks;  // chunks per promotion (per channel: every block)
+  constexpr int kUnitsPerBlock = 4 / kPer;
+  const int sum_units = p.K / (32 * kPer);
+  float* const x_sums = reinterpret_cast<float*>(x_rows + p.M * row_elems);
+  const float* sum_col[2];
+#pragma unroll
+  for (int c = 0; c < 2; ++c) sum_col[c] = x_sums + min(2 * tig + c, p.M - 1) * sum_units + kb0 * kUnitsPerBlock;
   // Scales (N, groups) row-major: this block's kGroups entries of a row are contiguous.
   const int groups = kMx ? p.K / 32 : (kChunks == 0 ? 1 : p.K / p.group);
   const int g0 = kChunks == 0 ? 0 : kb0 * kGroups;
@@ -206,7 +245,7 @@ __global__ void __launch_bounds__(stream_cta_warps(kMinor) * 32,
   // 0 advanced per load, one 64-bit multiply-add per scale vector and four instructions for x's
   // address, ~10 of the ~132 instructions a block at M = 1.)
   auto load_in = [&](In& in, int rel) {  // block base + rel: its x at xp + rel x 128, scale vectors at s_row / z_row + rel
-    if constexpr (!kXRing) {  // (kXRing: x comes with the block's slot)
+    if constexpr (!kXRing && !kXStage) {  // (kXRing: x comes with the block's slot; kXStage: staged)
 #pragma unroll
       for (int j = 0; j < 4; ++j)
 #pragma unroll
@@ -220,7 +259,9 @@ __global__ void __launch_bounds__(stream_cta_warps(kMinor) * 32,
   };
   auto advance = [&](int blocks) {  // the loads' base moves on by `blocks`
 #pragma unroll
-    for (int t = 0; t < kTiles; ++t) xp[t] += blocks * kBlockElems;
+    for (int t = 0; t < kTiles; ++t) xp[t] += blocks * kBlockElems, xsp[t] += blocks * kBlockElems;
+#pragma unroll
+    for (int c = 0; c < 2; ++c) sum_col[c] += blocks * kUnitsPerBlock;
 #pragma unroll
     for (int h = 0; h < 2; ++h) {
       s_row[h] += blocks * kVecStep;
@@ -251,7 +292,13 @@ __global__ void __launch_bounds__(stream_cta_warps(kMinor) * 32,
           ptx::mbarrier_init(&x_full[k], 1), ptx::mbarrier_init(&x_empty[k], kStreamWarps * 32);
       }
     }
+    if constexpr (kXStage) {
+      if (warp == 0) ptx::mbarrier_init(&x_staged, 1);
+    }
     ptx::fence_barrier_init();
+    if constexpr (kXStage) {  // x before the rings' first blocks (as the first block's x, session 13)
+      if (warp == 0) request_x_rows();
+    }
     // the ring's first fills, blocks 0 .. kStages - 1 of the split (session 13's candidate that
     // requested only 1, 2 or 4 of them before block 0 measured within +-1% of all eight, s14-call1)
 #pragma unroll
@@ -267,8 +314,38 @@ __global__ void __launch_bounds__(stream_cta_warps(kMinor) * 32,
   }
   // kXRing: the other warps wait on barriers warp 0 initialized (every warp of the CTA is active:
   // the host takes this path only when the CTA's four tiles are in one split)
-  if constexpr (kXRing) __syncthreads();
+  // (kXStage: the same, for x_staged; the host stages x only where every warp of the CTA is active)
+  if constexpr (kXRing || kXStage) __syncthreads();
   else __syncwarp();
+  if constexpr (kXStage) ptx::mbarrier_wait(&x_staged, 0);
+  if constexpr (kSumStaged) {
+    // the unit sums of the staged rows: a thread sums a chunk of 32, the kPer lanes of a unit (a
+    // unit's chunks are consecutive lanes: K / 32 is a multiple of 4) add theirs by shuffles, the
+    // unit's first lane stores; every lane runs every round (out-of-range chunks count 0)
+    const int chunks = p.K / 32, total = p.M * chunks;
+    for (int c0 = 0; c0 < total; c0 += kCtaWarps * 32) {
+      const int c = c0 + int(threadIdx.x);
+      float sum = 0.f;
+      if (c < total) {
+        const int tok = c / chunks;
+        const uint4* from = reinterpret_cast<const uint4*>(x_rows + tok * row_elems + (c - tok * chunks) * 32);
+        float part[4];
+#pragma unroll
+        for (int q = 0; q < 4; ++q) {
+          const uint4 v = from[q];
+          const T* e = reinterpret_cast<const T*>(&v);
+          part[q] = 0.f;
+#pragma unroll
+          for (int k = 0; k < 8; ++k) part[q] += to_f32(e[k]);
+        }
+        sum = (part[0] + part[1]) + (part[2] + part[3]);
+      }
+#pragma unroll
+      for (int off = 1; off < kPer; off *= 2) sum += __shfl_xor_sync(0xffffffffu, sum, off);
+      if (c < total && c % kPer == 0) x_sums[c / kPer] = sum;
+    }
+    __syncthreads();
+  }
   if constexpr (kPrefetch) {
     if (nb > 0 && !p.first) load_in(in[0], 0);
   }
@@ -335,6 +412,8 @@ __global__ void __launch_bounds__(stream_cta_warps(kMinor) * 32,
 #pragma unroll
       for (int t = 0; t < kTiles; ++t) {
         if constexpr (kXRing) xv[j][t] = xs[(b % kXRingStages) * xs_u4 + 16 * min(8 * t + grp, p.M - 1) + 4 * j + tig];
+        else if constexpr (kXStage)
+          xv[j][t] = *reinterpret_cast<const uint4*>(xsp[t] + (kNext - 1) * kBlockElems + 32 * j);
         else xv[j][t] = in.x[j][t];
       }
 
@@ -355,8 +434,7 @@ __global__ void __launch_bounds__(stream_cta_warps(kMinor) * 32,
 #pragma unroll
     for (int j = 0; j < 4; ++j) {
       mma_chunk<T, kTiles, kMx, kSumX, !kMx>(acc, sum_x, wr0[j], wr1[j], xv[j]);
-      constexpr int kPer = kChunks == 0 ? 4 : kChunks;  // per channel: fold every block (bounded sums)
-      if (j % kPer != kPer - 1) continue;
+      if (j % kPer != kPer - 1) continue;  // (kPer: per channel, every block: bounded sums)
       const int gi = kChunks == 0 ? 0 : j / kChunks;
 #pragma unroll
       for (int t = 0; t < kTiles; ++t) {
@@ -372,7 +450,15 @@ __global__ void __launch_bounds__(stream_cta_warps(kMinor) * 32,
           const float s0 = to_f32(sc[0][gi]), s1 = to_f32(sc[1][gi]);
           const float zb0 = (kZeros ? to_f32(zc[0][gi]) : 8.f) + Magic<T>::kBase;
           const float zb1 = (kZeros ? to_f32(zc[1][gi]) : 8.f) + Magic<T>::kBase;
-          const float(&sx)[4] = sum_x[t];  // sum x of accumulator column 2 tig + (i & 1)
+          float sx[4];  // sum x of accumulator column 2 tig + (i & 1): from the MMAs, or staged
+          if constexpr (kSumStaged) {
+            const int unit = (kNext - 1) * kUnitsPerBlock + gi;  // (per channel: gi = 0, one unit a block)
+            sx[0] = sx[2] = sum_col[0][unit];
+            sx[1] = sx[3] = sum_col[1][unit];
+          } else {
+#pragma unroll
+            for (int i = 0; i < 4; ++i) sx[i] = sum_x[t][i];
+          }
           tot[0] = fmaf(s0, fmaf(-zb0, sx[0], a[0]), tot[0]);
           tot[1] = fmaf(s0, fmaf(-zb0, sx[1], a[1]), tot[1]);
           tot[2] = fmaf(s1, fmaf(-zb1, sx[2], a[2]), tot[2]);

@@ -178,6 +178,34 @@ int64_t gemv_stream_minor_splits(int64_t planned, int64_t blocks) {
   if (mode < 0 || planned >= 8 || planned <= 2) return planned;
   return planned >= 4 ? 4 : 2;
 }
+// v8's x staged in shared memory once per CTA (w4_gemv_stream.cuh kXStage): at 1..8 tokens with
+// the default blocks per copy and no x ring, where the CTA's warps cover all of K (one split over
+// whole CTAs, N % 64 == 0; or the splits inside the CTA) and M rows of K + 32 elements fit beside the
+// rings at the CTAs per SM (w4_params.h stream_xstage_budget: at M = 1, K <= 10.1K on 4-warp CTAs,
+// 21.4K on 8-warp ones); 2: for int4 also the chunk sums of x (their pass costs each CTA M x K / 32
+// sums of 32, all of x landed before its first block, against 8 MMAs a block).
+// By default only int4 at 1..2 tokens in one split, with the sums, where K <= 4096 or per channel.
+// s23-call4 (H200, on / off twice, 100 replays a point; the repeats within 1-3%): 28672 x 4096
+// +7..+10% at M = 1 / 2 (g128 25.0 -> 23.0 us at M = 1), 28672 x 8192 at M = 1 per channel +12%
+// but g128 -9% (not understood); the splits inside the CTA lost at M = 1..4 (4096^2 -9..-14%,
+// 6144 x 4096 -3..-10%, 8192^2 -3..-6% at M = 1; x copied in pieces along K on a barrier each,
+// one per split, lost as much: not kept), and mxfp4 lost or tied everywhere (-1..-12%).
+// s23-call5, this default against off: 28672 x 4096 +8.5..+12% at M = 1 / 2, 28672 x 8192 per
+// channel +15.6% at M = 1; Llama-3-8B's decode step 2.352 -> 2.333 ms.
+// LOWBIT_A16W4_STREAM_XSTAGE=0|1|2: off, x only, or with the sums wherever x fits (int4) (A/B
+// runs). Returns 0, 1 or 2.
+int gemv_stream_xstage(int64_t M, int64_t N, int64_t K, int64_t g, bool mx, int64_t splits, const GemvParams& p,
+                       int elem_bytes) {
+  static const int64_t knob = env::integer("LOWBIT_A16W4_STREAM_XSTAGE", -1);
+  const int default_copy = stream_default_copy(gemv_group_chunks(g), mx);  // (the kernels built)
+  if (knob == 0 || gemv_token_tiles(M) != 1 || p.xring || !p.prefetch || p.copy != default_copy) return 0;
+  if (!(p.minor || (splits == 1 && (N / kTileRows) % kStreamWarps == 0))) return 0;
+  const bool forced = knob == 1 || knob == 2;
+  if (!forced && (mx || p.minor || M > 2 || (K > 4096 && gemv_group_chunks(g) != 0))) return 0;
+  const int mode = mx ? 1 : forced ? int(knob) : 2;
+  const int64_t bytes = M * (K + kXStagePad) * elem_bytes + 128 + (mode == 2 ? M * (K / 32) * 4 : 0);
+  return bytes <= stream_xstage_budget(p.minor) ? mode : 0;
+}
 // v8's split: about LOWBIT_A16W4_STREAM_WARPS (default 16) warps per SM in all, at most one wave
 // (the launch bounds leave room for 12-16), each warp one 16-row tile over K / splits.
 GemvPlan plan_gemv_stream(int64_t M, int64_t N, int64_t K, int sms) {
@@ -235,6 +263,7 @@ Tensor gemv(const Tensor& x, const Tensor& w, const Tensor& scales, const OptTen
   p.k_slice = plan.k_slice;
   p.splits = plan.splits;
   p.minor = stream ? gemv_stream_minor(M, N, g, mx, plan.splits, p) : 0;
+  p.xstage = stream ? gemv_stream_xstage(M, N, K, g, mx, plan.splits, p, int(x.element_size())) : 0;
   CUtensorMap x_map{};  // boxes of M x 128 elements (one block of every token)
   if (p.xring) x_map = tma::make_2d_rows16(x.data_ptr(), M, K, K, uint32_t(M), kBlockElems);
   // arrival counters: per 128-row CTA, or per 16-row tile (v8)
@@ -244,9 +273,10 @@ Tensor gemv(const Tensor& x, const Tensor& w, const Tensor& scales, const OptTen
   p.arrivals = split.arrivals_ptr();
   static const bool debug = env::flag("LOWBIT_DEBUG");
   if (debug)
-    std::fprintf(stderr, "[lowbit a16w4] gemv v%d M=%lld N=%lld K=%lld g=%lld k_slice=%d splits=%d minor=%d\n",
+    std::fprintf(stderr,
+                 "[lowbit a16w4] gemv v%d M=%lld N=%lld K=%lld g=%lld k_slice=%d splits=%d minor=%d xstage=%d\n",
                  stream ? 8 : regs == 0 ? 6 : 7, (long long)M, (long long)N, (long long)K, (long long)g, plan.k_slice,
-                 plan.splits, p.minor);
+                 plan.splits, p.minor, p.xstage);
   launch_gemv(elem_of(x), p, mx, at::cuda::getCurrentCUDAStream(), p.xring ? &x_map : nullptr);
   return out;
 }

@@ -30,6 +30,7 @@ struct GemvParams {
   int xring;              // v8: x through a ring of the CTA by TMA boxes (w4_ops.cpp gemv_stream_xring)
   int copy;               // v8: K blocks per bulk copy, 1, 2 or 4 (w4_ops.cpp gemv_stream_copy)
   int minor;              // v8: 0, or 2 / 4 / 8: the K splits inside the CTA (w4_ops.cpp gemv_stream_minor)
+  int xstage;             // v8: 1 / 2: x / x and its chunk sums staged per CTA (w4_ops.cpp gemv_stream_xstage)
 };
 
 // GEMV v8 (w4_gemv_stream.cuh): warps that work alone, each one 16-row tile over one K split,
@@ -65,6 +66,12 @@ constexpr int stream_ctas_per_sm(int tiles, bool prefetch) { return tiles == 4 |
 constexpr int stream_cta_warps(int minor) { return minor > kStreamWarps ? minor : kStreamWarps; }
 // kMinor = 8's dynamic shared memory: the 8 warps' 8 KB rings and 128 bytes of alignment slack.
 constexpr int kStreamMinor8Smem = 8 * kStreamStages * 1024 + 128;
+// kXStage's rows of x: K + kXStagePad elements apart (64 bytes of padding: w4_gemv_stream.cuh), and
+// the dynamic shared memory they may take per CTA so that the CTAs per SM still fit (228 KB an SM,
+// 1 KB reserved a CTA; static shared memory from cuobjdump -res-usage): 4-warp CTAs (4 an SM, at
+// most 36480 bytes static) 20 KB, 8-warp CTAs (2 an SM, 6272 static, 64 KB + 128 of rings) 42 KB.
+constexpr int kXStagePad = 32;
+constexpr int stream_xstage_budget(int minor) { return minor > kStreamWarps ? 42 * 1024 : 20 * 1024; }
 
 constexpr int kGemvStages = 4;                 // 128-element weight blocks in flight per warp (1 KB each)
 
