@@ -251,8 +251,10 @@ def test_a16w4_gemv_ring_tails(M, g, symmetric, dtype, K):
 @pytest.mark.parametrize("N,K", [(4096, 1024), (4096, 1920), (8192, 512), (14336, 1024), (6144, 1536), (12288, 1536)])
 @pytest.mark.parametrize("M,g,symmetric,dtype", [(1, 128, False, BF16), (3, -1, True, FP16), (8, 64, False, BF16),
                                                  (2, 32, False, FP16)])
-def test_a16w4_gemv_splits(M, g, symmetric, dtype, N, K):
-    gen = torch.Generator().manual_seed(N + K + M)
+def check_gemv_with_bias(M, N, K, g, symmetric, dtype, seed, what):
+    """One GEMV case with a bias on fresh operands: against the reference (the bound of
+    test_a16w4_matches_reference), a poisoned output, and bit-for-bit repeatable."""
+    gen = torch.Generator().manual_seed(seed)
     x = rand_x(M, K, dtype, gen=gen)
     w, scales, zeros = a16w4_operands(N, K, g, symmetric, dtype, gen)
     bias = torch.randn(N, generator=gen).to(dtype)
@@ -260,8 +262,12 @@ def test_a16w4_gemv_splits(M, g, symmetric, dtype, N, K):
     xc, wc, sc, zc, bc = to_cuda(x, w, scales, zeros, bias)
     poison_allocator(M * N * 2)
     y = ops.a16w4_linear(xc, wc, sc, zc, g, bc)
-    assert_close_elementwise(y, ref, x, dequant64(w, scales, zeros, g), 2.0 ** -9, "gemv splits")
+    assert_close_elementwise(y, ref, x, dequant64(w, scales, zeros, g), 2.0 ** -9, what)
     bitwise_repeatable(lambda: ops.a16w4_linear(xc, wc, sc, zc, g, bc))
+
+
+def test_a16w4_gemv_splits(M, g, symmetric, dtype, N, K):
+    check_gemv_with_bias(M, N, K, g, symmetric, dtype, N + K + M, "gemv splits")
 
 
 # GEMV v8 with x staged in shared memory (w4_ops.cpp gemv_stream_xstage; by default int4 at
@@ -276,16 +282,7 @@ def test_a16w4_gemv_splits(M, g, symmetric, dtype, N, K):
 @pytest.mark.parametrize("M,g,symmetric,dtype", [(1, 128, False, BF16), (2, -1, True, FP16), (5, 32, False, BF16),
                                                  (8, 64, True, FP16)])
 def test_a16w4_gemv_x_staged(M, g, symmetric, dtype, N, K):
-    gen = torch.Generator().manual_seed(N + K + 3 * M)
-    x = rand_x(M, K, dtype, gen=gen)
-    w, scales, zeros = a16w4_operands(N, K, g, symmetric, dtype, gen)
-    bias = torch.randn(N, generator=gen).to(dtype)
-    ref = ops.a16w4_linear(x, w, scales, zeros, g, bias)
-    xc, wc, sc, zc, bc = to_cuda(x, w, scales, zeros, bias)
-    poison_allocator(M * N * 2)
-    y = ops.a16w4_linear(xc, wc, sc, zc, g, bc)
-    assert_close_elementwise(y, ref, x, dequant64(w, scales, zeros, g), 2.0 ** -9, "gemv x staged")
-    bitwise_repeatable(lambda: ops.a16w4_linear(xc, wc, sc, zc, g, bc))
+    check_gemv_with_bias(M, N, K, g, symmetric, dtype, N + K + 3 * M, "gemv x staged")
 
 
 # GEMVs back to back, each one's x the output of the one before (a decode step's chain without the
