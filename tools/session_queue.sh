@@ -1503,4 +1503,16 @@ for v in none:"" lowbit:LOWBIT_A16W4_PDL=1 inductor:TORCHINDUCTOR_ENABLE_PDL=1 b
   TAIL=6 step 100 model_${v%%:*} env ${v#*:} python3 bench/model.py --fused --decode-mode regional --formats a16w4 --batch 1 \
     --prefill "" --out "$OUT/model_${v%%:*}.json"; snap
 done
+# Session 23's open question: the staged x saved 2.6 us a call on 28672 x 4096 in the bench but
+# ~19 us a decode step in the model (~80 predicted). Warm after part 135 (or alone on main with the
+# build): the decode step profiled (torch.profiler, per kernel) with the staging on and off, and
+# the plans of the step's GEMVs (LOWBIT_DEBUG=1, one eager step). ~200 s.
+if [ "$PART" = 136 ]; then
+for v in on off; do
+  e=""; [ $v = off ] && e="LOWBIT_A16W4_STREAM_XSTAGE=0"
+  TAIL=30 step 100 model_profile_$v env $e python3 bench/model.py --fused --decode-mode regional --formats a16w4 \
+    --batch 1 --prefill "" --profile --out "$OUT/model_profile_$v.json"; snap
+done
+LOWBIT_DEBUG=1 timeout 120 python3 bench/model.py --fused --decode-mode eager --formats a16w4 --layers 2 --batch 1 --prefill "" \
+  --out "$OUT/model_debug.json" 2>&1 | grep "gemv v" | sort | uniq -c > "$OUT/model_gemv_plans.txt"; snap
 fi
