@@ -1503,6 +1503,7 @@ for v in none:"" lowbit:LOWBIT_A16W4_PDL=1 inductor:TORCHINDUCTOR_ENABLE_PDL=1 b
   TAIL=6 step 100 model_${v%%:*} env ${v#*:} python3 bench/model.py --fused --decode-mode regional --formats a16w4 --batch 1 \
     --prefill "" --out "$OUT/model_${v%%:*}.json"; snap
 done
+fi
 # Session 23's open question: the staged x saved 2.6 us a call on 28672 x 4096 in the bench but
 # ~19 us a decode step in the model (~80 predicted). Warm after part 135 (or alone on main with the
 # build): the decode step profiled (torch.profiler, per kernel) with the staging on and off, and
