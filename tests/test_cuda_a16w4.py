@@ -240,17 +240,6 @@ def test_a16w4_gemv_ring_tails(M, g, symmetric, dtype, K):
     assert_close_elementwise(y, ref, x, dequant64(w, scales, zeros, g), 2.0 ** -9, "gemv ring tails")
 
 
-# GEMV v8 at 1..8 tokens on split shapes as the models have them (N % 64 == 0): on a 132-SM card
-# N = 4096 gives 256 tiles and 8 K splits (K = 1024: one block a split; K = 1920: two, the last
-# split one), N = 8192 512 tiles and 4 splits, N = 14336 896 tiles and 2; with bias, stored once
-# by the split-0 warp of the CTA holding the tile's 2, 4 or 8 splits (w4_ops.cpp gemv_stream_minor;
-# with it off, the tile's last warp to arrive: the variant a16w4-gemv-stream-minor-off). N = 6144
-# (384 tiles) and N = 12288 (768) at K = 1536 are planned at 6 and 3 splits of 2 and 4 blocks, taken
-# down to 4 and 2 splits inside the CTA. (Session 21 first ran these as the tests of a cluster
-# reduction of the splits, measured slower at 4 and 8 splits and removed: bench/NOTES.md.)
-@pytest.mark.parametrize("N,K", [(4096, 1024), (4096, 1920), (8192, 512), (14336, 1024), (6144, 1536), (12288, 1536)])
-@pytest.mark.parametrize("M,g,symmetric,dtype", [(1, 128, False, BF16), (3, -1, True, FP16), (8, 64, False, BF16),
-                                                 (2, 32, False, FP16)])
 def check_gemv_with_bias(M, N, K, g, symmetric, dtype, seed, what):
     """One GEMV case with a bias on fresh operands: against the reference (the bound of
     test_a16w4_matches_reference), a poisoned output, and bit-for-bit repeatable."""
@@ -266,6 +255,17 @@ def check_gemv_with_bias(M, N, K, g, symmetric, dtype, seed, what):
     bitwise_repeatable(lambda: ops.a16w4_linear(xc, wc, sc, zc, g, bc))
 
 
+# GEMV v8 at 1..8 tokens on split shapes as the models have them (N % 64 == 0): on a 132-SM card
+# N = 4096 gives 256 tiles and 8 K splits (K = 1024: one block a split; K = 1920: two, the last
+# split one), N = 8192 512 tiles and 4 splits, N = 14336 896 tiles and 2; with bias, stored once
+# by the split-0 warp of the CTA holding the tile's 2, 4 or 8 splits (w4_ops.cpp gemv_stream_minor;
+# with it off, the tile's last warp to arrive: the variant a16w4-gemv-stream-minor-off). N = 6144
+# (384 tiles) and N = 12288 (768) at K = 1536 are planned at 6 and 3 splits of 2 and 4 blocks, taken
+# down to 4 and 2 splits inside the CTA. (Session 21 first ran these as the tests of a cluster
+# reduction of the splits, measured slower at 4 and 8 splits and removed: bench/NOTES.md.)
+@pytest.mark.parametrize("N,K", [(4096, 1024), (4096, 1920), (8192, 512), (14336, 1024), (6144, 1536), (12288, 1536)])
+@pytest.mark.parametrize("M,g,symmetric,dtype", [(1, 128, False, BF16), (3, -1, True, FP16), (8, 64, False, BF16),
+                                                 (2, 32, False, FP16)])
 def test_a16w4_gemv_splits(M, g, symmetric, dtype, N, K):
     check_gemv_with_bias(M, N, K, g, symmetric, dtype, N + K + M, "gemv splits")
 
