@@ -14,22 +14,12 @@
 #include "gemm/w4/w4_gemv_regs.cuh"
 #include "gemm/w4/w4_gemv_stream.cuh"
 #include "gemm/w4/w4_launch.h"
+#include "lowbit/dynamic_smem.cuh"
 #include "lowbit/gemv_split.h"  // gemv_token_tiles
 #include "lowbit/w4_layout.h"
 
 namespace lowbit::w4 {
 
-// Opens kKernel to `bytes` of dynamic shared memory, once per increase (a launch past 48 KB less the
-// kernel's static shared memory fails without it): the x ring's (sized by M), v8's 8-warp CTAs'
-// rings, v6's staged slice.
-template <auto kKernel>
-void allow_dynamic_smem(int bytes) {
-  static int allowed = 0;  // the most this kernel was opened to
-  if (bytes > allowed) {
-    C10_CUDA_CHECK(cudaFuncSetAttribute(kKernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
-    allowed = bytes;
-  }
-}
 // kKernel, opened to `bytes` first (for a choice among kernels: the one picked is opened)
 template <auto kKernel>
 auto opened_to(int bytes) {
@@ -92,8 +82,7 @@ void gemv(const GemvParams& p, const CUtensorMap& x_map, cudaStream_t stream) {
                     "lowbit a16w4: v8 has no kernel with x staged here (w4_ops.cpp gemv_stream_xstage)");
         // (warps and dynamic shared memory first: the kernel picked is opened to it)
         if (p.minor == 8) warps = stream_cta_warps(8), smem = kStreamMinor8Smem;  // its rings: dynamic
-        if (p.xstage) smem = (smem ? smem : 128) + p.M * (p.K + kXStagePad) * int(sizeof(T));
-        if (p.xstage == 2) smem += p.M * (p.K / 32) * int(sizeof(float));
+        if (p.xstage) smem = (smem ? smem : 128) + int(stream_xstage_bytes(p.M, p.K, sizeof(T), p.xstage));
         // kM splits inside the CTA (0: none), x as p.xstage says (MX: no sums to stage, never asked)
         auto pick = [&]<int kM>() {
           constexpr auto kPlain = a16w4_gemv_stream_kernel<T, 1, kChunks, kZeros, kMx, true, false, kDefaultCopy, kM>;

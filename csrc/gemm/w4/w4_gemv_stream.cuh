@@ -157,10 +157,11 @@ __global__ void __launch_bounds__(stream_cta_warps(kMinor) * 32,
   const int words = p.K / 8;
   const size_t tile_words = size_t(kTileRows) * words;  // tile + 1 is this far after tile
   const uint32_t* src = p.w + size_t(tile) * tile_words + size_t(kb0) * 256;  // block b: + 256 b words
-  // kDynRing: the dynamic region aligned up to 128 bytes (the launch adds 128 bytes of slack)
-  uint4* slots = kDynRing ? stream_xring + ((128 - (ptx::smem_addr(stream_xring) & 127)) & 127) / 16 +
-                                warp * (kStages * kSlot)
-                          : ring[warp];
+  // The dynamic region aligned up to 128 bytes (the launch adds 128 bytes of slack; aligned up from
+  // the array itself, so its loads stay ld.shared): the x ring's slots (kXRing), or the warps' rings
+  // (kDynRing) and then the staged x (kXStage).
+  uint4* const dyn = stream_xring + ((128 - (ptx::smem_addr(stream_xring) & 127)) & 127) / 16;
+  uint4* slots = kDynRing ? dyn + warp * (kStages * kSlot) : ring[warp];
   uint64_t* bar = full[warp];
   uint64_t* ebar = empty[warp];
   // Blocks u kCopy .. (the slot's unit u, at most kCopy blocks, fewer at the split's end) into slot
@@ -171,9 +172,8 @@ __global__ void __launch_bounds__(stream_cta_warps(kMinor) * 32,
     ptx::bulk_copy_g2s(slots + s * kSlot, from, bytes, &bar[s]);
   };
   // kXRing: x slot k holds block b's x (b % kXRingStages == k) as M rows of 256 bytes; the TMA
-  // boxes land 128-byte aligned (the region is aligned up from the array itself, so its loads stay
-  // ld.shared; the launch adds 128 bytes). Warp 0's lane 0 fills the slots.
-  uint4* xs = stream_xring + ((128 - (ptx::smem_addr(stream_xring) & 127)) & 127) / 16;
+  // boxes land 128-byte aligned (dyn). Warp 0's lane 0 fills the slots.
+  uint4* const xs = dyn;
   const int xs_u4 = 16 * p.M;  // uint4 per x slot
   auto request_x = [&](int k, int b) {
     ptx::mbarrier_arrive_expect_tx(&x_full[k], 256 * p.M);
@@ -182,8 +182,7 @@ __global__ void __launch_bounds__(stream_cta_warps(kMinor) * 32,
   // kXStage: token r's row of x at x_rows + r x row_elems (all of K: the host stages only where the
   // CTA's warps cover it), filled by warp 0's lane 0 with one bulk copy per row.
   const int row_elems = p.K + kXStagePad;
-  // (the region as xs; after the rings with kDynRing)
-  T* const x_rows = reinterpret_cast<T*>(xs + (kDynRing ? kCtaWarps * kStages * kSlot : 0));
+  T* const x_rows = reinterpret_cast<T*>(dyn + (kDynRing ? kCtaWarps * kStages * kSlot : 0));
   auto request_x_rows = [&] {
     ptx::mbarrier_arrive_expect_tx(&x_staged, uint32_t(p.M) * p.K * sizeof(T));
     for (int r = 0; r < p.M; ++r)

@@ -147,6 +147,11 @@ int gemv_stream_copy(int64_t M, int64_t g, bool mx, bool prefetch, bool xring) {
   if (knob == 1 || knob == 2 || knob == 4) return int(knob);
   return stream_default_copy(gemv_group_chunks(g), mx);
 }
+// Where v8's 1..8-token variants (the splits inside the CTA, x staged) are built: the prefetching
+// loop without the x ring, at the default blocks per copy.
+bool gemv_stream_variants_built(int64_t M, int64_t g, bool mx, const GemvParams& p) {
+  return gemv_token_tiles(M) == 1 && !p.xring && p.prefetch && p.copy == stream_default_copy(gemv_group_chunks(g), mx);
+}
 // v8's K splits inside the CTA (w4_gemv_stream.cuh kMinor): 2, 4 or 8 splits at 1..8 tokens with
 // the default blocks per copy and no x ring, where the CTAs hold whole tiles' splits (N / 16 a
 // multiple of 4 / splits; 8 splits: a CTA of 8 warps, one tile); their sums then meet in shared
@@ -156,8 +161,7 @@ int gemv_stream_copy(int64_t M, int64_t g, bool mx, bool prefetch, bool xring) {
 // Returns the splits (0: the global path).
 int gemv_stream_minor(int64_t M, int64_t N, int64_t g, bool mx, int64_t splits, const GemvParams& p) {
   static const bool off = env::is("LOWBIT_A16W4_STREAM_MINOR", "0");
-  const int default_copy = stream_default_copy(gemv_group_chunks(g), mx);  // (the kernels built)
-  if (off || gemv_token_tiles(M) != 1 || p.xring || !p.prefetch || p.copy != default_copy) return 0;
+  if (off || !gemv_stream_variants_built(M, g, mx, p)) return 0;
   if (splits != 2 && splits != 4 && splits != 8) return 0;
   return (N / kTileRows) % (stream_cta_warps(int(splits)) / splits) == 0 ? int(splits) : 0;
 }
@@ -197,14 +201,12 @@ int64_t gemv_stream_minor_splits(int64_t planned, int64_t blocks) {
 int gemv_stream_xstage(int64_t M, int64_t N, int64_t K, int64_t g, bool mx, int64_t splits, const GemvParams& p,
                        int elem_bytes) {
   static const int64_t knob = env::integer("LOWBIT_A16W4_STREAM_XSTAGE", -1);
-  const int default_copy = stream_default_copy(gemv_group_chunks(g), mx);  // (the kernels built)
-  if (knob == 0 || gemv_token_tiles(M) != 1 || p.xring || !p.prefetch || p.copy != default_copy) return 0;
+  if (knob == 0 || !gemv_stream_variants_built(M, g, mx, p)) return 0;
   if (!(p.minor || (splits == 1 && (N / kTileRows) % kStreamWarps == 0))) return 0;
   const bool forced = knob == 1 || knob == 2;
   if (!forced && (mx || p.minor || M > 2 || (K > 4096 && gemv_group_chunks(g) != 0))) return 0;
   const int mode = mx ? 1 : forced ? int(knob) : 2;
-  const int64_t bytes = M * (K + kXStagePad) * elem_bytes + 128 + (mode == 2 ? M * (K / 32) * 4 : 0);
-  return bytes <= stream_xstage_budget(p.minor) ? mode : 0;
+  return stream_xstage_bytes(M, K, elem_bytes, mode) + 128 <= stream_xstage_budget(p.minor) ? mode : 0;
 }
 // v8's split: about LOWBIT_A16W4_STREAM_WARPS (default 16) warps per SM in all, at most one wave
 // (the launch bounds leave room for 12-16), each warp one 16-row tile over K / splits.

@@ -73,6 +73,12 @@ constexpr int kStreamMinor8Smem = 8 * kStreamStages * 1024 + 128;
 // most 36480 bytes static) 20 KB, 8-warp CTAs (2 an SM, 6272 static, 64 KB + 128 of rings) 42 KB.
 constexpr int kXStagePad = 32;
 constexpr int stream_xstage_budget(int minor) { return minor > kStreamWarps ? 42 * 1024 : 20 * 1024; }
+// kXStage's bytes of dynamic shared memory: M rows of K + kXStagePad elements, and with the sums
+// (xstage 2) M x K / 32 floats after them (at most: one per 32-element chunk). The host's budget
+// check (w4_ops.cpp) and the launch (w4_gemv_launch.cuh) both ask this.
+constexpr int64_t stream_xstage_bytes(int64_t M, int64_t K, int elem_bytes, int xstage) {
+  return M * (K + kXStagePad) * elem_bytes + (xstage == 2 ? M * (K / 32) * 4 : 0);
+}
 
 constexpr int kGemvStages = 4;                 // 128-element weight blocks in flight per warp (1 KB each)
 

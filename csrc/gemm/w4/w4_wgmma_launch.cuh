@@ -13,19 +13,16 @@
 
 #include "gemm/w4/w4_launch.h"
 #include "gemm/w4/w4_wgmma.cuh"
+#include "lowbit/dynamic_smem.cuh"
 
 namespace lowbit::w4 {
 
 // tmap_w: the 8-bit rows' map (kRows8); 4-bit weights come by bulk copies and ignore it.
 template <typename T, WgmmaWeights kW, int kChunks, bool kZeros, int kRowTiles, int kBN, int kCtas, bool kXPre = false>
 void wgmma_launch(const CUtensorMap& tmap_x, const CUtensorMap& tmap_w, const W4WgmmaParams& p, cudaStream_t stream) {
-  auto kernel = a16w4_wgmma_kernel<T, kW, kBN, kChunks, kZeros, kRowTiles, kCtas, kXPre>;
+  constexpr auto kernel = a16w4_wgmma_kernel<T, kW, kBN, kChunks, kZeros, kRowTiles, kCtas, kXPre>;
   constexpr int smem = W4WgmmaSmem<kBN, wgmma_rows8(kW), kRowTiles, kCtas>::kBytes;
-  static const bool configured = [&] {
-    C10_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
-    return true;
-  }();
-  (void)configured;
+  allow_dynamic_smem<kernel>(smem);
   dim3 grid(p.N / (kWgRows * kRowTiles), (p.M + kBN - 1) / kBN, p.splits);
   kernel<<<grid, kWgThreads, smem, stream>>>(tmap_x, tmap_w, p);
   C10_CUDA_KERNEL_LAUNCH_CHECK();
