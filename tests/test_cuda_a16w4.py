@@ -285,6 +285,51 @@ def test_a16w4_gemv_x_staged(M, g, symmetric, dtype, N, K):
     check_gemv_with_bias(M, N, K, g, symmetric, dtype, N + K + 3 * M, "gemv x staged")
 
 
+# GEMVs back to back, each one's x the output of the one before (a decode step's chain without the
+# glue), enqueued without a sync, eagerly and replayed from one CUDA graph. With LOWBIT_A16W4_PDL=1
+# (variant a16w4-gemv-pdl) each may start while the one before runs: an x read before
+# griddep_wait would see the one before's output unwritten (poisoned: NaN) or half written. Each
+# layer is checked against the reference on the x it was given; the same bound as above.
+@pytest.mark.parametrize("M,g,N,dtype", [(1, 128, 2048, BF16), (2, -1, 4096, FP16), (5, 64, 2048, BF16),
+                                         (1, 128, 28672, BF16)])
+def test_a16w4_gemv_chain(M, g, N, dtype):
+    gen = torch.Generator().manual_seed(N + 5 * M)
+    K = 2048
+    # N x K, then K x N, then N x K again (the middle one's x is the first one's output)
+    shapes = [(N, K), (K, N), (N, K)]
+    layers = [a16w4_operands(n, k, g, False, dtype, gen) for n, k in shapes]
+    x = rand_x(M, K, dtype, gen=gen)
+    cuda_layers = [to_cuda(w, s, z) for w, s, z in layers]
+
+    def chain(xc):
+        ys = [xc]
+        for wc, sc, zc in cuda_layers:
+            ys.append(ops.a16w4_linear(ys[-1], wc, sc, zc, g, None))
+        return ys
+
+    w64s = [dequant64(w, s, z, g) for w, s, z in layers]
+
+    def check(ys, what):
+        for (w, s, z), w64, xin, y in zip(layers, w64s, ys[:-1], ys[1:]):
+            xin = xin.cpu()
+            ref = ops.a16w4_linear(xin, w, s, z, g, None)
+            assert_close_elementwise(y, ref, xin, w64, 2.0 ** -9, what)
+
+    xc = x.cuda()
+    poison_allocator(*[M * n * 2 for n, _ in shapes])
+    check(chain(xc), "gemv chain")
+    # one graph: the three launches captured back to back, replayed on a fresh x
+    chain(xc)  # (warm-up outside the capture)
+    graph = torch.cuda.CUDAGraph()
+    x_static = xc.clone()
+    with torch.cuda.graph(graph):
+        ys_static = chain(x_static)
+    x_static.copy_(rand_x(M, K, dtype, gen=gen).cuda())
+    graph.replay()
+    torch.cuda.synchronize()
+    check([y.clone() for y in ys_static], "gemv chain, graph replay")
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_a16w4_cuda_graph_and_compile(dtype):
     gen = torch.Generator().manual_seed(7)

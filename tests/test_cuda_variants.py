@@ -63,6 +63,9 @@ VARIANTS = [
     # promotion unit) off, x only wherever it fits, and with the sums wherever it fits (int4)
     *[(f"a16w4-gemv-stream-xstage{v}", {"LOWBIT_A16W4_STREAM_XSTAGE": v, **GEMV_ONLY}, W4_FILES,
        "matches_reference or repeatable or ring_tails or splits or x_staged or graph") for v in ("0", "1", "2")],
+    # v8 by programmatic dependent launch (opt-in): each GEMV may start while the kernel before runs
+    ("a16w4-gemv-pdl", {"LOWBIT_A16W4_PDL": "1", **GEMV_ONLY}, W4_FILES,
+     "matches_reference or repeatable or splits or x_staged or ring_tails or chain or graph or opcheck"),
     # v8's first loads after its ring's first requests (before session 13; default: before them)
     ("a16w4-gemv-stream-first-late", {"LOWBIT_A16W4_STREAM_FIRST": "late", **GEMV_ONLY}, W4_FILES,
      "matches_reference or repeatable or nan_scale or large_k"),

@@ -1485,6 +1485,25 @@ for v in on off; do
     --prefill "" --out "$OUT/model_$v.json"; snap
 done
 fi
+# Session 23's blind candidate, branch s23-pdl: v8 by programmatic dependent launch (opt-in
+# LOWBIT_A16W4_PDL=1): its first weight fills before griddep_wait, x after; launch_dependents after
+# its main loop. Part 135 with the build (~450 s): the chain test and the variant (PDL on), racecheck
+# with PDL on, the A/B on / off at 1 / 2 / 8 tokens (back-to-back GEMVs in the bench's graph: each
+# may start under the one before), then the decode step four ways (neither / lowbit / inductor /
+# both PDL):
+#   PART=135 LOWBIT_KERNELS=quant,w4 TESTS="tests/test_cuda_a16w4.py" EXTRA='bash tools/session_queue.sh' BENCH=0 bash tools/device_run.sh "chain or x_staged or splits or graph"
+if [ "$PART" = 135 ]; then
+TAIL=8 step 150 variant_pdl python3 -m pytest -q -m cuda -p no:cacheprovider tests/test_cuda_variants.py -k "gemv-pdl"; snap
+step 90 racecheck_pdl env LOWBIT_A16W4_PDL=1 compute-sanitizer --tool racecheck --error-exitcode 9 python3 -m pytest -q -m cuda \
+  -p no:cacheprovider tests/test_cuda_a16w4.py -k chain; snap
+TAIL=4 step_ab 60 pdl "off:" "on:LOWBIT_A16W4_PDL=1" "off2:" "on2:LOWBIT_A16W4_PDL=1" -- --formats a16w4,mxfp4 \
+  --a16w4-groups=128 --ms 1,2,8 --shapes 8192x8192,28672x4096,4096x14336,4096x4096,6144x4096 --peers none --no-ceilings \
+  --reps 100 --budget-s 50; snap
+for v in none:"" lowbit:LOWBIT_A16W4_PDL=1 inductor:TORCHINDUCTOR_ENABLE_PDL=1 both:"LOWBIT_A16W4_PDL=1 TORCHINDUCTOR_ENABLE_PDL=1"; do
+  TAIL=6 step 100 model_${v%%:*} env ${v#*:} python3 bench/model.py --fused --decode-mode regional --formats a16w4 --batch 1 \
+    --prefill "" --out "$OUT/model_${v%%:*}.json"; snap
+done
+fi
 # Session 23's open question: the staged x saved 2.6 us a call on 28672 x 4096 in the bench but
 # ~19 us a decode step in the model (~80 predicted). Warm after part 135 (or alone on main with the
 # build): the decode step profiled (torch.profiler, per kernel) with the staging on and off, and

@@ -27,6 +27,29 @@ auto opened_to(int bytes) {
   return kKernel;
 }
 
+// v8's one launch: plain, or (p.pdl) with programmatic stream serialization, so that it may start
+// while the kernel before it in the stream still runs (w4_gemv_stream.cuh: its weights' first
+// fills before griddep_wait, x after).
+inline void launch_stream_kernel(void (*kernel)(GemvParams, CUtensorMap), int ctas, int threads, int smem,
+                                 cudaStream_t stream, const GemvParams& p, const CUtensorMap& x_map) {
+  if (!p.pdl) {
+    kernel<<<ctas, threads, smem, stream>>>(p, x_map);
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
+    return;
+  }
+  cudaLaunchAttribute attr[1];
+  attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attr[0].val.programmaticStreamSerializationAllowed = 1;
+  cudaLaunchConfig_t cfg{};
+  cfg.gridDim = dim3(ctas);
+  cfg.blockDim = dim3(threads);
+  cfg.dynamicSmemBytes = smem;
+  cfg.stream = stream;
+  cfg.attrs = attr;
+  cfg.numAttrs = 1;
+  C10_CUDA_CHECK(cudaLaunchKernelEx(&cfg, kernel, p, x_map));
+}
+
 // x_map: x's TMA map for v8 with x through the ring (p.xring), else unused.
 template <typename T, int kTiles, int kChunks, bool kZeros, bool kMx = false>
 void gemv(const GemvParams& p, const CUtensorMap& x_map, cudaStream_t stream) {
@@ -83,8 +106,7 @@ void gemv(const GemvParams& p, const CUtensorMap& x_map, cudaStream_t stream) {
         kernel = p.prefetch && kTiles <= 2 ? a16w4_gemv_stream_kernel<T, kTiles, kChunks, kZeros, kMx, kTiles <= 2>
                                            : a16w4_gemv_stream_kernel<T, kTiles, kChunks, kZeros, kMx, false>;
       const int ctas = (p.N / kTileRows * p.splits + warps - 1) / warps;
-      kernel<<<ctas, warps * 32, smem, stream>>>(p, x_map);
-      C10_CUDA_KERNEL_LAUNCH_CHECK();
+      launch_stream_kernel(kernel, ctas, warps * 32, smem, stream, p, x_map);
       return;
     }
   }

@@ -38,6 +38,7 @@
 #include "gemm/w4/w4_gemv.cuh"  // Magic, mma_chunk
 #include "gemm/w4/w4_params.h"
 #include "lowbit/gemv_store.cuh"
+#include "lowbit/ptx/griddep.cuh"
 #include "lowbit/numerics.h"
 #include "lowbit/ptx/convert.cuh"
 #include "lowbit/ptx/mbarrier.cuh"
@@ -276,11 +277,21 @@ __global__ void __launch_bounds__(stream_cta_warps(kMinor) * 32,
   // At 9..32 tokens (no prefetch) too since session 14 (s14-call1, same call: 28672x8192 M = 12 /
   // 16 / 32 -5..-6%, 8192^2 -1%, 14336x4096 +1%, mxfp4 within +-2%). p.first = 0
   // (LOWBIT_A16W4_STREAM_FIRST=late, A/B runs): after the ring's requests, as before session 13.
+  // p.pdl (programmatic dependent launch, LOWBIT_A16W4_PDL=1): the kernel may start while the
+  // kernel before it in the stream still runs. Its weights' first ring fills go out first (the
+  // host launches this way only on the user's word that the kernel before does not write the
+  // weights or scales), then griddep_wait; x (written by the kernel before), the split's partials
+  // and counters, and the output only after it. Without p.pdl the order is session 13's: the
+  // first block's x and scales, then the ring's fills.
   In in[2];
-  if (nb > 0 && p.first) {  // (without the prefetch block 0 then skips its load)
-    load_in(in[0], 0);
-    if constexpr (!kPrefetch) advance(1);
-  }
+  const bool pdl = p.pdl != 0;
+  auto first_loads = [&] {
+    if (nb > 0 && p.first) {  // (without the prefetch block 0 then skips its load)
+      load_in(in[0], 0);
+      if constexpr (!kPrefetch) advance(1);
+    }
+  };
+  if (!pdl) first_loads();
   if (lane == 0) {
 #pragma unroll
     for (int s = 0; s < kStages; ++s) ptx::mbarrier_init(&bar[s], 1), ptx::mbarrier_init(&ebar[s], 32);
@@ -296,7 +307,7 @@ __global__ void __launch_bounds__(stream_cta_warps(kMinor) * 32,
     }
     ptx::fence_barrier_init();
     if constexpr (kXStage) {  // x before the rings' first blocks (as the first block's x, session 13)
-      if (warp == 0) request_x_rows();
+      if (warp == 0 && !pdl) request_x_rows();
     }
     // the ring's first fills, blocks 0 .. kStages - 1 of the split (session 13's candidate that
     // requested only 1, 2 or 4 of them before block 0 measured within +-1% of all eight, s14-call1)
@@ -304,12 +315,24 @@ __global__ void __launch_bounds__(stream_cta_warps(kMinor) * 32,
     for (int s = 0; s < kStages; ++s)
       if (s * kCopy < nb) request(s, src + size_t(s) * kCopy * 256, min(kCopy, nb - s * kCopy));
     if constexpr (kXRing) {
-      if (warp == 0) {
+      if (warp == 0 && !pdl) {
 #pragma unroll
         for (int k = 0; k < kXRingStages; ++k)
           if (k < nb) request_x(k, k);
       }
     }
+  }
+  if (pdl) {
+    ptx::griddep_wait();  // the kernel before has finished and its writes (x) are visible
+    if (lane == 0 && warp == 0) {
+      if constexpr (kXStage) request_x_rows();
+      if constexpr (kXRing) {
+#pragma unroll
+        for (int k = 0; k < kXRingStages; ++k)
+          if (k < nb) request_x(k, k);
+      }
+    }
+    first_loads();
   }
   // kXRing: the other warps wait on barriers warp 0 initialized (every warp of the CTA is active:
   // the host takes this path only when the CTA's four tiles are in one split)
@@ -499,6 +522,9 @@ __global__ void __launch_bounds__(stream_cta_warps(kMinor) * 32,
   auto store = [&](float v, int tok, int row) {
     out[size_t(tok) * p.N + row] = from_f32<T>(bias ? v + to_f32(bias[row]) : v);
   };
+  // p.pdl: a dependent launched the same way may start now (its weights' first fills; it waits
+  // for this grid's end before it reads what this one writes)
+  if (pdl) ptx::griddep_launch_dependents();
   if constexpr (kMinor > 0) {
     // each warp's sums of tokens < M as [token][16 rows], then the tile's split-0 warp adds its
     // tile's kMinor in split order (0 + p0 + p1 + ...: the arithmetic of the global reduction)

@@ -266,6 +266,15 @@ Tensor gemv(const Tensor& x, const Tensor& w, const Tensor& scales, const OptTen
   p.splits = plan.splits;
   p.minor = stream ? gemv_stream_minor(M, N, g, mx, plan.splits, p) : 0;
   p.xstage = stream ? gemv_stream_xstage(M, N, K, g, mx, plan.splits, p, int(x.element_size())) : 0;
+  // Programmatic dependent launch of v8 (opt-in, LOWBIT_A16W4_PDL=1): it may start while the
+  // kernel before it runs and request its first weights meanwhile, x after griddep_wait. Only on
+  // the user's word: the kernel before must not write this layer's weights or scales (that kernel
+  // is not ours to know; the fp8 / int8 linears take PDL after their own quantizer only). Why:
+  // the decode step's GEMVs follow glue kernels and one another (torch's inductor emits PDL
+  // with TORCHINDUCTOR_ENABLE_PDL=1): the launch gap and the first bytes' latency, ~1-3 us of a
+  // 7-25 us GEMV (session 21's fit: ~3.5-5 us of fixed cost at M = 1). Session 23's candidate.
+  static const bool pdl = env::integer("LOWBIT_A16W4_PDL", 0) != 0;
+  p.pdl = stream && pdl ? 1 : 0;
   CUtensorMap x_map{};  // boxes of M x 128 elements (one block of every token)
   if (p.xring) x_map = tma::make_2d_rows16(x.data_ptr(), M, K, K, uint32_t(M), kBlockElems);
   // arrival counters: per 128-row CTA, or per 16-row tile (v8)

@@ -31,6 +31,7 @@ struct GemvParams {
   int copy;               // v8: K blocks per bulk copy, 1, 2 or 4 (w4_ops.cpp gemv_stream_copy)
   int minor;              // v8: 0, or 2 / 4 / 8: the K splits inside the CTA (w4_ops.cpp gemv_stream_minor)
   int xstage;             // v8: 1 / 2: x / x and its chunk sums staged per CTA (w4_ops.cpp gemv_stream_xstage)
+  int pdl;                // v8: launched with programmatic dependent launch (w4_ops.cpp, LOWBIT_A16W4_PDL)
 };
 
 // GEMV v8 (w4_gemv_stream.cuh): warps that work alone, each one 16-row tile over one K split,
