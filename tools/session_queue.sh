@@ -1540,8 +1540,8 @@ fi
 # twice at 1 / 2 tokens:
 #   PART=138 LOWBIT_KERNELS=quant,w4 TESTS="tests/test_cuda_mxfp4.py" EXTRA='bash tools/session_queue.sh' BENCH=0 bash tools/device_run.sh "every_scale"
 if [ "$PART" = 138 ]; then
-TAIL=8 step 280 variants_mx python3 -m pytest -q -m cuda -p no:cacheprovider tests/test_cuda_variants.py \
-  -k "stream-copy1 or stream-copy2 or stream-minor-force or xstage1 or stream-16 or no-prefetch or gemv-pdl"; snap
+TAIL=8 step 300 variants_mx python3 -m pytest -q -m cuda -p no:cacheprovider tests/test_cuda_variants.py \
+  -k "stream-copy1 or stream-copy2 or stream-minor-force or xstage1 or gemv-pdl"; snap
 TAIL=4 step_ab 50 mxs "dflt:" "xs1:LOWBIT_A16W4_STREAM_XSTAGE=1" "dflt2:" "xs12:LOWBIT_A16W4_STREAM_XSTAGE=1" -- --formats mxfp4 \
   --ms 1,2 --shapes 8192x8192,28672x4096,4096x14336,4096x4096,6144x4096,28672x8192 --peers none --no-ceilings \
   --reps 100 --budget-s 40; snap
