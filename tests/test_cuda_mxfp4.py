@@ -260,6 +260,34 @@ def test_mxfp4_codes_decode_exactly(M, dtype):
     assert torch.equal(y.double(), exact), f"{int((y.double() != exact).sum())} sums of +-0.5 / +-0 codes differ"
 
 
+@pytest.mark.parametrize("M", [1, 40])
+def test_mxfp4_every_scale_decodes_exactly(M):
+    # Every E8M0 scale 1..254 (numerics.h e8m0x4_to_float: the byte moved into the exponent field
+    # where a row's four scales of a block hold no 0x00 / 0xFF) with every code: one-hot x picks
+    # single weights, y[m, n] = e2m1 * 2^(s - 127), exact in bf16 (2 significant bits, fp32's
+    # exponent range). Blocks at 253 / 254 keep |v| <= 1.5: 2 * 2^127 is inf in the spec's fp32
+    # weight, and then 0 * inf makes the reference's whole row NaN (test_mxfp4_extreme_scales).
+    gen = torch.Generator().manual_seed(67 + M)
+    N, K = 64, 256  # full 16-row tiles: GEMV v8 at M = 1; the wgmma GEMM at 40
+    blocks = K // MX_BLOCK
+    s = ((torch.arange(N).unsqueeze(1) * blocks + torch.arange(blocks).unsqueeze(0)) % 254 + 1).to(torch.uint8)
+    assert set(s.flatten().tolist()) == set(range(1, 255))
+    codes = ((5 * torch.arange(N).unsqueeze(1) + torch.arange(K).unsqueeze(0)) % 16).to(torch.uint8)
+    top = s.repeat_interleave(MX_BLOCK, dim=1) >= 253
+    codes = torch.where(top, codes & 0b1011, codes)  # magnitudes 0, .5, 1, 1.5 there, sign kept
+    w = w4_from_codes(codes)
+    # one k in every block (so every scale is read), M tokens a call
+    R = max(M, blocks)
+    ks = (torch.arange(R) % blocks) * MX_BLOCK + torch.randint(0, MX_BLOCK, (R,), generator=gen)
+    x = torch.zeros(R, K, dtype=BF16)
+    x[torch.arange(R), ks] = 1.0
+    exact = dequant64(w, s)[:, ks].t()
+    ref = ops.mxfp4_linear(x, w, s)
+    assert torch.equal(ref.double(), exact)
+    y = torch.cat([run_cuda(x[r:r + M], w, s).cpu() for r in range(0, R, M)])
+    assert torch.equal(y.double(), exact), f"{int((y.double() != exact).sum())} decoded values differ"
+
+
 @EDGE
 @pytest.mark.parametrize("extreme", ["min", "max"])
 def test_mxfp4_extreme_scales(M, dtype, extreme):

@@ -1517,3 +1517,32 @@ done
 LOWBIT_DEBUG=1 timeout 120 python3 bench/model.py --fused --decode-mode eager --formats a16w4 --layers 2 --batch 1 --prefill "" \
   --out "$OUT/model_debug.json" 2>&1 | grep "gemv v" | sort | uniq -c > "$OUT/model_gemv_plans.txt"; snap
 fi
+# Session 24's candidate, branch s24-e2m1: mxfp4's GEMV v8 with e2m1 pairs shifted straight from
+# the word (5 instructions a pair, not 6) and a block's four E8M0 scales of a row converted at once
+# (numerics.h e8m0x4_to_float: 2 instructions a scale unless a byte is 0x00 / 0xFF): the M = 1
+# trip from 1201 to 951 instructions (SASS). Part 137 with the build (~420 s): the same A/B rows as
+# s24-call1's PDL-off runs (mxfp4 and the int4 control at 1 / 2 / 8 tokens, two processes), then
+# Llama-3-8B's mxfp4 decode step with neither and both PDLs:
+#   PART=137 LOWBIT_KERNELS=quant,w4 TESTS="tests/test_cuda_mxfp4.py" EXTRA='bash tools/session_queue.sh' BENCH=0 bash tools/device_run.sh "matches_reference or nan_scale or decode or every_scale or extreme or ring_tails or graph or repeatable"
+if [ "$PART" = 137 ]; then
+TAIL=4 step_ab 60 e2m1 "new:" "new2:" -- --formats a16w4,mxfp4 \
+  --a16w4-groups=128 --ms 1,2,8 --shapes 8192x8192,28672x4096,4096x14336,4096x4096,6144x4096 --peers none --no-ceilings \
+  --reps 100 --budget-s 50; snap
+for v in none:"" both:"LOWBIT_A16W4_PDL=1 TORCHINDUCTOR_ENABLE_PDL=1"; do
+  TAIL=6 step 110 model_mx_${v%%:*} env ${v#*:} python3 bench/model.py --fused --decode-mode regional --formats mxfp4 --batch 1 \
+    --prefill "" --out "$OUT/model_mx_${v%%:*}.json"; snap
+done
+fi
+# s24-call5 measured the candidate: mxfp4 +15..+26% at 1..8 tokens (int4 control +1..+5% across
+# the calls), decode 3.10 (s22) -> 2.65 ms. Part 138 with the build: v8's knob variants over the
+# mxfp4 and int4 files (the changed mma_chunk / scale code in every template), then whether x
+# staged now pays for mxfp4 (its trip is shorter: 951 instructions against int4's 460), on / off
+# twice at 1 / 2 tokens:
+#   PART=138 LOWBIT_KERNELS=quant,w4 TESTS="tests/test_cuda_mxfp4.py" EXTRA='bash tools/session_queue.sh' BENCH=0 bash tools/device_run.sh "every_scale"
+if [ "$PART" = 138 ]; then
+TAIL=8 step 300 variants_mx python3 -m pytest -q -m cuda -p no:cacheprovider tests/test_cuda_variants.py \
+  -k "stream-copy1 or stream-copy2 or stream-minor-force or xstage1 or gemv-pdl"; snap
+TAIL=4 step_ab 50 mxs "dflt:" "xs1:LOWBIT_A16W4_STREAM_XSTAGE=1" "dflt2:" "xs12:LOWBIT_A16W4_STREAM_XSTAGE=1" -- --formats mxfp4 \
+  --ms 1,2 --shapes 8192x8192,28672x4096,4096x14336,4096x4096,6144x4096,28672x8192 --peers none --no-ceilings \
+  --reps 100 --budget-s 40; snap
+fi

@@ -83,10 +83,23 @@ struct E2m1Place<__half> {
   static constexpr int kShift = 9;                   // E E M -> bits 11..9
   static constexpr uint32_t kRestore = 0x74007400u;  // fp16 2^14
 };
+// w shifted left by k bits (k < 0: right by -k); k is a constant once the callers' loops unroll.
+__device__ __forceinline__ uint32_t shift_by(uint32_t w, int k) { return k >= 0 ? w << k : w >> -k; }
+
+// The e2m1 pair whose codes sit at bits s .. s + 3 and s + 16 .. s + 19 of w (s = 0, 4, 8, 12: a
+// layout word's four pairs), shifted straight from w: E E M by kShift - s, S by 12 - s (none at
+// s = 12). Why: e2m1_to_pair(w >> s) shifted twice, and ptxas kept the mask of the double shift
+// as its own LOP3 (the inline lop3 below cannot absorb it): 6 instructions a pair, now 5 (4 at
+// s = 12); mxfp4's GEMV at M = 1 spends most of its loop here (SASS, session 24).
+template <typename T>
+__device__ __forceinline__ uint32_t e2m1_pair_at(uint32_t w, int s) {
+  constexpr int kS = E2m1Place<T>::kShift;
+  const uint32_t mag = shift_by(w, kS - s) & (0x00070007u << kS);
+  return ptx::mul_x2<T>(ptx::lop3_and_or(shift_by(w, 12 - s), 0x80008000u, mag), E2m1Place<T>::kRestore);
+}
 template <typename T>
 __device__ __forceinline__ uint32_t e2m1_to_pair(uint32_t v) {
-  const uint32_t mag = (v << E2m1Place<T>::kShift) & (0x00070007u << E2m1Place<T>::kShift);
-  return ptx::mul_x2<T>(ptx::lop3_and_or(v << 12, 0x80008000u, mag), E2m1Place<T>::kRestore);
+  return e2m1_pair_at<T>(v, 0);
 }
 
 template <typename T>
@@ -114,10 +127,10 @@ __device__ __forceinline__ void mma_chunk(float (&acc)[kTiles][4], float (&sum_x
   constexpr uint32_t kOnes[4] = {OnePair<T>::kValue, OnePair<T>::kValue, OnePair<T>::kValue, OnePair<T>::kValue};
 #pragma unroll
   for (int h = 0; h < 2; ++h) {
-    auto pair = [](uint32_t v) {
-      return kMx ? e2m1_to_pair<T>(v) : kBiased ? codes_to_biased_pair<T>(v) : codes_to_pair<T>(v);
+    auto pair = [](uint32_t w, int s) {  // the pair at bits s and s + 16 of w
+      return kMx ? e2m1_pair_at<T>(w, s) : kBiased ? codes_to_biased_pair<T>(w >> s) : codes_to_pair<T>(w >> s);
     };
-    const uint32_t a[4] = {pair(w0 >> (8 * h)), pair(w1 >> (8 * h)), pair(w0 >> (8 * h + 4)), pair(w1 >> (8 * h + 4))};
+    const uint32_t a[4] = {pair(w0, 8 * h), pair(w1, 8 * h), pair(w0, 8 * h + 4), pair(w1, 8 * h + 4)};
 #pragma unroll
     for (int t = 0; t < kTiles; ++t) {
       const uint32_t b0 = h ? xv[t].z : xv[t].x, b1 = h ? xv[t].w : xv[t].y;

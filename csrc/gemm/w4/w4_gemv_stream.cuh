@@ -131,6 +131,7 @@ __global__ void __launch_bounds__(stream_cta_warps(kMinor) * 32,
   static_assert(kStages >= 2 && kStages * kCopy == kStreamStages, "the ring keeps 8 KB a warp in 2+ slots");
   using Scale = std::conditional_t<kMx, uint8_t, T>;
   using Vec = typename ScaleVec<kGroups * sizeof(Scale)>::type;  // one load per row and block
+  static_assert(!kMx || sizeof(Vec) == 4, "MX: a row's four E8M0 scales of a block in one word (e8m0x4_to_float)");
 
   // 8 KB per warp (kCopy: the same); kDynRing: in the dynamic region instead (a 16-byte stub here)
   __shared__ __align__(128) uint4 ring[kDynRing ? 1 : kCtaWarps][kDynRing ? 1 : kStages * kSlot];
@@ -440,9 +441,11 @@ __global__ void __launch_bounds__(stream_cta_warps(kMinor) * 32,
       }
 
     Scale sc[2][kGroups], zc[2][kGroups];
+    float mx_scale[2][kMx ? 4 : 1];  // kMx: the block's four E8M0 scales of each row as fp32
 #pragma unroll
     for (int h = 0; h < 2; ++h) {
-      memcpy(sc[h], &in.s[h], sizeof(Vec));
+      if constexpr (kMx) e8m0x4_to_float(in.s[h], mx_scale[h]);
+      else memcpy(sc[h], &in.s[h], sizeof(Vec));
       if constexpr (kZeros) memcpy(zc[h], &in.z[h], sizeof(Vec));
     }
     float acc[kTiles][4], sum_x[kTiles][4];  // one group's sums, zeroed per group
@@ -463,7 +466,7 @@ __global__ void __launch_bounds__(stream_cta_warps(kMinor) * 32,
         float(&tot)[4] = total[t];
         const float(&a)[4] = acc[t];
         if constexpr (kMx) {
-          const float s0 = e8m0_to_float(sc[0][gi]), s1 = e8m0_to_float(sc[1][gi]);
+          const float s0 = mx_scale[0][gi], s1 = mx_scale[1][gi];
           tot[0] = fmaf(s0, a[0], tot[0]);
           tot[1] = fmaf(s0, a[1], tot[1]);
           tot[2] = fmaf(s1, a[2], tot[2]);
