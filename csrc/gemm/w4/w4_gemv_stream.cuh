@@ -390,7 +390,7 @@ __global__ void __launch_bounds__(stream_cta_warps(kMinor) * 32,
   // kNext: the next block's place relative to the loads' base (the prefetch: the block's place in
   // its trip + 1).
   auto block = [&](int b, In& in, In& next, auto pos, auto next_rel) {
-    constexpr int kNext = decltype(next_rel)::value;
+    [[maybe_unused]] constexpr int kNext = decltype(next_rel)::value;  // (unused without x staged or the prefetch)
     constexpr int kPos = decltype(pos)::value;
     static_assert(kPos >= -1 && kPos < kCopy, "the block's place in its copy");
     const int at = kPos >= 0 ? kPos : (b & (kCopy - 1));
@@ -440,8 +440,8 @@ __global__ void __launch_bounds__(stream_cta_warps(kMinor) * 32,
         else xv[j][t] = in.x[j][t];
       }
 
-    Scale sc[2][kGroups], zc[2][kGroups];
-    float mx_scale[2][kMx ? 4 : 1];  // kMx: the block's four E8M0 scales of each row as fp32
+    [[maybe_unused]] Scale sc[2][kGroups], zc[2][kGroups];  // (kMx: sc unused; no zero points: zc)
+    [[maybe_unused]] float mx_scale[2][kMx ? 4 : 1];  // kMx: the block's four E8M0 scales of each row as fp32
 #pragma unroll
     for (int h = 0; h < 2; ++h) {
       if constexpr (kMx) e8m0x4_to_float(in.s[h], mx_scale[h]);
