@@ -27,16 +27,11 @@ auto opened_to(int bytes) {
   return kKernel;
 }
 
-// v8's one launch: plain, or (p.pdl) with programmatic stream serialization, so that it may start
-// while the kernel before it in the stream still runs (w4_gemv_stream.cuh: its weights' first
-// fills before griddep_wait, x after).
+// v8's one launch, with programmatic stream serialization where p.pdl says (as sm90_launch.cuh's
+// GEMMs): it may then start while the kernel before it in the stream still runs
+// (w4_gemv_stream.cuh: its weights' first fills before griddep_wait, x after).
 inline void launch_stream_kernel(void (*kernel)(GemvParams, CUtensorMap), int ctas, int threads, int smem,
                                  cudaStream_t stream, const GemvParams& p, const CUtensorMap& x_map) {
-  if (!p.pdl) {
-    kernel<<<ctas, threads, smem, stream>>>(p, x_map);
-    C10_CUDA_KERNEL_LAUNCH_CHECK();
-    return;
-  }
   cudaLaunchAttribute attr[1];
   attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
   attr[0].val.programmaticStreamSerializationAllowed = 1;
@@ -46,7 +41,7 @@ inline void launch_stream_kernel(void (*kernel)(GemvParams, CUtensorMap), int ct
   cfg.dynamicSmemBytes = smem;
   cfg.stream = stream;
   cfg.attrs = attr;
-  cfg.numAttrs = 1;
+  cfg.numAttrs = p.pdl ? 1 : 0;
   C10_CUDA_CHECK(cudaLaunchKernelEx(&cfg, kernel, p, x_map));
 }
 

@@ -180,6 +180,11 @@ __global__ void __launch_bounds__(stream_cta_warps(kMinor) * 32,
     ptx::mbarrier_arrive_expect_tx(&x_full[k], 256 * p.M);
     ptx::tma_load_2d(xs + k * xs_u4, &x_map, &x_full[k], (kb0 + b) * kBlockElems, 0);
   };
+  auto request_x_ring = [&] {  // the ring's first kXRingStages blocks of x
+#pragma unroll
+    for (int k = 0; k < kXRingStages; ++k)
+      if (k < nb) request_x(k, k);
+  };
   // kXStage: token r's row of x at x_rows + r x row_elems (all of K: the host stages only where the
   // CTA's warps cover it), filled by warp 0's lane 0 with one bulk copy per row.
   const int row_elems = p.K + kXStagePad;
@@ -316,22 +321,14 @@ __global__ void __launch_bounds__(stream_cta_warps(kMinor) * 32,
     for (int s = 0; s < kStages; ++s)
       if (s * kCopy < nb) request(s, src + size_t(s) * kCopy * 256, min(kCopy, nb - s * kCopy));
     if constexpr (kXRing) {
-      if (warp == 0 && !pdl) {
-#pragma unroll
-        for (int k = 0; k < kXRingStages; ++k)
-          if (k < nb) request_x(k, k);
-      }
+      if (warp == 0 && !pdl) request_x_ring();
     }
   }
   if (pdl) {
     ptx::griddep_wait();  // the kernel before has finished and its writes (x) are visible
     if (lane == 0 && warp == 0) {
       if constexpr (kXStage) request_x_rows();
-      if constexpr (kXRing) {
-#pragma unroll
-        for (int k = 0; k < kXRingStages; ++k)
-          if (k < nb) request_x(k, k);
-      }
+      if constexpr (kXRing) request_x_ring();
     }
     first_loads();
   }
